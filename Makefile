@@ -1,0 +1,49 @@
+# Two commands on a fresh clone: `make up` (run it) and `make test` (test it).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install up test test-fast services services-stop bench bench-full lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+## Run the whole system on the embedded default (SQLite files in ./data, no broker).
+up: install
+	$(BIN)/interviewctl up
+
+## Start local PostgreSQL and Kafka on 127.0.0.1; prints `export ...` lines to eval.
+services:
+	@scripts/services.sh start
+
+services-stop:
+	@scripts/services.sh stop
+
+## Install, start what the tests need (PostgreSQL, Kafka), run every test.
+test: install
+	@eval "$$(scripts/services.sh start)" && \
+	  $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Only the tests that need no infrastructure.
+test-fast: install
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+## Quick benchmark suite against real PostgreSQL and Kafka.
+bench: install
+	@eval "$$(scripts/services.sh start)" && $(BIN)/python -m bench
+
+bench-full: install
+	@eval "$$(scripts/services.sh start)" && BENCH_FULL=1 $(BIN)/python -m bench
+
+lint: install
+	$(BIN)/ruff check services tests bench
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,86 @@
+"""``interviewctl``: run, operate and audit the interview platform."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Run, operate and audit the interview platform.", no_args_is_help=True)
+serve_app = typer.Typer(help="Run one service on its own.", no_args_is_help=True)
+app.add_typer(serve_app, name="serve")
+
+HostOpt = Annotated[str, typer.Option(help="Interface to listen on")]
+PortOpt = Annotated[int, typer.Option(help="TCP port")]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where SQLite files live (DATA_DIR)")
+]
+
+
+def _apply_data_dir(data_dir: Path | None) -> None:
+    if data_dir is not None:
+        os.environ["DATA_DIR"] = str(data_dir)
+
+
+def _run(asgi_app: object, host: str, port: int) -> None:
+    import uvicorn
+
+    from .common.settings import CommonSettings
+    from .common.web import configure_logging
+
+    level = CommonSettings().log_level
+    configure_logging(level)
+    uvicorn.run(asgi_app, host=host, port=port, log_level=level.lower(), access_log=False)  # type: ignore[arg-type]
+
+
+@app.command()
+def up(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run every service in one process (embedded default: SQLite, no broker)."""
+    _apply_data_dir(data_dir)
+    from .platform import create_platform_app
+
+    typer.echo(f"interview platform on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    _run(create_platform_app(), host, port)
+
+
+@serve_app.command("interviews")
+def serve_interviews(
+    host: HostOpt = "127.0.0.1", port: PortOpt = 8001, data_dir: DataDirOpt = None
+) -> None:
+    """The interview command API alone."""
+    _apply_data_dir(data_dir)
+    from .interviews.bootstrap import InterviewsContainer, create_app
+
+    _run(create_app(InterviewsContainer()), host, port)
+
+
+@app.command()
+def token(
+    sub: Annotated[str, typer.Option(help="The user id (JWT 'sub')")],
+    role: Annotated[str, typer.Option(help="client, freelancer, auditor or admin")],
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 24 * 3600,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Print a development token signed with the configured secret."""
+    _apply_data_dir(data_dir)
+    from .common.auth import mint_token
+    from .common.settings import CommonSettings
+
+    try:
+        typer.echo(mint_token(CommonSettings().resolved_auth_secret(), sub, role, ttl))
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

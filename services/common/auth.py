@@ -1,0 +1,54 @@
+"""Bearer JWT identity (HS256): ``sub`` is the user id, ``role`` what they may do."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+
+ROLES = ("client", "freelancer", "auditor", "admin")
+Role = Literal["client", "freelancer", "auditor", "admin"]
+ALGORITHM = "HS256"
+
+
+class AuthError(Exception):
+    """No token, or a token that is not valid."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: str
+    role: Role
+
+    @property
+    def is_reader(self) -> bool:
+        """Auditors and admins read everything and change nothing."""
+        return self.role in ("auditor", "admin")
+
+
+def mint_token(secret: str, sub: str, role: str, ttl_seconds: int = 24 * 3600) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    now = int(time.time())
+    return jwt.encode(
+        {"sub": sub, "role": role, "iat": now, "exp": now + ttl_seconds}, secret, ALGORITHM
+    )
+
+
+def decode_token(secret: str, token: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError("the token has expired") from None
+    except jwt.PyJWTError as error:
+        raise AuthError(f"invalid token: {error}") from None
+    sub, role = claims.get("sub"), claims.get("role")
+    if not isinstance(sub, str) or not sub or len(sub) > 128:
+        raise AuthError("invalid token: bad 'sub' claim")
+    if role not in ROLES:
+        raise AuthError("invalid token: 'role' must be one of " + ", ".join(ROLES))
+    return Principal(id=sub, role=role)

@@ -1,0 +1,70 @@
+"""Typed settings shared by every service: one place, all overridable by environment."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """DESIGN's environment: DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, AUTH_SECRET, DATA_DIR, LOG_LEVEL."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    database_url: str | None = None
+    kafka_bootstrap_servers: str | None = None
+    auth_secret: str | None = Field(default=None, repr=False)
+    data_dir: Path = Path("./data")
+    log_level: str = "INFO"
+    topic: str = Field(default="interviews.events", alias="EVENTS_TOPIC")
+
+    @property
+    def embedded(self) -> bool:
+        return not self.kafka_bootstrap_servers
+
+    def resolved_auth_secret(self) -> str:
+        """AUTH_SECRET, or (embedded development only) a random one kept in DATA_DIR.
+
+        There is no built-in default secret: a fresh ``make up`` generates one so
+        that ``interviewctl token`` and the services agree without configuration.
+        """
+        if self.auth_secret:
+            return self.auth_secret
+        path = self.data_dir / "auth_secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+
+def eventsourcing_env(database_url: str | None, sqlite_path: Path, **extra: str) -> dict[str, str]:
+    """The ``eventsourcing`` persistence environment for PostgreSQL or an SQLite file."""
+    env = {"CREATE_TABLE": "y", **extra}
+    if database_url:
+        url = urlparse(database_url)
+        if url.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError(f"DATABASE_URL must be a postgresql:// URL, not {url.scheme}://")
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.postgres",
+            POSTGRES_DBNAME=(url.path or "/").lstrip("/") or "postgres",
+            POSTGRES_HOST=url.hostname or "127.0.0.1",
+            POSTGRES_PORT=str(url.port or 5432),
+            POSTGRES_USER=unquote(url.username or "postgres"),
+            POSTGRES_PASSWORD=unquote(url.password or ""),
+            POSTGRES_CONNECT_TIMEOUT=env.get("POSTGRES_CONNECT_TIMEOUT", "5"),
+            POSTGRES_POOL_SIZE=env.get("POSTGRES_POOL_SIZE", "8"),
+            POSTGRES_MAX_OVERFLOW=env.get("POSTGRES_MAX_OVERFLOW", "8"),
+            POSTGRES_PRE_PING="y",
+            POSTGRES_LOCK_TIMEOUT=env.get("POSTGRES_LOCK_TIMEOUT", "5"),
+        )
+    else:
+        sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        env.update(PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=str(sqlite_path))
+    return env

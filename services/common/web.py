@@ -1,0 +1,241 @@
+"""What every HTTP service shares: JSON errors, bearer auth, metrics, request logs, health."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .auth import AuthError, Principal, decode_token
+
+log = logging.getLogger("http")
+
+
+class ApiError(Exception):
+    """An error with an HTTP status, a machine-readable code and a human detail."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def error_response(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    headers = extra.pop("headers", None)
+    return JSONResponse({"code": code, "detail": detail, **extra}, status, headers=headers)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {
+        "description": text,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"code": {"type": "string"}, "detail": {"type": "string"}},
+                    "required": ["code", "detail"],
+                }
+            }
+        },
+    }
+    for code, text in (
+        (401, "No or bad token"),
+        (403, "Not allowed for this caller"),
+        (404, "Unknown id"),
+        (409, "Transition not allowed or duplicate"),
+        (412, "If-Match mismatch"),
+        (422, "Invalid input"),
+        (503, "A dependency is down"),
+    )
+}
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+}
+
+
+def _describe_validation(errors: Iterable[Any]) -> tuple[str, list[dict[str, Any]]]:
+    clean = []
+    parts = []
+    for e in errors:
+        loc = [str(x) for x in e.get("loc", ())]
+        msg = str(e.get("msg", "invalid"))
+        clean.append({"loc": loc, "msg": msg, "type": str(e.get("type", ""))})
+        parts.append(f"{'.'.join(loc)}: {msg}")
+    return "; ".join(parts) or "invalid input", clean
+
+
+def install_error_handlers(
+    app: FastAPI, unavailable: tuple[type[BaseException], ...] = ()
+) -> None:
+    """JSON ``{code, detail}`` for every error; never a 500 for bad input."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.detail, headers=exc.headers or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, errors = _describe_validation(exc.errors())
+        return error_response(422, "invalid_input", detail, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        return error_response(
+            exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
+        )
+
+    for exc_type in unavailable:
+
+        @app.exception_handler(exc_type)
+        async def _unavailable(_: Request, exc: BaseException) -> JSONResponse:
+            log.warning("dependency unavailable: %s: %s", type(exc).__name__, exc)
+            return error_response(
+                503,
+                "unavailable",
+                "a dependency (the database) is unavailable; retry shortly",
+                headers={"Retry-After": "2"},
+            )
+
+
+def bearer_principal(secret_getter: Callable[[Request], str]) -> Callable[[Request], Principal]:
+    def dependency(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(
+                401, "unauthorized", "missing bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        try:
+            return decode_token(secret_getter(request), token.strip())
+        except AuthError as error:
+            raise ApiError(
+                401, "unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+
+    return dependency
+
+
+def app_secret(request: Request) -> str:
+    return request.app.state.auth_secret  # type: ignore[no-any-return]
+
+
+CurrentPrincipal = Annotated[Principal, Depends(bearer_principal(app_secret))]
+
+
+class Metrics:
+    """A registry per app, so several apps (and tests) can live in one process."""
+
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.service = service
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
+    def render(self) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def install_observability(app: FastAPI, metrics: Metrics) -> None:
+    """Request metrics, one structured log line per request, a request id header."""
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        start = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        if len(request_id) > 128:
+            request_id = uuid.uuid4().hex
+        request.state.request_id = request_id
+        status = 500
+        try:
+            response: Response = await call_next(request)
+            status = response.status_code
+            response.headers["X-Request-Id"] = request_id
+            return response
+        finally:
+            elapsed = time.perf_counter() - start
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            metrics.requests.labels(request.method, template, str(status)).inc()
+            metrics.latency.labels(request.method, template).observe(elapsed)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    json.dumps(
+                        {
+                            "service": metrics.service,
+                            "method": request.method,
+                            "path": request.url.path,
+                            "route": template,
+                            "status": status,
+                            "ms": round(elapsed * 1000, 2),
+                            "request_id": request_id,
+                        }
+                    )
+                )
+
+
+def health_router(
+    metrics: Metrics, ready_check: Callable[[Request], None]
+) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Readiness: the dependencies answer")
+    def readyz(request: Request) -> JSONResponse:
+        try:
+            ready_check(request)
+        except Exception as error:  # noqa: BLE001 - any failure means not ready
+            return error_response(503, "unavailable", f"not ready: {type(error).__name__}: {error}")
+        return JSONResponse({"status": "ready"})
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    def prometheus() -> Response:
+        return metrics.render()
+
+    return router
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )

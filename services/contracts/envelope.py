@@ -1,0 +1,159 @@
+"""Integration event envelope (Kafka value: JSON, UTF-8), versioned pydantic models.
+
+The envelope is DESIGN's contract; ``data`` is validated per event type by the
+models in ``DATA_MODELS``. ``schema_version`` is per event type: a consumer
+refuses (dead-letters) a version newer than it knows.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+TOPIC = "interviews.events"
+DLQ_TOPIC = "interviews.events.dlq"
+CONTENT_TYPE = "application/json"
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InvitedData(_Data):
+    message: str | None = None
+    expires_at: datetime | None = None
+
+
+class AcceptedData(_Data):
+    pass
+
+
+class DeclinedData(_Data):
+    reason: str | None = None
+
+
+class StartedData(_Data):
+    scheduled_at: datetime | None = None
+
+
+class OfferExtendedData(_Data):
+    amount: Decimal
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    rate_type: Literal["fixed", "hourly"]
+    start_date: date | None = None
+    message: str | None = None
+    expires_at: datetime | None = None
+
+
+class OfferAcceptedData(_Data):
+    pass
+
+
+class OfferDeclinedData(_Data):
+    reason: str | None = None
+
+
+class CancelledData(_Data):
+    reason: str
+    cancelled_by: str = Field(description="role of the party who cancelled (schema_version 2)")
+
+
+class ExpiredData(_Data):
+    what: Literal["invitation", "offer"]
+
+
+DATA_MODELS: dict[str, type[_Data]] = {
+    "interview.invited": InvitedData,
+    "interview.accepted": AcceptedData,
+    "interview.declined": DeclinedData,
+    "interview.started": StartedData,
+    "interview.offer_extended": OfferExtendedData,
+    "interview.offer_accepted": OfferAcceptedData,
+    "interview.offer_declined": OfferDeclinedData,
+    "interview.cancelled": CancelledData,
+    "interview.expired": ExpiredData,
+}
+EVENT_TYPES: tuple[str, ...] = tuple(DATA_MODELS)
+SCHEMA_VERSIONS: dict[str, int] = {t: 1 for t in EVENT_TYPES} | {"interview.cancelled": 2}
+
+
+class ActorRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    role: Literal["client", "freelancer", "auditor", "admin", "system"]
+
+
+class EventEnvelope(BaseModel):
+    """One interview event as published on ``interviews.events``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: UUID = Field(description="unique event id (stable across republishing)")
+    type: Literal[
+        "interview.invited",
+        "interview.accepted",
+        "interview.declined",
+        "interview.started",
+        "interview.offer_extended",
+        "interview.offer_accepted",
+        "interview.offer_declined",
+        "interview.cancelled",
+        "interview.expired",
+    ]
+    schema_version: int = Field(ge=1)
+    interview_id: UUID
+    version: int = Field(ge=1, description="the interview's version after this event")
+    position: int = Field(ge=1, description="the event store's global notification id")
+    occurred_at: datetime
+    actor: ActorRef
+    job_id: str
+    client_id: str
+    freelancer_id: str
+    correlation_id: str
+    causation_id: str
+    data: dict[str, Any]
+
+    def typed_data(self) -> _Data:
+        return DATA_MODELS[self.type].model_validate(self.data)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class UnsupportedEventError(ValueError):
+    """A message that is not a valid event of a type and version we know (poison)."""
+
+
+def decode_envelope(raw: bytes | str) -> EventEnvelope:
+    """Parses and fully validates a message; raises UnsupportedEventError if poison."""
+    try:
+        payload = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise UnsupportedEventError(f"not JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise UnsupportedEventError("not a JSON object")
+    event_type = payload.get("type")
+    if event_type not in DATA_MODELS:
+        raise UnsupportedEventError(f"unknown event type {event_type!r}")
+    version = payload.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSIONS[event_type] or version < 1:
+        raise UnsupportedEventError(
+            f"unsupported schema_version {version!r} for {event_type} "
+            f"(this consumer knows up to {SCHEMA_VERSIONS[event_type]})"
+        )
+    if event_type == "interview.cancelled" and version == 1 and isinstance(payload.get("data"), dict):
+        data = dict(payload["data"])
+        data.setdefault("cancelled_by", (payload.get("actor") or {}).get("role", "unknown"))
+        payload["data"] = data
+    try:
+        envelope = EventEnvelope.model_validate(payload)
+        envelope.typed_data()
+    except ValidationError as error:
+        raise UnsupportedEventError(f"invalid fields: {error.error_count()} error(s): {error}") from None
+    return envelope

@@ -1,0 +1,69 @@
+"""Turns recorded domain events into the published integration envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from ...contracts import SCHEMA_VERSIONS, ActorRef, EventEnvelope
+from ..domain import Interview
+
+TYPE_NAMES: dict[type[Any], str] = {
+    Interview.Invited: "interview.invited",
+    Interview.Accepted: "interview.accepted",
+    Interview.Declined: "interview.declined",
+    Interview.InterviewStarted: "interview.started",
+    Interview.OfferExtended: "interview.offer_extended",
+    Interview.OfferAccepted: "interview.offer_accepted",
+    Interview.OfferDeclined: "interview.offer_declined",
+    Interview.Cancelled: "interview.cancelled",
+    Interview.Expired: "interview.expired",
+}
+
+EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:interviews:event")
+
+
+def event_id(interview_id: UUID, version: int) -> UUID:
+    """Deterministic, so a republished event keeps its id and consumers dedupe it."""
+    return uuid5(EVENT_ID_NAMESPACE, f"{interview_id}:{version}")
+
+
+def to_envelope(
+    event: Interview.Event, position: int, parties: tuple[str, str, str] | None = None
+) -> EventEnvelope:
+    """``parties`` = (job_id, client_id, freelancer_id) for events after ``Invited``.
+
+    The relay keeps them per interview (they never change after the invitation).
+    """
+    event_type = TYPE_NAMES[type(event)]
+    if isinstance(event, Interview.Invited):
+        job_id, client_id, freelancer_id = event.job_id, event.client_id, event.freelancer_id
+    elif parties is not None:
+        job_id, client_id, freelancer_id = parties
+    else:
+        raise ValueError(f"parties are needed for {event_type} of {event.originator_id}")
+    data = event.data()
+    if isinstance(event, Interview.Invited):
+        data = {"message": event.message, "expires_at": event.expires_at}
+    return EventEnvelope(
+        id=event_id(event.originator_id, event.originator_version),
+        type=event_type,  # type: ignore[arg-type]
+        schema_version=SCHEMA_VERSIONS[event_type],
+        interview_id=event.originator_id,
+        version=event.originator_version,
+        position=position,
+        occurred_at=event.timestamp,
+        actor=ActorRef(id=event.actor_id, role=event.actor_role),  # type: ignore[arg-type]
+        job_id=job_id,
+        client_id=client_id,
+        freelancer_id=freelancer_id,
+        correlation_id=event.correlation_id,
+        causation_id=event.causation_id,
+        data=_jsonable(data),
+    )
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(data)  # type: ignore[no-any-return]

@@ -1,0 +1,133 @@
+"""Group commit: many concurrent commands, one database transaction.
+
+The stock recorders serialise inserts with a table lock, so one transaction
+per command caps throughput at the database's commit rate and does not scale
+with threads. Here request threads hand their new events to one committer
+thread, which writes everything that has queued up in a single transaction.
+A batch that fails on a version conflict is retried unit by unit, so exactly
+the commands that lost their race see the conflict.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, Recording
+
+log = logging.getLogger(__name__)
+
+RecordFn = Callable[[list[Any], list[Any]], list[Recording[Any]]]
+
+
+@dataclass
+class _Unit:
+    events: list[Any]
+    aggregates: list[Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    recordings: list[Recording[Any]] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+class GroupCommitter:
+    """Collects the events of concurrent commands and commits them together."""
+
+    def __init__(self, record: RecordFn, *, max_batch: int = 128) -> None:
+        self._record = record
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self.batches = 0
+        self.units = 0
+
+    def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]:
+        """Blocks until the aggregates' pending events are committed (or refused)."""
+        events = [e for agg in aggregates for e in agg.collect_events()]
+        if not events:
+            return []
+        unit = _Unit(events=events, aggregates=list(aggregates))
+        self._ensure_started()
+        self._queue.put(unit)
+        unit.done.wait()
+        if unit.error is not None:
+            raise unit.error
+        return unit.recordings
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=10)
+
+    def _ensure_started(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the committer is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="group-committer", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    unit = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if unit is None:
+                    self._commit(batch)
+                    return
+                batch.append(unit)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Unit]) -> None:
+        try:
+            recordings = self._record(
+                [e for u in batch for e in u.events],
+                [a for u in batch for a in u.aggregates],
+            )
+        except IntegrityError as error:
+            if len(batch) == 1:
+                self._finish(batch[0], error=error)
+            else:
+                for unit in batch:  # find the losers of the race
+                    self._commit([unit])
+            return
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting request
+            for unit in batch:
+                self._finish(unit, error=error)
+            return
+        self.batches += 1
+        self.units += len(batch)
+        offset = 0
+        for unit in batch:
+            n = len(unit.events)
+            self._finish(unit, recordings=recordings[offset : offset + n])
+            offset += n
+
+    @staticmethod
+    def _finish(
+        unit: _Unit,
+        *,
+        recordings: list[Recording[Any]] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        unit.recordings = recordings or []
+        unit.error = error
+        unit.done.set()

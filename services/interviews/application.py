@@ -1,0 +1,484 @@
+"""Use cases of the interview service, on an ``eventsourcing`` Application.
+
+Each command loads what it needs, asks the domain to decide, and commits all
+new events (the interview's, the job's, the idempotency record's) in one
+transaction through the group committer. A command that loses a race on a
+version is run again on fresh state, so the loser gets the answer the domain
+gives it then (usually 409), never a corrupted stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.utils import get_topic
+
+from .adapters.group_commit import GroupCommitter
+from .domain import (
+    SYSTEM,
+    CommandContext,
+    DuplicateOpenInterviewError,
+    Interview,
+    Job,
+    OfferTerms,
+)
+from .idempotency import IdempotentResponse, fingerprint
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+
+INTERVIEW_EVENT_CLASSES: tuple[type[Interview.Event], ...] = (
+    Interview.Invited,
+    Interview.Accepted,
+    Interview.Declined,
+    Interview.InterviewStarted,
+    Interview.OfferExtended,
+    Interview.OfferAccepted,
+    Interview.OfferDeclined,
+    Interview.Cancelled,
+    Interview.Expired,
+)
+INTERVIEW_TOPICS: tuple[str, ...] = tuple(get_topic(c) for c in INTERVIEW_EVENT_CLASSES)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class InterviewNotFoundError(Exception):
+    code = "not_found"
+
+
+class VersionMismatchError(Exception):
+    """``If-Match`` named a version that is not the current one."""
+
+    code = "version_mismatch"
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"If-Match expected version {expected}, the interview is at {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class IdempotencyKeyReusedError(Exception):
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was already used for a different request")
+
+
+class ConcurrencyConflictError(Exception):
+    code = "conflict"
+
+    def __init__(self) -> None:
+        super().__init__("the interview changed concurrently too often; retry the command")
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    id: UUID
+    status: str
+    version: int
+    position: int
+    replayed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "status": self.status,
+            "version": self.version,
+            "position": self.position,
+        }
+
+
+@dataclass(frozen=True)
+class JobPolicy:
+    job_id: str
+    client_id: str
+    exclusive_hours: int | None
+    version: int
+
+
+class InterviewsApplication(Application[UUID]):
+    """The interview workflow: commands, authoritative state and history."""
+
+    name = "interviews"
+    snapshotting_intervals = {Interview: 100}  # noqa: RUF012 - eventsourcing's ClassVar
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        invitation_ttl: timedelta = timedelta(days=7),
+        offer_ttl: timedelta = timedelta(days=7),
+        max_batch: int = 128,
+    ) -> None:
+        super().__init__(env)
+        self.clock = clock
+        self.invitation_ttl = invitation_ttl
+        self.offer_ttl = offer_ttl
+        self.committer = GroupCommitter(self._record_batch, max_batch=max_batch)
+        self.listeners: list[Callable[[list[Recording[UUID]]], None]] = []
+        self.events_appended = 0
+
+    def close(self) -> None:
+        self.committer.close()
+        super().close()
+
+    # ------------------------------------------------------------ the commands
+
+    def invite(
+        self,
+        ctx: CommandContext,
+        *,
+        job_id: str,
+        freelancer_id: str,
+        message: str | None = None,
+        expires_at: datetime | None = None,
+        exclusive_hours: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> CommandResult:
+        payload = {
+            "job_id": job_id,
+            "freelancer_id": freelancer_id,
+            "message": message,
+            "expires_at": expires_at,
+            "exclusive_hours": exclusive_hours,
+        }
+
+        def decide() -> tuple[list[Any], Interview]:
+            job = self._get_job(job_id)
+            if job is None:
+                job = Job.register(job_id, ctx.actor, ctx.at, exclusive_hours)
+            else:
+                job.check_owner(ctx.actor)
+                if exclusive_hours is not None:
+                    job.set_policy(ctx.actor, ctx.at, exclusive_hours)
+            job.check_can_invite(ctx.at)
+            previous = job.last_interview_with(freelancer_id)
+            if previous is not None:
+                other = self._get_interview(previous)
+                if not other.is_final:
+                    raise DuplicateOpenInterviewError(
+                        f"freelancer {freelancer_id!r} already has an open interview "
+                        f"{other.id} for job {job_id!r} (it is {other.status})"
+                    )
+            interview = Interview.invite(
+                ctx,
+                interview_id=uuid4(),
+                job_id=job_id,
+                freelancer_id=freelancer_id,
+                message=message,
+                expires_at=expires_at or ctx.at + self.invitation_ttl,
+            )
+            job.record_invitation(freelancer_id, interview.id, ctx.at)
+            return [job, interview], interview
+
+        return self._execute(ctx, "invite", job_id, payload, idempotency_key, decide)
+
+    def accept(self, ctx: CommandContext, interview_id: UUID, **opts: Any) -> CommandResult:
+        return self._transition(ctx, "accept", interview_id, {}, lambda i: i.accept(ctx), **opts)
+
+    def decline(
+        self, ctx: CommandContext, interview_id: UUID, reason: str | None = None, **opts: Any
+    ) -> CommandResult:
+        return self._transition(
+            ctx, "decline", interview_id, {"reason": reason}, lambda i: i.decline(ctx, reason), **opts
+        )
+
+    def start(
+        self,
+        ctx: CommandContext,
+        interview_id: UUID,
+        scheduled_at: datetime | None = None,
+        **opts: Any,
+    ) -> CommandResult:
+        def act(interview: Interview) -> list[Any]:
+            interview.start(ctx, scheduled_at)
+            job = self._get_job(interview.job_id)
+            if job is not None and job.exclusive_hours:
+                job.open_exclusive_window(interview.id, ctx.at)
+                return [job]
+            return []
+
+        return self._transition(
+            ctx, "start", interview_id, {"scheduled_at": scheduled_at}, act, **opts
+        )
+
+    def extend_offer(
+        self,
+        ctx: CommandContext,
+        interview_id: UUID,
+        *,
+        amount: Decimal,
+        currency: str,
+        rate_type: str,
+        start_date: date | None = None,
+        message: str | None = None,
+        expires_at: datetime | None = None,
+        **opts: Any,
+    ) -> CommandResult:
+        terms = OfferTerms(amount, currency, rate_type, start_date, message)  # type: ignore[arg-type]
+        payload = {**terms.__dict__, "expires_at": expires_at}
+        return self._transition(
+            ctx,
+            "offer",
+            interview_id,
+            payload,
+            lambda i: i.extend_offer(ctx, terms, expires_at or ctx.at + self.offer_ttl),
+            **opts,
+        )
+
+    def accept_offer(self, ctx: CommandContext, interview_id: UUID, **opts: Any) -> CommandResult:
+        return self._transition(
+            ctx, "offer/accept", interview_id, {}, lambda i: i.accept_offer(ctx), **opts
+        )
+
+    def decline_offer(
+        self, ctx: CommandContext, interview_id: UUID, reason: str | None = None, **opts: Any
+    ) -> CommandResult:
+        return self._transition(
+            ctx,
+            "offer/decline",
+            interview_id,
+            {"reason": reason},
+            lambda i: i.decline_offer(ctx, reason),
+            **opts,
+        )
+
+    def cancel(
+        self, ctx: CommandContext, interview_id: UUID, reason: str, **opts: Any
+    ) -> CommandResult:
+        return self._transition(
+            ctx, "cancel", interview_id, {"reason": reason}, lambda i: i.cancel(ctx, reason), **opts
+        )
+
+    def expire(self, interview_id: UUID, at: datetime | None = None) -> CommandResult:
+        """Called by the scheduler when a deadline has passed."""
+        ctx = CommandContext(
+            actor=SYSTEM,
+            at=at or self.clock(),
+            correlation_id=f"expiry:{interview_id}",
+            causation_id=f"deadline:{interview_id}",
+        )
+        return self._transition(ctx, "expire", interview_id, {}, lambda i: i.expire(ctx))
+
+    def set_job_policy(
+        self, ctx: CommandContext, job_id: str, exclusive_hours: int | None
+    ) -> JobPolicy:
+        for _ in range(MAX_ATTEMPTS):
+            job = self._get_job(job_id)
+            if job is None:
+                job = Job.register(job_id, ctx.actor, ctx.at, exclusive_hours)
+            else:
+                job.set_policy(ctx.actor, ctx.at, exclusive_hours)
+            try:
+                self._commit([job])
+            except IntegrityError:
+                continue
+            return JobPolicy(job.job_id, job.client_id, job.exclusive_hours, job.version)
+        raise ConcurrencyConflictError
+
+    # ------------------------------------------------------------------ queries
+
+    def get_interview(self, interview_id: UUID, version: int | None = None) -> Interview:
+        return self._get_interview(interview_id, version)
+
+    def get_job_policy(self, job_id: str) -> JobPolicy | None:
+        job = self._get_job(job_id)
+        if job is None:
+            return None
+        return JobPolicy(job.job_id, job.client_id, job.exclusive_hours, job.version)
+
+    def interview_events(self, interview_id: UUID) -> list[Interview.Event]:
+        return list(self.events.get(interview_id))  # type: ignore[arg-type]
+
+    def position_of(self, interview_id: UUID, version: int) -> int | None:
+        """The global notification id of an interview's event at ``version``."""
+        return _position_of(self.recorder, interview_id, version)
+
+    def iter_interview_notifications(
+        self, after: int = 0, limit: int = 1000
+    ) -> Iterator[tuple[int, Interview.Event]]:
+        """Interview events in global order after ``after``, with their positions."""
+        notifications = self.recorder.select_notifications(
+            start=after, limit=limit, topics=INTERVIEW_TOPICS, inclusive_of_start=False
+        )
+        for n in notifications:
+            yield n.id, self.mapper.to_domain_event(n)  # type: ignore[misc]
+
+    def max_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def check_ready(self) -> None:
+        """Raises if the event store cannot be reached."""
+        self.recorder.max_notification_id()
+
+    # ---------------------------------------------------------------- internals
+
+    def _transition(
+        self,
+        ctx: CommandContext,
+        action: str,
+        interview_id: UUID,
+        payload: dict[str, Any],
+        act: Callable[[Interview], Any],
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[list[Any], Interview]:
+            interview = self._get_interview(interview_id)
+            if interview.party_role_of(ctx.actor.id) is None and ctx.actor.role != "system":
+                # Existence must not leak to strangers.
+                raise InterviewNotFoundError(f"interview {interview_id} not found")
+            if expected_version is not None and expected_version != interview.version:
+                raise VersionMismatchError(expected_version, interview.version)
+            extra = act(interview) or []
+            return [interview, *extra], interview
+
+        return self._execute(
+            ctx, action, str(interview_id), payload, idempotency_key, decide
+        )
+
+    def _execute(
+        self,
+        ctx: CommandContext,
+        action: str,
+        target: str,
+        payload: dict[str, Any],
+        idempotency_key: str | None,
+        decide: Callable[[], tuple[list[Any], Interview]],
+    ) -> CommandResult:
+        fp = fingerprint(action, target, payload) if idempotency_key else ""
+        for _ in range(MAX_ATTEMPTS):
+            if idempotency_key:
+                replay = self._replay(ctx.actor.id, idempotency_key, fp)
+                if replay is not None:
+                    return replay
+            aggregates, interview = decide()
+            if idempotency_key:
+                aggregates.append(
+                    IdempotentResponse.record(
+                        ctx.actor.id,
+                        idempotency_key,
+                        fp,
+                        200,
+                        {"id": str(interview.id), "status": interview.status,
+                         "version": interview.version},
+                    )
+                )
+            try:
+                recordings = self._commit(aggregates)
+            except IntegrityError:
+                continue  # lost a race: decide again on fresh state
+            position = max(
+                r.notification.id
+                for r in recordings
+                if r.domain_event.originator_id == interview.id
+            )
+            log.info(
+                "command %s on interview %s by %s:%s -> %s v%d @%d",
+                action,
+                interview.id,
+                ctx.actor.role,
+                ctx.actor.id,
+                interview.status,
+                interview.version,
+                position,
+                extra={"correlation_id": ctx.correlation_id},
+            )
+            return CommandResult(interview.id, interview.status, interview.version, position)
+        raise ConcurrencyConflictError
+
+    def _replay(self, caller_id: str, key: str, fp: str) -> CommandResult | None:
+        try:
+            record: IdempotentResponse = self.repository.get(
+                IdempotentResponse.id_for(caller_id, key)
+            )
+        except AggregateNotFoundError:
+            return None
+        if record.fingerprint != fp:
+            raise IdempotencyKeyReusedError
+        body = record.response()
+        interview_id = UUID(body["id"])
+        position = self.position_of(interview_id, body["version"]) or 0
+        return CommandResult(
+            interview_id, body["status"], body["version"], position, replayed=True
+        )
+
+    def _commit(self, aggregates: list[Any]) -> list[Recording[UUID]]:
+        return self.committer.commit(aggregates)
+
+    def _record_batch(self, events: list[Any], aggregates: list[Any]) -> list[Recording[UUID]]:
+        """Runs on the committer thread: one transaction for a whole batch."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        processing_event.collect_events(*events)
+        for aggregate in aggregates:
+            processing_event.aggregates[aggregate.id] = aggregate
+        recordings = self._record(processing_event)
+        self.events_appended += len(recordings)
+        try:
+            self._take_snapshots(processing_event)
+        except Exception:  # a snapshot is an optimisation; never fail a command on it
+            log.exception("taking a snapshot failed")
+        for listener in list(self.listeners):
+            try:
+                listener(recordings)
+            except Exception:
+                log.exception("a recording listener failed")
+        return recordings
+
+    def _get_interview(self, interview_id: UUID, version: int | None = None) -> Interview:
+        try:
+            aggregate = self.repository.get(interview_id, version=version)
+        except AggregateNotFoundError:
+            raise InterviewNotFoundError(f"interview {interview_id} not found") from None
+        if not isinstance(aggregate, Interview):
+            raise InterviewNotFoundError(f"interview {interview_id} not found")
+        return aggregate
+
+    def _get_job(self, job_id: str) -> Job | None:
+        try:
+            job = self.repository.get(Job.id_for(job_id))
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(job, Job)
+        return job
+
+
+def is_interview_event(event: DomainEventProtocol[Any]) -> bool:
+    return isinstance(event, Interview.Event)
+
+
+def _position_of(recorder: Any, originator_id: UUID, version: int) -> int | None:
+    datastore = recorder.datastore
+    table = recorder.events_table_name
+    if hasattr(datastore, "schema"):  # PostgreSQL
+        from psycopg.sql import SQL, Identifier
+
+        statement = SQL(
+            "SELECT notification_id FROM {}.{} WHERE originator_id = %s AND originator_version = %s"
+        ).format(Identifier(datastore.schema), Identifier(table))
+        with datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (originator_id, version))
+            row = curs.fetchone()
+            return int(row["notification_id"]) if row else None
+    with datastore.transaction(commit=False) as curs:
+        curs.execute(
+            f"SELECT rowid FROM {table} WHERE originator_id = ? AND originator_version = ?",  # noqa: S608
+            (originator_id.hex, version),
+        )
+        row = curs.fetchone()
+        return int(row[0]) if row else None

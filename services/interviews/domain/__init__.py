@@ -1,0 +1,41 @@
+"""The interview domain: pure Python and ``eventsourcing.domain``, no infrastructure."""
+
+from .errors import (
+    DeadlinePassedError,
+    DomainError,
+    DuplicateOpenInterviewError,
+    ExclusiveWindowError,
+    InvalidCommandError,
+    NotAllowedError,
+    NotYetDueError,
+    TransitionNotAllowedError,
+)
+from .interview import (
+    ALL_STATES,
+    FINAL_STATES,
+    SYSTEM,
+    Actor,
+    CommandContext,
+    Interview,
+    OfferTerms,
+)
+from .job import Job
+
+__all__ = [
+    "ALL_STATES",
+    "FINAL_STATES",
+    "SYSTEM",
+    "Actor",
+    "CommandContext",
+    "DeadlinePassedError",
+    "DomainError",
+    "DuplicateOpenInterviewError",
+    "ExclusiveWindowError",
+    "Interview",
+    "InvalidCommandError",
+    "Job",
+    "NotAllowedError",
+    "NotYetDueError",
+    "OfferTerms",
+    "TransitionNotAllowedError",
+]

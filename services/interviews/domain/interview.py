@@ -1,0 +1,450 @@
+"""The Interview aggregate: one freelancer's interview for one job.
+
+Every transition of DESIGN's table is a command method here that checks its
+rules (``_check_*`` guards raising ``...Error``) and then records one
+past-tense event. Events carry who did it (``actor_id``, ``actor_role``), the
+correlation and causation ids of the request that caused them, and a link in
+the interview's hash chain (see :mod:`.hashing`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from .errors import (
+    DeadlinePassedError,
+    InvalidCommandError,
+    NotAllowedError,
+    NotYetDueError,
+    TransitionNotAllowedError,
+)
+from .hashing import GENESIS, chain_hash
+
+Role = Literal["client", "freelancer", "auditor", "admin", "system"]
+RateType = Literal["fixed", "hourly"]
+
+INVITED = "invited"
+ACCEPTED = "accepted"
+DECLINED = "declined"
+IN_PROGRESS = "in_progress"
+OFFER_EXTENDED = "offer_extended"
+HIRED = "hired"
+CANCELLED = "cancelled"
+EXPIRED = "expired"
+
+FINAL_STATES = frozenset({DECLINED, HIRED, CANCELLED, EXPIRED})
+ALL_STATES = (
+    INVITED,
+    ACCEPTED,
+    DECLINED,
+    IN_PROGRESS,
+    OFFER_EXTENDED,
+    HIRED,
+    CANCELLED,
+    EXPIRED,
+)
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: str
+    role: Role
+
+    @property
+    def is_party_role(self) -> bool:
+        return self.role in ("client", "freelancer")
+
+
+SYSTEM = Actor(id="system", role="system")
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Who is acting, when, and which request caused it."""
+
+    actor: Actor
+    at: datetime
+    correlation_id: str
+    causation_id: str
+
+
+@dataclass(frozen=True)
+class OfferTerms:
+    amount: Decimal
+    currency: str
+    rate_type: RateType
+    start_date: date | None = None
+    message: str | None = None
+
+
+# Field names every interview event carries besides its own data.
+META_FIELDS = ("actor_id", "actor_role", "correlation_id", "causation_id", "prev_hash", "hash")
+BASE_FIELDS = ("originator_id", "originator_version", "timestamp", "originator_topic")
+# The hash covers every field but itself and the class path (which may be refactored).
+
+
+class Interview(Aggregate):
+    """An interview between the client who owns a job and one freelancer."""
+
+    class Event(Aggregate.Event):
+        actor_id: str
+        actor_role: str
+        correlation_id: str
+        causation_id: str
+        prev_hash: str
+        hash: str
+
+        def apply(self, aggregate: Interview) -> None:  # type: ignore[override]
+            aggregate.last_hash = self.hash
+            aggregate.updated_at = self.timestamp
+            self.apply_to(aggregate)
+
+        def apply_to(self, aggregate: Interview) -> None:
+            """Event-specific state change."""
+
+        def data(self) -> dict[str, Any]:
+            """The event's own fields: what the integration event calls ``data``."""
+            return {
+                f.name: getattr(self, f.name)
+                for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                if f.name not in META_FIELDS and f.name not in BASE_FIELDS
+            }
+
+        def chained_fields(self) -> dict[str, Any]:
+            """Everything the hash covers (all fields but the hash itself)."""
+            fields = {
+                f.name: getattr(self, f.name)
+                for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                if f.name not in ("hash", "originator_topic")
+            }
+            fields["type"] = type(self).__name__
+            return fields
+
+        def verify_link(self, prev_hash: str) -> str | None:
+            """Why this event does not follow ``prev_hash``, or None if it does."""
+            if self.prev_hash != prev_hash:
+                return "prev_hash does not match the previous event's hash"
+            if chain_hash(prev_hash, self.chained_fields()) != self.hash:
+                return "hash does not match the event's content"
+            return None
+
+    class Invited(Event, Aggregate.Created):
+        job_id: str
+        client_id: str
+        freelancer_id: str
+        message: str | None
+        expires_at: datetime | None
+
+        def apply_to(self, aggregate: Interview) -> None:
+            aggregate.job_id = self.job_id
+            aggregate.client_id = self.client_id
+            aggregate.freelancer_id = self.freelancer_id
+            aggregate.message = self.message
+            aggregate.invited_at = self.timestamp
+            aggregate.invitation_expires_at = self.expires_at
+            aggregate.status = INVITED
+
+    class Accepted(Event):
+        def apply_to(self, aggregate: Interview) -> None:
+            aggregate.status = ACCEPTED
+            aggregate.accepted_at = self.timestamp
+
+    class Declined(Event):
+        reason: str | None
+
+        def apply_to(self, aggregate: Interview) -> None:
+            aggregate.status = DECLINED
+            aggregate.closed_reason = self.reason
+
+    class InterviewStarted(Event):
+        scheduled_at: datetime | None
+
+        def apply_to(self, aggregate: Interview) -> None:
+            aggregate.status = IN_PROGRESS
+            aggregate.started_at = self.timestamp
+            aggregate.scheduled_at = self.scheduled_at
+
+    class OfferExtended(Event):
+        amount: Decimal
+        currency: str
+        rate_type: str
+        start_date: date | None
+        message: str | None
+        expires_at: datetime | None
+
+        def apply_to(self, aggregate: Interview) -> None:
+            aggregate.status = OFFER_EXTENDED
+            aggregate.offers_extended += 1
+            aggregate.offer = OfferTerms(
+                amount=self.amount,
+                currency=self.currency,
+                rate_type=self.rate_type,  # type: ignore[arg-type]
+                start_date=self.start_date,
+                message=self.message,
+            )
+            aggregate.offer_expires_at = self.expires_at
+
+    class OfferAccepted(Event):
+        def apply_to(self, aggregate: Interview) -> None:
+            aggregate.status = HIRED
+            aggregate.hired_at = self.timestamp
+            aggregate.offer_expires_at = None
+
+    class OfferDeclined(Event):
+        reason: str | None
+
+        def apply_to(self, aggregate: Interview) -> None:
+            aggregate.status = IN_PROGRESS
+            aggregate.offer = None
+            aggregate.offer_expires_at = None
+            aggregate.last_offer_declined_reason = self.reason
+
+    class Cancelled(Event):
+        """Version 2 added ``cancelled_by`` (the cancelling party's role)."""
+
+        class_version: ClassVar[int] = 2
+
+        reason: str
+        cancelled_by: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["cancelled_by"] = state.get("actor_role", "unknown")
+
+        def apply_to(self, aggregate: Interview) -> None:
+            aggregate.status = CANCELLED
+            aggregate.closed_reason = self.reason
+            aggregate.cancelled_by = self.cancelled_by
+
+    class Expired(Event):
+        what: str  # "invitation" or "offer"
+
+        def apply_to(self, aggregate: Interview) -> None:
+            aggregate.status = EXPIRED
+            aggregate.closed_reason = f"{self.what} expired"
+
+    def __init__(self) -> None:
+        self.status = INVITED
+        self.last_hash = GENESIS
+        self.job_id = ""
+        self.client_id = ""
+        self.freelancer_id = ""
+        self.message: str | None = None
+        self.invited_at: datetime | None = None
+        self.invitation_expires_at: datetime | None = None
+        self.accepted_at: datetime | None = None
+        self.started_at: datetime | None = None
+        self.scheduled_at: datetime | None = None
+        self.offer: OfferTerms | None = None
+        self.offer_expires_at: datetime | None = None
+        self.offers_extended = 0
+        self.hired_at: datetime | None = None
+        self.closed_reason: str | None = None
+        self.cancelled_by: str | None = None
+        self.last_offer_declined_reason: str | None = None
+        self.updated_at: datetime | None = None
+
+    # ----------------------------------------------------------------- commands
+
+    @classmethod
+    def invite(
+        cls,
+        ctx: CommandContext,
+        *,
+        interview_id: UUID,
+        job_id: str,
+        freelancer_id: str,
+        message: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> Interview:
+        """A client invites a freelancer to interview for one of their jobs."""
+        if ctx.actor.role != "client":
+            raise NotAllowedError("only a client can invite a freelancer")
+        if freelancer_id == ctx.actor.id:
+            raise InvalidCommandError("a client cannot invite themselves")
+        if expires_at is not None and expires_at <= ctx.at:
+            raise InvalidCommandError("expires_at must be in the future")
+        fields = dict(
+            job_id=job_id,
+            client_id=ctx.actor.id,
+            freelancer_id=freelancer_id,
+            message=message,
+            expires_at=expires_at,
+        )
+        meta = _meta(ctx)
+        created_fields = {
+            "originator_id": interview_id,
+            "originator_version": cls.INITIAL_VERSION,
+            "timestamp": ctx.at,
+            **meta,
+            **fields,
+        }
+        created_fields["type"] = cls.Invited.__name__
+        digest = chain_hash(GENESIS, created_fields)
+        return cls._create(
+            cls.Invited,
+            id=interview_id,
+            timestamp=ctx.at,
+            prev_hash=GENESIS,
+            hash=digest,
+            **meta,
+            **fields,
+        )
+
+    def accept(self, ctx: CommandContext) -> None:
+        """The invited freelancer accepts the invitation."""
+        self._check_is_freelancer(ctx, "accept the invitation")
+        self._check_state(ctx, "accept", INVITED)
+        self._check_deadline(ctx, "accept", "invitation", self.invitation_expires_at)
+        self._record(ctx, self.Accepted)
+
+    def decline(self, ctx: CommandContext, reason: str | None = None) -> None:
+        """The invited freelancer declines the invitation."""
+        self._check_is_freelancer(ctx, "decline the invitation")
+        self._check_state(ctx, "decline", INVITED)
+        self._check_deadline(ctx, "decline", "invitation", self.invitation_expires_at)
+        self._record(ctx, self.Declined, reason=reason)
+
+    def start(self, ctx: CommandContext, scheduled_at: datetime | None = None) -> None:
+        """Either party marks the interview as started, optionally with a date."""
+        self._check_is_party(ctx, "start the interview")
+        self._check_state(ctx, "start", ACCEPTED)
+        self._record(ctx, self.InterviewStarted, scheduled_at=scheduled_at)
+
+    def extend_offer(
+        self, ctx: CommandContext, terms: OfferTerms, expires_at: datetime | None = None
+    ) -> None:
+        """The client offers the freelancer the job (again, after a decline)."""
+        self._check_is_client(ctx, "extend an offer")
+        self._check_state(ctx, "extend an offer on", ACCEPTED, IN_PROGRESS)
+        if terms.amount <= 0:
+            raise InvalidCommandError("amount must be greater than zero")
+        if expires_at is not None and expires_at <= ctx.at:
+            raise InvalidCommandError("expires_at must be in the future")
+        self._record(
+            ctx,
+            self.OfferExtended,
+            amount=terms.amount,
+            currency=terms.currency,
+            rate_type=terms.rate_type,
+            start_date=terms.start_date,
+            message=terms.message,
+            expires_at=expires_at,
+        )
+
+    def accept_offer(self, ctx: CommandContext) -> None:
+        """The freelancer accepts the offer: hired."""
+        self._check_is_freelancer(ctx, "accept the offer")
+        self._check_state(ctx, "accept an offer on", OFFER_EXTENDED)
+        self._check_deadline(ctx, "accept the offer", "offer", self.offer_expires_at)
+        self._record(ctx, self.OfferAccepted)
+
+    def decline_offer(self, ctx: CommandContext, reason: str | None = None) -> None:
+        """The freelancer declines the offer; the client may make another."""
+        self._check_is_freelancer(ctx, "decline the offer")
+        self._check_state(ctx, "decline an offer on", OFFER_EXTENDED)
+        self._check_deadline(ctx, "decline the offer", "offer", self.offer_expires_at)
+        self._record(ctx, self.OfferDeclined, reason=reason)
+
+    def cancel(self, ctx: CommandContext, reason: str) -> None:
+        """Either party cancels an open interview, with a reason."""
+        self._check_is_party(ctx, "cancel the interview")
+        if self.is_final:
+            raise TransitionNotAllowedError("cancel", self.status)
+        self._record(ctx, self.Cancelled, reason=reason, cancelled_by=ctx.actor.role)
+
+    def expire(self, ctx: CommandContext) -> None:
+        """The system closes an invitation or offer nobody answered in time."""
+        if ctx.actor.role != "system":
+            raise NotAllowedError("only the system expires interviews")
+        what, deadline = self.open_deadline or (None, None)
+        if what is None or deadline is None:
+            raise TransitionNotAllowedError("expire", self.status)
+        if ctx.at < deadline:
+            raise NotYetDueError(f"the {what} is open until {deadline.isoformat()}")
+        self._record(ctx, self.Expired, what=what)
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATES
+
+    @property
+    def open_deadline(self) -> tuple[str, datetime | None] | None:
+        """What is waiting for an answer and until when, if anything."""
+        if self.status == INVITED:
+            return ("invitation", self.invitation_expires_at)
+        if self.status == OFFER_EXTENDED:
+            return ("offer", self.offer_expires_at)
+        return None
+
+    def party_role_of(self, user_id: str) -> str | None:
+        if user_id == self.client_id:
+            return "client"
+        if user_id == self.freelancer_id:
+            return "freelancer"
+        return None
+
+    # ------------------------------------------------------------------- guards
+
+    def _check_state(self, ctx: CommandContext, action: str, *allowed: str) -> None:
+        if self.status not in allowed:
+            raise TransitionNotAllowedError(action, self.status)
+
+    def _check_deadline(
+        self, ctx: CommandContext, action: str, what: str, deadline: datetime | None
+    ) -> None:
+        if deadline is not None and ctx.at >= deadline:
+            raise DeadlinePassedError(action, self.status, what, deadline)
+
+    def _check_is_freelancer(self, ctx: CommandContext, action: str) -> None:
+        if ctx.actor.role != "freelancer" or ctx.actor.id != self.freelancer_id:
+            raise NotAllowedError(f"only the invited freelancer can {action}")
+
+    def _check_is_client(self, ctx: CommandContext, action: str) -> None:
+        if ctx.actor.role != "client" or ctx.actor.id != self.client_id:
+            raise NotAllowedError(f"only the interview's client can {action}")
+
+    def _check_is_party(self, ctx: CommandContext, action: str) -> None:
+        if self.party_role_of(ctx.actor.id) != ctx.actor.role:
+            raise NotAllowedError(f"only the client or the freelancer can {action}")
+
+    # ----------------------------------------------------------------- recording
+
+    def _record(self, ctx: CommandContext, event_class: type[Event], **data: Any) -> None:
+        meta = _meta(ctx)
+        fields = {
+            "originator_id": self.id,
+            "originator_version": self.version + 1,
+            "timestamp": ctx.at,
+            **meta,
+            **data,
+            "prev_hash": self.last_hash,
+            "type": event_class.__name__,
+        }
+        digest = chain_hash(self.last_hash, fields)
+        self.trigger_event(
+            event_class,
+            timestamp=ctx.at,
+            **{**meta, "prev_hash": self.last_hash},
+            hash=digest,
+            **data,
+        )
+
+
+def _meta(ctx: CommandContext) -> dict[str, Any]:
+    return {
+        "actor_id": ctx.actor.id,
+        "actor_role": ctx.actor.role,
+        "correlation_id": ctx.correlation_id,
+        "causation_id": ctx.causation_id,
+    }
+

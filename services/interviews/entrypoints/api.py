@@ -1,0 +1,304 @@
+"""The interview command API: commands, authoritative state, job policy.
+
+Routes translate HTTP to use cases and domain errors to status codes; they
+never touch the database themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
+
+from ...common.auth import Principal
+from ...common.web import ERROR_RESPONSES, ApiError, CurrentPrincipal
+from ..application import (
+    CommandResult,
+    ConcurrencyConflictError,
+    IdempotencyKeyReusedError,
+    InterviewNotFoundError,
+    InterviewsApplication,
+    VersionMismatchError,
+)
+from ..domain import (
+    Actor,
+    CommandContext,
+    DomainError,
+    ExclusiveWindowError,
+    InvalidCommandError,
+    NotAllowedError,
+)
+from .schemas import (
+    CancelRequest,
+    CommandResponse,
+    DeclineRequest,
+    InterviewPublic,
+    InviteRequest,
+    JobPolicyPublic,
+    JobPolicyRequest,
+    OfferRequest,
+    StartRequest,
+    interview_public,
+)
+
+_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+def get_interviews(request: Request) -> InterviewsApplication:
+    return request.app.state.container.interviews()  # type: ignore[no-any-return]
+
+
+InterviewsDep = Annotated[InterviewsApplication, Depends(get_interviews)]
+
+
+class CommandOptions:
+    """``Idempotency-Key`` and ``If-Match`` headers, validated."""
+
+    def __init__(
+        self,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+    ) -> None:
+        if idempotency_key is not None and not _KEY_PATTERN.match(idempotency_key):
+            raise ApiError(
+                422, "invalid_input", "Idempotency-Key must be 1 to 128 visible ASCII characters"
+            )
+        self.idempotency_key = idempotency_key
+        self.expected_version: int | None = None
+        if if_match is not None:
+            raw = if_match.strip()
+            raw = raw.removeprefix("W/").strip('"')
+            if not raw.isdigit() or len(raw) > 18:
+                raise ApiError(422, "invalid_input", "If-Match must be a version number, e.g. 3")
+            self.expected_version = int(raw)
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "idempotency_key": self.idempotency_key,
+            "expected_version": self.expected_version,
+        }
+
+
+OptionsDep = Annotated[CommandOptions, Depends()]
+
+
+def command_context(request: Request, principal: CurrentPrincipal) -> CommandContext:
+    if principal.is_reader:
+        raise ApiError(403, "forbidden", f"{principal.role}s read but never change interviews")
+    request_id = getattr(request.state, "request_id", "")
+    correlation = request.headers.get("x-correlation-id", "")[:128] or request_id
+    return CommandContext(
+        actor=Actor(principal.id, principal.role),
+        at=request.app.state.container.clock(),
+        correlation_id=correlation,
+        causation_id=request_id,
+    )
+
+
+ContextDep = Annotated[CommandContext, Depends(command_context)]
+
+
+def run_command(response: Response, call: Callable[[], CommandResult]) -> CommandResponse:
+    try:
+        result = call()
+    except ExclusiveWindowError as error:
+        ctx_now = datetime.now(error.ends_at.tzinfo)
+        retry_after = max(1, int((error.ends_at - ctx_now).total_seconds()) + 1)
+        raise ApiError(409, error.code, error.detail, {"Retry-After": str(retry_after)}) from None
+    except NotAllowedError as error:
+        raise ApiError(403, error.code, error.detail) from None
+    except InvalidCommandError as error:
+        raise ApiError(422, error.code, error.detail) from None
+    except DomainError as error:
+        raise ApiError(409, error.code, error.detail) from None
+    except InterviewNotFoundError as error:
+        raise ApiError(404, error.code, str(error)) from None
+    except VersionMismatchError as error:
+        raise ApiError(412, error.code, str(error), {"ETag": f'"{error.actual}"'}) from None
+    except IdempotencyKeyReusedError as error:
+        raise ApiError(422, error.code, str(error)) from None
+    except ConcurrencyConflictError as error:
+        raise ApiError(409, error.code, str(error)) from None
+    response.headers["ETag"] = f'"{result.version}"'
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return CommandResponse(**result.as_dict())
+
+
+router = APIRouter(tags=["interviews"], responses=ERROR_RESPONSES)
+
+
+@router.post("/interviews", status_code=201, response_model=CommandResponse)
+def invite(
+    body: InviteRequest, ctx: ContextDep, opts: OptionsDep, app: InterviewsDep, response: Response
+) -> CommandResponse:
+    """A client invites a freelancer to interview for a job. The first client to
+    invite for a job owns it; one open interview per job and freelancer."""
+    return run_command(
+        response,
+        lambda: app.invite(
+            ctx,
+            job_id=body.job_id,
+            freelancer_id=body.freelancer_id,
+            message=body.message,
+            expires_at=body.expires_at,
+            exclusive_hours=body.exclusive_hours,
+            idempotency_key=opts.idempotency_key,
+        ),
+    )
+
+
+@router.post("/interviews/{interview_id}/accept", response_model=CommandResponse)
+def accept(
+    interview_id: UUID, ctx: ContextDep, opts: OptionsDep, app: InterviewsDep, response: Response
+) -> CommandResponse:
+    """The invited freelancer accepts the invitation."""
+    return run_command(response, lambda: app.accept(ctx, interview_id, **opts.kwargs()))
+
+
+@router.post("/interviews/{interview_id}/decline", response_model=CommandResponse)
+def decline(
+    interview_id: UUID,
+    ctx: ContextDep,
+    opts: OptionsDep,
+    app: InterviewsDep,
+    response: Response,
+    body: DeclineRequest | None = None,
+) -> CommandResponse:
+    """The invited freelancer declines the invitation (final)."""
+    reason = body.reason if body else None
+    return run_command(response, lambda: app.decline(ctx, interview_id, reason, **opts.kwargs()))
+
+
+@router.post("/interviews/{interview_id}/start", response_model=CommandResponse)
+def start(
+    interview_id: UUID,
+    ctx: ContextDep,
+    opts: OptionsDep,
+    app: InterviewsDep,
+    response: Response,
+    body: StartRequest | None = None,
+) -> CommandResponse:
+    """Either party marks the accepted interview as started, optionally with a date."""
+    scheduled_at = body.scheduled_at if body else None
+    return run_command(
+        response, lambda: app.start(ctx, interview_id, scheduled_at, **opts.kwargs())
+    )
+
+
+@router.post("/interviews/{interview_id}/offer", response_model=CommandResponse)
+def extend_offer(
+    interview_id: UUID,
+    body: OfferRequest,
+    ctx: ContextDep,
+    opts: OptionsDep,
+    app: InterviewsDep,
+    response: Response,
+) -> CommandResponse:
+    """The interview's client extends an offer (again after a declined one)."""
+    return run_command(
+        response,
+        lambda: app.extend_offer(
+            ctx,
+            interview_id,
+            amount=body.amount,
+            currency=body.currency,
+            rate_type=body.rate_type,
+            start_date=body.start_date,
+            message=body.message,
+            expires_at=body.expires_at,
+            **opts.kwargs(),
+        ),
+    )
+
+
+@router.post("/interviews/{interview_id}/offer/accept", response_model=CommandResponse)
+def accept_offer(
+    interview_id: UUID, ctx: ContextDep, opts: OptionsDep, app: InterviewsDep, response: Response
+) -> CommandResponse:
+    """The freelancer accepts the offer: hired (final)."""
+    return run_command(response, lambda: app.accept_offer(ctx, interview_id, **opts.kwargs()))
+
+
+@router.post("/interviews/{interview_id}/offer/decline", response_model=CommandResponse)
+def decline_offer(
+    interview_id: UUID,
+    ctx: ContextDep,
+    opts: OptionsDep,
+    app: InterviewsDep,
+    response: Response,
+    body: DeclineRequest | None = None,
+) -> CommandResponse:
+    """The freelancer declines the offer; the client may extend a revised one."""
+    reason = body.reason if body else None
+    return run_command(
+        response, lambda: app.decline_offer(ctx, interview_id, reason, **opts.kwargs())
+    )
+
+
+@router.post("/interviews/{interview_id}/cancel", response_model=CommandResponse)
+def cancel(
+    interview_id: UUID,
+    body: CancelRequest,
+    ctx: ContextDep,
+    opts: OptionsDep,
+    app: InterviewsDep,
+    response: Response,
+) -> CommandResponse:
+    """Either party cancels an open interview, with a reason (final)."""
+    return run_command(
+        response, lambda: app.cancel(ctx, interview_id, body.reason, **opts.kwargs())
+    )
+
+
+@router.get("/interviews/{interview_id}", response_model=InterviewPublic)
+def get_interview(
+    interview_id: UUID, principal: CurrentPrincipal, app: InterviewsDep, response: Response
+) -> InterviewPublic:
+    """The authoritative state of an interview, for its parties, auditors and admins."""
+    interview = load_visible_interview(app, principal, interview_id)
+    response.headers["ETag"] = f'"{interview.version}"'
+    return interview_public(interview, app.position_of(interview.id, interview.version))
+
+
+@router.put("/jobs/{job_id}/policy", response_model=JobPolicyPublic)
+def set_job_policy(
+    job_id: Annotated[
+        str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
+    ],
+    body: JobPolicyRequest,
+    ctx: ContextDep,
+    app: InterviewsDep,
+) -> JobPolicyPublic:
+    """The job's client sets its exclusive window (hours; null or 0 turns it off)."""
+    try:
+        policy = app.set_job_policy(ctx, job_id, body.exclusive_hours)
+    except NotAllowedError as error:
+        raise ApiError(403, error.code, error.detail) from None
+    except InvalidCommandError as error:
+        raise ApiError(422, error.code, error.detail) from None
+    except ConcurrencyConflictError as error:
+        raise ApiError(409, error.code, str(error)) from None
+    return JobPolicyPublic(**policy.__dict__)
+
+
+def load_visible_interview(
+    app: InterviewsApplication, principal: Principal, interview_id: UUID, version: int | None = None
+) -> Any:
+    try:
+        interview = app.get_interview(interview_id)
+    except InterviewNotFoundError as error:
+        raise ApiError(404, "not_found", str(error)) from None
+    if not principal.is_reader and interview.party_role_of(principal.id) != principal.role:
+        raise ApiError(404, "not_found", f"interview {interview_id} not found")
+    if version is not None:
+        try:
+            return app.get_interview(interview_id, version=version)
+        except InterviewNotFoundError as error:
+            raise ApiError(404, "not_found", str(error)) from None
+    return interview
+

@@ -1,0 +1,14 @@
+"""Settings of the interview service."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ..common.settings import CommonSettings
+
+
+class InterviewsSettings(CommonSettings):
+    invitation_ttl_hours: float = Field(default=7 * 24, gt=0)
+    offer_ttl_hours: float = Field(default=7 * 24, gt=0)
+    max_commit_batch: int = Field(default=128, ge=1)
+    postgres_pool_size: int = Field(default=8, ge=1)
