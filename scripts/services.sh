@@ -44,14 +44,18 @@ exec 3>&1 1>&2
 log() { echo "[services] $*" >&2; }
 die() { echo "[services] ERROR: $*" >&2; exit 1; }
 
-# True if process $1 exists and is not a zombie (a zombie still answers kill -0
-# until whoever is pid 1 reaps it).
+# True if process $1 still exists and is not just an exited zombie. A zombie
+# answers kill -0 until pid 1 reaps it; and when a JVM dies its main thread can
+# show as a zombie while other threads are still tearing down (holding the
+# listening sockets), so only "zombie with a single task left" counts as dead.
 alive() {
   kill -0 "$1" 2>/dev/null || return 1
-  local stat
+  local stat tasks
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   stat=${stat##*) }
-  [[ ${stat:0:1} != Z ]]
+  [[ ${stat:0:1} != Z ]] && return 0
+  tasks=(/proc/"$1"/task/*)
+  ((${#tasks[@]} > 1))
 }
 
 # True if something accepts TCP connections on 127.0.0.1:$1.
@@ -69,18 +73,22 @@ apt_install() {
 # PostgreSQL
 # --------------------------------------------------------------------------
 
-PG_BIN= PG_DIR= PG_DATA= PG_LOG=
+PG_BIN='' PG_DIR='' PG_DATA='' PG_LOG=''
+
+# Newest installed server binary, e.g. /usr/lib/postgresql/15/bin/postgres.
+newest_postgres() {
+  compgen -G '/usr/lib/postgresql/*/bin/postgres' | sort -V | tail -n1 || true
+}
 
 # $1 = "install": install the server when it is missing (start only; stop and
 # status on a machine without PostgreSQL just report it as not running).
 pg_setup_paths() {
   local postgres
-  # Newest installed major version, e.g. /usr/lib/postgresql/15/bin/postgres.
-  postgres=$(ls -1d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n1 || true)
+  postgres=$(newest_postgres)
   if [[ -z $postgres ]]; then
     [[ ${1:-} == install ]] || return 1
     apt_install postgresql
-    postgres=$(ls -1d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n1 || true)
+    postgres=$(newest_postgres)
     [[ -n $postgres ]] || die "postgresql installed but no /usr/lib/postgresql/*/bin/postgres found"
   fi
   PG_BIN=$(dirname "$postgres")
