@@ -1,0 +1,1 @@
+"""SQL tables, the webhook HTTP client and the SMTP client."""

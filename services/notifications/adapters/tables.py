@@ -1,0 +1,132 @@
+"""The notifications database: inbox, webhooks, the delivery outbox and its attempts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData()
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out; stored naive-UTC on SQLite so they compare as text."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    # seq orders the inbox and is the pagination cursor; id is the public, stable id.
+    sa.Column("seq", BigId, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(36), nullable=False, unique=True),
+    sa.Column("recipient_id", sa.String(128), nullable=False),
+    sa.Column("recipient_role", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("interview_id", sa.String(36), nullable=False),
+    sa.Column("job_id", sa.Text, nullable=False),
+    sa.Column("event_id", sa.String(36), nullable=True),
+    sa.Column("position", sa.BigInteger, nullable=True),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("read_at", UtcDateTime, nullable=True),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Index("ix_notifications_recipient_seq", "recipient_id", "seq"),
+)
+
+webhooks = sa.Table(
+    "notification_webhooks",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("owner_id", sa.String(128), nullable=False, index=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("event_types", sa.JSON, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("owner_id", "url", name="uq_webhook_owner_url"),
+)
+
+deliveries = sa.Table(
+    "notification_deliveries",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("notification_id", sa.String(36), nullable=False, index=True),
+    sa.Column("recipient_id", sa.String(128), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("webhook_id", sa.String(36), nullable=True, index=True),
+    sa.Column("address", sa.Text, nullable=True),
+    # pending -> delivered | dead
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    # A worker holds a delivery while it sends; an expired lease means it died mid-send.
+    sa.Column("lease_until", UtcDateTime, nullable=True),
+    sa.Column("lease_token", sa.String(36), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("delivered_at", UtcDateTime, nullable=True),
+    sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+)
+
+attempts = sa.Table(
+    "notification_delivery_attempts",
+    metadata,
+    sa.Column("delivery_id", sa.String(36), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=True),
+    # delivered | failed | unknown (the worker died before recording the outcome)
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+)
+
+
+def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for PostgreSQL and SQLite."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"unsupported database {conn.dialect.name}")
+
+
+def create_tables(engine: sa.Engine) -> None:
+    """Idempotent; tolerates another process creating the same tables at the same time."""
+    for attempt in range(5):
+        try:
+            metadata.create_all(engine, checkfirst=True)
+            return
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+            if attempt == 4:
+                raise

@@ -1,0 +1,246 @@
+"""The composition root of the notifications service: settings in, wired objects out.
+
+- ``NotificationsContainer``: the engine, the inbox queries, the consumer
+  handler and the delivery worker, built lazily from ``NotificationsSettings``.
+- ``consumer_spec(container)``: what the consumer runner needs (group
+  ``notifications``, this service's engine, one handler per event type, tables).
+- ``create_app(container)``: the HTTP API (routes, health, metrics).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import threading
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+
+from ..common.consumer import ConsumerSpec
+from ..common.db import create_engine
+from ..common.web import Metrics, health_router, install_error_handlers, install_observability
+from .adapters.tables import create_tables, metadata
+from .application import Inbox, NotificationRecorder
+from .delivery import BackoffPolicy, DeliveryWorker, Sender
+from .rules import EVENT_TYPES
+from .settings import NotificationsSettings
+
+log = logging.getLogger(__name__)
+
+GROUP = "notifications"
+
+
+class DependencyUnavailableError(Exception):
+    """The notifications database could not be reached."""
+
+
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    DependencyUnavailableError,
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.TimeoutError,
+    psycopg.OperationalError,
+    sqlite3.OperationalError,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class NotificationsContainer:
+    """Builds the engine lazily, so the API started while its database is down
+    answers 503 and recovers by itself once the database is back."""
+
+    def __init__(
+        self,
+        settings: NotificationsSettings | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        senders: dict[str, Sender] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings or NotificationsSettings()
+        self.clock = clock
+        self._senders = senders
+        self._rng = rng
+        self._engine: sa.Engine | None = None
+        self._inbox: Inbox | None = None
+        self._worker: DeliveryWorker | None = None
+        self.recorder = NotificationRecorder(
+            clock, self.settings.email_domain if self.settings.email_enabled else None
+        )
+        self._lock = threading.RLock()
+        if self.settings.smtp_host and not self.settings.email_domain:
+            log.warning("SMTP_HOST is set but EMAIL_DOMAIN is not: e-mail stays off")
+
+    def engine(self) -> sa.Engine:
+        if self._engine is not None:
+            return self._engine
+        with self._lock:
+            if self._engine is None:
+                engine = create_engine(
+                    self.settings.resolved_database_url(), self.settings.sqlite_path
+                )
+                try:
+                    create_tables(engine)
+                except UNAVAILABLE as error:
+                    engine.dispose()
+                    raise DependencyUnavailableError(str(error)) from error
+                self._engine = engine
+        return self._engine
+
+    def inbox(self) -> Inbox:
+        if self._inbox is None:
+            self._inbox = Inbox(self.engine(), self.clock)
+        return self._inbox
+
+    def senders(self) -> dict[str, Sender]:
+        if self._senders is not None:
+            return self._senders
+        from .adapters.webhooks import WebhookSender
+
+        s = self.settings
+        senders: dict[str, Sender] = {"webhook": WebhookSender(s.delivery_timeout_seconds)}
+        if s.smtp_host:
+            from .adapters.email import SmtpSender
+
+            senders["email"] = SmtpSender(
+                s.smtp_host,
+                s.smtp_port,
+                s.sender_address(),
+                username=s.smtp_username,
+                password=s.smtp_password,
+                starttls=s.smtp_starttls,
+                timeout_seconds=max(s.delivery_timeout_seconds, 5.0),
+            )
+        return senders
+
+    def policy(self) -> BackoffPolicy:
+        s = self.settings
+        return BackoffPolicy(
+            base_seconds=s.delivery_backoff_base_seconds,
+            factor=s.delivery_backoff_factor,
+            max_seconds=s.delivery_backoff_max_seconds,
+            jitter=s.delivery_backoff_jitter,
+            max_attempts=s.delivery_max_attempts,
+        )
+
+    def delivery_worker(self) -> DeliveryWorker:
+        """One per container; ``start()`` it to run on a thread, ``stop()`` on shutdown."""
+        with self._lock:
+            if self._worker is None:
+                s = self.settings
+                self._worker = DeliveryWorker(
+                    self.engine(),
+                    self.senders(),
+                    clock=self.clock,
+                    policy=self.policy(),
+                    lease_seconds=s.delivery_lease_seconds,
+                    batch_size=s.delivery_batch_size,
+                    concurrency=s.delivery_concurrency,
+                    poll_seconds=s.delivery_poll_seconds,
+                    rng=self._rng,
+                )
+            return self._worker
+
+    def check_ready(self) -> None:
+        with self.engine().connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._worker is not None:
+                self._worker.stop()
+                self._worker = None
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+                self._inbox = None
+
+
+def consumer_spec(
+    container: NotificationsContainer, on_committed: Callable[[int], None] | None = None
+) -> ConsumerSpec:
+    """Group ``notifications``: records inbox entries and pending deliveries in the
+    runner's transaction. After each batch the in-process delivery worker (if one
+    was built) is woken so webhooks and e-mails go out at once."""
+    handler = container.recorder
+
+    def committed(position: int) -> None:
+        if container._worker is not None:
+            container._worker.wake()
+        if on_committed is not None:
+            on_committed(position)
+
+    return ConsumerSpec(
+        group=GROUP,
+        engine=container.engine(),
+        handlers={event_type: handler for event_type in EVENT_TYPES},
+        on_committed=committed,
+        metadata=(metadata,),
+    )
+
+
+def create_app(container: NotificationsContainer) -> FastAPI:
+    """The notifications HTTP app (inbox and webhooks). It runs no consumer and no
+    delivery worker itself: the process that serves it starts those (see cli)."""
+    from .entrypoints import api
+
+    metrics = Metrics("notifications")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        try:
+            container.engine()
+        except DependencyUnavailableError as error:
+            log.warning("notifications database unavailable at start-up, will retry: %s", error)
+        yield
+        container.close()
+
+    app = FastAPI(
+        title="Notifications",
+        version="1.0.0",
+        description="Each party's inbox, webhooks and e-mail about interviews.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    app.state.auth_secret = container.settings.resolved_auth_secret()
+    app.state.metrics = metrics
+    install_error_handlers(app, UNAVAILABLE)
+    install_observability(app, metrics)
+    _install_domain_metrics(metrics, container)
+
+    def ready(_: Request) -> None:
+        container.check_ready()
+
+    app.include_router(api.router)
+    app.include_router(health_router(metrics, ready))
+    return app
+
+
+def _install_domain_metrics(metrics: Metrics, container: NotificationsContainer) -> None:
+    from prometheus_client import Gauge
+
+    recorded = Gauge(
+        "notifications_recorded_total",
+        "Inbox entries recorded by this process's consumer",
+        registry=metrics.registry,
+    )
+    recorded.set_function(lambda: float(container.recorder.recorded))
+    outcomes = Gauge(
+        "notification_delivery_attempts_total",
+        "Delivery attempts made by this process's worker, by outcome",
+        ["outcome"],
+        registry=metrics.registry,
+    )
+    for outcome in ("delivered", "failed", "dead", "unknown"):
+        outcomes.labels(outcome).set_function(
+            lambda o=outcome: float(container._worker.counts[o]) if container._worker else 0.0
+        )

@@ -1,0 +1,409 @@
+"""The delivery worker: drains the outbox of pending webhook and e-mail deliveries.
+
+A delivery is claimed with a lease (so several workers share the work and a
+worker that dies mid-send is replaced once its lease runs out), sent, and its
+attempt recorded. A failed attempt is retried after an exponential backoff
+with jitter; after ``max_attempts`` the delivery is dead. Sending may repeat
+after a crash between sending and recording (the receiver deduplicates by the
+notification id); the inbox entry itself is never touched here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from .adapters.tables import (
+    attempts,
+    deliveries,
+    insert_ignoring_duplicates,
+    notifications,
+    webhooks,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    """Delay after failed attempt ``n`` (1-based): ``min(max, base * factor**(n-1))``,
+    shortened by up to ``jitter`` (a fraction) at random so retries spread out."""
+
+    base_seconds: float = 5.0
+    factor: float = 2.0
+    max_seconds: float = 3600.0
+    jitter: float = 0.2
+    max_attempts: int = 8
+
+    def nominal(self, attempt: int) -> float:
+        return float(min(self.max_seconds, self.base_seconds * self.factor ** (attempt - 1)))
+
+    def delay(self, attempt: int, rand: float) -> float:
+        return self.nominal(attempt) * (1.0 - self.jitter * rand)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One attempt of one delivery, with everything a channel needs to send it."""
+
+    delivery_id: str
+    notification_id: str
+    attempt: int
+    lease_token: str
+    channel: str
+    recipient_id: str
+    title: str
+    text: str
+    body: bytes
+    url: str | None = None
+    secret: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ok: bool
+    status_code: int | None
+    error: str | None
+
+
+class Sender(Protocol):
+    """A channel adapter (webhook, SMTP); a fake in tests remembers what it sent."""
+
+    def send(self, message: OutgoingMessage, now: datetime) -> SendResult: ...
+
+
+def notification_body(row: Mapping[str, Any]) -> bytes:
+    """The JSON a webhook receives: the same bytes on every attempt."""
+    payload = {
+        "id": row["id"],
+        "kind": row["kind"],
+        "type": row["type"],
+        "recipient": {"id": row["recipient_id"], "role": row["recipient_role"]},
+        "title": row["title"],
+        "message": row["message"],
+        "interview_id": row["interview_id"],
+        "job_id": row["job_id"],
+        "event_id": row["event_id"],
+        "occurred_at": row["occurred_at"].isoformat(),
+        "created_at": row["created_at"].isoformat(),
+        "details": row["details"],
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+class DeliveryWorker:
+    """Claims due deliveries, sends them, records each attempt. ``run_once`` for tests;
+    ``start``/``stop`` run it on a thread, ``wake`` shortens the wait after new work."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        senders: Mapping[str, Sender],
+        *,
+        clock: Callable[[], datetime],
+        policy: BackoffPolicy | None = None,
+        lease_seconds: float = 60.0,
+        batch_size: int = 50,
+        concurrency: int = 8,
+        poll_seconds: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self.senders = dict(senders)
+        self.clock = clock
+        self.policy = policy or BackoffPolicy()
+        self.lease = timedelta(seconds=lease_seconds)
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.rng = rng or random.Random()
+        self._rng_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.counts: dict[str, int] = {"delivered": 0, "failed": 0, "dead": 0, "unknown": 0}
+
+    # ------------------------------------------------------------------ running
+
+    def run_once(self) -> int:
+        """Sends every delivery due now (one batch); returns how many were attempted."""
+        claimed = self._claim(self.clock())
+        if not claimed:
+            return 0
+        if self.concurrency > 1 and len(claimed) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, "delivery")
+            list(self._pool.map(self._deliver, claimed))
+        else:
+            for message in claimed:
+                self._deliver(message)
+        return len(claimed)
+
+    def run_until_idle(self, max_rounds: int = 1000) -> int:
+        total = 0
+        for _ in range(max_rounds):
+            done = self.run_once()
+            if not done:
+                break
+            total += done
+        return total
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="delivery-worker", daemon=True)
+        self._thread.start()
+
+    def wake(self, *_: object) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        for sender in self.senders.values():
+            close = getattr(sender, "close", None)
+            if close is not None:
+                close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                done = self.run_once()
+            except Exception:  # noqa: BLE001 - a database hiccup must not kill the worker
+                log.exception("delivery round failed; retrying")
+                done = 0
+            if not done:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+
+    # ------------------------------------------------------------------ claiming
+
+    def _claim(self, now: datetime) -> list[OutgoingMessage]:
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    claimed = self._claim_in(conn, now)
+                break
+            except sa.exc.OperationalError:
+                # SQLite: another writer committed between our read and write; try again.
+                if attempt == 4 or self.engine.dialect.name != "sqlite":
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        if not claimed:
+            return []
+        return self._load(claimed)
+
+    def _claim_in(self, conn: sa.Connection, now: datetime) -> dict[str, tuple[int, str]]:
+        due = sa.and_(
+            deliveries.c.status == "pending",
+            deliveries.c.next_attempt_at <= now,
+            sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
+        )
+        query = (
+            sa.select(deliveries.c.id, deliveries.c.attempts, deliveries.c.lease_token)
+            .where(due)
+            .order_by(deliveries.c.next_attempt_at)
+            .limit(self.batch_size)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        claimed: dict[str, tuple[int, str]] = {}
+        for row in conn.execute(query).all():
+            if row.lease_token is not None:
+                # A worker claimed it and died before recording the outcome.
+                self._record_attempt(
+                    conn,
+                    row.id,
+                    row.attempts,
+                    now,
+                    None,
+                    SendResult(False, None, "worker stopped before recording the outcome"),
+                    outcome="unknown",
+                )
+                self.counts["unknown"] += 1
+                if row.attempts >= self.policy.max_attempts:
+                    conn.execute(
+                        deliveries.update()
+                        .where(deliveries.c.id == row.id, due)
+                        .values(
+                            status="dead",
+                            lease_until=None,
+                            lease_token=None,
+                            updated_at=now,
+                            last_error="worker stopped before recording the outcome",
+                        )
+                    )
+                    continue
+            token = str(uuid.uuid4())
+            updated = conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id == row.id, due)
+                .values(
+                    attempts=deliveries.c.attempts + 1,
+                    lease_until=now + self.lease,
+                    lease_token=token,
+                    updated_at=now,
+                )
+            )
+            if updated.rowcount == 1:
+                claimed[row.id] = (row.attempts + 1, token)
+        return claimed
+
+    def _load(self, claimed: dict[str, tuple[int, str]]) -> list[OutgoingMessage]:
+        query = (
+            sa.select(
+                deliveries.c.id.label("delivery_id"),
+                deliveries.c.channel,
+                deliveries.c.address,
+                webhooks.c.url,
+                webhooks.c.secret,
+                notifications,
+            )
+            .join(notifications, notifications.c.id == deliveries.c.notification_id)
+            .outerjoin(webhooks, webhooks.c.id == deliveries.c.webhook_id)
+            .where(deliveries.c.id.in_(list(claimed)))
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        messages = []
+        for row in rows:
+            attempt, token = claimed[row["delivery_id"]]
+            messages.append(
+                OutgoingMessage(
+                    delivery_id=row["delivery_id"],
+                    notification_id=row["id"],
+                    attempt=attempt,
+                    lease_token=token,
+                    channel=row["channel"],
+                    recipient_id=row["recipient_id"],
+                    title=row["title"],
+                    text=row["message"],
+                    body=notification_body(row),
+                    url=row["url"],
+                    secret=row["secret"],
+                    address=row["address"],
+                )
+            )
+        return messages
+
+    # ------------------------------------------------------------------ sending
+
+    def _deliver(self, message: OutgoingMessage) -> None:
+        started = self.clock()
+        t0 = time.perf_counter()
+        sender = self.senders.get(message.channel)
+        if sender is None:
+            result = SendResult(False, None, f"channel {message.channel!r} is not configured here")
+        else:
+            try:
+                result = sender.send(message, started)
+            except Exception as error:  # noqa: BLE001 - any failure is a failed attempt
+                result = SendResult(False, None, f"{type(error).__name__}: {error}"[:500])
+        duration_ms = (time.perf_counter() - t0) * 1000
+        try:
+            self._finish(message, result, started, duration_ms)
+        except Exception:  # noqa: BLE001 - the lease runs out and the delivery is retried
+            log.exception("could not record attempt %s of %s", message.attempt, message.delivery_id)
+
+    def _finish(
+        self, message: OutgoingMessage, result: SendResult, started: datetime, duration_ms: float
+    ) -> None:
+        now = self.clock()
+        mine = sa.and_(
+            deliveries.c.id == message.delivery_id,
+            deliveries.c.lease_token == message.lease_token,
+        )
+        if result.ok:
+            values: dict[str, Any] = {
+                "status": "delivered",
+                "delivered_at": now,
+                "last_error": None,
+            }
+            outcome = "delivered"
+        elif message.attempt >= self.policy.max_attempts:
+            values = {"status": "dead", "last_error": result.error}
+            outcome = "dead"
+        else:
+            with self._rng_lock:
+                rand = self.rng.random()
+            delay = self.policy.delay(message.attempt, rand)
+            values = {
+                "next_attempt_at": now + timedelta(seconds=delay),
+                "last_error": result.error,
+            }
+            outcome = "failed"
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    self._record_attempt(
+                        conn,
+                        message.delivery_id,
+                        message.attempt,
+                        started,
+                        duration_ms,
+                        result,
+                        outcome="delivered" if result.ok else "failed",
+                    )
+                    conn.execute(
+                        deliveries.update()
+                        .where(mine)
+                        .values(lease_until=None, lease_token=None, updated_at=now, **values)
+                    )
+                break
+            except sa.exc.OperationalError:
+                if attempt == 4 or self.engine.dialect.name != "sqlite":
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        self.counts["failed" if outcome == "dead" else outcome] += 1
+        if outcome == "dead":
+            self.counts["dead"] += 1
+            log.warning(
+                "delivery %s (%s) is dead after %s attempts: %s",
+                message.delivery_id,
+                message.channel,
+                message.attempt,
+                result.error,
+            )
+
+    @staticmethod
+    def _record_attempt(
+        conn: sa.Connection,
+        delivery_id: str,
+        attempt: int,
+        started: datetime,
+        duration_ms: float | None,
+        result: SendResult,
+        *,
+        outcome: str,
+    ) -> None:
+        conn.execute(
+            insert_ignoring_duplicates(conn, attempts).values(
+                delivery_id=delivery_id,
+                attempt=attempt,
+                started_at=started,
+                duration_ms=duration_ms,
+                outcome=outcome,
+                status_code=result.status_code,
+                error=result.error,
+            )
+        )

@@ -1,0 +1,1 @@
+"""HTTP routes and the worker process of the notifications service."""

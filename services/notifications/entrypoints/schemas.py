@@ -1,0 +1,145 @@
+"""Request and response bodies of the notifications API (the public HTTP contract)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..rules import NOTIFICATION_TYPES
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WebhookRequest(_Request):
+    url: str = Field(
+        min_length=8, max_length=2048, description="http:// or https:// URL that receives POSTs"
+    )
+    secret: str = Field(
+        min_length=16, max_length=256, description="Shared secret for the HMAC-SHA256 signature"
+    )
+    event_types: list[str] = Field(
+        min_length=1,
+        max_length=len(NOTIFICATION_TYPES),
+        description="Notification types to receive: " + ", ".join(NOTIFICATION_TYPES),
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError as error:
+            raise ValueError(f"not a valid URL: {error}") from None
+        if parts.scheme not in ("http", "https"):
+            raise ValueError("the URL must start with http:// or https://")
+        if not parts.hostname:
+            raise ValueError("the URL must name a host")
+        if port == 0:
+            raise ValueError("the URL's port must be 1 to 65535")
+        if any(c.isspace() for c in value) or not value.isprintable():
+            raise ValueError("the URL must not contain spaces or control characters")
+        return value
+
+    @field_validator("event_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t not in NOTIFICATION_TYPES]
+        if unknown:
+            raise ValueError(
+                f"unknown event type(s) {', '.join(map(repr, unknown[:5]))}; "
+                f"known: {', '.join(NOTIFICATION_TYPES)}"
+            )
+        return list(dict.fromkeys(value))
+
+
+class AttemptPublic(BaseModel):
+    attempt: int
+    started_at: datetime
+    duration_ms: float | None
+    outcome: Literal["delivered", "failed", "unknown"]
+    status_code: int | None
+    error: str | None
+
+
+class DeliveryPublic(BaseModel):
+    id: str
+    notification_id: str
+    channel: Literal["webhook", "email"]
+    status: Literal["pending", "delivered", "dead"]
+    attempts: int = Field(description="attempts made so far")
+    next_attempt_at: datetime | None = Field(description="when the next attempt is due (pending)")
+    last_error: str | None
+    delivered_at: datetime | None
+    attempt_log: list[AttemptPublic]
+
+
+class WebhookDeliveryPublic(DeliveryPublic):
+    type: str = Field(description="the notification's type")
+
+
+class NotificationPublic(BaseModel):
+    id: UUID = Field(description="stable id: webhooks and e-mails carry it so receivers dedupe")
+    kind: Literal["event", "reminder"]
+    type: str
+    title: str
+    message: str
+    interview_id: UUID
+    job_id: str
+    event_id: UUID | None
+    occurred_at: datetime
+    created_at: datetime
+    read: bool
+    read_at: datetime | None
+    details: dict[str, Any]
+    deliveries: list[DeliveryPublic] = Field(description="e-mail and webhook deliveries")
+
+
+class NotificationPage(BaseModel):
+    items: list[NotificationPublic]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page; null at the end"
+    )
+
+
+class WebhookPublic(BaseModel):
+    id: UUID
+    url: str
+    event_types: list[str]
+    active: bool
+    created_at: datetime
+    delivery_counts: dict[str, int] = Field(description="deliveries by status")
+    deliveries: list[WebhookDeliveryPublic] = Field(description="latest deliveries, newest first")
+
+
+def notification_public(row: dict[str, Any]) -> NotificationPublic:
+    return NotificationPublic(
+        **{k: row[k] for k in NotificationPublic.model_fields if k in row and k != "deliveries"},
+        read=row["read_at"] is not None,
+        deliveries=[delivery_public(d) for d in row.get("deliveries", [])],
+    )
+
+
+def delivery_public(row: dict[str, Any], cls: type[DeliveryPublic] = DeliveryPublic) -> Any:
+    values = {k: row.get(k) for k in cls.model_fields if k != "attempt_log"}
+    if values.get("status") != "pending":
+        values["next_attempt_at"] = None
+    return cls(**values, attempt_log=[AttemptPublic(**a) for a in row.get("attempt_log", [])])
+
+
+def webhook_public(row: dict[str, Any]) -> WebhookPublic:
+    return WebhookPublic(
+        id=row["id"],
+        url=row["url"],
+        event_types=row["event_types"],
+        active=row["active"],
+        created_at=row["created_at"],
+        delivery_counts=row.get("delivery_counts", {}),
+        deliveries=[delivery_public(d, WebhookDeliveryPublic) for d in row.get("deliveries", [])],
+    )

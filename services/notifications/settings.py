@@ -1,0 +1,52 @@
+"""Settings of the notifications service (all overridable by environment)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from ..common.settings import CommonSettings
+
+
+class NotificationsSettings(CommonSettings):
+    """DESIGN's environment plus the channels.
+
+    E-mail is on when ``SMTP_HOST`` and ``EMAIL_DOMAIN`` are set: a user's
+    address is ``{user_id}@{EMAIL_DOMAIN}`` (user ids are the JWT ``sub``).
+    """
+
+    notifications_database_url: str | None = None
+
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_sender: str | None = None
+    smtp_username: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)
+    smtp_starttls: bool = False
+    email_domain: str | None = None
+
+    delivery_max_attempts: int = Field(default=8, ge=1, le=100)
+    delivery_backoff_base_seconds: float = Field(default=5.0, gt=0)
+    delivery_backoff_factor: float = Field(default=2.0, ge=1)
+    delivery_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    delivery_backoff_jitter: float = Field(default=0.2, ge=0, le=1)
+    delivery_timeout_seconds: float = Field(default=5.0, gt=0)
+    delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    delivery_poll_seconds: float = Field(default=1.0, gt=0)
+    delivery_batch_size: int = Field(default=50, ge=1, le=1000)
+    delivery_concurrency: int = Field(default=8, ge=1, le=64)
+
+    def resolved_database_url(self) -> str | None:
+        return self.notifications_database_url or self.database_url
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "notifications.sqlite"
+
+    @property
+    def email_enabled(self) -> bool:
+        return bool(self.smtp_host and self.email_domain)
+
+    def sender_address(self) -> str:
+        return self.smtp_sender or f"notifications@{self.email_domain or 'localhost'}"

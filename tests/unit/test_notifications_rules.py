@@ -1,0 +1,174 @@
+"""The rules table: who is told what, for each event (pure, no database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from services.contracts import EventEnvelope
+from services.notifications.delivery import BackoffPolicy
+from services.notifications.rules import (
+    EVENT_TYPES,
+    NOTIFICATION_TYPES,
+    RULES,
+    Deadline,
+    drafts_for_event,
+    drafts_for_reminder,
+    format_when,
+    rules_markdown,
+)
+
+AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def envelope(
+    type_: str, data: dict[str, Any] | None = None, actor: str = "client", **over: Any
+) -> EventEnvelope:
+    fields: dict[str, Any] = {
+        "id": uuid4(),
+        "type": type_,
+        "schema_version": 2 if type_ == "interview.cancelled" else 1,
+        "interview_id": UUID("00000000-0000-0000-0000-0000000000aa"),
+        "version": 2,
+        "position": 7,
+        "occurred_at": AT,
+        "actor": {"id": "c-1" if actor == "client" else "f-1", "role": actor},
+        "job_id": "job-42",
+        "client_id": "c-1",
+        "freelancer_id": "f-1",
+        "correlation_id": "corr",
+        "causation_id": "cause",
+        "data": data or {},
+    }
+    return EventEnvelope.model_validate(fields | over)
+
+
+def told(event: EventEnvelope) -> dict[str, str]:
+    return {d.recipient_id: d.message for d in drafts_for_event(event)}
+
+
+def test_the_freelancer_is_told_of_an_invitation_with_job_client_and_deadline() -> None:
+    result = told(
+        envelope(
+            "interview.invited",
+            {"message": "Let's talk", "expires_at": "2026-12-02T12:00:00Z"},
+        )
+    )
+    assert list(result) == ["f-1"]
+    assert result["f-1"] == (
+        'Client c-1 invited you to interview for job job-42. Their message: "Let\'s talk"'
+        " Please answer by Wednesday 2 December 2026 at 12:00 UTC."
+    )
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    [
+        "interview.accepted",
+        "interview.declined",
+        "interview.offer_accepted",
+        "interview.offer_declined",
+    ],
+)
+def test_the_client_is_told_when_the_freelancer_answers(event_type: str) -> None:
+    result = told(envelope(event_type, actor="freelancer"))
+    assert list(result) == ["c-1"]
+    assert "Freelancer f-1" in result["c-1"] and "job-42" in result["c-1"]
+
+
+def test_a_decline_carries_its_reason() -> None:
+    result = told(envelope("interview.offer_declined", {"reason": "too low"}, actor="freelancer"))
+    assert "Reason: too low" in result["c-1"]
+
+
+def test_both_are_told_the_date_and_time_when_an_interview_starts() -> None:
+    result = told(
+        envelope("interview.started", {"scheduled_at": "2026-11-26T15:30:00+01:00"}, "freelancer")
+    )
+    assert set(result) == {"c-1", "f-1"}
+    assert result["c-1"] == (
+        "Your interview with freelancer f-1 for job job-42 has started."
+        " It is scheduled for Thursday 26 November 2026 at 14:30 UTC."
+    )
+    assert result["f-1"].startswith("Your interview with client c-1 for job job-42")
+    assert "Thursday 26 November 2026 at 14:30 UTC" in result["f-1"]
+
+
+def test_a_start_without_a_date_says_so_and_when_it_started() -> None:
+    result = told(envelope("interview.started", {"scheduled_at": None}))
+    assert "no date and time was scheduled" in result["f-1"]
+    assert format_when(AT) in result["f-1"]
+
+
+def test_the_freelancer_is_told_the_terms_of_an_offer() -> None:
+    data = {
+        "amount": "1500",
+        "currency": "EUR",
+        "rate_type": "fixed",
+        "start_date": "2026-12-01",
+        "message": None,
+        "expires_at": None,
+    }
+    result = told(envelope("interview.offer_extended", data))
+    assert result == {
+        "f-1": "Client c-1 offered you job job-42: 1,500.00 EUR fixed price,"
+        " starting Tuesday 1 December 2026."
+    }
+    hourly = told(
+        envelope("interview.offer_extended", data | {"rate_type": "hourly", "amount": "45.5"})
+    )
+    assert "45.50 EUR per hour" in hourly["f-1"]
+
+
+@pytest.mark.parametrize(("who", "other"), [("client", "f-1"), ("freelancer", "c-1")])
+def test_only_the_other_party_is_told_of_a_cancellation(who: str, other: str) -> None:
+    event = envelope("interview.cancelled", {"reason": "found someone", "cancelled_by": who}, who)
+    result = told(event)
+    assert list(result) == [other]
+    assert result[other].endswith(
+        "cancelled the interview with you for job job-42. Reason: found someone"
+    )
+    assert result[other].startswith("Client c-1" if who == "client" else "Freelancer f-1")
+
+
+@pytest.mark.parametrize("what", ["invitation", "offer"])
+def test_both_are_told_when_something_expires(what: str) -> None:
+    result = told(envelope("interview.expired", {"what": what}, "system"))
+    assert set(result) == {"c-1", "f-1"}
+    assert all(what in message and "expired" in message for message in result.values())
+
+
+def test_every_event_type_has_a_rule_and_ids_are_stable_per_event_and_recipient() -> None:
+    assert {r.trigger for r in RULES if r.kind == "event"} == set(EVENT_TYPES)
+    event = envelope("interview.expired", {"what": "offer"}, "system")
+    first, again = drafts_for_event(event), drafts_for_event(event)
+    assert [d.id for d in first] == [d.id for d in again]
+    assert len({d.id for d in first}) == 2
+    other = envelope("interview.expired", {"what": "offer"}, "system")
+    assert not {d.id for d in first} & {d.id for d in drafts_for_event(other)}
+
+
+def test_reminders_go_to_the_party_who_must_answer() -> None:
+    deadline = Deadline(
+        "offer", uuid4(), "job-42", "c-1", "f-1", datetime(2026, 12, 1, 9, tzinfo=UTC)
+    )
+    (draft,) = drafts_for_reminder(deadline, AT)
+    assert draft.recipient_id == "f-1" and draft.kind == "reminder"
+    assert draft.type == "interview.reminder" and "interview.reminder" in NOTIFICATION_TYPES
+    assert "Tuesday 1 December 2026 at 09:00 UTC" in draft.message
+    assert drafts_for_reminder(deadline, AT)[0].id == draft.id
+
+
+def test_the_rules_render_as_a_markdown_table() -> None:
+    table = rules_markdown().splitlines()
+    assert len(table) == 2 + len(RULES)
+    assert all(line.startswith("|") for line in table)
+
+
+def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
+    policy = BackoffPolicy(base_seconds=2, factor=2, max_seconds=10, jitter=0.25, max_attempts=5)
+    assert [policy.nominal(n) for n in range(1, 6)] == [2, 4, 8, 10, 10]
+    assert policy.delay(3, 0.0) == 8 and policy.delay(3, 1.0) == 6
