@@ -19,13 +19,15 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 from eventsourcing.utils import get_topic
 
 from .adapters.group_commit import GroupCommitter
+from .adapters.transcodings import register_domain_transcodings
 from .domain import (
     SYSTEM,
     CommandContext,
+    DomainError,
     DuplicateOpenInterviewError,
     Interview,
     Job,
@@ -135,6 +137,10 @@ class InterviewsApplication(Application[UUID]):
     def close(self) -> None:
         self.committer.close()
         super().close()
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        register_domain_transcodings(transcoder)
 
     # ------------------------------------------------------------ the commands
 
@@ -367,7 +373,16 @@ class InterviewsApplication(Application[UUID]):
                 replay = self._replay(ctx.actor.id, idempotency_key, fp)
                 if replay is not None:
                     return replay
-            aggregates, interview = decide()
+            try:
+                aggregates, interview = decide()
+            except (DomainError, InterviewNotFoundError, VersionMismatchError):
+                # A concurrent retry of this same request may have committed
+                # since the replay check above: then its answer is the answer.
+                if idempotency_key:
+                    replay = self._replay(ctx.actor.id, idempotency_key, fp)
+                    if replay is not None:
+                        return replay
+                raise
             if idempotency_key:
                 aggregates.append(
                     IdempotentResponse.record(

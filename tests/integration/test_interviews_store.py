@@ -1,0 +1,99 @@
+"""What the event store keeps survives a fresh process: every value type of
+the domain, snapshots, and text the database might choke on."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from services.interviews.bootstrap import InterviewsContainer
+from services.interviews.domain import Actor, CommandContext, OfferTerms
+from services.interviews.settings import InterviewsSettings
+from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.integration
+
+CLIENT = Actor("client-1", "client")
+FREELANCER = Actor("freelancer-1", "freelancer")
+
+
+def ctx(actor: Actor, clock: FakeClock) -> CommandContext:
+    return CommandContext(actor=actor, at=clock(), correlation_id="c", causation_id="r")
+
+
+def reopened(settings: InterviewsSettings, clock: FakeClock) -> InterviewsContainer:
+    return InterviewsContainer(settings, clock=clock)
+
+
+def test_every_value_of_an_offer_survives_a_restart(
+    interviews_container: InterviewsContainer,
+    interviews_settings: InterviewsSettings,
+    clock: FakeClock,
+) -> None:
+    app = interviews_container.interviews()
+    text = "Grüße 🎉 \u0000 'quoted' \"double\" \\ back"
+    iid = app.invite(
+        ctx(CLIENT, clock), job_id="job-1", freelancer_id=FREELANCER.id, message=text
+    ).id
+    app.accept(ctx(FREELANCER, clock), iid)
+    app.start(ctx(CLIENT, clock), iid, scheduled_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
+    app.extend_offer(
+        ctx(CLIENT, clock),
+        iid,
+        amount=Decimal("1234.50"),
+        currency="EUR",
+        rate_type="hourly",
+        start_date=date(2027, 1, 4),
+        message=text,
+    )
+
+    other = reopened(interviews_settings, clock)
+    try:
+        interview = other.interviews().get_interview(iid)
+    finally:
+        other.close()
+
+    assert interview.message == text
+    assert interview.scheduled_at == datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    assert interview.offer == OfferTerms(
+        Decimal("1234.50"), "EUR", "hourly", date(2027, 1, 4), text
+    )
+
+
+def test_a_long_negotiation_is_snapshotted_and_reloads_from_the_snapshot(
+    interviews_container: InterviewsContainer,
+    interviews_settings: InterviewsSettings,
+    clock: FakeClock,
+) -> None:
+    app = interviews_container.interviews()
+    iid = app.invite(ctx(CLIENT, clock), job_id="job-1", freelancer_id=FREELANCER.id).id
+    app.accept(ctx(FREELANCER, clock), iid)
+    app.start(ctx(CLIENT, clock), iid)
+    for round_ in range(49):
+        app.extend_offer(
+            ctx(CLIENT, clock),
+            iid,
+            amount=Decimal(100 + round_),
+            currency="USD",
+            rate_type="fixed",
+            start_date=date(2027, 1, 1),
+        )
+        if round_ < 48:
+            app.decline_offer(ctx(FREELANCER, clock), iid, reason=f"round {round_}")
+
+    assert app.get_interview(iid).version == 100
+    [snapshot] = list(app.snapshots.get(iid))  # type: ignore[union-attr]
+    assert snapshot.originator_version == 100
+
+    other = reopened(interviews_settings, clock)
+    try:
+        interview = other.interviews().get_interview(iid)
+    finally:
+        other.close()
+
+    assert interview.version == 100
+    assert interview.offer == OfferTerms(Decimal(148), "USD", "fixed", date(2027, 1, 1))
+    assert interview.offers_extended == 49
+    assert interview.last_hash == app.interview_events(iid)[-1].hash
