@@ -33,8 +33,6 @@ from .settings import NotificationsSettings
 
 log = logging.getLogger(__name__)
 
-GROUP = "notifications"
-
 
 class DependencyUnavailableError(Exception):
     """The notifications database could not be reached."""
@@ -180,7 +178,7 @@ def consumer_spec(
             on_committed(position)
 
     return ConsumerSpec(
-        group=GROUP,
+        group=container.settings.notifications_consumer_group,
         engine=container.engine(),
         handlers={event_type: handler for event_type in EVENT_TYPES},
         on_committed=committed,
@@ -188,20 +186,30 @@ def consumer_spec(
     )
 
 
-def create_app(container: NotificationsContainer) -> FastAPI:
-    """The notifications HTTP app (inbox and webhooks). It runs no consumer and no
-    delivery worker itself: the process that serves it starts those (see cli)."""
+def create_app(container: NotificationsContainer, *, workers: bool = False) -> FastAPI:
+    """The notifications HTTP app (inbox and webhooks).
+
+    With ``workers=True`` (``interviewctl serve notifications``) its lifespan also
+    runs the Kafka consumer (when ``KAFKA_BOOTSTRAP_SERVERS`` is set) and the
+    delivery worker; mounted in ``interviewctl up`` the platform runs those.
+    """
     from .entrypoints import api
+    from .entrypoints.worker import Workers
 
     metrics = Metrics("notifications")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> Any:
+        running: Workers | None = None
         try:
             container.engine()
         except DependencyUnavailableError as error:
             log.warning("notifications database unavailable at start-up, will retry: %s", error)
+        if workers:
+            running = Workers(container, registry=metrics.registry).start()
         yield
+        if running is not None:
+            running.stop()
         container.close()
 
     app = FastAPI(
@@ -214,6 +222,7 @@ def create_app(container: NotificationsContainer) -> FastAPI:
     app.state.auth_secret = container.settings.resolved_auth_secret()
     app.state.metrics = metrics
     install_error_handlers(app, UNAVAILABLE)
+    _body_parse_errors_are_422(app)
     install_observability(app, metrics)
     _install_domain_metrics(metrics, container)
 
@@ -223,6 +232,22 @@ def create_app(container: NotificationsContainer) -> FastAPI:
     app.include_router(api.router)
     app.include_router(health_router(metrics, ready))
     return app
+
+
+def _body_parse_errors_are_422(app: FastAPI) -> None:
+    """FastAPI answers 400 when a body is not even text (e.g. ``b"\\xff{"``); DESIGN says 422."""
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from ..common.web import error_response
+
+    previous = app.exception_handlers[StarletteHTTPException]
+
+    async def handler(request: Request, exc: Exception) -> Any:
+        if isinstance(exc, StarletteHTTPException) and exc.status_code == 400:
+            return error_response(422, "invalid_input", f"body: {exc.detail}")
+        return await previous(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, handler)
 
 
 def _install_domain_metrics(metrics: Metrics, container: NotificationsContainer) -> None:

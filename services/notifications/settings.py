@@ -17,6 +17,8 @@ class NotificationsSettings(CommonSettings):
     """
 
     notifications_database_url: str | None = None
+    # DESIGN's group is "notifications"; another name only for side-by-side runs (bench, tests).
+    notifications_consumer_group: str = "notifications"
 
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)

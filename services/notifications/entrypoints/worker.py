@@ -1,0 +1,122 @@
+"""The notifications service's background work, in a process of its own or beside the API.
+
+- the consumer (group ``notifications``) on Kafka when ``KAFKA_BOOTSTRAP_SERVERS``
+  is set (in the embedded default ``interviewctl up`` feeds the same spec from
+  the event store's log instead);
+- the delivery worker, which drains the outbox of webhook and e-mail deliveries.
+
+``python -m services.notifications.entrypoints.worker [--no-consumer] [--no-delivery]``
+runs them until SIGTERM/SIGINT (several such processes share the work).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from typing import Any
+
+from ..bootstrap import DependencyUnavailableError, NotificationsContainer, consumer_spec
+
+log = logging.getLogger(__name__)
+
+
+class Workers:
+    """Starts and stops the consumer runner and the delivery worker of one container."""
+
+    def __init__(
+        self,
+        container: NotificationsContainer,
+        *,
+        consumer: bool = True,
+        delivery: bool = True,
+        registry: Any = None,
+        **runner_options: Any,
+    ) -> None:
+        self.container = container
+        self.consumer = consumer
+        self.delivery = delivery
+        self.registry = registry
+        self.runner_options = runner_options
+        self.runner: Any = None
+        self._stop = threading.Event()
+        self._starter: threading.Thread | None = None
+
+    def start(self) -> Workers:
+        """Starts at once, or (database down) in the background as soon as it answers."""
+        try:
+            self._start()
+        except DependencyUnavailableError as error:
+            log.warning("notifications database unavailable (%s); starting workers later", error)
+            self._starter = threading.Thread(target=self._start_later, daemon=True)
+            self._starter.start()
+        return self
+
+    def _start_later(self) -> None:
+        delay = 0.5
+        while not self._stop.wait(delay):
+            try:
+                self._start()
+                return
+            except DependencyUnavailableError:
+                delay = min(delay * 2, 10.0)
+
+    def _start(self) -> None:
+        settings = self.container.settings
+        self.container.engine()
+        if self.delivery:
+            self.container.delivery_worker().start()
+        if self.consumer:
+            if settings.kafka_bootstrap_servers:
+                from ...common.runner import kafka_runner
+
+                self.runner = kafka_runner(
+                    consumer_spec(self.container),
+                    settings.kafka_bootstrap_servers,
+                    settings.topic,
+                    registry=self.registry,
+                    **self.runner_options,
+                ).start()
+            else:
+                log.warning(
+                    "KAFKA_BOOTSTRAP_SERVERS is not set: no consumer here (in the embedded "
+                    "default `interviewctl up` runs it on the event store's log)"
+                )
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._starter is not None:
+            self._starter.join(15)
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner.join(15)
+            self.runner = None
+        if self.delivery and self.container._worker is not None:
+            self.container._worker.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ...common.web import configure_logging
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-consumer", action="store_true", help="do not consume events")
+    parser.add_argument("--no-delivery", action="store_true", help="do not send deliveries")
+    args = parser.parse_args(argv)
+    container = NotificationsContainer()
+    configure_logging(container.settings.log_level)
+    # The signals wait here; the worker threads (which inherit the mask) never see them.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    workers = Workers(container, consumer=not args.no_consumer, delivery=not args.no_delivery)
+    workers.start()
+    try:
+        received = signal.sigwait(stop_signals)
+        log.info("notifications worker: %s, stopping", signal.Signals(received).name)
+    finally:
+        workers.stop()
+        container.close()
+
+
+if __name__ == "__main__":
+    main()
