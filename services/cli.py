@@ -60,6 +60,18 @@ def serve_interviews(
     _run(create_app(InterviewsContainer()), host, port)
 
 
+@serve_app.command("notifications")
+def serve_notifications(
+    host: HostOpt = "127.0.0.1", port: PortOpt = 8003, data_dir: DataDirOpt = None
+) -> None:
+    """The notifications API with its delivery worker and, when KAFKA_BOOTSTRAP_SERVERS
+    is set, its consumer (group "notifications")."""
+    _apply_data_dir(data_dir)
+    from .notifications.bootstrap import NotificationsContainer, create_app
+
+    _run(create_app(NotificationsContainer(), workers=True), host, port)
+
+
 @app.command()
 def token(
     sub: Annotated[str, typer.Option(help="The user id (JWT 'sub')")],

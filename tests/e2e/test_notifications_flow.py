@@ -1,0 +1,218 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
+"""The whole way through: HTTP commands on the interview service, its event store
+read by the consumer runner (embedded source, the same handler code as on
+Kafka), and each party's inbox, webhook and e-mail over the notifications API.
+Every transition of DESIGN's table gives exactly the rules table's notifications."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.common.runner import embedded_runner
+from services.interviews.bootstrap import InterviewsContainer
+from services.interviews.bootstrap import create_app as interviews_app
+from services.interviews.feed import InterviewEventFeed, wake_on_interview_events
+from services.interviews.settings import InterviewsSettings
+from services.notifications.bootstrap import NotificationsContainer, consumer_spec
+from services.notifications.bootstrap import create_app as notifications_app
+from tests.conftest import TEST_SECRET, FakeClock
+from tests.integration.test_notifications_support import (
+    SmtpSink,
+    WebhookReceiver,
+    receiver,  # noqa: F401 - fixture
+    settings_for,
+    smtp,  # noqa: F401 - fixture
+)
+
+pytestmark = pytest.mark.e2e
+
+Token = Callable[[str, str], dict[str, str]]
+
+
+class Platform:
+    """The interview API, the notifications API and the embedded consumer, wired."""
+
+    def __init__(self, commands: TestClient, inbox: TestClient, token: Token) -> None:
+        self.commands, self.inbox, self.token = commands, inbox, token
+        self.applied = 0
+        self.changed = threading.Condition()
+
+    def on_committed(self, position: int) -> None:
+        with self.changed:
+            self.applied = max(self.applied, position)
+            self.changed.notify_all()
+
+    def wait_for(self, position: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.applied >= position, timeout=10)
+
+    def do(self, user: str, role: str, path: str, body: Any = None) -> dict[str, Any]:
+        answer = self.commands.post(path, json=body, headers=self.token(user, role))
+        assert answer.status_code in (200, 201), answer.text
+        result: dict[str, Any] = answer.json()
+        self.wait_for(result["position"])
+        return result
+
+    def told(self, user: str) -> list[tuple[str, str]]:
+        """(type, job) of each notification of ``user``, oldest first."""
+        role = "client" if user.startswith("c") else "freelancer"
+        items = self.inbox.get(
+            "/notifications", params={"limit": 200}, headers=self.token(user, role)
+        ).json()["items"]
+        return [(n["type"].removeprefix("interview."), n["job_id"]) for n in reversed(items)]
+
+
+@pytest.fixture
+def platform(
+    database_url: str | None,
+    tmp_path: Path,
+    clock: FakeClock,
+    token: Token,
+    smtp: SmtpSink,
+) -> Iterator[Platform]:
+    interviews = InterviewsContainer(
+        InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET),
+        clock=clock,
+    )
+    notifications = NotificationsContainer(
+        settings_for(
+            database_url,
+            tmp_path,
+            smtp_host="127.0.0.1",
+            smtp_port=smtp.port,
+            email_domain="example.test",
+        ),
+        clock=clock,
+    )
+    with (
+        TestClient(interviews_app(interviews)) as commands,
+        TestClient(notifications_app(notifications)) as inbox,
+    ):
+        platform = Platform(commands, inbox, token)
+        app = interviews.interviews()
+        feed = InterviewEventFeed(app)
+        runner = embedded_runner(
+            consumer_spec(notifications, platform.on_committed),
+            feed.read,
+            wake_on_interview_events(app),
+            max_position=app.max_position,
+        ).start()
+        notifications.delivery_worker().start()
+        try:
+            yield platform
+        finally:
+            runner.stop()
+            runner.join(10)
+    interviews.close()
+
+
+def test_every_transition_tells_exactly_whom_the_rules_say(
+    platform: Platform, clock: FakeClock, receiver: WebhookReceiver, smtp: SmtpSink
+) -> None:
+    p = platform
+    hook = p.inbox.post(
+        "/webhooks",
+        json={"url": receiver.url, "secret": "s" * 16, "event_types": ["interview.started"]},
+        headers=p.token("c-1", "client"),
+    )
+    assert hook.status_code == 201
+    client = ("c-1", "client")
+
+    hired = p.do(*client, "/interviews", {"job_id": "job-1", "freelancer_id": "f-1"})["id"]
+    p.do("f-1", "freelancer", f"/interviews/{hired}/accept")
+    when = (clock.now + timedelta(days=2)).replace(hour=15, minute=0).isoformat()
+    p.do(*client, f"/interviews/{hired}/start", {"scheduled_at": when})
+    offer = {"amount": "1200", "currency": "EUR", "rate_type": "fixed"}
+    p.do(*client, f"/interviews/{hired}/offer", offer)
+    p.do("f-1", "freelancer", f"/interviews/{hired}/offer/decline", {"reason": "low"})
+    p.do(*client, f"/interviews/{hired}/offer", offer | {"amount": "1500"})
+    p.do("f-1", "freelancer", f"/interviews/{hired}/offer/accept")
+
+    declined = p.do(*client, "/interviews", {"job_id": "job-2", "freelancer_id": "f-2"})["id"]
+    p.do("f-2", "freelancer", f"/interviews/{declined}/decline", {"reason": "busy"})
+
+    left = p.do(*client, "/interviews", {"job_id": "job-3", "freelancer_id": "f-3"})["id"]
+    p.do("f-3", "freelancer", f"/interviews/{left}/cancel", {"reason": "took another job"})
+
+    dropped = p.do(*client, "/interviews", {"job_id": "job-4", "freelancer_id": "f-4"})["id"]
+    p.do(*client, f"/interviews/{dropped}/cancel", {"reason": "position filled"})
+
+    soon = (clock.now + timedelta(hours=1)).isoformat()
+    lapsed = p.do(
+        *client, "/interviews", {"job_id": "job-5", "freelancer_id": "f-5", "expires_at": soon}
+    )["id"]
+    unanswered = p.do(*client, "/interviews", {"job_id": "job-6", "freelancer_id": "f-6"})["id"]
+    p.do("f-6", "freelancer", f"/interviews/{unanswered}/accept")
+    p.do(*client, f"/interviews/{unanswered}/offer", offer | {"expires_at": soon})
+    clock.advance(hours=2)
+    app = p.commands.app.state.container.interviews()  # the scheduler's call
+    for interview in (lapsed, unanswered):
+        p.wait_for(app.expire(UUID(interview)).position)
+
+    assert p.told("c-1") == [
+        ("accepted", "job-1"),
+        ("started", "job-1"),
+        ("offer_declined", "job-1"),
+        ("offer_accepted", "job-1"),
+        ("declined", "job-2"),
+        ("cancelled", "job-3"),
+        ("accepted", "job-6"),
+        ("expired", "job-5"),
+        ("expired", "job-6"),
+    ]
+    assert p.told("f-1") == [
+        ("invited", "job-1"),
+        ("started", "job-1"),
+        ("offer_extended", "job-1"),
+        ("offer_extended", "job-1"),
+    ]
+    assert p.told("f-2") == [("invited", "job-2")]
+    assert p.told("f-3") == [("invited", "job-3")]
+    assert p.told("f-4") == [("invited", "job-4"), ("cancelled", "job-4")]
+    assert p.told("f-5") == [("invited", "job-5"), ("expired", "job-5")]
+    assert p.told("f-6") == [
+        ("invited", "job-6"),
+        ("offer_extended", "job-6"),
+        ("expired", "job-6"),
+    ]
+
+    f1 = p.inbox.get("/notifications", headers=p.token("f-1", "freelancer")).json()["items"]
+    started = next(n for n in f1 if n["type"] == "interview.started")
+    assert "It is scheduled for Friday 27 November 2026 at 15:00 UTC." in started["message"]
+    assert started["message"].startswith("Your interview with client c-1 for job job-1")
+
+    def settled() -> bool:
+        hooks = p.inbox.get("/webhooks", headers=p.token("c-1", "client")).json()
+        return hooks[0]["delivery_counts"] == {"delivered": 1} and len(smtp.messages) == 22
+
+    _eventually(settled)
+    (call,) = receiver.received
+    assert call.json()["type"] == "interview.started" and call.json()["job_id"] == "job-1"
+    mails = Counter(mail["To"] for mail in smtp.parsed())
+    assert mails == {
+        "c-1@example.test": 9,
+        "f-1@example.test": 4,
+        "f-2@example.test": 1,
+        "f-3@example.test": 1,
+        "f-4@example.test": 2,
+        "f-5@example.test": 2,
+        "f-6@example.test": 3,
+    }
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
