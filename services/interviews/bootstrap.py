@@ -92,7 +92,7 @@ class InterviewsContainer:
 
 def create_app(container: InterviewsContainer) -> FastAPI:
     """The interviews HTTP app (commands, state, audit)."""
-    from .entrypoints import api
+    from .entrypoints import api, audit_api
 
     metrics = Metrics("interviews")
 
@@ -122,6 +122,7 @@ def create_app(container: InterviewsContainer) -> FastAPI:
         container.interviews().check_ready()
 
     app.include_router(api.router)
+    app.include_router(audit_api.router)
     app.include_router(health_router(metrics, ready))
     return app
 

@@ -1,0 +1,128 @@
+"""SQL the audit needs beyond the event store's own API: an interview's stored
+events with their global positions, and the log checkpoints.
+
+Both stores keep events in ``stored_events``; the position is PostgreSQL's
+``notification_id`` and SQLite's ``rowid``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from ..audit_log import Checkpoint
+
+CHECKPOINTS_TABLE = "audit_checkpoints"
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    position: int
+    originator_id: UUID
+    version: int
+    topic: str
+    state: bytes
+
+
+class AuditStore:
+    """Reads stored events and keeps checkpoints, on PostgreSQL or SQLite."""
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+        self.datastore = recorder.datastore
+        self.table = recorder.events_table_name
+        self.postgres = hasattr(self.datastore, "schema")
+        self._checkpoints_ready = False
+
+    def interview_rows(self, interview_id: UUID) -> list[StoredRow]:
+        """Every stored event of one aggregate, in the order they were recorded."""
+        if self.postgres:
+            rows = self._select(
+                "SELECT notification_id AS position, originator_version, topic, state "
+                "FROM {events} WHERE originator_id = %s ORDER BY notification_id",
+                (interview_id,),
+            )
+        else:
+            rows = self._select(
+                "SELECT rowid AS position, originator_version, topic, state "
+                "FROM {events} WHERE originator_id = ? ORDER BY rowid",
+                (interview_id.hex,),
+            )
+        return [
+            StoredRow(
+                int(r["position"]),
+                interview_id,
+                int(r["originator_version"]),
+                r["topic"],
+                bytes(r["state"]),
+            )
+            for r in rows
+        ]
+
+    def log_rows(self, after: int, limit: int, topics: Sequence[str]) -> list[StoredRow]:
+        """Events of the given topics in global order, after a position."""
+        notifications = self.recorder.select_notifications(
+            start=after, limit=limit, topics=tuple(topics), inclusive_of_start=False
+        )
+        return [
+            StoredRow(n.id, n.originator_id, n.originator_version, n.topic, bytes(n.state))
+            for n in notifications
+        ]
+
+    def checkpoints(self) -> list[Checkpoint]:
+        self._ensure_checkpoints_table()
+        rows = self._select(
+            "SELECT position, events, digest, created_at FROM {checkpoints} ORDER BY position", ()
+        )
+        return [
+            Checkpoint(int(r["position"]), int(r["events"]), r["digest"], str(r["created_at"]))
+            for r in rows
+        ]
+
+    def add_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> None:
+        if not checkpoints:
+            return
+        self._ensure_checkpoints_table()
+        mark = "%s" if self.postgres else "?"
+        statement = self._sql(
+            "INSERT INTO {checkpoints} (position, events, digest, created_at) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark}) ON CONFLICT (position) DO NOTHING"
+        )
+        with self.datastore.transaction(commit=True) as curs:
+            for c in checkpoints:
+                curs.execute(statement, (c.position, c.events, c.digest, c.created_at))
+
+    # ---------------------------------------------------------------- internals
+
+    def _ensure_checkpoints_table(self) -> None:
+        if self._checkpoints_ready:
+            return
+        big = "bigint" if self.postgres else "INTEGER"
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                self._sql(
+                    "CREATE TABLE IF NOT EXISTS {checkpoints} ("
+                    f"position {big} PRIMARY KEY, events {big} NOT NULL, "
+                    "digest text NOT NULL, created_at text NOT NULL)"
+                )
+            )
+        self._checkpoints_ready = True
+
+    def _sql(self, template: str) -> Any:
+        if not self.postgres:
+            return template.format(events=self.table, checkpoints=CHECKPOINTS_TABLE)
+        from psycopg.sql import SQL, Identifier
+
+        schema = Identifier(self.datastore.schema)
+        return SQL(
+            template.replace("{events}", "{s}.{events}").replace(
+                "{checkpoints}", "{s}.{checkpoints}"
+            )
+        ).format(s=schema, events=Identifier(self.table), checkpoints=Identifier(CHECKPOINTS_TABLE))
+
+    def _select(self, template: str, params: tuple[Any, ...]) -> list[Any]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._sql(template), params)
+            return list(curs.fetchall())
