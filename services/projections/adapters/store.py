@@ -1,0 +1,350 @@
+"""Writing the read models: generations, and applying batches of events.
+
+``apply_events`` is the one write path, used by the live consumer (one call
+per consumer batch) and by rebuilds (one call per chunk): it loads the rows
+the batch touches in one query, folds every event in memory, and writes the
+results with a few multi-row statements, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from ...contracts import EventEnvelope
+from ..fold import EMPTY_ROW, Row, fold
+from .schema import VIEW, VIEW_SCHEMAS, ViewTables, meta, pv_generations, pv_meta, view_tables
+
+log = logging.getLogger(__name__)
+
+_LOAD_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Generation:
+    number: int
+    schemas: dict[str, int]
+    state: str
+    position: int
+    events_applied: int = 0
+    gaps_detected: int = 0
+
+    @property
+    def current_schema(self) -> bool:
+        return self.schemas == VIEW_SCHEMAS
+
+    @property
+    def newer_than_code(self) -> bool:
+        return any(self.schemas.get(k, 0) > v for k, v in VIEW_SCHEMAS.items())
+
+
+@dataclass
+class ApplyResult:
+    applied: int = 0
+    duplicates: int = 0
+    filled: int = 0
+    gaps: list[tuple[str, int, int]] = field(default_factory=list)  # (id, missing, by version)
+    max_position: int = 0
+    skipped: int = 0  # not applied: the generation awaits a schema rebuild
+
+    def add(self, other: ApplyResult) -> None:
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.filled += other.filled
+        self.gaps.extend(other.gaps)
+        self.max_position = max(self.max_position, other.max_position)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ------------------------------------------------------------------ generations
+
+
+def ensure_schema(engine: sa.Engine) -> Generation:
+    """Creates the fixed tables, and generation 1 on a fresh database."""
+    meta.create_all(engine, checkfirst=True)
+    with engine.begin() as conn:
+        current = current_generation(conn)
+        if current is not None:
+            return current
+    try:
+        with engine.begin() as conn:
+            create_generation(conn, 1, source="live", state="active")
+            conn.execute(sa.insert(pv_meta).values(view=VIEW, generation=1, swapped_at=now()))
+    except sa.exc.IntegrityError:
+        pass  # another process created it first
+    with engine.begin() as conn:
+        current = current_generation(conn)
+        assert current is not None
+        return current
+
+
+def _generation(row: Any) -> Generation:
+    schemas = row.schemas if isinstance(row.schemas, dict) else {}
+    return Generation(
+        number=row.generation,
+        schemas={str(k): int(v) for k, v in schemas.items()},
+        state=row.state,
+        position=int(row.position or 0),
+        events_applied=int(row.events_applied or 0),
+        gaps_detected=int(row.gaps_detected or 0),
+    )
+
+
+def current_generation(conn: sa.Connection, *, for_write: bool = False) -> Generation | None:
+    """The generation the API reads. ``for_write`` holds the pointer against a
+    swap until the transaction ends (PostgreSQL: a share lock; SQLite: the
+    database write lock, taken by a no-op update)."""
+    if for_write:
+        if conn.dialect.name == "sqlite":
+            conn.execute(
+                sa.update(pv_meta)
+                .where(pv_meta.c.view == VIEW)
+                .values(generation=pv_meta.c.generation)
+            )
+            pointer = conn.execute(
+                sa.select(pv_meta.c.generation).where(pv_meta.c.view == VIEW)
+            ).scalar()
+        else:
+            pointer = conn.execute(
+                sa.select(pv_meta.c.generation)
+                .where(pv_meta.c.view == VIEW)
+                .with_for_update(read=True)
+            ).scalar()
+    else:
+        pointer = conn.execute(
+            sa.select(pv_meta.c.generation).where(pv_meta.c.view == VIEW)
+        ).scalar()
+    if pointer is None:
+        return None
+    return get_generation(conn, pointer)
+
+
+def get_generation(conn: sa.Connection, number: int) -> Generation | None:
+    row = conn.execute(
+        sa.select(pv_generations).where(pv_generations.c.generation == number)
+    ).first()
+    return _generation(row) if row is not None else None
+
+
+def list_generations(conn: sa.Connection) -> list[Generation]:
+    rows = conn.execute(sa.select(pv_generations).order_by(pv_generations.c.generation))
+    return [_generation(r) for r in rows]
+
+
+def create_generation(
+    conn: sa.Connection, number: int | None = None, *, source: str, state: str = "building"
+) -> ViewTables:
+    if number is None:
+        highest = conn.execute(sa.select(sa.func.max(pv_generations.c.generation))).scalar()
+        number = int(highest or 0) + 1
+    conn.execute(
+        sa.insert(pv_generations).values(
+            generation=number,
+            schemas=dict(VIEW_SCHEMAS),
+            state=state,
+            position=0,
+            events_applied=0,
+            duplicates=0,
+            gaps_detected=0,
+            source=source,
+            created_at=now(),
+            activated_at=now() if state == "active" else None,
+        )
+    )
+    tables = view_tables(number)
+    for table in tables.all:
+        table.drop(conn, checkfirst=True)  # left over from a rebuild that died
+        table.create(conn)
+    return tables
+
+
+def swap_to(conn: sa.Connection, number: int) -> int:
+    """Points the views at generation ``number`` (inside the caller's locked
+    transaction); returns the generation it replaced."""
+    old = conn.execute(sa.select(pv_meta.c.generation).where(pv_meta.c.view == VIEW)).scalar()
+    conn.execute(
+        sa.update(pv_meta).where(pv_meta.c.view == VIEW).values(generation=number, swapped_at=now())
+    )
+    conn.execute(
+        sa.update(pv_generations)
+        .where(pv_generations.c.generation == number)
+        .values(state="active", activated_at=now())
+    )
+    conn.execute(
+        sa.update(pv_generations).where(pv_generations.c.generation == old).values(state="retired")
+    )
+    return int(old)
+
+
+def mark_failed(engine: sa.Engine, number: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(pv_generations)
+            .where(pv_generations.c.generation == number, pv_generations.c.state == "building")
+            .values(state="failed")
+        )
+
+
+def drop_generations(engine: sa.Engine, keep: Iterable[int] = ()) -> list[int]:
+    """Drops the tables of retired and failed generations, except ``keep``.
+
+    Retired tables are kept until then because a reader that read the old
+    pointer may still be querying them.
+    """
+    keep = set(keep)
+    dropped = []
+    with engine.begin() as conn:
+        gens = list_generations(conn)
+    for gen in gens:
+        if gen.state not in ("retired", "failed") or gen.number in keep:
+            continue
+        with engine.begin() as conn:
+            for table in view_tables(gen.number).all:
+                table.drop(conn, checkfirst=True)
+            conn.execute(
+                sa.update(pv_generations)
+                .where(pv_generations.c.generation == gen.number)
+                .values(state="dropped")
+            )
+        dropped.append(gen.number)
+    return dropped
+
+
+# ----------------------------------------------------------------- applying
+
+_DATETIME_COLUMNS = frozenset(name for name in EMPTY_ROW if name.endswith("_at"))
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
+
+
+def row_from_db(record: Any) -> Row:
+    row = dict(record._mapping)
+    for name in _DATETIME_COLUMNS:
+        row[name] = _utc(row.get(name))
+    row["missing"] = list(row.get("missing") or [])
+    return row
+
+
+def load_rows(
+    conn: sa.Connection, tables: ViewTables, ids: Sequence[str], *, lock: bool = False
+) -> dict[str, Row]:
+    rows: dict[str, Row] = {}
+    t = tables.interviews
+    for start in range(0, len(ids), _LOAD_CHUNK):
+        chunk = ids[start : start + _LOAD_CHUNK]
+        query = sa.select(t).where(t.c.interview_id.in_(chunk))
+        if lock:
+            query = query.with_for_update()
+        for record in conn.execute(query):
+            row = row_from_db(record)
+            rows[row["interview_id"]] = row
+    return rows
+
+
+_ROW_KEYS = tuple(EMPTY_ROW)
+
+
+def apply_events(
+    conn: sa.Connection,
+    tables: ViewTables,
+    events: Sequence[EventEnvelope],
+    *,
+    lock_rows: bool = True,
+) -> ApplyResult:
+    """Folds ``events`` (in the order given) into generation ``tables``."""
+    result = ApplyResult()
+    if not events:
+        return result
+    ids = list(dict.fromkeys(str(e.interview_id) for e in events))
+    rows = load_rows(conn, tables, ids, lock=lock_rows and conn.dialect.name != "sqlite")
+    existing = set(rows)
+    touched: dict[str, None] = {}
+    timeline: list[Row] = []
+    gaps: list[Row] = []
+    fills: list[dict[str, Any]] = []
+    at = now()
+    for event in events:
+        key = str(event.interview_id)
+        result.max_position = max(result.max_position, event.position)
+        folded = fold(rows.get(key), event)
+        if folded.outcome == "duplicate":
+            result.duplicates += 1
+            continue
+        rows[key] = folded.row
+        touched[key] = None
+        assert folded.timeline is not None
+        timeline.append(folded.timeline)
+        if folded.outcome == "filled":
+            result.filled += 1
+            fills.append({"k_id": key, "k_version": event.version, "filled_at": at})
+        else:
+            result.applied += 1
+        for missing in folded.missing:
+            result.gaps.append((key, missing, event.version))
+            gaps.append(
+                {
+                    "interview_id": key,
+                    "version": missing,
+                    "detected_by_version": event.version,
+                    "detected_at_position": event.position,
+                    "detected_at": at,
+                    "filled_at": None,
+                }
+            )
+    t = tables.interviews
+    inserts = [{k: rows[i][k] for k in _ROW_KEYS} for i in touched if i not in existing]
+    updates = [
+        {**{k: rows[i][k] for k in _ROW_KEYS if k != "interview_id"}, "k_id": i}
+        for i in touched
+        if i in existing
+    ]
+    if inserts:
+        conn.execute(sa.insert(t), inserts)
+    if updates:
+        conn.execute(sa.update(t).where(t.c.interview_id == sa.bindparam("k_id")), updates)
+    if timeline:
+        conn.execute(sa.insert(tables.timeline), timeline)
+    if gaps:
+        conn.execute(sa.insert(tables.gaps), gaps)
+    if fills:
+        g = tables.gaps
+        conn.execute(
+            sa.update(g).where(
+                g.c.interview_id == sa.bindparam("k_id"), g.c.version == sa.bindparam("k_version")
+            ),
+            fills,
+        )
+    for interview_id, missing, by_version in result.gaps:
+        log.warning(
+            "version gap in interview %s: version %d missing (received version %d); "
+            "applied and flagged",
+            interview_id,
+            missing,
+            by_version,
+        )
+    pg = pv_generations
+    conn.execute(
+        sa.update(pg)
+        .where(pg.c.generation == tables.generation)
+        .values(
+            position=sa.case(
+                (pg.c.position < result.max_position, result.max_position), else_=pg.c.position
+            ),
+            events_applied=pg.c.events_applied + result.applied + result.filled,
+            duplicates=pg.c.duplicates + result.duplicates,
+            gaps_detected=pg.c.gaps_detected + len(result.gaps),
+        )
+    )
+    return result

@@ -1,0 +1,369 @@
+"""The composition root of the projections service: settings in, wired objects out.
+
+``create_app(container)`` is the query API and dashboard;
+``build_consumer_spec(container)`` is what the consumer runner needs to keep
+the views (group ``projections``). ``container.rebuild(...)`` is ``interviewctl
+replay``. A process that runs the API and the consumer shares one container,
+so commits wake read-your-writes waiters and live streams at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from sqlalchemy import event as sa_event
+
+from ..common.consumer import ConsumerSpec
+from ..common.db import create_engine
+from ..common.web import (
+    Metrics,
+    error_response,
+    health_router,
+    install_error_handlers,
+    install_observability,
+)
+from .adapters.live import LiveWriter
+from .adapters.schema import meta
+from .adapters.sources import KafkaTopicSource, LogReader, LogSource, RebuildSource
+from .adapters.store import (
+    ApplyResult,
+    Generation,
+    current_generation,
+    drop_generations,
+    ensure_schema,
+)
+from .application import ProjectionViews, ViewBehindError, ViewsNotReadyError
+from .rebuild import Progress, RebuildReport, RebuildRunningError, rebuild
+from .settings import ProjectionsSettings
+from .watch import PositionWatch
+
+log = logging.getLogger(__name__)
+
+GROUP = "projections"
+
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
+    sqlite3.OperationalError,
+)
+
+
+class ProjectionsContainer:
+    """Builds engines and collaborators lazily, so the service starts while its
+    database is down (answering 503) and recovers once it is back.
+
+    ``log_reader`` (embedded default): ``read(after, limit)`` over the event
+    store's log, for rebuilds without Kafka; ``log_head`` gives its highest
+    position (for the progress bar's ETA).
+    """
+
+    def __init__(
+        self,
+        settings: ProjectionsSettings | None = None,
+        *,
+        log_reader: LogReader | None = None,
+        log_head: Callable[[], int] | None = None,
+    ) -> None:
+        self.settings = settings or ProjectionsSettings()
+        self.log_reader = log_reader
+        self.log_head = log_head
+        self.watch = PositionWatch()
+        self.metrics = Metrics("projections")
+        self._engine: sa.Engine | None = None
+        self._read_engine: sa.Engine | None = None
+        self._writer: LiveWriter | None = None
+        self._views: ProjectionViews | None = None
+        self._schema_ready = False
+        self._lock = threading.RLock()
+        self.rebuild_thread: threading.Thread | None = None
+        self.last_rebuild: RebuildReport | None = None
+        self.rebuild_progress: Progress | None = None
+        self.count_result: Callable[[ApplyResult], None] = lambda result: None
+        _install_metrics(self)
+
+    # ----------------------------------------------------------- resources
+
+    @property
+    def embedded(self) -> bool:
+        return not self.settings.kafka_bootstrap_servers
+
+    def engine(self) -> sa.Engine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = create_engine(
+                    self.settings.view_database_url,
+                    self.settings.data_dir / "projections.sqlite",
+                    **self._pool_options(),
+                )
+            return self._engine
+
+    def _pool_options(self) -> dict[str, Any]:
+        if self.settings.view_database_url:
+            return {"pool_size": self.settings.postgres_pool_size}
+        return {}
+
+    def read_engine(self) -> sa.Engine:
+        """Reads see one snapshot per request: REPEATABLE READ on PostgreSQL; on
+        SQLite a real BEGIN (the driver would otherwise run each SELECT alone)."""
+        with self._lock:
+            if self._read_engine is None:
+                engine = self.engine()
+                if engine.dialect.name == "sqlite":
+                    reader = create_engine(None, self.settings.data_dir / "projections.sqlite")
+
+                    @sa_event.listens_for(reader, "connect")
+                    def _manual(dbapi_conn: Any, _record: Any) -> None:
+                        dbapi_conn.isolation_level = None
+
+                    @sa_event.listens_for(reader, "begin")
+                    def _begin(conn: sa.Connection) -> None:
+                        conn.exec_driver_sql("BEGIN")
+
+                    self._read_engine = reader
+                else:
+                    self._read_engine = engine.execution_options(isolation_level="REPEATABLE READ")
+            return self._read_engine
+
+    def ensure_schema(self) -> Generation:
+        generation = ensure_schema(self.engine())
+        if not self._schema_ready:
+            self._schema_ready = True
+            if generation.current_schema:
+                drop_generations(self.engine())
+        return generation
+
+    def writer(self) -> LiveWriter:
+        with self._lock:
+            if self._writer is None:
+                self._writer = LiveWriter(self.engine(), on_result=self.count_result)
+            return self._writer
+
+    def views(self) -> ProjectionViews:
+        with self._lock:
+            if self._views is None:
+                self._views = ProjectionViews(
+                    self.read_engine(),
+                    self.watch,
+                    ordered_source=self.embedded,
+                    wait_timeout=self.settings.min_position_timeout_s,
+                )
+            return self._views
+
+    def on_committed(self, max_position: int) -> None:
+        """The runner committed a batch: wake waiters and live streams."""
+        self.watch.advance(max_position)
+
+    # -------------------------------------------------------------- rebuild
+
+    def rebuild_source(self) -> RebuildSource:
+        if self.settings.kafka_bootstrap_servers:
+            return KafkaTopicSource(self.settings.kafka_bootstrap_servers, self.settings.topic)
+        if self.log_reader is None:
+            raise RuntimeError("no Kafka and no event store log reader: nothing to rebuild from")
+        return LogSource(self.log_reader, self.log_head)
+
+    def rebuild(
+        self,
+        source: RebuildSource | None = None,
+        progress: Callable[[Progress], None] | None = None,
+    ) -> RebuildReport:
+        """``interviewctl replay``: every view from the start, swapped in atomically."""
+        self.ensure_schema()
+        source = source or self.rebuild_source()
+
+        def track(p: Progress) -> None:
+            self.rebuild_progress = p
+            if progress is not None:
+                progress(p)
+
+        try:
+            report = rebuild(
+                self.engine(), source, batch=self.settings.rebuild_batch, progress=track
+            )
+        finally:
+            source.close()
+        self.last_rebuild = report
+        self.watch.advance(report.position)
+        return report
+
+    def needs_rebuild(self) -> bool:
+        with self.engine().begin() as conn:
+            generation = current_generation(conn)
+        return generation is not None and not generation.current_schema
+
+    def start_rebuild_if_needed(self) -> threading.Thread | None:
+        """A view's schema changed: rebuild in the background while the API
+        keeps answering from the old generation."""
+        if not self.settings.rebuild_on_start or not self.needs_rebuild():
+            return None
+
+        def run() -> None:
+            try:
+                self.rebuild()
+            except RebuildRunningError:
+                log.info("schema-change rebuild: another process is rebuilding")
+            except Exception:
+                log.exception("schema-change rebuild failed; the old views stay in place")
+
+        log.warning("view schemas changed: rebuilding every view in the background")
+        self.rebuild_thread = threading.Thread(target=run, name="projections-rebuild", daemon=True)
+        self.rebuild_thread.start()
+        return self.rebuild_thread
+
+    def close(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            if self._read_engine is not None and self._read_engine is not self._engine:
+                self._read_engine.dispose()
+            self._read_engine = None
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+            self._views = None
+
+
+def consumer_spec(container: ProjectionsContainer) -> ConsumerSpec:
+    """What the consumer runner needs to keep the views (group ``projections``).
+
+    Its handlers collect each batch's events and write them just before the
+    runner's transaction commits; ``on_committed`` wakes ``min_position``
+    waiters and live streams of this process."""
+    container.ensure_schema()
+    return ConsumerSpec(
+        group=GROUP,
+        engine=container.engine(),
+        handlers=container.writer().handlers,
+        on_committed=container.on_committed,
+        metadata=(meta,),
+    )
+
+
+build_consumer_spec = consumer_spec
+
+
+def create_app(container: ProjectionsContainer, *, workers: bool = False) -> FastAPI:
+    """The projections HTTP app: views, live stream, dashboard.
+
+    With ``workers=True`` (``interviewctl serve projections``) its lifespan also
+    runs the Kafka consumer when ``KAFKA_BOOTSTRAP_SERVERS`` is set; mounted in
+    ``interviewctl up`` the platform runs the consumer instead.
+    """
+    from .entrypoints import api, dashboard
+    from .entrypoints.worker import ConsumerWorker
+
+    metrics = container.metrics
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        worker: ConsumerWorker | None = None
+        try:
+            container.ensure_schema()
+            container.start_rebuild_if_needed()
+        except UNAVAILABLE as error:
+            log.warning("views database unavailable at start-up, will retry on demand: %s", error)
+        if workers and container.settings.kafka_bootstrap_servers:
+            worker = ConsumerWorker(container, registry=metrics.registry).start()
+        yield
+        if worker is not None:
+            worker.stop()
+        container.close()
+
+    app = FastAPI(
+        title="Projections",
+        version="1.0.0",
+        description="Read models of interviews: summaries, candidate boards, statistics, "
+        "a live dashboard.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    app.state.auth_secret = container.settings.resolved_auth_secret()
+    app.state.metrics = metrics
+    install_error_handlers(app, UNAVAILABLE)
+    install_observability(app, metrics)
+
+    @app.exception_handler(ViewBehindError)
+    async def _behind(_: Request, exc: ViewBehindError) -> Any:
+        return error_response(
+            503,
+            "view_behind",
+            str(exc),
+            position=exc.position,
+            min_position=exc.wanted,
+            headers={"Retry-After": "1", api.POSITION_HEADER: str(exc.position)},
+        )
+
+    @app.exception_handler(ViewsNotReadyError)
+    async def _not_ready(_: Request, exc: ViewsNotReadyError) -> Any:
+        return error_response(503, "view_not_ready", str(exc), headers={"Retry-After": "2"})
+
+    def ready(_: Request) -> None:
+        container.ensure_schema()
+        container.views().position()
+
+    app.include_router(api.router)
+    app.include_router(dashboard.router)
+    app.include_router(health_router(metrics, ready))
+    return app
+
+
+def _install_metrics(container: ProjectionsContainer) -> None:
+    from prometheus_client import Counter, Gauge
+
+    registry = container.metrics.registry
+    events = Counter(
+        "projection_events",
+        "Events the live consumer handled, by outcome (applied, duplicate: stale or "
+        "repeated and ignored, filled: a late event that filled a gap, skipped: "
+        "awaiting a schema rebuild)",
+        ["outcome"],
+        registry=registry,
+    )
+    gaps = Counter(
+        "projection_version_gaps",
+        "Versions found missing in an interview's events (applied and flagged)",
+        registry=registry,
+    )
+    batches = Counter("projection_batches", "Batches the live consumer wrote", registry=registry)
+
+    def count(result: ApplyResult) -> None:
+        batches.inc()
+        for outcome, n in (
+            ("applied", result.applied),
+            ("duplicate", result.duplicates),
+            ("filled", result.filled),
+            ("skipped", result.skipped),
+        ):
+            if n:
+                events.labels(outcome).inc(n)
+        if result.gaps:
+            gaps.inc(len(result.gaps))
+
+    container.count_result = count
+    position = Gauge(
+        "projection_position",
+        "Highest event-store position the views applied (as seen by this process)",
+        registry=registry,
+    )
+    position.set_function(lambda: float(container.watch.position))
+    rebuild_rate = Gauge(
+        "projection_rebuild_events_per_second",
+        "Rate of the running or last rebuild",
+        registry=registry,
+    )
+    rebuild_rate.set_function(
+        lambda: container.rebuild_progress.rate if container.rebuild_progress else 0.0
+    )

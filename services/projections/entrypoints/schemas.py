@@ -1,0 +1,204 @@
+"""Response models of the query API (they feed OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Status = Literal[
+    "invited",
+    "accepted",
+    "declined",
+    "in_progress",
+    "offer_extended",
+    "hired",
+    "cancelled",
+    "expired",
+]
+
+
+class OfferPublic(BaseModel):
+    amount: str | None
+    currency: str | None
+    rate_type: str | None
+    start_date: str | None
+    expires_at: datetime | None
+    extended_at: datetime | None
+    offers_extended: int
+    offers_declined: int
+
+
+class CancellationPublic(BaseModel):
+    reason: str | None
+    by: str | None
+    at: datetime | None
+
+
+class InterviewSummary(BaseModel):
+    id: str
+    job_id: str
+    client_id: str
+    freelancer_id: str
+    status: Status
+    version: int
+    position: int = Field(description="global position of the last event applied")
+    updated_at: datetime
+    invited_at: datetime | None
+    invitation_message: str | None
+    invitation_expires_at: datetime | None
+    accepted_at: datetime | None
+    declined_at: datetime | None
+    decline_reason: str | None
+    started_at: datetime | None
+    scheduled_at: datetime | None
+    offer: OfferPublic | None
+    hired_at: datetime | None
+    cancellation: CancellationPublic | None
+    expired_at: datetime | None
+    expired_what: str | None
+    closed_at: datetime | None
+    time_to_accept_seconds: float | None
+    time_to_hire_seconds: float | None
+    missing_versions: list[int] = Field(
+        description="versions skipped by a gap in the stream and not received yet"
+    )
+
+
+class TimelineEntry(BaseModel):
+    version: int
+    position: int
+    event_id: str
+    type: str
+    occurred_at: datetime
+    actor: dict[str, str]
+    data: dict[str, Any]
+
+
+class InterviewDetail(InterviewSummary):
+    timeline: list[TimelineEntry]
+
+
+class InterviewPage(BaseModel):
+    items: list[InterviewSummary]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class Candidate(BaseModel):
+    freelancer_id: str
+    status: Status
+    interview_id: str
+    version: int
+    invited_at: datetime | None
+    updated_at: datetime
+    times_invited: int
+
+
+class CandidateBoard(BaseModel):
+    job_id: str
+    counts: dict[str, int]
+    candidates: list[Candidate]
+
+
+class FunnelStage(BaseModel):
+    stage: Literal["invited", "accepted", "started", "offer", "hired"]
+    count: int = Field(description="interviews that reached this stage or went past it")
+    rate_from_previous: float | None
+    rate_from_invited: float | None
+
+
+class Median(BaseModel):
+    median_seconds: float | None
+    count: int
+
+
+class ReasonCount(BaseModel):
+    reason: str | None
+    count: int
+
+
+class Cancellations(BaseModel):
+    total: int
+    by_reason: list[ReasonCount]
+    by_party: dict[str, int]
+
+
+class Gaps(BaseModel):
+    interviews_with_gaps: int
+    versions_skipped: int
+    versions_still_missing: int
+
+
+class Stats(BaseModel):
+    position: int
+    total: int
+    open: int
+    by_status: dict[str, int]
+    funnel: list[FunnelStage]
+    time_to_accept: Median
+    time_to_hire: Median
+    cancellations: Cancellations
+    expirations: dict[str, int]
+    gaps: Gaps
+
+
+def summary(row: dict[str, Any]) -> dict[str, Any]:
+    offer = None
+    if row.get("offers_count"):
+        offer = {
+            "amount": row.get("offer_amount"),
+            "currency": row.get("offer_currency"),
+            "rate_type": row.get("offer_rate_type"),
+            "start_date": row.get("offer_start_date"),
+            "expires_at": row.get("offer_expires_at"),
+            "extended_at": row.get("last_offer_at"),
+            "offers_extended": row.get("offers_count") or 0,
+            "offers_declined": row.get("offers_declined") or 0,
+        }
+    cancellation = None
+    if row.get("cancelled_at") is not None:
+        cancellation = {
+            "reason": row.get("cancel_reason"),
+            "by": row.get("cancelled_by"),
+            "at": row.get("cancelled_at"),
+        }
+    return {
+        "id": row["interview_id"],
+        "job_id": row["job_id"],
+        "client_id": row["client_id"],
+        "freelancer_id": row["freelancer_id"],
+        "status": row["status"],
+        "version": row["version"],
+        "position": row["position"],
+        "updated_at": row["updated_at"],
+        "invited_at": row.get("invited_at"),
+        "invitation_message": row.get("invitation_message"),
+        "invitation_expires_at": row.get("invitation_expires_at"),
+        "accepted_at": row.get("accepted_at"),
+        "declined_at": row.get("declined_at"),
+        "decline_reason": row.get("decline_reason"),
+        "started_at": row.get("started_at"),
+        "scheduled_at": row.get("scheduled_at"),
+        "offer": offer,
+        "hired_at": row.get("hired_at"),
+        "cancellation": cancellation,
+        "expired_at": row.get("expired_at"),
+        "expired_what": row.get("expired_what"),
+        "closed_at": row.get("closed_at"),
+        "time_to_accept_seconds": row.get("time_to_accept_s"),
+        "time_to_hire_seconds": row.get("time_to_hire_s"),
+        "missing_versions": sorted(row.get("missing") or []),
+    }
+
+
+def timeline_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": entry["version"],
+        "position": entry["position"],
+        "event_id": entry["event_id"],
+        "type": entry["type"],
+        "occurred_at": entry["occurred_at"],
+        "actor": {"id": entry["actor_id"], "role": entry["actor_role"]},
+        "data": entry["data"],
+    }

@@ -1,0 +1,276 @@
+"""Folding interview events into read-model rows: pure functions, no I/O.
+
+One row per interview (a plain dict whose keys are the view's columns) and
+one timeline entry per applied event. ``FACTS`` maps each event type to the
+function that records what the event tells (the handlers per event type);
+``fold`` adds the rules every event shares:
+
+* exactly once: an event whose version is not greater than the row's is a
+  duplicate or stale and changes nothing;
+* gaps: an event that skips versions is applied, and the skipped versions
+  are remembered in ``missing``. The status after an event depends only on
+  the event, so the row's status is right; what the skipped events would
+  have added (their timeline entries, their milestone times) is absent until
+  they arrive. A skipped version that arrives later (e.g. retried from the
+  dead-letter topic) fills its gap: its facts are added, the newer status is
+  kept. Gaps are reported by the caller (log, metric, gaps table) and a
+  rebuild from the log repairs anything that never arrives.
+
+Facts are written so that applying the same set of events gives the same row
+whatever order gaps are filled in: first/last times use min/max, the current
+offer terms belong to the highest-versioned offer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from ..contracts import EventEnvelope
+
+Row = dict[str, Any]
+
+STATUS_AFTER: Mapping[str, str] = {
+    "interview.invited": "invited",
+    "interview.accepted": "accepted",
+    "interview.declined": "declined",
+    "interview.started": "in_progress",
+    "interview.offer_extended": "offer_extended",
+    "interview.offer_accepted": "hired",
+    "interview.offer_declined": "in_progress",
+    "interview.cancelled": "cancelled",
+    "interview.expired": "expired",
+}
+STATUSES: tuple[str, ...] = (
+    "invited",
+    "accepted",
+    "declined",
+    "in_progress",
+    "offer_extended",
+    "hired",
+    "cancelled",
+    "expired",
+)
+FINAL_STATUSES = frozenset({"declined", "hired", "cancelled", "expired"})
+
+# Every column of the interview row, with its value before any event.
+EMPTY_ROW: Mapping[str, Any] = {
+    "interview_id": None,
+    "job_id": None,
+    "client_id": None,
+    "freelancer_id": None,
+    "status": None,
+    "version": 0,
+    "position": 0,
+    "created_position": 0,
+    "last_event_type": None,
+    "updated_at": None,
+    "invited_at": None,
+    "invitation_message": None,
+    "invitation_expires_at": None,
+    "accepted_at": None,
+    "declined_at": None,
+    "decline_reason": None,
+    "started_at": None,
+    "scheduled_at": None,
+    "first_offer_at": None,
+    "last_offer_at": None,
+    "offers_count": 0,
+    "offer_version": 0,
+    "offer_amount": None,
+    "offer_currency": None,
+    "offer_rate_type": None,
+    "offer_start_date": None,
+    "offer_expires_at": None,
+    "offers_declined": 0,
+    "hired_at": None,
+    "cancelled_at": None,
+    "cancel_reason": None,
+    "cancelled_by": None,
+    "expired_at": None,
+    "expired_what": None,
+    "closed_at": None,
+    "time_to_accept_s": None,
+    "time_to_hire_s": None,
+    "missing": [],
+    "gaps_detected": 0,
+}
+
+
+def _dt(value: Any) -> datetime | None:
+    """A UTC datetime (SQLite keeps no offsets, so everything is stored in UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _at(e: EventEnvelope) -> datetime:
+    return _dt(e.occurred_at)  # type: ignore[return-value]
+
+
+def _earliest(current: datetime | None, new: datetime) -> datetime:
+    return new if current is None or new < current else current
+
+
+def _latest(current: datetime | None, new: datetime) -> datetime:
+    return new if current is None or new > current else current
+
+
+# ------------------------------------------------------------ facts per type
+
+
+def _invited(row: Row, e: EventEnvelope) -> None:
+    row["invited_at"] = _at(e)
+    row["invitation_message"] = e.data.get("message")
+    row["invitation_expires_at"] = _dt(e.data.get("expires_at"))
+
+
+def _accepted(row: Row, e: EventEnvelope) -> None:
+    row["accepted_at"] = _earliest(row["accepted_at"], _at(e))
+
+
+def _declined(row: Row, e: EventEnvelope) -> None:
+    row["declined_at"] = _at(e)
+    row["decline_reason"] = e.data.get("reason")
+    row["closed_at"] = _at(e)
+
+
+def _started(row: Row, e: EventEnvelope) -> None:
+    row["started_at"] = _earliest(row["started_at"], _at(e))
+    if e.data.get("scheduled_at") is not None:
+        row["scheduled_at"] = _dt(e.data["scheduled_at"])
+
+
+def _offer_extended(row: Row, e: EventEnvelope) -> None:
+    row["first_offer_at"] = _earliest(row["first_offer_at"], _at(e))
+    row["last_offer_at"] = _latest(row["last_offer_at"], _at(e))
+    row["offers_count"] += 1
+    if e.version > row["offer_version"]:
+        row["offer_version"] = e.version
+        row["offer_amount"] = str(e.data.get("amount"))
+        row["offer_currency"] = e.data.get("currency")
+        row["offer_rate_type"] = e.data.get("rate_type")
+        row["offer_start_date"] = e.data.get("start_date")
+        row["offer_expires_at"] = _dt(e.data.get("expires_at"))
+
+
+def _offer_accepted(row: Row, e: EventEnvelope) -> None:
+    row["hired_at"] = _at(e)
+    row["closed_at"] = _at(e)
+
+
+def _offer_declined(row: Row, e: EventEnvelope) -> None:
+    row["offers_declined"] += 1
+
+
+def _cancelled(row: Row, e: EventEnvelope) -> None:
+    row["cancelled_at"] = _at(e)
+    row["cancel_reason"] = e.data.get("reason")
+    row["cancelled_by"] = e.data.get("cancelled_by") or e.actor.role
+    row["closed_at"] = _at(e)
+
+
+def _expired(row: Row, e: EventEnvelope) -> None:
+    row["expired_at"] = _at(e)
+    row["expired_what"] = e.data.get("what")
+    row["closed_at"] = _at(e)
+
+
+FACTS: Mapping[str, Callable[[Row, EventEnvelope], None]] = {
+    "interview.invited": _invited,
+    "interview.accepted": _accepted,
+    "interview.declined": _declined,
+    "interview.started": _started,
+    "interview.offer_extended": _offer_extended,
+    "interview.offer_accepted": _offer_accepted,
+    "interview.offer_declined": _offer_declined,
+    "interview.cancelled": _cancelled,
+    "interview.expired": _expired,
+}
+assert set(FACTS) == set(STATUS_AFTER)
+
+
+def _durations(row: Row) -> None:
+    invited = row["invited_at"]
+    if invited is not None and row["accepted_at"] is not None:
+        row["time_to_accept_s"] = (row["accepted_at"] - invited).total_seconds()
+    if invited is not None and row["hired_at"] is not None:
+        row["time_to_hire_s"] = (row["hired_at"] - invited).total_seconds()
+
+
+# ------------------------------------------------------------------ the fold
+
+Outcome = Literal["applied", "duplicate", "filled"]
+
+
+@dataclass
+class Folded:
+    """What applying one event did."""
+
+    outcome: Outcome
+    row: Row
+    # Versions found missing by this event (a gap it revealed).
+    missing: tuple[int, ...] = ()
+    timeline: Row | None = None
+    created: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def new_row(event: EventEnvelope) -> Row:
+    row = {k: (list(v) if isinstance(v, list) else v) for k, v in EMPTY_ROW.items()}
+    row.update(
+        interview_id=str(event.interview_id),
+        job_id=event.job_id,
+        client_id=event.client_id,
+        freelancer_id=event.freelancer_id,
+        created_position=event.position,
+    )
+    return row
+
+
+def timeline_entry(event: EventEnvelope) -> Row:
+    return {
+        "interview_id": str(event.interview_id),
+        "version": event.version,
+        "position": event.position,
+        "event_id": str(event.id),
+        "type": event.type,
+        "occurred_at": _at(event),
+        "actor_id": event.actor.id,
+        "actor_role": event.actor.role,
+        "data": json.dumps(event.data, sort_keys=True, separators=(",", ":")),
+    }
+
+
+def fold(row: Row | None, event: EventEnvelope) -> Folded:
+    """Applies ``event`` to a copy of ``row`` (``None``: the interview is new)."""
+    created = row is None
+    current = new_row(event) if row is None else dict(row, missing=list(row["missing"]))
+    version = event.version
+    if version <= current["version"]:
+        if version not in current["missing"]:
+            return Folded("duplicate", row if row is not None else current)
+        FACTS[event.type](current, event)
+        current["missing"].remove(version)
+        _durations(current)
+        return Folded("filled", current, timeline=timeline_entry(event))
+    gap = tuple(range(current["version"] + 1, version))
+    FACTS[event.type](current, event)
+    current["missing"].extend(gap)
+    current["gaps_detected"] += len(gap)
+    current.update(
+        status=STATUS_AFTER[event.type],
+        version=version,
+        position=event.position,
+        last_event_type=event.type,
+        updated_at=_at(event),
+    )
+    _durations(current)
+    return Folded("applied", current, gap, timeline_entry(event), created)
