@@ -8,11 +8,13 @@ from typing import Annotated
 
 import typer
 
+from .dlq_cli import dlq_app
 from .interviews.entrypoints.audit_cli import audit_app
 
 app = typer.Typer(help="Run, operate and audit the interview platform.", no_args_is_help=True)
 serve_app = typer.Typer(help="Run one service on its own.", no_args_is_help=True)
 app.add_typer(serve_app, name="serve")
+app.add_typer(dlq_app, name="dlq")
 app.add_typer(audit_app, name="audit")
 
 HostOpt = Annotated[str, typer.Option(help="Interface to listen on")]
@@ -73,6 +75,28 @@ def serve_notifications(
     from .notifications.bootstrap import NotificationsContainer, create_app
 
     _run(create_app(NotificationsContainer(), workers=True), host, port)
+
+
+@app.command()
+def relay(
+    data_dir: DataDirOpt = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Port of /metrics (RELAY_METRICS_PORT, 0 = off)")
+    ] = None,
+) -> None:
+    """Publish the event store's interview events to Kafka (KAFKA_BOOTSTRAP_SERVERS)."""
+    _apply_data_dir(data_dir)
+    from .common.settings import CommonSettings
+    from .common.web import configure_logging
+    from .interviews.relay import RelaySettings, serve
+
+    configure_logging(CommonSettings().log_level)
+    settings = RelaySettings()
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": metrics_port})
+    if not settings.kafka_bootstrap_servers:
+        raise typer.BadParameter("set KAFKA_BOOTSTRAP_SERVERS: the relay publishes to Kafka")
+    serve(settings)
 
 
 @app.command()

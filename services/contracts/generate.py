@@ -115,8 +115,12 @@ def asyncapi_document() -> dict[str, Any]:
             "headers": envelope_headers_schema(event_type),
             "payload": {"$ref": f"./{SCHEMA_DIR}/{schema_file_name(event_type)}"},
             "correlationId": {"$ref": "#/components/correlationIds/commandCorrelation"},
-            "bindings": {"kafka": {"key": {"$ref": "#/components/schemas/InterviewKey"},
-                                   "bindingVersion": "0.5.0"}},
+            "bindings": {
+                "kafka": {
+                    "key": {"$ref": "#/components/schemas/InterviewKey"},
+                    "bindingVersion": "0.5.0",
+                }
+            },
         }
     messages["deadLetter"] = {
         "name": "dead-letter",
@@ -137,8 +141,7 @@ def asyncapi_document() -> dict[str, Any]:
 
     def event_messages() -> list[dict[str, str]]:
         return [
-            {"$ref": f"#/channels/interviewEvents/messages/{message_name(t)}"}
-            for t in EVENT_TYPES
+            {"$ref": f"#/channels/interviewEvents/messages/{message_name(t)}"} for t in EVENT_TYPES
         ]
 
     return {

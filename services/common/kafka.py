@@ -1,0 +1,95 @@
+"""Kafka plumbing shared by the relay and the consumer runner (kafka-python)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+UNLIMITED_RETENTION = {"retention.ms": "-1"}
+
+
+def producer_settings(
+    bootstrap_servers: str,
+    *,
+    client_id: str,
+    linger_ms: int = 5,
+    batch_size: int = 256 * 1024,
+    max_block_ms: int = 10_000,
+    delivery_timeout_ms: int = 120_000,
+) -> dict[str, Any]:
+    """Durable, ordered producer settings: idempotent, acks=all, batched by linger.
+
+    With idempotence the broker refuses a gap in a partition's sequence, so a
+    later event of an interview is never written before an earlier one, even
+    with several requests in flight.
+    """
+    return {
+        "bootstrap_servers": bootstrap_servers.split(","),
+        "client_id": client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        "max_in_flight_requests_per_connection": 5,
+        "retries": 2**31 - 1,
+        "linger_ms": linger_ms,
+        "batch_size": batch_size,
+        "max_block_ms": max_block_ms,
+        "delivery_timeout_ms": delivery_timeout_ms,
+        "request_timeout_ms": min(30_000, delivery_timeout_ms - linger_ms - 1),
+        "reconnect_backoff_max_ms": 2_000,
+    }
+
+
+def ensure_topics(
+    bootstrap_servers: str,
+    topics: Mapping[str, tuple[int, Mapping[str, str]]],
+    *,
+    replication_factor: int = -1,
+    client_id: str = "interviews-admin",
+    timeout_ms: int = 15_000,
+) -> list[str]:
+    """Creates the topics that are missing: ``{name: (partitions, configs)}``.
+
+    ``replication_factor=-1`` takes the broker's default. Returns the topics
+    created now (an existing topic is left as it is).
+    """
+    from kafka import KafkaAdminClient
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers.split(","),
+        client_id=client_id,
+        request_timeout_ms=timeout_ms,
+    )
+    try:
+        existing = set(admin.list_topics())
+        wanted = {
+            name: {
+                "num_partitions": partitions,
+                "replication_factor": replication_factor,
+                "configs": dict(configs),
+            }
+            for name, (partitions, configs) in topics.items()
+            if name not in existing
+        }
+        if not wanted:
+            return []
+        result = admin.create_topics(wanted, timeout_ms=timeout_ms, raise_errors=False)
+        created = []
+        for topic in result["topics"]:
+            code = topic.get("error_code", 0)
+            if code == 0:
+                created.append(topic["name"])
+            elif code != TopicAlreadyExistsError.errno:
+                raise RuntimeError(
+                    f"could not create topic {topic['name']}: error {code} "
+                    f"{topic.get('error_message') or ''}"
+                )
+        if created:
+            admin.wait_for_topics(created, timeout_ms=timeout_ms)
+            log.info("created topics %s", ", ".join(created))
+        return created
+    finally:
+        admin.close()

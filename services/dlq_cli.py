@@ -1,0 +1,142 @@
+"""``interviewctl dlq list|retry|skip``: parked events of a consumer group.
+
+A handler that keeps failing on a well-formed event parks it, and every later
+event of the same interview, in the consumer's own database. ``list`` shows
+them, ``retry`` re-applies them in order through the group's handlers (after
+the bug or the data is fixed), ``skip`` drops them for good. Poison messages
+(malformed) are not here: they are on the ``interviews.events.dlq`` topic.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from .common.consumer import ConsumerSpec
+
+dlq_app = typer.Typer(
+    help="Show and resolve parked events of a consumer group.", no_args_is_help=True
+)
+
+GroupOpt = Annotated[
+    str, typer.Option("--group", "-g", help="Consumer group: projections or notifications")
+]
+SpecOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--spec",
+        help="module:function returning the group's ConsumerSpec (default: the service's own)",
+    ),
+]
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", help="The consumer's database (default: the service's own)"),
+]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where SQLite files live (DATA_DIR)")
+]
+InterviewOpt = Annotated[str | None, typer.Option("--interview", help="Only this interview")]
+
+
+def _spec(group: str, spec: str | None) -> ConsumerSpec:
+    if spec:
+        module, _, name = spec.partition(":")
+        built: ConsumerSpec = getattr(importlib.import_module(module), name)()
+    else:
+        from .platform import consumer_spec
+
+        try:
+            built = consumer_spec(group)
+        except KeyError:
+            raise typer.BadParameter(f"unknown consumer group {group!r}") from None
+    if built.group != group:
+        raise typer.BadParameter(f"--spec builds group {built.group!r}, not {group!r}")
+    return built
+
+
+def _engine(group: str, spec: str | None, database_url: str | None) -> sa.Engine:
+    if database_url:
+        from .common.db import create_engine
+
+        return create_engine(database_url, Path("data") / f"{group}.sqlite")
+    return _spec(group, spec).engine
+
+
+def _apply_data_dir(data_dir: Path | None) -> None:
+    import os
+
+    if data_dir is not None:
+        os.environ["DATA_DIR"] = str(data_dir)
+
+
+@dlq_app.command("list")
+def list_(
+    group: GroupOpt,
+    interview: InterviewOpt = None,
+    spec: SpecOpt = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Parked events, oldest first, with the error that parked them."""
+    _apply_data_dir(data_dir)
+    from .common.runner import list_parked
+
+    parked = list_parked(_engine(group, spec, database_url), group, interview)
+    typer.echo(f"{len(parked)} parked event(s) in group {group}")
+    current = None
+    for event in parked:
+        if event.interview_id != current:
+            current = event.interview_id
+            typer.echo(f"interview {current}")
+        typer.echo(
+            f"  v{event.version} {event.type} event={event.event_id} position={event.position}"
+            f" attempts={event.attempts} parked_at={event.parked_at:%Y-%m-%dT%H:%M:%S}"
+            f"{' source=' + event.source if event.source else ''}"
+        )
+        typer.echo(f"    error: {event.error}")
+
+
+@dlq_app.command()
+def retry(
+    group: GroupOpt,
+    interview: InterviewOpt = None,
+    spec: SpecOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Re-apply parked events in order through the group's handlers."""
+    _apply_data_dir(data_dir)
+    from .common.runner import retry_parked
+
+    report = retry_parked(_spec(group, spec), interview)
+    typer.echo(f"applied {len(report.applied)} event(s)")
+    if report.still_parked:
+        typer.echo(f"still parked: {len(report.still_parked)} interview(s)")
+        for interview_id, error in report.still_parked.items():
+            typer.echo(f"  {interview_id}: {error}")
+
+
+@dlq_app.command()
+def skip(
+    group: GroupOpt,
+    event: Annotated[str | None, typer.Option("--event", help="Skip this event only")] = None,
+    interview: InterviewOpt = None,
+    spec: SpecOpt = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Drop parked events without applying them (they count as processed)."""
+    _apply_data_dir(data_dir)
+    if not event and not interview:
+        raise typer.BadParameter("name --event ID or --interview ID")
+    from .common.runner import skip_parked
+
+    skipped = skip_parked(
+        _engine(group, spec, database_url), group, event_id=event, interview_id=interview
+    )
+    typer.echo(f"skipped {len(skipped)} event(s)")

@@ -1,0 +1,100 @@
+"""Publishes envelopes to Kafka (the relay's outbound port and its real adapter)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+from ...common.kafka import UNLIMITED_RETENTION, ensure_topics, producer_settings
+from ...contracts import EventEnvelope
+from ...contracts.envelope import CONTENT_TYPE
+
+TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+class Delivery(Protocol):
+    """What ``publish`` returns: settles once the broker acknowledged (or refused)."""
+
+    @property
+    def is_done(self) -> bool: ...
+
+    def failed(self) -> bool: ...
+
+    @property
+    def exception(self) -> BaseException | None: ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, envelope: EventEnvelope) -> Delivery: ...
+
+    def flush(self, timeout: float) -> bool:
+        """True when every delivery has settled within ``timeout`` seconds."""
+        ...
+
+    def close(self, timeout: float = 5.0) -> None: ...
+
+
+def headers_for(envelope: EventEnvelope) -> list[tuple[str, bytes]]:
+    headers = [
+        ("type", envelope.type.encode()),
+        ("schema_version", str(envelope.schema_version).encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    if TRACEPARENT.match(envelope.correlation_id):
+        headers.append(("traceparent", envelope.correlation_id.encode()))
+    return headers
+
+
+class KafkaPublisher:
+    """An idempotent, ``acks=all`` producer keyed by interview id."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        *,
+        partitions: int = 6,
+        replication_factor: int = -1,
+        linger_ms: int = 5,
+        client_id: str = "interviews-relay",
+        **overrides: Any,
+    ) -> None:
+        from kafka import KafkaProducer
+
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        settings = producer_settings(bootstrap_servers, client_id=client_id, linger_ms=linger_ms)
+        self._producer = KafkaProducer(**(settings | overrides))
+
+    def ensure_topic(self) -> list[str]:
+        """The topic (retention unlimited) and its dead-letter topic, if missing."""
+        return ensure_topics(
+            self.bootstrap_servers,
+            {
+                self.topic: (self.partitions, UNLIMITED_RETENTION),
+                f"{self.topic}.dlq": (1, UNLIMITED_RETENTION),
+            },
+            replication_factor=self.replication_factor,
+        )
+
+    def publish(self, envelope: EventEnvelope) -> Delivery:
+        return self._producer.send(  # type: ignore[no-any-return]
+            self.topic,
+            key=str(envelope.interview_id).encode(),
+            value=envelope.to_bytes(),
+            headers=headers_for(envelope),
+        )
+
+    def flush(self, timeout: float) -> bool:
+        from kafka.errors import KafkaTimeoutError
+
+        try:
+            self._producer.flush(timeout=timeout)
+        except KafkaTimeoutError:
+            return False
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._producer.close(timeout=timeout)

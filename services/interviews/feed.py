@@ -1,0 +1,114 @@
+"""The interview events of the store's notification log, as published envelopes.
+
+One conversion for every reader of the log: the relay (to Kafka) and, in the
+embedded default, the downstream consumers that read the log directly.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Recording
+
+from ..contracts import EventEnvelope
+from .adapters.envelope import to_envelope
+from .application import InterviewsApplication
+from .domain import Interview
+
+Parties = tuple[str, str, str]
+
+
+class PartiesCache:
+    """(job_id, client_id, freelancer_id) per interview, least recently used evicted.
+
+    They never change after the invitation, so a miss reads the interview's
+    first event once.
+    """
+
+    def __init__(self, app: InterviewsApplication, maxsize: int = 100_000) -> None:
+        self._app = app
+        self._maxsize = maxsize
+        self._items: OrderedDict[UUID, Parties] = OrderedDict()
+        self._lock = threading.Lock()
+        self.misses = 0
+
+    def remember(self, interview_id: UUID, parties: Parties) -> None:
+        with self._lock:
+            self._items[interview_id] = parties
+            self._items.move_to_end(interview_id)
+            if len(self._items) > self._maxsize:
+                self._items.popitem(last=False)
+
+    def get(self, interview_id: UUID) -> Parties:
+        with self._lock:
+            parties = self._items.get(interview_id)
+            if parties is not None:
+                self._items.move_to_end(interview_id)
+                return parties
+        self.misses += 1
+        first = next(iter(self._app.events.get(interview_id, lte=1)), None)
+        if not isinstance(first, Interview.Invited):
+            raise LookupError(f"interview {interview_id} has no Invited event")
+        parties = (first.job_id, first.client_id, first.freelancer_id)
+        self.remember(interview_id, parties)
+        return parties
+
+
+class InterviewEventFeed:
+    """``read(after, limit)``: envelopes of the interview events after a position."""
+
+    def __init__(self, app: InterviewsApplication, cache_size: int = 100_000) -> None:
+        self.app = app
+        self.parties = PartiesCache(app, cache_size)
+
+    def envelope(self, position: int, event: Interview.Event) -> EventEnvelope:
+        if isinstance(event, Interview.Invited):
+            parties = (event.job_id, event.client_id, event.freelancer_id)
+            self.parties.remember(event.originator_id, parties)
+        else:
+            parties = self.parties.get(event.originator_id)
+        return to_envelope(event, position, parties)
+
+    def read(self, after: int, limit: int) -> list[EventEnvelope]:
+        return [
+            self.envelope(position, event)
+            for position, event in self.app.iter_interview_notifications(after, limit)
+        ]
+
+    def max_position(self) -> int:
+        return self.app.max_position()
+
+
+class _SetOnInterviewEvents:
+    def __init__(self, flag: threading.Event) -> None:
+        self.flag = flag
+
+    def __call__(self, recordings: list[Recording[Any]]) -> None:
+        if any(isinstance(r.domain_event, Interview.Event) for r in recordings):
+            self.flag.set()
+
+
+def wake_on_interview_events(app: InterviewsApplication) -> threading.Event:
+    """A flag set after every committed batch that recorded an interview event.
+
+    The in-process wake-up of a follower of the log (SQLite has no LISTEN/NOTIFY).
+    """
+    flag = threading.Event()
+    app.listeners.append(_SetOnInterviewEvents(flag))
+    return flag
+
+
+def unhook(app: InterviewsApplication, flag: threading.Event) -> None:
+    """Stops setting ``flag``."""
+    app.listeners[:] = [
+        listener
+        for listener in app.listeners
+        if not (isinstance(listener, _SetOnInterviewEvents) and listener.flag is flag)
+    ]
+
+
+ReadEnvelopes = Callable[[int, int], list[EventEnvelope]]

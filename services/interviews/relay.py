@@ -1,0 +1,508 @@
+"""The relay: follows the event store's notification log and publishes to Kafka.
+
+An outbox, read from the log itself. The relay reads the interview events
+after its recorded position, publishes them (key = interview id) and records
+a new position only once the broker acknowledged every event up to it. A crash
+therefore loses nothing and at worst publishes some events again; they keep
+their ids, so consumers drop the duplicates.
+
+It wakes on PostgreSQL ``NOTIFY`` (the recorder notifies its channel on every
+insert), on the in-process listener of the application when it shares the
+process, and polls slowly as a fallback, so it never busy-loops. When Kafka or
+the database is down it backs off and retries, and catches up by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from ..common.settings import CommonSettings
+from .adapters.kafka_publisher import Delivery, EventPublisher
+from .application import InterviewsApplication
+from .feed import InterviewEventFeed, unhook, wake_on_interview_events
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+relay_position = sa.Table(
+    "relay_position",
+    metadata,
+    sa.Column("topic", sa.String(255), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class RelaySettings(CommonSettings):
+    """``RELAY_*`` environment variables, plus the common ones (EVENTS_TOPIC, ...)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    partitions: int = Field(default=6, ge=1, alias="RELAY_PARTITIONS")
+    replication_factor: int = Field(default=-1, alias="RELAY_REPLICATION_FACTOR")
+    read_batch: int = Field(default=1000, ge=1, alias="RELAY_READ_BATCH")
+    max_in_flight: int = Field(default=20_000, ge=1, alias="RELAY_MAX_IN_FLIGHT")
+    linger_ms: int = Field(default=5, ge=0, alias="RELAY_LINGER_MS")
+    poll_seconds: float = Field(default=2.0, gt=0, alias="RELAY_POLL_SECONDS")
+    checkpoint_seconds: float = Field(default=0.2, ge=0, alias="RELAY_CHECKPOINT_SECONDS")
+    max_backoff_seconds: float = Field(default=10.0, gt=0, alias="RELAY_MAX_BACKOFF_SECONDS")
+    metrics_port: int = Field(default=9465, ge=0, alias="RELAY_METRICS_PORT")
+    metrics_host: str = Field(default="127.0.0.1", alias="RELAY_METRICS_HOST")
+
+
+class PositionStore:
+    """How far the relay has published, per topic, in the interviews database."""
+
+    def __init__(self, engine: sa.Engine, topic: str) -> None:
+        self.engine = engine
+        self.topic = topic
+        metadata.create_all(engine)
+
+    def load(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(relay_position.c.position).where(relay_position.c.topic == self.topic)
+            ).scalar()
+        return int(value or 0)
+
+    def save(self, position: int) -> None:
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                relay_position.update()
+                .where(relay_position.c.topic == self.topic)
+                .values(position=position, updated_at=now)
+            ).rowcount
+            if not updated:
+                conn.execute(
+                    relay_position.insert().values(
+                        topic=self.topic, position=position, updated_at=now
+                    )
+                )
+
+
+class PostgresWakeUp:
+    """Sets ``flag`` on every NOTIFY of the recorder's channel; reconnects on errors."""
+
+    def __init__(self, app: InterviewsApplication, flag: threading.Event) -> None:
+        self.recorder: Any = app.recorder
+        self.flag = flag
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="relay-listen", daemon=True)
+
+    def start(self) -> PostgresWakeUp:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _listen(self) -> None:
+        import psycopg
+        from psycopg.sql import SQL, Identifier
+
+        datastore = self.recorder.datastore
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(
+                    **_conninfo(datastore), autocommit=True, connect_timeout=5
+                ) as conn:
+                    conn.execute(SQL("LISTEN {0}").format(Identifier(self.recorder.channel_name)))
+                    self.flag.set()  # anything recorded while we were not listening
+                    backoff = 0.5
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.flag.set()
+            except Exception as error:  # the database is down: the poll fallback covers it
+                log.debug("LISTEN connection failed (%s), retrying in %.1fs", error, backoff)
+                self.flag.set()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+
+def _conninfo(datastore: Any) -> dict[str, Any]:
+    """Connection parameters of the eventsourcing PostgreSQL datastore's pool."""
+    kwargs = dict(datastore.pool.kwargs)
+    kwargs.pop("autocommit", None)
+    kwargs.pop("row_factory", None)
+    kwargs.pop("prepare_threshold", None)
+    conninfo = datastore.pool.conninfo
+    return {"conninfo": conninfo, **kwargs}
+
+
+@dataclass
+class RelayStats:
+    published: int = 0  # acknowledged by the broker, this process
+    published_position: int = 0  # recorded position
+    errors: int = 0
+    republish_from: int = 0
+    rate: float = 0.0  # events acknowledged per second, last interval
+    connected: bool = False
+
+
+class Relay:
+    """Publishes the interview events of the log in order, at least once."""
+
+    def __init__(
+        self,
+        feed: InterviewEventFeed,
+        positions: PositionStore,
+        connect: Callable[[], EventPublisher],
+        *,
+        wake: threading.Event | None = None,
+        settings: RelaySettings | None = None,
+    ) -> None:
+        self.feed = feed
+        self.positions = positions
+        self.connect = connect
+        self.wake = wake or threading.Event()
+        self.settings = settings or RelaySettings()
+        self.stats = RelayStats()
+        self._stop = threading.Event()
+        self._publisher: EventPublisher | None = None
+        self._pending: deque[tuple[int, Delivery]] = deque()
+        self._acked = 0  # highest position whose event and all before it are acknowledged
+        self._read = 0  # highest position handed to the publisher
+        self._scanned = 0  # every interview event up to here has been handed over
+        self._saved = 0
+        self._last_checkpoint = 0.0
+        self._rate_mark = (time.monotonic(), 0)
+
+    # ----------------------------------------------------------------- control
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wake.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        """Until ``stop()``: publish, checkpoint, wait for more; back off on failures."""
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                if self._publisher is None:
+                    self._start()
+                if self._step():
+                    backoff = 0.2
+            except Exception as error:
+                self.stats.errors += 1
+                self.stats.connected = False
+                log.warning(
+                    "relay: %s: %s; republishing from position %d in %.1fs",
+                    type(error).__name__,
+                    error,
+                    self._acked,
+                    backoff,
+                )
+                self._reset()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.settings.max_backoff_seconds)
+        self._shutdown()
+
+    # --------------------------------------------------------------- internals
+
+    def _start(self) -> None:
+        self._acked = self._saved = self._read = self._scanned = self.positions.load()
+        self.stats.published_position = self._acked
+        self.stats.republish_from = self._acked
+        publisher = self.connect()
+        self._publisher = publisher
+        self.stats.connected = True
+        log.info("relay: publishing from position %d", self._acked)
+
+    def _step(self) -> bool:
+        """One round; True when it made progress."""
+        assert self._publisher is not None
+        self.wake.clear()
+        room = self.settings.max_in_flight - len(self._pending)
+        limit = min(self.settings.read_batch, max(room, 0))
+        store_max = self.feed.max_position()
+        envelopes = self.feed.read(self._read, limit) if limit else []
+        for envelope in envelopes:
+            self._pending.append((envelope.position, self._publisher.publish(envelope)))
+        if envelopes:
+            self._read = envelopes[-1].position
+        if limit and len(envelopes) < limit:
+            # Every interview event up to store_max has been read: positions
+            # are assigned in commit order, so nothing below it can still appear.
+            self._read = max(self._read, store_max)
+            self._scanned = max(self._scanned, store_max)
+        before = self._acked
+        self._settle()
+        if self._pending and (not envelopes or room <= len(envelopes)):
+            # Idle or full: wait for the broker rather than for more events.
+            self._publisher.flush(1.0)
+            self._settle()
+        self._checkpoint(force=not self._pending)
+        if not envelopes and not self._pending:
+            self.wake.wait(self.settings.poll_seconds)
+        return bool(envelopes) or self._acked > before
+
+    def _settle(self) -> None:
+        """Moves ``_acked`` over the acknowledged prefix; raises on a refused send."""
+        pending = self._pending
+        acked = 0
+        while pending and pending[0][1].is_done:
+            position, delivery = pending[0]
+            if delivery.failed():
+                raise delivery.exception or RuntimeError("send failed")
+            pending.popleft()
+            self._acked = position
+            acked += 1
+        self.stats.published += acked
+        if not pending:
+            # All read events are acknowledged: skip the other aggregates' positions too.
+            self._acked = max(self._acked, self._scanned)
+
+    def _checkpoint(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._acked > self._saved and (
+            force or now - self._last_checkpoint >= self.settings.checkpoint_seconds
+        ):
+            self.positions.save(self._acked)
+            self._saved = self._acked
+            self._last_checkpoint = now
+            self.stats.published_position = self._acked
+        mark_time, mark_count = self._rate_mark
+        if now - mark_time >= 1.0:
+            self.stats.rate = (self.stats.published - mark_count) / (now - mark_time)
+            self._rate_mark = (now, self.stats.published)
+
+    def _reset(self) -> None:
+        """Drops the producer and everything unacknowledged: start over from the checkpoint."""
+        publisher, self._publisher = self._publisher, None
+        self._pending.clear()
+        if publisher is not None:
+            try:
+                publisher.close(timeout=0)
+            except Exception:
+                log.debug("closing the producer failed", exc_info=True)
+
+    def _shutdown(self) -> None:
+        publisher = self._publisher
+        if publisher is not None:
+            try:
+                deadline = time.monotonic() + 10
+                while self._pending and time.monotonic() < deadline:
+                    publisher.flush(1.0)
+                    self._settle()
+                self._checkpoint(force=True)
+            except Exception:
+                log.warning("relay: could not flush on shutdown", exc_info=True)
+            self._reset()
+        log.info("relay stopped at position %d", self._saved)
+
+
+class RelayCollector:
+    """Prometheus view of a relay: lag, published (total and per second), errors."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.store_position = _Cached(relay.feed.max_position, seconds=1.0)
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        stats = self.relay.stats
+        store = self.store_position()
+        yield GaugeMetricFamily(
+            "relay_lag_positions",
+            "Positions the relay is behind the event store (store max - published)",
+            value=max(store - stats.published_position, 0),
+        )
+        yield GaugeMetricFamily(
+            "relay_store_position", "The event store's max notification id", value=store
+        )
+        yield GaugeMetricFamily(
+            "relay_published_position",
+            "Last position recorded as acknowledged by the broker",
+            value=stats.published_position,
+        )
+        yield GaugeMetricFamily(
+            "relay_events_published_per_second",
+            "Events acknowledged by the broker per second (last interval)",
+            value=stats.rate,
+        )
+        yield GaugeMetricFamily(
+            "relay_connected", "1 while the relay has a working producer", value=stats.connected
+        )
+        yield CounterMetricFamily(
+            "relay_events_published", "Events acknowledged by the broker", value=stats.published
+        )
+        yield CounterMetricFamily(
+            "relay_errors",
+            "Failures that made the relay back off and republish",
+            value=stats.errors,
+        )
+
+
+class _Cached:
+    """The last value of ``fn``, refreshed at most every ``seconds`` (kept on errors)."""
+
+    def __init__(self, fn: Callable[[], int], seconds: float) -> None:
+        self.fn = fn
+        self.seconds = seconds
+        self._value = 0.0
+        self._at = -seconds
+
+    def __call__(self) -> float:
+        now = time.monotonic()
+        if now - self._at >= self.seconds:
+            try:
+                self._value = float(self.fn())
+            except Exception:
+                return self._value
+            self._at = now
+        return self._value
+
+
+# ------------------------------------------------------------------- wiring
+
+
+class RelayProcess:
+    """A relay wired from settings: feed, position table, producer, wake-ups, metrics."""
+
+    def __init__(
+        self,
+        app: InterviewsApplication,
+        settings: RelaySettings,
+        *,
+        registry: Any = None,
+    ) -> None:
+        from ..common.db import create_engine
+        from .adapters.kafka_publisher import KafkaPublisher
+
+        if not settings.kafka_bootstrap_servers:
+            raise ValueError("the relay needs KAFKA_BOOTSTRAP_SERVERS")
+        self.app = app
+        self.settings = settings
+        self.engine = create_engine(settings.database_url, settings.data_dir / "interviews.sqlite")
+        bootstrap = settings.kafka_bootstrap_servers
+
+        def connect() -> EventPublisher:
+            publisher = KafkaPublisher(
+                bootstrap,
+                settings.topic,
+                partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+                linger_ms=settings.linger_ms,
+            )
+            try:
+                publisher.ensure_topic()
+            except Exception:
+                publisher.close(timeout=0)
+                raise
+            return publisher
+
+        self.wake = wake_on_interview_events(app)
+        self.listener = (
+            PostgresWakeUp(app, self.wake) if hasattr(app.recorder, "channel_name") else None
+        )
+        self.relay = Relay(
+            InterviewEventFeed(app),
+            PositionStore(self.engine, settings.topic),
+            connect,
+            wake=self.wake,
+            settings=settings,
+        )
+        self.registry = registry
+        if registry is not None:
+            registry.register(RelayCollector(self.relay))
+        self._thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        if self.listener is not None:
+            self.listener.start()
+        try:
+            self.relay.run()
+        finally:
+            self.close()
+
+    def start(self) -> RelayProcess:
+        """Runs in a background thread (inside ``interviewctl up``)."""
+        self._thread = threading.Thread(target=self.run, name="relay", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.relay.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
+        unhook(self.app, self.wake)
+        self.engine.dispose()
+
+
+def serve(settings: RelaySettings | None = None) -> None:
+    """``interviewctl relay``: runs until SIGTERM/SIGINT, with /metrics on its own port."""
+    import signal
+
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from .bootstrap import DependencyUnavailableError, InterviewsContainer
+    from .settings import InterviewsSettings
+
+    settings = settings or RelaySettings()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("relay: signal %d, stopping", signum)
+        stop.set()
+        if process is not None:
+            process.relay.stop()
+
+    process: RelayProcess | None = None
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    container = InterviewsContainer(
+        InterviewsSettings(database_url=settings.database_url, data_dir=settings.data_dir)
+    )
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            app = container.interviews()
+            break
+        except DependencyUnavailableError as error:
+            log.warning("relay: event store unavailable (%s), retrying in %.1fs", error, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, settings.max_backoff_seconds)
+    else:
+        return
+    registry = CollectorRegistry()
+    process = RelayProcess(app, settings, registry=registry)
+    server = None
+    if settings.metrics_port:
+        server, _ = start_http_server(
+            settings.metrics_port, addr=settings.metrics_host, registry=registry
+        )
+        log.info(
+            "relay metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
+        )
+    if stop.is_set():
+        process.relay.stop()
+    try:
+        process.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+        container.close()

@@ -1,0 +1,381 @@
+"""The consumer runner: exactly-once effects, poison to the DLQ, parking, positions.
+
+Kafka tests run against the real broker (``make test`` starts it); the
+embedded ones follow a real SQLite event store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from services.cli import app as cli_app
+from services.common.db import create_engine
+from services.common.kafka import ensure_topics
+from services.common.runner import (
+    ConsumerRunner,
+    EmbeddedSource,
+    KafkaSource,
+    consumer_offsets,
+    list_parked,
+)
+from services.contracts import SCHEMA_VERSIONS, EventEnvelope
+from services.interviews.adapters.envelope import event_id
+from services.interviews.bootstrap import InterviewsContainer
+from services.interviews.settings import InterviewsSettings
+from services.platform import embedded_feed
+from tests.conftest import TEST_SECRET
+
+from .eventflow import (
+    Workload,
+    check_exactly_once_in_order,
+    effects,
+    expected_events,
+    read_topic,
+    recording_spec,
+    set_failing,
+    topic_cleanup,
+    unique_topic,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+STEPS = [
+    ("interview.invited", {"message": "hi", "expires_at": None}),
+    ("interview.accepted", {}),
+    ("interview.started", {"scheduled_at": None}),
+    (
+        "interview.offer_extended",
+        {
+            "amount": "900",
+            "currency": "USD",
+            "rate_type": "hourly",
+            "start_date": None,
+            "message": None,
+            "expires_at": None,
+        },
+    ),
+    ("interview.offer_accepted", {}),
+]
+
+
+def history(interview_id: UUID, first_position: int, length: int = 5) -> list[EventEnvelope]:
+    """A well-formed event history of one interview, as the relay would publish it."""
+    return [
+        EventEnvelope(
+            id=event_id(interview_id, version),
+            type=event_type,  # type: ignore[arg-type]
+            schema_version=SCHEMA_VERSIONS[event_type],
+            interview_id=interview_id,
+            version=version,
+            position=first_position + version,
+            occurred_at=datetime.now(UTC),
+            actor={"id": "c1", "role": "client"},  # type: ignore[arg-type]
+            job_id="job-1",
+            client_id="c1",
+            freelancer_id="f1",
+            correlation_id="r",
+            causation_id="r",
+            data=data,
+        )
+        for version, (event_type, data) in enumerate(STEPS[:length], start=1)
+    ]
+
+
+def expected_of(events: list[EventEnvelope]) -> dict[str, tuple[str, int]]:
+    return {str(e.id): (str(e.interview_id), e.version) for e in events}
+
+
+def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
+    for key, value in messages:
+        producer.send(topic, key=key, value=value)
+    producer.flush(30)
+    producer.close()
+
+
+def as_messages(events: list[EventEnvelope]) -> list[tuple[bytes | None, bytes]]:
+    return [(str(e.interview_id).encode(), e.to_bytes()) for e in events]
+
+
+@pytest.fixture
+def consumer_engine(tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = create_engine(None, tmp_path / "consumer.sqlite")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def topic(kafka_bootstrap: str) -> Iterator[str]:
+    name = unique_topic("runner")
+    ensure_topics(kafka_bootstrap, {name: (3, {})})
+    yield from topic_cleanup(kafka_bootstrap, name)
+
+
+def kafka_runner(spec, bootstrap: str, topic: str, **options) -> ConsumerRunner:  # type: ignore[no-untyped-def]
+    options.setdefault("retry_backoff", 0.05)
+    return ConsumerRunner(spec, KafkaSource(bootstrap, topic, partitions=3), **options)
+
+
+def stop(*runners: ConsumerRunner) -> None:
+    for runner in runners:
+        runner.stop()
+    for runner in runners:
+        runner.join(15)
+
+
+# ------------------------------------------------------------------ embedded (SQLite)
+
+
+def test_embedded_consumer_follows_an_sqlite_store_once_in_order_without_busy_polling(
+    tmp_path: Path, consumer_engine: sa.Engine
+) -> None:
+    container = InterviewsContainer(
+        InterviewsSettings(database_url=None, data_dir=tmp_path, auth_secret=TEST_SECRET)
+    )
+    app = container.interviews()
+    read, wake = embedded_feed(app)
+    source = EmbeddedSource(read, wake, poll_seconds=30.0)  # only the wake-up can be quick
+    runner = ConsumerRunner(recording_spec(consumer_engine, "embedded"), source).start()
+    try:
+        assert runner.wait_opened(10)
+        Workload(app).run(300)
+        expected = expected_events(app)
+        assert wait_until(lambda: len(effects(consumer_engine, "embedded")) >= len(expected), 20)
+        check_exactly_once_in_order(effects(consumer_engine, "embedded"), expected)
+
+        reads = source.reads
+        time.sleep(1.5)
+        assert source.reads - reads <= 1, "an idle embedded consumer must not poll in a loop"
+
+        started = time.monotonic()
+        Workload(app, counter=10_000).step()
+        assert wait_until(
+            lambda: len(effects(consumer_engine, "embedded")) == len(expected) + 1, 5, 0.01
+        )
+        assert time.monotonic() - started < 1.0, "woken by the commit, not by the 30 s poll"
+    finally:
+        stop(runner)
+
+    # A new runner resumes from the stored position: nothing is applied twice.
+    Workload(app, counter=20_000).run(40)
+    read, wake = embedded_feed(app)
+    again = ConsumerRunner(
+        recording_spec(consumer_engine, "embedded"), EmbeddedSource(read, wake)
+    ).start()
+    try:
+        expected = expected_events(app)
+        assert wait_until(lambda: len(effects(consumer_engine, "embedded")) >= len(expected), 20)
+        check_exactly_once_in_order(effects(consumer_engine, "embedded"), expected)
+        assert again.stats.duplicates == 0
+    finally:
+        stop(again)
+        container.close()
+
+
+# ------------------------------------------------------------------ Kafka
+
+
+@pytest.mark.kafka
+def test_each_event_takes_effect_once_even_when_kafka_delivers_it_twice(
+    kafka_bootstrap: str, topic: str, consumer_engine: sa.Engine
+) -> None:
+    events = [e for _ in range(4) for e in history(uuid4(), 0)]
+    produce(kafka_bootstrap, topic, as_messages(events) + as_messages(events[:7]))
+    runner = kafka_runner(recording_spec(consumer_engine, "dupes"), kafka_bootstrap, topic).start()
+    try:
+        assert wait_until(lambda: runner.stats.processed + runner.stats.duplicates >= 27, 30)
+        check_exactly_once_in_order(effects(consumer_engine, "dupes"), expected_of(events))
+        assert runner.stats.duplicates == 7
+    finally:
+        stop(runner)
+
+
+@pytest.mark.kafka
+def test_poison_messages_go_to_the_dlq_with_their_bytes_and_the_consumer_goes_on(
+    kafka_bootstrap: str, topic: str, consumer_engine: sa.Engine
+) -> None:
+    good = history(uuid4(), 0)
+    valid = json.loads(good[1].to_bytes())
+    poison = [
+        b"\xff not json",
+        json.dumps(valid | {"type": "interview.teleported"}).encode(),
+        json.dumps(valid | {"schema_version": 99}).encode(),
+        json.dumps(valid | {"version": "two"}).encode(),
+        json.dumps(valid | {"type": "interview.expired", "data": {"what": "lunch"}}).encode(),
+    ]
+    key = str(good[0].interview_id).encode()
+    messages = as_messages(good[:2]) + [(key, p) for p in poison] + as_messages(good[2:])
+    produce(kafka_bootstrap, topic, messages)
+    runner = kafka_runner(recording_spec(consumer_engine, "poison"), kafka_bootstrap, topic).start()
+    try:
+        assert wait_until(lambda: runner.stats.processed >= len(good), 30)
+        check_exactly_once_in_order(effects(consumer_engine, "poison"), expected_of(good))
+        dead = read_topic(kafka_bootstrap, f"{topic}.dlq", expect=len(poison))
+        assert [m.value for m in dead] == poison
+        headers = dict(dead[0].headers)
+        assert headers["error"].startswith(b"not JSON")
+        assert headers["source_topic"] == topic.encode()
+        assert headers["group"] == b"poison"
+        assert {"source_partition", "source_offset"} <= set(headers)
+        assert b"schema_version 99" in dict(dead[2].headers)["error"]
+        assert runner.stats.dead_letters == len(poison)
+    finally:
+        stop(runner)
+
+
+@pytest.mark.kafka
+def test_a_failing_handler_parks_its_interview_others_go_on_and_dlq_resolves_it(
+    kafka_bootstrap: str, topic: str, consumer_engine: sa.Engine, tmp_path: Path
+) -> None:
+    group = "parking"
+    broken, healthy, doomed = uuid4(), uuid4(), uuid4()
+    set_failing(consumer_engine, group, str(broken), True)
+    set_failing(consumer_engine, group, str(doomed), True)
+    first = history(broken, 0, 2) + history(healthy, 100, 2) + history(doomed, 200, 3)
+    later = history(broken, 0, 4)[2:] + history(healthy, 100, 4)[2:]
+    produce(kafka_bootstrap, topic, as_messages(first))
+    runner = kafka_runner(recording_spec(consumer_engine, group), kafka_bootstrap, topic).start()
+    try:
+        assert wait_until(lambda: runner.stats.parked >= 5, 30)
+        # The bug is fixed for one interview, but its later events still wait in order.
+        set_failing(consumer_engine, group, str(broken), False)
+        produce(kafka_bootstrap, topic, as_messages(later))
+        assert wait_until(lambda: runner.stats.parked >= 7 and runner.stats.processed >= 4, 30)
+        applied = effects(consumer_engine, group)
+        assert {r.interview_id for r in applied} == {str(healthy)}
+        assert [r.version for r in applied] == [1, 2, 3, 4]
+
+        parked = list_parked(consumer_engine, group)
+        assert [(p.interview_id, p.version) for p in parked if p.interview_id == str(broken)] == [
+            (str(broken), v) for v in (1, 2, 3, 4)
+        ]
+        assert "handler bug" in parked[0].error and parked[0].attempts == 3
+        assert "parked behind" in parked[1].error
+    finally:
+        stop(runner)
+
+    cli = CliRunner()
+    env = {
+        "EVENTFLOW_DB_URL": "",
+        "EVENTFLOW_SQLITE": str(tmp_path / "consumer.sqlite"),
+        "EVENTFLOW_GROUP": group,
+    }
+    spec = ["--group", group, "--spec", "tests.integration.eventflow:spec_from_env"]
+    listed = cli.invoke(cli_app, ["dlq", "list", *spec], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert str(broken) in listed.output and "7 parked" in listed.output
+
+    retried = cli.invoke(cli_app, ["dlq", "retry", *spec], env=env)
+    assert retried.exit_code == 0, retried.output
+    assert "applied 4" in retried.output and "still parked: 1 interview" in retried.output
+    skipped = cli.invoke(cli_app, ["dlq", "skip", *spec, "--interview", str(doomed)], env=env)
+    assert skipped.exit_code == 0, skipped.output
+    assert "skipped 3" in skipped.output
+
+    assert list_parked(consumer_engine, group) == []
+    check_exactly_once_in_order(
+        effects(consumer_engine, group),
+        expected_of(history(broken, 0, 4) + history(healthy, 100, 4)),
+    )
+    # A redelivery after all this changes nothing.
+    with consumer_engine.begin() as conn:
+        conn.execute(consumer_offsets.delete())
+    again = kafka_runner(recording_spec(consumer_engine, group), kafka_bootstrap, topic).start()
+    try:
+        assert wait_until(lambda: again.stats.duplicates >= len(first + later), 30)
+        assert len(effects(consumer_engine, group)) == 8
+    finally:
+        stop(again)
+
+
+@pytest.mark.kafka
+def test_offsets_live_in_the_consumer_database_across_restarts_and_rebalances(
+    kafka_bootstrap: str, topic: str, consumer_engine: sa.Engine
+) -> None:
+    group = "rebalance"
+    batch1 = [e for i in range(6) for e in history(uuid4(), 1000 * i)]
+    produce(kafka_bootstrap, topic, as_messages(batch1))
+    first = kafka_runner(recording_spec(consumer_engine, group), kafka_bootstrap, topic).start()
+    try:
+        assert wait_until(lambda: first.stats.processed >= len(batch1), 30)
+    finally:
+        stop(first)
+    with consumer_engine.connect() as conn:
+        stored = sum(
+            conn.execute(
+                sa.select(consumer_offsets.c.next_offset).where(consumer_offsets.c.group == group)
+            ).scalars()
+        )
+    assert stored == len(batch1)
+
+    # Two members share the group (a rebalance hands partitions over) while more arrives.
+    a = kafka_runner(recording_spec(consumer_engine, group), kafka_bootstrap, topic).start()
+    assert wait_until(lambda: bool(a.source.consumer and a.source.consumer.assignment()), 20)  # type: ignore[attr-defined]
+    b = kafka_runner(recording_spec(consumer_engine, group), kafka_bootstrap, topic).start()
+    assert wait_until(lambda: bool(b.source.consumer and b.source.consumer.assignment()), 20)  # type: ignore[attr-defined]
+    batch2 = [e for i in range(6, 18) for e in history(uuid4(), 1000 * i)]
+    try:
+        for chunk in range(0, len(batch2), 10):
+            produce(kafka_bootstrap, topic, as_messages(batch2[chunk : chunk + 10]))
+            time.sleep(0.2)
+        assert wait_until(lambda: len(effects(consumer_engine, group)) >= len(batch1 + batch2), 40)
+        check_exactly_once_in_order(effects(consumer_engine, group), expected_of(batch1 + batch2))
+        assert a.stats.duplicates + b.stats.duplicates == 0
+        assert a.stats.processed > 0 and b.stats.processed > 0, "both members took partitions"
+    finally:
+        stop(a, b)
+
+
+@pytest.mark.kafka
+def test_sigterm_stops_a_consumer_process_cleanly(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    script = f"""
+import logging, sys
+from pathlib import Path
+from services.common.db import create_engine
+from services.common.runner import ConsumerRunner, KafkaSource, install_signal_handlers
+from tests.integration.eventflow import recording_spec
+engine = create_engine(None, Path({str(tmp_path / "sig.sqlite")!r}))
+runner = ConsumerRunner(recording_spec(engine, "sig"), KafkaSource({kafka_bootstrap!r}, {topic!r}))
+install_signal_handlers(runner)
+print("ready", flush=True)
+runner.run()
+print("stopped", flush=True)
+"""
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        time.sleep(2)
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=20)
+        assert process.returncode == 0
+        assert "stopped" in out
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
