@@ -246,16 +246,29 @@ def _typed(event_class: type[Interview.Event], name: str, value: Any) -> Any:
 
 def _shape_problem(event_class: type[Interview.Event], state: dict[str, Any]) -> str | None:
     """A field missing or of the wrong type (a decoded event is otherwise unchecked)."""
-    hints = _hints(event_class)
-    for f in dataclasses.fields(event_class):  # type: ignore[arg-type]
-        if f.name not in state:
-            return f"{f.name} is missing"
-        hint = hints.get(f.name)
-        options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-        kinds = tuple(o for o in options if isinstance(o, type))
-        if kinds and len(kinds) == len(options) and not isinstance(state[f.name], kinds):
-            return f"{f.name} is a {type(state[f.name]).__name__}"
+    for name, kinds in _shape(event_class):
+        if name not in state:
+            return f"{name} is missing"
+        if kinds and not isinstance(state[name], kinds):
+            return f"{name} is a {type(state[name]).__name__}"
     return None
+
+
+_SHAPES: dict[type[Any], list[tuple[str, tuple[type, ...]]]] = {}
+
+
+def _shape(event_class: type[Interview.Event]) -> list[tuple[str, tuple[type, ...]]]:
+    """Each field's name and the types it may hold (empty: not checked)."""
+    if event_class not in _SHAPES:
+        hints = _hints(event_class)
+        shape = []
+        for f in dataclasses.fields(event_class):  # type: ignore[arg-type]
+            hint = hints.get(f.name)
+            options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+            kinds = tuple(o for o in options if isinstance(o, type))
+            shape.append((f.name, kinds if len(kinds) == len(options) else ()))
+        _SHAPES[event_class] = shape
+    return _SHAPES[event_class]
 
 
 _HINTS: dict[type[Any], dict[str, Any]] = {}
