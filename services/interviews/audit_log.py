@@ -130,6 +130,15 @@ class RecordedEvent:
         except Exception as error:  # noqa: BLE001 - any failure means unreadable
             record.error = f"stored event cannot be upcast: {error}"
             return record
+        # class_version is not hashed: an upcast may add fields, never change
+        # recorded ones, or the event read would differ from the event verified.
+        changed = [k for k, v in recorded.items() if state.get(k, v) != v]
+        if changed:
+            record.error = (
+                f"stored as v{class_version} but upcasting changes {', '.join(changed)}: "
+                "its class_version was altered"
+            )
+            return record
         problem = _shape_problem(event_class, state)
         if problem is not None:
             record.error = f"stored event does not fit {event_class.__name__}: {problem}"
@@ -249,8 +258,11 @@ def _shape_problem(event_class: type[Interview.Event], state: dict[str, Any]) ->
     for name, kinds in _shape(event_class):
         if name not in state:
             return f"{name} is missing"
-        if kinds and not isinstance(state[name], kinds):
-            return f"{name} is a {type(state[name]).__name__}"
+        value = state[name]
+        if kinds and not isinstance(value, kinds):
+            return f"{name} is a {type(value).__name__}"
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return f"{name} has no time zone"
     return None
 
 

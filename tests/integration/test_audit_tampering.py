@@ -103,16 +103,26 @@ def test_a_changed_byte_that_no_longer_decodes_is_broken_not_an_error(
     assert set(broken_in_log(audit)) == {iid}
 
 
-def test_a_field_of_the_wrong_type_is_broken(
+def test_a_field_of_the_wrong_type_is_broken_not_an_error(
     api: TestClient, clock: FakeClock, token: Token, tamper: Tamperer
 ) -> None:
-    iid, _ = hiring(api, clock, token)
+    iid, times = hiring(api, clock, token)
     tamper.replace(iid, 4, b'"currency":"EUR"', b'"currency":978')
+    stamp = times[1].isoformat().encode()
+    tamper.replace(iid, 2, stamp, stamp.removesuffix(b"+00:00"))  # a naive time
+    auditor = token("a1", "auditor")
 
     body = verify(api, token, iid)
+    later = api.get(f"/audit/interviews/{iid}/state?at=2030-01-01T00:00:00Z", headers=auditor)
 
-    assert body["broken"]["version"] == 4
-    assert "currency is a int" in body["broken"]["reason"]
+    assert body["broken"] == {
+        "version": 2,
+        "reason": "stored event does not fit Accepted: timestamp has no time zone",
+    }
+    assert later.status_code == 409
+    history = api.get(f"/audit/interviews/{iid}/events", headers=auditor).json()
+    assert history[3]["error"] == "stored event does not fit OfferExtended: currency is a int"
+    assert history[3]["data"]["currency"] == 978  # shown as stored
 
 
 def test_a_deleted_event_is_detected(
