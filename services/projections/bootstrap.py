@@ -168,11 +168,12 @@ class ProjectionsContainer:
     # -------------------------------------------------------------- rebuild
 
     def rebuild_source(self) -> RebuildSource:
+        """The event store's log when a reader was given, else the Kafka topic."""
+        if self.log_reader is not None:
+            return LogSource(self.log_reader, self.log_head)
         if self.settings.kafka_bootstrap_servers:
             return KafkaTopicSource(self.settings.kafka_bootstrap_servers, self.settings.topic)
-        if self.log_reader is None:
-            raise RuntimeError("no Kafka and no event store log reader: nothing to rebuild from")
-        return LogSource(self.log_reader, self.log_head)
+        raise RuntimeError("no Kafka and no event store log reader: nothing to rebuild from")
 
     def rebuild(
         self,

@@ -1,0 +1,521 @@
+"""The projections on a real database (SQLite file and PostgreSQL): the views
+equal an independent fold of the events, whatever the delivery order, and the
+query API keeps its promises (visibility, pagination, read-your-writes, 422s)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from services.contracts import EventEnvelope
+from services.projections.adapters import schema
+from services.projections.adapters.sources import LogSource
+from services.projections.adapters.store import current_generation, list_generations
+from services.projections.bootstrap import ProjectionsContainer, consumer_spec, create_app
+from services.projections.settings import ProjectionsSettings
+from tests.conftest import TEST_SECRET
+from tests.unit.test_projections_reference import (
+    Script,
+    batches,
+    normalize_api_interview,
+    normalize_api_stats,
+    reference_candidates,
+    reference_interviews,
+    reference_stats,
+    scripts,
+    shuffled_across_interviews,
+    synthetic_events,
+    without,
+)
+
+pytestmark = pytest.mark.integration
+
+Token = Callable[[str, str], dict[str, str]]
+
+
+@pytest.fixture
+def settings(database_url: str | None, tmp_path: Path) -> ProjectionsSettings:
+    return ProjectionsSettings(
+        database_url=database_url,
+        projections_database_url=database_url,
+        kafka_bootstrap_servers=None,
+        data_dir=tmp_path,
+        auth_secret=TEST_SECRET,
+        min_position_timeout_s=1.0,
+        stream_interval_s=0.05,
+    )
+
+
+@pytest.fixture
+def container(settings: ProjectionsSettings) -> Iterator[ProjectionsContainer]:
+    c = ProjectionsContainer(settings)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def api(container: ProjectionsContainer) -> Iterator[TestClient]:
+    with TestClient(create_app(container)) as client:
+        yield client
+
+
+def feed(container: ProjectionsContainer, events: list[EventEnvelope], batch: int = 50) -> None:
+    """What the runner does: one transaction per batch, a handler per event."""
+    spec = consumer_spec(container)
+    for chunk in batches(events, batch):
+        with spec.engine.begin() as conn:
+            for e in chunk:
+                spec.handlers[e.type](conn, e)
+        assert spec.on_committed is not None
+        spec.on_committed(max(e.position for e in chunk))
+
+
+def all_interviews(api: TestClient, headers: dict[str, str], **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {"limit": 97, **params} | ({"cursor": cursor} if cursor else {})
+        page = api.get("/views/interviews", params=query, headers=headers)
+        assert page.status_code == 200, page.text
+        items.extend(page.json()["items"])
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return items
+
+
+def assert_views_equal_reference(
+    api: TestClient, token: Token, events: list[EventEnvelope], details: int = 60
+) -> None:
+    auditor = token("audit-1", "auditor")
+    expected = reference_interviews(events)
+    listed = all_interviews(api, auditor)
+    assert len(listed) == len(expected)
+    # Newest first, by each interview's first event.
+    order = sorted(expected.values(), key=lambda i: (i["created_position"], i["id"]), reverse=True)
+    assert [i["id"] for i in listed] == [i["id"] for i in order]
+    for item in listed:
+        assert normalize_api_interview(item, None) == without(
+            expected[item["id"]], "timeline", "created_position"
+        )
+    for item in listed[:details]:
+        detail = api.get(f"/views/interviews/{item['id']}", headers=auditor).json()
+        assert normalize_api_interview(detail, detail["timeline"]) == without(
+            expected[item["id"]], "created_position"
+        )
+    stats = api.get("/views/stats", headers=auditor).json()
+    assert normalize_api_stats(stats) == reference_stats(expected.values())
+    for job_id in sorted({i["job_id"] for i in expected.values()})[:5]:
+        board = api.get(f"/views/jobs/{job_id}/candidates", headers=auditor).json()
+        got = [
+            {
+                k: c[k]
+                for k in ("freelancer_id", "status", "interview_id", "version", "times_invited")
+            }
+            for c in board["candidates"]
+        ]
+        assert got == reference_candidates(expected, job_id)
+
+
+# ------------------------------------------------------------ equal to the fold
+
+
+def test_views_equal_the_reference_after_duplicated_and_reordered_deliveries(
+    container: ProjectionsContainer, api: TestClient, token: Token
+) -> None:
+    events = synthetic_events(scripts(300))
+    delivered = shuffled_across_interviews(events, seed=11, duplicate=0.25)
+    feed(container, delivered, batch=40)
+    feed(container, events[:100], batch=100)  # a whole batch replayed
+    assert_views_equal_reference(api, token, events)
+    writer = container.writer()
+    assert writer.stats.applied == len(events)
+    assert writer.stats.duplicates == len(delivered) - len(events) + 100
+    assert writer.stats.gaps == 0
+    response = api.get("/views/stats", headers=token("a", "admin"))
+    assert int(response.headers["X-View-Position"]) == max(e.position for e in events)
+
+
+def test_the_consumer_runner_keeps_the_views_from_the_event_log(
+    container: ProjectionsContainer, api: TestClient, token: Token
+) -> None:
+    from services.common.runner import ConsumerRunner, EmbeddedSource
+
+    events = synthetic_events(scripts(120))
+    log: list[EventEnvelope] = []
+    wake = threading.Event()
+
+    def read(after: int, limit: int) -> list[EventEnvelope]:
+        return [e for e in log if e.position > after][:limit]
+
+    source = EmbeddedSource(read, wake, poll_seconds=0.05, batch=50)
+    runner = ConsumerRunner(consumer_spec(container), source, poll_timeout=0.05).start()
+    try:
+        for chunk in batches(events, 37):
+            log.extend(chunk)
+            wake.set()
+        response = api.get(
+            "/views/stats",
+            params={"min_position": events[-1].position},
+            headers=token("a", "auditor"),
+        )
+        assert response.status_code == 200, response.text
+    finally:
+        runner.stop()
+        runner.join(10)
+    assert_views_equal_reference(api, token, events, details=20)
+
+
+def test_a_gap_is_applied_flagged_counted_and_filled_when_the_event_arrives(
+    container: ProjectionsContainer, api: TestClient, token: Token
+) -> None:
+    events = synthetic_events([Script(0, "job-g", "c1", "f1", ("accept", "start", "offer"))])
+    invited, accepted, started, offered = events
+    feed(container, [invited, started])
+    auditor = token("audit", "auditor")
+    view = api.get(f"/views/interviews/{invited.interview_id}", headers=auditor).json()
+    assert (view["status"], view["version"], view["missing_versions"]) == ("in_progress", 3, [2])
+    stats = api.get("/views/stats", headers=auditor).json()
+    assert stats["gaps"] == {
+        "interviews_with_gaps": 1,
+        "versions_skipped": 1,
+        "versions_still_missing": 1,
+    }
+    assert "projection_version_gaps_total 1.0" in api.get("/metrics").text
+    with container.engine().begin() as conn:
+        generation = current_generation(conn)
+        assert generation is not None and generation.gaps_detected == 1
+        gap = conn.execute(sa.select(schema.view_tables(generation.number).gaps)).one()
+        assert (gap.version, gap.detected_by_version, gap.filled_at) == (2, 3, None)
+    feed(container, [accepted, offered])
+    view = api.get(f"/views/interviews/{invited.interview_id}", headers=auditor).json()
+    assert (view["status"], view["missing_versions"]) == ("offer_extended", [])
+    assert [t["version"] for t in view["timeline"]] == [1, 2, 3, 4]
+    assert view["time_to_accept_seconds"] is not None
+    stats = api.get("/views/stats", headers=auditor).json()
+    assert stats["gaps"]["versions_still_missing"] == 0
+
+
+def test_a_failing_write_rolls_back_with_the_batch(
+    container: ProjectionsContainer, api: TestClient, token: Token, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.projections.adapters import live
+
+    events = synthetic_events(scripts(10))
+    spec = consumer_spec(container)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    side = sa.Table("runner_side_effect", sa.MetaData(), sa.Column("x", sa.Integer))
+    side.create(spec.engine)
+    monkeypatch.setattr(live, "apply_events", broken)
+    with pytest.raises(RuntimeError, match="disk on fire"), spec.engine.begin() as conn:
+        conn.execute(side.insert().values(x=1))  # e.g. the runner's offsets
+        for e in events:
+            spec.handlers[e.type](conn, e)
+    with spec.engine.connect() as conn:
+        assert conn.execute(sa.select(side)).all() == []
+    monkeypatch.undo()
+    feed(container, events)
+    assert len(all_interviews(api, token("a", "admin"))) == 10
+
+
+# ---------------------------------------------------------------- the API
+
+
+def test_callers_see_only_what_is_theirs(
+    container: ProjectionsContainer, api: TestClient, token: Token
+) -> None:
+    events = synthetic_events(scripts(60))
+    feed(container, events)
+    expected = reference_interviews(events)
+    client = "client-2"
+    mine = {i for i, v in expected.items() if v["client_id"] == client}
+    assert {i["id"] for i in all_interviews(api, token(client, "client"))} == mine
+    assert all_interviews(api, token(client, "client"), client_id="client-3") == []
+    freelancer = next(iter(expected.values()))["freelancer_id"]
+    theirs = {i for i, v in expected.items() if v["freelancer_id"] == freelancer}
+    assert {i["id"] for i in all_interviews(api, token(freelancer, "freelancer"))} == theirs
+    other = next(i for i, v in expected.items() if v["client_id"] != client)
+    response = api.get(f"/views/interviews/{other}", headers=token(client, "client"))
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    job = expected[other]["job_id"]
+    assert (
+        api.get(f"/views/jobs/{job}/candidates", headers=token(client, "client")).status_code == 404
+    )
+    board = api.get(
+        f"/views/jobs/{job}/candidates",
+        headers=token(expected[other]["freelancer_id"], "freelancer"),
+    ).json()
+    assert [c["freelancer_id"] for c in board["candidates"]] == [expected[other]["freelancer_id"]]
+    stats = api.get("/views/stats", headers=token(client, "client")).json()
+    assert stats["total"] == len(mine)
+    assert api.get("/views/stats").status_code == 401
+    assert api.get("/views/stats", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/views/interviews", {"status": "hiredd"}),
+        ("/views/interviews", {"limit": 0}),
+        ("/views/interviews", {"limit": 501}),
+        ("/views/interviews", {"limit": "many"}),
+        ("/views/interviews", {"cursor": "%%%"}),
+        ("/views/interviews", {"cursor": "bm90LWEtY3Vyc29y"}),
+        ("/views/interviews", {"job_id": "x" * 129}),
+        ("/views/interviews", {"min_position": -1}),
+        ("/views/interviews", {"min_position": "soon"}),
+        ("/views/interviews/not-a-uuid", {}),
+        ("/views/stats", {"min_position": 2**63}),
+        ("/views/stream", {"max_events": 0}),
+    ],
+)
+def test_bad_parameters_are_422_never_500(
+    api: TestClient, token: Token, path: str, params: dict[str, Any]
+) -> None:
+    response = api.get(path, params=params, headers=token("a", "auditor"))
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_input"
+
+
+def test_cursor_pagination_is_stable_while_interviews_arrive(
+    container: ProjectionsContainer, api: TestClient, token: Token
+) -> None:
+    events = synthetic_events(scripts(80))
+    first_half = [e for e in events if e.position <= events[len(events) // 2].position]
+    feed(container, first_half)
+    auditor = token("a", "auditor")
+    page = api.get("/views/interviews", params={"limit": 10}, headers=auditor).json()
+    seen = [i["id"] for i in page["items"]]
+    feed(container, events[len(first_half) :])  # newer interviews arrive meanwhile
+    cursor = page["next_cursor"]
+    while cursor:
+        page = api.get("/views/interviews", params={"limit": 10, "cursor": cursor}, headers=auditor)
+        seen += [i["id"] for i in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+    before = reference_interviews(first_half)
+    order = sorted(before.values(), key=lambda i: (i["created_position"], i["id"]), reverse=True)
+    assert seen == [i["id"] for i in order]
+
+
+def test_filters(container: ProjectionsContainer, api: TestClient, token: Token) -> None:
+    events = synthetic_events(scripts(100))
+    feed(container, events)
+    expected = reference_interviews(events)
+    auditor = token("a", "auditor")
+    for status in ("hired", "cancelled", "invited"):
+        got = {i["id"] for i in all_interviews(api, auditor, status=status)}
+        assert got == {i for i, v in expected.items() if v["status"] == status}
+    got = {i["id"] for i in all_interviews(api, auditor, job_id="job-3", status="cancelled")}
+    assert got == {
+        i for i, v in expected.items() if v["job_id"] == "job-3" and v["status"] == "cancelled"
+    }
+
+
+def test_min_position_waits_for_the_view_or_says_it_is_behind(
+    container: ProjectionsContainer, api: TestClient, token: Token
+) -> None:
+    events = synthetic_events(scripts(20))
+    feed(container, events[:10])
+    auditor = token("a", "auditor")
+    target = events[15]
+    timer = threading.Timer(0.3, feed, args=(container, events[10:]))
+    timer.start()
+    started = time.monotonic()
+    response = api.get(
+        f"/views/interviews/{target.interview_id}",
+        params={"min_position": target.position},
+        headers=auditor,
+    )
+    timer.join()
+    assert response.status_code == 200, response.text
+    assert response.json()["version"] >= target.version
+    assert int(response.headers["X-View-Position"]) >= target.position
+    assert time.monotonic() - started < 1.0
+    far = events[-1].position + 1000
+    started = time.monotonic()
+    response = api.get("/views/stats", params={"min_position": far}, headers=auditor)
+    assert 0.9 < time.monotonic() - started < 3
+    assert response.status_code == 503
+    body = response.json()
+    assert body["code"] == "view_behind"
+    assert body["position"] == events[-1].position and body["min_position"] == far
+    assert response.headers["X-View-Position"] == str(events[-1].position)
+    assert response.headers["Retry-After"] == "1"
+
+
+def test_operational_endpoints(api: TestClient) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}
+    assert api.get("/readyz").json() == {"status": "ready"}
+    assert "projection_position" in api.get("/metrics").text
+    paths = api.get("/openapi.json").json()["paths"]
+    assert {
+        "/views/interviews",
+        "/views/interviews/{interview_id}",
+        "/views/jobs/{job_id}/candidates",
+        "/views/stats",
+        "/views/stream",
+        "/dashboard",
+    } <= set(paths)
+
+
+# ------------------------------------------------------------------ rebuild
+
+
+class GatedSource(LogSource):
+    """A log source that stops after its first chunk until the test opens the gate."""
+
+    def __init__(self, events: list[EventEnvelope]) -> None:
+        self.log = events
+        super().__init__(
+            lambda after, limit: [e for e in self.log if e.position > after][:limit],
+            lambda: self.log[-1].position,
+        )
+        self.reading = threading.Event()
+        self.gate = threading.Event()
+        self.chunks = 0
+
+    def read(self, limit: int) -> list[EventEnvelope]:
+        self.chunks += 1
+        if self.chunks == 2:
+            self.reading.set()
+            assert self.gate.wait(30)
+        return super().read(limit)
+
+
+def test_rebuild_swaps_in_new_tables_while_the_api_answers_from_the_old(
+    container: ProjectionsContainer, api: TestClient, token: Token
+) -> None:
+    events = synthetic_events(scripts(150))
+    feed(container, events[:300])
+    auditor = token("a", "auditor")
+    before = api.get("/views/stats", headers=auditor)
+    assert before.headers["X-View-Generation"] == "1"
+    source = GatedSource(events[:300])
+    container.settings.rebuild_batch = 100
+    done: list[Any] = []
+    thread = threading.Thread(target=lambda: done.append(container.rebuild(source)))
+    thread.start()
+    assert source.reading.wait(10)
+    # Mid-rebuild: generation 2 holds only its first chunk; the API still reads 1,
+    # and the live consumer keeps writing generation 1.
+    during = api.get("/views/stats", headers=auditor)
+    assert during.headers["X-View-Generation"] == "1"
+    assert during.json()["total"] == before.json()["total"]
+    feed(container, events[300:])
+    source.log = events  # what the live consumer applied is in the log by now
+    source.gate.set()
+    thread.join(30)
+    report = done[0]
+    assert (report.generation, report.replaced, report.events) == (2, 1, len(events))
+    after = api.get("/views/stats", headers=auditor)
+    assert after.headers["X-View-Generation"] == "2"
+    assert_views_equal_reference(api, token, events, details=10)
+    feed(container, events[-50:])  # live events after the swap: duplicates, no change
+    assert_views_equal_reference(api, token, events, details=0)
+    with container.engine().begin() as conn:
+        states = {g.number: g.state for g in list_generations(conn)}
+    assert states == {1: "retired", 2: "active"}
+
+
+def test_a_changed_view_schema_rebuilds_on_start(
+    settings: ProjectionsSettings, token: Token, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = synthetic_events(scripts(40))
+    first = ProjectionsContainer(settings)
+    feed(first, events)
+    first.close()
+    monkeypatch.setitem(schema.VIEW_SCHEMAS, "interview_summary", 2)
+    second = ProjectionsContainer(
+        settings,
+        log_reader=lambda after, limit: [e for e in events if e.position > after][:limit],
+    )
+    # While the rebuild is due, live events are not written to the outdated tables.
+    feed(second, events[:5])
+    assert second.writer().stats.skipped_outdated == 5
+    with TestClient(create_app(second)) as api:
+        assert second.rebuild_thread is not None
+        second.rebuild_thread.join(30)
+        response = api.get("/views/stats", headers=token("a", "auditor"))
+        assert response.headers["X-View-Generation"] == "2"
+        assert_views_equal_reference(api, token, events, details=5)
+    with second.engine().begin() as conn:
+        generation = current_generation(conn)
+        assert generation is not None and generation.schemas["interview_summary"] == 2
+
+
+def test_another_rebuild_cannot_run_at_the_same_time(container: ProjectionsContainer) -> None:
+    from services.projections.rebuild import RebuildRunningError, rebuild_lock
+
+    container.ensure_schema()
+    with rebuild_lock(container.engine()), pytest.raises(RebuildRunningError):
+        container.rebuild(GatedSource(synthetic_events(scripts(2))))
+
+
+# ----------------------------------------------------------- live stream
+
+
+def test_the_stream_sends_an_update_when_the_views_move(
+    container: ProjectionsContainer, api: TestClient, token: Token
+) -> None:
+    events = synthetic_events(scripts(30))
+    feed(container, events[:20])
+    timer = threading.Timer(0.3, feed, args=(container, events[20:]))
+    timer.start()
+    updates = []
+    with api.stream(
+        "GET", "/views/stream", params={"max_events": 2}, headers=token("a", "auditor")
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                import json
+
+                updates.append(json.loads(line[6:]))
+    timer.join()
+    assert [u["position"] for u in updates] == [events[19].position, events[-1].position]
+    assert updates[1]["stats"]["total"] == len(reference_interviews(events))
+    assert updates[1]["recent"][0]["position"] == events[-1].position
+
+
+def test_the_dashboard_renders_the_callers_figures_and_logs_in_by_cookie(
+    container: ProjectionsContainer, api: TestClient, token: Token
+) -> None:
+    events = synthetic_events(scripts(30))
+    feed(container, events)
+    assert api.get("/dashboard").status_code == 401
+    assert "access_token" in api.get("/dashboard").text
+    raw = token("audit", "auditor")["Authorization"].split()[1]
+    response = api.get("/dashboard", params={"access_token": raw}, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/dashboard"
+    assert "httponly" in response.headers["set-cookie"].lower()
+    page = api.get("/dashboard", cookies={"interviews_token": raw})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    hired = reference_stats(reference_interviews(events).values())["by_status"]["hired"]
+    assert f'id="count-hired">{hired}<' in page.text
+    assert 'new EventSource("/views/stream")' in page.text
+    assert "<script src=" not in page.text and "http" not in page.text.split("<script>")[1]
+    bad = api.get("/dashboard", params={"access_token": "forged"})
+    assert bad.status_code == 401
+
+
+def test_wait_helper_is_async_safe() -> None:
+    from services.projections.watch import PositionWatch
+
+    watch = PositionWatch()
+
+    async def scenario() -> bool:
+        threading.Timer(0.05, watch.advance, args=(7,)).start()
+        return await watch.changed(2)
+
+    assert asyncio.run(scenario()) is True
+    assert watch.position == 7

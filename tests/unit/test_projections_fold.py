@@ -1,0 +1,124 @@
+"""The folding of interview events into view rows (pure, no database)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from services.projections.fold import STATUS_AFTER, fold
+from tests.unit.test_projections_reference import (
+    FINAL_PLANS,
+    Script,
+    reference_interviews,
+    scripts,
+    synthetic_events,
+)
+
+
+def fold_all(
+    events: list[Any], row: dict[str, Any] | None = None
+) -> tuple[dict[str, Any] | None, list[Any]]:
+    outcomes = []
+    for e in events:
+        folded = fold(row, e)
+        outcomes.append(folded)
+        row = folded.row if folded.outcome != "duplicate" else row
+    return row, outcomes
+
+
+def hire() -> list[Any]:
+    return synthetic_events(
+        [Script(0, "job-1", "c1", "f1", ("accept", "start", "offer", "accept_offer"))]
+    )
+
+
+def test_each_event_type_sets_the_status_of_the_transition_table() -> None:
+    assert STATUS_AFTER["interview.offer_declined"] == "in_progress"
+    row, _ = fold_all(hire())
+    assert row is not None
+    assert (row["status"], row["version"], row["offers_count"]) == ("hired", 5, 1)
+    assert row["hired_at"] == row["closed_at"] is not None
+    assert row["time_to_hire_s"] > row["time_to_accept_s"] > 0
+
+
+def test_a_duplicate_event_changes_nothing() -> None:
+    events = hire()
+    row, _ = fold_all(events[:3])
+    again = fold(row, events[1])
+    assert again.outcome == "duplicate" and again.row is row and again.timeline is None
+
+
+def test_a_stale_event_changes_nothing() -> None:
+    events = hire()
+    row, _ = fold_all(events)
+    stale = events[2].model_copy(update={"data": {"scheduled_at": "2030-01-01T00:00:00Z"}})
+    assert fold(row, stale).outcome == "duplicate"
+
+
+def test_a_version_gap_is_applied_and_flagged_and_filled_later() -> None:
+    invited, accepted, started, offered, hired = hire()
+    row, outcomes = fold_all([invited, started])
+    assert row is not None
+    assert outcomes[1].missing == (2,)
+    assert (row["status"], row["version"], row["missing"], row["gaps_detected"]) == (
+        "in_progress",
+        3,
+        [2],
+        1,
+    )
+    assert row["accepted_at"] is None
+    row, outcomes = fold_all([offered, accepted], row)
+    assert row is not None
+    assert outcomes[1].outcome == "filled" and outcomes[1].timeline is not None
+    assert row["status"] == "offer_extended" and row["version"] == 4  # the newer status stays
+    assert row["missing"] == [] and row["accepted_at"] is not None
+    assert row["time_to_accept_s"] is not None
+
+
+def test_an_interview_first_seen_after_its_invitation_remembers_the_missing_versions() -> None:
+    events = hire()
+    folded = fold(None, events[2])
+    assert folded.created and folded.missing == (1, 2)
+    assert folded.row["job_id"] == "job-1" and folded.row["invited_at"] is None
+
+
+def test_every_arrival_order_ends_in_the_same_row_once_all_events_arrived() -> None:
+    rng = random.Random(5)
+    plays = [Script(i, "job", "c", f"f{i}", plan) for i, plan in enumerate(FINAL_PLANS)]
+    events = synthetic_events(plays)
+    for play in plays:
+        mine = [e for e in events if e.interview_id == play.interview_id]
+        in_order, _ = fold_all(mine)
+        assert in_order is not None
+        for _ in range(20):
+            shuffled = mine[:]
+            rng.shuffle(shuffled)
+            row, _ = fold_all(shuffled + mine[:1])
+            assert row is not None
+            ignore = {"gaps_detected", "created_position"}
+            assert {k: v for k, v in row.items() if k not in ignore} == {
+                k: v for k, v in in_order.items() if k not in ignore
+            }
+
+
+def test_the_fold_agrees_with_the_reference_on_a_scripted_mix() -> None:
+    events = synthetic_events(scripts(300))
+    rows: dict[str, dict[str, Any]] = {}
+    for e in events:
+        folded = fold(rows.get(str(e.interview_id)), e)
+        rows[str(e.interview_id)] = folded.row
+    expected = reference_interviews(events)
+    assert set(rows) == set(expected)
+    for interview_id, row in rows.items():
+        ref = expected[interview_id]
+        assert row["status"] == ref["status"]
+        assert row["version"] == ref["version"]
+        assert row["position"] == ref["position"]
+        assert row["offers_count"] == ref["offers"]
+        assert (row["cancel_reason"], row["cancelled_by"]) == (
+            (ref["cancellation"]["reason"], ref["cancellation"]["by"])
+            if ref["cancellation"]
+            else (None, None)
+        )
+        tth = row["time_to_hire_s"]
+        assert (round(tth, 3) if tth is not None else None) == ref["time_to_hire"]

@@ -1,0 +1,474 @@
+"""An independent reference for the projections: scripted interviews and a
+straightforward fold of their events that every projection test compares the
+real views with.
+
+The reference is written differently from ``services.projections.fold`` on
+purpose: it keeps every event, deduplicates by version, and derives each
+field from the whole sorted history at the end, instead of folding
+incrementally. Other projection tests import from here.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.contracts import EventEnvelope
+
+# ------------------------------------------------------------------ scripts
+
+# Each plan is the list of steps after the invitation. Together they take
+# every transition of DESIGN's table, and leave some interviews open.
+FINAL_PLANS: tuple[tuple[str, ...], ...] = (
+    ("decline",),
+    ("expire_invitation",),
+    ("cancel_client",),
+    ("accept", "cancel_freelancer"),
+    ("accept", "start", "offer", "accept_offer"),
+    ("accept", "offer", "decline_offer", "offer", "accept_offer"),
+    ("accept", "start", "offer", "expire_offer"),
+    ("accept", "start", "offer", "decline_offer", "cancel_client"),
+)
+OPEN_PLANS: tuple[tuple[str, ...], ...] = (
+    (),
+    ("accept",),
+    ("accept", "start"),
+    ("accept", "start", "offer"),
+    ("accept", "start", "offer", "decline_offer"),
+)
+CANCEL_REASONS = ("budget cut", "position filled", "no show", "found someone else")
+
+STEP_TYPES = {
+    "invite": "interview.invited",
+    "accept": "interview.accepted",
+    "decline": "interview.declined",
+    "start": "interview.started",
+    "offer": "interview.offer_extended",
+    "accept_offer": "interview.offer_accepted",
+    "decline_offer": "interview.offer_declined",
+    "cancel_client": "interview.cancelled",
+    "cancel_freelancer": "interview.cancelled",
+    "expire_invitation": "interview.expired",
+    "expire_offer": "interview.expired",
+}
+FREELANCER_STEPS = {"accept", "decline", "accept_offer", "decline_offer", "cancel_freelancer"}
+
+
+@dataclass
+class Script:
+    """One interview to play: who, and the steps after the invitation."""
+
+    index: int
+    job_id: str
+    client_id: str
+    freelancer_id: str
+    steps: tuple[str, ...]
+    interview_id: uuid.UUID | None = None
+
+
+def scripts(n: int, seed: int = 4) -> list[Script]:
+    """``n`` interviews on n/10 jobs; the last tenth re-invites freelancers of
+    the first tenth to the same job after their first interview closed."""
+    rng = random.Random(seed)
+    jobs = max(1, n // 10)
+    repeat = n // 10
+    out = []
+    for i in range(n):
+        job = i % jobs
+        if i >= n - repeat:
+            first = out[i - (n - repeat)]
+            job_id, client_id, freelancer_id = first.job_id, first.client_id, first.freelancer_id
+        else:
+            job_id, client_id, freelancer_id = f"job-{job}", f"client-{job % 7}", f"fl-{i}"
+        plans = FINAL_PLANS if i < repeat or rng.random() < 0.75 else OPEN_PLANS
+        out.append(Script(i, job_id, client_id, freelancer_id, rng.choice(plans)))
+    return out
+
+
+def actor_of(step: str, script: Script) -> tuple[str, str]:
+    if step.startswith("expire"):
+        return ("system", "system")
+    if step in FREELANCER_STEPS:
+        return (script.freelancer_id, "freelancer")
+    return (script.client_id, "client")
+
+
+def step_data(step: str, rng: random.Random) -> dict[str, Any]:
+    if step == "invite":
+        return {"message": "interested?", "expires_at": None}
+    if step == "decline":
+        return {"reason": "busy"}
+    if step == "start":
+        return {"scheduled_at": None}
+    if step == "offer":
+        return {
+            "amount": str(rng.choice([500, 1200, 3000])),
+            "currency": rng.choice(["EUR", "USD"]),
+            "rate_type": rng.choice(["fixed", "hourly"]),
+            "start_date": None,
+            "message": None,
+            "expires_at": None,
+        }
+    if step == "decline_offer":
+        return {"reason": "too low"}
+    if step.startswith("cancel"):
+        return {"reason": rng.choice(CANCEL_REASONS), "cancelled_by": step.split("_")[1]}
+    if step.startswith("expire"):
+        return {"what": step.split("_")[1]}
+    return {}
+
+
+def synthetic_events(
+    plays: list[Script], seed: int = 9, start: datetime | None = None
+) -> list[EventEnvelope]:
+    """The envelopes the event store would publish for ``plays``, interleaved
+    across interviews in a random order (each interview's own order kept), with
+    positions that skip numbers (other aggregates' notifications)."""
+    rng = random.Random(seed)
+    at = start or datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    queues: dict[int, list[str]] = {}
+    done_before: dict[tuple[str, str], int] = {}
+    for s in plays:
+        s.interview_id = s.interview_id or uuid.UUID(int=rng.getrandbits(128), version=4)
+        queues[s.index] = ["invite", *s.steps]
+    # A re-invitation waits until the first interview of its pair is closed.
+    for s in plays:
+        key = (s.job_id, s.freelancer_id)
+        if key in done_before:
+            queues[s.index] = ["wait"] + queues[s.index]
+        else:
+            done_before[key] = s.index
+    by_index = {s.index: s for s in plays}
+    versions: dict[int, int] = {}
+    position = 0
+    events = []
+    while queues:
+        index = rng.choice(list(queues))
+        script = by_index[index]
+        step = queues[index][0]
+        if step == "wait":
+            first = done_before[(script.job_id, script.freelancer_id)]
+            if first in queues:
+                continue
+            queues[index].pop(0)
+            continue
+        queues[index].pop(0)
+        if not queues[index]:
+            del queues[index]
+        position += rng.choice((1, 1, 1, 2, 3))
+        at += timedelta(minutes=rng.randint(1, 600))
+        versions[index] = versions.get(index, 0) + 1
+        actor_id, role = actor_of(step, script)
+        assert script.interview_id is not None
+        events.append(
+            EventEnvelope(
+                id=uuid.uuid5(script.interview_id, str(versions[index])),
+                type=STEP_TYPES[step],  # type: ignore[arg-type]
+                schema_version=2 if step.startswith("cancel") else 1,
+                interview_id=script.interview_id,
+                version=versions[index],
+                position=position,
+                occurred_at=at,
+                actor={"id": actor_id, "role": role},  # type: ignore[arg-type]
+                job_id=script.job_id,
+                client_id=script.client_id,
+                freelancer_id=script.freelancer_id,
+                correlation_id=f"corr-{position}",
+                causation_id=f"cause-{position}",
+                data=step_data(step, rng),
+            )
+        )
+    return events
+
+
+def shuffled_across_interviews(
+    events: list[EventEnvelope], seed: int = 3, duplicate: float = 0.0
+) -> list[EventEnvelope]:
+    """A delivery order that mixes interviews (keeping each one's order, as
+    Kafka partitions by interview) and repeats some events."""
+    rng = random.Random(seed)
+    queues: dict[uuid.UUID, list[EventEnvelope]] = {}
+    for e in events:
+        queues.setdefault(e.interview_id, []).append(e)
+        if rng.random() < duplicate:
+            queues[e.interview_id].append(e)
+    out = []
+    while queues:
+        key = rng.choice(list(queues))
+        out.append(queues[key].pop(0))
+        if not queues[key]:
+            del queues[key]
+    return out
+
+
+def batches(events: list[EventEnvelope], size: int) -> Iterator[list[EventEnvelope]]:
+    for i in range(0, len(events), size):
+        yield events[i : i + size]
+
+
+# ------------------------------------------------------------ reference fold
+
+REF_STATUS = {
+    "interview.invited": "invited",
+    "interview.accepted": "accepted",
+    "interview.declined": "declined",
+    "interview.started": "in_progress",
+    "interview.offer_extended": "offer_extended",
+    "interview.offer_accepted": "hired",
+    "interview.offer_declined": "in_progress",
+    "interview.cancelled": "cancelled",
+    "interview.expired": "expired",
+}
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def reference_interviews(events: Iterable[EventEnvelope]) -> dict[str, dict[str, Any]]:
+    """Interview id -> the fields a view must show, from the whole history."""
+    histories: dict[str, dict[int, EventEnvelope]] = {}
+    for e in events:
+        histories.setdefault(str(e.interview_id), {}).setdefault(e.version, e)
+    out = {}
+    for interview_id, by_version in histories.items():
+        history = [by_version[v] for v in sorted(by_version)]
+        last = history[-1]
+
+        def first(kind: str, history: list[EventEnvelope] = history) -> EventEnvelope | None:
+            return next((e for e in history if e.type == kind), None)
+
+        def when(e: EventEnvelope | None) -> str | None:
+            return _iso(e.occurred_at) if e is not None else None
+
+        invited, accepted = first("interview.invited"), first("interview.accepted")
+        hired, cancelled = first("interview.offer_accepted"), first("interview.cancelled")
+        offers = [e for e in history if e.type == "interview.offer_extended"]
+        t_invited = invited.occurred_at if invited else None
+        out[interview_id] = {
+            "id": interview_id,
+            "job_id": last.job_id,
+            "client_id": last.client_id,
+            "freelancer_id": last.freelancer_id,
+            "status": REF_STATUS[last.type],
+            "version": last.version,
+            "position": last.position,
+            "invited_at": when(invited),
+            "accepted_at": when(accepted),
+            "started_at": when(first("interview.started")),
+            "hired_at": when(hired),
+            "cancellation": (
+                {
+                    "reason": cancelled.data["reason"],
+                    "by": cancelled.data.get("cancelled_by", cancelled.actor.role),
+                }
+                if cancelled
+                else None
+            ),
+            "decline_reason": (
+                d.data.get("reason") if (d := first("interview.declined")) else None
+            ),
+            "expired_what": (x.data["what"] if (x := first("interview.expired")) else None),
+            "offers": len(offers),
+            "offers_declined": sum(e.type == "interview.offer_declined" for e in history),
+            "offer_terms": (
+                (
+                    str(offers[-1].data["amount"]),
+                    offers[-1].data["currency"],
+                    offers[-1].data["rate_type"],
+                )
+                if offers
+                else None
+            ),
+            "time_to_accept": (
+                round((accepted.occurred_at - t_invited).total_seconds(), 3)
+                if accepted and t_invited
+                else None
+            ),
+            "time_to_hire": (
+                round((hired.occurred_at - t_invited).total_seconds(), 3)
+                if hired and t_invited
+                else None
+            ),
+            "missing_versions": [v for v in range(1, last.version + 1) if v not in by_version],
+            "timeline": [(e.version, e.type, e.position, str(e.id)) for e in history],
+            "created_position": min(e.position for e in history),
+        }
+    return out
+
+
+def normalize_api_interview(
+    item: dict[str, Any], timeline: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """The same fields, taken from an API response (``/views/interviews/{id}``)."""
+    offer = item["offer"]
+    cancellation = item["cancellation"]
+    tta, tth = item["time_to_accept_seconds"], item["time_to_hire_seconds"]
+    out = {
+        "id": item["id"],
+        "job_id": item["job_id"],
+        "client_id": item["client_id"],
+        "freelancer_id": item["freelancer_id"],
+        "status": item["status"],
+        "version": item["version"],
+        "position": item["position"],
+        "invited_at": _iso(item["invited_at"]),
+        "accepted_at": _iso(item["accepted_at"]),
+        "started_at": _iso(item["started_at"]),
+        "hired_at": _iso(item["hired_at"]),
+        "cancellation": (
+            {"reason": cancellation["reason"], "by": cancellation["by"]} if cancellation else None
+        ),
+        "decline_reason": item["decline_reason"],
+        "expired_what": item["expired_what"],
+        "offers": offer["offers_extended"] if offer else 0,
+        "offers_declined": offer["offers_declined"] if offer else 0,
+        "offer_terms": (offer["amount"], offer["currency"], offer["rate_type"]) if offer else None,
+        "time_to_accept": round(tta, 3) if tta is not None else None,
+        "time_to_hire": round(tth, 3) if tth is not None else None,
+        "missing_versions": item["missing_versions"],
+    }
+    if timeline is not None:
+        out["timeline"] = [
+            (t["version"], t["type"], t["position"], t["event_id"]) for t in timeline
+        ]
+    return out
+
+
+def without(d: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k not in keys}
+
+
+def reference_candidates(
+    interviews: dict[str, dict[str, Any]], job_id: str
+) -> list[dict[str, Any]]:
+    mine = sorted(
+        (i for i in interviews.values() if i["job_id"] == job_id),
+        key=lambda i: (i["created_position"], i["id"]),
+    )
+    board: dict[str, dict[str, Any]] = {}
+    for i in mine:
+        entry = board.setdefault(i["freelancer_id"], {"times_invited": 0})
+        entry.update(
+            freelancer_id=i["freelancer_id"],
+            status=i["status"],
+            interview_id=i["id"],
+            version=i["version"],
+        )
+        entry["times_invited"] += 1
+    return list(board.values())
+
+
+def reference_stats(interviews: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    rows = list(interviews)
+    statuses = (
+        "invited",
+        "accepted",
+        "declined",
+        "in_progress",
+        "offer_extended",
+        "hired",
+        "cancelled",
+        "expired",
+    )
+    by_status = {s: sum(r["status"] == s for r in rows) for s in statuses}
+
+    def passed(r: dict[str, Any], *stages: str) -> bool:
+        kinds = {t[1] for t in r["timeline"]}
+        return any(f"interview.{s}" in kinds for s in stages)
+
+    counts = [
+        len(rows),
+        sum(passed(r, "accepted", "started", "offer_extended", "offer_accepted") for r in rows),
+        sum(passed(r, "started", "offer_extended", "offer_accepted") for r in rows),
+        sum(passed(r, "offer_extended", "offer_accepted") for r in rows),
+        sum(passed(r, "offer_accepted") for r in rows),
+    ]
+    tta = [r["time_to_accept"] for r in rows if r["time_to_accept"] is not None]
+    tth = [r["time_to_hire"] for r in rows if r["time_to_hire"] is not None]
+    reasons: dict[str, int] = {}
+    parties: dict[str, int] = {}
+    expirations: dict[str, int] = {}
+    for r in rows:
+        if r["status"] == "cancelled":
+            reasons[r["cancellation"]["reason"]] = reasons.get(r["cancellation"]["reason"], 0) + 1
+            parties[r["cancellation"]["by"]] = parties.get(r["cancellation"]["by"], 0) + 1
+        if r["status"] == "expired":
+            expirations[r["expired_what"]] = expirations.get(r["expired_what"], 0) + 1
+    return {
+        "total": len(rows),
+        "by_status": by_status,
+        "funnel": counts,
+        "median_accept": round(statistics.median(tta), 3) if tta else None,
+        "median_hire": round(statistics.median(tth), 3) if tth else None,
+        "cancel_reasons": reasons,
+        "cancel_parties": parties,
+        "expirations": expirations,
+    }
+
+
+def normalize_api_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    tta, tth = stats["time_to_accept"]["median_seconds"], stats["time_to_hire"]["median_seconds"]
+    return {
+        "total": stats["total"],
+        "by_status": stats["by_status"],
+        "funnel": [f["count"] for f in stats["funnel"]],
+        "median_accept": round(tta, 3) if tta is not None else None,
+        "median_hire": round(tth, 3) if tth is not None else None,
+        "cancel_reasons": {r["reason"]: r["count"] for r in stats["cancellations"]["by_reason"]},
+        "cancel_parties": stats["cancellations"]["by_party"],
+        "expirations": stats["expirations"],
+    }
+
+
+# ----------------------------------------------- the reference's own checks
+
+
+def test_scripts_take_every_transition_and_leave_some_open() -> None:
+    plays = scripts(200)
+    steps = {step for s in plays for step in s.steps}
+    assert steps == set(STEP_TYPES) - {"invite"}
+    assert any(s.steps in OPEN_PLANS for s in plays)
+    repeated = {(s.job_id, s.freelancer_id) for s in plays}
+    assert len(repeated) == 180  # 20 freelancers invited twice to the same job
+
+
+def test_synthetic_events_keep_each_interview_in_order_with_growing_positions() -> None:
+    events = synthetic_events(scripts(50))
+    positions = [e.position for e in events]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    seen: dict[uuid.UUID, int] = {}
+    for e in events:
+        assert e.version == seen.get(e.interview_id, 0) + 1
+        seen[e.interview_id] = e.version
+
+
+def test_reference_fold_of_a_hire() -> None:
+    plays = [Script(0, "job-1", "c1", "f1", ("accept", "start", "offer", "accept_offer"))]
+    events = synthetic_events(plays)
+    view = reference_interviews(events + events[:2])[str(plays[0].interview_id)]
+    assert view["status"] == "hired" and view["version"] == 5 and view["offers"] == 1
+    assert view["time_to_hire"] > view["time_to_accept"] > 0
+    stats = reference_stats([view])
+    assert stats["funnel"] == [1, 1, 1, 1, 1] and stats["by_status"]["hired"] == 1
+
+
+def test_shuffling_keeps_each_interview_in_order() -> None:
+    events = synthetic_events(scripts(30))
+    mixed = shuffled_across_interviews(events, duplicate=0.3)
+    assert len(mixed) > len(events)
+    last: dict[uuid.UUID, int] = {}
+    for e in mixed:
+        assert e.version >= last.get(e.interview_id, 0)
+        last[e.interview_id] = e.version
