@@ -14,7 +14,7 @@ from typing import IO, Any
 from uuid import UUID
 
 from .adapters.audit_store import AuditStore, StoredRow
-from .application import INTERVIEW_TOPICS, InterviewNotFoundError, InterviewsApplication
+from .application import InterviewNotFoundError, InterviewsApplication
 from .audit_log import (
     EVENT_CLASSES_BY_TOPIC,
     ChainReport,
@@ -26,6 +26,7 @@ from .audit_log import (
 )
 from .domain import Interview
 
+_TOPICS = tuple(EVENT_CLASSES_BY_TOPIC)
 PAGE_SIZE = 5000
 CHECKPOINT_EVERY = 1000
 
@@ -68,13 +69,13 @@ class InterviewAudit:
 
     def log_page(self, after: int, limit: int) -> list[RecordedEvent]:
         """Interview events in global order after a position."""
-        return [self._read(r) for r in self.store.log_rows(after, limit, INTERVIEW_TOPICS)]
+        return [self._read(r) for r in self.store.log_rows(after, limit, _TOPICS)]
 
     def iter_log(self, progress: Progress | None = None) -> Iterator[RecordedEvent]:
         last = self.app.max_position()
         after = 0
         while True:
-            rows = self.store.log_rows(after, PAGE_SIZE, INTERVIEW_TOPICS)
+            rows = self.store.log_rows(after, PAGE_SIZE, _TOPICS)
             for row in rows:
                 yield self._read(row)
             if len(rows) < PAGE_SIZE:

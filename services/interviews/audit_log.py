@@ -40,16 +40,9 @@ from eventsourcing.utils import get_topic
 from .domain.hashing import GENESIS, chain_hash
 from .domain.interview import BASE_FIELDS, META_FIELDS, Interview
 
-EVENT_CLASSES: dict[str, type[Interview.Event]] = {
-    c.__name__: c
-    for c in vars(Interview).values()
-    if isinstance(c, type) and issubclass(c, Interview.Event) and c is not Interview.Event
-}
-EVENT_CLASSES_BY_TOPIC: dict[str, type[Interview.Event]] = {
-    get_topic(c): c for c in EVENT_CLASSES.values()
-}
-# The integration type names of the published contract (checked against the
-# envelope adapter by a test; not imported, to keep this module pure).
+# Every interview event, by class name, with its integration type name in the
+# published contract (a test checks both against the application and the
+# envelope adapter; they are not imported, to keep this module pure).
 TYPE_NAMES: dict[str, str] = {
     "Invited": "interview.invited",
     "Accepted": "interview.accepted",
@@ -60,6 +53,12 @@ TYPE_NAMES: dict[str, str] = {
     "OfferDeclined": "interview.offer_declined",
     "Cancelled": "interview.cancelled",
     "Expired": "interview.expired",
+}
+EVENT_CLASSES: dict[str, type[Interview.Event]] = {
+    name: getattr(Interview, name) for name in TYPE_NAMES
+}
+EVENT_CLASSES_BY_TOPIC: dict[str, type[Interview.Event]] = {
+    get_topic(c): c for c in EVENT_CLASSES.values()
 }
 LOG_GENESIS = ""
 _NOT_HASHED = ("hash", "originator_topic")

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from services.cli import app as cli
 from services.interviews.adapters.envelope import TYPE_NAMES as ENVELOPE_TYPE_NAMES
-from services.interviews.audit_log import TYPE_NAMES
+from services.interviews.application import INTERVIEW_EVENT_CLASSES
+from services.interviews.audit_log import EVENT_CLASSES, TYPE_NAMES
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.entrypoints.schemas import InterviewPublic
 from services.interviews.settings import InterviewsSettings
@@ -224,5 +225,6 @@ def test_history_prints_who_did_what_and_when(
     assert run("audit", "history", "00000000-0000-4000-8000-000000000000").exit_code == 2
 
 
-def test_the_audit_log_names_event_types_as_the_published_contract_does() -> None:
+def test_the_audit_log_knows_every_interview_event_by_its_published_name() -> None:
     assert {cls.__name__: name for cls, name in ENVELOPE_TYPE_NAMES.items()} == TYPE_NAMES
+    assert set(EVENT_CLASSES.values()) == set(INTERVIEW_EVENT_CLASSES)
