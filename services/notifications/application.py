@@ -57,76 +57,102 @@ class NotificationRecorder:
         self.record(conn, drafts_for_event(event))
 
     def record(self, conn: sa.Connection, drafts: Sequence[Draft]) -> int:
-        """Records drafts not yet recorded (by their stable id); returns how many were new."""
+        """Records drafts not yet recorded (by their stable id); returns how many were new.
+
+        One statement in the common case: the inbox rows, which also say whether
+        their recipient has webhooks (only then are the webhooks read).
+        """
         if not drafts:
             return 0
         now = self.clock()
-        recipients = {d.recipient_id for d in drafts}
-        hooks = conn.execute(
-            sa.select(webhooks.c.id, webhooks.c.owner_id, webhooks.c.event_types).where(
-                webhooks.c.owner_id.in_(recipients), webhooks.c.active.is_(True)
-            )
+        by_id = {str(d.id): d for d in drafts}
+        inserted = conn.execute(
+            self._insert(conn),
+            [
+                {
+                    "id": str(d.id),
+                    "recipient_id": d.recipient_id,
+                    "recipient_role": d.recipient_role,
+                    "kind": d.kind,
+                    "type": d.type,
+                    "title": d.title,
+                    "message": d.message,
+                    "interview_id": str(d.interview_id),
+                    "job_id": d.job_id,
+                    "event_id": str(d.event_id) if d.event_id else None,
+                    "position": d.position,
+                    "occurred_at": d.occurred_at,
+                    "created_at": now,
+                    "read_at": None,
+                    "details": d.details,
+                }
+                for d in drafts
+            ],
         ).all()
-        new = 0
-        for draft in drafts:
-            inserted = conn.execute(
-                insert_ignoring_duplicates(conn, notifications)
-                .values(
-                    id=str(draft.id),
-                    recipient_id=draft.recipient_id,
-                    recipient_role=draft.recipient_role,
-                    kind=draft.kind,
-                    type=draft.type,
-                    title=draft.title,
-                    message=draft.message,
-                    interview_id=str(draft.interview_id),
-                    job_id=draft.job_id,
-                    event_id=str(draft.event_id) if draft.event_id else None,
-                    position=draft.position,
-                    occurred_at=draft.occurred_at,
-                    created_at=now,
-                    read_at=None,
-                    details=draft.details,
+        # Rows already recorded return nothing: their deliveries were recorded with them.
+        new = [by_id[row.id] for row in inserted]
+        with_hooks = {row.recipient_id for row in inserted if row.has_webhooks}
+        hooks = []
+        if with_hooks:
+            hooks = conn.execute(
+                sa.select(webhooks.c.id, webhooks.c.owner_id, webhooks.c.event_types).where(
+                    webhooks.c.owner_id.in_(with_hooks), webhooks.c.active.is_(True)
                 )
-                .returning(notifications.c.seq)
-            ).first()
-            if inserted is None:
-                continue  # already recorded: its deliveries were recorded with it
-            new += 1
-            outbox = [
+            ).all()
+        outbox = []
+        for draft in new:
+            targets: list[tuple[str, str | None, str | None]] = [
                 ("webhook", hook.id, None)
                 for hook in hooks
                 if hook.owner_id == draft.recipient_id and draft.type in (hook.event_types or [])
             ]
             address = email_address(draft.recipient_id, self.email_domain)
             if address is not None:
-                outbox.append(("email", None, address))
-            if outbox:
-                conn.execute(
-                    insert_ignoring_duplicates(conn, deliveries),
-                    [
-                        {
-                            "id": delivery_id(draft.id, channel, hook_id or address or ""),
-                            "notification_id": str(draft.id),
-                            "recipient_id": draft.recipient_id,
-                            "channel": channel,
-                            "webhook_id": hook_id,
-                            "address": address,
-                            "status": "pending",
-                            "attempts": 0,
-                            "next_attempt_at": now,
-                            "lease_until": None,
-                            "lease_token": None,
-                            "last_error": None,
-                            "created_at": now,
-                            "updated_at": now,
-                            "delivered_at": None,
-                        }
-                        for channel, hook_id, address in outbox
-                    ],
-                )
-        self.recorded += new
-        return new
+                targets.append(("email", None, address))
+            outbox += [
+                {
+                    "id": delivery_id(draft.id, channel, hook_id or address or ""),
+                    "notification_id": str(draft.id),
+                    "recipient_id": draft.recipient_id,
+                    "channel": channel,
+                    "webhook_id": hook_id,
+                    "address": address,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "lease_until": None,
+                    "lease_token": None,
+                    "last_error": None,
+                    "created_at": now,
+                    "updated_at": now,
+                    "delivered_at": None,
+                }
+                for channel, hook_id, address in targets
+            ]
+        if outbox:
+            conn.execute(insert_ignoring_duplicates(conn, deliveries), outbox)
+        self.recorded += len(new)
+        return len(new)
+
+    _inserts: dict[str, Any] = {}
+
+    @classmethod
+    def _insert(cls, conn: sa.Connection) -> Any:
+        statement = cls._inserts.get(conn.dialect.name)
+        if statement is None:
+            # The inserted row's recipient (a RETURNING expression may read the new row).
+            recipient = sa.literal_column(f"{notifications.name}.recipient_id")
+            has_webhooks = sa.exists().where(
+                webhooks.c.owner_id == recipient, webhooks.c.active.is_(True)
+            )
+            statement = cls._inserts[conn.dialect.name] = insert_ignoring_duplicates(
+                conn, notifications
+            ).returning(
+                notifications.c.id,
+                notifications.c.recipient_id,
+                has_webhooks.label("has_webhooks"),
+            )
+        return statement
 
 
 # ---------------------------------------------------------------------- queries
