@@ -139,12 +139,12 @@ def test_killed_consumer_and_delivery_worker_lose_nothing_and_duplicate_no_inbox
 
     producer = KafkaProducer(**producer_settings(kafka_bootstrap, client_id="crash-test"))
 
-    def produce() -> None:  # a steady stream, ~4 s long
+    def produce() -> None:  # a steady stream, ~7 s long
         for k, event in enumerate(events):
             producer.send(topic, key=str(event.interview_id).encode(), value=event.to_bytes())
             if k % 25 == 24:
                 producer.flush()
-                time.sleep(0.12)
+                time.sleep(0.2)
         producer.flush()
 
     feeder = threading.Thread(target=produce, daemon=True)
@@ -180,7 +180,8 @@ def test_killed_consumer_and_delivery_worker_lose_nothing_and_duplicate_no_inbox
         statuses = Counter(conn.execute(sa.select(deliveries.c.status)).scalars())
     engine.dispose()
     print(progress | {"total": total, "webhook calls": len(receiver.received)})
-    assert 0 < progress["inbox at first kill"] < progress["inbox at second kill"] < total
+    assert 0 < progress["inbox at first kill"] < total, "the consumer was not killed mid-stream"
+    assert 0 < progress["sent at worker kill"] < total, "the worker was not killed mid-stream"
     assert len(rows) == len(expected), "an inbox entry was lost or duplicated"
     assert {(r.event_id, r.recipient_id) for r in rows} == expected
     assert statuses == {"delivered": total}
