@@ -245,7 +245,7 @@ def consumer_spec(container: ProjectionsContainer) -> ConsumerSpec:
     waiters and live streams of this process."""
     container.ensure_schema()
     return ConsumerSpec(
-        group=GROUP,
+        group=container.settings.projections_consumer_group,
         engine=container.engine(),
         handlers=container.writer().handlers,
         on_committed=container.on_committed,

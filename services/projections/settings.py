@@ -10,6 +10,8 @@ from ..common.settings import CommonSettings
 class ProjectionsSettings(CommonSettings):
     # Its own database, defaulting to DATABASE_URL (DESIGN's environment).
     projections_database_url: str | None = None
+    # DESIGN's group; overridable so tests and side-by-side deployments can share a broker.
+    projections_consumer_group: str = "projections"
     # How long ``min_position=N`` waits before answering 503 ``view_behind``.
     min_position_timeout_s: float = Field(default=5.0, ge=0, le=60)
     # Events per transaction when rebuilding.

@@ -24,16 +24,14 @@ from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET
 from tests.unit.test_projections_reference import (
     Script,
+    all_interviews,
+    assert_views_equal_reference,
     batches,
-    normalize_api_interview,
-    normalize_api_stats,
-    reference_candidates,
     reference_interviews,
     reference_stats,
     scripts,
     shuffled_across_interviews,
     synthetic_events,
-    without,
 )
 
 pytestmark = pytest.mark.integration
@@ -67,6 +65,18 @@ def api(container: ProjectionsContainer) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture
+def sqlite_api(tmp_path: Path) -> Iterator[TestClient]:
+    """Where the database does not matter (input validation)."""
+    settings = ProjectionsSettings(
+        database_url=None, kafka_bootstrap_servers=None, data_dir=tmp_path, auth_secret=TEST_SECRET
+    )
+    container = ProjectionsContainer(settings)
+    with TestClient(create_app(container)) as client:
+        yield client
+    container.close()
+
+
 def feed(container: ProjectionsContainer, events: list[EventEnvelope], batch: int = 50) -> None:
     """What the runner does: one transaction per batch, a handler per event."""
     spec = consumer_spec(container)
@@ -76,52 +86,6 @@ def feed(container: ProjectionsContainer, events: list[EventEnvelope], batch: in
                 spec.handlers[e.type](conn, e)
         assert spec.on_committed is not None
         spec.on_committed(max(e.position for e in chunk))
-
-
-def all_interviews(api: TestClient, headers: dict[str, str], **params: Any) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        query = {"limit": 97, **params} | ({"cursor": cursor} if cursor else {})
-        page = api.get("/views/interviews", params=query, headers=headers)
-        assert page.status_code == 200, page.text
-        items.extend(page.json()["items"])
-        cursor = page.json()["next_cursor"]
-        if cursor is None:
-            return items
-
-
-def assert_views_equal_reference(
-    api: TestClient, token: Token, events: list[EventEnvelope], details: int = 60
-) -> None:
-    auditor = token("audit-1", "auditor")
-    expected = reference_interviews(events)
-    listed = all_interviews(api, auditor)
-    assert len(listed) == len(expected)
-    # Newest first, by each interview's first event.
-    order = sorted(expected.values(), key=lambda i: (i["created_position"], i["id"]), reverse=True)
-    assert [i["id"] for i in listed] == [i["id"] for i in order]
-    for item in listed:
-        assert normalize_api_interview(item, None) == without(
-            expected[item["id"]], "timeline", "created_position"
-        )
-    for item in listed[:details]:
-        detail = api.get(f"/views/interviews/{item['id']}", headers=auditor).json()
-        assert normalize_api_interview(detail, detail["timeline"]) == without(
-            expected[item["id"]], "created_position"
-        )
-    stats = api.get("/views/stats", headers=auditor).json()
-    assert normalize_api_stats(stats) == reference_stats(expected.values())
-    for job_id in sorted({i["job_id"] for i in expected.values()})[:5]:
-        board = api.get(f"/views/jobs/{job_id}/candidates", headers=auditor).json()
-        got = [
-            {
-                k: c[k]
-                for k in ("freelancer_id", "status", "interview_id", "version", "times_invited")
-            }
-            for c in board["candidates"]
-        ]
-        assert got == reference_candidates(expected, job_id)
 
 
 # ------------------------------------------------------------ equal to the fold
@@ -280,9 +244,9 @@ def test_callers_see_only_what_is_theirs(
     ],
 )
 def test_bad_parameters_are_422_never_500(
-    api: TestClient, token: Token, path: str, params: dict[str, Any]
+    sqlite_api: TestClient, token: Token, path: str, params: dict[str, Any]
 ) -> None:
-    response = api.get(path, params=params, headers=token("a", "auditor"))
+    response = sqlite_api.get(path, params=params, headers=token("a", "auditor"))
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "invalid_input"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import statistics
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -430,6 +430,58 @@ def normalize_api_stats(stats: dict[str, Any]) -> dict[str, Any]:
         "cancel_parties": stats["cancellations"]["by_party"],
         "expirations": stats["expirations"],
     }
+
+
+# ------------------------------------------------------- comparing an API
+
+
+def all_interviews(api: Any, headers: dict[str, str], **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {"limit": 97, **params} | ({"cursor": cursor} if cursor else {})
+        page = api.get("/views/interviews", params=query, headers=headers)
+        assert page.status_code == 200, page.text
+        items.extend(page.json()["items"])
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return items
+
+
+def assert_views_equal_reference(
+    api: Any,
+    token: Callable[[str, str], dict[str, str]],
+    events: list[EventEnvelope],
+    details: int = 60,
+) -> None:
+    auditor = token("audit-1", "auditor")
+    expected = reference_interviews(events)
+    listed = all_interviews(api, auditor)
+    assert len(listed) == len(expected)
+    # Newest first, by each interview's first event.
+    order = sorted(expected.values(), key=lambda i: (i["created_position"], i["id"]), reverse=True)
+    assert [i["id"] for i in listed] == [i["id"] for i in order]
+    for item in listed:
+        assert normalize_api_interview(item, None) == without(
+            expected[item["id"]], "timeline", "created_position"
+        )
+    for item in listed[:details]:
+        detail = api.get(f"/views/interviews/{item['id']}", headers=auditor).json()
+        assert normalize_api_interview(detail, detail["timeline"]) == without(
+            expected[item["id"]], "created_position"
+        )
+    stats = api.get("/views/stats", headers=auditor).json()
+    assert normalize_api_stats(stats) == reference_stats(expected.values())
+    for job_id in sorted({i["job_id"] for i in expected.values()})[:5]:
+        board = api.get(f"/views/jobs/{job_id}/candidates", headers=auditor).json()
+        got = [
+            {
+                k: c[k]
+                for k in ("freelancer_id", "status", "interview_id", "version", "times_invited")
+            }
+            for c in board["candidates"]
+        ]
+        assert got == reference_candidates(expected, job_id)
 
 
 # ----------------------------------------------- the reference's own checks
