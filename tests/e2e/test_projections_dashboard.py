@@ -1,0 +1,191 @@
+"""The dashboard in a real browser: headless Chromium (Debian's package) driven
+by Playwright. The page loads, a command goes to the interviews service, the
+event flows through the embedded consumer, and the numbers on the page change
+without a reload (server-sent events). Nothing is fetched from outside.
+
+Chromium: ``tests/e2e/test_projections_chromium.sh`` installs and checks it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.common.runner import embedded_runner
+from services.interviews.bootstrap import InterviewsContainer
+from services.interviews.bootstrap import create_app as create_interviews_app
+from services.interviews.feed import InterviewEventFeed, wake_on_interview_events
+from services.interviews.settings import InterviewsSettings
+from services.projections.bootstrap import ProjectionsContainer, consumer_spec
+from services.projections.bootstrap import create_app as create_projections_app
+from services.projections.settings import ProjectionsSettings
+from tests.conftest import TEST_SECRET
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _browser_or_skip() -> None:
+    missing = None
+    if not (shutil.which(CHROMIUM) or os.access(CHROMIUM, os.X_OK)):
+        missing = f"no Chromium at {CHROMIUM} (run tests/e2e/test_projections_chromium.sh)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            missing = "the playwright package is not installed (pip install -e '.[dev]')"
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[tuple[str, TestClient]]:
+    """Embedded default: interviews on SQLite, the projections consumer reading
+    the event store's log in-process, the projections app on a real port."""
+    import uvicorn
+
+    interviews = InterviewsContainer(
+        InterviewsSettings(
+            database_url=None,
+            kafka_bootstrap_servers=None,
+            data_dir=tmp_path,
+            auth_secret=TEST_SECRET,
+        )  # fmt: skip
+    )
+    app = interviews.interviews()
+    views = ProjectionsContainer(
+        ProjectionsSettings(
+            database_url=None,
+            kafka_bootstrap_servers=None,
+            data_dir=tmp_path,
+            auth_secret=TEST_SECRET,
+            stream_interval_s=0.05,
+        )
+    )
+    runner = embedded_runner(
+        consumer_spec(views),
+        InterviewEventFeed(app).read,
+        wake_on_interview_events(app),
+        poll_timeout=0.2,
+    ).start()
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_projections_app(views),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "the projections app did not start"
+    try:
+        with TestClient(create_interviews_app(interviews)) as commands:
+            yield f"http://127.0.0.1:{port}", commands
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        runner.stop()
+        runner.join(10)
+        views.close()
+        interviews.close()
+
+
+def test_the_dashboard_changes_live_when_a_command_is_sent(
+    platform: tuple[str, TestClient], token: Callable[[str, str], dict[str, str]]
+) -> None:
+    _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    base, commands = platform
+    client, freelancer = token("client-1", "client"), token("fl-1", "freelancer")
+    raw = token("client-1", "client")["Authorization"].split()[1]
+    outside: list[str] = []
+
+    def only_local(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(base):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    def text(page: Any, element: str) -> str:
+        return str(page.text_content(f"#{element}")).strip()
+
+    def wait_text(page: Any, element: str, value: str) -> None:
+        page.wait_for_function(
+            "([id, v]) => document.getElementById(id).textContent.trim() === v",
+            arg=[element, value],
+            timeout=10_000,
+        )
+
+    with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+        # A persistent context is how Playwright takes a --user-data-dir.
+        browser = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=FLAGS, headless=True
+        )
+        try:
+            page = browser.new_page()
+            page.route("**/*", only_local)
+            page.goto(f"{base}/dashboard?access_token={raw}")
+            assert page.url == f"{base}/dashboard"  # the token moved into a cookie
+            wait_text(page, "live", "live")
+            assert text(page, "count-invited") == "0" and text(page, "total") == "0"
+
+            invited = commands.post(
+                "/interviews", json={"job_id": "job-7", "freelancer_id": "fl-1"}, headers=client
+            ).json()
+            wait_text(page, "count-invited", "1")
+            assert text(page, "funnel-invited") == "1"
+            assert "invited" in text(page, "recent")
+
+            path = f"/interviews/{invited['id']}"
+            assert commands.post(f"{path}/accept", headers=freelancer).status_code == 200
+            wait_text(page, "count-accepted", "1")
+            assert text(page, "count-invited") == "0"
+            assert text(page, "median-hire") == "–"
+
+            offer = {"amount": "900", "currency": "EUR", "rate_type": "fixed"}
+            assert commands.post(f"{path}/offer", json=offer, headers=client).status_code == 200
+            assert commands.post(f"{path}/offer/accept", headers=freelancer).status_code == 200
+            wait_text(page, "count-hired", "1")
+            assert text(page, "funnel-hired") == "1" and text(page, "rate-hired") == "100.0%"
+            assert text(page, "median-hire") != "–"
+            assert int(text(page, "position")) >= 4
+        finally:
+            browser.close()
+    assert outside == [], f"the dashboard fetched from outside: {outside}"
