@@ -238,57 +238,53 @@ class RecordedEvent:
 
 def _typed(event_class: type[Interview.Event], name: str, value: Any) -> Any:
     """A JSON value back as the field's Python type (datetime, date, Decimal, UUID)."""
-    if value is None:
-        return None
-    hint = _hints(event_class).get(name)
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for kind in (datetime, date, Decimal, UUID):
-        if kind in options:
-            if kind is Decimal:
-                return Decimal(str(value))
-            if kind is UUID:
-                return UUID(str(value))
-            return kind.fromisoformat(value)  # type: ignore[attr-defined]
-    return value
+    spec = _fields(event_class).get(name)
+    if value is None or spec is None or spec.convert is None:
+        return value
+    return spec.convert(value)
 
 
 def _shape_problem(event_class: type[Interview.Event], state: dict[str, Any]) -> str | None:
     """A field missing or of the wrong type (a decoded event is otherwise unchecked)."""
-    for name, kinds in _shape(event_class):
+    for name, spec in _fields(event_class).items():
         if name not in state:
             return f"{name} is missing"
         value = state[name]
-        if kinds and not isinstance(value, kinds):
+        if spec.kinds and not isinstance(value, spec.kinds):
             return f"{name} is a {type(value).__name__}"
         if isinstance(value, datetime) and value.tzinfo is None:
             return f"{name} has no time zone"
     return None
 
 
-_SHAPES: dict[type[Any], list[tuple[str, tuple[type, ...]]]] = {}
+@dataclass(frozen=True)
+class _Field:
+    kinds: tuple[type, ...]  # the types it may hold; empty: not checked
+    convert: Callable[[Any], Any] | None  # from its JSON form, where that is not the value
 
 
-def _shape(event_class: type[Interview.Event]) -> list[tuple[str, tuple[type, ...]]]:
-    """Each field's name and the types it may hold (empty: not checked)."""
-    if event_class not in _SHAPES:
-        hints = _hints(event_class)
-        shape = []
+_FROM_JSON: tuple[tuple[type, Callable[[Any], Any]], ...] = (
+    (datetime, datetime.fromisoformat),
+    (date, date.fromisoformat),
+    (Decimal, lambda v: Decimal(str(v))),
+    (UUID, lambda v: UUID(str(v))),
+)
+_FIELDS: dict[type[Any], dict[str, _Field]] = {}
+
+
+def _fields(event_class: type[Interview.Event]) -> dict[str, _Field]:
+    """Each dataclass field of an event class, from its type hints (cached)."""
+    if event_class not in _FIELDS:
+        hints = typing.get_type_hints(event_class)
+        fields = {}
         for f in dataclasses.fields(event_class):  # type: ignore[arg-type]
             hint = hints.get(f.name)
             options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
             kinds = tuple(o for o in options if isinstance(o, type))
-            shape.append((f.name, kinds if len(kinds) == len(options) else ()))
-        _SHAPES[event_class] = shape
-    return _SHAPES[event_class]
-
-
-_HINTS: dict[type[Any], dict[str, Any]] = {}
-
-
-def _hints(event_class: type[Interview.Event]) -> dict[str, Any]:
-    if event_class not in _HINTS:
-        _HINTS[event_class] = typing.get_type_hints(event_class)
-    return _HINTS[event_class]
+            convert = next((c for kind, c in _FROM_JSON if kind in options), None)
+            fields[f.name] = _Field(kinds if len(kinds) == len(options) else (), convert)
+        _FIELDS[event_class] = fields
+    return _FIELDS[event_class]
 
 
 # ---------------------------------------------------------------- checking
