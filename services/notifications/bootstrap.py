@@ -186,12 +186,19 @@ def consumer_spec(
     )
 
 
-def create_app(container: NotificationsContainer, *, workers: bool = False) -> FastAPI:
+def create_app(
+    container: NotificationsContainer,
+    *,
+    workers: bool = False,
+    runner_factory: Callable[[ConsumerSpec, Any], Any] | None = None,
+) -> FastAPI:
     """The notifications HTTP app (inbox and webhooks).
 
-    With ``workers=True`` (``interviewctl serve notifications``) its lifespan also
-    runs the Kafka consumer (when ``KAFKA_BOOTSTRAP_SERVERS`` is set) and the
-    delivery worker; mounted in ``interviewctl up`` the platform runs those.
+    With ``workers=True`` its lifespan also runs the delivery worker and the
+    consumer: the runner ``runner_factory(spec, registry)`` returns when given
+    (``interviewctl up`` in the embedded default: the event store's log), else
+    on Kafka when ``KAFKA_BOOTSTRAP_SERVERS`` is set. Both stop before the
+    container closes.
     """
     from .entrypoints import api
     from .entrypoints.worker import Workers
@@ -206,7 +213,9 @@ def create_app(container: NotificationsContainer, *, workers: bool = False) -> F
         except DependencyUnavailableError as error:
             log.warning("notifications database unavailable at start-up, will retry: %s", error)
         if workers:
-            running = Workers(container, registry=metrics.registry).start()
+            running = Workers(
+                container, registry=metrics.registry, runner_factory=runner_factory
+            ).start()
         yield
         if running is not None:
             running.stop()

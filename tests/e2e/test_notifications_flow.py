@@ -17,12 +17,13 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.runner import embedded_runner
+from services.common.consumer import ConsumerSpec
+from services.common.runner import ConsumerRunner, embedded_runner
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.bootstrap import create_app as interviews_app
 from services.interviews.feed import InterviewEventFeed, wake_on_interview_events
 from services.interviews.settings import InterviewsSettings
-from services.notifications.bootstrap import NotificationsContainer, consumer_spec
+from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.bootstrap import create_app as notifications_app
 from tests.conftest import TEST_SECRET, FakeClock
 from tests.integration.test_notifications_support import (
@@ -93,25 +94,33 @@ def platform(
         ),
         clock=clock,
     )
-    with (
-        TestClient(interviews_app(interviews)) as commands,
-        TestClient(notifications_app(notifications)) as inbox,
-    ):
-        platform = Platform(commands, inbox, token)
+    platform: Platform | None = None
+
+    def embedded(spec: ConsumerSpec, registry: Any) -> ConsumerRunner:
+        """What `interviewctl up` passes: a runner on the event store's own log."""
+        assert platform is not None
         app = interviews.interviews()
-        feed = InterviewEventFeed(app)
-        runner = embedded_runner(
-            consumer_spec(notifications, platform.on_committed),
-            feed.read,
+        recorded = spec.on_committed
+
+        def committed(position: int) -> None:
+            if recorded is not None:
+                recorded(position)
+            platform.on_committed(position)
+
+        spec.on_committed = committed
+        return embedded_runner(
+            spec,
+            InterviewEventFeed(app).read,
             wake_on_interview_events(app),
+            registry=registry,
             max_position=app.max_position,
-        ).start()
-        notifications.delivery_worker().start()
-        try:
+        )
+
+    with TestClient(interviews_app(interviews)) as commands:
+        inbox_app = notifications_app(notifications, workers=True, runner_factory=embedded)
+        platform = Platform(commands, TestClient(inbox_app), token)
+        with platform.inbox:
             yield platform
-        finally:
-            runner.stop()
-            runner.join(10)
     interviews.close()
 
 

@@ -15,15 +15,25 @@ import argparse
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
+from ...common.consumer import ConsumerSpec
 from ..bootstrap import DependencyUnavailableError, NotificationsContainer, consumer_spec
+
+# Builds a runner (not yet started) for the spec, e.g. the platform's embedded
+# source on the event store's log; it gets the spec and the metrics registry.
+RunnerFactory = Callable[[ConsumerSpec, Any], Any]
 
 log = logging.getLogger(__name__)
 
 
 class Workers:
-    """Starts and stops the consumer runner and the delivery worker of one container."""
+    """Starts and stops the consumer runner and the delivery worker of one container.
+
+    The consumer is the runner ``runner_factory`` builds when one is given, else
+    a Kafka runner when ``KAFKA_BOOTSTRAP_SERVERS`` is set, else none.
+    """
 
     def __init__(
         self,
@@ -32,9 +42,11 @@ class Workers:
         consumer: bool = True,
         delivery: bool = True,
         registry: Any = None,
+        runner_factory: RunnerFactory | None = None,
         **runner_options: Any,
     ) -> None:
         self.container = container
+        self.runner_factory = runner_factory
         self.consumer = consumer
         self.delivery = delivery
         self.registry = registry
@@ -68,7 +80,10 @@ class Workers:
         if self.delivery:
             self.container.delivery_worker().start()
         if self.consumer:
-            if settings.kafka_bootstrap_servers:
+            if self.runner_factory is not None:
+                self.runner = self.runner_factory(consumer_spec(self.container), self.registry)
+                self.runner.start()
+            elif settings.kafka_bootstrap_servers:
                 from ...common.runner import kafka_runner
 
                 self.runner = kafka_runner(
