@@ -111,3 +111,8 @@ def token() -> Callable[[str, str], dict[str, str]]:
         return {"Authorization": f"Bearer {mint_token(TEST_SECRET, sub, role)}"}
 
     return make
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``runs_last`` (they stop shared infrastructure) run after all others."""
+    items.sort(key=lambda item: item.get_closest_marker("runs_last") is not None)

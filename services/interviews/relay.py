@@ -249,9 +249,9 @@ class Relay:
             # Idle or full: wait for the broker rather than for more events.
             self._publisher.flush(1.0)
             self._settle()
-        self._checkpoint(force=not self._pending)
+        self._checkpoint()
         if not envelopes and not self._pending:
-            self.wake.wait(self.settings.poll_seconds)
+            self.wake.wait(self._idle_timeout())
         return bool(envelopes) or self._acked > before
 
     def _settle(self) -> None:
@@ -269,6 +269,13 @@ class Relay:
         if not pending:
             # All read events are acknowledged: skip the other aggregates' positions too.
             self._acked = max(self._acked, self._scanned)
+
+    def _idle_timeout(self) -> float:
+        """Until the next poll, or sooner if an acknowledged position awaits its checkpoint."""
+        if self._acked <= self._saved:
+            return self.settings.poll_seconds
+        due = self._last_checkpoint + self.settings.checkpoint_seconds - time.monotonic()
+        return min(max(due, 0.001), self.settings.poll_seconds)
 
     def _checkpoint(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -463,6 +470,8 @@ def serve(settings: RelaySettings | None = None) -> None:
 
     settings = settings or RelaySettings()
     stop = threading.Event()
+    # kafka-python reports every connection at INFO; keep its warnings only.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("relay: signal %d, stopping", signum)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -37,6 +38,7 @@ class Workload:
     open: dict[UUID, tuple[str, str, str]] = field(default_factory=dict)  # id -> (state, c, f)
     commands: int = 0
     counter: int = 0
+    stopped: threading.Event = field(default_factory=threading.Event)
 
     def ctx(self, actor: str, role: str) -> CommandContext:
         request = uuid.uuid4().hex
@@ -95,9 +97,21 @@ class Workload:
             self.open[interview_id] = (state, client, freelancer)
         return interview_id
 
+    def in_background(self, n: int, per_second: float | None = None) -> threading.Thread:
+        thread = threading.Thread(target=self.run, args=(n, per_second), daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self, thread: threading.Thread | None = None) -> None:
+        self.stopped.set()
+        if thread is not None:
+            thread.join(30)
+
     def run(self, n: int, per_second: float | None = None) -> None:
         started = time.monotonic()
         for i in range(n):
+            if self.stopped.is_set():
+                return
             if per_second:
                 due = started + i / per_second
                 delay = due - time.monotonic()

@@ -1,0 +1,92 @@
+"""The broker goes away mid-stream and comes back: nothing is lost, and the relay
+and the consumer recover on their own (no restart of either).
+
+This stops the shared local broker (scripts/services.sh), so it runs after every
+other test (marker ``runs_last``) and always starts the broker again.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.common.db import create_engine
+from services.common.runner import ConsumerRunner, KafkaSource
+from services.interviews.bootstrap import InterviewsContainer
+from services.interviews.relay import RelayProcess, RelaySettings
+from services.interviews.settings import InterviewsSettings
+from tests.conftest import TEST_SECRET
+
+from .eventflow import (
+    Workload,
+    check_exactly_once_in_order,
+    effects,
+    expected_events,
+    recording_spec,
+    topic_cleanup,
+    unique_topic,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.runs_last]
+
+SERVICES = Path(__file__).resolve().parents[2] / "scripts" / "services.sh"
+
+
+def services(command: str) -> None:
+    subprocess.run([str(SERVICES), command], check=True, stdout=subprocess.DEVNULL, timeout=180)
+
+
+@pytest.fixture
+def topic(kafka_bootstrap: str) -> Iterator[str]:
+    yield from topic_cleanup(kafka_bootstrap, unique_topic("restart"))
+
+
+def test_broker_restart_mid_stream_loses_nothing_and_the_relay_recovers_by_itself(
+    postgres_url: str, tmp_path: Path, kafka_bootstrap: str, topic: str
+) -> None:
+    container = InterviewsContainer(
+        InterviewsSettings(database_url=postgres_url, data_dir=tmp_path, auth_secret=TEST_SECRET)
+    )
+    app = container.interviews()
+    settings = RelaySettings(
+        database_url=postgres_url,
+        data_dir=tmp_path,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        EVENTS_TOPIC=topic,
+        RELAY_MAX_BACKOFF_SECONDS=2.0,
+    )
+    relay = RelayProcess(app, settings).start()
+    engine = create_engine(postgres_url, tmp_path / "unused.sqlite")
+    runner = ConsumerRunner(
+        recording_spec(engine, "restart"), KafkaSource(kafka_bootstrap, topic), max_backoff=2.0
+    ).start()
+    workload = Workload(app)
+    commands = None
+    try:
+        assert runner.wait_opened(30)
+        commands = workload.in_background(900, 60.0)
+        assert wait_until(lambda: len(effects(engine, "restart")) > 50, 30)
+        services("stop-kafka")
+        published_while_down = relay.relay.stats.published
+        time.sleep(4)
+        assert relay.relay.stats.published == published_while_down, "the broker is really down"
+        services("start-kafka")
+        commands.join()
+
+        expected = expected_events(app)
+        assert wait_until(lambda: len(effects(engine, "restart")) >= len(expected), 120)
+        check_exactly_once_in_order(effects(engine, "restart"), expected)
+        assert relay._thread is not None and relay._thread.is_alive(), "the same relay recovered"
+    finally:
+        workload.stop(commands)
+        services("start-kafka")  # whatever happened, leave the broker running
+        runner.stop()
+        relay.stop()
+        runner.join(15)
+        engine.dispose()
+        container.close()
