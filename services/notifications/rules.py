@@ -233,6 +233,11 @@ def _parse_date(raw: Any) -> date | None:
     return None
 
 
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def _terms(data: Mapping[str, Any]) -> str:
     try:
         amount = Decimal(str(data.get("amount")))
@@ -266,7 +271,7 @@ def _context(event: EventEnvelope) -> tuple[dict[str, str], dict[str, Any]]:
         "client": event.client_id,
         "freelancer": event.freelancer_id,
         "actor": actor,
-        "reason": str(data.get("reason") or "none given"),
+        "reason": _sentence(str(data.get("reason") or "none given")),
         "message_part": "",
         "deadline_part": "",
         "reason_part": "",
@@ -284,7 +289,7 @@ def _context(event: EventEnvelope) -> tuple[dict[str, str], dict[str, Any]]:
         values["deadline_part"] = f" Please answer by {values['deadline']}."
         details["expires_at"] = expires_at.isoformat()
     if data.get("reason"):
-        values["reason_part"] = f" Reason: {data['reason']}"
+        values["reason_part"] = f" Reason: {_sentence(str(data['reason']))}"
         details["reason"] = data["reason"]
     if event.type == "interview.started":
         scheduled = _parse_datetime(data.get("scheduled_at"))

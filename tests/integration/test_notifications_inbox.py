@@ -106,7 +106,7 @@ def test_each_transition_tells_exactly_the_parties_of_the_rules_table(make_conta
         " It is scheduled for Friday 27 November 2026 at 10:00 UTC."
     )
     assert messages[("interview.cancelled", "job-4")] == (
-        "Client c-1 cancelled the interview with you for job job-4. Reason: filled"
+        "Client c-1 cancelled the interview with you for job job-4. Reason: filled."
     )
 
 

@@ -81,7 +81,7 @@ def test_the_client_is_told_when_the_freelancer_answers(event_type: str) -> None
 
 def test_a_decline_carries_its_reason() -> None:
     result = told(envelope("interview.offer_declined", {"reason": "too low"}, actor="freelancer"))
-    assert "Reason: too low" in result["c-1"]
+    assert "Reason: too low. You may extend a revised offer." in result["c-1"]
 
 
 def test_both_are_told_the_date_and_time_when_an_interview_starts() -> None:
@@ -129,7 +129,7 @@ def test_only_the_other_party_is_told_of_a_cancellation(who: str, other: str) ->
     result = told(event)
     assert list(result) == [other]
     assert result[other].endswith(
-        "cancelled the interview with you for job job-42. Reason: found someone"
+        "cancelled the interview with you for job job-42. Reason: found someone."
     )
     assert result[other].startswith("Client c-1" if who == "client" else "Freelancer f-1")
 
