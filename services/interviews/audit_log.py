@@ -470,16 +470,6 @@ def verify_chain(records: Iterable[RecordedEvent]) -> ChainReport:
 # ----------------------------------------------------------------- replay
 
 
-def rebuild(records: Iterable[RecordedEvent]) -> Interview | None:
-    """The interview its events describe (None before its first)."""
-    interview: Interview | None = None
-    for record in records:
-        if record.event is None:
-            raise ValueError(f"v{record.version}: {record.error}")
-        interview = record.event.mutate(interview)  # type: ignore[arg-type]
-    return interview
-
-
 def interview_state(interview: Interview) -> dict[str, Any]:
     """An interview's state as JSON (the fields of ``GET /interviews/{id}``)."""
     offer = None
@@ -500,14 +490,16 @@ def interview_state(interview: Interview) -> dict[str, Any]:
         "accepted_at",
         "started_at",
         "scheduled_at",
+        "offer",
+        "offers_extended",
+        "hired_at",
+        "closed_reason",
+        "cancelled_by",
+        "updated_at",
     )
-    later = ("offers_extended", "hired_at", "closed_reason", "cancelled_by", "updated_at")
-    return {
-        "id": str(interview.id),
-        **{n: json_value(getattr(interview, n)) for n in names},
-        "offer": offer,
-        **{n: json_value(getattr(interview, n)) for n in later},
-    }
+    state = {"id": str(interview.id), **{n: json_value(getattr(interview, n)) for n in names}}
+    state["offer"] = offer
+    return state
 
 
 @dataclass
@@ -523,21 +515,19 @@ class ReplayReport:
         return self.log.ok and not self.unreadable
 
 
-def replay(lines: Iterable[str], progress: Callable[[int], None] | None = None) -> ReplayReport:
+def replay(lines: Iterable[str]) -> ReplayReport:
     """Verifies an export (every chain, and each line's ``log_hash``) and rebuilds
     every interview's final state from it."""
     checker = LogChecker()
     interviews: dict[UUID, Interview | None] = {}
     unreadable: dict[UUID, str] = {}
     for number, line in enumerate(lines, 1):
-        if progress is not None:
-            progress(number)
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
             record = RecordedEvent.from_json(obj)
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             checker.note_log_problem(checker.position, f"line {number} cannot be read: {error}")
             continue
         digest = checker.add(record)
