@@ -1,0 +1,176 @@
+"""The relay's outbox rules, with a fake broker: the position moves only past
+acknowledged events, and a refused send means publishing again from there."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import pytest
+
+from services.contracts import EventEnvelope
+from services.interviews.adapters.envelope import event_id
+from services.interviews.relay import Relay, RelaySettings
+
+pytestmark = pytest.mark.unit
+
+
+def envelope(interview_id: UUID, version: int, position: int) -> EventEnvelope:
+    return EventEnvelope(
+        id=event_id(interview_id, version),
+        type="interview.invited" if version == 1 else "interview.accepted",
+        schema_version=1,
+        interview_id=interview_id,
+        version=version,
+        position=position,
+        occurred_at=datetime(2026, 11, 25, tzinfo=UTC),
+        actor={"id": "c1", "role": "client"},  # type: ignore[arg-type]
+        job_id="j",
+        client_id="c1",
+        freelancer_id="f1",
+        correlation_id="r",
+        causation_id="r",
+        data={"message": None, "expires_at": None} if version == 1 else {},
+    )
+
+
+class FakeFeed:
+    """A log with interview events at some positions and other aggregates' in between."""
+
+    def __init__(self, events: list[EventEnvelope], max_position: int) -> None:
+        self.events = events
+        self.max = max_position
+
+    def read(self, after: int, limit: int) -> list[EventEnvelope]:
+        return [e for e in self.events if e.position > after][:limit]
+
+    def max_position(self) -> int:
+        return self.max
+
+
+@dataclass
+class FakeDelivery:
+    is_done: bool = False
+    exception: BaseException | None = None
+
+    def failed(self) -> bool:
+        return self.is_done and self.exception is not None
+
+
+@dataclass
+class FakeBroker:
+    """Remembers what was published; acknowledges on flush unless told to refuse."""
+
+    published: list[EventEnvelope] = field(default_factory=list)
+    pending: list[FakeDelivery] = field(default_factory=list)
+    refuse_next_flush: bool = False
+    auto_ack: bool = True
+    connections: int = 0
+
+    def connect(self) -> FakeBroker:
+        self.connections += 1
+        return self
+
+    def publish(self, event: EventEnvelope) -> FakeDelivery:
+        self.published.append(event)
+        delivery = FakeDelivery()
+        self.pending.append(delivery)
+        return delivery
+
+    def flush(self, timeout: float) -> bool:
+        if not self.auto_ack:
+            return False
+        for delivery in self.pending:
+            delivery.is_done = True
+            if self.refuse_next_flush:
+                delivery.exception = RuntimeError("broker refused")
+        self.refuse_next_flush = False
+        self.pending.clear()
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.pending.clear()
+
+
+@dataclass
+class MemoryPositions:
+    position: int = 0
+    saves: list[int] = field(default_factory=list)
+
+    def load(self) -> int:
+        return self.position
+
+    def save(self, position: int) -> None:
+        self.position = position
+        self.saves.append(position)
+
+
+def relay(feed: FakeFeed, broker: FakeBroker, positions: MemoryPositions) -> Relay:
+    settings = RelaySettings(RELAY_CHECKPOINT_SECONDS=0, RELAY_POLL_SECONDS=0.01)
+    return Relay(feed, positions, broker.connect, settings=settings)  # type: ignore[arg-type]
+
+
+def history() -> list[EventEnvelope]:
+    a, b = uuid4(), uuid4()
+    # Positions 1, 4, 5, 8, 9: the gaps are other aggregates' events (jobs, idempotency).
+    return [envelope(a, 1, 1), envelope(b, 1, 4), envelope(a, 2, 5), envelope(b, 2, 8)]
+
+
+def test_the_position_moves_only_past_events_the_broker_acknowledged() -> None:
+    broker, positions = FakeBroker(auto_ack=False), MemoryPositions()
+    subject = relay(FakeFeed(history(), max_position=9), broker, positions)
+    subject._start()
+    subject._step()
+    assert len(broker.published) == 4
+    assert positions.saves == [], "nothing acknowledged yet, nothing recorded"
+
+    broker.auto_ack = True
+    subject._step()
+    assert positions.position == 9, "caught up: past the other aggregates' events too"
+
+
+def test_a_refused_send_republishes_from_the_recorded_position() -> None:
+    events = history()
+    feed = FakeFeed(events[:2], max_position=4)
+    broker, positions = FakeBroker(), MemoryPositions()
+    subject = relay(feed, broker, positions)
+    subject._start()
+    subject._step()  # publishes
+    subject._step()  # nothing new: waits for the acknowledgements, records
+    assert positions.position == 4
+
+    feed.events, feed.max = events, 9
+    broker.refuse_next_flush = True
+    with pytest.raises(RuntimeError, match="refused"):
+        for _ in range(3):
+            subject._step()
+    assert positions.position == 4
+    subject._reset()
+    subject._start()
+    subject._step()
+    subject._step()
+    assert [e.position for e in broker.published] == [1, 4, 5, 8, 5, 8]
+    assert positions.position == 9
+    assert broker.connections == 2
+
+
+def test_run_backs_off_and_recovers_without_a_restart() -> None:
+    events = history()
+    broker, positions = FakeBroker(refuse_next_flush=True), MemoryPositions()
+    subject = relay(FakeFeed(events, max_position=9), broker, positions)
+    subject.settings = subject.settings.model_copy(update={"max_backoff_seconds": 0.05})
+    thread = threading.Thread(target=subject.run)
+    thread.start()
+    try:
+        for _ in range(200):
+            if positions.position == 9:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        subject.stop()
+        thread.join(5)
+    assert positions.position == 9
+    assert subject.stats.errors == 1
+    assert [e.position for e in broker.published] == [1, 4, 5, 8, 1, 4, 5, 8]
