@@ -1,8 +1,9 @@
 # ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
-"""The whole way through: HTTP commands on the interview service, its event store
-read by the consumer runner (embedded source, the same handler code as on
-Kafka), and each party's inbox, webhook and e-mail over the notifications API.
-Every transition of DESIGN's table gives exactly the rules table's notifications."""
+"""The whole way through: HTTP commands on the interview service, its events
+brought to the notifications consumer either straight from the event store's
+log (embedded) or by the relay over real Kafka, and each party's inbox,
+webhook and e-mail over the notifications API. Every transition of DESIGN's
+table gives exactly the rules table's notifications."""
 
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from fastapi.testclient import TestClient
 
 from services.common.consumer import ConsumerSpec
-from services.common.runner import ConsumerRunner, embedded_runner
+from services.common.runner import ConsumerRunner, embedded_runner, kafka_runner
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.bootstrap import create_app as interviews_app
 from services.interviews.feed import InterviewEventFeed, wake_on_interview_events
+from services.interviews.relay import RelayProcess, RelaySettings
 from services.interviews.settings import InterviewsSettings
 from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.bootstrap import create_app as notifications_app
@@ -54,7 +56,7 @@ class Platform:
 
     def wait_for(self, position: int) -> None:
         with self.changed:
-            assert self.changed.wait_for(lambda: self.applied >= position, timeout=10)
+            assert self.changed.wait_for(lambda: self.applied >= position, timeout=30)
 
     def do(self, user: str, role: str, path: str, body: Any = None) -> dict[str, Any]:
         answer = self.commands.post(path, json=body, headers=self.token(user, role))
@@ -72,8 +74,9 @@ class Platform:
         return [(n["type"].removeprefix("interview."), n["job_id"]) for n in reversed(items)]
 
 
-@pytest.fixture
+@pytest.fixture(params=["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
 def platform(
+    request: pytest.FixtureRequest,
     database_url: str | None,
     tmp_path: Path,
     clock: FakeClock,
@@ -84,6 +87,15 @@ def platform(
         InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET),
         clock=clock,
     )
+    source = request.param
+    kafka: dict[str, Any] = {"kafka_bootstrap_servers": None}
+    if source == "kafka":
+        topic = f"notifications-flow-{uuid4().hex[:8]}"
+        kafka = {
+            "kafka_bootstrap_servers": request.getfixturevalue("kafka_bootstrap"),
+            "topic": topic,
+            "notifications_consumer_group": f"notifications-{topic}",
+        }
     notifications = NotificationsContainer(
         settings_for(
             database_url,
@@ -91,15 +103,16 @@ def platform(
             smtp_host="127.0.0.1",
             smtp_port=smtp.port,
             email_domain="example.test",
+            **kafka,
         ),
         clock=clock,
     )
     platform: Platform | None = None
 
-    def embedded(spec: ConsumerSpec, registry: Any) -> ConsumerRunner:
-        """What `interviewctl up` passes: a runner on the event store's own log."""
+    def runner(spec: ConsumerSpec, registry: Any) -> ConsumerRunner:
+        """What `interviewctl up` passes (embedded: the event store's own log), or
+        the Kafka runner that `serve notifications` builds, told to report in."""
         assert platform is not None
-        app = interviews.interviews()
         recorded = spec.on_committed
 
         def committed(position: int) -> None:
@@ -108,6 +121,9 @@ def platform(
             platform.on_committed(position)
 
         spec.on_committed = committed
+        if source == "kafka":
+            return kafka_runner(spec, kafka["kafka_bootstrap_servers"], kafka["topic"])
+        app = interviews.interviews()
         return embedded_runner(
             spec,
             InterviewEventFeed(app).read,
@@ -117,10 +133,26 @@ def platform(
         )
 
     with TestClient(interviews_app(interviews)) as commands:
-        inbox_app = notifications_app(notifications, workers=True, runner_factory=embedded)
+        relay = None
+        if source == "kafka":
+            relay = RelayProcess(
+                interviews.interviews(),
+                RelaySettings(
+                    kafka_bootstrap_servers=kafka["kafka_bootstrap_servers"],
+                    topic=kafka["topic"],
+                    database_url=database_url,
+                    data_dir=tmp_path,
+                    metrics_port=0,
+                ),
+            ).start()
+        inbox_app = notifications_app(notifications, workers=True, runner_factory=runner)
         platform = Platform(commands, TestClient(inbox_app), token)
-        with platform.inbox:
-            yield platform
+        try:
+            with platform.inbox:
+                yield platform
+        finally:
+            if relay is not None:
+                relay.stop()
     interviews.close()
 
 
