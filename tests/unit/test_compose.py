@@ -1,0 +1,96 @@
+"""docker-compose.yml runs real ``interviewctl`` commands, with health checks and
+start-up order; checked against the CLI itself (no Docker needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+import yaml
+
+from services.cli import app as cli_app
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
+
+
+def resolve(argv: list[str]) -> Any:
+    """The (click) command that ``interviewctl argv...`` runs; its options must parse.
+
+    Typer ships its own copy of click, so groups are recognised by their
+    ``commands`` mapping rather than by class.
+    """
+    command: Any = typer.main.get_command(cli_app)
+    path = ["interviewctl"]
+    rest = list(argv)
+    while hasattr(command, "commands") and rest and not rest[0].startswith("-"):
+        name = rest.pop(0)
+        sub = command.commands.get(name)
+        assert sub is not None, f"`{' '.join(path)} {name}` is not an interviewctl command"
+        path.append(name)
+        command = sub
+    assert not hasattr(command, "commands"), f"`{' '.join(path)}` needs a subcommand"
+    command.make_context(" ".join(path), rest)  # raises on unknown options
+    return command
+
+
+def app_services() -> dict[str, dict[str, Any]]:
+    return {
+        name: service
+        for name, service in compose()["services"].items()
+        if service.get("command", [None])[0] == "interviewctl"
+    }
+
+
+def test_every_service_runs_an_existing_interviewctl_command() -> None:
+    services = app_services()
+    assert services, "no service runs interviewctl"
+    for name, service in services.items():
+        command = service["command"]
+        assert isinstance(command, list), f"{name}: use the exec form of command"
+        resolve(command[1:])
+
+
+def test_the_platform_is_all_there() -> None:
+    services = compose()["services"]
+    commands = {name: " ".join(s.get("command", [])) for name, s in services.items()}
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert commands["interviews"].startswith("interviewctl serve interviews")
+    assert commands["relay"] == "interviewctl relay"
+    assert commands["projections"].startswith("interviewctl serve projections")
+    assert commands["notifications"].startswith("interviewctl serve notifications")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+
+
+def test_services_wait_for_healthy_dependencies() -> None:
+    services = compose()["services"]
+    for name in ("kafka", "postgres", "interviews", "relay", "projections", "notifications"):
+        assert "healthcheck" in services[name], f"{name} has no health check"
+    for name, service in app_services().items():
+        depends = service.get("depends_on", {})
+        assert isinstance(depends, dict) and depends, f"{name}: depends_on with conditions"
+        for dependency, rule in depends.items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            assert rule["condition"] in ("service_healthy", "service_started")
+        env = service["environment"]
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert env["DATABASE_URL"].startswith("postgresql://")
+    for name in ("relay", "projections", "notifications"):
+        depends = services[name]["depends_on"]
+        assert depends["kafka"]["condition"] == "service_healthy"
+        assert depends["postgres"]["condition"] == "service_healthy"
+
+
+def test_an_unknown_command_would_be_caught() -> None:
+    with pytest.raises(AssertionError):
+        resolve(["serve", "nonsense"])
+    with pytest.raises(Exception, match="no-such-option"):
+        resolve(["relay", "--no-such-option"])
