@@ -61,7 +61,10 @@ def eventsourcing_env(database_url: str | None, sqlite_path: Path, **extra: str)
             POSTGRES_CONNECT_TIMEOUT=env.get("POSTGRES_CONNECT_TIMEOUT", "5"),
             POSTGRES_POOL_SIZE=env.get("POSTGRES_POOL_SIZE", "8"),
             POSTGRES_MAX_OVERFLOW=env.get("POSTGRES_MAX_OVERFLOW", "8"),
-            POSTGRES_PRE_PING="y",
+            # No ping per checkout: it costs a round trip on every query, and a
+            # connection broken by a restart fails fast, is dropped by the pool and
+            # the recorder retries (eventsourcing retries on Interface/OperationalError).
+            POSTGRES_PRE_PING=env.get("POSTGRES_PRE_PING", "n"),
             POSTGRES_LOCK_TIMEOUT=env.get("POSTGRES_LOCK_TIMEOUT", "5"),
         )
     else:

@@ -6,15 +6,22 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import AuthError, Principal, decode_token
 
@@ -122,8 +129,10 @@ def install_error_handlers(
             )
 
 
-def bearer_principal(secret_getter: Callable[[Request], str]) -> Callable[[Request], Principal]:
-    def dependency(request: Request) -> Principal:
+def bearer_principal(
+    secret_getter: Callable[[Request], str],
+) -> Callable[[Request], Awaitable[Principal]]:
+    async def dependency(request: Request) -> Principal:  # no I/O: no thread-pool hop
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -174,33 +183,50 @@ class Metrics:
 
 def install_observability(app: FastAPI, metrics: Metrics) -> None:
     """Request metrics, one structured log line per request, a request id header."""
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
 
-    @app.middleware("http")
-    async def _observe(request: Request, call_next: Callable[[Request], Any]) -> Response:
+
+class ObservabilityMiddleware:
+    """Plain ASGI rather than ``@app.middleware("http")``: Starlette's
+    BaseHTTPMiddleware wraps every response in a stream and a task group, which
+    cost about a sixth of the event loop's time per command under load."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        if len(request_id) > 128:
-            request_id = uuid.uuid4().hex
-        request.state.request_id = request_id
+        given = Headers(scope=scope).get("x-request-id")
+        request_id = given if given and len(given) <= 128 else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
         status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-Id", request_id)
+            await send(message)
+
         try:
-            response: Response = await call_next(request)
-            status = response.status_code
-            response.headers["X-Request-Id"] = request_id
-            return response
+            await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            metrics.requests.labels(request.method, template, str(status)).inc()
-            metrics.latency.labels(request.method, template).observe(elapsed)
+            method = scope["method"]
+            template = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(elapsed)
             if log.isEnabledFor(logging.INFO):
                 log.info(
                     json.dumps(
                         {
-                            "service": metrics.service,
-                            "method": request.method,
-                            "path": request.url.path,
+                            "service": self.metrics.service,
+                            "method": method,
+                            "path": scope["path"],
                             "route": template,
                             "status": status,
                             "ms": round(elapsed * 1000, 2),

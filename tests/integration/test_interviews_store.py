@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,32 @@ def test_a_long_negotiation_is_snapshotted_and_reloads_from_the_snapshot(
     assert interview.offer == OfferTerms(Decimal(148), "USD", "fixed", date(2027, 1, 1))
     assert interview.offers_extended == 49
     assert interview.last_hash == app.interview_events(iid)[-1].hash
+
+
+def test_commands_recover_when_postgres_drops_every_connection(
+    postgres_url: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Pooled connections are not pinged before use: a dropped one must fail
+    fast, leave the pool and be retried, for reads and writes alike."""
+    import psycopg
+
+    settings = InterviewsSettings(
+        database_url=postgres_url, data_dir=tmp_path, auth_secret="s" * 32
+    )
+    container = InterviewsContainer(settings, clock=clock)
+    try:
+        app = container.interviews()
+        iid = app.invite(ctx(CLIENT, clock), job_id="job-1", freelancer_id=FREELANCER.id).id
+        database = postgres_url.rsplit("/", 1)[1]
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+
+        assert app.accept(ctx(FREELANCER, clock), iid).status == "accepted"
+        assert app.get_interview(iid).version == 2
+    finally:
+        container.close()

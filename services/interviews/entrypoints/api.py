@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from ...common.auth import Principal
 from ...common.web import ERROR_RESPONSES, ApiError, CurrentPrincipal
@@ -48,8 +49,14 @@ from .schemas import (
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
-def get_interviews(request: Request) -> InterviewsApplication:
-    return request.app.state.container.interviews()  # type: ignore[no-any-return]
+async def get_interviews(request: Request) -> InterviewsApplication:
+    # Dependencies are async where they do no I/O: FastAPI runs a sync one in the
+    # thread pool, a hop per dependency per request. Building the application
+    # (only until it first succeeds) connects to the database, so that goes there.
+    container = request.app.state.container
+    if container._app is not None:
+        return container._app  # type: ignore[no-any-return]
+    return await run_in_threadpool(container.interviews)  # type: ignore[no-any-return]
 
 
 InterviewsDep = Annotated[InterviewsApplication, Depends(get_interviews)]
@@ -83,10 +90,17 @@ class CommandOptions:
         }
 
 
-OptionsDep = Annotated[CommandOptions, Depends()]
+async def command_options(
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+) -> CommandOptions:
+    return CommandOptions(idempotency_key, if_match)
 
 
-def command_context(request: Request, principal: CurrentPrincipal) -> CommandContext:
+OptionsDep = Annotated[CommandOptions, Depends(command_options)]
+
+
+async def command_context(request: Request, principal: CurrentPrincipal) -> CommandContext:
     if principal.is_reader:
         raise ApiError(403, "forbidden", f"{principal.role}s read but never change interviews")
     request_id = getattr(request.state, "request_id", "")
