@@ -181,12 +181,9 @@ def apply(container: NotificationsContainer, *events: EventEnvelope) -> None:
 
 
 def settings_for(database_url: str | None, data_dir: Path, **over: Any) -> NotificationsSettings:
+    values: dict[str, Any] = {"delivery_concurrency": 1} | over
     return NotificationsSettings(
-        database_url=database_url,
-        data_dir=data_dir,
-        auth_secret=TEST_SECRET,
-        delivery_concurrency=1,
-        **over,
+        database_url=database_url, data_dir=data_dir, auth_secret=TEST_SECRET, **values
     )
 
 
