@@ -4,10 +4,10 @@ optimistic concurrency and the operations endpoints."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import jwt
@@ -15,14 +15,54 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.common.auth import mint_token
-from services.interviews.bootstrap import InterviewsContainer
-from tests.conftest import TEST_SECRET, FakeClock
+from services.interviews.bootstrap import InterviewsContainer, create_app
+from services.interviews.settings import InterviewsSettings
+from tests.conftest import (
+    TEST_SECRET,
+    FakeClock,
+    create_database,
+    drop_database,
+    require_postgres,
+)
 
 pytestmark = pytest.mark.integration
 
 Token = Callable[[str, str], dict[str, str]]
 CLIENT, FREELANCER = "client-1", "freelancer-1"
 OFFER = {"amount": "1500.00", "currency": "EUR", "rate_type": "fixed"}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def shared_api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """One app and database per module for the checks that change nothing (or
+    only what they alone use): a fresh PostgreSQL database per case would cost
+    most of this file's time."""
+    admin, name, url = None, "", None
+    if request.param == "postgres":
+        admin = require_postgres()
+        name = f"t_{uuid4().hex[:12]}"
+        url = create_database(admin, name)
+    settings = InterviewsSettings(
+        database_url=url, data_dir=tmp_path_factory.mktemp("shared"), auth_secret=TEST_SECRET
+    )
+    container = InterviewsContainer(settings, clock=FakeClock())
+    try:
+        with TestClient(create_app(container)) as client:
+            yield client
+    finally:
+        container.close()
+        if admin:
+            drop_database(admin, name)
+
+
+def container_of(api: TestClient) -> InterviewsContainer:
+    return api.app.state.container  # type: ignore[attr-defined,no-any-return]
+
+
+def new_job() -> str:
+    return f"job-{uuid4().hex[:12]}"
 
 
 @pytest.fixture
@@ -36,11 +76,15 @@ def freelancer(token: Token) -> dict[str, str]:
 
 
 def invite(
-    api: TestClient, headers: dict[str, str], freelancer_id: str = FREELANCER, **body: Any
+    api: TestClient,
+    headers: dict[str, str],
+    freelancer_id: str = FREELANCER,
+    job_id: str = "job-1",
+    **body: Any,
 ) -> dict[str, Any]:
     response = api.post(
         "/interviews",
-        json={"job_id": "job-1", "freelancer_id": freelancer_id, **body},
+        json={"job_id": job_id, "freelancer_id": freelancer_id, **body},
         headers=headers,
     )
     assert response.status_code == 201, response.text
@@ -231,8 +275,8 @@ def test_no_token_is_401(api: TestClient) -> None:
     ],
     ids=["garbage", "empty", "basic", "wrong-secret", "no-exp", "bad-role", "alg-none"],
 )
-def test_a_bad_token_is_401(api: TestClient, authorization: str) -> None:
-    response = api.post(
+def test_a_bad_token_is_401(shared_api: TestClient, authorization: str) -> None:
+    response = shared_api.post(
         "/interviews",
         json={"job_id": "job-1", "freelancer_id": FREELANCER},
         headers={"Authorization": authorization},
@@ -297,24 +341,25 @@ def test_the_wrong_party_is_403(
     ],
 )
 def test_readers_never_change_interviews(
-    api: TestClient,
+    shared_api: TestClient,
     client: dict[str, str],
     token: Token,
-    interviews_container: InterviewsContainer,
     role: str,
     path: str,
     body: dict[str, Any] | None,
 ) -> None:
-    iid = invite(api, client)["id"]
-    before = event_count(interviews_container)
+    iid = invite(shared_api, client, job_id=new_job())["id"]
+    before = event_count(container_of(shared_api))
 
     refused(
-        api.post("/interviews" + path.format(id=iid), json=body, headers=token("boss", role)),
+        shared_api.post(
+            "/interviews" + path.format(id=iid), json=body, headers=token("boss", role)
+        ),
         403,
         "forbidden",
     )
 
-    assert event_count(interviews_container) == before
+    assert event_count(container_of(shared_api)) == before
 
 
 def test_another_client_cannot_invite_on_someone_elses_job(
@@ -374,10 +419,10 @@ UNKNOWN = "0b5b1f0e-7a57-4b8e-9d3c-2f1e4b7a9c11"
     ],
 )
 def test_an_unknown_interview_is_404(
-    api: TestClient, client: dict[str, str], method: str, path: str, body: Any
+    shared_api: TestClient, client: dict[str, str], method: str, path: str, body: Any
 ) -> None:
     refused(
-        api.request(method, f"/interviews/{UNKNOWN}{path}", json=body, headers=client),
+        shared_api.request(method, f"/interviews/{UNKNOWN}{path}", json=body, headers=client),
         404,
         "not_found",
     )
@@ -494,11 +539,13 @@ def test_if_match_guards_against_lost_updates(
 
 @pytest.mark.parametrize("value", ["abc", "-1", "1.5", '"x"', "9" * 30])
 def test_a_malformed_if_match_is_422(
-    api: TestClient, client: dict[str, str], freelancer: dict[str, str], value: str
+    shared_api: TestClient, client: dict[str, str], freelancer: dict[str, str], value: str
 ) -> None:
-    iid = invite(api, client)["id"]
+    iid = invite(shared_api, client, job_id=new_job())["id"]
 
-    refused(api.post(f"/interviews/{iid}/accept", headers={**freelancer, "If-Match": value}), 422)
+    refused(
+        shared_api.post(f"/interviews/{iid}/accept", headers={**freelancer, "If-Match": value}), 422
+    )
 
 
 # ---------------------------------------------------------------------- 422
@@ -513,8 +560,8 @@ def post_raw(api: TestClient, path: str, raw: bytes, headers: dict[str, str]) ->
     [b"{bad json", b"", b"[1, 2]", b'"a string"', b"null", b"\xff\xfe", b'{"job_id": "j"'],
     ids=["broken", "empty", "array", "string", "null", "not-utf8", "truncated"],
 )
-def test_malformed_json_is_422(api: TestClient, client: dict[str, str], raw: bytes) -> None:
-    refused(post_raw(api, "/interviews", raw, client), 422, "invalid_input")
+def test_malformed_json_is_422(shared_api: TestClient, client: dict[str, str], raw: bytes) -> None:
+    refused(post_raw(shared_api, "/interviews", raw, client), 422, "invalid_input")
 
 
 @pytest.mark.parametrize(
@@ -553,16 +600,15 @@ def test_malformed_json_is_422(api: TestClient, client: dict[str, str], raw: byt
     ],
 )
 def test_invalid_invitations_are_422(
-    api: TestClient,
+    shared_api: TestClient,
     client: dict[str, str],
-    interviews_container: InterviewsContainer,
     body: dict[str, Any],
 ) -> None:
-    before = event_count(interviews_container)
+    before = event_count(container_of(shared_api))
 
-    refused(api.post("/interviews", json=body, headers=client), 422)
+    refused(shared_api.post("/interviews", json=body, headers=client), 422)
 
-    assert event_count(interviews_container) == before
+    assert event_count(container_of(shared_api)) == before
 
 
 @pytest.mark.parametrize(
@@ -589,12 +635,17 @@ def test_invalid_invitations_are_422(
     ids=lambda c: "-".join(f"{k}={str(v)[:12]}" for k, v in c.items()),
 )
 def test_invalid_offers_are_422(
-    api: TestClient, client: dict[str, str], freelancer: dict[str, str], change: dict[str, Any]
+    shared_api: TestClient,
+    client: dict[str, str],
+    freelancer: dict[str, str],
+    change: dict[str, Any],
 ) -> None:
-    iid = invite(api, client)["id"]
-    ok(api.post(f"/interviews/{iid}/accept", headers=freelancer), "accepted")
+    iid = invite(shared_api, client, job_id=new_job())["id"]
+    ok(shared_api.post(f"/interviews/{iid}/accept", headers=freelancer), "accepted")
 
-    refused(api.post(f"/interviews/{iid}/offer", json={**OFFER, **change}, headers=client), 422)
+    refused(
+        shared_api.post(f"/interviews/{iid}/offer", json={**OFFER, **change}, headers=client), 422
+    )
 
 
 @pytest.mark.parametrize(
@@ -613,39 +664,43 @@ def test_invalid_offers_are_422(
     ],
 )
 def test_invalid_command_bodies_are_422(
-    api: TestClient,
+    shared_api: TestClient,
     client: dict[str, str],
     freelancer: dict[str, str],
     path: str,
     body: dict[str, Any] | None,
 ) -> None:
-    iid = invite(api, client)["id"]
+    iid = invite(shared_api, client, job_id=new_job())["id"]
 
-    refused(api.post(f"/interviews/{iid}/{path}", json=body, headers=freelancer), 422)
+    refused(shared_api.post(f"/interviews/{iid}/{path}", json=body, headers=freelancer), 422)
 
 
 @pytest.mark.parametrize(
     "bad_id", ["not-a-uuid", "123", "0b5b1f0e-7a57-4b8e-9d3c-2f1e4b7a9c1", "%00", "x" * 300]
 )
 def test_bad_ids_in_the_path_are_422(
-    api: TestClient, freelancer: dict[str, str], token: Token, bad_id: str
+    shared_api: TestClient, freelancer: dict[str, str], token: Token, bad_id: str
 ) -> None:
-    refused(api.post(f"/interviews/{bad_id}/accept", headers=freelancer), 422, "invalid_input")
-    refused(api.get(f"/interviews/{bad_id}", headers=freelancer), 422, "invalid_input")
+    refused(
+        shared_api.post(f"/interviews/{bad_id}/accept", headers=freelancer), 422, "invalid_input"
+    )
+    refused(shared_api.get(f"/interviews/{bad_id}", headers=freelancer), 422, "invalid_input")
 
 
 @pytest.mark.parametrize("bad_job", ["job%20one", "-job", "j" * 65])
 def test_bad_job_ids_in_the_path_are_422(
-    api: TestClient, client: dict[str, str], bad_job: str
+    shared_api: TestClient, client: dict[str, str], bad_job: str
 ) -> None:
-    refused(api.put(f"/jobs/{bad_job}/policy", json={"exclusive_hours": 1}, headers=client), 422)
+    refused(
+        shared_api.put(f"/jobs/{bad_job}/policy", json={"exclusive_hours": 1}, headers=client), 422
+    )
 
 
 @pytest.mark.parametrize("key", ["", "has space", "k" * 129, "naïve"])
 def test_a_malformed_idempotency_key_is_422(
-    api: TestClient, client: dict[str, str], key: str
+    shared_api: TestClient, client: dict[str, str], key: str
 ) -> None:
-    response = api.post(
+    response = shared_api.post(
         "/interviews",
         json={"job_id": "job-1", "freelancer_id": FREELANCER},
         headers={**client, "Idempotency-Key": key.encode()},  # type: ignore[dict-item]
@@ -763,10 +818,8 @@ def test_health_readiness_and_metrics(
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
     assert 'http_requests_total{method="POST",route="/interviews",status="201"} 1.0' in text
-    assert (
-        'http_requests_total{method="POST",route="/interviews/{interview_id}/accept",status="409"} 1.0'
-        in text
-    )
+    accept_409 = 'route="/interviews/{interview_id}/accept",status="409"} 1.0'
+    assert f'http_requests_total{{method="POST",{accept_409}' in text
     assert (
         'http_request_duration_seconds_bucket{le="0.005",method="POST",route="/interviews"}' in text
     )
