@@ -112,6 +112,7 @@ def run(ctx: Context) -> list[dict[str, Any]]:
         errors_fig = figure(
             "http_command_errors", [errors], "requests", goal=0, higher_is_better=False
         )
+        print_figure(errors_fig)
         figures.append(errors_fig)
     return figures
 
