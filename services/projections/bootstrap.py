@@ -102,11 +102,17 @@ class ProjectionsContainer:
     def engine(self) -> sa.Engine:
         with self._lock:
             if self._engine is None:
-                self._engine = create_engine(
+                engine = create_engine(
                     self.settings.view_database_url,
                     self.settings.data_dir / "projections.sqlite",
                     **self._pool_options(),
                 )
+                if engine.dialect.name == "postgresql":
+                    # Batch multi-row INSERTs into a few statements (SQLAlchemy's
+                    # "insertmanyvalues", on by default only with RETURNING for
+                    # psycopg 3): a consumer batch is then a handful of round trips.
+                    engine.dialect.use_insertmanyvalues_wo_returning = True
+                self._engine = engine
             return self._engine
 
     def _pool_options(self) -> dict[str, Any]:

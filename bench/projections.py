@@ -1,0 +1,539 @@
+"""Projections (issue 4): live apply rate, rebuild rate, command-to-view latency.
+
+* ``projections_live_apply``: events/s the projections consumer (the shared
+  runner on a ``KafkaSource``, a group of its own, a fresh PostgreSQL
+  database) applies to the views from a pre-filled topic, next to a raw
+  ``kafka-python`` consumer draining the same topic in the same run (no
+  decoding, no database). Both count from the first batch each saw, so the
+  group join is left out of both. Goal: at least 40% of raw.
+* ``projections_rebuild_from_topic``: ``interviewctl replay`` in Kafka mode on
+  100,000 events: a fresh consumer reads the topic from its beginning, folds
+  into fresh tables and swaps them in. Goal: at least 10,000 events/s.
+  ``projections_rebuild_in_memory`` is the same fold and write path fed from
+  memory, against ``raw_batched_upserts``: the same 100,000 events written as
+  ``INSERT .. ON CONFLICT DO UPDATE`` of (id, status, version, position) rows
+  in 5,000-row batches into one bare table: the least any view write costs.
+* ``command_to_view_latency_p50/p99``: invitations sent at 100 commands/s
+  (open loop) to ``interviewctl serve interviews`` on PostgreSQL; the relay
+  publishes to Kafka; a projections consumer process writes the views in its
+  own database. Latency runs from sending the HTTP command to the event's
+  timeline row being committed (seen by a 2 ms poll). Goal p99 under 250 ms.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .common import ROOT, Context, figure, free_port, fresh_database, print_figure, python, server
+
+PARTITIONS = 6
+RATE = 100.0  # commands/s for the latency figure
+REBUILD_EVENTS = 100_000
+LIVE_GOAL = 0.4
+REBUILD_GOAL = 10_000.0
+LATENCY_GOAL_MS = 250.0
+
+
+def run(ctx: Context) -> list[dict[str, Any]]:
+    admin_url = ctx.require_database()
+    if not ctx.kafka_bootstrap:
+        raise SystemExit("this bench needs KAFKA_BOOTSTRAP_SERVERS; run `make bench`")
+    bootstrap = ctx.kafka_bootstrap
+    figures: list[dict[str, Any]] = []
+
+    def add(f: dict[str, Any]) -> None:
+        print_figure(f)
+        figures.append(f)
+
+    # -- live apply rate against a raw drain of the same topic
+    n = 60_000 if ctx.full else 20_000
+    topic = f"bench-projections-{uuid.uuid4().hex[:8]}"
+    try:
+        _fill_topic(bootstrap, topic, _envelopes(n))
+        print(f"  ({n:,} events on {topic}, {PARTITIONS} partitions)", flush=True)
+        raw, ours = [], []
+        for _ in range(ctx.repetitions):
+            raw.append(_raw_drain(bootstrap, topic, n))
+            ours.append(_projections_drain(admin_url, bootstrap, topic, n))
+        raw_fig = figure("kafka_python_raw_drain", raw, "events/s")
+        add(raw_fig)
+        add(
+            figure(
+                "projections_live_apply",
+                ours,
+                "events/s",
+                baseline=raw_fig["name"],
+                baseline_value=statistics.median(raw),
+                goal=LIVE_GOAL,
+            )
+        )
+    finally:
+        _delete_topics(bootstrap, topic)
+
+    # -- rebuild of 100,000 events
+    events = _envelopes(REBUILD_EVENTS)
+    baseline = [_raw_upserts(admin_url, events) for _ in range(ctx.repetitions)]
+    base_fig = figure("raw_batched_upserts_100k", baseline, "events/s")
+    add(base_fig)
+    in_memory = [_rebuild_in_memory(admin_url, events) for _ in range(ctx.repetitions)]
+    add(
+        figure(
+            "projections_rebuild_in_memory_100k",
+            in_memory,
+            "events/s",
+            baseline=base_fig["name"],
+            baseline_value=statistics.median(baseline),
+        )
+    )
+    topic = f"bench-rebuild-{uuid.uuid4().hex[:8]}"
+    try:
+        _fill_topic(bootstrap, topic, events)
+        from_topic = [
+            _rebuild_from_topic(admin_url, bootstrap, topic) for _ in range(ctx.repetitions)
+        ]
+        add(
+            figure("projections_rebuild_from_topic_100k", from_topic, "events/s", goal=REBUILD_GOAL)
+        )
+    finally:
+        _delete_topics(bootstrap, topic)
+
+    # -- command to view latency at 100 commands/s
+    seconds = ctx.seconds * (2 if ctx.full else 1)
+    latencies, to_kafka, lost = _command_to_view(admin_url, bootstrap, seconds)
+    for stage, values in (("view", latencies), ("kafka", to_kafka)):
+        qs = statistics.quantiles(values, n=100)
+        for name, value in (("p50", qs[49]), ("p99", qs[98])):
+            goal = LATENCY_GOAL_MS if (stage, name) == ("view", "p99") else None
+            add(
+                figure(
+                    f"command_to_{stage}_latency_{name}_at_{RATE:.0f}rps",
+                    [value * 1000],
+                    "ms",
+                    goal=goal,
+                    higher_is_better=False,
+                )
+            )
+    add(figure("command_to_view_missing", [lost], "commands", goal=0, higher_is_better=False))
+    return figures
+
+
+# ------------------------------------------------------------------ events
+
+FLOW = (
+    ("interview.invited", "client", {"message": "interested?"}),
+    ("interview.accepted", "freelancer", {}),
+    ("interview.started", "client", {"scheduled_at": "2026-12-01T10:00:00+00:00"}),
+    (
+        "interview.offer_extended",
+        "client",
+        {"amount": "1200", "currency": "EUR", "rate_type": "fixed"},
+    ),
+    ("interview.offer_accepted", "freelancer", {}),
+)
+
+
+def _envelopes(n: int) -> list[Any]:
+    """``n`` events: hiring flows of 5 events, interleaved over 1,000 interviews
+    at a time (so a batch touches many interviews, as in real traffic)."""
+    from services.contracts import EventEnvelope
+
+    out = []
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    window = 1000
+    k = 0
+    for block in range(0, n // len(FLOW) + window, window):
+        for step, (type_, role, data) in enumerate(FLOW):
+            for i in range(block, block + window):
+                if k >= n or i >= n // len(FLOW) + (1 if n % len(FLOW) else 0):
+                    break
+                client, freelancer = f"c-{i % 97}", f"f-{i}"
+                k += 1
+                out.append(
+                    EventEnvelope.model_validate(
+                        {
+                            "id": uuid.uuid4(),
+                            "type": type_,
+                            "schema_version": 1,
+                            "interview_id": uuid.UUID(int=i + 1),
+                            "version": step + 1,
+                            "position": k,
+                            "occurred_at": start + timedelta(seconds=k),
+                            "actor": {
+                                "id": client if role == "client" else freelancer,
+                                "role": role,
+                            },
+                            "job_id": f"job-{i % 2000}",
+                            "client_id": client,
+                            "freelancer_id": freelancer,
+                            "correlation_id": "bench",
+                            "causation_id": "bench",
+                            "data": data,
+                        }
+                    )
+                )
+    return out
+
+
+def _fill_topic(bootstrap: str, topic: str, events: list[Any]) -> None:
+    from kafka import KafkaProducer
+
+    from services.common.kafka import ensure_topics, producer_settings
+
+    ensure_topics(bootstrap, {topic: (PARTITIONS, {})})
+    producer = KafkaProducer(**producer_settings(bootstrap, client_id="bench-fill", linger_ms=20))
+    for e in events:
+        producer.send(topic, key=str(e.interview_id).encode(), value=e.to_bytes())
+    producer.flush()
+    producer.close()
+
+
+def _delete_topics(bootstrap: str, *topics: str) -> None:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    try:
+        admin.delete_topics([t for t in topics if t in set(admin.list_topics())])
+    except Exception:  # noqa: BLE001 - cleanup only
+        pass
+    finally:
+        admin.close()
+
+
+def _container(url: str, tmp: str, bootstrap: str | None, topic: str | None = None) -> Any:
+    from services.projections.bootstrap import ProjectionsContainer
+    from services.projections.settings import ProjectionsSettings
+
+    settings = ProjectionsSettings(
+        database_url=url,
+        projections_database_url=url,
+        kafka_bootstrap_servers=bootstrap,
+        data_dir=Path(tmp),
+        auth_secret="bench",
+        projections_consumer_group=f"bench-projections-{uuid.uuid4().hex[:8]}",
+    )
+    if topic is not None:
+        settings = settings.model_copy(update={"topic": topic})
+    return ProjectionsContainer(settings)
+
+
+# ------------------------------------------------------------------ live apply
+
+
+def _raw_drain(bootstrap: str, topic: str, n: int) -> float:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap.split(","),
+        group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=500,
+    )
+    seen, first_count, t_first, t_last = 0, 0, 0.0, 0.0
+    deadline = time.monotonic() + 300
+    try:
+        while seen < n and time.monotonic() < deadline:
+            batches = consumer.poll(timeout_ms=500)
+            got = sum(len(messages) for messages in batches.values())
+            if got:
+                now = time.perf_counter()
+                if not seen:
+                    t_first, first_count = now, got
+                seen += got
+                t_last = now
+    finally:
+        consumer.close(autocommit=False)
+    if seen < n:
+        raise RuntimeError(f"raw consumer saw {seen} of {n}")
+    return (n - first_count) / (t_last - t_first)
+
+
+def _projections_drain(admin_url: str, bootstrap: str, topic: str, n: int) -> float:
+    from services.common.runner import kafka_runner
+    from services.projections.bootstrap import consumer_spec
+
+    marks: list[tuple[float, int]] = []
+    done = threading.Event()
+    with fresh_database(admin_url, "bench_views") as url, tempfile.TemporaryDirectory() as tmp:
+        container = _container(url, tmp, bootstrap, topic)
+        spec = consumer_spec(container)
+        runner: Any = None
+        notify = spec.on_committed
+
+        def committed(position: int) -> None:
+            if notify is not None:
+                notify(position)
+            processed = runner.stats.processed
+            marks.append((time.perf_counter(), processed))
+            if processed >= n:
+                done.set()
+
+        spec.on_committed = committed
+        runner = kafka_runner(spec, bootstrap, topic)
+        runner.start()
+        try:
+            if not done.wait(600):
+                raise RuntimeError(f"projections consumer applied {runner.stats.processed}/{n}")
+        finally:
+            runner.stop()
+            runner.join(30)
+            applied = container.writer().stats.applied
+            container.close()
+        if applied != n:
+            raise RuntimeError(f"the views applied {applied} of {n} events")
+    (t_first, first_count), (t_last, last_count) = marks[0], marks[-1]
+    return (last_count - first_count) / (t_last - t_first)
+
+
+# ------------------------------------------------------------------ rebuild
+
+
+def _raw_upserts(admin_url: str, events: list[Any]) -> float:
+    """The floor: one bare row per interview, upserted in 5,000-event batches."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects.postgresql import insert
+
+    from services.common.db import create_engine
+
+    md = sa.MetaData()
+    table = sa.Table(
+        "raw_view",
+        md,
+        sa.Column("interview_id", sa.String(36), primary_key=True),
+        sa.Column("status", sa.String(40), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+    )
+    with fresh_database(admin_url, "bench_raw") as url, tempfile.TemporaryDirectory() as tmp:
+        engine = create_engine(url, Path(tmp) / "unused.sqlite")
+        md.create_all(engine)
+        started = time.perf_counter()
+        for i in range(0, len(events), 5000):
+            latest: dict[str, dict[str, Any]] = {}
+            for e in events[i : i + 5000]:
+                latest[str(e.interview_id)] = {
+                    "interview_id": str(e.interview_id),
+                    "status": e.type,
+                    "version": e.version,
+                    "position": e.position,
+                }
+            stmt = insert(table)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["interview_id"],
+                set_={c: stmt.excluded[c] for c in ("status", "version", "position")},
+                where=table.c.version < stmt.excluded.version,
+            )
+            with engine.begin() as conn:
+                conn.execute(stmt, list(latest.values()))
+        elapsed = time.perf_counter() - started
+        engine.dispose()
+    return len(events) / elapsed
+
+
+def _rebuild_in_memory(admin_url: str, events: list[Any]) -> float:
+    from services.projections.adapters.sources import LogSource
+
+    def read(after: int, limit: int) -> list[Any]:
+        # events are in position order 1..n
+        return events[after : after + limit]
+
+    with fresh_database(admin_url, "bench_rebuild") as url, tempfile.TemporaryDirectory() as tmp:
+        container = _container(url, tmp, None)
+        try:
+            container.ensure_schema()
+            report = container.rebuild(LogSource(read, lambda: events[-1].position))
+        finally:
+            container.close()
+    assert report.events == len(events), report
+    return report.rate
+
+
+def _rebuild_from_topic(admin_url: str, bootstrap: str, topic: str) -> float:
+    with fresh_database(admin_url, "bench_rebuild") as url, tempfile.TemporaryDirectory() as tmp:
+        container = _container(url, tmp, bootstrap, topic)
+        try:
+            container.ensure_schema()
+            report = container.rebuild()
+        finally:
+            container.close()
+    assert report.events == REBUILD_EVENTS, report
+    return report.rate
+
+
+# ------------------------------------------------------------------ latency
+
+
+def _command_to_view(
+    admin_url: str, bootstrap: str, seconds: float
+) -> tuple[list[float], list[float], int]:
+    import httpx
+    import sqlalchemy as sa
+
+    from services.common.auth import mint_token
+    from services.common.db import create_engine
+    from services.projections.adapters.schema import view_tables
+
+    secret = secrets.token_urlsafe(32)
+    topic = f"bench-view-latency-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        stack.callback(_delete_topics, bootstrap, topic)
+        events_url = stack.enter_context(fresh_database(admin_url, "bench_events"))
+        views_url = stack.enter_context(fresh_database(admin_url, "bench_views"))
+        env = {
+            "DATABASE_URL": events_url,
+            "PROJECTIONS_DATABASE_URL": views_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "EVENTS_TOPIC": topic,
+            "PROJECTIONS_CONSUMER_GROUP": f"bench-latency-{uuid.uuid4().hex[:8]}",
+            "AUTH_SECRET": secret,
+            "DATA_DIR": tmp,
+            "LOG_LEVEL": "WARNING",
+            "RELAY_METRICS_PORT": "0",
+        }
+        stack.enter_context(
+            server(
+                [python(), "-m", "services.cli", "serve", "interviews", "--port", str(port)],
+                port,
+                env | {"KAFKA_BOOTSTRAP_SERVERS": ""},
+                Path(tmp) / "interviews.log",
+                ready_path="/readyz",
+            )
+        )
+        for name, args in (
+            ("relay", ["-m", "services.cli", "relay"]),
+            ("worker", ["-m", "services.projections.entrypoints.worker"]),
+        ):
+            log = stack.enter_context(open(Path(tmp) / f"{name}.log", "wb"))
+            proc = subprocess.Popen(
+                [python(), *args],
+                env=os.environ | env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            stack.callback(_stop, proc)
+
+        engine = create_engine(views_url, Path(tmp) / "unused.sqlite")
+        stack.callback(engine.dispose)
+        timeline = view_tables(1).timeline
+        seen: dict[str, float] = {}
+        stop = threading.Event()
+
+        def watch() -> None:  # when each invitation's view row became visible (committed)
+            last = 0
+            while not stop.is_set():
+                try:
+                    with engine.connect() as conn:
+                        rows = conn.execute(
+                            sa.select(timeline.c.position, timeline.c.interview_id)
+                            .where(timeline.c.position > last, timeline.c.version == 1)
+                            .order_by(timeline.c.position)
+                        ).all()
+                except sa.exc.ProgrammingError:  # the consumer has not created its tables yet
+                    rows = []
+                now = time.perf_counter()
+                for row in rows:
+                    seen.setdefault(row.interview_id, now)
+                    last = max(last, row.position)
+                time.sleep(0.002)
+
+        on_kafka: dict[str, float] = {}
+
+        def tail() -> None:  # when each event reached the topic (the relay's share)
+            from kafka import KafkaConsumer
+
+            consumer = KafkaConsumer(
+                bootstrap_servers=bootstrap.split(","),
+                group_id=f"bench-tail-{uuid.uuid4().hex[:8]}",
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+            )
+            consumer.subscribe([topic])
+            try:
+                while not stop.is_set():
+                    for messages in consumer.poll(timeout_ms=200).values():
+                        now = time.perf_counter()
+                        for m in messages:
+                            on_kafka.setdefault(m.key.decode(), now)
+            finally:
+                consumer.close(autocommit=False)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        tailer = threading.Thread(target=tail, daemon=True)
+        watcher.start()
+        tailer.start()
+        stack.callback(tailer.join, 10)
+        stack.callback(watcher.join, 5)
+        stack.callback(stop.set)
+
+        local = threading.local()
+        headers = {
+            c: {"Authorization": f"Bearer {mint_token(secret, f'c-{c}', 'client')}"}
+            for c in range(20)
+        }
+
+        def invite(k: int) -> tuple[str, float] | None:
+            client = getattr(local, "client", None)
+            if client is None:
+                client = local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+            sent = time.perf_counter()
+            answer = client.post(
+                "/interviews",
+                json={"job_id": f"job-{k}", "freelancer_id": f"f-{k}"},
+                headers=headers[k % 20],
+                timeout=10,
+            )
+            if answer.status_code != 201:
+                return None
+            return str(answer.json()["id"]), sent
+
+        warm = invite(-1)
+        assert warm is not None, "the interview service refused the warm-up command"
+        deadline = time.monotonic() + 90
+        while warm[0] not in seen:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no view row after 90 s; see the logs in {tmp}")
+            time.sleep(0.05)
+
+        count = int(RATE * seconds)
+        print(f"  ({count} invitations at {RATE:.0f}/s, open loop)", flush=True)
+        with ThreadPoolExecutor(16) as pool:
+            start = time.perf_counter()
+            futures = []
+            for k in range(count):
+                delay = start + k / RATE - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                futures.append(pool.submit(invite, k))
+            sent = [f.result() for f in futures]
+        deadline = time.monotonic() + 30
+        ok = [s for s in sent if s is not None]
+        while any(i not in seen for i, _ in ok) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        latencies = [seen[i] - t for i, t in ok if i in seen]
+        to_kafka = [on_kafka[i] - t for i, t in ok if i in on_kafka]
+        lost = len(sent) - len(latencies)
+    return latencies, to_kafka, lost
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
