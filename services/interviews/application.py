@@ -9,7 +9,9 @@ gives it then (usually 409), never a corrupted stream.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -55,6 +57,28 @@ INTERVIEW_TOPICS: tuple[str, ...] = tuple(get_topic(c) for c in INTERVIEW_EVENT_
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class KeyedLocks:
+    """One lock per key, created on demand and dropped when nobody holds it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, list[Any]] = {}  # key -> [lock, holders]
+
+    @contextlib.contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
 
 
 class InterviewNotFoundError(Exception):
@@ -133,6 +157,9 @@ class InterviewsApplication(Application[UUID]):
         self.committer = GroupCommitter(self._record_batch, max_batch=max_batch)
         self.listeners: list[Callable[[list[Recording[UUID]]], None]] = []
         self.events_appended = 0
+        # Invitations for one job all write that job's aggregate: queue them in
+        # this process instead of letting them race (and retry) on its version.
+        self._job_locks = KeyedLocks()
 
     def close(self) -> None:
         self.committer.close()
@@ -191,7 +218,8 @@ class InterviewsApplication(Application[UUID]):
             job.record_invitation(freelancer_id, interview.id, ctx.at)
             return [job, interview], interview
 
-        return self._execute(ctx, "invite", job_id, payload, idempotency_key, decide)
+        with self._job_locks.hold(job_id):
+            return self._execute(ctx, "invite", job_id, payload, idempotency_key, decide)
 
     def accept(self, ctx: CommandContext, interview_id: UUID, **opts: Any) -> CommandResult:
         return self._transition(ctx, "accept", interview_id, {}, lambda i: i.accept(ctx), **opts)
@@ -281,6 +309,12 @@ class InterviewsApplication(Application[UUID]):
         return self._transition(ctx, "expire", interview_id, {}, lambda i: i.expire(ctx))
 
     def set_job_policy(
+        self, ctx: CommandContext, job_id: str, exclusive_hours: int | None
+    ) -> JobPolicy:
+        with self._job_locks.hold(job_id):
+            return self._set_job_policy(ctx, job_id, exclusive_hours)
+
+    def _set_job_policy(
         self, ctx: CommandContext, job_id: str, exclusive_hours: int | None
     ) -> JobPolicy:
         for _ in range(MAX_ATTEMPTS):
