@@ -198,3 +198,16 @@ def test_concurrent_retried_invitations_create_one_interview(
     assert outcomes(results) == {"CommandResult": 20}
     assert len({r.id for r in results}) == 1  # type: ignore[union-attr]
     assert len([e for e in interview_notifications(app) if isinstance(e, Interview.Invited)]) == 1
+
+
+def test_many_freelancers_invited_to_one_job_at_once_all_get_their_interview(
+    app: InterviewsApplication, clock: FakeClock
+) -> None:
+    results = race(
+        40,
+        lambda i: app.invite(ctx(CLIENT, clock), job_id="bulk-job", freelancer_id=f"free-{i}"),
+    )
+
+    assert all(isinstance(r, CommandResult) for r in results), outcomes(results)
+    job = app.repository.get(Job.id_for("bulk-job"))
+    assert len(job.candidates) == 40
