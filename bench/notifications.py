@@ -142,10 +142,24 @@ def consumer_throughput(
     _fill_topic(bootstrap, topic, n)
     print(f"  ({n:,} events on {topic}, {PARTITIONS} partitions)", flush=True)
     raw, ours = [], []
-    for _ in range(repetitions):
-        raw.append(_raw_drain(bootstrap, topic, n))
-        ours.append(_notifications_drain(admin_url, bootstrap, topic, n))
+    try:
+        for _ in range(repetitions):
+            raw.append(_raw_drain(bootstrap, topic, n))
+            ours.append(_notifications_drain(admin_url, bootstrap, topic, n))
+    finally:
+        _delete_topic(bootstrap, topic)
     return raw, ours
+
+
+def _delete_topic(bootstrap: str, topic: str) -> None:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    try:
+        if topic in set(admin.list_topics()):
+            admin.delete_topics([topic])
+    finally:
+        admin.close()
 
 
 def _raw_drain(bootstrap: str, topic: str, n: int) -> float:
@@ -232,6 +246,7 @@ def command_to_inbox(
     topic = f"bench-latency-{uuid.uuid4().hex[:8]}"
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        stack.callback(_delete_topic, bootstrap, topic)
         events_url = stack.enter_context(fresh_database(admin_url, "bench_events"))
         inbox_url = stack.enter_context(fresh_database(admin_url, "bench_inbox"))
         env = {

@@ -31,6 +31,7 @@ from tests.conftest import TEST_SECRET, FakeClock
 from tests.integration.test_notifications_support import (
     SmtpSink,
     WebhookReceiver,
+    delete_topics,
     receiver,  # noqa: F401 - fixture
     settings_for,
     smtp,  # noqa: F401 - fixture
@@ -153,6 +154,7 @@ def platform(
         finally:
             if relay is not None:
                 relay.stop()
+                delete_topics(kafka["kafka_bootstrap_servers"], kafka["topic"])
     interviews.close()
 
 

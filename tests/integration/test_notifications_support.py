@@ -209,5 +209,23 @@ def inbox_of(container: NotificationsContainer, user: str) -> list[dict[str, Any
     return container.inbox().list_notifications(user, unread=None, limit=200, cursor=None).items
 
 
+def delete_topics(bootstrap: str, *topics: str) -> None:
+    """Best effort: a test's own topics do not pile up on the local broker."""
+    from kafka import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+        try:
+            existing = set(admin.list_topics())
+            names = [*topics, *(f"{t}.dlq" for t in topics)]
+            doomed = [name for name in names if name in existing]
+            if doomed:
+                admin.delete_topics(doomed)
+        finally:
+            admin.close()
+    except Exception:  # noqa: BLE001 - cleanup only
+        pass
+
+
 def ids(values: list[Any]) -> list[UUID]:
     return [UUID(str(v)) for v in values]

@@ -31,6 +31,7 @@ from tests.integration.test_notifications_support import (
     OFFER,
     Interview,
     WebhookReceiver,
+    delete_topics,
     receiver,  # noqa: F401 - fixture
     settings_for,
 )
@@ -174,6 +175,7 @@ def test_killed_consumer_and_delivery_worker_lose_nothing_and_duplicate_no_inbox
         worker.stop()
         producer.close(timeout=5)
         container.close()
+        delete_topics(kafka_bootstrap, topic)
 
     with engine.connect() as conn:
         rows = conn.execute(sa.select(notifications.c.event_id, notifications.c.recipient_id)).all()
