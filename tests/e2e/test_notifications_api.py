@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -192,3 +193,16 @@ def test_health_readiness_metrics_and_openapi(api: TestClient) -> None:
     assert "notifications_recorded_total" in api.get("/metrics").text
     paths = set(api.get("/openapi.json").json()["paths"])
     assert {"/notifications", "/notifications/{notification_id}/read", "/webhooks"} <= paths
+
+
+def test_a_database_that_is_down_gives_503_not_500(tmp_path: Path, token: Token) -> None:
+    from tests.integration.test_notifications_support import free_port, settings_for
+
+    down = f"postgresql://nobody:secret@127.0.0.1:{free_port()}/nothing"
+    container = NotificationsContainer(settings_for(down, tmp_path, kafka_bootstrap_servers=None))
+    with TestClient(create_app(container, workers=True)) as api:
+        assert api.get("/healthz").status_code == 200
+        assert api.get("/readyz").status_code == 503
+        answer = api.get("/notifications", headers=token("f-1", "freelancer"))
+        assert answer.status_code == 503 and answer.json()["code"] == "unavailable"
+        assert answer.headers["Retry-After"]

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...common.consumer import ConsumerSpec
-from ..bootstrap import DependencyUnavailableError, NotificationsContainer, consumer_spec
+from ..bootstrap import NotificationsContainer, consumer_spec
 
 # Builds a runner (not yet started) for the spec, e.g. the platform's embedded
 # source on the event store's log; it gets the spec and the metrics registry.
@@ -56,11 +56,13 @@ class Workers:
         self._starter: threading.Thread | None = None
 
     def start(self) -> Workers:
-        """Starts at once, or (database down) in the background as soon as it answers."""
+        """Starts at once, or (a database down) in the background as soon as it answers."""
         try:
             self._start()
-        except DependencyUnavailableError as error:
-            log.warning("notifications database unavailable (%s); starting workers later", error)
+        except Exception as error:  # noqa: BLE001 - ours or the runner factory's dependency
+            log.warning(
+                "cannot start the workers yet (%s: %s); retrying", type(error).__name__, error
+            )
             self._starter = threading.Thread(target=self._start_later, daemon=True)
             self._starter.start()
         return self
@@ -71,7 +73,8 @@ class Workers:
             try:
                 self._start()
                 return
-            except DependencyUnavailableError:
+            except Exception as error:  # noqa: BLE001 - keep trying until stopped
+                log.warning("workers still not started: %s: %s", type(error).__name__, error)
                 delay = min(delay * 2, 10.0)
 
     def _start(self) -> None:
