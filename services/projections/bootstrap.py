@@ -206,6 +206,7 @@ class ProjectionsContainer:
         return report
 
     def needs_rebuild(self) -> bool:
+        self.ensure_schema()
         with self.engine().begin() as conn:
             generation = current_generation(conn)
         return generation is not None and not generation.current_schema

@@ -52,6 +52,7 @@ class ConsumerWorker:
                 delay = min(delay * 2, 10.0)
         else:
             return
+        self.container.start_rebuild_if_needed()
         self.runner = kafka_runner(
             spec,
             settings.kafka_bootstrap_servers,
@@ -76,7 +77,6 @@ def main() -> None:
     configure_logging(container.settings.log_level)
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    container.start_rebuild_if_needed()
     worker = ConsumerWorker(container).start()
     try:
         received = signal.sigwait(stop_signals)
