@@ -111,10 +111,13 @@ def install_error_handlers(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_CODES.get(exc.status_code, "error")
-        return error_response(
-            exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
-        )
+        status = exc.status_code
+        if status == 400:
+            # FastAPI answers 400 for a body it cannot even decode (not UTF-8):
+            # DESIGN says invalid input is 422, whatever the way it is invalid.
+            status = 422
+        code = _STATUS_CODES.get(status, "error")
+        return error_response(status, code, str(exc.detail), headers=getattr(exc, "headers", None))
 
     for exc_type in unavailable:
 

@@ -557,8 +557,8 @@ def post_raw(api: TestClient, path: str, raw: bytes, headers: dict[str, str]) ->
 
 @pytest.mark.parametrize(
     "raw",
-    [b"{bad json", b"", b"[1, 2]", b'"a string"', b"null", b"\xff\xfe", b'{"job_id": "j"'],
-    ids=["broken", "empty", "array", "string", "null", "not-utf8", "truncated"],
+    [b"{bad json", b"", b"[1, 2]", b'"a string"', b"null", b"\xff\xfe", b'{"job_id": "j"', b"\xff{"],
+    ids=["broken", "empty", "array", "string", "null", "not-utf8", "truncated", "undecodable"],
 )
 def test_malformed_json_is_422(shared_api: TestClient, client: dict[str, str], raw: bytes) -> None:
     refused(post_raw(shared_api, "/interviews", raw, client), 422, "invalid_input")
