@@ -77,6 +77,32 @@ def serve_notifications(
     _run(create_app(NotificationsContainer(), workers=True), host, port)
 
 
+@serve_app.command("scheduler")
+def serve_scheduler(data_dir: DataDirOpt = None) -> None:
+    """The deadline scheduler alone: expires unanswered invitations and offers.
+
+    Safe to run several (one leads, the others stand by); stops on SIGTERM or Ctrl-C."""
+    _apply_data_dir(data_dir)
+    import signal
+
+    from .common.web import configure_logging
+    from .interviews.bootstrap import InterviewsContainer
+    from .interviews.scheduler import Scheduler
+
+    container = InterviewsContainer()
+    configure_logging(container.settings.log_level)
+    # The signals wait here; the scheduler thread (which inherits the mask) never sees them.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    scheduler = Scheduler(container).start()
+    try:
+        received = signal.sigwait(stop_signals)
+        typer.echo(f"deadline scheduler: {signal.Signals(received).name}, stopping", err=True)
+    finally:
+        scheduler.stop()
+        container.close()
+
+
 @app.command()
 def relay(
     data_dir: DataDirOpt = None,

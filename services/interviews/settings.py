@@ -12,3 +12,11 @@ class InterviewsSettings(CommonSettings):
     offer_ttl_hours: float = Field(default=7 * 24, gt=0)
     max_commit_batch: int = Field(default=128, ge=1)
     postgres_pool_size: int = Field(default=8, ge=1)
+    # The deadline scheduler (services/interviews/scheduler.py).
+    scheduler_max_sleep_seconds: float = Field(
+        default=2.0, gt=0, description="Longest the scheduler sleeps before looking again"
+    )
+    scheduler_lease_seconds: float = Field(
+        default=15.0, gt=0, description="How long a crashed scheduler's SQLite lease blocks others"
+    )
+    scheduler_batch_size: int = Field(default=500, ge=1)

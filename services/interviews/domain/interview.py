@@ -229,6 +229,7 @@ class Interview(Aggregate):
         def apply_to(self, aggregate: Interview) -> None:
             aggregate.status = EXPIRED
             aggregate.closed_reason = f"{self.what} expired"
+            aggregate.expired_what = self.what
 
     def __init__(self) -> None:
         self.status = INVITED
@@ -250,6 +251,8 @@ class Interview(Aggregate):
         self.cancelled_by: str | None = None
         self.last_offer_declined_reason: str | None = None
         self.updated_at: datetime | None = None
+
+    expired_what: str | None = None  # class default: snapshots taken before it existed
 
     # ----------------------------------------------------------------- commands
 
@@ -301,6 +304,7 @@ class Interview(Aggregate):
     def accept(self, ctx: CommandContext) -> None:
         """The invited freelancer accepts the invitation."""
         self._check_is_freelancer(ctx, "accept the invitation")
+        self._check_not_expired("accept")
         self._check_state(ctx, "accept", INVITED)
         self._check_deadline(ctx, "accept", "invitation", self.invitation_expires_at)
         self._record(ctx, self.Accepted)
@@ -308,6 +312,7 @@ class Interview(Aggregate):
     def decline(self, ctx: CommandContext, reason: str | None = None) -> None:
         """The invited freelancer declines the invitation."""
         self._check_is_freelancer(ctx, "decline the invitation")
+        self._check_not_expired("decline")
         self._check_state(ctx, "decline", INVITED)
         self._check_deadline(ctx, "decline", "invitation", self.invitation_expires_at)
         self._record(ctx, self.Declined, reason=reason)
@@ -342,6 +347,7 @@ class Interview(Aggregate):
     def accept_offer(self, ctx: CommandContext) -> None:
         """The freelancer accepts the offer: hired."""
         self._check_is_freelancer(ctx, "accept the offer")
+        self._check_not_expired("accept the offer")
         self._check_state(ctx, "accept an offer on", OFFER_EXTENDED)
         self._check_deadline(ctx, "accept the offer", "offer", self.offer_expires_at)
         self._record(ctx, self.OfferAccepted)
@@ -349,6 +355,7 @@ class Interview(Aggregate):
     def decline_offer(self, ctx: CommandContext, reason: str | None = None) -> None:
         """The freelancer declines the offer; the client may make another."""
         self._check_is_freelancer(ctx, "decline the offer")
+        self._check_not_expired("decline the offer")
         self._check_state(ctx, "decline an offer on", OFFER_EXTENDED)
         self._check_deadline(ctx, "decline the offer", "offer", self.offer_expires_at)
         self._record(ctx, self.OfferDeclined, reason=reason)
@@ -398,6 +405,16 @@ class Interview(Aggregate):
     def _check_state(self, ctx: CommandContext, action: str, *allowed: str) -> None:
         if self.status not in allowed:
             raise TransitionNotAllowedError(action, self.status)
+
+    def _check_not_expired(self, action: str) -> None:
+        """A late answer is told what expired and when, not just the state."""
+        if self.status != EXPIRED:
+            return
+        what = self.expired_what or "invitation"
+        deadline = self.offer_expires_at if what == "offer" else self.invitation_expires_at
+        deadline = deadline or self.updated_at
+        assert deadline is not None
+        raise DeadlinePassedError(action, self.status, what, deadline)
 
     def _check_deadline(
         self, ctx: CommandContext, action: str, what: str, deadline: datetime | None

@@ -116,11 +116,14 @@ async def command_context(request: Request, principal: CurrentPrincipal) -> Comm
 ContextDep = Annotated[CommandContext, Depends(command_context)]
 
 
-def run_command(response: Response, call: Callable[[], CommandResult]) -> CommandResponse:
+def run_command(
+    response: Response, call: Callable[[], CommandResult], now: datetime | None = None
+) -> CommandResponse:
     try:
         result = call()
     except ExclusiveWindowError as error:
-        ctx_now = datetime.now(error.ends_at.tzinfo)
+        # ``now`` is the command's injected clock, so Retry-After agrees with ends_at.
+        ctx_now = now or datetime.now(error.ends_at.tzinfo)
         retry_after = max(1, int((error.ends_at - ctx_now).total_seconds()) + 1)
         raise ApiError(409, error.code, error.detail, {"Retry-After": str(retry_after)}) from None
     except NotAllowedError as error:
@@ -163,6 +166,7 @@ def invite(
             exclusive_hours=body.exclusive_hours,
             idempotency_key=opts.idempotency_key,
         ),
+        now=ctx.at,
     )
 
 

@@ -1,0 +1,677 @@
+"""Deadlines: invitations and offers that nobody answers in time expire.
+
+The command path knows nothing of the scheduler. The scheduler keeps its own
+index of open deadlines, ``deadlines(interview_id, what, due_at, version)`` in
+the interviews database, by following the event store's interview log from a
+position it stores in the same database (``scheduler_positions``). An index
+batch and the new position are written in one transaction, and a batch
+applies only if the position is still the one it was read from, so the index
+never skips or double-applies an event, however often an instance crashes.
+
+Each tick then asks the Interview aggregate to expire every row that is due.
+The aggregate decides: a deadline that was answered first is refused
+(``TransitionNotAllowedError``), one that is not due yet is refused
+(``NotYetDueError``), and two instances expiring the same interview conflict
+on its version, so the loser re-decides on fresh state and is refused. So
+``Expired`` is recorded at most once per deadline, and, since a row leaves the
+index only after the aggregate has been asked, at least once.
+
+On top of that only one instance works at a time (so they do not duplicate
+effort): PostgreSQL gives a session advisory lock that the server releases as
+soon as the holder's connection dies; on SQLite a lease row with an expiry is
+renewed by its holder and taken over once it lapses.
+
+The loop sleeps until the next deadline, or until this process commits a new
+invitation or offer (the application's ``listeners`` hook), and never longer
+than ``SCHEDULER_MAX_SLEEP_SECONDS``: a passed deadline is acted on within that
+time, without busy polling. Time comes from the injected clock, so tests move
+the clock and call :meth:`Scheduler.wake` or :meth:`Scheduler.run_once`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID, uuid4
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from ..common.db import create_engine
+from .application import InterviewNotFoundError, InterviewsApplication
+from .domain import Interview, NotYetDueError, TransitionNotAllowedError
+from .settings import InterviewsSettings
+
+log = logging.getLogger(__name__)
+
+FOLLOWER = "deadlines"
+# One advisory lock key per database (advisory locks are per database already).
+ADVISORY_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"interviews.deadline-scheduler").digest()[:8], "big", signed=True
+)
+SCHEMA_LOCK_KEY = ADVISORY_LOCK_KEY ^ 1  # serialises CREATE TABLE across instances
+RETRY_SECONDS = 1.0  # pause before retrying deadlines whose expiry failed
+MIN_PAUSE_SECONDS = 0.05  # floor between ticks while rows are due, so nothing spins
+MIN_WAKE_INTERVAL = 0.2  # a burst of commits wakes the loop once, not once per batch
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes on PostgreSQL and SQLite alike (SQLite stores naive UTC,
+    whose text sorts in time order)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("deadlines are aware datetimes")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+DEADLINES = sa.Table(
+    "deadlines",
+    metadata,
+    sa.Column("interview_id", sa.Uuid, primary_key=True),
+    sa.Column("what", sa.String(16), nullable=False),  # "invitation" or "offer"
+    sa.Column("due_at", UtcDateTime, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),  # of the event that set the deadline
+    sa.Index("deadlines_due_at_idx", "due_at"),
+)
+
+POSITIONS = sa.Table(
+    "scheduler_positions",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
+LEASES = sa.Table(
+    "scheduler_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),  # epoch seconds of the lease clock
+)
+
+
+def _insert(engine: sa.Engine, table: sa.Table) -> Any:
+    """An INSERT that knows ``ON CONFLICT`` on both databases."""
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    interview_id: UUID
+    what: str
+    due_at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class IndexChange:
+    """What one interview event means for the index: a deadline, or none below ``version``."""
+
+    interview_id: UUID
+    version: int
+    deadline: Deadline | None
+
+
+def change_for(event: Interview.Event) -> IndexChange:
+    what: str | None = None
+    due_at: datetime | None = None
+    if isinstance(event, Interview.Invited):
+        what, due_at = "invitation", event.expires_at
+    elif isinstance(event, Interview.OfferExtended):
+        what, due_at = "offer", event.expires_at
+    version = event.originator_version
+    deadline = None
+    if what is not None and due_at is not None:
+        deadline = Deadline(event.originator_id, what, due_at, version)
+    return IndexChange(event.originator_id, version, deadline)
+
+
+class DeadlineIndex:
+    """The ``deadlines`` table and the scheduler's position in the interview log."""
+
+    def __init__(self, engine: sa.Engine, name: str = FOLLOWER) -> None:
+        self.engine = engine
+        self.name = name
+
+    def create(self) -> None:
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                # Concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL.
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY}
+                )
+            for table in (DEADLINES, POSITIONS):
+                conn.execute(CreateTable(table, if_not_exists=True))
+            for index in DEADLINES.indexes:
+                conn.execute(CreateIndex(index, if_not_exists=True))
+        # Not in the DDL's transaction: its table locks would wait on a running
+        # instance's index update while that one waits on this insert.
+        with self.engine.begin() as conn:
+            conn.execute(
+                _insert(self.engine, POSITIONS)
+                .values(name=self.name, position=0)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+
+    def position(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(POSITIONS.c.position).where(POSITIONS.c.name == self.name)
+            ).scalar_one()
+        return int(value)
+
+    def advance(self, expected: int, new: int, changes: Iterable[IndexChange]) -> bool:
+        """Applies ``changes`` and moves the position from ``expected`` to ``new`` in one
+        transaction; False (and nothing written) if the position is no longer ``expected``."""
+        with self.engine.begin() as conn:
+            moved = conn.execute(
+                sa.update(POSITIONS)
+                .where(POSITIONS.c.name == self.name, POSITIONS.c.position == expected)
+                .values(position=new)
+            ).rowcount
+            if moved != 1:
+                return False
+            for change in changes:
+                if change.deadline is not None:
+                    self._put(conn, change.deadline)
+                else:
+                    self._clear(conn, change.interview_id, below=change.version)
+        return True
+
+    def put(self, deadline: Deadline) -> None:
+        with self.engine.begin() as conn:
+            self._put(conn, deadline)
+
+    def clear(self, interview_id: UUID, below: int) -> None:
+        """Forgets the interview's deadline if it was set before version ``below``."""
+        with self.engine.begin() as conn:
+            self._clear(conn, interview_id, below)
+
+    def due(self, now: datetime, limit: int) -> list[Deadline]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(DEADLINES)
+                .where(DEADLINES.c.due_at <= now)
+                .order_by(DEADLINES.c.due_at)
+                .limit(limit)
+            ).all()
+        return [Deadline(r.interview_id, r.what, r.due_at, r.version) for r in rows]
+
+    def next_due(self) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.min(DEADLINES.c.due_at))).scalar()  # type: ignore[no-any-return]
+
+    def all(self) -> list[Deadline]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(DEADLINES).order_by(DEADLINES.c.due_at)).all()
+        return [Deadline(r.interview_id, r.what, r.due_at, r.version) for r in rows]
+
+    def _put(self, conn: sa.Connection, deadline: Deadline) -> None:
+        stmt = _insert(self.engine, DEADLINES).values(
+            interview_id=deadline.interview_id,
+            what=deadline.what,
+            due_at=deadline.due_at,
+            version=deadline.version,
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["interview_id"],
+                set_={
+                    "what": stmt.excluded.what,
+                    "due_at": stmt.excluded.due_at,
+                    "version": stmt.excluded.version,
+                },
+                where=DEADLINES.c.version <= stmt.excluded.version,
+            )
+        )
+
+    @staticmethod
+    def _clear(conn: sa.Connection, interview_id: UUID, below: int) -> None:
+        conn.execute(
+            sa.delete(DEADLINES).where(
+                DEADLINES.c.interview_id == interview_id, DEADLINES.c.version < below
+            )
+        )
+
+
+# -------------------------------------------------------------------- leases
+
+
+class Lease(Protocol):
+    """Who may work: ``acquire`` takes or keeps it (call it again to renew)."""
+
+    def acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class AdvisoryLock:
+    """PostgreSQL: a session advisory lock on a connection held while leading.
+
+    The server drops the lock the moment that connection ends, so a crashed
+    leader is replaced at the next tick of another instance."""
+
+    def __init__(self, engine: sa.Engine, key: int = ADVISORY_LOCK_KEY) -> None:
+        self.engine = engine
+        self.key = key
+        self._conn: sa.Connection | None = None
+
+    def acquire(self) -> bool:
+        if self._conn is not None:
+            try:
+                self._conn.execute(sa.text("SELECT 1"))
+                self._conn.commit()
+                return True
+            except sa.exc.DBAPIError:
+                log.warning("the scheduler lock's connection broke; the lock is gone")
+                self._discard()
+        conn = self.engine.connect()
+        try:
+            got = bool(
+                conn.execute(
+                    sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
+                ).scalar()
+            )
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        if not got:
+            conn.close()
+            return False
+        self._conn = conn
+        return True
+
+    def release(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+            self._conn.commit()
+            self._conn.close()
+            self._conn = None
+        except sa.exc.DBAPIError:
+            self._discard()
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.invalidate()  # closes the session, so the server frees the lock
+            conn.close()
+        except Exception:  # noqa: BLE001 - the connection is gone either way
+            log.debug("closing a broken lock connection failed", exc_info=True)
+
+
+class LeaseRow:
+    """A row naming the holder until ``expires_at``, renewed by ticks after a third of it.
+
+    A crashed holder blocks others for at most ``ttl`` seconds of ``clock``
+    (wall-clock time: the lease guards against processes, not domain time)."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        holder: str,
+        *,
+        ttl: float,
+        name: str = FOLLOWER,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.holder = holder
+        self.ttl = ttl
+        self.name = name
+        self.clock = clock
+        self._created = False
+        self._renewed_at: float | None = None
+
+    def acquire(self) -> bool:
+        now = self.clock()
+        if self._renewed_at is not None and now - self._renewed_at < self.ttl / 3:
+            return True  # nobody can have taken it yet: spare the database a write
+        if not self._created:
+            with self.engine.begin() as conn:
+                conn.execute(CreateTable(LEASES, if_not_exists=True))
+            self._created = True
+        values = {"holder": self.holder, "expires_at": now + self.ttl}
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                sa.update(LEASES)
+                .where(
+                    LEASES.c.name == self.name,
+                    sa.or_(LEASES.c.holder == self.holder, LEASES.c.expires_at < now),
+                )
+                .values(**values)
+            ).rowcount
+            if taken != 1:
+                taken = conn.execute(
+                    _insert(self.engine, LEASES)
+                    .values(name=self.name, **values)
+                    .on_conflict_do_nothing(index_elements=["name"])
+                ).rowcount
+        self._renewed_at = now if taken == 1 else None
+        return taken == 1
+
+    def release(self) -> None:
+        self._renewed_at = None
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(LEASES).where(LEASES.c.name == self.name, LEASES.c.holder == self.holder)
+            )
+
+
+# ----------------------------------------------------------------- the loop
+
+
+class InterviewsProvider(Protocol):
+    """What the scheduler needs of the service's container (``InterviewsContainer``)."""
+
+    settings: InterviewsSettings
+    clock: Callable[[], datetime]
+
+    def interviews(self) -> InterviewsApplication: ...
+
+
+@dataclass
+class TickReport:
+    leader: bool = False
+    indexed: int = 0  # interview events read into the index
+    expired: int = 0  # Expired events recorded
+    settled: int = 0  # due rows the aggregate refused (answered first...) and were put right
+    failed: int = 0  # due rows left for a later tick
+    more: bool = False  # a whole batch was due: look again at once
+    next_due: datetime | None = None
+
+
+class Scheduler:
+    """Records ``Expired`` once when an invitation or offer passes unanswered.
+
+    ``start()`` runs it on a background thread (``interviewctl up``);
+    ``run_forever()`` on the calling one; ``run_once()`` is one tick, for tests.
+    Several instances may run against one database: one leads, the others wait.
+    """
+
+    def __init__(
+        self,
+        container: InterviewsProvider,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        lease: Lease | None = None,
+        max_sleep: float | None = None,
+        lease_seconds: float | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        settings = container.settings
+        self.container = container
+        self.clock = clock or container.clock
+        self.max_sleep = max_sleep or settings.scheduler_max_sleep_seconds
+        self.lease_seconds = lease_seconds or settings.scheduler_lease_seconds
+        self.batch_size = batch_size or settings.scheduler_batch_size
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+        self.is_leader = False
+        self.expired_total = 0
+        self.settled_total = 0
+        self.failed_total = 0
+        self._lease = lease
+        self._engine: sa.Engine | None = None
+        self._index: DeadlineIndex | None = None
+        self._schema_ready = False
+        self._app: InterviewsApplication | None = None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one tick at a time per instance
+
+    # ------------------------------------------------------------ running it
+
+    def start(self) -> Scheduler:
+        """Runs the loop on a daemon thread; ``stop()`` ends it."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self.run_forever, name="deadline-scheduler", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def run_forever(self) -> None:
+        log.info("deadline scheduler %s running (max sleep %.1fs)", self.holder, self.max_sleep)
+        while not self._stopping.is_set():
+            self._wake.clear()
+            began = time.monotonic()
+            try:
+                pause = self._pause_after(self.run_once())
+            except Exception as error:  # noqa: BLE001 - e.g. the database is down: retry
+                log.warning("deadline scheduler tick failed: %s: %s", type(error).__name__, error)
+                self._set_leader(False)
+                pause = self.max_sleep
+            if pause > 0 and self._wake.wait(pause):
+                # Woken early: let a burst of commits gather into one tick.
+                self._stopping.wait(max(0.0, began + MIN_WAKE_INTERVAL - time.monotonic()))
+        log.info("deadline scheduler %s stopped", self.holder)
+
+    def wake(self) -> None:
+        """Look at the deadlines now (e.g. after a test moved the clock)."""
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ends the loop, lets go of the lease and closes the connections."""
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("the deadline scheduler did not stop within %.0fs", timeout)
+            self._thread = None
+        self.close()
+
+    def close(self) -> None:
+        """Lets go of the lease and the connections (after ``stop`` or ``run_forever``)."""
+        if self._lease is not None:
+            try:
+                self._lease.release()
+            except Exception:  # noqa: BLE001 - a lease lapses or dies with its connection
+                log.warning("releasing the scheduler lease failed", exc_info=True)
+        self._set_leader(False)
+        if self._app is not None:
+            with contextlib.suppress(ValueError):
+                self._app.listeners.remove(self._on_recordings)
+            self._app = None
+        if self._engine is not None:
+            self._engine.dispose()
+
+    # ------------------------------------------------------------- one tick
+
+    def run_once(self) -> TickReport:
+        """Leads if it can, brings the index up to date and expires what is due."""
+        with self._lock:
+            app = self.container.interviews()
+            self._attach(app)
+            lease, index = self._ensure()
+            if not lease.acquire():
+                self._set_leader(False)
+                return TickReport()
+            self._set_leader(True)
+            if not self._schema_ready:
+                index.create()
+                self._schema_ready = True
+            report = TickReport(leader=True)
+            report.indexed = self._catch_up(app, index)
+            self._expire_due(app, index, lease, report)
+            report.next_due = index.next_due()
+            self.expired_total += report.expired
+            self.settled_total += report.settled
+            self.failed_total += report.failed
+            return report
+
+    def index(self) -> DeadlineIndex:
+        """The deadline index this scheduler maintains (for inspection)."""
+        return self._ensure()[1]
+
+    def _catch_up(self, app: InterviewsApplication, index: DeadlineIndex) -> int:
+        applied = 0
+        while not self._stopping.is_set():
+            position = index.position()
+            batch = list(app.iter_interview_notifications(after=position, limit=self.batch_size))
+            if not batch:
+                break
+            changes: dict[UUID, IndexChange] = {}
+            for _, event in batch:  # the last event of an interview in the batch decides
+                changes[event.originator_id] = change_for(event)
+            if not index.advance(position, batch[-1][0], changes.values()):
+                continue  # another instance moved the position: read from there
+            applied += len(batch)
+            if len(batch) < self.batch_size:
+                break
+        return applied
+
+    def _expire_due(
+        self, app: InterviewsApplication, index: DeadlineIndex, lease: Lease, report: TickReport
+    ) -> None:
+        rows = index.due(self.clock(), self.batch_size)
+        report.more = len(rows) == self.batch_size
+        renewed = time.monotonic()
+        for row in rows:
+            if self._stopping.is_set():
+                break
+            if time.monotonic() - renewed > self.lease_seconds / 3:
+                if not lease.acquire():
+                    log.warning("lost the scheduler lease in the middle of a tick")
+                    report.leader = False
+                    self._set_leader(False)
+                    break
+                renewed = time.monotonic()
+            try:
+                result = app.expire(row.interview_id, at=self.clock())
+            except (NotYetDueError, TransitionNotAllowedError, InterviewNotFoundError) as refusal:
+                log.debug("interview %s not expired: %s", row.interview_id, refusal)
+                try:
+                    self._settle(app, index, row.interview_id)
+                    report.settled += 1
+                except Exception:  # noqa: BLE001 - left in the index, tried again later
+                    log.warning("could not settle deadline of %s", row.interview_id, exc_info=True)
+                    report.failed += 1
+            except Exception:  # noqa: BLE001 - left in the index, tried again later
+                log.warning("could not expire interview %s", row.interview_id, exc_info=True)
+                report.failed += 1
+            else:
+                report.expired += 1
+                log.info(
+                    "expired the %s of interview %s (due %s)",
+                    row.what,
+                    row.interview_id,
+                    row.due_at.isoformat(),
+                )
+                self._forget(index, row.interview_id, result.version)
+
+    def _forget(self, index: DeadlineIndex, interview_id: UUID, expired_version: int) -> None:
+        """Drops a deadline once ``Expired`` is recorded (the log would drop it later too)."""
+        index.clear(interview_id, below=expired_version)
+
+    @staticmethod
+    def _settle(app: InterviewsApplication, index: DeadlineIndex, interview_id: UUID) -> None:
+        """Puts a refused row right from what the aggregate says now."""
+        try:
+            interview = app.get_interview(interview_id)
+        except InterviewNotFoundError:
+            index.clear(interview_id, below=2**31 - 1)
+            return
+        open_deadline = interview.open_deadline
+        if open_deadline is not None and open_deadline[1] is not None:
+            what, due_at = open_deadline
+            index.put(Deadline(interview_id, what, due_at, interview.version))
+        else:
+            index.clear(interview_id, below=interview.version + 1)
+
+    def _pause_after(self, report: TickReport) -> float:
+        if not report.leader:
+            return self.max_sleep
+        if report.more and not report.failed:
+            return 0.0
+        if report.next_due is None:
+            return self.max_sleep
+        seconds = (report.next_due - self.clock()).total_seconds()
+        if seconds <= 0:
+            return RETRY_SECONDS if report.failed else MIN_PAUSE_SECONDS
+        return min(seconds, self.max_sleep)
+
+    # ---------------------------------------------------------------- wiring
+
+    def _ensure(self) -> tuple[Lease, DeadlineIndex]:
+        if self._engine is None:
+            settings = self.container.settings
+            self._engine = create_engine(
+                settings.database_url,
+                settings.data_dir / "interviews.sqlite",
+                **({"pool_size": 2, "max_overflow": 2} if settings.database_url else {}),
+            )
+        if self._index is None:
+            self._index = DeadlineIndex(self._engine)
+        if self._lease is None:
+            if self._engine.dialect.name == "postgresql":
+                self._lease = AdvisoryLock(self._engine)
+            else:
+                self._lease = LeaseRow(self._engine, self.holder, ttl=self.lease_seconds)
+        return self._lease, self._index
+
+    def _attach(self, app: InterviewsApplication) -> None:
+        """Wakes on this process's new invitations and offers (earlier deadlines)."""
+        if self._app is app:
+            return
+        if self._app is not None:
+            with contextlib.suppress(ValueError):
+                self._app.listeners.remove(self._on_recordings)
+        app.listeners.append(self._on_recordings)
+        self._app = app
+
+    def _on_recordings(self, recordings: list[Any]) -> None:
+        if any(
+            isinstance(r.domain_event, Interview.Invited | Interview.OfferExtended)
+            for r in recordings
+        ):
+            self._wake.set()
+
+    def _set_leader(self, leader: bool) -> None:
+        if leader != self.is_leader:
+            log.info(
+                "deadline scheduler %s %s",
+                self.holder,
+                "now leads" if leader else "is no longer leading",
+            )
+        self.is_leader = leader
+
+
+def start_scheduler(container: InterviewsProvider) -> Scheduler:
+    """The deadline scheduler on a background thread of this process; ``stop()`` it
+    before the container closes."""
+    return Scheduler(container).start()
