@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,10 +20,18 @@ from starlette.types import Receive, Scope, Send
 
 
 class PathMux:
-    def __init__(self, routes: Sequence[tuple[str, FastAPI]], default: FastAPI) -> None:
-        """``routes``: (path prefix, app), first match wins; ``default`` gets the rest."""
+    def __init__(
+        self,
+        routes: Sequence[tuple[str, FastAPI]],
+        default: FastAPI,
+        background: Sequence[Callable[[], contextlib.AbstractAsyncContextManager[Any]]] = (),
+    ) -> None:
+        """``routes``: (path prefix, app), first match wins; ``default`` gets the rest.
+        ``background``: context managers entered after every app has started
+        (workers that need the apps' resources) and left before they stop."""
         self.routes = list(routes)
         self.default = default
+        self.background = list(background)
         self.apps: list[FastAPI] = []
         for _, app in [*self.routes, ("", default)]:
             if app not in self.apps:
@@ -80,6 +88,8 @@ class PathMux:
             try:
                 for app in self.apps:
                     await stack.enter_async_context(app.router.lifespan_context(app))
+                for worker in self.background:
+                    await stack.enter_async_context(worker())
             except Exception as error:  # noqa: BLE001 - reported to the server
                 await send({"type": "lifespan.startup.failed", "message": str(error)})
                 return

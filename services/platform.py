@@ -7,13 +7,16 @@ place that knows all services, and no service imports another.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
-
+from .asgi_mux import PathMux
 from .interviews.bootstrap import InterviewsContainer, create_app
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .common.consumer import ConsumerSpec
@@ -23,8 +26,92 @@ if TYPE_CHECKING:
     from .interviews.relay import RelayProcess
 
 
-def create_platform_app() -> FastAPI:
-    return create_app(InterviewsContainer())
+def create_platform_app() -> PathMux:
+    """Interviews, projections and notifications on one path space, with their workers.
+
+    Embedded default (no ``KAFKA_BOOTSTRAP_SERVERS``): the consumers read the
+    event store's log directly. With Kafka: the relay runs in this process and
+    the consumers read the topic, exactly as the separate services would.
+    """
+    from .notifications.bootstrap import NotificationsContainer
+    from .notifications.bootstrap import create_app as create_notifications_app
+    from .projections.bootstrap import ProjectionsContainer
+    from .projections.bootstrap import create_app as create_projections_app
+
+    interviews = InterviewsContainer()
+    with_kafka = bool(interviews.settings.kafka_bootstrap_servers)
+    feed: dict[str, Any] = {}
+
+    def read_log(after: int, limit: int) -> list[EventEnvelope]:
+        if "read" not in feed:
+            feed["read"], feed["wake"] = embedded_feed(interviews.interviews())
+        return feed["read"](after, limit)  # type: ignore[no-any-return]
+
+    projections = ProjectionsContainer(
+        log_reader=None if with_kafka else read_log,
+        log_head=lambda: interviews.interviews().max_position(),
+    )
+    notifications = NotificationsContainer()
+
+    def embedded_factory(spec: ConsumerSpec, registry: Any) -> ConsumerRunner:
+        return embedded_runner_for(interviews.interviews(), spec, registry)
+
+    interviews_app = create_app(interviews)
+    projections_app = create_projections_app(projections, workers=with_kafka)
+    notifications_app = create_notifications_app(
+        notifications, workers=True, runner_factory=None if with_kafka else embedded_factory
+    )
+
+    @contextlib.asynccontextmanager
+    async def background() -> AsyncIterator[None]:
+        """The platform's own workers: the relay (Kafka) or the embedded projections
+        consumer, and the deadline scheduler."""
+        from .projections.bootstrap import consumer_spec as projections_spec
+
+        started: list[Any] = []
+        try:
+            if with_kafka:
+                relay = start_relay(interviews)
+                if relay is not None:
+                    started.append(relay)
+            else:
+                runner = embedded_runner_for(
+                    interviews.interviews(),
+                    projections_spec(projections),
+                    projections.metrics.registry,
+                ).start()
+                started.append(runner)
+            scheduler = start_scheduler(interviews)
+            if scheduler is not None:
+                started.append(scheduler)
+            yield
+        finally:
+            for worker in reversed(started):
+                try:
+                    worker.stop()
+                except Exception:  # noqa: BLE001 - keep stopping the others
+                    log.exception("stopping %s failed", worker)
+
+    return PathMux(
+        routes=[
+            ("/views", projections_app),
+            ("/dashboard", projections_app),
+            ("/notifications", notifications_app),
+            ("/webhooks", notifications_app),
+        ],
+        default=interviews_app,
+        background=[background],
+    )
+
+
+def start_scheduler(container: InterviewsContainer) -> Any:
+    """The deadline scheduler in a thread of this process (None if not available)."""
+    try:
+        from .interviews import scheduler
+    except ImportError:  # pragma: no cover - the scheduler is optional in this build
+        return None
+    starter = getattr(scheduler, "start_scheduler", None)
+    return starter(container) if starter is not None else None
 
 
 # ------------------------------------------------ embedded consumers and the relay

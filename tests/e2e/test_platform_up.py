@@ -1,0 +1,181 @@
+"""``interviewctl up`` as a newcomer runs it: one process, SQLite, no broker.
+
+Drives the documented flow over real HTTP (tokens minted with the CLI) and
+checks that the views, the inboxes and the audit trail follow the commands.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cli(*args: str, env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return out.stdout.strip()
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "AUTH_SECRET")
+    }
+    env["DATA_DIR"] = str(tmp_path / "data")
+    env["LOG_LEVEL"] = "WARNING"
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "up", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if client.get("/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"interviewctl up did not start: {process.stderr.read()!r}")
+            time.sleep(0.2)
+        yield client, env
+    finally:
+        client.close()
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_the_documented_flow_works_end_to_end_on_the_embedded_default(
+    platform: tuple[httpx.Client, dict[str, str]],
+) -> None:
+    http, env = platform
+    auth = {
+        name: {"Authorization": "Bearer " + _cli("token", "--sub", sub, "--role", role, env=env)}
+        for name, sub, role in (
+            ("client", "client-1", "client"),
+            ("freelancer", "freelancer-1", "freelancer"),
+            ("other", "freelancer-2", "freelancer"),
+            ("auditor", "auditor-1", "auditor"),
+        )
+    }
+
+    invited = http.post(
+        "/interviews",
+        json={"job_id": "job-1", "freelancer_id": "freelancer-1", "message": "Hi!"},
+        headers=auth["client"],
+    )
+    assert invited.status_code == 201, invited.text
+    interview = invited.json()["id"]
+    steps = [
+        ("accept", None, "freelancer", "accepted"),
+        ("start", {"scheduled_at": "2026-12-01T10:00:00Z"}, "client", "in_progress"),
+        (
+            "offer",
+            {"amount": "95.00", "currency": "USD", "rate_type": "hourly"},
+            "client",
+            "offer_extended",
+        ),
+        ("offer/accept", None, "freelancer", "hired"),
+    ]
+    last = invited.json()
+    for path, body, who, status in steps:
+        response = http.post(f"/interviews/{interview}/{path}", json=body, headers=auth[who])
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == status
+        assert response.json()["position"] > last["position"]
+        last = response.json()
+
+    refused = http.post(
+        f"/interviews/{interview}/cancel", json={"reason": "late"}, headers=auth["client"]
+    )
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "transition_not_allowed"
+    assert "hired" in refused.json()["detail"]
+
+    second = http.post(
+        "/interviews",
+        json={"job_id": "job-1", "freelancer_id": "freelancer-2"},
+        headers=auth["client"],
+    ).json()
+    cancelled = http.post(
+        f"/interviews/{second['id']}/cancel",
+        json={"reason": "Position filled"},
+        headers=auth["client"],
+    )
+    assert cancelled.json()["status"] == "cancelled"
+
+    # The views catch up with the writes (read-your-writes).
+    view = http.get(
+        f"/views/interviews/{interview}",
+        params={"min_position": last["position"]},
+        headers=auth["client"],
+    )
+    assert view.status_code == 200, view.text
+    assert view.json()["status"] == "hired"
+    board = http.get(
+        "/views/jobs/job-1/candidates",
+        params={"min_position": cancelled.json()["position"]},
+        headers=auth["client"],
+    )
+    assert board.status_code == 200, board.text
+    assert "cancelled" in board.text and "hired" in board.text
+
+    # Both parties were told; the cancelled freelancer too.
+    def inbox(who: str) -> list[dict]:
+        deadline = time.monotonic() + 15
+        while True:
+            items = http.get("/notifications", headers=auth[who]).json()["items"]
+            if (
+                len(items) >= {"freelancer": 4, "client": 3, "other": 2}[who]
+                or time.monotonic() > deadline
+            ):
+                return items
+            time.sleep(0.2)
+
+    assert {n["type"] for n in inbox("freelancer")} >= {
+        "interview.invited",
+        "interview.started",
+        "interview.offer_extended",
+    }
+    assert {n["type"] for n in inbox("client")} >= {
+        "interview.accepted",
+        "interview.started",
+        "interview.offer_accepted",
+    }
+    assert {n["type"] for n in inbox("other")} == {"interview.invited", "interview.cancelled"}
+
+    # Auditors see the whole chain, and it verifies.
+    verify = http.get(f"/audit/interviews/{interview}/verify", headers=auth["auditor"]).json()
+    assert verify == {"ok": True, "checked": 5, "broken": None}
+    assert http.get("/openapi.json").status_code == 200
