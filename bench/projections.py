@@ -113,6 +113,9 @@ def run(ctx: Context) -> list[dict[str, Any]]:
     seconds = ctx.seconds * (2 if ctx.full else 1)
     latencies, to_kafka, lost = _command_to_view(admin_url, bootstrap, seconds)
     for stage, values in (("view", latencies), ("kafka", to_kafka)):
+        if len(values) < 2:
+            print(f"  (no {stage} latencies measured)", flush=True)
+            continue
         qs = statistics.quantiles(values, n=100)
         for name, value in (("p50", qs[49]), ("p99", qs[98])):
             goal = LATENCY_GOAL_MS if (stage, name) == ("view", "p99") else None

@@ -94,7 +94,8 @@ class ProjectionViews:
             if generation is None:
                 raise ViewsNotReadyError("the views are not created yet")
             value = fn(conn, self._tables(conn, generation), generation)
-            return Snapshot(value, generation.number, generation.position)
+        self.watch.observe(generation.position)
+        return Snapshot(value, generation.number, generation.position)
 
     def position(self) -> Snapshot:
         return self.read(lambda conn, tables: None)

@@ -1,8 +1,8 @@
 """The composition root of the projections service: settings in, wired objects out.
 
 ``create_app(container)`` is the query API and dashboard;
-``build_consumer_spec(container)`` is what the consumer runner needs to keep
-the views (group ``projections``). ``container.rebuild(...)`` is ``interviewctl
+``consumer_spec(container)`` is what the consumer runner needs to keep the
+views (group ``projections``). ``container.rebuild(...)`` is ``interviewctl
 replay``. A process that runs the API and the consumer shares one container,
 so commits wake read-your-writes waiters and live streams at once.
 """
@@ -47,8 +47,6 @@ from .settings import ProjectionsSettings
 from .watch import PositionWatch
 
 log = logging.getLogger(__name__)
-
-GROUP = "projections"
 
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     sa.exc.OperationalError,
@@ -232,9 +230,9 @@ class ProjectionsContainer:
 
     def close(self) -> None:
         with self._lock:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+            # The writer stays attached to its engine: a runner still holding the
+            # spec must never record events as processed without their effects.
+            self._writer = None
             if self._read_engine is not None and self._read_engine is not self._engine:
                 self._read_engine.dispose()
             self._read_engine = None

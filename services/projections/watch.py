@@ -31,6 +31,12 @@ class PositionWatch:
             with contextlib.suppress(RuntimeError):  # the loop is closed
                 loop.call_soon_threadsafe(flag.set)
 
+    def observe(self, position: int) -> None:
+        """A read saw the views at ``position`` (e.g. moved by another process)."""
+        with self._lock:
+            if position > self.position:
+                self.position = position
+
     async def changed(self, timeout: float) -> bool:
         """Waits up to ``timeout`` seconds for the next ``advance``."""
         flag = asyncio.Event()

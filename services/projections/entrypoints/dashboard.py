@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from ...common.auth import AuthError, decode_token
 from ...common.web import ApiError
 from ..adapters.queries import Scope
-from .api import POSITION_HEADER, TOKEN_COOKIE, Views, live_payload, viewer
+from .api import POSITION_HEADER, TOKEN_COOKIE, MinPosition, Views, live_payload, viewer
 
 router = APIRouter(tags=["dashboard"])
 
@@ -76,7 +76,10 @@ async def dashboard(
     request: Request,
     views: Views,
     access_token: Annotated[str | None, Query(max_length=4096)] = None,
+    min_position: MinPosition = None,
 ) -> Response:
+    """The caller's figures (clients: their jobs; freelancers: their own
+    interviews; auditors and admins: everything), live."""
     if access_token is not None:
         try:
             decode_token(request.app.state.auth_secret, access_token)
@@ -96,6 +99,8 @@ async def dashboard(
         principal = viewer(request)
     except ApiError as error:
         return HTMLResponse(_login_page(error.detail), status_code=401)
+    if min_position:
+        await views.wait_for(min_position)
     payload = await run_in_threadpool(live_payload, views, Scope.of(principal))
     page = render(payload, f"{principal.role} {principal.id}")
     return HTMLResponse(page, headers={POSITION_HEADER: str(payload["position"])})
