@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
+
+from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,41 @@ def producer_settings(
         "request_timeout_ms": min(30_000, delivery_timeout_ms - linger_ms - 1),
         "reconnect_backoff_max_ms": 2_000,
     }
+
+
+class MemoPartitioner(DefaultPartitioner):  # type: ignore[misc]
+    """kafka-python's default partitioner (murmur2 of the key, as the Java client),
+    remembering recent keys: the same partition for a key, without hashing it
+    again for every event of the same interview (murmur2 is pure Python)."""
+
+    def __init__(self, maxsize: int = 100_000) -> None:
+        self._maxsize = maxsize
+        self._memo: OrderedDict[tuple[bytes, int], int] = OrderedDict()
+
+    def partition(
+        self,
+        topic: str,
+        key: Any,
+        serialized_key: bytes | None,
+        value: Any,
+        serialized_value: Any,
+        cluster: Any,
+    ) -> int:
+        if serialized_key is None:
+            return super().partition(  # type: ignore[no-any-return]
+                topic, key, serialized_key, value, serialized_value, cluster
+            )
+        all_partitions = cluster.partitions_for_topic(topic)
+        if all_partitions is None:
+            raise ValueError(f"Topic {topic} not found in ClusterMetadata")
+        memo_key = (serialized_key, len(all_partitions))
+        index = self._memo.get(memo_key)
+        if index is None:
+            index = (murmur2(serialized_key) & 0x7FFFFFFF) % len(all_partitions)
+            self._memo[memo_key] = index
+            if len(self._memo) > self._maxsize:
+                self._memo.popitem(last=False)
+        return sorted(all_partitions)[index]
 
 
 def ensure_topics(

@@ -14,11 +14,13 @@ the database is down it backs off and retries, and catches up by itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -107,7 +109,8 @@ class PostgresWakeUp:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5)
 
     def _listen(self) -> None:
         import psycopg
@@ -177,6 +180,8 @@ class Relay:
         self._acked = 0  # highest position whose event and all before it are acknowledged
         self._read = 0  # highest position handed to the publisher
         self._scanned = 0  # every interview event up to here has been handed over
+        self._reader: ThreadPoolExecutor | None = None
+        self._prefetched: tuple[Future[tuple[int, list[Any]]], int, int] | None = None
         self._saved = 0
         self._last_checkpoint = 0.0
         self._rate_mark = (time.monotonic(), 0)
@@ -232,12 +237,14 @@ class Relay:
         self.wake.clear()
         room = self.settings.max_in_flight - len(self._pending)
         limit = min(self.settings.read_batch, max(room, 0))
-        store_max = self.feed.max_position()
-        envelopes = self.feed.read(self._read, limit) if limit else []
-        for envelope in envelopes:
-            self._pending.append((envelope.position, self._publisher.publish(envelope)))
+        store_max, envelopes = self._next_batch(limit)
         if envelopes:
             self._read = envelopes[-1].position
+            if len(envelopes) == limit and room - limit >= limit:
+                # A backlog: read and convert the next batch while this one is sent.
+                self._prefetch_batch(limit)
+        for envelope in envelopes:
+            self._pending.append((envelope.position, self._publisher.publish(envelope)))
         if limit and len(envelopes) < limit:
             # Every interview event up to store_max has been read: positions
             # are assigned in commit order, so nothing below it can still appear.
@@ -253,6 +260,26 @@ class Relay:
         if not envelopes and not self._pending:
             self.wake.wait(self._idle_timeout())
         return bool(envelopes) or self._acked > before
+
+    def _read_batch(self, after: int, limit: int) -> tuple[int, list[Any]]:
+        # The store's max first: every event up to it is then visible to the read.
+        store_max = self.feed.max_position()
+        return store_max, self.feed.read(after, limit) if limit else []
+
+    def _next_batch(self, limit: int) -> tuple[int, list[Any]]:
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None:
+            future, after, prefetch_limit = prefetched
+            result = future.result()
+            if after == self._read and prefetch_limit == limit:
+                return result
+        return self._read_batch(self._read, limit)
+
+    def _prefetch_batch(self, limit: int) -> None:
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="relay-read")
+        future = self._reader.submit(self._read_batch, self._read, limit)
+        self._prefetched = (future, self._read, limit)
 
     def _settle(self) -> None:
         """Moves ``_acked`` over the acknowledged prefix; raises on a refused send."""
@@ -295,6 +322,10 @@ class Relay:
         """Drops the producer and everything unacknowledged: start over from the checkpoint."""
         publisher, self._publisher = self._publisher, None
         self._pending.clear()
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None:
+            with contextlib.suppress(Exception):
+                prefetched[0].result()
         if publisher is not None:
             try:
                 publisher.close(timeout=0)
@@ -313,6 +344,8 @@ class Relay:
             except Exception:
                 log.warning("relay: could not flush on shutdown", exc_info=True)
             self._reset()
+        if self._reader is not None:
+            self._reader.shutdown()
         log.info("relay stopped at position %d", self._saved)
 
 

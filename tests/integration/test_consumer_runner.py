@@ -157,7 +157,7 @@ def test_embedded_consumer_follows_an_sqlite_store_once_in_order_without_busy_po
         assert runner.wait_opened(10)
         Workload(app).run(300)
         expected = expected_events(app)
-        assert wait_until(lambda: len(effects(consumer_engine, "embedded")) >= len(expected), 20)
+        assert wait_until(lambda: len(effects(consumer_engine, "embedded")) >= len(expected), 60)
         check_exactly_once_in_order(effects(consumer_engine, "embedded"), expected)
 
         reads = source.reads
@@ -167,9 +167,9 @@ def test_embedded_consumer_follows_an_sqlite_store_once_in_order_without_busy_po
         started = time.monotonic()
         Workload(app, counter=10_000).step()
         assert wait_until(
-            lambda: len(effects(consumer_engine, "embedded")) == len(expected) + 1, 5, 0.01
+            lambda: len(effects(consumer_engine, "embedded")) == len(expected) + 1, 10, 0.01
         )
-        assert time.monotonic() - started < 1.0, "woken by the commit, not by the 30 s poll"
+        assert time.monotonic() - started < 3.0, "woken by the commit, not by the 30 s poll"
     finally:
         stop(runner)
 
@@ -181,7 +181,7 @@ def test_embedded_consumer_follows_an_sqlite_store_once_in_order_without_busy_po
     ).start()
     try:
         expected = expected_events(app)
-        assert wait_until(lambda: len(effects(consumer_engine, "embedded")) >= len(expected), 20)
+        assert wait_until(lambda: len(effects(consumer_engine, "embedded")) >= len(expected), 60)
         check_exactly_once_in_order(effects(consumer_engine, "embedded"), expected)
         assert again.stats.duplicates == 0
     finally:
@@ -200,9 +200,9 @@ def test_each_event_takes_effect_once_even_when_kafka_delivers_it_twice(
     produce(kafka_bootstrap, topic, as_messages(events) + as_messages(events[:7]))
     runner = kafka_runner(recording_spec(consumer_engine, "dupes"), kafka_bootstrap, topic).start()
     try:
-        assert wait_until(lambda: runner.stats.processed + runner.stats.duplicates >= 27, 30)
+        assert wait_until(lambda: runner.stats.processed + runner.stats.duplicates >= 27, 60)
         check_exactly_once_in_order(effects(consumer_engine, "dupes"), expected_of(events))
-        assert runner.stats.duplicates == 7
+        assert runner.stats.processed == 20 and runner.stats.duplicates >= 7
     finally:
         stop(runner)
 
@@ -225,7 +225,7 @@ def test_poison_messages_go_to_the_dlq_with_their_bytes_and_the_consumer_goes_on
     produce(kafka_bootstrap, topic, messages)
     runner = kafka_runner(recording_spec(consumer_engine, "poison"), kafka_bootstrap, topic).start()
     try:
-        assert wait_until(lambda: runner.stats.processed >= len(good), 30)
+        assert wait_until(lambda: runner.stats.processed >= len(good), 60)
         check_exactly_once_in_order(effects(consumer_engine, "poison"), expected_of(good))
         dead = read_topic(kafka_bootstrap, f"{topic}.dlq", expect=len(poison))
         assert [m.value for m in dead] == poison
@@ -253,11 +253,11 @@ def test_a_failing_handler_parks_its_interview_others_go_on_and_dlq_resolves_it(
     produce(kafka_bootstrap, topic, as_messages(first))
     runner = kafka_runner(recording_spec(consumer_engine, group), kafka_bootstrap, topic).start()
     try:
-        assert wait_until(lambda: runner.stats.parked >= 5, 30)
+        assert wait_until(lambda: runner.stats.parked >= 5, 60)
         # The bug is fixed for one interview, but its later events still wait in order.
         set_failing(consumer_engine, group, str(broken), False)
         produce(kafka_bootstrap, topic, as_messages(later))
-        assert wait_until(lambda: runner.stats.parked >= 7 and runner.stats.processed >= 4, 30)
+        assert wait_until(lambda: runner.stats.parked >= 7 and runner.stats.processed >= 4, 60)
         applied = effects(consumer_engine, group)
         assert {r.interview_id for r in applied} == {str(healthy)}
         assert [r.version for r in applied] == [1, 2, 3, 4]
@@ -299,7 +299,7 @@ def test_a_failing_handler_parks_its_interview_others_go_on_and_dlq_resolves_it(
         conn.execute(consumer_offsets.delete())
     again = kafka_runner(recording_spec(consumer_engine, group), kafka_bootstrap, topic).start()
     try:
-        assert wait_until(lambda: again.stats.duplicates >= len(first + later), 30)
+        assert wait_until(lambda: again.stats.duplicates >= len(first + later), 60)
         assert len(effects(consumer_engine, group)) == 8
     finally:
         stop(again)
@@ -314,7 +314,7 @@ def test_offsets_live_in_the_consumer_database_across_restarts_and_rebalances(
     produce(kafka_bootstrap, topic, as_messages(batch1))
     first = kafka_runner(recording_spec(consumer_engine, group), kafka_bootstrap, topic).start()
     try:
-        assert wait_until(lambda: first.stats.processed >= len(batch1), 30)
+        assert wait_until(lambda: first.stats.processed >= len(batch1), 60)
     finally:
         stop(first)
     with consumer_engine.connect() as conn:

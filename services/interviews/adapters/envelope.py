@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+from functools import cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from pydantic_core import to_jsonable_python
+
 from ...contracts import SCHEMA_VERSIONS, ActorRef, EventEnvelope
 from ..domain import Interview
+from ..domain.interview import BASE_FIELDS, META_FIELDS
 
 TYPE_NAMES: dict[type[Any], str] = {
     Interview.Invited: "interview.invited",
@@ -42,7 +47,7 @@ def to_envelope(
         job_id, client_id, freelancer_id = parties
     else:
         raise ValueError(f"parties are needed for {event_type} of {event.originator_id}")
-    data = event.data()
+    data = {name: getattr(event, name) for name in _data_fields(type(event))}
     if isinstance(event, Interview.Invited):
         data = {"message": event.message, "expires_at": event.expires_at}
     return EventEnvelope(
@@ -63,7 +68,16 @@ def to_envelope(
     )
 
 
-def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
-    from pydantic_core import to_jsonable_python
+@cache
+def _data_fields(event_class: type[Any]) -> tuple[str, ...]:
+    """What ``Interview.Event.data()`` returns, by name, computed once per class
+    (the relay converts every event; ``dataclasses.fields`` per event is slow)."""
+    return tuple(
+        f.name
+        for f in dataclasses.fields(event_class)
+        if f.name not in META_FIELDS and f.name not in BASE_FIELDS
+    )
 
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return to_jsonable_python(data)  # type: ignore[no-any-return]

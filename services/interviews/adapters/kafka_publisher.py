@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
-from ...common.kafka import UNLIMITED_RETENTION, ensure_topics, producer_settings
+from ...common.kafka import (
+    UNLIMITED_RETENTION,
+    MemoPartitioner,
+    ensure_topics,
+    producer_settings,
+)
 from ...contracts import EventEnvelope
 from ...contracts.envelope import CONTENT_TYPE
 
@@ -40,7 +45,7 @@ def headers_for(envelope: EventEnvelope) -> list[tuple[str, bytes]]:
         ("schema_version", str(envelope.schema_version).encode()),
         ("content-type", CONTENT_TYPE.encode()),
     ]
-    if TRACEPARENT.match(envelope.correlation_id):
+    if len(envelope.correlation_id) == 55 and TRACEPARENT.match(envelope.correlation_id):
         headers.append(("traceparent", envelope.correlation_id.encode()))
     return headers
 
@@ -66,6 +71,7 @@ class KafkaPublisher:
         self.partitions = partitions
         self.replication_factor = replication_factor
         settings = producer_settings(bootstrap_servers, client_id=client_id, linger_ms=linger_ms)
+        settings["partitioner"] = MemoPartitioner()  # the default placement, memoised
         self._producer = KafkaProducer(**(settings | overrides))
 
     def ensure_topic(self) -> list[str]:

@@ -1,0 +1,308 @@
+"""The relay (issue 3): publishing rate against raw kafka-python, and end-to-end latency.
+
+* ``relay_publish_rate``: events/s the relay publishes from a PostgreSQL event
+  store holding N interview events (read from the log, converted to envelopes,
+  sent idempotent with acks=all, acknowledged, position recorded), next to
+  ``kafka_python_raw_produce``: a plain ``KafkaProducer`` with the same
+  settings sending the same N messages (same keys, values and headers, so the
+  same sizes) to a topic with the same partitions, to the same broker, in the
+  same run. Both timings include creating the producer and its first metadata
+  fetch; the two alternate, and ``relay_to_raw_ratio_paired`` is the median of
+  the per-repetition ratios (robust to a machine whose load changes between
+  repetitions). Goal: the relay reaches at least half of raw.
+* ``command_to_consumer_latency_p50/p99``: commands at 100/s (open loop)
+  straight to the application on PostgreSQL; the relay (woken by LISTEN/NOTIFY)
+  publishes; a consumer runner (``KafkaSource``, its own PostgreSQL database)
+  commits the effect. Latency runs from the command returning to the consumer's
+  commit of that event. Goal: p99 under 250 ms. All in one process, so the
+  three share one GIL (a pessimistic set-up).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+from .common import Context, figure, fresh_database, print_figure
+
+PARTITIONS = 6
+RATE = 100.0
+
+
+def run(ctx: Context) -> list[dict[str, Any]]:
+    admin_url = ctx.require_database()
+    if not ctx.kafka_bootstrap:
+        raise SystemExit("this bench needs KAFKA_BOOTSTRAP_SERVERS; run `make bench`")
+    figures: list[dict[str, Any]] = []
+    events = 60_000 if ctx.full else 20_000
+    relay_rates, raw_rates = publish_rates(admin_url, ctx.kafka_bootstrap, events, ctx.repetitions)
+    raw = figure("kafka_python_raw_produce", raw_rates, "events/s")
+    ours = figure(
+        "relay_publish_rate",
+        relay_rates,
+        "events/s",
+        baseline=raw["name"],
+        baseline_value=statistics.median(raw_rates),
+        goal=0.5,
+    )
+    paired = figure(
+        "relay_to_raw_ratio_paired",
+        [r / b for r, b in zip(relay_rates, raw_rates, strict=True)],
+        "ratio",
+        goal=0.5,
+    )
+    figures += [raw, ours, paired]
+    for f in figures:
+        print_figure(f)
+
+    latencies, missing = end_to_end(admin_url, ctx.kafka_bootstrap, ctx.seconds)
+    qs = statistics.quantiles(latencies, n=100)
+    for name, value, goal in (("p50", qs[49], None), ("p99", qs[98], 250.0)):
+        f = figure(
+            f"command_to_consumer_latency_{name}_at_{RATE:.0f}rps",
+            [value * 1000],
+            "ms",
+            goal=goal,
+            higher_is_better=False,
+        )
+        print_figure(f)
+        figures.append(f)
+    f = figure("command_to_consumer_missing", [missing], "events", goal=0, higher_is_better=False)
+    print_figure(f)
+    figures.append(f)
+    return figures
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _ctx(actor: str, role: str) -> Any:
+    from services.interviews.domain import Actor, CommandContext
+
+    request = uuid.uuid4().hex
+    return CommandContext(Actor(actor, role), datetime.now(UTC), request, request)  # type: ignore[arg-type]
+
+
+def _application(database_url: str, data_dir: Path) -> Any:
+    from services.interviews.bootstrap import InterviewsContainer
+    from services.interviews.settings import InterviewsSettings
+
+    return InterviewsContainer(
+        InterviewsSettings(database_url=database_url, data_dir=data_dir, auth_secret="b" * 32)
+    )
+
+
+def _fill(app: Any, events: int) -> None:
+    """``events`` interview events: invitations, each accepted (2 events per interview)."""
+
+    def one(i: int) -> None:
+        result = app.invite(_ctx(f"c{i % 50}", "client"), job_id=f"job-{i}", freelancer_id=f"f{i}")
+        app.accept(_ctx(f"f{i}", "freelancer"), result.id)
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(one, range(events // 2)))
+
+
+def _delete_topics(bootstrap: str, topics: list[str]) -> None:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    try:
+        existing = set(admin.list_topics())
+        doomed = [t for t in topics if t in existing]
+        if doomed:
+            admin.delete_topics(doomed)
+    finally:
+        admin.close()
+
+
+# ------------------------------------------------------------------ publish rate
+
+
+def publish_rates(
+    admin_url: str, bootstrap: str, events: int, repetitions: int
+) -> tuple[list[float], list[float]]:
+    from kafka import KafkaProducer
+
+    from services.common.kafka import ensure_topics, producer_settings
+    from services.interviews.adapters.kafka_publisher import headers_for
+    from services.interviews.feed import InterviewEventFeed
+    from services.interviews.relay import RelayProcess, RelaySettings
+
+    relay_rates: list[float] = []
+    raw_rates: list[float] = []
+    topics: list[str] = []
+    with fresh_database(admin_url, "bench_relay") as url, TemporaryDirectory() as tmp:
+        container = _application(url, Path(tmp))
+        app = container.interviews()
+        try:
+            _fill(app, events)
+            # The raw producer sends exactly what the relay sends.
+            feed = InterviewEventFeed(app)
+            messages = []
+            after = 0
+            while batch := feed.read(after, 5000):
+                after = batch[-1].position
+                messages += [
+                    (str(e.interview_id).encode(), e.to_bytes(), headers_for(e)) for e in batch
+                ]
+            assert len(messages) == events, (len(messages), events)
+
+            def relay_once() -> None:
+                topic = f"bench.relay.{uuid.uuid4().hex[:8]}"
+                topics.extend([topic, f"{topic}.dlq"])
+                settings = RelaySettings(
+                    database_url=url,
+                    data_dir=Path(tmp),
+                    kafka_bootstrap_servers=bootstrap,
+                    EVENTS_TOPIC=topic,
+                    RELAY_PARTITIONS=PARTITIONS,
+                )
+                process = RelayProcess(app, settings)
+                process.relay.connect().close()  # create the topic outside the timing
+                started = time.perf_counter()
+                process.start()
+                while process.relay.stats.published < events:
+                    time.sleep(0.002)
+                relay_rates.append(events / (time.perf_counter() - started))
+                process.stop()
+
+            def raw_once() -> None:
+                raw_topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+                topics.append(raw_topic)
+                ensure_topics(bootstrap, {raw_topic: (PARTITIONS, {"retention.ms": "-1"})})
+                started = time.perf_counter()
+                producer = KafkaProducer(**producer_settings(bootstrap, client_id="bench-raw"))
+                for key, value, headers in messages:
+                    producer.send(raw_topic, key=key, value=value, headers=headers)
+                producer.flush()
+                raw_rates.append(events / (time.perf_counter() - started))
+                producer.close()
+
+            for repetition in range(repetitions):
+                # Alternate the order, so neither side always runs on a warmer machine.
+                for once in (
+                    (relay_once, raw_once) if repetition % 2 == 0 else (raw_once, relay_once)
+                ):
+                    once()
+                print(
+                    f"  .. relay {relay_rates[-1]:,.0f}/s, raw {raw_rates[-1]:,.0f}/s", flush=True
+                )
+        finally:
+            container.close()
+            _delete_topics(bootstrap, topics)
+    return relay_rates, raw_rates
+
+
+# ------------------------------------------------------------------ end-to-end latency
+
+
+def end_to_end(admin_url: str, bootstrap: str, seconds: float) -> tuple[list[float], int]:
+    """Latencies (s) from a command returning to the consumer committing its event."""
+    import sqlalchemy as sa
+
+    from services.common.consumer import ConsumerSpec
+    from services.common.db import create_engine
+    from services.common.runner import ConsumerRunner, KafkaSource
+    from services.contracts import EVENT_TYPES
+    from services.interviews.adapters.envelope import event_id
+    from services.interviews.relay import RelayProcess, RelaySettings
+
+    topic = f"bench.e2e.{uuid.uuid4().hex[:8]}"
+    accepted: dict[str, float] = {}
+    handled: dict[str, float] = {}
+    in_batch: list[str] = []
+    with (
+        fresh_database(admin_url, "bench_e2e") as url,
+        fresh_database(admin_url, "bench_e2e_consumer") as consumer_url,
+        TemporaryDirectory() as tmp,
+    ):
+        container = _application(url, Path(tmp))
+        app = container.interviews()
+        engine = create_engine(consumer_url, Path(tmp) / "unused.sqlite")
+        metadata = sa.MetaData()
+        effects = sa.Table(
+            "bench_effects",
+            metadata,
+            sa.Column("event_id", sa.String(36), primary_key=True),
+            sa.Column("position", sa.BigInteger),
+        )
+
+        def handle(conn: sa.Connection, event: Any) -> None:
+            conn.execute(effects.insert().values(event_id=str(event.id), position=event.position))
+            in_batch.append(str(event.id))
+
+        def committed(_: int) -> None:
+            now = time.perf_counter()
+            for eid in in_batch:
+                handled.setdefault(eid, now)
+            in_batch.clear()
+
+        spec = ConsumerSpec(
+            "bench-e2e", engine, {t: handle for t in EVENT_TYPES}, committed, (metadata,)
+        )
+        relay = RelayProcess(
+            app,
+            RelaySettings(
+                database_url=url,
+                data_dir=Path(tmp),
+                kafka_bootstrap_servers=bootstrap,
+                EVENTS_TOPIC=topic,
+                RELAY_PARTITIONS=PARTITIONS,
+            ),
+        )
+        runner = ConsumerRunner(spec, KafkaSource(bootstrap, topic, partitions=PARTITIONS))
+        try:
+            relay.relay.connect().close()  # topic first, so the consumer finds it
+            relay.start()
+            runner.start()
+            runner.wait_opened(30)
+            _warm_up(app, runner)
+            handled.clear()
+            in_batch.clear()
+            open_interviews: list[Any] = []
+            total = int(seconds * RATE)
+            started = time.perf_counter()
+            for i in range(total):
+                due = started + i / RATE
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                if open_interviews and i % 2:
+                    interview_id, freelancer = open_interviews.pop()
+                    result = app.accept(_ctx(freelancer, "freelancer"), interview_id)
+                else:
+                    freelancer = f"f{i}"
+                    result = app.invite(
+                        _ctx("c1", "client"), job_id=f"e2e-{i}", freelancer_id=freelancer
+                    )
+                    open_interviews.append((result.id, freelancer))
+                accepted[str(event_id(result.id, result.version))] = time.perf_counter()
+            deadline = time.monotonic() + 30
+            while len(set(accepted) & set(handled)) < len(accepted) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            runner.stop()
+            relay.stop()
+            runner.join(15)
+            engine.dispose()
+            container.close()
+            _delete_topics(bootstrap, [topic, f"{topic}.dlq"])
+    latencies = [handled[e] - t for e, t in accepted.items() if e in handled]
+    return latencies, len(accepted) - len(latencies)
+
+
+def _warm_up(app: Any, runner: Any) -> None:
+    """A few commands until the consumer has joined its group and applied them."""
+    target = runner.stats.processed + 5
+    for i in range(5):
+        app.invite(_ctx("c-warm", "client"), job_id=f"warm-{i}", freelancer_id=f"fw{i}")
+    deadline = time.monotonic() + 30
+    while runner.stats.processed < target and time.monotonic() < deadline:
+        time.sleep(0.05)
