@@ -79,19 +79,24 @@ class PositionStore:
         return int(value or 0)
 
     def save(self, position: int) -> None:
+        """Records ``position``; never moves backwards (should two relays ever overlap)."""
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             updated = conn.execute(
                 relay_position.update()
-                .where(relay_position.c.topic == self.topic)
+                .where(relay_position.c.topic == self.topic, relay_position.c.position < position)
                 .values(position=position, updated_at=now)
             ).rowcount
             if not updated:
-                conn.execute(
-                    relay_position.insert().values(
-                        topic=self.topic, position=position, updated_at=now
+                exists = conn.execute(
+                    sa.select(relay_position.c.position).where(relay_position.c.topic == self.topic)
+                ).first()
+                if exists is None:
+                    conn.execute(
+                        relay_position.insert().values(
+                            topic=self.topic, position=position, updated_at=now
+                        )
                     )
-                )
 
 
 class PostgresWakeUp:
