@@ -1,7 +1,8 @@
 """The composition root of the notifications service: settings in, wired objects out.
 
 - ``NotificationsContainer``: the engine, the inbox queries, the consumer
-  handler and the delivery worker, built lazily from ``NotificationsSettings``.
+  handler (inbox entries and the reminders' deadline index), the delivery
+  worker and the reminder worker, built lazily from ``NotificationsSettings``.
 - ``consumer_spec(container)``: what the consumer runner needs (group
   ``notifications``, this service's engine, one handler per event type, tables).
 - ``create_app(container)``: the HTTP API (routes, health, metrics).
@@ -15,7 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -25,9 +26,11 @@ from fastapi import FastAPI, Request
 from ..common.consumer import ConsumerSpec
 from ..common.db import create_engine
 from ..common.web import Metrics, health_router, install_error_handlers, install_observability
+from ..contracts import EventEnvelope
 from .adapters.tables import create_tables, metadata
 from .application import Inbox, NotificationRecorder
 from .delivery import BackoffPolicy, DeliveryWorker, Sender
+from .reminders import ReminderIndex, ReminderWorker
 from .rules import EVENT_TYPES
 from .settings import NotificationsSettings
 
@@ -71,8 +74,12 @@ class NotificationsContainer:
         self._engine: sa.Engine | None = None
         self._inbox: Inbox | None = None
         self._worker: DeliveryWorker | None = None
+        self._reminders: ReminderWorker | None = None
         self.recorder = NotificationRecorder(
             clock, self.settings.email_domain if self.settings.email_enabled else None
+        )
+        self.reminder_index = ReminderIndex(
+            clock, timedelta(hours=self.settings.reminder_lead_hours)
         )
         self._lock = threading.RLock()
         if self.settings.smtp_host and not self.settings.email_domain:
@@ -148,12 +155,35 @@ class NotificationsContainer:
                 )
             return self._worker
 
+    def reminder_worker(self) -> ReminderWorker:
+        """One per container; ``start()`` it to run on a thread, ``stop()`` on shutdown.
+        What it records goes through the consumer's recorder (same inbox, same outbox)."""
+        with self._lock:
+            if self._reminders is None:
+                s = self.settings
+                self._reminders = ReminderWorker(
+                    self.engine(),
+                    self.recorder,
+                    clock=self.clock,
+                    batch_size=s.reminder_batch_size,
+                    max_sleep_seconds=s.reminder_max_sleep_seconds,
+                    on_sent=self._wake_delivery,
+                )
+            return self._reminders
+
+    def _wake_delivery(self) -> None:
+        if self._worker is not None:
+            self._worker.wake()
+
     def check_ready(self) -> None:
         with self.engine().connect() as conn:
             conn.execute(sa.text("SELECT 1"))
 
     def close(self) -> None:
         with self._lock:
+            if self._reminders is not None:
+                self._reminders.stop()
+                self._reminders = None
             if self._worker is not None:
                 self._worker.stop()
                 self._worker = None
@@ -166,14 +196,24 @@ class NotificationsContainer:
 def consumer_spec(
     container: NotificationsContainer, on_committed: Callable[[int], None] | None = None
 ) -> ConsumerSpec:
-    """Group ``notifications``: records inbox entries and pending deliveries in the
-    runner's transaction. After each batch the in-process delivery worker (if one
-    was built) is woken so webhooks and e-mails go out at once."""
-    handler = container.recorder
+    """Group ``notifications``: records inbox entries and pending deliveries, and
+    keeps the reminders' deadline index, in the runner's transaction. After each
+    batch the in-process delivery worker (if one was built) is woken so webhooks
+    and e-mails go out at once, and the reminder worker if a deadline was opened."""
+    recorder, index = container.recorder, container.reminder_index
+    opened = index.opened
+
+    def handler(conn: sa.Connection, event: EventEnvelope) -> None:
+        recorder(conn, event)
+        index(conn, event)
 
     def committed(position: int) -> None:
+        nonlocal opened
         if container._worker is not None:
             container._worker.wake()
+        if container._reminders is not None and index.opened != opened:
+            opened = index.opened
+            container._reminders.wake()
         if on_committed is not None:
             on_committed(position)
 
@@ -194,11 +234,11 @@ def create_app(
 ) -> FastAPI:
     """The notifications HTTP app (inbox and webhooks).
 
-    With ``workers=True`` its lifespan also runs the delivery worker and the
-    consumer: the runner ``runner_factory(spec, registry)`` returns when given
-    (``interviewctl up`` in the embedded default: the event store's log), else
-    on Kafka when ``KAFKA_BOOTSTRAP_SERVERS`` is set. Both stop before the
-    container closes.
+    With ``workers=True`` its lifespan also runs the delivery worker, the
+    reminder worker and the consumer: the runner ``runner_factory(spec,
+    registry)`` returns when given (``interviewctl up`` in the embedded default:
+    the event store's log), else on Kafka when ``KAFKA_BOOTSTRAP_SERVERS`` is
+    set. All stop before the container closes.
     """
     from .entrypoints import api
     from .entrypoints.worker import Workers
@@ -277,4 +317,14 @@ def _install_domain_metrics(metrics: Metrics, container: NotificationsContainer)
     for outcome in ("delivered", "failed", "dead", "unknown"):
         outcomes.labels(outcome).set_function(
             lambda o=outcome: float(container._worker.counts[o]) if container._worker else 0.0
+        )
+    reminders = Gauge(
+        "notification_reminders_total",
+        "Reminders settled by this process's reminder worker: sent, or skipped (deadline passed)",
+        ["outcome"],
+        registry=metrics.registry,
+    )
+    for outcome in ("sent", "skipped"):
+        reminders.labels(outcome).set_function(
+            lambda o=outcome: float(container._reminders.counts[o]) if container._reminders else 0.0
         )

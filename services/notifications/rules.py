@@ -358,7 +358,7 @@ def drafts_for_event(event: EventEnvelope) -> list[Draft]:
 
 @dataclass(frozen=True)
 class Deadline:
-    """An open invitation or offer a reminder is about (for the deadlines scheduler)."""
+    """An open invitation or offer a reminder is about (``reminders.ReminderWorker``)."""
 
     what: Literal["invitation", "offer"]
     interview_id: UUID

@@ -39,6 +39,13 @@ class NotificationsSettings(CommonSettings):
     delivery_batch_size: int = Field(default=50, ge=1, le=1000)
     delivery_concurrency: int = Field(default=8, ge=1, le=64)
 
+    # Reminders: how long before an invitation's or offer's deadline the party who
+    # must answer is reminded; the reminder worker sleeps until the next one is due,
+    # never longer than the maximum (it also catches rows another process opened).
+    reminder_lead_hours: float = Field(default=24.0, ge=0)
+    reminder_max_sleep_seconds: float = Field(default=5.0, gt=0)
+    reminder_batch_size: int = Field(default=100, ge=1, le=1000)
+
     def resolved_database_url(self) -> str | None:
         return self.notifications_database_url or self.database_url
 

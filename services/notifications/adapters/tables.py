@@ -1,4 +1,5 @@
-"""The notifications database: inbox, webhooks, the delivery outbox and its attempts."""
+"""The notifications database: inbox, webhooks, the delivery outbox and its attempts,
+and the open deadlines that reminders are due for."""
 
 from __future__ import annotations
 
@@ -105,6 +106,30 @@ attempts = sa.Table(
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("status_code", sa.Integer, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+)
+
+
+reminder_deadlines = sa.Table(
+    "reminder_deadlines",
+    metadata,
+    # One row per interview and deadline: a revised offer replaces the previous offer's row.
+    sa.Column("interview_id", sa.String(36), primary_key=True),
+    sa.Column("what", sa.String(16), primary_key=True),  # invitation | offer
+    # The interview version of the last event that opened or closed the row: an
+    # older (stale or duplicate) event never changes it, so it cannot reopen it.
+    sa.Column("version", sa.Integer, nullable=False),
+    # pending -> sent | skipped | closed (answered, cancelled or expired first)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("due_at", UtcDateTime, nullable=True),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("recipient_id", sa.String(128), nullable=False),  # the party who must answer
+    sa.Column("job_id", sa.Text, nullable=False),
+    sa.Column("client_id", sa.String(128), nullable=False),
+    sa.Column("freelancer_id", sa.String(128), nullable=False),
+    sa.Column("notification_id", sa.String(36), nullable=True),  # the reminder, once sent
+    sa.Column("reason", sa.Text, nullable=True),  # why it was skipped or closed
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_reminder_deadlines_due", "status", "due_at"),
 )
 
 

@@ -3,9 +3,11 @@
 - the consumer (group ``notifications``) on Kafka when ``KAFKA_BOOTSTRAP_SERVERS``
   is set (in the embedded default ``interviewctl up`` feeds the same spec from
   the event store's log instead);
-- the delivery worker, which drains the outbox of webhook and e-mail deliveries.
+- the delivery worker, which drains the outbox of webhook and e-mail deliveries;
+- the reminder worker, which records the reminders that fall due.
 
-``python -m services.notifications.entrypoints.worker [--no-consumer] [--no-delivery]``
+``python -m services.notifications.entrypoints.worker [--no-consumer] [--no-delivery]
+[--no-reminders]``
 runs them until SIGTERM/SIGINT (several such processes share the work).
 """
 
@@ -29,7 +31,8 @@ log = logging.getLogger(__name__)
 
 
 class Workers:
-    """Starts and stops the consumer runner and the delivery worker of one container.
+    """Starts and stops the consumer runner, the delivery worker and the reminder
+    worker of one container.
 
     The consumer is the runner ``runner_factory`` builds when one is given, else
     a Kafka runner when ``KAFKA_BOOTSTRAP_SERVERS`` is set, else none.
@@ -41,6 +44,7 @@ class Workers:
         *,
         consumer: bool = True,
         delivery: bool = True,
+        reminders: bool = True,
         registry: Any = None,
         runner_factory: RunnerFactory | None = None,
         **runner_options: Any,
@@ -49,6 +53,7 @@ class Workers:
         self.runner_factory = runner_factory
         self.consumer = consumer
         self.delivery = delivery
+        self.reminders = reminders
         self.registry = registry
         self.runner_options = runner_options
         self.runner: Any = None
@@ -82,6 +87,8 @@ class Workers:
         self.container.engine()
         if self.delivery:
             self.container.delivery_worker().start()
+        if self.reminders:
+            self.container.reminder_worker().start()
         if self.consumer:
             if self.runner_factory is not None:
                 self.runner = self.runner_factory(consumer_spec(self.container), self.registry)
@@ -110,6 +117,8 @@ class Workers:
             self.runner.stop()
             self.runner.join(15)
             self.runner = None
+        if self.reminders and self.container._reminders is not None:
+            self.container._reminders.stop()
         if self.delivery and self.container._worker is not None:
             self.container._worker.stop()
 
@@ -120,13 +129,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-consumer", action="store_true", help="do not consume events")
     parser.add_argument("--no-delivery", action="store_true", help="do not send deliveries")
+    parser.add_argument("--no-reminders", action="store_true", help="do not send reminders")
     args = parser.parse_args(argv)
     container = NotificationsContainer()
     configure_logging(container.settings.log_level)
     # The signals wait here; the worker threads (which inherit the mask) never see them.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    workers = Workers(container, consumer=not args.no_consumer, delivery=not args.no_delivery)
+    workers = Workers(
+        container,
+        consumer=not args.no_consumer,
+        delivery=not args.no_delivery,
+        reminders=not args.no_reminders,
+    )
     workers.start()
     try:
         received = signal.sigwait(stop_signals)

@@ -1,0 +1,325 @@
+"""Reminders: the party who must answer an invitation or offer is reminded, once,
+``REMINDER_LEAD_HOURS`` before its deadline.
+
+Two halves, sharing the table ``reminder_deadlines`` (one row per interview
+and ``what``, invitation or offer):
+
+- ``ReminderIndex`` is part of the consumer handler, so it runs in the
+  runner's transaction with the inbox entries and the position: an
+  ``interview.invited`` / ``interview.offer_extended`` with an ``expires_at``
+  opens the row (a revised offer replaces the previous offer's row); an
+  answer, cancellation or expiry closes it. Each row keeps the interview
+  version of the last event that changed it, and an event that is not newer
+  changes nothing, so a stale or duplicate event never reopens a row.
+- ``ReminderWorker`` settles due rows: in ONE transaction it records the
+  reminder through the ``NotificationRecorder`` (inbox entry + pending
+  deliveries, under the reminder's stable id) and marks the row sent. Rows
+  are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite has one
+  writer at a time), the mark is guarded by status and version, and the
+  notification id is unique: two workers, or one restarted after a crash,
+  send a reminder once. A row whose deadline passed before it could be sent is
+  marked skipped. Between rounds the worker sleeps until the next due time,
+  never longer than ``REMINDER_MAX_SLEEP_SECONDS``, and is woken when the
+  consumer of its own process opens a row.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from ..contracts import EventEnvelope
+from .adapters.tables import reminder_deadlines
+from .application import NotificationRecorder
+from .rules import Deadline, drafts_for_reminder
+
+log = logging.getLogger(__name__)
+
+What = Literal["invitation", "offer"]
+
+OPENS: dict[str, What] = {
+    "interview.invited": "invitation",
+    "interview.offer_extended": "offer",
+}
+CLOSES: dict[str, tuple[What, ...]] = {
+    "interview.accepted": ("invitation",),
+    "interview.declined": ("invitation",),
+    "interview.offer_accepted": ("offer",),
+    "interview.offer_declined": ("offer",),
+    "interview.cancelled": ("invitation", "offer"),
+    "interview.expired": ("invitation", "offer"),
+}
+# Who must answer (DESIGN): the invited freelancer, for invitations and offers alike.
+ANSWERED_BY: dict[What, str] = {"invitation": "freelancer", "offer": "freelancer"}
+
+_KEY = (reminder_deadlines.c.interview_id, reminder_deadlines.c.what)
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _upsert(
+    conn: sa.Connection, row: dict[str, Any], on_conflict: Callable[[Any], dict[str, Any]]
+) -> None:
+    """Inserts ``row``; on an existing row, applies ``on_conflict(excluded)`` if newer."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:
+        raise NotImplementedError(f"unsupported database {conn.dialect.name}")
+    statement = insert(reminder_deadlines).values(**row)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=list(_KEY),
+            set_=on_conflict(statement.excluded),
+            where=reminder_deadlines.c.version < statement.excluded.version,
+        )
+    )
+
+
+class ReminderIndex:
+    """Consumer handler part: keeps ``reminder_deadlines`` in step with the events."""
+
+    def __init__(self, clock: Callable[[], datetime], lead: timedelta) -> None:
+        self.clock = clock
+        self.lead = lead
+        self.opened = 0  # rows this process opened (the worker is woken when it grows)
+
+    def __call__(self, conn: sa.Connection, event: EventEnvelope) -> None:
+        if event.type in OPENS:
+            self._open(conn, event, OPENS[event.type])
+        for what in CLOSES.get(event.type, ()):
+            self._close(conn, event, what)
+
+    def _row(self, event: EventEnvelope, what: What) -> dict[str, Any]:
+        return {
+            "interview_id": str(event.interview_id),
+            "what": what,
+            "version": event.version,
+            "recipient_id": (
+                event.freelancer_id if ANSWERED_BY[what] == "freelancer" else event.client_id
+            ),
+            "job_id": event.job_id,
+            "client_id": event.client_id,
+            "freelancer_id": event.freelancer_id,
+            "notification_id": None,
+            "updated_at": self.clock(),
+        }
+
+    def _open(self, conn: sa.Connection, event: EventEnvelope, what: What) -> None:
+        raw = getattr(event.typed_data(), "expires_at", None)
+        expires_at = _as_utc(raw) if raw is not None else None
+        row = self._row(event, what)
+        if expires_at is None:
+            # No deadline (any previous offer's row is replaced all the same).
+            row |= {"status": "closed", "due_at": None, "expires_at": None, "reason": "no deadline"}
+        else:
+            due_at = expires_at - self.lead
+            if due_at <= _as_utc(event.occurred_at):
+                # Set with less than the lead time to go: the invitation or offer itself
+                # says "Please answer by ...", a reminder right after it would only repeat it.
+                status, reason = "skipped", "the deadline was set within the reminder lead time"
+            else:
+                status, reason = "pending", None
+                self.opened += 1
+            row |= {"status": status, "due_at": due_at, "expires_at": expires_at, "reason": reason}
+        _upsert(
+            conn, row, lambda new: {c: new[c] for c in row if c not in ("interview_id", "what")}
+        )
+
+    def _close(self, conn: sa.Connection, event: EventEnvelope, what: What) -> None:
+        # With no row yet (an event out of order) the closed row is a tombstone that
+        # the older opening event cannot overwrite.
+        row = self._row(event, what) | {
+            "status": "closed",
+            "due_at": None,
+            "expires_at": None,
+            "reason": event.type,
+        }
+        pending = reminder_deadlines.c.status == "pending"
+        _upsert(
+            conn,
+            row,
+            lambda new: {
+                "version": new.version,
+                "status": sa.case((pending, "closed"), else_=reminder_deadlines.c.status),
+                "reason": sa.case((pending, new.reason), else_=reminder_deadlines.c.reason),
+                "updated_at": new.updated_at,
+            },
+        )
+
+
+class ReminderWorker:
+    """Sends due reminders. ``run_once`` for tests; ``start``/``stop`` run it on a
+    thread; ``wake`` makes it look again at once (a row was opened)."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        recorder: NotificationRecorder,
+        *,
+        clock: Callable[[], datetime],
+        batch_size: int = 100,
+        max_sleep_seconds: float = 5.0,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.recorder = recorder
+        self.clock = clock
+        self.batch_size = batch_size
+        self.max_sleep_seconds = max_sleep_seconds
+        self.on_sent = on_sent
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.counts: dict[str, int] = {"sent": 0, "skipped": 0}
+
+    # ------------------------------------------------------------------ running
+
+    def run_once(self) -> int:
+        """Settles the rows due now (one batch); returns how many were sent or skipped."""
+        now = self.clock()
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    sent, skipped = self._settle(conn, now)
+                break
+            except sa.exc.OperationalError:
+                # SQLite: another writer committed between our read and write; try again.
+                if attempt == 4 or self.engine.dialect.name != "sqlite":
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        self.counts["sent"] += sent
+        self.counts["skipped"] += skipped
+        if sent and self.on_sent is not None:
+            self.on_sent()
+        return sent + skipped
+
+    def run_until_idle(self, max_rounds: int = 1000) -> int:
+        total = 0
+        for _ in range(max_rounds):
+            done = self.run_once()
+            if not done:
+                break
+            total += done
+        return total
+
+    def next_due(self, after: datetime) -> datetime | None:
+        """The earliest due time of a pending row later than ``after``."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(sa.func.min(reminder_deadlines.c.due_at)).where(
+                    reminder_deadlines.c.status == "pending",
+                    reminder_deadlines.c.due_at > after,
+                )
+            ).scalar()
+        if value is None:
+            return None
+        # min() bypasses the column type's result processing on SQLite.
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return _as_utc(value)
+
+    def sleep_seconds(self) -> float:
+        """How long the loop may sleep: until the next due row, at most the configured maximum."""
+        now = self.clock()
+        due = self.next_due(now)
+        if due is None:
+            return self.max_sleep_seconds
+        return min(self.max_sleep_seconds, max(0.01, (due - now).total_seconds()))
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="reminder-worker", daemon=True)
+        self._thread.start()
+
+    def wake(self, *_: object) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                done = self.run_once()
+                # A full batch: more may be due now. Otherwise sleep until the next one.
+                delay = 0.0 if done >= self.batch_size else self.sleep_seconds()
+            except Exception:  # noqa: BLE001 - a database hiccup must not kill the worker
+                log.exception("reminder round failed; retrying")
+                delay = self.max_sleep_seconds
+            if delay > 0:
+                self._wake.wait(delay)
+                self._wake.clear()
+
+    # ------------------------------------------------------------------ settling
+
+    def _settle(self, conn: sa.Connection, now: datetime) -> tuple[int, int]:
+        t = reminder_deadlines
+        query = (
+            sa.select(t)
+            .where(t.c.status == "pending", t.c.due_at <= now)
+            .order_by(t.c.due_at)
+            .limit(self.batch_size)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        sent = skipped = 0
+        for row in conn.execute(query).all():
+            unchanged = sa.and_(
+                t.c.interview_id == row.interview_id,
+                t.c.what == row.what,
+                t.c.status == "pending",
+                t.c.version == row.version,
+            )
+            if now >= row.expires_at:
+                done = conn.execute(
+                    t.update()
+                    .where(unchanged)
+                    .values(
+                        status="skipped",
+                        reason="the deadline passed before the reminder went out",
+                        updated_at=now,
+                    )
+                )
+                skipped += done.rowcount
+                continue
+            deadline = Deadline(
+                what=row.what,
+                interview_id=UUID(row.interview_id),
+                job_id=row.job_id,
+                client_id=row.client_id,
+                freelancer_id=row.freelancer_id,
+                expires_at=row.expires_at,
+            )
+            drafts = drafts_for_reminder(deadline, now)
+            done = conn.execute(
+                t.update()
+                .where(unchanged)
+                .values(
+                    status="sent",
+                    notification_id=str(drafts[0].id) if drafts else None,
+                    updated_at=now,
+                )
+            )
+            if done.rowcount == 1:
+                # Same transaction: the mark and the inbox entry commit together. The
+                # reminder's id is stable, so even a second writer records it once.
+                self.recorder.record(conn, drafts)
+                sent += 1
+        return sent, skipped
