@@ -15,11 +15,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import queue
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -29,6 +32,7 @@ from .adapters.store import (
     ApplyResult,
     apply_events,
     create_generation,
+    create_indexes,
     drop_generations,
     ensure_schema,
     mark_failed,
@@ -136,6 +140,42 @@ def _lock_pointer(conn: sa.Connection) -> None:
         )
 
 
+def _prefetched(source: RebuildSource, batch: int, depth: int = 3) -> Iterator[list[Any]]:
+    """``source.read`` chunks, read (and decoded) by a thread of their own while
+    the previous chunk is being written: reading and writing overlap."""
+    chunks: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            while not stop.is_set():
+                chunk = source.read(batch)
+                while not stop.is_set():
+                    try:
+                        chunks.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if not chunk:
+                    return
+        except BaseException as error:  # handed to the consumer of the chunks
+            chunks.put(error)
+
+    reader = threading.Thread(target=pump, name="rebuild-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = chunks.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+    finally:
+        stop.set()
+        reader.join(30)
+
+
 def rebuild(
     engine: sa.Engine,
     source: RebuildSource,
@@ -164,17 +204,16 @@ def rebuild(
     with rebuild_lock(engine):
         drop_generations(engine)
         with engine.begin() as conn:
-            tables = create_generation(conn, source=source.name)
+            tables = create_generation(conn, source=source.name, indexes=False)
         log.info("rebuilding the views into generation %d from %s", tables.generation, source.name)
         try:
-            while True:
-                chunk = source.read(batch)
-                if not chunk:
-                    break
+            for chunk in _prefetched(source, batch):
                 with engine.begin() as conn:
                     total.add(apply_events(conn, tables, chunk, lock_rows=False))
                 events += len(chunk)
                 report()
+            with engine.begin() as conn:
+                create_indexes(conn, tables)
             with engine.begin() as conn:
                 _lock_pointer(conn)
                 for chunk in source.catch_up(batch):

@@ -122,3 +122,31 @@ def test_the_fold_agrees_with_the_reference_on_a_scripted_mix() -> None:
         )
         tth = row["time_to_hire_s"]
         assert (round(tth, 3) if tth is not None else None) == ref["time_to_hire"]
+
+
+def test_the_rebuild_decoder_agrees_with_the_contract_decoder() -> None:
+    import json
+
+    import pytest
+
+    from services.contracts import UnsupportedEventError, decode_envelope
+    from services.projections.adapters.sources import decode
+
+    events = synthetic_events(scripts(40))
+    for e in events:
+        assert decode(e.to_bytes()) == decode_envelope(e.to_bytes())
+    cancelled = next(e for e in events if e.type == "interview.cancelled")
+    v1 = json.loads(cancelled.to_bytes())
+    v1["schema_version"] = 1
+    del v1["data"]["cancelled_by"]
+    raw = json.dumps(v1).encode()
+    assert decode(raw) == decode_envelope(raw)  # upcast: cancelled_by from the actor
+    for bad in (
+        b"not json",
+        b"[]",
+        json.dumps({**v1, "type": "interview.hired"}).encode(),
+        json.dumps({**v1, "schema_version": 9}).encode(),
+        json.dumps({**v1, "version": 0}).encode(),
+    ):
+        with pytest.raises(UnsupportedEventError):
+            decode(bad)

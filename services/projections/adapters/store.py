@@ -141,8 +141,16 @@ def list_generations(conn: sa.Connection) -> list[Generation]:
 
 
 def create_generation(
-    conn: sa.Connection, number: int | None = None, *, source: str, state: str = "building"
+    conn: sa.Connection,
+    number: int | None = None,
+    *,
+    source: str,
+    state: str = "building",
+    indexes: bool = True,
 ) -> ViewTables:
+    """A generation's row and fresh tables. ``indexes=False`` leaves out the
+    secondary indexes (a bulk load is cheaper without them; ``create_indexes``
+    adds them before the generation is swapped in)."""
     if number is None:
         highest = conn.execute(sa.select(sa.func.max(pv_generations.c.generation))).scalar()
         number = int(highest or 0) + 1
@@ -163,8 +171,17 @@ def create_generation(
     tables = view_tables(number)
     for table in tables.all:
         table.drop(conn, checkfirst=True)  # left over from a rebuild that died
-        table.create(conn)
+        if indexes:
+            table.create(conn)
+        else:
+            conn.execute(sa.schema.CreateTable(table))
     return tables
+
+
+def create_indexes(conn: sa.Connection, tables: ViewTables) -> None:
+    for table in tables.all:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
 
 
 def swap_to(conn: sa.Connection, number: int) -> int:
