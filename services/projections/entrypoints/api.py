@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -69,7 +69,8 @@ MinPosition = Annotated[
         "503 with code view_behind if they have not",
     ),
 ]
-IdQuery = Annotated[str | None, Query(min_length=1, max_length=128)]
+# An empty filter (``?status=&job_id=``, as an HTML form sends it) means no filter.
+IdQuery = Annotated[str | None, Query(max_length=128)]
 
 router = APIRouter(
     tags=["views"],
@@ -97,17 +98,20 @@ async def list_interviews(
     response: Response,
     principal: Viewer,
     views: Views,
-    status: Annotated[Status | None, Query()] = None,
+    status: Annotated[Status | Literal[""] | None, Query()] = None,
     job_id: IdQuery = None,
     client_id: IdQuery = None,
     freelancer_id: IdQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
     """Clients see their jobs' interviews, freelancers their own, auditors and
     admins all. The order (by each interview's first event) is stable, so a
     cursor never skips or repeats an item while new interviews arrive."""
+    status, job_id, client_id, freelancer_id, cursor = (
+        v or None for v in (status, job_id, client_id, freelancer_id, cursor)
+    )
     if cursor is not None:
         try:
             queries.decode_cursor(cursor)
