@@ -1,8 +1,15 @@
-"""``python -m bench``: runs every module in BENCHES, writes bench/results.json.
+"""``python -m bench [NAME ...]``: runs the modules in BENCHES, writes results.json.
 
 A bench module exposes ``run(ctx: bench.common.Context) -> list[dict]`` and
 prints one line per figure (``bench.common.figure`` / ``print_figure``).
-Add a module by appending its name here.
+Baselines (B0..B8) live in :mod:`bench.baselines` and are measured once per
+run through ``ctx.once``; a module that needs one asks for it there. Add a
+module by appending its name here.
+
+With no argument every module runs and bench/results.json is written; with
+names (``python -m bench commands relay``) only the matching modules run
+(plus the baselines they ask for) and the results go to BENCH_RESULTS or
+/tmp/bench-results.json, so a partial run never replaces the committed file.
 """
 
 from __future__ import annotations
@@ -20,8 +27,16 @@ from typing import Any
 from .common import Context
 
 BENCHES: list[str] = [
+    "bench.baselines",
     "bench.commands",
+    "bench.command_latency",
+    "bench.snapshots",
+    "bench.sqlite",
     "bench.audit",
+    "bench.relay",
+    "bench.projections",
+    "bench.notifications",
+    "bench.memory",
 ]
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -36,37 +51,93 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"nproc": os.cpu_count(), "cpu": cpu}
+    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version()}
+
+
+def load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def main(argv: list[str]) -> int:
     selected = [b for b in BENCHES if not argv or any(a in b for a in argv)]
+    complete = selected == BENCHES
+    path = RESULTS if complete else Path(os.environ.get("BENCH_RESULTS", "/tmp/bench-results.json"))
     ctx = Context()
+    started_at = datetime.now(UTC)
+    load_before = load_average()
+    run_started = time.monotonic()
+    print(
+        f"bench: {'full' if ctx.full else 'quick'} suite, {ctx.repetitions} repetitions of "
+        f"{ctx.seconds:g}s, interviews API with {ctx.workers} worker(s); "
+        f"load average {load_before}",
+        flush=True,
+    )
     figures: list[dict[str, Any]] = []
     failed: list[str] = []
-    for name in selected:
-        print(f"== {name}", flush=True)
-        started = time.monotonic()
-        try:
-            module = importlib.import_module(name)
-            figures.extend({"bench": name, **f} for f in module.run(ctx))
-        except Exception as error:  # noqa: BLE001 - one broken bench must not hide the rest
-            failed.append(name)
-            print(f"  !! {name} failed: {type(error).__name__}: {error}", flush=True)
-        print(f"  ({time.monotonic() - started:.0f}s)", flush=True)
-    RESULTS.write_text(
+    try:
+        for name in selected:
+            print(f"== {name}", flush=True)
+            started = time.monotonic()
+            try:
+                module = importlib.import_module(name)
+                own = module.run(ctx)
+            except Exception as error:  # noqa: BLE001 - one broken bench must not hide the rest
+                failed.append(name)
+                own = []
+                print(f"  !! {name} failed: {type(error).__name__}: {error}", flush=True)
+            # Baselines first measured on behalf of this module, then its own figures.
+            figures.extend({"bench": "bench.baselines", **f} for f in ctx.take_new_figures())
+            figures.extend({"bench": name, **f} for f in own)
+            print(f"  ({time.monotonic() - started:.0f}s)", flush=True)
+    finally:
+        ctx.close()
+    elapsed = time.monotonic() - run_started
+    path.write_text(
         json.dumps(
             {
-                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "date": started_at.isoformat(timespec="seconds"),
                 "machine": machine(),
+                "suite": "full" if ctx.full else "quick",
+                "seconds": round(elapsed),
+                "load_average": {"before": load_before, "after": load_average()},
+                "failed": failed,
                 "figures": figures,
             },
             indent=2,
+            ensure_ascii=False,
         )
         + "\n"
     )
-    print(f"wrote {RESULTS}", flush=True)
+    print_table(figures)
+    print(f"wrote {path} ({elapsed / 60:.1f} min)", flush=True)
     return 1 if failed else 0
+
+
+def print_table(figures: list[dict[str, Any]]) -> None:
+    """Every figure with a goal, and the baselines they are measured against."""
+    print(
+        "\n"
+        + "figure".ljust(46)
+        + "value".rjust(14)
+        + "  baseline".ljust(34)
+        + "ratio".rjust(7)
+        + "  goal".ljust(30)
+        + "met"
+    )
+    for f in figures:
+        if f["goal"] is None and not f["name"].startswith("B"):
+            continue
+        value = f"{f['value']:,.1f} {f['unit']}"
+        base = f"{f['baseline']} {f['baseline_value']:,.0f}" if f["baseline"] else ""
+        ratio = f"{f['ratio']:.2f}" if f["ratio"] is not None else ""
+        met = "" if f["met"] is None else ("yes" if f["met"] else "NO")
+        print(
+            f"{f['name'][:45]:<46}{value:>14}  {base[:31]:<32}{ratio:>7}  "
+            f"{(f.get('goal_text') or '')[:27]:<28}{met}"
+        )
 
 
 if __name__ == "__main__":

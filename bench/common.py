@@ -14,19 +14,27 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 @dataclass
 class Context:
-    """What the runner hands to every bench module."""
+    """What the runner hands to every bench module.
+
+    ``once(key, measure)`` is the run's cache: a baseline (see
+    :mod:`bench.baselines`) or a shared fixture is measured or built the first
+    time a module asks for it and reused by every later one. Figures measured
+    through it are also collected for results.json (``take_new_figures``).
+    Resources registered on ``stack`` live until the whole run ends.
+    """
 
     database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL"))
     kafka_bootstrap: str | None = field(
@@ -34,13 +42,47 @@ class Context:
     )
     full: bool = field(default_factory=lambda: os.environ.get("BENCH_FULL") == "1")
     # Seconds per measured repetition; BENCH_SECONDS overrides.
-    seconds: float = field(default_factory=lambda: float(os.environ.get("BENCH_SECONDS", "15")))
-    repetitions: int = 3
+    seconds: float = field(
+        default_factory=lambda: float(
+            os.environ.get("BENCH_SECONDS", "12" if os.environ.get("BENCH_FULL") == "1" else "5")
+        )
+    )
+    repetitions: int = field(default_factory=lambda: max(3, int(os.environ.get("BENCH_REPS", "3"))))
+    # Worker processes of the interviews API in every bench that serves it.
+    workers: int = field(default_factory=lambda: int(os.environ.get("BENCH_WORKERS", "2")))
+    cache: dict[str, Any] = field(default_factory=dict)
+    stack: ExitStack = field(default_factory=ExitStack)
+    _new_figures: list[dict[str, Any]] = field(default_factory=list)
 
     def require_database(self) -> str:
         if not self.database_url:
             raise SystemExit("this bench needs DATABASE_URL (PostgreSQL); run `make bench`")
         return self.database_url
+
+    def require_kafka(self) -> str:
+        if not self.kafka_bootstrap:
+            raise SystemExit("this bench needs KAFKA_BOOTSTRAP_SERVERS; run `make bench`")
+        return self.kafka_bootstrap
+
+    def once(self, key: str, measure: Callable[[], T]) -> T:
+        """``measure()`` the first time ``key`` is asked for in this run, then the same value.
+
+        A figure (a dict made by :func:`figure`) is printed and queued for
+        results.json when it is first measured."""
+        if key not in self.cache:
+            value = measure()
+            self.cache[key] = value
+            if isinstance(value, dict) and "spread" in value and "unit" in value:
+                print_figure(value)
+                self._new_figures.append(value)
+        return self.cache[key]  # type: ignore[no-any-return]
+
+    def take_new_figures(self) -> list[dict[str, Any]]:
+        new, self._new_figures = self._new_figures, []
+        return new
+
+    def close(self) -> None:
+        self.stack.close()
 
 
 def figure(
@@ -52,41 +94,67 @@ def figure(
     baseline_value: float | None = None,
     goal: float | None = None,
     higher_is_better: bool = True,
+    goal_text: str | None = None,
+    value: float | None = None,
 ) -> dict[str, Any]:
-    """The median of ``values``, its spread, and how it compares with a baseline.
+    """The median of ``values`` (one per repetition; ``value`` overrides it, e.g.
+    the last sample when that is the figure), its spread, and how it compares
+    with a baseline.
 
     ``goal`` applies to ``ratio`` (value / baseline_value) when there is a
-    baseline, otherwise to the value itself.
+    baseline, otherwise to the value itself; ``goal_text`` says it in words
+    for the table ("≥ 50% of B2@16").
     """
-    value = statistics.median(values)
+    if value is None:
+        value = statistics.median(values)
     ratio = value / baseline_value if baseline_value else None
     measured = ratio if baseline_value else value
     met = None
     if goal is not None and measured is not None:
         met = measured >= goal if higher_is_better else measured <= goal
+    if goal_text is None and goal is not None:
+        sign = "≥" if higher_is_better else "≤"
+        goal_text = f"{sign} {goal:g}x {baseline}" if baseline_value else f"{sign} {goal:g} {unit}"
     return {
         "name": name,
-        "value": round(value, 2),
+        "value": _round(value),
         "unit": unit,
         "baseline": baseline,
-        "baseline_value": round(baseline_value, 2) if baseline_value is not None else None,
+        "baseline_value": _round(baseline_value) if baseline_value is not None else None,
         "ratio": round(ratio, 3) if ratio is not None else None,
         "goal": goal,
+        "goal_text": goal_text,
         "met": met,
-        "spread": {"min": round(min(values), 2), "max": round(max(values), 2), "n": len(values)},
+        "spread": [_round(min(values)), _round(max(values))],
+        "repetitions": len(values),
     }
 
 
+def _round(x: float) -> float:
+    return round(x, 3) if abs(x) < 10 else round(x, 1)
+
+
+def split_quantile(samples: Sequence[float], q: float, parts: int = 3) -> list[float]:
+    """The ``q`` quantile (0..1) of each of ``parts`` consecutive slices of
+    ``samples``: a latency percentile with a spread over repetitions."""
+    size = len(samples) // parts
+    if size < 2:
+        return [quantile(samples, q)] if samples else [float("nan")]
+    return [quantile(samples[i * size : (i + 1) * size], q) for i in range(parts)]
+
+
+def quantile(samples: Sequence[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
+
+
 def print_figure(f: dict[str, Any]) -> None:
-    spread = f["spread"]
-    line = (
-        f"  {f['name']:<36} {f['value']:>11,.1f} {f['unit']:<11}"
-        f" [{spread['min']:,.1f} .. {spread['max']:,.1f}]"
-    )
+    low, high = f["spread"]
+    line = f"  {f['name']:<44} {f['value']:>11,.1f} {f['unit']:<11} [{low:,.1f} .. {high:,.1f}]"
     if f["baseline"]:
         line += f"  vs {f['baseline']} {f['baseline_value']:,.1f}: ratio {f['ratio']:.2f}"
     if f["goal"] is not None:
-        line += f"  goal {f['goal']}: {'met' if f['met'] else 'NOT MET'}"
+        line += f"  goal {f.get('goal_text') or f['goal']}: {'met' if f['met'] else 'NOT MET'}"
     print(line, flush=True)
 
 
@@ -150,13 +218,51 @@ def server(
                 proc.wait()
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux), None where /proc is missing."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (Linux /proc), e.g. uvicorn's worker processes."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+def process_cpu_seconds(pid: int, tree: bool = True) -> float | None:
+    """User + system CPU time of a process and (``tree``) its descendants, None
+    where /proc is missing."""
+    total = 0.0
+    for p in process_tree(pid) if tree else [pid]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            if p == pid:
+                return None
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def rss_mb(pid: int) -> list[float]:
+    """Resident set size (MB) of ``pid`` and each of its descendants."""
+    sizes = []
+    for p in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return sizes
 
 
 def python() -> str:

@@ -1,5 +1,6 @@
-"""The ceiling for HTTP commands on this machine: a FastAPI endpoint that does
-nothing, served by uvicorn exactly as ``interviewctl serve`` serves the API."""
+"""The ceiling for HTTP commands on this machine (B1): a FastAPI endpoint that
+does nothing, served by uvicorn exactly as ``interviewctl serve interviews``
+serves the API (WORKERS processes, like ``--workers``)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ def noop(body: Body | None = None) -> dict[str, object]:
 
 
 if __name__ == "__main__":
+    workers = int(os.environ.get("WORKERS", "1"))
     uvicorn.run(
-        app, host="127.0.0.1", port=int(os.environ["PORT"]), log_level="warning", access_log=False
+        "bench.noop_app:app" if workers > 1 else app,
+        host="127.0.0.1",
+        port=int(os.environ["PORT"]),
+        log_level="warning",
+        access_log=False,
+        workers=workers if workers > 1 else None,
     )

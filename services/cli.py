@@ -29,7 +29,8 @@ def _apply_data_dir(data_dir: Path | None) -> None:
         os.environ["DATA_DIR"] = str(data_dir)
 
 
-def _run(asgi_app: object, host: str, port: int) -> None:
+def _run(asgi_app: object, host: str, port: int, workers: int = 1) -> None:
+    """Serve ``asgi_app``; several worker processes need it as a factory's import string."""
     import uvicorn
 
     from .common.settings import CommonSettings
@@ -37,7 +38,15 @@ def _run(asgi_app: object, host: str, port: int) -> None:
 
     level = CommonSettings().log_level
     configure_logging(level)
-    uvicorn.run(asgi_app, host=host, port=port, log_level=level.lower(), access_log=False)  # type: ignore[arg-type]
+    uvicorn.run(
+        asgi_app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        log_level=level.lower(),
+        access_log=False,
+        workers=workers if workers > 1 else None,
+        factory=isinstance(asgi_app, str),
+    )
 
 
 @app.command()
@@ -56,10 +65,24 @@ def up(
 
 @serve_app.command("interviews")
 def serve_interviews(
-    host: HostOpt = "127.0.0.1", port: PortOpt = 8001, data_dir: DataDirOpt = None
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8001,
+    data_dir: DataDirOpt = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes sharing the port. One process spends its CPU on HTTP "
+            "and Python; more use more cores. Each has its own connection pool and "
+            "group committer; optimistic concurrency keeps them consistent.",
+        ),
+    ] = 1,
 ) -> None:
     """The interview command API alone."""
     _apply_data_dir(data_dir)
+    if workers > 1:
+        _run("services.interviews.bootstrap:app_from_environment", host, port, workers)
+        return
     from .interviews.bootstrap import InterviewsContainer, create_app
 
     _run(create_app(InterviewsContainer()), host, port)

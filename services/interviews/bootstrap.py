@@ -127,6 +127,16 @@ def create_app(container: InterviewsContainer) -> FastAPI:
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """The uvicorn factory of ``interviewctl serve interviews --workers N``: every
+    worker process builds its own container from the environment."""
+    from ..common.web import configure_logging
+
+    container = InterviewsContainer()
+    configure_logging(container.settings.log_level)
+    return create_app(container)
+
+
 def _install_domain_metrics(metrics: Metrics, container: InterviewsContainer) -> None:
     from prometheus_client import Gauge
 
