@@ -21,7 +21,7 @@ from pydantic_core import to_jsonable_python
 from starlette.concurrency import run_in_threadpool
 
 from ...common.auth import AuthError, decode_token
-from ...common.web import ApiError
+from ...common.web import ERROR_RESPONSES, ApiError
 from ..adapters.queries import Scope
 from .api import POSITION_HEADER, TOKEN_COOKIE, MinPosition, Views, live_payload, viewer
 
@@ -70,7 +70,12 @@ def _e(value: Any) -> str:
     "/dashboard",
     response_class=HTMLResponse,
     summary="The hiring dashboard (HTML, live)",
-    responses={303: {"description": "token stored in a cookie"}},
+    responses={
+        303: {"description": "token stored in a cookie"},
+        401: {"description": "no or bad token: the sign-in page", "content": {"text/html": {}}},
+        422: ERROR_RESPONSES[422],
+        503: ERROR_RESPONSES[503],
+    },
 )
 async def dashboard(
     request: Request,
