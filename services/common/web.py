@@ -248,7 +248,11 @@ def health_router(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: the dependencies answer")
+    @router.get(
+        "/readyz",
+        summary="Readiness: the dependencies answer",
+        responses={503: ERROR_RESPONSES[503]},
+    )
     def readyz(request: Request) -> JSONResponse:
         try:
             ready_check(request)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -47,6 +48,25 @@ from .schemas import (
 )
 
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")
+# The documents state these formats, so a generated client or a fuzzer knows them.
+# Typed ``str`` (not ``str | None``): a header is absent or a string, never null.
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[\x21-\x7e]{1,128}$",
+        description="Repeating a command with the same key changes nothing and returns "
+        "the first answer (1 to 128 visible ASCII characters)",
+    ),
+]
+IfMatch = Annotated[
+    str,
+    Header(
+        alias="If-Match",
+        pattern=r'^(W/)?"?[0-9]{1,18}"?$',
+        description="The version the command expects the interview to be at, e.g. 3",
+    ),
+]
 
 
 async def get_interviews(request: Request) -> InterviewsApplication:
@@ -79,7 +99,7 @@ class CommandOptions:
         if if_match is not None:
             raw = if_match.strip()
             raw = raw.removeprefix("W/").strip('"')
-            if not raw.isdigit() or len(raw) > 18:
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
                 raise ApiError(422, "invalid_input", "If-Match must be a version number, e.g. 3")
             self.expected_version = int(raw)
 
@@ -91,8 +111,8 @@ class CommandOptions:
 
 
 async def command_options(
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+    idempotency_key: IdempotencyKey = None,  # type: ignore[assignment]
+    if_match: IfMatch = None,  # type: ignore[assignment]
 ) -> CommandOptions:
     return CommandOptions(idempotency_key, if_match)
 
@@ -223,7 +243,7 @@ def extend_offer(
         lambda: app.extend_offer(
             ctx,
             interview_id,
-            amount=body.amount,
+            amount=Decimal(body.amount),
             currency=body.currency,
             rate_type=body.rate_type,
             start_date=body.start_date,
@@ -319,4 +339,3 @@ def load_visible_interview(
         except InterviewNotFoundError as error:
             raise ApiError(404, "not_found", str(error)) from None
     return interview
-

@@ -6,15 +6,55 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 Identifier = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"),
 ]
-Message = Annotated[str, StringConstraints(max_length=2000)]
-Reason = Annotated[str, StringConstraints(max_length=500)]
-RequiredReason = Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+# Free text: no control characters but tab and line breaks (they poison the
+# downstream databases: PostgreSQL text cannot hold NUL).
+_TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*"
+Message = Annotated[str, StringConstraints(max_length=2000, pattern=f"^{_TEXT}$")]
+Reason = Annotated[str, StringConstraints(max_length=500, pattern=f"^{_TEXT}$")]
+# And not only white space (it is stripped): the schema says so too.
+RequiredReason = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=500,
+        strip_whitespace=True,
+        pattern=rf"^{_TEXT}[^\s\x00-\x1f\x7f]{_TEXT}$",
+    ),
+]
+# Money travels as a decimal string: a JSON number cannot promise two decimal places.
+AMOUNT_PATTERN = r"^([1-9][0-9]{0,11}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$"
+Amount = Annotated[
+    str,
+    StringConstraints(pattern=AMOUNT_PATTERN),
+    Field(
+        description="Greater than zero, at most 12 digits before the point and 2 after",
+        examples=["1200.50"],
+    ),
+]
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON integer (``5`` or ``5.0``), never ``true`` or ``"5"`` read as a number."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a whole number of hours")
+    return value
+
+
+# (Field before the validator: the other way round pydantic drops the bounds from the schema.)
+ExclusiveHours = Annotated[int, Field(ge=0, le=24 * 90), BeforeValidator(_json_integer)]
 
 
 class _Request(BaseModel):
@@ -28,10 +68,8 @@ class InviteRequest(_Request):
     expires_at: AwareDatetime | None = Field(
         default=None, description="When the invitation expires (default: 7 days after it is sent)"
     )
-    exclusive_hours: int | None = Field(
+    exclusive_hours: ExclusiveHours | None = Field(
         default=None,
-        ge=0,
-        le=24 * 90,
         description="Sets the job's exclusive window (hours) with this first invitation",
     )
 
@@ -45,7 +83,7 @@ class StartRequest(_Request):
 
 
 class OfferRequest(_Request):
-    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
+    amount: Amount
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
     rate_type: Literal["fixed", "hourly"]
     start_date: date | None = None
@@ -60,7 +98,7 @@ class CancelRequest(_Request):
 
 
 class JobPolicyRequest(_Request):
-    exclusive_hours: int | None = Field(default=None, ge=0, le=24 * 90)
+    exclusive_hours: ExclusiveHours | None = None
 
 
 class CommandResponse(BaseModel):

@@ -11,6 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..rules import NOTIFICATION_TYPES
 
+# An ASCII http(s) URL: a host name (punycode) or IPv4 address, no user info, a port
+# of 1 to 65535. The schema states exactly what the validator below accepts.
+_HOST = r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?"
+_PORT = (
+    r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
+)
+URL_PATTERN = rf"^https?://{_HOST}{_PORT}([/?#][\x21-\x7e]*)?$"
+
+# The types a webhook may subscribe to, listed in the schema (an enum) as well.
+NotificationType = Literal[NOTIFICATION_TYPES]  # type: ignore[valid-type]
+
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -18,12 +29,18 @@ class _Request(BaseModel):
 
 class WebhookRequest(_Request):
     url: str = Field(
-        min_length=8, max_length=2048, description="http:// or https:// URL that receives POSTs"
+        min_length=8,
+        max_length=2048,
+        pattern=URL_PATTERN,
+        description="http:// or https:// URL that receives POSTs",
     )
     secret: str = Field(
-        min_length=16, max_length=256, description="Shared secret for the HMAC-SHA256 signature"
+        min_length=16,
+        max_length=256,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Shared secret for the HMAC-SHA256 signature (no control characters)",
     )
-    event_types: list[str] = Field(
+    event_types: list[NotificationType] = Field(
         min_length=1,
         max_length=len(NOTIFICATION_TYPES),
         description="Notification types to receive: " + ", ".join(NOTIFICATION_TYPES),
