@@ -734,7 +734,19 @@ class KafkaSource:
             client_id=f"{runner.group}-admin",
         )
         self.consumer = KafkaConsumer(**(settings | self.consumer_overrides))
+        self._await_partitions()
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+
+    def _await_partitions(self, timeout: float = 30.0) -> None:
+        """Joins the group only once the topic's partitions are known: a topic created
+        a moment ago (by us, the relay or an operator) may have no partition metadata
+        yet, and a group that joins then is assigned nothing until the next metadata
+        refresh, minutes later. Raises (the runner retries) if they never appear."""
+        deadline = time.monotonic() + timeout
+        while not self.consumer.partitions_for_topic(self.topic):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"topic {self.topic} has no partitions after {timeout:.0f}s")
+            time.sleep(0.2)
 
     # -- rebalance
 
