@@ -209,7 +209,7 @@ class Platform:
         self.projections_group = f"projections-{tag}"
         self.notifications_group = f"notifications-{tag}"
         self.services: dict[str, Service] = {}
-        self.extra_env: dict[str, str] = {}
+        self.extra_env: dict[str, str] = {}  # applied last, to every service
         ensure_topics(bootstrap, {self.topic: (6, UNLIMITED_RETENTION)})
 
     # -- environment
@@ -234,34 +234,46 @@ class Platform:
         )
 
     def interviews_env(self) -> dict[str, str]:
-        return self.base_env() | {
-            "DATABASE_URL": self.interviews_db,
-            "RELAY_METRICS_PORT": "0",
-            "RELAY_MAX_BACKOFF_SECONDS": "2",
-        }
+        return (
+            self.base_env()
+            | {
+                "DATABASE_URL": self.interviews_db,
+                "RELAY_METRICS_PORT": "0",
+                "RELAY_MAX_BACKOFF_SECONDS": "2",
+            }
+            | self.extra_env
+        )
 
     def projections_env(self) -> dict[str, str]:
-        return self.base_env() | {
-            "DATABASE_URL": self.views_db,
-            "PROJECTIONS_DATABASE_URL": self.views_db,
-            "PROJECTIONS_CONSUMER_GROUP": self.projections_group,
-            "MIN_POSITION_TIMEOUT_S": "0.5",
-            "STREAM_LIFETIME_S": "0.3",
-        }
+        return (
+            self.base_env()
+            | {
+                "DATABASE_URL": self.views_db,
+                "PROJECTIONS_DATABASE_URL": self.views_db,
+                "PROJECTIONS_CONSUMER_GROUP": self.projections_group,
+                "MIN_POSITION_TIMEOUT_S": "0.5",
+                "STREAM_LIFETIME_S": "0.3",
+            }
+            | self.extra_env
+        )
 
     def notifications_env(self) -> dict[str, str]:
-        return self.base_env() | {
-            "DATABASE_URL": self.notifications_db,
-            "NOTIFICATIONS_DATABASE_URL": self.notifications_db,
-            "NOTIFICATIONS_CONSUMER_GROUP": self.notifications_group,
-            # A SIGKILLed worker's claimed deliveries come back after the lease.
-            "DELIVERY_LEASE_SECONDS": "2",
-            "DELIVERY_POLL_SECONDS": "0.2",
-            "DELIVERY_BACKOFF_BASE_SECONDS": "0.5",
-            "DELIVERY_BACKOFF_MAX_SECONDS": "2",
-            "DELIVERY_CONCURRENCY": "4",
-            "DELIVERY_BATCH_SIZE": "20",
-        }
+        return (
+            self.base_env()
+            | {
+                "DATABASE_URL": self.notifications_db,
+                "NOTIFICATIONS_DATABASE_URL": self.notifications_db,
+                "NOTIFICATIONS_CONSUMER_GROUP": self.notifications_group,
+                # A SIGKILLed worker's claimed deliveries come back after the lease.
+                "DELIVERY_LEASE_SECONDS": "2",
+                "DELIVERY_POLL_SECONDS": "0.2",
+                "DELIVERY_BACKOFF_BASE_SECONDS": "0.5",
+                "DELIVERY_BACKOFF_MAX_SECONDS": "2",
+                "DELIVERY_CONCURRENCY": "4",
+                "DELIVERY_BATCH_SIZE": "20",
+            }
+            | self.extra_env
+        )
 
     # -- the services
 
