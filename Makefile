@@ -28,6 +28,7 @@ services-stop:
 
 ## Install, start what the tests need (PostgreSQL, Kafka), run every test.
 test: install
+	@scripts/chromium.sh
 	@eval "$$(scripts/services.sh start)" && \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -3,7 +3,7 @@ by Playwright. The page loads, a command goes to the interviews service, the
 event flows through the embedded consumer, and the numbers on the page change
 without a reload (server-sent events). Nothing is fetched from outside.
 
-Chromium: ``tests/e2e/test_projections_chromium.sh`` installs and checks it.
+Chromium: ``scripts/chromium.sh`` installs and checks it.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ FLAGS = [
 def _browser_or_skip() -> None:
     missing = None
     if not (shutil.which(CHROMIUM) or os.access(CHROMIUM, os.X_OK)):
-        missing = f"no Chromium at {CHROMIUM} (run tests/e2e/test_projections_chromium.sh)"
+        missing = f"no Chromium at {CHROMIUM} (run scripts/chromium.sh)"
     else:
         try:
             import playwright.sync_api  # noqa: F401

@@ -4,7 +4,7 @@
 # by the `playwright` Python package through executable_path (Playwright's own
 # browser download is never used). Idempotent; needs root (or sudo) for apt-get.
 #
-#   tests/e2e/test_projections_chromium.sh        # install if missing, then check
+#   scripts/chromium.sh        # install if missing, then check
 set -euo pipefail
 
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
@@ -18,7 +18,7 @@ if [[ ! -x $CHROMIUM ]]; then
 fi
 "$CHROMIUM" --version >&2
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PYTHON=${PYTHON:-$REPO/.venv/bin/python}
 "$PYTHON" - "$CHROMIUM" <<'PY'
 import sys
