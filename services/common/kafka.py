@@ -12,6 +12,10 @@ from kafka.partitioner.default import DefaultPartitioner, murmur2
 log = logging.getLogger(__name__)
 
 UNLIMITED_RETENTION = {"retention.ms": "-1"}
+# A dead-letter topic must take any message its source topic could hold, plus the
+# error headers: up to 16 MiB per message (brokers default to about 1 MB).
+DLQ_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+DLQ_TOPIC_CONFIG = {**UNLIMITED_RETENTION, "max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}
 
 
 def producer_settings(

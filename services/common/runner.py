@@ -723,13 +723,13 @@ class KafkaSource:
             "max_poll_interval_ms": 300_000,
             "reconnect_backoff_max_ms": 2_000,
         }
-        from .kafka import UNLIMITED_RETENTION, ensure_topics
+        from .kafka import DLQ_TOPIC_CONFIG, UNLIMITED_RETENTION, ensure_topics
 
         ensure_topics(
             self.bootstrap_servers,
             {
                 self.topic: (self.partitions, UNLIMITED_RETENTION),
-                self.dlq_topic: (1, UNLIMITED_RETENTION),
+                self.dlq_topic: (1, DLQ_TOPIC_CONFIG),
             },
             client_id=f"{runner.group}-admin",
         )
@@ -877,13 +877,16 @@ class KafkaSource:
                     self.consumer.seek_to_beginning(tp)
 
     def dead_letter(self, record: SourceRecord, error: str, group: str) -> None:
+        from kafka.errors import MessageSizeTooLargeError
+
+        from .kafka import DLQ_MAX_MESSAGE_BYTES, producer_settings
+
         if self._producer is None:
             from kafka import KafkaProducer
 
-            from .kafka import producer_settings
-
             self._producer = KafkaProducer(
                 **producer_settings(self.bootstrap_servers, client_id=f"{group}-dlq", linger_ms=0)
+                | {"max_request_size": DLQ_MAX_MESSAGE_BYTES}
             )
         headers = [(k, v) for k, v in record.headers if k not in _DLQ_HEADER_NAMES]
         headers += [
@@ -893,9 +896,18 @@ class KafkaSource:
             ("source_offset", str(record.offset).encode()),
             ("group", group.encode()),
         ]
-        self._producer.send(self.dlq_topic, key=record.key, value=record.raw, headers=headers).get(
-            timeout=30
-        )
+        send = self._producer.send
+        try:
+            send(self.dlq_topic, key=record.key, value=record.raw, headers=headers).get(timeout=30)
+        except MessageSizeTooLargeError:
+            # A dead-letter topic created smaller than its source: keep the consumer
+            # going with the first 64 KiB (the source offset in the headers finds the rest).
+            size = len(record.raw or b"")
+            log.error("consumer %s: poison at %s (%d bytes) too large for %s; truncated",
+                      group, record.where(), size, self.dlq_topic)  # fmt: skip
+            headers.append(("truncated_from_bytes", str(size).encode()))
+            value = (record.raw or b"")[: 64 * 1024]
+            send(self.dlq_topic, key=record.key, value=value, headers=headers).get(timeout=30)
 
     def interrupt(self) -> None:
         if self.consumer is not None:
@@ -925,7 +937,9 @@ class KafkaSource:
             self._producer = None
 
 
-_DLQ_HEADER_NAMES = {"error", "source_topic", "source_partition", "source_offset", "group"}
+_DLQ_HEADER_NAMES = {
+    "error", "source_topic", "source_partition", "source_offset", "group", "truncated_from_bytes",
+}  # fmt: skip
 
 
 def _next_offsets(records: Sequence[SourceRecord]) -> dict[tuple[str, int], int]:

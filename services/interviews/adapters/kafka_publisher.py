@@ -6,6 +6,7 @@ import re
 from typing import Any, Protocol
 
 from ...common.kafka import (
+    DLQ_TOPIC_CONFIG,
     UNLIMITED_RETENTION,
     MemoPartitioner,
     ensure_topics,
@@ -80,7 +81,7 @@ class KafkaPublisher:
             self.bootstrap_servers,
             {
                 self.topic: (self.partitions, UNLIMITED_RETENTION),
-                f"{self.topic}.dlq": (1, UNLIMITED_RETENTION),
+                f"{self.topic}.dlq": (1, DLQ_TOPIC_CONFIG),
             },
             replication_factor=self.replication_factor,
         )
