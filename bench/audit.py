@@ -1,13 +1,14 @@
 """Audit throughput over 100,000 interview events (issue 6).
 
-The store is filled fast: 20,000 interviews of five events each (invited,
+The store is the run's shared one (``bench.baselines.event_store_100k``),
+filled fast by :func:`fill`: 20,000 interviews of five events each (invited,
 accepted, started, offer, hired) built with the domain and saved through the
 application in batches, on PostgreSQL when ``DATABASE_URL`` is set (a fresh
 database), else on an SQLite file. Then, each repeated and reported as median
 and min/max:
 
-* B7, the baseline: raw paged reads of the events table in position order
-  (5,000 rows a page, nothing decoded);
+* B7, the baseline (``bench.baselines.paged_reads``): raw paged reads of the
+  events table in position order (5,000 rows a page, nothing decoded);
 * ``audit verify`` of everything: read, decode, recompute every event's hash
   and link, the log digest against the checkpoints;
 * ``audit export`` to a JSON lines file (no baseline; for reference);
@@ -17,7 +18,6 @@ and min/max:
 
 from __future__ import annotations
 
-import sqlite3
 import tempfile
 import time
 from contextlib import ExitStack
@@ -29,16 +29,14 @@ from uuid import uuid4
 
 from services.interviews.audit import InterviewAudit
 from services.interviews.audit_log import read_export, replay
-from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.domain import Actor, CommandContext, Interview, OfferTerms
-from services.interviews.settings import InterviewsSettings
 
-from .common import Context, figure, fresh_database, print_figure
+from . import baselines
+from .common import Context, figure, print_figure
 
 EVENTS = 100_000
 PER_INTERVIEW = 5
 SAVE_BATCH = 500  # interviews per transaction
-PAGE = 5000
 VERIFY_GOAL = 0.01  # within 100x of merely reading: it decodes and hashes every event
 REPLAY_GOAL = 0.01
 
@@ -47,22 +45,11 @@ def run(ctx: Context) -> list[dict[str, Any]]:
     figures: list[dict[str, Any]] = []
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        url = stack.enter_context(fresh_database(ctx.database_url)) if ctx.database_url else None
-        store = "pg" if url else "sqlite"
-        container = InterviewsContainer(
-            InterviewsSettings(database_url=url, data_dir=tmp, auth_secret="bench-" + "x" * 32)
-        )
-        stack.callback(container.close)
+        # The run's shared 100,000-event store, and B7 measured on it.
+        container = baselines.event_store_100k(ctx)
+        store = "pg" if container.settings.database_url else "sqlite"
         app = container.interviews()
-
-        started = time.perf_counter()
-        fill(app, EVENTS // PER_INTERVIEW)
-        elapsed = time.perf_counter() - started
-        print(f"  ({EVENTS:,} events saved on {store} in {elapsed:.1f}s)", flush=True)
-
-        raw = [EVENTS / timed(lambda: raw_paged_read(container)) for _ in range(ctx.repetitions)]
-        raw_fig = figure(f"B7_raw_paged_read_{store}", raw, "events/s")
-        print_figure(raw_fig)
+        raw_fig = baselines.paged_reads(ctx)
         audit = InterviewAudit(app)
 
         def verify() -> None:
@@ -99,7 +86,6 @@ def run(ctx: Context) -> list[dict[str, Any]]:
             )
             print_figure(f)
             figures.append(f)
-        figures.insert(0, raw_fig)
     return figures
 
 
@@ -134,41 +120,3 @@ def fill(app: Any, interviews: int) -> None:
             batch.clear()
     if batch:
         app.save(*batch)
-
-
-def raw_paged_read(container: InterviewsContainer) -> None:
-    """B7: every row of the events table in position order, a page at a time."""
-    url = container.settings.database_url
-    table = container.interviews().recorder.events_table_name
-    rows = 0
-    after = 0
-    if url:
-        import psycopg
-
-        with psycopg.connect(url) as conn:
-            while True:
-                page = conn.execute(
-                    "SELECT notification_id, originator_id, originator_version, topic, state "
-                    f"FROM {table} WHERE notification_id > %s ORDER BY notification_id LIMIT %s",
-                    (after, PAGE),
-                ).fetchall()
-                rows += len(page)
-                if len(page) < PAGE:
-                    break
-                after = page[-1][0]
-    else:
-        conn = sqlite3.connect(container.settings.data_dir / "interviews.sqlite")
-        try:
-            while True:
-                page = conn.execute(
-                    "SELECT rowid, originator_id, originator_version, topic, state "
-                    f"FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                    (after, PAGE),
-                ).fetchall()
-                rows += len(page)
-                if len(page) < PAGE:
-                    break
-                after = page[-1][0]
-        finally:
-            conn.close()
-    assert rows == EVENTS, rows

@@ -1,18 +1,20 @@
-"""Projections (issue 4): live apply rate, rebuild rate, command-to-view latency.
+"""Projections (issues 4 and 8): live apply rate, rebuild rate, command-to-view latency.
 
 * ``projections_live_apply``: events/s the projections consumer (the shared
   runner on a ``KafkaSource``, a group of its own, a fresh PostgreSQL
-  database) applies to the views from a pre-filled topic, next to a raw
-  ``kafka-python`` consumer draining the same topic in the same run (no
-  decoding, no database). Both count from the first batch each saw, so the
-  group join is left out of both. Goal: at least 40% of raw.
+  database) applies to the views from a pre-filled topic, next to B5 (a raw
+  ``kafka-python`` consumer draining a topic of the same kind of events in
+  the same run, no decoding, no database; ``bench.baselines``). Both count
+  from the first batch each saw, so the group join is left out of both.
+  Goal: at least 40% of B5.
 * ``projections_rebuild_from_topic``: ``interviewctl replay`` in Kafka mode on
   100,000 events: a fresh consumer reads the topic from its beginning, folds
-  into fresh tables and swaps them in. Goal: at least 10,000 events/s.
+  into fresh tables and swaps them in. Goals: at least 10,000 events/s, and
+  at least half of min(B6, B7), B6 being raw batched upserts of the same
+  100,000 events into one bare table (the least any view write costs) and B7
+  raw paged reads of a 100,000-event events table (the least reading costs).
   ``projections_rebuild_in_memory`` is the same fold and write path fed from
-  memory, against ``raw_batched_upserts``: the same 100,000 events written as
-  ``INSERT .. ON CONFLICT DO UPDATE`` of (id, status, version, position) rows
-  in 5,000-row batches into one bare table: the least any view write costs.
+  memory, against B6.
 * ``command_to_view_latency_p50/p99``: invitations sent at 100 commands/s
   (open loop) to ``interviewctl serve interviews`` on PostgreSQL; the relay
   publishes to Kafka; a projections consumer process writes the views in its
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import statistics
 import subprocess
 import tempfile
 import threading
@@ -36,7 +37,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .common import ROOT, Context, figure, free_port, fresh_database, print_figure, python, server
+from . import baselines
+from .common import (
+    ROOT,
+    Context,
+    figure,
+    free_port,
+    fresh_database,
+    print_figure,
+    python,
+    server,
+    split_quantile,
+)
 
 PARTITIONS = 6
 RATE = 100.0  # commands/s for the latency figure
@@ -57,36 +69,31 @@ def run(ctx: Context) -> list[dict[str, Any]]:
         print_figure(f)
         figures.append(f)
 
-    # -- live apply rate against a raw drain of the same topic
+    # -- live apply rate against B5, a raw drain of the same kind of topic
     n = 60_000 if ctx.full else 20_000
+    raw_fig = baselines.kafka_drain(ctx)
     topic = f"bench-projections-{uuid.uuid4().hex[:8]}"
     try:
         _fill_topic(bootstrap, topic, _envelopes(n))
         print(f"  ({n:,} events on {topic}, {PARTITIONS} partitions)", flush=True)
-        raw, ours = [], []
-        for _ in range(ctx.repetitions):
-            raw.append(_raw_drain(bootstrap, topic, n))
-            ours.append(_projections_drain(admin_url, bootstrap, topic, n))
-        raw_fig = figure("kafka_python_raw_drain", raw, "events/s")
-        add(raw_fig)
+        ours = [_projections_drain(admin_url, bootstrap, topic, n) for _ in range(ctx.repetitions)]
         add(
             figure(
                 "projections_live_apply",
                 ours,
                 "events/s",
                 baseline=raw_fig["name"],
-                baseline_value=statistics.median(raw),
+                baseline_value=raw_fig["value"],
                 goal=LIVE_GOAL,
+                goal_text="≥ 40% of B5",
             )
         )
     finally:
         _delete_topics(bootstrap, topic)
 
-    # -- rebuild of 100,000 events
+    # -- rebuild of 100,000 events, against B6 (raw upserts) and B7 (raw reads)
     events = _envelopes(REBUILD_EVENTS)
-    baseline = [_raw_upserts(admin_url, events) for _ in range(ctx.repetitions)]
-    base_fig = figure("raw_batched_upserts_100k", baseline, "events/s")
-    add(base_fig)
+    base_fig = baselines.view_upserts(ctx)
     in_memory = [_rebuild_in_memory(admin_url, events) for _ in range(ctx.repetitions)]
     add(
         figure(
@@ -94,7 +101,7 @@ def run(ctx: Context) -> list[dict[str, Any]]:
             in_memory,
             "events/s",
             baseline=base_fig["name"],
-            baseline_value=statistics.median(baseline),
+            baseline_value=base_fig["value"],
         )
     )
     topic = f"bench-rebuild-{uuid.uuid4().hex[:8]}"
@@ -104,25 +111,42 @@ def run(ctx: Context) -> list[dict[str, Any]]:
             _rebuild_from_topic(admin_url, bootstrap, topic) for _ in range(ctx.repetitions)
         ]
         add(
-            figure("projections_rebuild_from_topic_100k", from_topic, "events/s", goal=REBUILD_GOAL)
+            figure(
+                "projections_rebuild_from_topic_100k",
+                from_topic,
+                "events/s",
+                goal=REBUILD_GOAL,
+                goal_text="≥ 10,000 events/s",
+            )
+        )
+        floor = min((base_fig, baselines.paged_reads(ctx)), key=lambda f: f["value"])
+        add(
+            figure(
+                "projections_rebuild_from_topic_100k_vs_min_B6_B7",
+                from_topic,
+                "events/s",
+                baseline=floor["name"],
+                baseline_value=floor["value"],
+                goal=0.5,
+                goal_text="≥ 50% of min(B6, B7)",
+            )
         )
     finally:
         _delete_topics(bootstrap, topic)
 
-    # -- command to view latency at 100 commands/s
-    seconds = ctx.seconds * (2 if ctx.full else 1)
+    # -- command to view latency at 100 commands/s, over the repetitions' time
+    seconds = ctx.seconds * ctx.repetitions
     latencies, to_kafka, lost = _command_to_view(admin_url, bootstrap, seconds)
     for stage, values in (("view", latencies), ("kafka", to_kafka)):
         if len(values) < 2:
             print(f"  (no {stage} latencies measured)", flush=True)
             continue
-        qs = statistics.quantiles(values, n=100)
-        for name, value in (("p50", qs[49]), ("p99", qs[98])):
+        for name, q in (("p50", 0.5), ("p99", 0.99)):
             goal = LATENCY_GOAL_MS if (stage, name) == ("view", "p99") else None
             add(
                 figure(
                     f"command_to_{stage}_latency_{name}_at_{RATE:.0f}rps",
-                    [value * 1000],
+                    [v * 1000 for v in split_quantile(values, q, ctx.repetitions)],
                     "ms",
                     goal=goal,
                     higher_is_better=False,
@@ -234,36 +258,6 @@ def _container(url: str, tmp: str, bootstrap: str | None, topic: str | None = No
 # ------------------------------------------------------------------ live apply
 
 
-def _raw_drain(bootstrap: str, topic: str, n: int) -> float:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap.split(","),
-        group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_poll_records=500,
-    )
-    seen, first_count, t_first, t_last = 0, 0, 0.0, 0.0
-    deadline = time.monotonic() + 300
-    try:
-        while seen < n and time.monotonic() < deadline:
-            batches = consumer.poll(timeout_ms=500)
-            got = sum(len(messages) for messages in batches.values())
-            if got:
-                now = time.perf_counter()
-                if not seen:
-                    t_first, first_count = now, got
-                seen += got
-                t_last = now
-    finally:
-        consumer.close(autocommit=False)
-    if seen < n:
-        raise RuntimeError(f"raw consumer saw {seen} of {n}")
-    return (n - first_count) / (t_last - t_first)
-
-
 def _projections_drain(admin_url: str, bootstrap: str, topic: str, n: int) -> float:
     from services.common.runner import kafka_runner
     from services.projections.bootstrap import consumer_spec
@@ -302,48 +296,6 @@ def _projections_drain(admin_url: str, bootstrap: str, topic: str, n: int) -> fl
 
 
 # ------------------------------------------------------------------ rebuild
-
-
-def _raw_upserts(admin_url: str, events: list[Any]) -> float:
-    """The floor: one bare row per interview, upserted in 5,000-event batches."""
-    import sqlalchemy as sa
-    from sqlalchemy.dialects.postgresql import insert
-
-    from services.common.db import create_engine
-
-    md = sa.MetaData()
-    table = sa.Table(
-        "raw_view",
-        md,
-        sa.Column("interview_id", sa.String(36), primary_key=True),
-        sa.Column("status", sa.String(40), nullable=False),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("position", sa.BigInteger, nullable=False),
-    )
-    with fresh_database(admin_url, "bench_raw") as url, tempfile.TemporaryDirectory() as tmp:
-        engine = create_engine(url, Path(tmp) / "unused.sqlite")
-        md.create_all(engine)
-        started = time.perf_counter()
-        for i in range(0, len(events), 5000):
-            latest: dict[str, dict[str, Any]] = {}
-            for e in events[i : i + 5000]:
-                latest[str(e.interview_id)] = {
-                    "interview_id": str(e.interview_id),
-                    "status": e.type,
-                    "version": e.version,
-                    "position": e.position,
-                }
-            stmt = insert(table)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["interview_id"],
-                set_={c: stmt.excluded[c] for c in ("status", "version", "position")},
-                where=table.c.version < stmt.excluded.version,
-            )
-            with engine.begin() as conn:
-                conn.execute(stmt, list(latest.values()))
-        elapsed = time.perf_counter() - started
-        engine.dispose()
-    return len(events) / elapsed
 
 
 def _rebuild_in_memory(admin_url: str, events: list[Any]) -> float:

@@ -75,9 +75,9 @@ def run(ctx: Context) -> list[dict[str, Any]]:
             raise AssertionError(f"expected a snapshot at version 1000, found {versions}")
 
         # A second application on the same store, without aggregate cache: cold loads.
-        env = container.env()
-        env.pop("AGGREGATE_CACHE_MAXSIZE", None)
+        env = container.env() | {"AGGREGATE_CACHE_MAXSIZE": ""}  # "" turns the cache off
         cold = InterviewsApplication(env)
+        assert cold.repository.cache is None
         stack.callback(cold.close)
         replayed = _count_replayed(cold, long)
         full = project_aggregate(None, cold.events.get(long))
