@@ -36,12 +36,15 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-## Quick benchmark suite against real PostgreSQL and Kafka.
+## Quick benchmark suite (< 10 min) against real PostgreSQL and Kafka: prints a table,
+## writes bench/results.json. `make bench BENCH="commands relay"` runs some modules only
+## (results then go to /tmp/bench-results.json). BENCH_SECONDS, BENCH_WORKERS tune it.
 bench: install
-	@eval "$$(scripts/services.sh start)" && $(BIN)/python -m bench
+	@eval "$$(scripts/services.sh start)" && $(BIN)/python -m bench $(BENCH)
 
+## The long versions: longer windows, more events.
 bench-full: install
-	@eval "$$(scripts/services.sh start)" && BENCH_FULL=1 $(BIN)/python -m bench
+	@eval "$$(scripts/services.sh start)" && BENCH_FULL=1 $(BIN)/python -m bench $(BENCH)
 
 lint: install
 	$(BIN)/ruff check services tests bench

@@ -209,7 +209,13 @@ def server(
                     raise RuntimeError(f"server did not become ready; see {log_path}")
                 time.sleep(0.1)
             yield proc
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited early with {proc.returncode}; see {log_path}")
         finally:
+            if proc.poll() is not None:
+                print(f"  !! server exited with {proc.returncode}; its log ends:", flush=True)
+                for line in log_path.read_text(errors="replace").splitlines()[-15:]:
+                    print(f"  !! {line}", flush=True)
             proc.terminate()
             try:
                 proc.wait(timeout=15)
