@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -557,7 +558,16 @@ def post_raw(api: TestClient, path: str, raw: bytes, headers: dict[str, str]) ->
 
 @pytest.mark.parametrize(
     "raw",
-    [b"{bad json", b"", b"[1, 2]", b'"a string"', b"null", b"\xff\xfe", b'{"job_id": "j"', b"\xff{"],
+    [
+        b"{bad json",
+        b"",
+        b"[1, 2]",
+        b'"a string"',
+        b"null",
+        b"\xff\xfe",
+        b'{"job_id": "j"',
+        b"\xff{",
+    ],
     ids=["broken", "empty", "array", "string", "null", "not-utf8", "truncated", "undecodable"],
 )
 def test_malformed_json_is_422(shared_api: TestClient, client: dict[str, str], raw: bytes) -> None:
@@ -611,6 +621,27 @@ def test_invalid_invitations_are_422(
     assert event_count(container_of(shared_api)) == before
 
 
+@pytest.mark.parametrize("amount", ["1200.50", 1200, 1200.5], ids=["string", "int", "float"])
+def test_an_offer_amount_may_be_a_decimal_string_or_a_json_number(
+    shared_api: TestClient,
+    client: dict[str, str],
+    freelancer: dict[str, str],
+    amount: Any,
+) -> None:
+    iid = invite(shared_api, client, job_id=new_job())["id"]
+    ok(shared_api.post(f"/interviews/{iid}/accept", headers=freelancer), "accepted")
+
+    ok(
+        shared_api.post(
+            f"/interviews/{iid}/offer", json={**OFFER, "amount": amount}, headers=client
+        ),
+        "offer_extended",
+    )
+
+    offer = shared_api.get(f"/interviews/{iid}", headers=client).json()["offer"]
+    assert Decimal(str(offer["amount"])) == Decimal(str(amount))
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -621,6 +652,8 @@ def test_invalid_invitations_are_422(
         {"amount": "Infinity"},
         {"amount": "1e400"},
         {"amount": "10.001"},
+        {"amount": 10.001},
+        {"amount": -1},
         {"amount": True},
         {"currency": "eur"},
         {"currency": "EURO"},

@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
 )
 
 Identifier = Annotated[
@@ -36,12 +37,36 @@ RequiredReason = Annotated[
 ]
 # Money travels as a decimal string: a JSON number cannot promise two decimal places.
 AMOUNT_PATTERN = r"^([1-9][0-9]{0,11}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$"
+
+
+def _amount_from_number(value: Any) -> Any:
+    """Clients may send a JSON number (``1200.5``); it is read as its decimal text."""
+    if isinstance(value, bool):
+        raise ValueError("amount must be a decimal string or a number")
+    if isinstance(value, int | float):
+        text = format(Decimal(repr(value)), "f") if isinstance(value, float) else str(value)
+        return text[:-2] if text.endswith(".0") else text
+    return value
+
+
 Amount = Annotated[
     str,
+    BeforeValidator(_amount_from_number),
     StringConstraints(pattern=AMOUNT_PATTERN),
-    Field(
-        description="Greater than zero, at most 12 digits before the point and 2 after",
-        examples=["1200.50"],
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": AMOUNT_PATTERN, "examples": ["1200.50"]},
+                {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": 999999999999.99,
+                    "multipleOf": 0.01,
+                },
+            ],
+            "description": "Greater than zero, at most 12 digits before the point and 2 "
+            "after: a decimal string (preferred: exact) or a JSON number",
+        }
     ),
 ]
 
