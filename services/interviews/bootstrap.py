@@ -42,6 +42,56 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+class DatabaseWatch:
+    """Whether the event store's PostgreSQL answers, checked every ``interval`` seconds
+    over one connection of its own.
+
+    While it does not, requests fail at once with 503 instead of each waiting out
+    the recorder's retries (ten attempts, each waiting for a pool connection: about
+    50 s), and ``/readyz`` says so. When it answers again the connection pool is
+    told to check its connections, so it reconnects now rather than after its
+    exponential backoff (by then a minute or more).
+    """
+
+    def __init__(self, container: InterviewsContainer, interval: float = 1.0) -> None:
+        self.container = container
+        self.interval = interval
+        self.down = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="database-watch", daemon=True)
+
+    def start(self) -> DatabaseWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        url = self.container.settings.database_url
+        assert url
+        conn: psycopg.Connection[Any] | None = None
+        while not self._stop.wait(self.interval):
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(url, autocommit=True, connect_timeout=2)
+                conn.execute("SELECT 1")
+            except Exception as error:  # noqa: BLE001 - any failure: the database is down
+                if not self.down:
+                    log.warning("event store unreachable (%s); answering 503", error)
+                self.down = True
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                continue
+            if self.down:
+                log.warning("event store reachable again")
+                self.down = False
+                self.container.refresh_pool()
+
+
 class InterviewsContainer:
     """Builds the application lazily, so a service started while its database
     is down answers 503 and recovers by itself once the database is back."""
@@ -56,6 +106,7 @@ class InterviewsContainer:
         self.clock = clock
         self._app: InterviewsApplication | None = None
         self._lock = threading.Lock()
+        self.watch: DatabaseWatch | None = None  # started by the HTTP app (PostgreSQL only)
 
     def env(self) -> dict[str, str]:
         from ..common.settings import eventsourcing_env
@@ -81,7 +132,27 @@ class InterviewsContainer:
                     )
                 except UNAVAILABLE as error:
                     raise DependencyUnavailableError(str(error)) from error
+                pool = _pool_of(self._app)
+                if pool is not None:
+                    # Give up a failing reconnection after seconds, not psycopg_pool's
+                    # five minutes of doubling delays: the pool then grows again on
+                    # demand, at once, so it recovers as soon as PostgreSQL is back.
+                    pool.reconnect_timeout = 5.0
         return self._app
+
+    def check_available(self) -> None:
+        """Raises DependencyUnavailableError while the database watch sees it down."""
+        if self.watch is not None and self.watch.down:
+            raise DependencyUnavailableError("the event store's database is unreachable")
+
+    def refresh_pool(self) -> None:
+        """The database is back: replace the pool's broken connections now."""
+        pool = _pool_of(self._app) if self._app is not None else None
+        if pool is not None:
+            try:
+                pool.check()
+            except Exception:  # noqa: BLE001 - the pool recovers on demand anyway
+                log.debug("checking the connection pool failed", exc_info=True)
 
     def close(self) -> None:
         with self._lock:
@@ -102,7 +173,12 @@ def create_app(container: InterviewsContainer) -> FastAPI:
             container.interviews()
         except DependencyUnavailableError as error:
             log.warning("event store unavailable at start-up, will retry on demand: %s", error)
+        if container.settings.database_url and container.watch is None:
+            container.watch = DatabaseWatch(container).start()
         yield
+        if container.watch is not None:
+            container.watch.stop()
+            container.watch = None
         container.close()
 
     app = FastAPI(
@@ -119,6 +195,7 @@ def create_app(container: InterviewsContainer) -> FastAPI:
     _install_domain_metrics(metrics, container)
 
     def ready(_: Request) -> None:
+        container.check_available()
         container.interviews().check_ready()
 
     app.include_router(api.router)
@@ -159,3 +236,10 @@ def _install_domain_metrics(metrics: Metrics, container: InterviewsContainer) ->
 
     appended.set_function(_appended)
     batches.set_function(_batches)
+
+
+def _pool_of(app: InterviewsApplication) -> psycopg_pool.ConnectionPool[Any] | None:
+    """The psycopg connection pool of a PostgreSQL event store (None on SQLite)."""
+    datastore = getattr(app.recorder, "datastore", None)
+    pool = getattr(datastore, "pool", None)
+    return pool if isinstance(pool, psycopg_pool.ConnectionPool) else None
