@@ -69,8 +69,18 @@ def now() -> datetime:
 
 
 def ensure_schema(engine: sa.Engine) -> Generation:
-    """Creates the fixed tables, and generation 1 on a fresh database."""
-    meta.create_all(engine, checkfirst=True)
+    """Creates the fixed tables, and generation 1 on a fresh database.
+
+    Safe when several processes start at once (API, consumers): PostgreSQL's
+    CREATE TABLE is not idempotent between the check and the creation, so the
+    loser of that race sees a duplicate and simply looks again."""
+    for attempt in range(5):
+        try:
+            meta.create_all(engine, checkfirst=True)
+            break
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+            if attempt == 4:
+                raise
     with engine.begin() as conn:
         current = current_generation(conn)
         if current is not None:
@@ -79,8 +89,8 @@ def ensure_schema(engine: sa.Engine) -> Generation:
         with engine.begin() as conn:
             create_generation(conn, 1, source="live", state="active")
             conn.execute(sa.insert(pv_meta).values(view=VIEW, generation=1, swapped_at=now()))
-    except sa.exc.IntegrityError:
-        pass  # another process created it first
+    except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+        pass  # another process created it (or its tables) first
     with engine.begin() as conn:
         current = current_generation(conn)
         assert current is not None

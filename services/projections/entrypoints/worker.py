@@ -48,8 +48,10 @@ class ConsumerWorker:
                 break
             except UNAVAILABLE as error:
                 log.warning("views database unavailable (%s); consumer starts later", error)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+            except Exception:  # never leave the process up without its consumer
+                log.exception("cannot start the projections consumer yet; retrying")
+            self._stop.wait(delay)
+            delay = min(delay * 2, 10.0)
         else:
             return
         self.container.start_rebuild_if_needed()
