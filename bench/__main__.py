@@ -118,26 +118,28 @@ def main(argv: list[str]) -> int:
 
 def print_table(figures: list[dict[str, Any]]) -> None:
     """Every figure with a goal, and the baselines they are measured against."""
-    print(
-        "\n"
-        + "figure".ljust(46)
-        + "value".rjust(14)
-        + "  baseline".ljust(34)
-        + "ratio".rjust(7)
-        + "  goal".ljust(30)
-        + "met"
-    )
+    rows = [("figure", "value", "baseline", "ratio", "goal", "met")]
     for f in figures:
         if f["goal"] is None and not f["name"].startswith("B"):
             continue
-        value = f"{f['value']:,.1f} {f['unit']}"
-        base = f"{f['baseline']} {f['baseline_value']:,.0f}" if f["baseline"] else ""
-        ratio = f"{f['ratio']:.2f}" if f["ratio"] is not None else ""
-        met = "" if f["met"] is None else ("yes" if f["met"] else "NO")
-        print(
-            f"{f['name'][:45]:<46}{value:>14}  {base[:31]:<32}{ratio:>7}  "
-            f"{(f.get('goal_text') or '')[:27]:<28}{met}"
+        rows.append(
+            (
+                f["name"],
+                f"{f['value']:,.1f} {f['unit']}",
+                f"{f['baseline']} ({f['baseline_value']:,.0f})" if f["baseline"] else "",
+                f"{f['ratio']:.2f}" if f["ratio"] is not None else "",
+                f.get("goal_text") or "",
+                "" if f["met"] is None else ("yes" if f["met"] else "NO"),
+            )
         )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print()
+    for row in rows:
+        cells = [
+            cell.rjust(w) if i in (1, 3) else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
 
 
 if __name__ == "__main__":
