@@ -13,9 +13,7 @@ from tests.conftest import TEST_SECRET, FakeClock
 
 @pytest.fixture
 def interviews_settings(database_url: str | None, tmp_path: Path) -> InterviewsSettings:
-    return InterviewsSettings(
-        database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET
-    )
+    return InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET)
 
 
 @pytest.fixture
