@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import create_database, drop_database, require_postgres
-
-from .harness import TALLY, Platform
+from .harness import TALLY, Platform, fresh_databases
 
 
 @pytest.fixture
 def databases() -> Iterator[Callable[[str], str]]:
-    """``databases("views")`` -> the URL of a fresh PostgreSQL database, dropped afterwards
-    (each service owns its database, as in production)."""
-    admin = require_postgres()
-    names: list[str] = []
-
-    def make(prefix: str) -> str:
-        name = f"rel_{prefix}_{uuid.uuid4().hex[:10]}"
-        names.append(name)
-        return create_database(admin, name)
-
-    yield make
-    for name in names:
-        # PostgreSQL may be down after a failed outage test.
-        with contextlib.suppress(Exception):
-            drop_database(admin, name)
+    """``databases("views")`` -> the URL of a fresh PostgreSQL database, dropped afterwards."""
+    with fresh_databases() as make:
+        yield make
 
 
 @pytest.fixture

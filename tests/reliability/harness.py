@@ -4,6 +4,7 @@ the topic and the consumers' databases, and the tally behind the summary line.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -186,6 +187,28 @@ class Service:
             return self.log.read_text(errors="replace").count("Exception in ASGI application")
         except FileNotFoundError:
             return 0
+
+
+@contextlib.contextmanager
+def fresh_databases() -> Iterator[Callable[[str], str]]:
+    """``make("views")`` -> the URL of a new, empty PostgreSQL database; all of them
+    are dropped afterwards (each service owns its database, as in production)."""
+    from tests.conftest import create_database, drop_database, require_postgres
+
+    admin = require_postgres()
+    names: list[str] = []
+
+    def make(prefix: str) -> str:
+        names.append(f"rel_{prefix}_{uuid.uuid4().hex[:10]}")
+        return create_database(admin, names[-1])
+
+    try:
+        yield make
+    finally:
+        for name in names:
+            # PostgreSQL may be down after a failed outage test.
+            with contextlib.suppress(Exception):
+                drop_database(admin, name)
 
 
 def unique_name(prefix: str) -> str:
@@ -645,15 +668,6 @@ def delete_topics(bootstrap: str, *topics: str) -> None:
         admin.close()
 
 
-def count_rows(database_url: str, sql: str, **params: Any) -> int:
-    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(sa.text(sql), params).scalar() or 0)
-    finally:
-        engine.dispose()
-
-
 class Db:
     """A small pooled engine for the test's own reads of a service's database."""
 
@@ -681,8 +695,3 @@ class Db:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-def iter_chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

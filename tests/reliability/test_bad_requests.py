@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +24,16 @@ import httpx
 import pytest
 
 from .checks import Findings, check_topic
-from .harness import TALLY, Db, Platform, bearer, read_topic, store_envelopes, wait_until
+from .harness import (
+    TALLY,
+    Db,
+    Platform,
+    bearer,
+    fresh_databases,
+    read_topic,
+    store_envelopes,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka]
 
@@ -52,38 +60,27 @@ class Services:
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[Services]:
-    from tests.conftest import create_database, drop_database, require_postgres
-
-    admin = require_postgres()
-    names: list[str] = []
-
-    def databases(prefix: str) -> str:
-        names.append(f"rel_{prefix}_{uuid.uuid4().hex[:10]}")
-        return create_database(admin, names[-1])
-
-    try:
-        tmp = tmp_path_factory.mktemp("fuzz")
-        with Platform(tmp, kafka_bootstrap, databases, name="fuzz") as platform:
-            # ``min_position`` far ahead answers view_behind after this bounded wait.
-            platform.extra_env["MIN_POSITION_TIMEOUT_S"] = "0.05"
-            interviews = platform.interviews_api()
-            platform.relay()
-            projections = platform.projections_api(consumer=True)
-            notifications = platform.notifications_api(workers=True)
-            platform.start()
-            urls = {
-                "interviews": interviews.url,
-                "projections": projections.url,
-                "notifications": notifications.url,
-            }
-            yield Services(urls, seed_data(urls), platform)
-            errors = platform.server_errors()
-            TALLY.add(server_errors=errors)
-            assert errors == 0, platform.logs()
-    finally:
-        for name in names:
-            with contextlib.suppress(Exception):
-                drop_database(admin, name)
+    tmp = tmp_path_factory.mktemp("fuzz")
+    with (
+        fresh_databases() as databases,
+        Platform(tmp, kafka_bootstrap, databases, name="fuzz") as platform,
+    ):
+        # ``min_position`` far ahead answers view_behind after this bounded wait.
+        platform.extra_env["MIN_POSITION_TIMEOUT_S"] = "0.05"
+        interviews = platform.interviews_api()
+        platform.relay()
+        projections = platform.projections_api(consumer=True)
+        notifications = platform.notifications_api(workers=True)
+        platform.start()
+        urls = {
+            "interviews": interviews.url,
+            "projections": projections.url,
+            "notifications": notifications.url,
+        }
+        yield Services(urls, seed_data(urls), platform)
+        errors = platform.server_errors()
+        TALLY.add(server_errors=errors)
+        assert errors == 0, platform.logs()
 
 
 def seed_data(urls: dict[str, str]) -> Known:

@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import TEST_SECRET
 
-from .harness import TALLY, Platform, bearer, wait_until
+from .harness import TALLY, Platform, bearer, fresh_databases, wait_until
 
 pytestmark = [
     pytest.mark.reliability,
@@ -108,38 +108,25 @@ def bad_credentials(victim: str) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[World]:
-    import contextlib
-
-    from tests.conftest import create_database, drop_database, require_postgres
-
-    admin = require_postgres()
-    names: list[str] = []
-
-    def databases(prefix: str) -> str:
-        names.append(f"rel_{prefix}_{uuid.uuid4().hex[:10]}")
-        return create_database(admin, names[-1])
-
-    try:
-        tmp = tmp_path_factory.mktemp("intruders")
-        with Platform(tmp, kafka_bootstrap, databases, name="intruders") as platform:
-            interviews = platform.interviews_api()
-            platform.relay()
-            projections = platform.projections_api(consumer=True)
-            notifications = platform.notifications_api(workers=True)
-            platform.start()
-            urls = {
-                "interviews": interviews.url,
-                "projections": projections.url,
-                "notifications": notifications.url,
-            }
-            yield seed(urls)
-            errors = platform.server_errors()
-            TALLY.add(server_errors=errors)
-            assert errors == 0, platform.logs()
-    finally:
-        for name in names:
-            with contextlib.suppress(Exception):
-                drop_database(admin, name)
+    tmp = tmp_path_factory.mktemp("intruders")
+    with (
+        fresh_databases() as databases,
+        Platform(tmp, kafka_bootstrap, databases, name="intruders") as platform,
+    ):
+        interviews = platform.interviews_api()
+        platform.relay()
+        projections = platform.projections_api(consumer=True)
+        notifications = platform.notifications_api(workers=True)
+        platform.start()
+        urls = {
+            "interviews": interviews.url,
+            "projections": projections.url,
+            "notifications": notifications.url,
+        }
+        yield seed(urls)
+        errors = platform.server_errors()
+        TALLY.add(server_errors=errors)
+        assert errors == 0, platform.logs()
 
 
 def seed(urls: dict[str, str]) -> World:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .harness import TALLY, Platform, bearer
+from .harness import TALLY, Platform, bearer, fresh_databases
 
 pytestmark = [pytest.mark.reliability]
 
@@ -24,30 +24,15 @@ RACERS = 50
 def apis(
     tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str
 ) -> Iterator[tuple[str, str]]:
-    import contextlib
-
-    from tests.conftest import create_database, drop_database, require_postgres
-
-    admin = require_postgres()
-    names: list[str] = []
-
-    def databases(prefix: str) -> str:
-        names.append(f"rel_{prefix}_{uuid.uuid4().hex[:10]}")
-        return create_database(admin, names[-1])
-
-    try:
-        with Platform(tmp_path_factory.mktemp("races"), kafka_bootstrap, databases) as platform:
-            first = platform.interviews_api("interviews-api-1")
-            second = platform.interviews_api("interviews-api-2")
-            platform.start()
-            yield first.url, second.url
-            errors = platform.server_errors()
-            TALLY.add(server_errors=errors)
-            assert errors == 0, platform.logs()
-    finally:
-        for name in names:
-            with contextlib.suppress(Exception):
-                drop_database(admin, name)
+    tmp = tmp_path_factory.mktemp("races")
+    with fresh_databases() as databases, Platform(tmp, kafka_bootstrap, databases) as platform:
+        first = platform.interviews_api("interviews-api-1")
+        second = platform.interviews_api("interviews-api-2")
+        platform.start()
+        yield first.url, second.url
+        errors = platform.server_errors()
+        TALLY.add(server_errors=errors)
+        assert errors == 0, platform.logs()
 
 
 def race(
