@@ -233,7 +233,17 @@ class Platform:
         self.notifications_group = f"notifications-{tag}"
         self.services: dict[str, Service] = {}
         self.extra_env: dict[str, str] = {}  # applied last, to every service
-        ensure_topics(bootstrap, {self.topic: (6, UNLIMITED_RETENTION)})
+        # Right after a broker restart (an earlier test's) creating a topic can fail
+        # for a few seconds: try again for up to a minute.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                ensure_topics(bootstrap, {self.topic: (6, UNLIMITED_RETENTION)})
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
     # -- environment
 
