@@ -215,7 +215,7 @@ pg_start() {
   pg_write_config
 
   log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
-  if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$TIMEOUT" start >/dev/null; then
+  if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$TIMEOUT" start >/dev/null </dev/null 3>&- 9>&-; then
     log "last 50 lines of $PG_LOG:"
     tail -n 50 "$PG_LOG" >&2 || true
     die "PostgreSQL did not start"
@@ -405,14 +405,15 @@ kafka_start() {
 
   log "starting Kafka $(kafka_version) (KRaft) on 127.0.0.1:$KAFKA_PORT with $JAVA"
   # setsid+nohup: the broker outlives this script and the caller's terminal;
-  # 9>&- so it does not hold our lock forever.
+  # 9>&- so it does not hold our lock forever; 3>&- so it does not hold the
+  # stdout of `eval "$(scripts/services.sh)"` open (the caller would wait forever).
   (
     cd "$KSTATE"
     exec nohup setsid "$JAVA" -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
       -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
       -Dkafka.logs.dir="$KLOGDIR" -Dlog4j2.configurationFile="$KAFKA_LOG4J" \
       -cp "$DIST/libs/*" kafka.Kafka "$KPROPS" \
-      >"$KLOGDIR/kafka.out" 2>&1 </dev/null 9>&-
+      >"$KLOGDIR/kafka.out" 2>&1 </dev/null 3>&- 9>&-
   ) &
   echo $! >"$KPID"
 
