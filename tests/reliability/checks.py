@@ -23,11 +23,9 @@ from services.contracts import EventEnvelope
 from services.notifications.rules import drafts_for_event
 from tests.unit.test_projections_reference import (
     all_interviews,
+    assert_views_equal_reference,
     normalize_api_interview,
-    normalize_api_stats,
-    reference_candidates,
     reference_interviews,
-    reference_stats,
     without,
 )
 
@@ -175,33 +173,8 @@ def check_views(
 
 def assert_views_equal(api: httpx.Client, store: list[EventEnvelope], details: int) -> None:
     """Everything the views show equals the fold of the store: the list (in order),
-    timelines, statistics and candidate boards. (As the projections tests' own
-    reference check, but medians may differ in the last digit: the reference takes
-    the median of durations already rounded to milliseconds.)"""
-    auditor = bearer(*AUDITOR)
-    expected = reference_interviews(store)
-    listed = all_interviews(api, auditor)
-    order = sorted(expected.values(), key=lambda i: (i["created_position"], i["id"]), reverse=True)
-    assert [i["id"] for i in listed] == [i["id"] for i in order]
-    for item in listed:
-        want = without(expected[item["id"]], "timeline", "created_position")
-        assert normalize_api_interview(item, None) == want
-    for item in listed[:details]:
-        detail = api.get(f"/views/interviews/{item['id']}", headers=auditor).json()
-        want = without(expected[item["id"]], "created_position")
-        assert normalize_api_interview(detail, detail["timeline"]) == want
-    got = normalize_api_stats(api.get("/views/stats", headers=auditor).json())
-    want_stats = reference_stats(expected.values())
-    for median in ("median_accept", "median_hire"):
-        a, b = got.pop(median), want_stats.pop(median)
-        assert (a is None) == (b is None) and (a is None or abs(a - b) <= 0.002), (median, a, b)
-    assert got == want_stats
-    for job_id in sorted({i["job_id"] for i in expected.values()})[:10]:
-        board = api.get(f"/views/jobs/{job_id}/candidates", headers=auditor).json()
-        fields = ("freelancer_id", "status", "interview_id", "version", "times_invited")
-        assert [{k: c[k] for k in fields} for c in board["candidates"]] == reference_candidates(
-            expected, job_id
-        )
+    timelines, statistics and candidate boards (the projections tests' own check)."""
+    assert_views_equal_reference(api, bearer, store, details=details, boards=10)
 
 
 # ------------------------------------------------------------------ notifications

@@ -418,6 +418,18 @@ def reference_stats(interviews: Iterable[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def assert_stats_equal(got: dict[str, Any], want: dict[str, Any]) -> None:
+    """Statistics equal the reference's. Medians may differ by a millisecond: the
+    reference takes the median of durations already rounded to milliseconds, so
+    with an even count the mean of the two middle values can round the other way."""
+    got, want = dict(got), dict(want)
+    for median in ("median_accept", "median_hire"):
+        a, b = got.pop(median), want.pop(median)
+        assert (a is None) == (b is None), (median, a, b)
+        assert a is None or abs(a - b) <= 0.0015, (median, a, b)
+    assert got == want
+
+
 def normalize_api_stats(stats: dict[str, Any]) -> dict[str, Any]:
     tta, tth = stats["time_to_accept"]["median_seconds"], stats["time_to_hire"]["median_seconds"]
     return {
@@ -453,6 +465,7 @@ def assert_views_equal_reference(
     token: Callable[[str, str], dict[str, str]],
     events: list[EventEnvelope],
     details: int = 60,
+    boards: int = 5,
 ) -> None:
     auditor = token("audit-1", "auditor")
     expected = reference_interviews(events)
@@ -471,8 +484,8 @@ def assert_views_equal_reference(
             expected[item["id"]], "created_position"
         )
     stats = api.get("/views/stats", headers=auditor).json()
-    assert normalize_api_stats(stats) == reference_stats(expected.values())
-    for job_id in sorted({i["job_id"] for i in expected.values()})[:5]:
+    assert_stats_equal(normalize_api_stats(stats), reference_stats(expected.values()))
+    for job_id in sorted({i["job_id"] for i in expected.values()})[:boards]:
         board = api.get(f"/views/jobs/{job_id}/candidates", headers=auditor).json()
         got = [
             {
