@@ -6,10 +6,10 @@ the integration events on the ``interviews.events`` topic.
 
 from .envelope import (
     DATA_MODELS,
+    DLQ_TOPIC,
     EVENT_TYPES,
     SCHEMA_VERSIONS,
     TOPIC,
-    DLQ_TOPIC,
     ActorRef,
     EventEnvelope,
     UnsupportedEventError,

@@ -147,7 +147,11 @@ def decode_envelope(raw: bytes | str) -> EventEnvelope:
             f"unsupported schema_version {version!r} for {event_type} "
             f"(this consumer knows up to {SCHEMA_VERSIONS[event_type]})"
         )
-    if event_type == "interview.cancelled" and version == 1 and isinstance(payload.get("data"), dict):
+    if (
+        event_type == "interview.cancelled"
+        and version == 1
+        and isinstance(payload.get("data"), dict)
+    ):
         data = dict(payload["data"])
         data.setdefault("cancelled_by", (payload.get("actor") or {}).get("role", "unknown"))
         payload["data"] = data
@@ -155,5 +159,7 @@ def decode_envelope(raw: bytes | str) -> EventEnvelope:
         envelope = EventEnvelope.model_validate(payload)
         envelope.typed_data()
     except ValidationError as error:
-        raise UnsupportedEventError(f"invalid fields: {error.error_count()} error(s): {error}") from None
+        raise UnsupportedEventError(
+            f"invalid fields: {error.error_count()} error(s): {error}"
+        ) from None
     return envelope

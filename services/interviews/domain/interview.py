@@ -464,4 +464,3 @@ def _meta(ctx: CommandContext) -> dict[str, Any]:
         "correlation_id": ctx.correlation_id,
         "causation_id": ctx.causation_id,
     }
-
