@@ -24,6 +24,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 from eventsourcing.utils import get_topic
 
+from .adapters.audit_store import AuditStore
 from .adapters.group_commit import GroupCommitter
 from .adapters.transcodings import register_domain_transcodings
 from .domain import (
@@ -165,6 +166,7 @@ class InterviewsApplication(Application[UUID]):
         # Invitations for one job all write that job's aggregate: queue them in
         # this process instead of letting them race (and retry) on its version.
         self._job_locks = KeyedLocks()
+        self._stored = AuditStore(self.recorder)
 
     def close(self) -> None:
         self.committer.close()
@@ -233,7 +235,12 @@ class InterviewsApplication(Application[UUID]):
         self, ctx: CommandContext, interview_id: UUID, reason: str | None = None, **opts: Any
     ) -> CommandResult:
         return self._transition(
-            ctx, "decline", interview_id, {"reason": reason}, lambda i: i.decline(ctx, reason), **opts
+            ctx,
+            "decline",
+            interview_id,
+            {"reason": reason},
+            lambda i: i.decline(ctx, reason),
+            **opts,
         )
 
     def start(
@@ -351,7 +358,7 @@ class InterviewsApplication(Application[UUID]):
 
     def position_of(self, interview_id: UUID, version: int) -> int | None:
         """The global notification id of an interview's event at ``version``."""
-        return _position_of(self.recorder, interview_id, version)
+        return self._stored.position_of(interview_id, version)
 
     def iter_interview_notifications(
         self, after: int = 0, limit: int = 1000
@@ -393,9 +400,7 @@ class InterviewsApplication(Application[UUID]):
             extra = act(interview) or []
             return [interview, *extra], interview
 
-        return self._execute(
-            ctx, action, str(interview_id), payload, idempotency_key, decide
-        )
+        return self._execute(ctx, action, str(interview_id), payload, idempotency_key, decide)
 
     def _execute(
         self,
@@ -429,8 +434,11 @@ class InterviewsApplication(Application[UUID]):
                         idempotency_key,
                         fp,
                         200,
-                        {"id": str(interview.id), "status": interview.status,
-                         "version": interview.version},
+                        {
+                            "id": str(interview.id),
+                            "status": interview.status,
+                            "version": interview.version,
+                        },
                     )
                 )
             # Read before committing: once committed, the aggregate object is the
@@ -471,9 +479,7 @@ class InterviewsApplication(Application[UUID]):
         body = record.response()
         interview_id = UUID(body["id"])
         position = self.position_of(interview_id, body["version"]) or 0
-        return CommandResult(
-            interview_id, body["status"], body["version"], position, replayed=True
-        )
+        return CommandResult(interview_id, body["status"], body["version"], position, replayed=True)
 
     def _commit(self, aggregates: list[Any]) -> list[Recording[UUID]]:
         return self.committer.commit(aggregates)
@@ -523,25 +529,3 @@ class InterviewsApplication(Application[UUID]):
 
 def is_interview_event(event: DomainEventProtocol[Any]) -> bool:
     return isinstance(event, Interview.Event)
-
-
-def _position_of(recorder: Any, originator_id: UUID, version: int) -> int | None:
-    datastore = recorder.datastore
-    table = recorder.events_table_name
-    if hasattr(datastore, "schema"):  # PostgreSQL
-        from psycopg.sql import SQL, Identifier
-
-        statement = SQL(
-            "SELECT notification_id FROM {}.{} WHERE originator_id = %s AND originator_version = %s"
-        ).format(Identifier(datastore.schema), Identifier(table))
-        with datastore.transaction(commit=False) as curs:
-            curs.execute(statement, (originator_id, version))
-            row = curs.fetchone()
-            return int(row["notification_id"]) if row else None
-    with datastore.transaction(commit=False) as curs:
-        curs.execute(
-            f"SELECT rowid FROM {table} WHERE originator_id = ? AND originator_version = ?",  # noqa: S608
-            (originator_id.hex, version),
-        )
-        row = curs.fetchone()
-        return int(row[0]) if row else None

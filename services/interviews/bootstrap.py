@@ -144,6 +144,11 @@ class InterviewsContainer:
                     pool.timeout = 1.0
         return self._app
 
+    @property
+    def opened(self) -> InterviewsApplication | None:
+        """The application if it has been opened, without opening it."""
+        return self._app
+
     def check_available(self) -> None:
         """Raises DependencyUnavailableError while the database watch sees it down."""
         if self.watch is not None and self.watch.down:
@@ -233,10 +238,12 @@ def _install_domain_metrics(metrics: Metrics, container: InterviewsContainer) ->
     )
 
     def _appended() -> float:
-        return float(container._app.events_appended) if container._app else 0.0
+        app = container.opened
+        return float(app.events_appended) if app else 0.0
 
     def _batches() -> float:
-        return float(container._app.committer.batches) if container._app else 0.0
+        app = container.opened
+        return float(app.committer.batches) if app else 0.0
 
     appended.set_function(_appended)
     batches.set_function(_batches)

@@ -1,5 +1,6 @@
-"""SQL the audit needs beyond the event store's own API: an interview's stored
-events with their global positions, and the log checkpoints.
+"""SQL beyond the event store's own API: an interview's stored events with their
+global positions (for the audit and for answering commands with a position), and
+the audit log's checkpoints.
 
 Both stores keep events in ``stored_events``; the position is PostgreSQL's
 ``notification_id`` and SQLite's ``rowid``.
@@ -60,6 +61,22 @@ class AuditStore:
             )
             for r in rows
         ]
+
+    def position_of(self, interview_id: UUID, version: int) -> int | None:
+        """The global position of one aggregate's event at ``version``, if stored."""
+        if self.postgres:
+            rows = self._select(
+                "SELECT notification_id AS position FROM {events} "
+                "WHERE originator_id = %s AND originator_version = %s",
+                (interview_id, version),
+            )
+        else:
+            rows = self._select(
+                "SELECT rowid AS position FROM {events} "
+                "WHERE originator_id = ? AND originator_version = ?",
+                (interview_id.hex, version),
+            )
+        return int(rows[0]["position"]) if rows else None
 
     def log_rows(self, after: int, limit: int, topics: Sequence[str]) -> list[StoredRow]:
         """Events of the given topics in global order, after a position."""
