@@ -210,6 +210,7 @@ class Endpoint:
     service: str
     method: str
     path: str
+    declared_security: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.service} {self.method} {self.path}"
@@ -219,9 +220,15 @@ def endpoints(world: World) -> list[Endpoint]:
     found = []
     for service, url in world.urls.items():
         spec = httpx.get(url + "/openapi.json").json()
+        schemes = spec.get("components", {}).get("securitySchemes", {})
         for path, operations in spec["paths"].items():
-            for method in operations:
-                found.append(Endpoint(service, method.upper(), path))
+            for method, operation in operations.items():
+                declared = tuple(
+                    f"{schemes.get(name, {}).get('type')}/{schemes.get(name, {}).get('scheme')}"
+                    for requirement in operation.get("security", [])
+                    for name in requirement
+                )
+                found.append(Endpoint(service, method.upper(), path, declared))
     return found
 
 
@@ -347,6 +354,19 @@ def test_every_endpoint_refuses_bad_tokens_wrong_roles_and_other_users(world: Wo
     assert not wrong, f"{len(wrong)} of {tried} intrusions not refused as DESIGN says:\n" + (
         "\n".join(wrong[:60])
     )
+
+
+def test_every_openapi_document_declares_the_bearer_scheme_where_a_token_is_needed(
+    world: World,
+) -> None:
+    """Generated clients and API explorers learn from the documents which
+    operations need ``Authorization: Bearer <JWT>`` (the others are health checks)."""
+    wrong = [
+        f"{e}: declares {list(e.declared_security)}"
+        for e in endpoints(world)
+        if e.declared_security != (() if e.path in PUBLIC else ("http/bearer",))
+    ]
+    assert not wrong, wrong
 
 
 def test_the_dashboard_refuses_a_bad_token_in_its_query_and_sets_no_cookie(world: World) -> None:
