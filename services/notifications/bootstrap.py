@@ -271,7 +271,6 @@ def create_app(
     app.state.auth_secret = container.settings.resolved_auth_secret()
     app.state.metrics = metrics
     install_error_handlers(app, UNAVAILABLE)
-    _body_parse_errors_are_422(app)
     install_observability(app, metrics)
     _install_domain_metrics(metrics, container)
 
@@ -281,22 +280,6 @@ def create_app(
     app.include_router(api.router)
     app.include_router(health_router(metrics, ready))
     return app
-
-
-def _body_parse_errors_are_422(app: FastAPI) -> None:
-    """FastAPI answers 400 when a body is not even text (e.g. ``b"\\xff{"``); DESIGN says 422."""
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    from ..common.web import error_response
-
-    previous = app.exception_handlers[StarletteHTTPException]
-
-    async def handler(request: Request, exc: Exception) -> Any:
-        if isinstance(exc, StarletteHTTPException) and exc.status_code == 400:
-            return error_response(422, "invalid_input", f"body: {exc.detail}")
-        return await previous(request, exc)
-
-    app.add_exception_handler(StarletteHTTPException, handler)
 
 
 def _install_domain_metrics(metrics: Metrics, container: NotificationsContainer) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from ..common.loop import BackgroundLoop
 from .adapters.tables import (
     attempts,
     deliveries,
@@ -130,9 +131,9 @@ class DeliveryWorker:
         self.poll_seconds = poll_seconds
         self.rng = rng or random.Random()
         self._rng_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop(
+            "delivery-worker", self._round, on_error_delay=poll_seconds, logger=log
+        )
         self._pool: ThreadPoolExecutor | None = None
         self.counts: dict[str, int] = {"delivered": 0, "failed": 0, "dead": 0, "unknown": 0}
 
@@ -162,21 +163,13 @@ class DeliveryWorker:
         return total
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="delivery-worker", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def wake(self, *_: object) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._loop.stop(timeout)
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -185,16 +178,8 @@ class DeliveryWorker:
             if close is not None:
                 close()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                done = self.run_once()
-            except Exception:  # noqa: BLE001 - a database hiccup must not kill the worker
-                log.exception("delivery round failed; retrying")
-                done = 0
-            if not done:
-                self._wake.wait(self.poll_seconds)
-                self._wake.clear()
+    def _round(self) -> float:
+        return 0.0 if self.run_once() else self.poll_seconds
 
     # ------------------------------------------------------------------ claiming
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -36,6 +35,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from ..common.loop import BackgroundLoop
 from ..contracts import EventEnvelope
 from .adapters.tables import reminder_deadlines
 from .application import NotificationRecorder
@@ -188,9 +188,9 @@ class ReminderWorker:
         self.batch_size = batch_size
         self.max_sleep_seconds = max_sleep_seconds
         self.on_sent = on_sent
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop(
+            "reminder-worker", self._round, on_error_delay=max_sleep_seconds, logger=log
+        )
         self.counts: dict[str, int] = {"sent": 0, "skipped": 0}
 
     # ------------------------------------------------------------------ running
@@ -248,34 +248,17 @@ class ReminderWorker:
         return min(self.max_sleep_seconds, max(0.01, (due - now).total_seconds()))
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="reminder-worker", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def wake(self, *_: object) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._loop.stop(timeout)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                done = self.run_once()
-                # A full batch: more may be due now. Otherwise sleep until the next one.
-                delay = 0.0 if done >= self.batch_size else self.sleep_seconds()
-            except Exception:  # noqa: BLE001 - a database hiccup must not kill the worker
-                log.exception("reminder round failed; retrying")
-                delay = self.max_sleep_seconds
-            if delay > 0:
-                self._wake.wait(delay)
-                self._wake.clear()
+    def _round(self) -> float:
+        # A full batch: more may be due now. Otherwise sleep until the next one.
+        return 0.0 if self.run_once() >= self.batch_size else self.sleep_seconds()
 
     # ------------------------------------------------------------------ settling
 

@@ -184,7 +184,8 @@ def test_errors_are_json_with_the_design_status_codes(api: TestClient, token: To
     garbage = api.post(
         "/webhooks", content=b"\xff{", headers=me | {"Content-Type": "application/json"}
     )
-    assert garbage.status_code == 422
+    assert garbage.status_code == 422, garbage.text
+    assert garbage.json()["code"] == "invalid_input" and garbage.json()["detail"]
 
 
 def test_health_readiness_metrics_and_openapi(api: TestClient) -> None:

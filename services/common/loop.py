@@ -1,0 +1,69 @@
+"""A background loop: one round at a time on a daemon thread, until stopped."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundLoop:
+    """Runs ``round_fn`` on a daemon thread until :meth:`stop`.
+
+    ``round_fn`` does one round and returns how many seconds to sleep before the
+    next; 0 means go again at once. :meth:`wake` cuts a sleep short (new work
+    came in). A round that raises is logged and followed by ``on_error_delay``
+    seconds of sleep: a database hiccup never kills the thread.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        round_fn: Callable[[], float],
+        on_error_delay: float,
+        *,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.name = name
+        self.round_fn = round_fn
+        self.on_error_delay = on_error_delay
+        self._log = logger or log
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Starts the thread; does nothing if it was started and not stopped since."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ends the loop after its current round; waits at most ``timeout`` seconds for it."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                delay = self.round_fn()
+            except Exception:  # noqa: BLE001 - a database hiccup must not kill the loop
+                self._log.exception("%s round failed; retrying", self.name)
+                delay = self.on_error_delay
+            if delay > 0:
+                self._wake.wait(delay)
+                self._wake.clear()
