@@ -41,10 +41,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from .common import ROOT, Context, figure, free_port, fresh_database, python, server
+from .common import (
+    ROOT,
+    Context,
+    delete_topics,
+    figure,
+    free_port,
+    fresh_database,
+    python,
+    server,
+)
 from .loadgen import Connection, run_load, window_rates
 
 WARMUP = 2.0  # HTTP: the server's first requests are slow
@@ -383,20 +393,6 @@ def temporary_topic(ctx: Context, prefix: str, partitions: int = PARTITIONS) -> 
     return topic
 
 
-def delete_topics(bootstrap: str, topics: list[str]) -> None:
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
-    try:
-        doomed = [t for t in topics if t in set(admin.list_topics())]
-        if doomed:
-            admin.delete_topics(doomed)
-    except Exception:  # noqa: BLE001 - cleanup only
-        pass
-    finally:
-        admin.close()
-
-
 def produce(bootstrap: str, topic: str, messages: list[Any], client_id: str) -> float:
     """Sends ``messages`` with the relay's producer settings; events/s including
     the producer's start (its first metadata fetch), as the relay's figure does."""
@@ -566,36 +562,26 @@ def _timed(work: Callable[[], Any]) -> float:
 def _paged_read(container: Any, page: int = 5000) -> None:
     url = container.settings.database_url
     table = container.interviews().recorder.events_table_name
-    rows, after = 0, 0
+    connection: Any
     if url:
         import psycopg
 
-        with psycopg.connect(url) as conn:
-            while True:
-                got = conn.execute(
-                    "SELECT notification_id, originator_id, originator_version, topic, state "
-                    f"FROM {table} WHERE notification_id > %s ORDER BY notification_id LIMIT %s",  # noqa: S608
-                    (after, page),
-                ).fetchall()
-                rows += len(got)
-                if len(got) < page:
-                    break
-                after = got[-1][0]
+        connection, key, mark = psycopg.connect(url), "notification_id", "%s"
     else:
-        conn = sqlite3.connect(container.settings.data_dir / "interviews.sqlite")
-        try:
-            while True:
-                got = conn.execute(
-                    "SELECT rowid, originator_id, originator_version, topic, state "
-                    f"FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",  # noqa: S608
-                    (after, page),
-                ).fetchall()
-                rows += len(got)
-                if len(got) < page:
-                    break
-                after = got[-1][0]
-        finally:
-            conn.close()
+        path = container.settings.data_dir / "interviews.sqlite"
+        connection, key, mark = closing(sqlite3.connect(path)), "rowid", "?"
+    query = (
+        f"SELECT {key}, originator_id, originator_version, topic, state "
+        f"FROM {table} WHERE {key} > {mark} ORDER BY {key} LIMIT {mark}"  # noqa: S608
+    )
+    rows, after = 0, 0
+    with connection as conn:
+        while True:
+            got = conn.execute(query, (after, page)).fetchall()
+            rows += len(got)
+            if len(got) < page:
+                break
+            after = got[-1][0]
     # Job events share the table; the interviews' own are EVENTS_100K of them.
     assert rows >= EVENTS_100K, rows
 

@@ -7,19 +7,26 @@ with :func:`figure` and printed with :func:`print_figure` as it is measured.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse, urlunparse
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -273,3 +280,204 @@ def rss_mb(pid: int) -> list[float]:
 
 def python() -> str:
     return sys.executable
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def delete_topics(bootstrap: str, topics: list[str]) -> None:
+    """Deletes those of ``topics`` that exist; cleanup only, so it never raises."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    try:
+        doomed = [t for t in topics if t in set(admin.list_topics())]
+        if doomed:
+            admin.delete_topics(doomed)
+    except Exception:  # noqa: BLE001 - cleanup only
+        pass
+    finally:
+        admin.close()
+
+
+def command_to_effect(
+    admin_url: str,
+    bootstrap: str,
+    seconds: float,
+    *,
+    rate: float,
+    service: str,
+    worker: Sequence[str],
+    effect: str,
+    new_rows: Callable[[sa.Connection, int], Sequence[Any]],
+    missed_rows: Callable[[sa.Connection, list[str]], Sequence[Any]] | None = None,
+) -> tuple[list[float], list[float], int]:
+    """Latency from an HTTP command to a consumer's effect: (to the effect, to
+    the topic, commands whose effect never showed).
+
+    Invitations are sent at ``rate`` commands/s (open loop, for ``seconds``) to
+    ``interviewctl serve interviews`` on PostgreSQL; the relay publishes them
+    to Kafka; the ``worker`` process (``python`` arguments) of ``service``
+    (its ``{SERVICE}_DATABASE_URL`` and ``{SERVICE}_CONSUMER_GROUP``) writes
+    the ``effect`` into a database of its own. A 2 ms poll of that database,
+    ``new_rows(conn, after)``, returns the (position, interview_id) rows past
+    the last position seen; ``missed_rows(conn, ids)``, if given, looks up
+    every 50 ms the answered invitations not seen yet (for effects that do
+    not commit in position order). A plain consumer tailing the topic shows
+    how much of the latency is the relay's share.
+    """
+    import httpx
+    import sqlalchemy as sa
+
+    from services.common.auth import mint_token
+    from services.common.db import create_engine
+
+    secret = secrets.token_urlsafe(32)
+    topic = f"bench-{service}-latency-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    prefix = service.upper()
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        stack.callback(delete_topics, bootstrap, [topic])
+        events_url = stack.enter_context(fresh_database(admin_url, "bench_events"))
+        effects_url = stack.enter_context(fresh_database(admin_url, f"bench_{service}"))
+        env = {
+            "DATABASE_URL": events_url,
+            f"{prefix}_DATABASE_URL": effects_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "EVENTS_TOPIC": topic,
+            f"{prefix}_CONSUMER_GROUP": f"bench-latency-{uuid.uuid4().hex[:8]}",
+            "AUTH_SECRET": secret,
+            "DATA_DIR": tmp,
+            "LOG_LEVEL": "WARNING",
+            "RELAY_METRICS_PORT": "0",
+        }
+        stack.enter_context(
+            server(
+                [python(), "-m", "services.cli", "serve", "interviews", "--port", str(port)],
+                port,
+                env | {"KAFKA_BOOTSTRAP_SERVERS": ""},
+                Path(tmp) / "interviews.log",
+                ready_path="/readyz",
+            )
+        )
+        for name, args in (("relay", ["-m", "services.cli", "relay"]), ("worker", worker)):
+            log = stack.enter_context(open(Path(tmp) / f"{name}.log", "wb"))
+            proc = subprocess.Popen(
+                [python(), *args],
+                env=os.environ | env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            stack.callback(stop_process, proc)
+
+        engine = create_engine(effects_url, Path(tmp) / "unused.sqlite")
+        stack.callback(engine.dispose)
+        seen: dict[str, float] = {}
+        answered: set[str] = set()
+        stop = threading.Event()
+
+        def watch() -> None:  # when each invitation's effect became visible (committed)
+            last, last_sweep = 0, 0.0
+            while not stop.is_set():
+                try:
+                    with engine.connect() as conn:
+                        rows = list(new_rows(conn, last))
+                        if missed_rows is not None and time.perf_counter() - last_sweep > 0.05:
+                            last_sweep = time.perf_counter()
+                            behind = [i for i in list(answered) if i not in seen][:1000]
+                            if behind:
+                                rows += missed_rows(conn, behind)
+                except sa.exc.ProgrammingError:  # the consumer has not created its tables yet
+                    rows = []
+                now = time.perf_counter()
+                for position, interview_id in rows:
+                    seen.setdefault(interview_id, now)
+                    last = max(last, position)
+                time.sleep(0.002)
+
+        on_kafka: dict[str, float] = {}
+
+        def tail() -> None:  # when each event reached the topic (the relay's share)
+            from kafka import KafkaConsumer
+
+            consumer = KafkaConsumer(
+                bootstrap_servers=bootstrap.split(","),
+                group_id=f"bench-tail-{uuid.uuid4().hex[:8]}",
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+            )
+            consumer.subscribe([topic])
+            try:
+                while not stop.is_set():
+                    for messages in consumer.poll(timeout_ms=200).values():
+                        now = time.perf_counter()
+                        for m in messages:
+                            on_kafka.setdefault(m.key.decode(), now)
+            finally:
+                consumer.close(autocommit=False)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        tailer = threading.Thread(target=tail, daemon=True)
+        watcher.start()
+        tailer.start()
+        stack.callback(tailer.join, 10)
+        stack.callback(watcher.join, 5)
+        stack.callback(stop.set)
+
+        local = threading.local()
+        headers = {
+            c: {"Authorization": f"Bearer {mint_token(secret, f'c-{c}', 'client')}"}
+            for c in range(20)
+        }
+
+        def invite(k: int) -> tuple[str, float] | None:
+            client = getattr(local, "client", None)
+            if client is None:
+                client = local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+            sent = time.perf_counter()
+            answer = client.post(
+                "/interviews",
+                json={"job_id": f"job-{k}", "freelancer_id": f"f-{k}"},
+                headers=headers[k % 20],
+                timeout=10,
+            )
+            if answer.status_code != 201:
+                return None
+            answered.add(str(answer.json()["id"]))
+            return str(answer.json()["id"]), sent
+
+        # Warm up the whole path (the consumer joins its group, tables exist).
+        warm = invite(-1)
+        assert warm is not None, "the interview service refused the warm-up command"
+        deadline = time.monotonic() + 90
+        while warm[0] not in seen:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no {effect} after 90 s; see the logs in {tmp}")
+            time.sleep(0.05)
+
+        count = int(rate * seconds)
+        print(f"  ({count} invitations at {rate:.0f}/s, open loop)", flush=True)
+        with ThreadPoolExecutor(16) as pool:
+            start = time.perf_counter()
+            futures = []
+            for k in range(count):
+                delay = start + k / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                futures.append(pool.submit(invite, k))
+            sent = [f.result() for f in futures]
+        deadline = time.monotonic() + 30
+        ok = [s for s in sent if s is not None]
+        while any(i not in seen for i, _ in ok) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        latencies = [seen[i] - t for i, t in ok if i in seen]
+        to_kafka = [on_kafka[i] - t for i, t in ok if i in on_kafka]
+        lost = len(sent) - len(latencies)
+    return latencies, to_kafka, lost

@@ -26,8 +26,18 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from . import baselines
-from .common import ROOT, Context, figure, free_port, fresh_database, print_figure, python, rss_mb
+from .common import (
+    ROOT,
+    Context,
+    delete_topics,
+    figure,
+    free_port,
+    fresh_database,
+    print_figure,
+    python,
+    rss_mb,
+    stop_process,
+)
 from .loadgen import Connection, run_load
 
 GOAL_MB = 200.0
@@ -44,7 +54,7 @@ def run(ctx: Context) -> list[dict[str, Any]]:
     samples: dict[str, list[list[float]]] = {}
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        stack.callback(baselines.delete_topics, bootstrap, [topic, f"{topic}.dlq"])
+        stack.callback(delete_topics, bootstrap, [topic, f"{topic}.dlq"])
         events_url = stack.enter_context(fresh_database(admin_url, "bench_mem_events"))
         views_url = stack.enter_context(fresh_database(admin_url, "bench_mem_views"))
         inbox_url = stack.enter_context(fresh_database(admin_url, "bench_mem_inbox"))
@@ -85,7 +95,7 @@ def run(ctx: Context) -> list[dict[str, Any]]:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            stack.callback(_stop, procs[name])
+            stack.callback(stop_process, procs[name])
         for name, port in ports.items():
             _wait_ready(port, procs[name], tmp / f"{name}.log")
 
@@ -178,12 +188,3 @@ def _wait_for_views(port: int, position: int, headers: dict[str, str]) -> bool:
         except (urllib.error.HTTPError, OSError):
             time.sleep(0.5)
     return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()

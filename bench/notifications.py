@@ -18,29 +18,23 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
 import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from . import baselines
 from .common import (
-    ROOT,
     Context,
+    command_to_effect,
+    delete_topics,
     figure,
-    free_port,
     fresh_database,
     print_figure,
-    python,
-    server,
     split_quantile,
 )
 
@@ -158,18 +152,7 @@ def consumer_throughput(admin_url: str, bootstrap: str, n: int, repetitions: int
     try:
         return [_notifications_drain(admin_url, bootstrap, topic, n) for _ in range(repetitions)]
     finally:
-        _delete_topic(bootstrap, topic)
-
-
-def _delete_topic(bootstrap: str, topic: str) -> None:
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
-    try:
-        if topic in set(admin.list_topics()):
-            admin.delete_topics([topic])
-    finally:
-        admin.close()
+        delete_topics(bootstrap, [topic])
 
 
 def _notifications_drain(admin_url: str, bootstrap: str, topic: str, n: int) -> float:
@@ -215,162 +198,24 @@ def _notifications_drain(admin_url: str, bootstrap: str, topic: str, n: int) -> 
 def command_to_inbox(
     admin_url: str, bootstrap: str, seconds: float
 ) -> tuple[list[float], list[float], int]:
-    import httpx
     import sqlalchemy as sa
 
-    from services.common.auth import mint_token
-    from services.common.db import create_engine
     from services.notifications.adapters.tables import notifications
 
-    secret = secrets.token_urlsafe(32)
-    topic = f"bench-latency-{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        stack.callback(_delete_topic, bootstrap, topic)
-        events_url = stack.enter_context(fresh_database(admin_url, "bench_events"))
-        inbox_url = stack.enter_context(fresh_database(admin_url, "bench_inbox"))
-        env = {
-            "DATABASE_URL": events_url,
-            "NOTIFICATIONS_DATABASE_URL": inbox_url,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "EVENTS_TOPIC": topic,
-            "NOTIFICATIONS_CONSUMER_GROUP": f"bench-latency-{uuid.uuid4().hex[:8]}",
-            "AUTH_SECRET": secret,
-            "DATA_DIR": tmp,
-            "LOG_LEVEL": "WARNING",
-            "RELAY_METRICS_PORT": "0",
-        }
-        stack.enter_context(
-            server(
-                [python(), "-m", "services.cli", "serve", "interviews", "--port", str(port)],
-                port,
-                env | {"KAFKA_BOOTSTRAP_SERVERS": ""},
-                Path(tmp) / "interviews.log",
-                ready_path="/readyz",
-            )
-        )
-        for name, args in (
-            ("relay", ["-m", "services.cli", "relay"]),
-            ("worker", ["-m", "services.notifications.entrypoints.worker", "--no-delivery"]),
-        ):
-            log = stack.enter_context(open(Path(tmp) / f"{name}.log", "wb"))
-            proc = subprocess.Popen(
-                [python(), *args],
-                env=os.environ | env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            stack.callback(_stop, proc)
+    def new_rows(conn: sa.Connection, after: int) -> Sequence[Any]:
+        return conn.execute(
+            sa.select(notifications.c.seq, notifications.c.interview_id)
+            .where(notifications.c.seq > after)
+            .order_by(notifications.c.seq)
+        ).all()
 
-        engine = create_engine(inbox_url, Path(tmp) / "unused.sqlite")
-        stack.callback(engine.dispose)
-        seen: dict[str, float] = {}
-        stop = threading.Event()
-
-        def watch() -> None:  # when each inbox entry became visible (committed)
-            last = 0
-            while not stop.is_set():
-                try:
-                    with engine.connect() as conn:
-                        rows = conn.execute(
-                            sa.select(notifications.c.seq, notifications.c.interview_id)
-                            .where(notifications.c.seq > last)
-                            .order_by(notifications.c.seq)
-                        ).all()
-                except sa.exc.ProgrammingError:  # the consumer has not created its tables yet
-                    rows = []
-                now = time.perf_counter()
-                for row in rows:
-                    seen.setdefault(row.interview_id, now)
-                    last = row.seq
-                time.sleep(0.002)
-
-        on_kafka: dict[str, float] = {}
-
-        def tail() -> None:  # when each event reached the topic (the relay's share)
-            from kafka import KafkaConsumer
-
-            consumer = KafkaConsumer(
-                bootstrap_servers=bootstrap.split(","),
-                group_id=f"bench-tail-{uuid.uuid4().hex[:8]}",
-                auto_offset_reset="earliest",
-                enable_auto_commit=False,
-            )
-            consumer.subscribe([topic])
-            try:
-                while not stop.is_set():
-                    for messages in consumer.poll(timeout_ms=200).values():
-                        now = time.perf_counter()
-                        for m in messages:
-                            on_kafka.setdefault(m.key.decode(), now)
-            finally:
-                consumer.close(autocommit=False)
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        tailer = threading.Thread(target=tail, daemon=True)
-        watcher.start()
-        tailer.start()
-        stack.callback(tailer.join, 10)
-        stack.callback(watcher.join, 5)
-        stack.callback(stop.set)
-
-        local = threading.local()
-        headers = {
-            c: {"Authorization": f"Bearer {mint_token(secret, f'c-{c}', 'client')}"}
-            for c in range(20)
-        }
-
-        def invite(k: int) -> tuple[str, float] | None:
-            client = getattr(local, "client", None)
-            if client is None:
-                client = local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}")
-            sent = time.perf_counter()
-            answer = client.post(
-                "/interviews",
-                json={"job_id": f"job-{k}", "freelancer_id": f"f-{k}"},
-                headers=headers[k % 20],
-                timeout=10,
-            )
-            if answer.status_code != 201:
-                return None
-            return str(answer.json()["id"]), sent
-
-        # Warm up the whole path (the consumer joins its group, tables exist).
-        warm = invite(-1)
-        assert warm is not None, "the interview service refused the warm-up command"
-        deadline = time.monotonic() + 90
-        while warm[0] not in seen:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no inbox entry after 90 s; see the logs in {tmp}")
-            time.sleep(0.05)
-
-        count = int(RATE * seconds)
-        print(f"  ({count} invitations at {RATE:.0f}/s, open loop)", flush=True)
-        sent: list[tuple[str, float] | None] = []
-        with ThreadPoolExecutor(16) as pool:
-            start = time.perf_counter()
-            futures = []
-            for k in range(count):
-                delay = start + k / RATE - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                futures.append(pool.submit(invite, k))
-            sent = [f.result() for f in futures]
-        deadline = time.monotonic() + 30
-        ok = [s for s in sent if s is not None]
-        while any(i not in seen for i, _ in ok) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        latencies = [seen[i] - t for i, t in ok if i in seen]
-        to_kafka = [on_kafka[i] - t for i, t in ok if i in on_kafka]
-        lost = len(sent) - len(latencies)
-    return latencies, to_kafka, lost
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    return command_to_effect(
+        admin_url,
+        bootstrap,
+        seconds,
+        rate=RATE,
+        service="notifications",
+        worker=["-m", "services.notifications.entrypoints.worker", "--no-delivery"],
+        effect="inbox entry",
+        new_rows=new_rows,
+    )

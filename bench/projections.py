@@ -24,29 +24,23 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
 import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from . import baselines
 from .common import (
-    ROOT,
     Context,
+    command_to_effect,
+    delete_topics,
     figure,
-    free_port,
     fresh_database,
     print_figure,
-    python,
-    server,
     split_quantile,
 )
 
@@ -89,7 +83,7 @@ def run(ctx: Context) -> list[dict[str, Any]]:
             )
         )
     finally:
-        _delete_topics(bootstrap, topic)
+        delete_topics(bootstrap, [topic])
 
     # -- rebuild of 100,000 events, against B6 (raw upserts) and B7 (raw reads)
     events = _envelopes(REBUILD_EVENTS)
@@ -132,7 +126,7 @@ def run(ctx: Context) -> list[dict[str, Any]]:
             )
         )
     finally:
-        _delete_topics(bootstrap, topic)
+        delete_topics(bootstrap, [topic])
 
     # -- command to view latency at 100 commands/s, over the repetitions' time
     seconds = ctx.seconds * ctx.repetitions
@@ -224,18 +218,6 @@ def _fill_topic(bootstrap: str, topic: str, events: list[Any]) -> None:
         producer.send(topic, key=str(e.interview_id).encode(), value=e.to_bytes())
     producer.flush()
     producer.close()
-
-
-def _delete_topics(bootstrap: str, *topics: str) -> None:
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
-    try:
-        admin.delete_topics([t for t in topics if t in set(admin.list_topics())])
-    except Exception:  # noqa: BLE001 - cleanup only
-        pass
-    finally:
-        admin.close()
 
 
 def _container(url: str, tmp: str, bootstrap: str | None, topic: str | None = None) -> Any:
@@ -334,175 +316,35 @@ def _rebuild_from_topic(admin_url: str, bootstrap: str, topic: str) -> float:
 def _command_to_view(
     admin_url: str, bootstrap: str, seconds: float
 ) -> tuple[list[float], list[float], int]:
-    import httpx
     import sqlalchemy as sa
 
-    from services.common.auth import mint_token
-    from services.common.db import create_engine
     from services.projections.adapters.schema import view_tables
 
-    secret = secrets.token_urlsafe(32)
-    topic = f"bench-view-latency-{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        stack.callback(_delete_topics, bootstrap, topic)
-        events_url = stack.enter_context(fresh_database(admin_url, "bench_events"))
-        views_url = stack.enter_context(fresh_database(admin_url, "bench_views"))
-        env = {
-            "DATABASE_URL": events_url,
-            "PROJECTIONS_DATABASE_URL": views_url,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "EVENTS_TOPIC": topic,
-            "PROJECTIONS_CONSUMER_GROUP": f"bench-latency-{uuid.uuid4().hex[:8]}",
-            "AUTH_SECRET": secret,
-            "DATA_DIR": tmp,
-            "LOG_LEVEL": "WARNING",
-            "RELAY_METRICS_PORT": "0",
-        }
-        stack.enter_context(
-            server(
-                [python(), "-m", "services.cli", "serve", "interviews", "--port", str(port)],
-                port,
-                env | {"KAFKA_BOOTSTRAP_SERVERS": ""},
-                Path(tmp) / "interviews.log",
-                ready_path="/readyz",
-            )
-        )
-        for name, args in (
-            ("relay", ["-m", "services.cli", "relay"]),
-            ("worker", ["-m", "services.projections.entrypoints.worker"]),
-        ):
-            log = stack.enter_context(open(Path(tmp) / f"{name}.log", "wb"))
-            proc = subprocess.Popen(
-                [python(), *args],
-                env=os.environ | env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            stack.callback(_stop, proc)
+    timeline = view_tables(1).timeline
+    columns = (timeline.c.position, timeline.c.interview_id)
 
-        engine = create_engine(views_url, Path(tmp) / "unused.sqlite")
-        stack.callback(engine.dispose)
-        timeline = view_tables(1).timeline
-        seen: dict[str, float] = {}
-        answered: set[str] = set()
-        stop = threading.Event()
+    # New rows by position; and, since Kafka partitions commit out of position
+    # order, every 50 ms the answered invitations not seen yet.
+    def new_rows(conn: sa.Connection, after: int) -> Sequence[Any]:
+        return conn.execute(
+            sa.select(*columns)
+            .where(timeline.c.position > after, timeline.c.version == 1)
+            .order_by(timeline.c.position)
+        ).all()
 
-        def watch() -> None:  # when each invitation's view row became visible (committed)
-            # New rows by position; and, since Kafka partitions commit out of
-            # position order, every 50 ms the answered invitations not seen yet.
-            last, last_sweep = 0, 0.0
-            while not stop.is_set():
-                try:
-                    with engine.connect() as conn:
-                        rows = conn.execute(
-                            sa.select(timeline.c.position, timeline.c.interview_id)
-                            .where(timeline.c.position > last, timeline.c.version == 1)
-                            .order_by(timeline.c.position)
-                        ).all()
-                        if time.perf_counter() - last_sweep > 0.05:
-                            last_sweep = time.perf_counter()
-                            behind = [i for i in list(answered) if i not in seen][:1000]
-                            if behind:
-                                rows += conn.execute(
-                                    sa.select(timeline.c.position, timeline.c.interview_id).where(
-                                        timeline.c.interview_id.in_(behind),
-                                        timeline.c.version == 1,
-                                    )
-                                ).all()
-                except sa.exc.ProgrammingError:  # the consumer has not created its tables yet
-                    rows = []
-                now = time.perf_counter()
-                for row in rows:
-                    seen.setdefault(row.interview_id, now)
-                    last = max(last, row.position)
-                time.sleep(0.002)
+    def missed_rows(conn: sa.Connection, ids: list[str]) -> Sequence[Any]:
+        return conn.execute(
+            sa.select(*columns).where(timeline.c.interview_id.in_(ids), timeline.c.version == 1)
+        ).all()
 
-        on_kafka: dict[str, float] = {}
-
-        def tail() -> None:  # when each event reached the topic (the relay's share)
-            from kafka import KafkaConsumer
-
-            consumer = KafkaConsumer(
-                bootstrap_servers=bootstrap.split(","),
-                group_id=f"bench-tail-{uuid.uuid4().hex[:8]}",
-                auto_offset_reset="earliest",
-                enable_auto_commit=False,
-            )
-            consumer.subscribe([topic])
-            try:
-                while not stop.is_set():
-                    for messages in consumer.poll(timeout_ms=200).values():
-                        now = time.perf_counter()
-                        for m in messages:
-                            on_kafka.setdefault(m.key.decode(), now)
-            finally:
-                consumer.close(autocommit=False)
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        tailer = threading.Thread(target=tail, daemon=True)
-        watcher.start()
-        tailer.start()
-        stack.callback(tailer.join, 10)
-        stack.callback(watcher.join, 5)
-        stack.callback(stop.set)
-
-        local = threading.local()
-        headers = {
-            c: {"Authorization": f"Bearer {mint_token(secret, f'c-{c}', 'client')}"}
-            for c in range(20)
-        }
-
-        def invite(k: int) -> tuple[str, float] | None:
-            client = getattr(local, "client", None)
-            if client is None:
-                client = local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}")
-            sent = time.perf_counter()
-            answer = client.post(
-                "/interviews",
-                json={"job_id": f"job-{k}", "freelancer_id": f"f-{k}"},
-                headers=headers[k % 20],
-                timeout=10,
-            )
-            if answer.status_code != 201:
-                return None
-            answered.add(str(answer.json()["id"]))
-            return str(answer.json()["id"]), sent
-
-        warm = invite(-1)
-        assert warm is not None, "the interview service refused the warm-up command"
-        deadline = time.monotonic() + 90
-        while warm[0] not in seen:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no view row after 90 s; see the logs in {tmp}")
-            time.sleep(0.05)
-
-        count = int(RATE * seconds)
-        print(f"  ({count} invitations at {RATE:.0f}/s, open loop)", flush=True)
-        with ThreadPoolExecutor(16) as pool:
-            start = time.perf_counter()
-            futures = []
-            for k in range(count):
-                delay = start + k / RATE - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                futures.append(pool.submit(invite, k))
-            sent = [f.result() for f in futures]
-        deadline = time.monotonic() + 30
-        ok = [s for s in sent if s is not None]
-        while any(i not in seen for i, _ in ok) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        latencies = [seen[i] - t for i, t in ok if i in seen]
-        to_kafka = [on_kafka[i] - t for i, t in ok if i in on_kafka]
-        lost = len(sent) - len(latencies)
-    return latencies, to_kafka, lost
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    return command_to_effect(
+        admin_url,
+        bootstrap,
+        seconds,
+        rate=RATE,
+        service="projections",
+        worker=["-m", "services.projections.entrypoints.worker"],
+        effect="view row",
+        new_rows=new_rows,
+        missed_rows=missed_rows,
+    )
