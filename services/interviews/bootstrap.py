@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -123,13 +124,7 @@ class InterviewsContainer:
         with self._lock:
             if self._app is None:
                 try:
-                    self._app = InterviewsApplication(
-                        self.env(),
-                        clock=self.clock,
-                        invitation_ttl=timedelta(hours=self.settings.invitation_ttl_hours),
-                        offer_ttl=timedelta(hours=self.settings.offer_ttl_hours),
-                        max_batch=self.settings.max_commit_batch,
-                    )
+                    self._app = self._open()
                 except UNAVAILABLE as error:
                     raise DependencyUnavailableError(str(error)) from error
                 pool = _pool_of(self._app)
@@ -143,6 +138,16 @@ class InterviewsContainer:
                     # rather than 52 s (queries take milliseconds; 16 connections).
                     pool.timeout = 1.0
         return self._app
+
+    def _open(self) -> InterviewsApplication:
+        with _schema_lock(self.settings.database_url):
+            return InterviewsApplication(
+                self.env(),
+                clock=self.clock,
+                invitation_ttl=timedelta(hours=self.settings.invitation_ttl_hours),
+                offer_ttl=timedelta(hours=self.settings.offer_ttl_hours),
+                max_batch=self.settings.max_commit_batch,
+            )
 
     @property
     def opened(self) -> InterviewsApplication | None:
@@ -168,6 +173,30 @@ class InterviewsContainer:
             if self._app is not None:
                 self._app.close()
                 self._app = None
+
+
+# Serialises opening the event store across processes (see _schema_lock).
+SCHEMA_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"interviews.event-store-schema").digest()[:8], "big", signed=True
+)
+
+
+@contextmanager
+def _schema_lock(database_url: str | None) -> Iterator[None]:
+    """The API, the relay and the scheduler often start together on a new
+    database, and PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a
+    concurrent one (duplicate pg_type rows, "tuple concurrently updated"): one
+    process at a time creates or checks the tables, under an advisory lock."""
+    if not database_url:
+        yield  # SQLite serialises schema changes itself
+        return
+    libpq_url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(libpq_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
 
 def create_app(container: InterviewsContainer) -> FastAPI:

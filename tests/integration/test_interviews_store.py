@@ -127,3 +127,40 @@ def test_commands_recover_when_postgres_drops_every_connection(
         assert app.get_interview(iid).version == 2
     finally:
         container.close()
+
+
+def test_processes_opening_a_new_database_at_once_all_start(
+    postgres_url: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The API, the relay and the scheduler often start together on an empty
+    database; PostgreSQL's CREATE TABLE IF NOT EXISTS is not atomic, so the
+    losers of that race must open the store again rather than exit."""
+    import threading
+
+    settings = InterviewsSettings(
+        database_url=postgres_url, data_dir=tmp_path, auth_secret="s" * 32
+    )
+    containers = [InterviewsContainer(settings, clock=clock) for _ in range(6)]
+    barrier = threading.Barrier(len(containers))
+    failures: list[BaseException] = []
+
+    def open_store(container: InterviewsContainer) -> None:
+        barrier.wait()
+        try:
+            container.interviews()
+        except BaseException as error:  # noqa: BLE001 - reported below
+            failures.append(error)
+
+    threads = [threading.Thread(target=open_store, args=(c,)) for c in containers]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not failures, failures
+        first, last = containers[0].interviews(), containers[-1].interviews()
+        iid = first.invite(ctx(CLIENT, clock), job_id="job-1", freelancer_id=FREELANCER.id).id
+        assert last.get_interview(iid).version == 1
+    finally:
+        for c in containers:
+            c.close()
