@@ -15,13 +15,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
 from fastapi.responses import StreamingResponse
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials
 from pydantic_core import to_jsonable_python
 from starlette.concurrency import run_in_threadpool
 
 from ...common.auth import AuthError, Principal, decode_token
-from ...common.web import ERROR_RESPONSES, ApiError
+from ...common.web import BEARER, ERROR_RESPONSES, ApiError
 from ..adapters import queries
 from ..adapters.queries import InvalidCursorError, Scope
 from ..application import ProjectionViews, Snapshot
@@ -38,14 +39,25 @@ def get_views(request: Request) -> ProjectionViews:
     return request.app.state.container.views()  # type: ignore[no-any-return]
 
 
-def viewer(request: Request) -> Principal:
+DASHBOARD_COOKIE = APIKeyCookie(
+    name=TOKEN_COOKIE,
+    auto_error=False,
+    description="The same JWT, set by the dashboard page for its own requests.",
+)
+
+
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+DashboardCookie = Annotated[str | None, Security(DASHBOARD_COOKIE)]
+
+
+def authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, cookie: str | None
+) -> Principal:
     """Bearer token, or the dashboard's cookie (browsers cannot add headers to
     page loads and EventSource)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip() if scheme.lower() == "bearer" else ""
+    token = credentials.credentials.strip() if credentials else ""
     if not token:
-        token = request.cookies.get(TOKEN_COOKIE, "").strip()
+        token = (cookie or "").strip()
     if not token:
         raise ApiError(
             401, "unauthorized", "missing bearer token", headers={"WWW-Authenticate": "Bearer"}
@@ -56,6 +68,12 @@ def viewer(request: Request) -> Principal:
         raise ApiError(
             401, "unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"}
         ) from None
+
+
+async def viewer(  # no I/O: no thread-pool hop
+    request: Request, credentials: BearerCredentials, cookie: DashboardCookie
+) -> Principal:
+    return authenticate(request, credentials, cookie)
 
 
 Viewer = Annotated[Principal, Depends(viewer)]

@@ -23,7 +23,16 @@ from starlette.concurrency import run_in_threadpool
 from ...common.auth import AuthError, decode_token
 from ...common.web import ERROR_RESPONSES, ApiError
 from ..adapters.queries import Scope
-from .api import POSITION_HEADER, TOKEN_COOKIE, MinPosition, Views, live_payload, viewer
+from .api import (
+    POSITION_HEADER,
+    TOKEN_COOKIE,
+    BearerCredentials,
+    DashboardCookie,
+    MinPosition,
+    Views,
+    authenticate,
+    live_payload,
+)
 
 router = APIRouter(tags=["dashboard"])
 
@@ -80,6 +89,8 @@ def _e(value: Any) -> str:
 async def dashboard(
     request: Request,
     views: Views,
+    credentials: BearerCredentials,
+    cookie: DashboardCookie,
     access_token: Annotated[str | None, Query(max_length=4096)] = None,
     min_position: MinPosition = None,
 ) -> Response:
@@ -101,7 +112,7 @@ async def dashboard(
         )
         return redirect
     try:
-        principal = viewer(request)
+        principal = authenticate(request, credentials, cookie)
     except ApiError as error:
         return HTMLResponse(_login_page(error.detail), status_code=401)
     if min_position:
