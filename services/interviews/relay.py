@@ -31,6 +31,7 @@ from pydantic_settings import SettingsConfigDict
 
 from ..common.settings import CommonSettings
 from .adapters.kafka_publisher import Delivery, EventPublisher
+from .adapters.leases import Lease, leader_lease, new_holder
 from .application import InterviewsApplication
 from .feed import InterviewEventFeed, unhook, wake_on_interview_events
 
@@ -59,6 +60,9 @@ class RelaySettings(CommonSettings):
     poll_seconds: float = Field(default=2.0, gt=0, alias="RELAY_POLL_SECONDS")
     checkpoint_seconds: float = Field(default=0.2, ge=0, alias="RELAY_CHECKPOINT_SECONDS")
     max_backoff_seconds: float = Field(default=10.0, gt=0, alias="RELAY_MAX_BACKOFF_SECONDS")
+    # One relay publishes at a time; a standby takes over within about a third of
+    # this after the leader dies (at once on PostgreSQL: the lock dies with it).
+    lease_seconds: float = Field(default=9.0, gt=0, alias="RELAY_LEASE_SECONDS")
     metrics_port: int = Field(default=9465, ge=0, alias="RELAY_METRICS_PORT")
     metrics_host: str = Field(default="127.0.0.1", alias="RELAY_METRICS_HOST")
 
@@ -159,6 +163,7 @@ class RelayStats:
     republish_from: int = 0
     rate: float = 0.0  # events acknowledged per second, last interval
     connected: bool = False
+    leader: bool = False  # holds the lease: this relay is the one publishing
 
 
 class Relay:
@@ -172,8 +177,10 @@ class Relay:
         *,
         wake: threading.Event | None = None,
         settings: RelaySettings | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.feed = feed
+        self.lease = lease
         self.positions = positions
         self.connect = connect
         self.wake = wake or threading.Event()
@@ -190,6 +197,7 @@ class Relay:
         self._saved = 0
         self._last_checkpoint = 0.0
         self._rate_mark = (time.monotonic(), 0)
+        self._lease_checked = -1e9
 
     # ----------------------------------------------------------------- control
 
@@ -206,6 +214,9 @@ class Relay:
         backoff = 0.2
         while not self._stop.is_set():
             try:
+                if not self._lead():
+                    self._stop.wait(self._standby_seconds())
+                    continue
                 if self._publisher is None:
                     self._start()
                 if self._step():
@@ -226,6 +237,31 @@ class Relay:
         self._shutdown()
 
     # --------------------------------------------------------------- internals
+
+    def _lead(self) -> bool:
+        """Takes or renews the lease (about once a second while leading)."""
+        if self.lease is None:
+            self.stats.leader = True
+            return True
+        now = time.monotonic()
+        if self.stats.leader and now - self._lease_checked < self._standby_seconds():
+            return True
+        leading = self.lease.acquire()
+        self._lease_checked = now
+        if leading and not self.stats.leader:
+            log.info("relay: leading (holds the lease)")
+        elif not leading and self.stats.leader:
+            log.warning("relay: lost the lease; another relay publishes now")
+        if not leading:
+            if self._publisher is not None:
+                self._reset()  # what it had sent unacknowledged, the leader sends again
+            # The leader's progress, so this relay's lag metric shows the truth.
+            self.stats.published_position = self.positions.load()
+        self.stats.leader = leading
+        return leading
+
+    def _standby_seconds(self) -> float:
+        return min(1.0, self.settings.lease_seconds / 3)
 
     def _start(self) -> None:
         self._acked = self._saved = self._read = self._scanned = self.positions.load()
@@ -351,6 +387,12 @@ class Relay:
             self._reset()
         if self._reader is not None:
             self._reader.shutdown()
+        if self.lease is not None and self.stats.leader:
+            try:
+                self.lease.release()
+            except Exception:  # noqa: BLE001 - it lapses (or dies with its connection)
+                log.warning("relay: releasing the lease failed", exc_info=True)
+            self.stats.leader = False
         log.info("relay stopped at position %d", self._saved)
 
 
@@ -370,6 +412,11 @@ class RelayCollector:
             "relay_lag_positions",
             "Positions the relay is behind the event store (store max - published)",
             value=max(store - stats.published_position, 0),
+        )
+        yield GaugeMetricFamily(
+            "relay_leader",
+            "1 while this relay holds the lease and publishes, 0 while it stands by",
+            value=1 if stats.leader else 0,
         )
         yield GaugeMetricFamily(
             "relay_store_position", "The event store's max notification id", value=store
@@ -465,6 +512,9 @@ class RelayProcess:
             connect,
             wake=self.wake,
             settings=settings,
+            lease=leader_lease(
+                self.engine, f"relay:{settings.topic}", new_holder(), ttl=settings.lease_seconds
+            ),
         )
         self.registry = registry
         if registry is not None:

@@ -16,10 +16,9 @@ on its version, so the loser re-decides on fresh state and is refused. So
 ``Expired`` is recorded at most once per deadline, and, since a row leaves the
 index only after the aggregate has been asked, at least once.
 
-On top of that only one instance works at a time (so they do not duplicate
-effort): PostgreSQL gives a session advisory lock that the server releases as
-soon as the holder's connection dies; on SQLite a lease row with an expiry is
-renewed by its holder and taken over once it lapses.
+On top of that only one instance works at a time, so they do not duplicate
+effort (``adapters/leases.py``: an advisory lock on PostgreSQL, a lease row on
+SQLite).
 
 The loop sleeps until the next deadline, or until this process commits a new
 invitation or offer (the application's ``listeners`` hook), and never longer
@@ -31,23 +30,20 @@ the clock and call :meth:`Scheduler.wake` or :meth:`Scheduler.run_once`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..common.db import create_engine
+from .adapters.leases import Lease, leader_lease, lock_key, new_holder, upsert_insert
 from .application import InterviewNotFoundError, InterviewsApplication
 from .domain import Interview, NotYetDueError, TransitionNotAllowedError
 from .settings import InterviewsSettings
@@ -55,11 +51,8 @@ from .settings import InterviewsSettings
 log = logging.getLogger(__name__)
 
 FOLLOWER = "deadlines"
-# One advisory lock key per database (advisory locks are per database already).
-ADVISORY_LOCK_KEY = int.from_bytes(
-    hashlib.sha256(b"interviews.deadline-scheduler").digest()[:8], "big", signed=True
-)
-SCHEMA_LOCK_KEY = ADVISORY_LOCK_KEY ^ 1  # serialises CREATE TABLE across instances
+# Serialises CREATE TABLE across instances (advisory locks are per database already).
+SCHEMA_LOCK_KEY = lock_key("interviews.deadline-scheduler") ^ 1
 RETRY_SECONDS = 1.0  # pause before retrying deadlines whose expiry failed
 MIN_PAUSE_SECONDS = 0.05  # floor between ticks while rows are due, so nothing spins
 MIN_WAKE_INTERVAL = 0.2  # a burst of commits wakes the loop once, not once per batch
@@ -104,21 +97,6 @@ POSITIONS = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("position", sa.BigInteger, nullable=False),
 )
-
-LEASES = sa.Table(
-    "scheduler_leases",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("holder", sa.String(200), nullable=False),
-    sa.Column("expires_at", sa.Float, nullable=False),  # epoch seconds of the lease clock
-)
-
-
-def _insert(engine: sa.Engine, table: sa.Table) -> Any:
-    """An INSERT that knows ``ON CONFLICT`` on both databases."""
-    if engine.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 @dataclass(frozen=True)
@@ -174,7 +152,7 @@ class DeadlineIndex:
         # instance's index update while that one waits on this insert.
         with self.engine.begin() as conn:
             conn.execute(
-                _insert(self.engine, POSITIONS)
+                upsert_insert(self.engine, POSITIONS)
                 .values(name=self.name, position=0)
                 .on_conflict_do_nothing(index_elements=["name"])
             )
@@ -233,7 +211,7 @@ class DeadlineIndex:
         return [Deadline(r.interview_id, r.what, r.due_at, r.version) for r in rows]
 
     def _put(self, conn: sa.Connection, deadline: Deadline) -> None:
-        stmt = _insert(self.engine, DEADLINES).values(
+        stmt = upsert_insert(self.engine, DEADLINES).values(
             interview_id=deadline.interview_id,
             what=deadline.what,
             due_at=deadline.due_at,
@@ -258,134 +236,6 @@ class DeadlineIndex:
                 DEADLINES.c.interview_id == interview_id, DEADLINES.c.version < below
             )
         )
-
-
-# -------------------------------------------------------------------- leases
-
-
-class Lease(Protocol):
-    """Who may work: ``acquire`` takes or keeps it (call it again to renew)."""
-
-    def acquire(self) -> bool: ...
-
-    def release(self) -> None: ...
-
-
-class AdvisoryLock:
-    """PostgreSQL: a session advisory lock on a connection held while leading.
-
-    The server drops the lock the moment that connection ends, so a crashed
-    leader is replaced at the next tick of another instance."""
-
-    def __init__(self, engine: sa.Engine, key: int = ADVISORY_LOCK_KEY) -> None:
-        self.engine = engine
-        self.key = key
-        self._conn: sa.Connection | None = None
-
-    def acquire(self) -> bool:
-        if self._conn is not None:
-            try:
-                self._conn.execute(sa.text("SELECT 1"))
-                self._conn.commit()
-                return True
-            except sa.exc.DBAPIError:
-                log.warning("the scheduler lock's connection broke; the lock is gone")
-                self._discard()
-        conn = self.engine.connect()
-        try:
-            got = bool(
-                conn.execute(
-                    sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
-                ).scalar()
-            )
-            conn.commit()
-        except BaseException:
-            conn.close()
-            raise
-        if not got:
-            conn.close()
-            return False
-        self._conn = conn
-        return True
-
-    def release(self) -> None:
-        if self._conn is None:
-            return
-        try:
-            self._conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
-            self._conn.commit()
-            self._conn.close()
-            self._conn = None
-        except sa.exc.DBAPIError:
-            self._discard()
-
-    def _discard(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        try:
-            conn.invalidate()  # closes the session, so the server frees the lock
-            conn.close()
-        except Exception:  # noqa: BLE001 - the connection is gone either way
-            log.debug("closing a broken lock connection failed", exc_info=True)
-
-
-class LeaseRow:
-    """A row naming the holder until ``expires_at``, renewed by ticks after a third of it.
-
-    A crashed holder blocks others for at most ``ttl`` seconds of ``clock``
-    (wall-clock time: the lease guards against processes, not domain time)."""
-
-    def __init__(
-        self,
-        engine: sa.Engine,
-        holder: str,
-        *,
-        ttl: float,
-        name: str = FOLLOWER,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.engine = engine
-        self.holder = holder
-        self.ttl = ttl
-        self.name = name
-        self.clock = clock
-        self._created = False
-        self._renewed_at: float | None = None
-
-    def acquire(self) -> bool:
-        now = self.clock()
-        if self._renewed_at is not None and now - self._renewed_at < self.ttl / 3:
-            return True  # nobody can have taken it yet: spare the database a write
-        if not self._created:
-            with self.engine.begin() as conn:
-                conn.execute(CreateTable(LEASES, if_not_exists=True))
-            self._created = True
-        values = {"holder": self.holder, "expires_at": now + self.ttl}
-        with self.engine.begin() as conn:
-            taken = conn.execute(
-                sa.update(LEASES)
-                .where(
-                    LEASES.c.name == self.name,
-                    sa.or_(LEASES.c.holder == self.holder, LEASES.c.expires_at < now),
-                )
-                .values(**values)
-            ).rowcount
-            if taken != 1:
-                taken = conn.execute(
-                    _insert(self.engine, LEASES)
-                    .values(name=self.name, **values)
-                    .on_conflict_do_nothing(index_elements=["name"])
-                ).rowcount
-        self._renewed_at = now if taken == 1 else None
-        return taken == 1
-
-    def release(self) -> None:
-        self._renewed_at = None
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.delete(LEASES).where(LEASES.c.name == self.name, LEASES.c.holder == self.holder)
-            )
 
 
 # ----------------------------------------------------------------- the loop
@@ -435,7 +285,7 @@ class Scheduler:
         self.max_sleep = max_sleep or settings.scheduler_max_sleep_seconds
         self.lease_seconds = lease_seconds or settings.scheduler_lease_seconds
         self.batch_size = batch_size or settings.scheduler_batch_size
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+        self.holder = new_holder()
         self.is_leader = False
         self.expired_total = 0
         self.settled_total = 0
@@ -638,10 +488,7 @@ class Scheduler:
         if self._index is None:
             self._index = DeadlineIndex(self._engine)
         if self._lease is None:
-            if self._engine.dialect.name == "postgresql":
-                self._lease = AdvisoryLock(self._engine)
-            else:
-                self._lease = LeaseRow(self._engine, self.holder, ttl=self.lease_seconds)
+            self._lease = leader_lease(self._engine, FOLLOWER, self.holder, ttl=self.lease_seconds)
         return self._lease, self._index
 
     def _attach(self, app: InterviewsApplication) -> None:

@@ -3,6 +3,7 @@ nothing lost when the relay is SIGKILLed again and again while commands flow."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -91,6 +92,55 @@ def test_relay_publishes_every_event_once_keyed_and_in_order_per_interview(
         relay.stop()
         runner.join(15)
         engine.dispose()
+        container.close()
+
+
+def test_two_relays_publish_each_event_once_and_the_standby_takes_over(
+    database_url: str | None, tmp_path: Path, kafka_bootstrap: str, topic: str
+) -> None:
+    """Run a spare relay for failover: only the lease holder publishes, and when it
+    stops the other carries on from its recorded position, nothing twice."""
+    container = InterviewsContainer(
+        InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET)
+    )
+    app = container.interviews()
+    settings = RelaySettings(
+        database_url=database_url,
+        data_dir=tmp_path,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        EVENTS_TOPIC=topic,
+        RELAY_LEASE_SECONDS=1.5,
+    )
+    first = RelayProcess(app, settings).start()
+    second: RelayProcess | None = None
+    workload = Workload(app, rng=random.Random(3))
+
+    def caught_up(process: RelayProcess) -> bool:
+        return process.relay.stats.published_position >= app.max_position()
+
+    try:
+        assert wait_until(lambda: first.relay.stats.leader, 20)
+        second = RelayProcess(app, settings).start()
+        workload.run(150)
+        assert wait_until(lambda: caught_up(first), 30)
+        assert not second.relay.stats.leader and second.relay.stats.published == 0
+        half = expected_events(app)
+
+        first.stop()  # flushes, records its position, lets go of the lease
+        assert wait_until(lambda: second.relay.stats.leader, 20), "the standby takes over"
+        workload.run(150)
+        assert wait_until(lambda: caught_up(second), 30)
+        expected = expected_events(app)
+        assert len(expected) > len(half)
+
+        ids = [json.loads(m.value)["id"] for m in read_topic(kafka_bootstrap, topic, len(expected))]
+        assert sorted(ids) == sorted(expected), "every event once: no gap, no duplicate"
+        assert second.relay.stats.published == len(expected) - len(half)
+    finally:
+        workload.stop()
+        first.stop()
+        if second is not None:
+            second.stop()
         container.close()
 
 

@@ -174,3 +174,82 @@ def test_run_backs_off_and_recovers_without_a_restart() -> None:
     assert positions.position == 9
     assert subject.stats.errors == 1
     assert [e.position for e in broker.published] == [1, 4, 5, 8, 1, 4, 5, 8]
+
+
+@dataclass
+class ScriptedLease:
+    """Held or not, as the test says; counts how often it was asked."""
+
+    held: bool = False
+    asked: int = 0
+    released: bool = False
+
+    def acquire(self) -> bool:
+        self.asked += 1
+        return self.held
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_a_standby_relay_publishes_nothing_then_takes_over_from_the_recorded_position() -> None:
+    broker, positions = FakeBroker(), MemoryPositions(position=4)  # the leader got to 4
+    lease = ScriptedLease(held=False)
+    subject = relay(FakeFeed(history(), max_position=9), broker, positions)
+    subject.lease = lease
+    subject.settings = subject.settings.model_copy(update={"lease_seconds": 0.03})
+    thread = threading.Thread(target=subject.run)
+    thread.start()
+    try:
+        for _ in range(300):
+            if lease.asked >= 3:
+                break
+            threading.Event().wait(0.01)
+        assert lease.asked >= 3, "a standby keeps asking for the lease"
+        assert broker.published == [] and broker.connections == 0
+        assert not subject.stats.leader
+        assert subject.stats.published_position == 4, "its lag is the leader's"
+
+        lease.held = True  # the leader died
+        for _ in range(300):
+            if positions.position == 9:
+                break
+            threading.Event().wait(0.01)
+        assert [e.position for e in broker.published] == [5, 8], "from where the leader was"
+        assert subject.stats.leader
+    finally:
+        subject.stop()
+        thread.join(5)
+    assert lease.released, "a stopping leader lets go at once"
+
+
+def test_a_relay_that_loses_the_lease_stops_publishing() -> None:
+    events = history()
+    feed = FakeFeed(events[:2], max_position=4)
+    broker, positions = FakeBroker(), MemoryPositions()
+    lease = ScriptedLease(held=True)
+    subject = relay(feed, broker, positions)
+    subject.lease = lease
+    subject.settings = subject.settings.model_copy(update={"lease_seconds": 0.03})
+    thread = threading.Thread(target=subject.run)
+    thread.start()
+    try:
+        for _ in range(300):
+            if positions.position == 4:
+                break
+            threading.Event().wait(0.01)
+        assert positions.position == 4
+        lease.held = False  # e.g. its lock's connection broke and another relay took it
+        asked = lease.asked
+        for _ in range(300):
+            if lease.asked > asked + 2:
+                break
+            threading.Event().wait(0.01)
+        feed.events, feed.max = events, 9
+        subject.wake.set()
+        threading.Event().wait(0.1)
+        assert [e.position for e in broker.published] == [1, 4]
+        assert not subject.stats.leader
+    finally:
+        subject.stop()
+        thread.join(5)
