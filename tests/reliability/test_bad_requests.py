@@ -121,7 +121,8 @@ def seed_data(urls: dict[str, str]) -> Known:
 # state (If-Match naming another version, an Idempotency-Key used before for
 # another request) or on rules of the domain that JSON
 # Schema cannot state (a deadline already past, a client inviting themselves, a
-# cursor this API never issued, a time that does not exist).
+# cursor this API never issued, a time that does not exist, two query parameters
+# that exclude each other).
 SEMANTIC_REFUSALS = (
     (412, "version_mismatch", ""),
     (422, "idempotency_key_reused", ""),
@@ -129,6 +130,7 @@ SEMANTIC_REFUSALS = (
     (422, "invalid_cursor", ""),
     (422, "invalid_input", "cursor: "),
     (422, "invalid_input", "at: "),
+    (422, "invalid_input", "give either `at` or `version`, not both"),
 )
 
 

@@ -75,8 +75,9 @@ async def get_interviews(request: Request) -> InterviewsApplication:
     # (only until it first succeeds) connects to the database, so that goes there.
     container = request.app.state.container
     container.check_available()  # 503 at once while its database is known to be down
-    if container._app is not None:
-        return container._app  # type: ignore[no-any-return]
+    app = container.opened
+    if app is not None:
+        return app  # type: ignore[no-any-return]
     return await run_in_threadpool(container.interviews)  # type: ignore[no-any-return]
 
 
