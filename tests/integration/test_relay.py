@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -49,6 +50,22 @@ def topic(kafka_bootstrap: str) -> Iterator[str]:
     yield from topic_cleanup(kafka_bootstrap, unique_topic("relay"))
 
 
+def store_and_relay_settings(
+    database_url: str | None, tmp_path: Path, bootstrap: str, topic: str, **extra: Any
+) -> tuple[InterviewsContainer, RelaySettings]:
+    container = InterviewsContainer(
+        InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET)
+    )
+    settings = RelaySettings(
+        database_url=database_url,
+        data_dir=tmp_path,
+        kafka_bootstrap_servers=bootstrap,
+        EVENTS_TOPIC=topic,
+        **extra,
+    )
+    return container, settings
+
+
 def consumer(engine: sa.Engine, group: str, bootstrap: str, topic: str) -> ConsumerRunner:
     return ConsumerRunner(recording_spec(engine, group), KafkaSource(bootstrap, topic)).start()
 
@@ -56,16 +73,8 @@ def consumer(engine: sa.Engine, group: str, bootstrap: str, topic: str) -> Consu
 def test_relay_publishes_every_event_once_keyed_and_in_order_per_interview(
     database_url: str | None, tmp_path: Path, kafka_bootstrap: str, topic: str
 ) -> None:
-    container = InterviewsContainer(
-        InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET)
-    )
+    container, settings = store_and_relay_settings(database_url, tmp_path, kafka_bootstrap, topic)
     app = container.interviews()
-    settings = RelaySettings(
-        database_url=database_url,
-        data_dir=tmp_path,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        EVENTS_TOPIC=topic,
-    )
     registry = CollectorRegistry()
     relay = RelayProcess(app, settings, registry=registry).start()
     engine = create_engine(None, tmp_path / "consumer.sqlite")
@@ -100,17 +109,10 @@ def test_two_relays_publish_each_event_once_and_the_standby_takes_over(
 ) -> None:
     """Run a spare relay for failover: only the lease holder publishes, and when it
     stops the other carries on from its recorded position, nothing twice."""
-    container = InterviewsContainer(
-        InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET)
+    container, settings = store_and_relay_settings(
+        database_url, tmp_path, kafka_bootstrap, topic, RELAY_LEASE_SECONDS=1.5
     )
     app = container.interviews()
-    settings = RelaySettings(
-        database_url=database_url,
-        data_dir=tmp_path,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        EVENTS_TOPIC=topic,
-        RELAY_LEASE_SECONDS=1.5,
-    )
     first = RelayProcess(app, settings).start()
     second: RelayProcess | None = None
     workload = Workload(app, rng=random.Random(3))

@@ -4,6 +4,8 @@ acknowledged events, and a refused send means publishing again from there."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -164,16 +166,22 @@ def test_run_backs_off_and_recovers_without_a_restart() -> None:
     thread = threading.Thread(target=subject.run)
     thread.start()
     try:
-        for _ in range(200):
-            if positions.position == 9:
-                break
-            threading.Event().wait(0.01)
+        soon(lambda: positions.position == 9)
     finally:
         subject.stop()
         thread.join(5)
     assert positions.position == 9
     assert subject.stats.errors == 1
     assert [e.position for e in broker.published] == [1, 4, 5, 8, 1, 4, 5, 8]
+
+
+def soon(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 @dataclass
@@ -201,20 +209,13 @@ def test_a_standby_relay_publishes_nothing_then_takes_over_from_the_recorded_pos
     thread = threading.Thread(target=subject.run)
     thread.start()
     try:
-        for _ in range(300):
-            if lease.asked >= 3:
-                break
-            threading.Event().wait(0.01)
-        assert lease.asked >= 3, "a standby keeps asking for the lease"
+        assert soon(lambda: lease.asked >= 3), "a standby keeps asking for the lease"
         assert broker.published == [] and broker.connections == 0
         assert not subject.stats.leader
         assert subject.stats.published_position == 4, "its lag is the leader's"
 
         lease.held = True  # the leader died
-        for _ in range(300):
-            if positions.position == 9:
-                break
-            threading.Event().wait(0.01)
+        assert soon(lambda: positions.position == 9)
         assert [e.position for e in broker.published] == [5, 8], "from where the leader was"
         assert subject.stats.leader
     finally:
@@ -234,17 +235,10 @@ def test_a_relay_that_loses_the_lease_stops_publishing() -> None:
     thread = threading.Thread(target=subject.run)
     thread.start()
     try:
-        for _ in range(300):
-            if positions.position == 4:
-                break
-            threading.Event().wait(0.01)
-        assert positions.position == 4
+        assert soon(lambda: positions.position == 4)
         lease.held = False  # e.g. its lock's connection broke and another relay took it
         asked = lease.asked
-        for _ in range(300):
-            if lease.asked > asked + 2:
-                break
-            threading.Event().wait(0.01)
+        assert soon(lambda: lease.asked > asked + 2)
         feed.events, feed.max = events, 9
         subject.wake.set()
         threading.Event().wait(0.1)
