@@ -26,8 +26,10 @@ services:
 services-stop:
 	@scripts/services.sh stop
 
-## Install, start what the tests need (PostgreSQL, Kafka), run every test.
+## Install, check the code style, start what the tests need (PostgreSQL, Kafka), run every test.
 test: install
+	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff format --check services tests bench
 	@scripts/chromium.sh
 	@eval "$$(scripts/services.sh start)" && \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -48,6 +50,7 @@ bench-full: install
 
 lint: install
 	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff format --check services tests bench
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
