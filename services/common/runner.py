@@ -393,7 +393,8 @@ class ConsumerRunner:
         seen = set(
             conn.execute(
                 sa.select(processed_events.c.event_id).where(
-                    processed_events.c.group == self.group, processed_events.c.event_id.in_(ids)
+                    processed_events.c.group == self.group,
+                    _one_of(conn, processed_events.c.event_id, ids),
                 )
             ).scalars()
         )
@@ -436,7 +437,7 @@ class ConsumerRunner:
                     raise HandlerFailedError(envelope, error) from error
             done.append({"group": self.group, "event_id": event_id, "position": envelope.position})
         if done:
-            conn.execute(processed_events.insert(), done)
+            _record_processed(conn, done)
         self.stats.processed += len(done)
         self.stats.duplicates += duplicates
         self.metrics.processed.labels(self.group).inc(len(done))
@@ -541,6 +542,29 @@ def create_tables(engine: sa.Engine, extra: Iterable[sa.MetaData] = ()) -> None:
     runner_metadata.create_all(engine)
     for metadata in extra:
         metadata.create_all(engine)
+
+
+def _one_of(conn: sa.Connection, column: sa.Column[str], values: list[str]) -> Any:
+    """``column IN values``; one array parameter on PostgreSQL (a 500-item IN list
+    makes psycopg parse a 500-placeholder statement in Python on every batch)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.literal(values, ARRAY(sa.String)))
+    return column.in_(values)
+
+
+def _record_processed(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Inserts the processed ids; with COPY on PostgreSQL (several times cheaper
+    than a multi-row INSERT, which psycopg parses in Python)."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(processed_events.insert(), rows)
+        return
+    statement = 'COPY processed_events ("group", event_id, position) FROM STDIN'
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row((row["group"], row["event_id"], row["position"]))
 
 
 def _upsert_greater(
