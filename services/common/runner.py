@@ -436,6 +436,8 @@ class ConsumerRunner:
                     self.metrics.handler_failures.labels(self.group).inc()
                     raise HandlerFailedError(envelope, error) from error
             done.append({"group": self.group, "event_id": event_id, "position": envelope.position})
+        if self.spec.flush is not None:
+            self.spec.flush(conn)
         if done:
             _record_processed(conn, done)
         self.stats.processed += len(done)
@@ -1098,10 +1100,8 @@ def retry_parked(spec: ConsumerSpec, interview_id: str | None = None) -> RetryRe
                             processed_events.c.event_id == event.event_id,
                         )
                     ).first()
-                    handler = spec.handlers.get(envelope.type)
-                    if handler is not None and already is None:
-                        handler(conn, envelope)
                     if already is None:
+                        spec.apply(conn, [envelope])
                         conn.execute(
                             processed_events.insert().values(
                                 group=spec.group,

@@ -56,6 +56,10 @@ class NotificationRecorder:
     def __call__(self, conn: sa.Connection, event: EventEnvelope) -> None:
         self.record(conn, drafts_for_event(event))
 
+    def record_events(self, conn: sa.Connection, events: Sequence[EventEnvelope]) -> int:
+        """The drafts of many events (a consumer batch), in a few statements."""
+        return self.record(conn, [d for event in events for d in drafts_for_event(event)])
+
     def record(self, conn: sa.Connection, drafts: Sequence[Draft]) -> int:
         """Records drafts not yet recorded (by their stable id); returns how many were new.
 

@@ -23,7 +23,7 @@ import psycopg
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 
-from ..common.consumer import ConsumerSpec
+from ..common.consumer import ConsumerSpec, PerTransaction
 from ..common.db import create_engine
 from ..common.web import Metrics, health_router, install_error_handlers, install_observability
 from ..contracts import EventEnvelope
@@ -202,10 +202,18 @@ def consumer_spec(
     and e-mails go out at once, and the reminder worker if a deadline was opened."""
     recorder, index = container.recorder, container.reminder_index
     opened = index.opened
+    pending: PerTransaction[EventEnvelope] = PerTransaction("notifications.pending")
 
     def handler(conn: sa.Connection, event: EventEnvelope) -> None:
-        recorder(conn, event)
-        index(conn, event)
+        pending.add(conn, event)
+
+    def flush(conn: sa.Connection) -> None:
+        # The batch's inbox rows, deliveries and deadlines in a few statements
+        # rather than two or three per event.
+        events = pending.take(conn)
+        if events:
+            recorder.record_events(conn, events)
+            index.apply(conn, events)
 
     def committed(position: int) -> None:
         nonlocal opened
@@ -223,6 +231,7 @@ def consumer_spec(
         handlers={event_type: handler for event_type in EVENT_TYPES},
         on_committed=committed,
         metadata=(metadata,),
+        flush=flush,
     )
 
 

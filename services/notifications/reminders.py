@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
@@ -67,15 +67,11 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _upsert(conn: sa.Connection, row: dict[str, Any], kind: str) -> None:
-    """Inserts ``row``; on an existing row, if ``row`` is newer, updates it as
-    ``kind`` says ("open": every column but the key; "close": see ``_on_close``)."""
-    conn.execute(_upsert_statement(conn.dialect.name, kind, tuple(row)), row)
-
-
 @functools.lru_cache(maxsize=32)
 def _upsert_statement(dialect: str, kind: str, columns: tuple[str, ...]) -> Any:
-    """Built once per dialect, kind and columns, executed with each row's values:
+    """An upsert of ``reminder_deadlines``: on an existing row, if the new one is newer,
+    updates it as ``kind`` says ("open": every column but the key; "close": see
+    ``_on_close``). Built once per dialect, kind and columns, executed with each row's values:
     building ``excluded`` and its column proxies anew took most of the consumer's
     time per event."""
     if dialect == "postgresql":
@@ -117,10 +113,32 @@ class ReminderIndex:
         self.opened = 0  # rows this process opened (the worker is woken when it grows)
 
     def __call__(self, conn: sa.Connection, event: EventEnvelope) -> None:
+        self.apply(conn, [event])
+
+    def apply(self, conn: sa.Connection, events: Sequence[EventEnvelope]) -> None:
+        """The changes of ``events`` (in order) in one statement per kind of change,
+        in rounds: a round touches a row at most once (PostgreSQL refuses a
+        statement that updates a row twice), so each row's changes keep their order."""
+        rounds: list[dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]]] = []
+        seen: dict[tuple[str, str], int] = {}
+        for event in events:
+            for kind, row in self._changes(event):
+                key = (row["interview_id"], row["what"])
+                n = seen[key] = seen.get(key, -1) + 1
+                if n == len(rounds):
+                    rounds.append({})
+                rounds[n].setdefault((kind, tuple(row)), []).append(row)
+        for changes in rounds:
+            for (kind, columns), rows in changes.items():
+                conn.execute(_upsert_statement(conn.dialect.name, kind, columns), rows)
+
+    def _changes(self, event: EventEnvelope) -> list[tuple[str, dict[str, Any]]]:
+        changes = []
         if event.type in OPENS:
-            self._open(conn, event, OPENS[event.type])
+            changes.append(("open", self._open(event, OPENS[event.type])))
         for what in CLOSES.get(event.type, ()):
-            self._close(conn, event, what)
+            changes.append(("close", self._close(event, what)))
+        return changes
 
     def _row(self, event: EventEnvelope, what: What) -> dict[str, Any]:
         return {
@@ -137,7 +155,7 @@ class ReminderIndex:
             "updated_at": self.clock(),
         }
 
-    def _open(self, conn: sa.Connection, event: EventEnvelope, what: What) -> None:
+    def _open(self, event: EventEnvelope, what: What) -> dict[str, Any]:
         raw = getattr(event.typed_data(), "expires_at", None)
         expires_at = _as_utc(raw) if raw is not None else None
         row = self._row(event, what)
@@ -154,9 +172,9 @@ class ReminderIndex:
                 status, reason = "pending", None
                 self.opened += 1
             row |= {"status": status, "due_at": due_at, "expires_at": expires_at, "reason": reason}
-        _upsert(conn, row, "open")
+        return row
 
-    def _close(self, conn: sa.Connection, event: EventEnvelope, what: What) -> None:
+    def _close(self, event: EventEnvelope, what: What) -> dict[str, Any]:
         # With no row yet (an event out of order) the closed row is a tombstone that
         # the older opening event cannot overwrite.
         row = self._row(event, what) | {
@@ -165,7 +183,7 @@ class ReminderIndex:
             "expires_at": None,
             "reason": event.type,
         }
-        _upsert(conn, row, "close")
+        return row
 
 
 class ReminderWorker:

@@ -42,7 +42,7 @@ def feed(container: NotificationsContainer, *events: EventEnvelope) -> None:
     spec = consumer_spec(container)
     for event in events:
         with container.engine().begin() as conn:
-            spec.handlers[event.type](conn, event)
+            spec.apply(conn, [event])
         assert spec.on_committed is not None
         spec.on_committed(event.position)
 
@@ -237,6 +237,57 @@ def test_a_stale_or_duplicate_event_never_reopens_a_deadline(
     assert reminders(c) == []
     assert rows(c)[(str(answered.id), "invitation")].version == 2
     assert rows(c)[(str(out_of_order.id), "invitation")].status == "closed"
+
+
+def test_a_batch_in_one_transaction_leaves_what_event_by_event_leaves(
+    make_container: Make, clock: FakeClock
+) -> None:
+    """The consumer writes a whole batch at once (rows touched several times in
+    it change in rounds, in order): the same inbox and deadlines as one by one."""
+    offer_twice, answered, out_of_order = Interview("job-1"), Interview("job-2"), Interview("job-3")
+    short = Interview("job-4")  # a deadline within the lead time: "skipped", then answered
+    invited = out_of_order.event("interview.invited", "client", deadline_at(clock, 72))
+    cancelled = out_of_order.event(
+        "interview.cancelled", "client", {"reason": "filled", "cancelled_by": "client"}
+    )
+    history = [
+        cancelled,
+        short.event("interview.invited", "client", deadline_at(clock, 12)),
+        short.event("interview.accepted", "freelancer"),
+        offer_twice.event("interview.invited", "client", deadline_at(clock, 72)),
+        answered.event("interview.invited", "client", deadline_at(clock, 72)),
+        offer_twice.event("interview.accepted", "freelancer"),
+        offer_twice.event("interview.offer_extended", "client", OFFER | deadline_at(clock, 48)),
+        answered.event("interview.accepted", "freelancer"),
+        offer_twice.event("interview.offer_declined", "freelancer", {"reason": "low"}),
+        offer_twice.event("interview.offer_extended", "client", OFFER | deadline_at(clock, 120)),
+        invited,
+    ]
+    one_by_one, batched = make_container(), make_container()
+    feed(one_by_one, *history)
+    spec = consumer_spec(batched)
+    with batched.engine().begin() as conn:
+        spec.apply(conn, history)
+
+    def state(c: NotificationsContainer) -> tuple[Any, ...]:
+        deadlines = {
+            key: (r.status, r.version, r.due_at, r.expires_at, r.reason)
+            for key, r in rows(c).items()
+        }
+        inbox = sorted(
+            (n["id"], n["title"], n["message"])
+            for user in ("c-1", "f-1")
+            for n in inbox_of(c, user)
+        )
+        return deadlines, inbox
+
+    expected = state(one_by_one)
+    assert expected[0][(str(offer_twice.id), "offer")][:2] == ("pending", 5)
+    assert expected[0][(str(answered.id), "invitation")][0] == "closed"
+    assert expected[0][(str(out_of_order.id), "invitation")][0] == "closed"
+    assert expected[0][(str(short.id), "invitation")][:2] == ("skipped", 2)
+    assert len(expected[1]) >= len(history)
+    assert state(batched) == expected
 
 
 def test_two_workers_send_each_reminder_once(

@@ -83,8 +83,7 @@ def feed(container: ProjectionsContainer, events: list[EventEnvelope], batch: in
     spec = consumer_spec(container)
     for chunk in batches(events, batch):
         with spec.engine.begin() as conn:
-            for e in chunk:
-                spec.handlers[e.type](conn, e)
+            spec.apply(conn, chunk)
         assert spec.on_committed is not None
         spec.on_committed(max(e.position for e in chunk))
 

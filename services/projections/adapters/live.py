@@ -20,14 +20,12 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
-from ...common.consumer import EventHandler
+from ...common.consumer import EventHandler, PerTransaction
 from ...contracts import EVENT_TYPES, EventEnvelope
 from .schema import view_tables
 from .store import ApplyResult, apply_events, current_generation
 
 log = logging.getLogger(__name__)
-
-_PENDING = "projections.pending"
 
 
 class ViewNewerThanCodeError(RuntimeError):
@@ -67,6 +65,7 @@ class LiveWriter:
         self.stats = LiveStats()
         self.on_result = on_result
         self._warned_outdated = 0.0
+        self._pending: PerTransaction[EventEnvelope] = PerTransaction("projections.pending")
         sa_event.listen(engine, "commit", self._before_commit)
         sa_event.listen(engine, "rollback", self._discard)
 
@@ -80,21 +79,12 @@ class LiveWriter:
         return {event_type: self.handle for event_type in EVENT_TYPES}
 
     def handle(self, conn: sa.Connection, event: EventEnvelope) -> None:
-        transaction = conn.get_transaction()
-        pending = conn.info.get(_PENDING)
-        if pending is None or pending[0] is not transaction:
-            pending = (transaction, [])
-            conn.info[_PENDING] = pending
-        pending[1].append(event)
+        self._pending.add(conn, event)
 
     def flush(self, conn: sa.Connection) -> ApplyResult:
         """Writes what was collected in this transaction (also called at commit)."""
-        pending = conn.info.pop(_PENDING, None)
-        if pending is None or not pending[1]:
-            return ApplyResult()
-        if pending[0] is not conn.get_transaction():
-            return ApplyResult()  # left over from a transaction that is gone
-        return self._write(conn, pending[1])
+        events = self._pending.take(conn)
+        return self._write(conn, events) if events else ApplyResult()
 
     def _write(self, conn: sa.Connection, events: list[EventEnvelope]) -> ApplyResult:
         generation = current_generation(conn, for_write=True)
@@ -129,8 +119,8 @@ class LiveWriter:
         return result
 
     def _before_commit(self, conn: sa.Connection) -> None:
-        if _PENDING in conn.info:
+        if self._pending.key in conn.info:
             self.flush(conn)
 
     def _discard(self, conn: sa.Connection) -> None:
-        conn.info.pop(_PENDING, None)
+        self._pending.discard(conn)
