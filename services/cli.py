@@ -8,13 +8,14 @@ from typing import Annotated
 
 import typer
 
-from .dlq_cli import dlq_app
+from .dlq_cli import consumer_app, dlq_app
 from .interviews.entrypoints.audit_cli import audit_app
 
 app = typer.Typer(help="Run, operate and audit the interview platform.", no_args_is_help=True)
 serve_app = typer.Typer(help="Run one service on its own.", no_args_is_help=True)
 app.add_typer(serve_app, name="serve")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(consumer_app, name="consumer")
 app.add_typer(audit_app, name="audit")
 
 HostOpt = Annotated[str, typer.Option(help="Interface to listen on")]

@@ -140,3 +140,31 @@ def skip(
         _engine(group, spec, database_url), group, event_id=event, interview_id=interview
     )
     typer.echo(f"skipped {len(skipped)} event(s)")
+
+
+consumer_app = typer.Typer(
+    help="Housekeeping of a consumer group's own tables.", no_args_is_help=True
+)
+
+
+@consumer_app.command()
+def prune(
+    group: GroupOpt,
+    keep: Annotated[
+        int,
+        typer.Option(
+            "--keep",
+            min=1000,
+            help="Keep the processed ids of the newest N log positions (at least 1,000)",
+        ),
+    ] = 1_000_000,
+    spec: SpecOpt = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Forget old processed event ids (the table grows by one row per event)."""
+    _apply_data_dir(data_dir)
+    from .common.runner import prune_processed
+
+    removed = prune_processed(_engine(group, spec, database_url), group, keep)
+    typer.echo(f"forgot {removed} processed event id(s) of group {group}")

@@ -1047,6 +1047,33 @@ class ParkedEvent:
     payload: str
 
 
+def prune_processed(engine: sa.Engine, group: str, keep_positions: int) -> int:
+    """Forgets the ids of events more than ``keep_positions`` log positions older
+    than the newest one the group processed; returns how many.
+
+    ``processed_events`` only has to catch what can still come again: a relay
+    republishing after a crash (from its recorded position, moments behind) or a
+    rebalance. Older ids are dead weight, and even if such an event came back
+    its effects are guarded by the views' versions and the notifications' stable ids."""
+    if keep_positions < 0:
+        raise ValueError("keep_positions must be 0 or more")
+    create_tables(engine)
+    with engine.begin() as conn:
+        newest = conn.execute(
+            sa.select(sa.func.max(processed_events.c.position)).where(
+                processed_events.c.group == group
+            )
+        ).scalar()
+        if newest is None or newest - keep_positions <= 0:
+            return 0
+        return conn.execute(  # type: ignore[no-any-return]
+            processed_events.delete().where(
+                processed_events.c.group == group,
+                processed_events.c.position < newest - keep_positions,
+            )
+        ).rowcount
+
+
 def count_parked(engine: sa.Engine, group: str) -> int:
     with engine.connect() as conn:
         return int(

@@ -29,7 +29,10 @@ from services.common.runner import (
     EmbeddedSource,
     KafkaSource,
     consumer_offsets,
+    create_tables,
     list_parked,
+    processed_events,
+    prune_processed,
 )
 from services.contracts import SCHEMA_VERSIONS, EventEnvelope
 from services.interviews.adapters.envelope import event_id
@@ -379,3 +382,53 @@ print("stopped", flush=True)
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_prune_forgets_old_processed_ids_of_one_group_only(
+    database_url: str | None, tmp_path: Path
+) -> None:
+    engine = create_engine(database_url, tmp_path / "consumer.sqlite")
+    try:
+        create_tables(engine)
+        rows = [
+            {"group": group, "event_id": f"{group}-{p}", "position": p}
+            for group in ("pruned", "other")
+            for p in range(1, 3001)
+        ]
+        with engine.begin() as conn:
+            conn.execute(processed_events.insert(), rows)
+
+        assert prune_processed(engine, "pruned", keep_positions=1000) == 1999
+        assert prune_processed(engine, "pruned", keep_positions=1000) == 0, "idempotent"
+        with engine.connect() as conn:
+            kept = conn.execute(
+                sa.select(
+                    processed_events.c.group, sa.func.min(processed_events.c.position)
+                ).group_by(processed_events.c.group)
+            ).all()
+        assert dict(kept) == {"pruned": 2000, "other": 1}  # positions 2000..3000 remain
+    finally:
+        engine.dispose()
+
+
+def test_the_prune_command_keeps_what_a_republish_could_still_bring(tmp_path: Path) -> None:
+    engine = create_engine(None, tmp_path / "consumer.sqlite")
+    create_tables(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            processed_events.insert(),
+            [{"group": "cli", "event_id": str(uuid4()), "position": p} for p in range(1, 5001)],
+        )
+    engine.dispose()
+    env = {
+        "EVENTFLOW_DB_URL": "",
+        "EVENTFLOW_SQLITE": str(tmp_path / "consumer.sqlite"),
+        "EVENTFLOW_GROUP": "cli",
+    }
+    spec = ["--group", "cli", "--spec", "tests.integration.eventflow:spec_from_env"]
+    cli = CliRunner()
+    too_few = cli.invoke(cli_app, ["consumer", "prune", *spec, "--keep", "10"], env=env)
+    assert too_few.exit_code == 2, "refuses to keep fewer than 1,000 positions"
+    pruned = cli.invoke(cli_app, ["consumer", "prune", *spec, "--keep", "1000"], env=env)
+    assert pruned.exit_code == 0, pruned.output
+    assert "forgot 3999 processed event id(s) of group cli" in pruned.output
