@@ -126,7 +126,10 @@ def test_without_postgresql_every_service_answers_503_and_recovers_by_itself(
                 ready = http.get(f"{service.url}/readyz")
                 assert ready.status_code == 503 and ready.json()["code"] == "unavailable"
                 assert http.get(f"{service.url}/healthz").status_code == 200
-        time.sleep(3)  # the load keeps knocking (answered 503, retried)
+        # The load keeps knocking: its requests caught in flight come back 503 after
+        # the store's retries, or time out after 15 s and are sent again (503 at once).
+        # Keep the database down until it has seen that, however slow the machine.
+        assert wait_until(lambda: load.answers[503] > 0, 60, 0.2), "the load never met the outage"
         infrastructure("start-pg")
 
         def serving() -> bool:
