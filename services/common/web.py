@@ -147,22 +147,25 @@ def bearer_principal(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
     ) -> Principal:
-        token = credentials.credentials.strip() if credentials else ""
-        if not token:
-            raise ApiError(
-                401,
-                "unauthorized",
-                "missing bearer token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        try:
-            return decode_token(secret_getter(request), token)
-        except AuthError as error:
-            raise ApiError(
-                401, "unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"}
-            ) from None
+        token = credentials.credentials if credentials else ""
+        return principal_from_token(secret_getter(request), token)
 
     return dependency
+
+
+def principal_from_token(secret: str, token: str) -> Principal:
+    """The caller a bearer token names; 401 when it is missing or not valid."""
+    token = token.strip()
+    if not token:
+        raise ApiError(
+            401, "unauthorized", "missing bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    try:
+        return decode_token(secret, token)
+    except AuthError as error:
+        raise ApiError(
+            401, "unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
 
 
 def app_secret(request: Request) -> str:
