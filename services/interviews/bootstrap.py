@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 import threading
@@ -22,6 +21,7 @@ from ..common.web import (
     install_error_handlers,
     install_observability,
 )
+from .adapters.leases import lock_key
 from .application import InterviewsApplication, utcnow
 from .settings import InterviewsSettings
 
@@ -176,9 +176,7 @@ class InterviewsContainer:
 
 
 # Serialises opening the event store across processes (see _schema_lock).
-SCHEMA_LOCK_KEY = int.from_bytes(
-    hashlib.sha256(b"interviews.event-store-schema").digest()[:8], "big", signed=True
-)
+SCHEMA_LOCK_KEY = lock_key("interviews.event-store-schema")
 
 
 @contextmanager
