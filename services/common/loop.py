@@ -67,3 +67,15 @@ class BackgroundLoop:
             if delay > 0:
                 self._wake.wait(delay)
                 self._wake.clear()
+
+
+def until_idle(run_once: Callable[[], int], max_rounds: int = 1000) -> int:
+    """Calls ``run_once`` until a round does nothing (at most ``max_rounds``);
+    returns the total it did. For tests and tools that want the work done now."""
+    total = 0
+    for _ in range(max_rounds):
+        done = run_once()
+        if not done:
+            break
+        total += done
+    return total

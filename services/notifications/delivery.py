@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from ..common.loop import BackgroundLoop
+from ..common.loop import BackgroundLoop, until_idle
 from .adapters.tables import (
     attempts,
     deliveries,
@@ -154,13 +154,7 @@ class DeliveryWorker:
         return len(claimed)
 
     def run_until_idle(self, max_rounds: int = 1000) -> int:
-        total = 0
-        for _ in range(max_rounds):
-            done = self.run_once()
-            if not done:
-                break
-            total += done
-        return total
+        return until_idle(self.run_once, max_rounds)
 
     def start(self) -> None:
         self._loop.start()

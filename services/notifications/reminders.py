@@ -4,8 +4,8 @@
 Two halves, sharing the table ``reminder_deadlines`` (one row per interview
 and ``what``, invitation or offer):
 
-- ``ReminderIndex`` is part of the consumer handler, so it runs in the
-  runner's transaction with the inbox entries and the position: an
+- ``ReminderIndex`` is part of the consumer's batch write (``apply``), so it runs
+  in the runner's transaction with the inbox entries and the position: an
   ``interview.invited`` / ``interview.offer_extended`` with an ``expires_at``
   opens the row (a revised offer replaces the previous offer's row); an
   answer, cancellation or expiry closes it. Each row keeps the interview
@@ -35,7 +35,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from ..common.loop import BackgroundLoop
+from ..common.loop import BackgroundLoop, until_idle
 from ..contracts import EventEnvelope
 from .adapters.tables import reminder_deadlines
 from .application import NotificationRecorder
@@ -111,9 +111,6 @@ class ReminderIndex:
         self.clock = clock
         self.lead = lead
         self.opened = 0  # rows this process opened (the worker is woken when it grows)
-
-    def __call__(self, conn: sa.Connection, event: EventEnvelope) -> None:
-        self.apply(conn, [event])
 
     def apply(self, conn: sa.Connection, events: Sequence[EventEnvelope]) -> None:
         """The changes of ``events`` (in order) in one statement per kind of change,
@@ -233,13 +230,7 @@ class ReminderWorker:
         return sent + skipped
 
     def run_until_idle(self, max_rounds: int = 1000) -> int:
-        total = 0
-        for _ in range(max_rounds):
-            done = self.run_once()
-            if not done:
-                break
-            total += done
-        return total
+        return until_idle(self.run_once, max_rounds)
 
     def next_due(self, after: datetime) -> datetime | None:
         """The earliest due time of a pending row later than ``after``."""
