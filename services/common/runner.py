@@ -401,7 +401,7 @@ class ConsumerRunner:
         parked_rows = conn.execute(
             sa.select(parked_events.c.event_id, parked_events.c.interview_id).where(
                 parked_events.c.group == self.group,
-                parked_events.c.interview_id.in_(interviews),
+                _one_of(conn, parked_events.c.interview_id, interviews),
             )
         ).all()
         seen.update(row.event_id for row in parked_rows)
