@@ -27,7 +27,14 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from .common import Context, figure, fresh_database, print_figure, split_quantile
+from .common import (
+    Context,
+    delete_topics,
+    figure,
+    fresh_database,
+    print_figure,
+    split_quantile,
+)
 
 PARTITIONS = 6
 RATE = 100.0
@@ -140,19 +147,6 @@ def _fill(app: Any, events: int) -> None:
         app.save(*batch)
 
 
-def _delete_topics(bootstrap: str, topics: list[str]) -> None:
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
-    try:
-        existing = set(admin.list_topics())
-        doomed = [t for t in topics if t in existing]
-        if doomed:
-            admin.delete_topics(doomed)
-    finally:
-        admin.close()
-
-
 # ------------------------------------------------------------------ publish rate
 
 
@@ -227,7 +221,7 @@ def publish_rates(
                 )
         finally:
             container.close()
-            _delete_topics(bootstrap, topics)
+            delete_topics(bootstrap, topics)
     return relay_rates, raw_rates
 
 
@@ -324,7 +318,7 @@ def end_to_end(admin_url: str, bootstrap: str, seconds: float) -> tuple[list[flo
             runner.join(15)
             engine.dispose()
             container.close()
-            _delete_topics(bootstrap, [topic, f"{topic}.dlq"])
+            delete_topics(bootstrap, [topic, f"{topic}.dlq"])
     latencies = [handled[e] - t for e, t in accepted.items() if e in handled]
     return latencies, len(accepted) - len(latencies)
 

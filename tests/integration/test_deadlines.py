@@ -93,6 +93,28 @@ def ctx(actor_id: str, role: str, at: datetime) -> CommandContext:
     return CommandContext(Actor(actor_id, role), at, "corr", "req")  # type: ignore[arg-type]
 
 
+def invite_freelancers(
+    app: InterviewsApplication,
+    clock: FakeClock,
+    job_id: str,
+    count: int,
+    *,
+    minutes: int,
+    step: int = 0,
+) -> list[UUID]:
+    """``freelancer-0..count-1`` invited to ``job_id``; the n-th invitation expires
+    ``minutes + step * n`` minutes from now."""
+    return [
+        app.invite(
+            ctx(CLIENT, "client", clock.now),
+            job_id=job_id,
+            freelancer_id=f"freelancer-{n}",
+            expires_at=clock.now + timedelta(minutes=minutes + step * n),
+        ).id
+        for n in range(count)
+    ]
+
+
 def invite(
     api: TestClient, headers: dict[str, str], freelancer_id: str = FREELANCER, **body: Any
 ) -> str:
@@ -344,15 +366,7 @@ def test_two_schedulers_record_one_expired_per_deadline(
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
     app = interviews_container.interviews()
-    ids = [
-        app.invite(
-            ctx(CLIENT, "client", clock.now),
-            job_id="job-2",
-            freelancer_id=f"freelancer-{n}",
-            expires_at=clock.now + timedelta(minutes=10 + n),
-        ).id
-        for n in range(6)
-    ]
+    ids = invite_freelancers(app, clock, "job-2", 6, minutes=10, step=1)
     first = make_scheduler().start()
     second = make_scheduler(other_container).start()
     wait_until(lambda: first.is_leader or second.is_leader)
@@ -388,15 +402,7 @@ def test_without_a_lease_racing_schedulers_still_expire_each_deadline_once(
     """The lease only saves effort: the aggregate's version check and state
     check are what make ``Expired`` happen once."""
     app = interviews_container.interviews()
-    ids = [
-        app.invite(
-            ctx(CLIENT, "client", clock.now),
-            job_id="job-3",
-            freelancer_id=f"freelancer-{n}",
-            expires_at=clock.now + timedelta(minutes=5),
-        ).id
-        for n in range(10)
-    ]
+    ids = invite_freelancers(app, clock, "job-3", 10, minutes=5)
     schedulers = [
         make_scheduler(lease=AlwaysLeads()),
         make_scheduler(other_container, lease=AlwaysLeads()),
@@ -452,15 +458,7 @@ def test_a_crashed_scheduler_is_replaced_and_the_next_resumes_from_the_stored_po
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
     app = interviews_container.interviews()
-    ids = [
-        app.invite(
-            ctx(CLIENT, "client", clock.now),
-            job_id="job-4",
-            freelancer_id=f"freelancer-{n}",
-            expires_at=clock.now + timedelta(minutes=5 + n),
-        ).id
-        for n in range(3)
-    ]
+    ids = invite_freelancers(app, clock, "job-4", 3, minutes=5, step=1)
     clock.advance(hours=1)
 
     crashed = subprocess.run(

@@ -4,8 +4,6 @@ acknowledged events, and a refused send means publishing again from there."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -15,6 +13,7 @@ import pytest
 from services.contracts import EventEnvelope
 from services.interviews.adapters.envelope import event_id
 from services.interviews.relay import Relay, RelaySettings
+from tests.integration.eventflow import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -166,22 +165,13 @@ def test_run_backs_off_and_recovers_without_a_restart() -> None:
     thread = threading.Thread(target=subject.run)
     thread.start()
     try:
-        soon(lambda: positions.position == 9)
+        wait_until(lambda: positions.position == 9, 3.0)
     finally:
         subject.stop()
         thread.join(5)
     assert positions.position == 9
     assert subject.stats.errors == 1
     assert [e.position for e in broker.published] == [1, 4, 5, 8, 1, 4, 5, 8]
-
-
-def soon(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @dataclass
@@ -209,13 +199,13 @@ def test_a_standby_relay_publishes_nothing_then_takes_over_from_the_recorded_pos
     thread = threading.Thread(target=subject.run)
     thread.start()
     try:
-        assert soon(lambda: lease.asked >= 3), "a standby keeps asking for the lease"
+        assert wait_until(lambda: lease.asked >= 3, 3.0), "a standby keeps asking for the lease"
         assert broker.published == [] and broker.connections == 0
         assert not subject.stats.leader
         assert subject.stats.published_position == 4, "its lag is the leader's"
 
         lease.held = True  # the leader died
-        assert soon(lambda: positions.position == 9)
+        assert wait_until(lambda: positions.position == 9, 3.0)
         assert [e.position for e in broker.published] == [5, 8], "from where the leader was"
         assert subject.stats.leader
     finally:
@@ -235,10 +225,10 @@ def test_a_relay_that_loses_the_lease_stops_publishing() -> None:
     thread = threading.Thread(target=subject.run)
     thread.start()
     try:
-        assert soon(lambda: positions.position == 4)
+        assert wait_until(lambda: positions.position == 4, 3.0)
         lease.held = False  # e.g. its lock's connection broke and another relay took it
         asked = lease.asked
-        assert soon(lambda: lease.asked > asked + 2)
+        assert wait_until(lambda: lease.asked > asked + 2, 3.0)
         feed.events, feed.max = events, 9
         subject.wake.set()
         threading.Event().wait(0.1)
