@@ -37,8 +37,23 @@ class DeclinedData(_Data):
     reason: str | None = None
 
 
+DURATION_MINUTES = Field(
+    default=30, ge=15, le=240, description="length of the meeting in minutes (15-240)"
+)
+# The states an interview returns to when its offer is declined or withdrawn.
+ReturnedStatus = Literal["accepted", "in_progress"]
+
+
 class StartedData(_Data):
     scheduled_at: datetime | None = None
+    duration_minutes: int = DURATION_MINUTES
+
+
+class RescheduledData(_Data):
+    scheduled_at: datetime
+    duration_minutes: int = DURATION_MINUTES
+    previous_scheduled_at: datetime | None = None
+    reason: str | None = None
 
 
 class OfferExtendedData(_Data):
@@ -56,6 +71,18 @@ class OfferAcceptedData(_Data):
 
 class OfferDeclinedData(_Data):
     reason: str | None = None
+    status: ReturnedStatus = Field(
+        default="in_progress",
+        description="the state the interview returns to: the one before the offer "
+        "(schema_version 2; version 1 events were always in_progress)",
+    )
+
+
+class OfferWithdrawnData(_Data):
+    reason: str | None = None
+    status: ReturnedStatus = Field(
+        description="the state the interview returns to: the one before the offer"
+    )
 
 
 class CancelledData(_Data):
@@ -77,9 +104,15 @@ DATA_MODELS: dict[str, type[_Data]] = {
     "interview.offer_declined": OfferDeclinedData,
     "interview.cancelled": CancelledData,
     "interview.expired": ExpiredData,
+    "interview.rescheduled": RescheduledData,
+    "interview.offer_withdrawn": OfferWithdrawnData,
 }
 EVENT_TYPES: tuple[str, ...] = tuple(DATA_MODELS)
-SCHEMA_VERSIONS: dict[str, int] = {t: 1 for t in EVENT_TYPES} | {"interview.cancelled": 2}
+SCHEMA_VERSIONS: dict[str, int] = {t: 1 for t in EVENT_TYPES} | {
+    "interview.cancelled": 2,
+    "interview.started": 2,
+    "interview.offer_declined": 2,
+}
 
 
 class ActorRef(BaseModel):
@@ -105,6 +138,8 @@ class EventEnvelope(BaseModel):
         "interview.offer_declined",
         "interview.cancelled",
         "interview.expired",
+        "interview.rescheduled",
+        "interview.offer_withdrawn",
     ]
     schema_version: int = Field(ge=1)
     interview_id: UUID
@@ -147,14 +182,8 @@ def decode_envelope(raw: bytes | str) -> EventEnvelope:
             f"unsupported schema_version {version!r} for {event_type} "
             f"(this consumer knows up to {SCHEMA_VERSIONS[event_type]})"
         )
-    if (
-        event_type == "interview.cancelled"
-        and version == 1
-        and isinstance(payload.get("data"), dict)
-    ):
-        data = dict(payload["data"])
-        data.setdefault("cancelled_by", (payload.get("actor") or {}).get("role", "unknown"))
-        payload["data"] = data
+    if version < SCHEMA_VERSIONS[event_type] and isinstance(payload.get("data"), dict):
+        payload["data"] = _upcast(event_type, payload)
     try:
         envelope = EventEnvelope.model_validate(payload)
         envelope.typed_data()
@@ -163,3 +192,20 @@ def decode_envelope(raw: bytes | str) -> EventEnvelope:
             f"invalid fields: {error.error_count()} error(s): {error}"
         ) from None
     return envelope
+
+
+def _upcast(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The ``data`` of an older schema_version in the current shape.
+
+    ``interview.cancelled`` v1 had no ``cancelled_by`` (the actor's role says it);
+    ``interview.started`` v1 had no ``duration_minutes`` (the default, 30, applies);
+    ``interview.offer_declined`` v1 always returned the interview to ``in_progress``.
+    """
+    data = dict(payload["data"])
+    if event_type == "interview.cancelled":
+        data.setdefault("cancelled_by", (payload.get("actor") or {}).get("role", "unknown"))
+    elif event_type == "interview.started":
+        data.setdefault("duration_minutes", 30)
+    elif event_type == "interview.offer_declined":
+        data.setdefault("status", "in_progress")
+    return data

@@ -42,6 +42,9 @@ DESCRIPTIONS = {
     "interview.offer_declined": "The freelancer declined the offer; a revised one may follow.",
     "interview.cancelled": "A party cancelled an open interview, with a reason (final).",
     "interview.expired": "An invitation or offer nobody answered expired (final).",
+    "interview.rescheduled": "A party moved the scheduled interview (old and new time in data).",
+    "interview.offer_withdrawn": "The client withdrew an unanswered offer; the interview "
+    "returns to the state it was in before the offer.",
 }
 
 # Headers every message carries (DESIGN: type, schema_version, content-type, traceparent).

@@ -113,6 +113,29 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "event",
+        "interview.rescheduled",
+        "client",
+        "Interview rescheduled",
+        "{actor} moved your interview for job {job}{previous_part} to {when}.{reason_part}",
+        other_party_only=True,
+    ),
+    Rule(
+        "event",
+        "interview.rescheduled",
+        "freelancer",
+        "Interview rescheduled",
+        "{actor} moved your interview for job {job}{previous_part} to {when}.{reason_part}",
+        other_party_only=True,
+    ),
+    Rule(
+        "event",
+        "interview.offer_withdrawn",
+        "freelancer",
+        "Offer withdrawn",
+        "Client {client} withdrew their offer for job {job}.{reason_part}",
+    ),
+    Rule(
+        "event",
         "interview.cancelled",
         "client",
         "Interview cancelled",
@@ -276,6 +299,7 @@ def _context(event: EventEnvelope) -> tuple[dict[str, str], dict[str, Any]]:
         "deadline_part": "",
         "reason_part": "",
         "schedule_part": "",
+        "previous_part": "",
         "start_part": "",
         "terms": "",
         "when": "",
@@ -301,6 +325,16 @@ def _context(event: EventEnvelope) -> tuple[dict[str, str], dict[str, Any]]:
             values["schedule_part"] = (
                 f" It started on {format_when(event.occurred_at)}; no date and time was scheduled."
             )
+    if event.type == "interview.rescheduled":
+        scheduled = _parse_datetime(data.get("scheduled_at"))
+        previous = _parse_datetime(data.get("previous_scheduled_at"))
+        if scheduled is not None:
+            values["when"] = format_when(scheduled)
+            details["scheduled_at"] = scheduled.isoformat()
+        if previous is not None:
+            values["previous_part"] = f" from {format_when(previous)}"
+            details["previous_scheduled_at"] = previous.isoformat()
+        details["duration_minutes"] = data.get("duration_minutes")
     if event.type == "interview.offer_extended":
         values["terms"] = _terms(data)
         details["offer"] = {

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from services.contracts import EVENT_TYPES, SCHEMA_VERSIONS, EventEnvelope
+from services.contracts import EVENT_TYPES, SCHEMA_VERSIONS, EventEnvelope, decode_envelope
 from services.contracts.generate import ROOT, schema_file_name, stale_files
 
 pytestmark = pytest.mark.unit
@@ -29,9 +29,16 @@ SAMPLE_DATA = {
         "expires_at": None,
     },
     "interview.offer_accepted": {},
-    "interview.offer_declined": {"reason": "too low"},
+    "interview.offer_declined": {"reason": "too low", "status": "accepted"},
     "interview.cancelled": {"reason": "position filled", "cancelled_by": "client"},
     "interview.expired": {"what": "invitation"},
+    "interview.rescheduled": {
+        "scheduled_at": "2026-12-08T15:00:00+00:00",
+        "duration_minutes": 45,
+        "previous_scheduled_at": "2026-12-07T15:00:00+00:00",
+        "reason": "a clash",
+    },
+    "interview.offer_withdrawn": {"reason": None, "status": "in_progress"},
 }
 
 
@@ -72,6 +79,22 @@ def test_a_schema_file_refuses_another_types_data() -> None:
     wrong = sample("interview.expired") | {"data": {"what": "lunch"}}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(wrong, schema, cls=jsonschema.Draft202012Validator)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "upcast"),
+    [
+        ("interview.started", {"scheduled_at": None}, {"duration_minutes": 30}),
+        ("interview.offer_declined", {"reason": None}, {"status": "in_progress"}),
+        ("interview.cancelled", {"reason": "gone"}, {"cancelled_by": "client"}),
+    ],
+)
+def test_an_event_of_an_older_schema_version_is_read_in_the_current_shape(
+    event_type: str, data: dict[str, object], upcast: dict[str, object]
+) -> None:
+    old = sample(event_type) | {"schema_version": 1, "data": data}
+    envelope = decode_envelope(json.dumps(old))
+    assert envelope.typed_data().model_dump(include=set(upcast)) == upcast
 
 
 def test_asyncapi_document_names_the_topics_and_every_message() -> None:

@@ -24,12 +24,12 @@ LogReader = Callable[[int, int], Sequence[EventEnvelope]]
 
 def decode(raw: bytes) -> EventEnvelope:
     """``decode_envelope`` with a fast path: pydantic parses and validates the
-    JSON in one pass (about twice as fast); anything unusual (an older version
+    JSON in one pass (about twice as fast); anything else (an older version
     to upcast, an invalid message) takes the contract's own decoder, so the
     result and the errors are the same."""
     try:
         envelope = EventEnvelope.model_validate_json(raw)
-        if envelope.schema_version <= SCHEMA_VERSIONS[envelope.type]:
+        if envelope.schema_version == SCHEMA_VERSIONS[envelope.type]:
             envelope.typed_data()
             return envelope
     except ValidationError:
