@@ -88,6 +88,11 @@ class OfferWithdrawnData(_Data):
 class CancelledData(_Data):
     reason: str
     cancelled_by: str = Field(description="role of the party who cancelled (schema_version 2)")
+    job_closed: bool = Field(
+        default=False,
+        description="the client closed the job, which cancelled every open interview of it "
+        "(schema_version 3; both parties are told)",
+    )
 
 
 class ExpiredData(_Data):
@@ -109,7 +114,7 @@ DATA_MODELS: dict[str, type[_Data]] = {
 }
 EVENT_TYPES: tuple[str, ...] = tuple(DATA_MODELS)
 SCHEMA_VERSIONS: dict[str, int] = {t: 1 for t in EVENT_TYPES} | {
-    "interview.cancelled": 2,
+    "interview.cancelled": 3,
     "interview.started": 2,
     "interview.offer_declined": 2,
 }
@@ -197,13 +202,15 @@ def decode_envelope(raw: bytes | str) -> EventEnvelope:
 def _upcast(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     """The ``data`` of an older schema_version in the current shape.
 
-    ``interview.cancelled`` v1 had no ``cancelled_by`` (the actor's role says it);
+    ``interview.cancelled`` v1 had no ``cancelled_by`` (the actor's role says it),
+    v1 and v2 no ``job_closed`` (false);
     ``interview.started`` v1 had no ``duration_minutes`` (the default, 30, applies);
     ``interview.offer_declined`` v1 always returned the interview to ``in_progress``.
     """
     data = dict(payload["data"])
     if event_type == "interview.cancelled":
         data.setdefault("cancelled_by", (payload.get("actor") or {}).get("role", "unknown"))
+        data.setdefault("job_closed", False)
     elif event_type == "interview.started":
         data.setdefault("duration_minutes", 30)
     elif event_type == "interview.offer_declined":

@@ -86,7 +86,11 @@ def test_a_schema_file_refuses_another_types_data() -> None:
     [
         ("interview.started", {"scheduled_at": None}, {"duration_minutes": 30}),
         ("interview.offer_declined", {"reason": None}, {"status": "in_progress"}),
-        ("interview.cancelled", {"reason": "gone"}, {"cancelled_by": "client"}),
+        (
+            "interview.cancelled",
+            {"reason": "gone"},
+            {"cancelled_by": "client", "job_closed": False},
+        ),
     ],
 )
 def test_an_event_of_an_older_schema_version_is_read_in_the_current_shape(
