@@ -79,7 +79,7 @@ Reason = Annotated[
 # places. The pattern is the domain's bound written out: greater than 0, at
 # most 10,000,000, at most 2 decimals.
 AMOUNT_PATTERN = r"^(10000000(\.00?)?|[1-9][0-9]{0,6}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$"
-_DECIMAL_TEXT = re.compile(r"^(0|[1-9][0-9]{0,19})(\.[0-9]{1,20})?$")
+_DECIMAL_TEXT = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?$")
 
 
 def _amount_from_number(value: Any) -> Any:
