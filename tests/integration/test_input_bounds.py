@@ -19,7 +19,13 @@ from fastapi.testclient import TestClient
 from services.common.auth import mint_token
 from services.interviews.bootstrap import InterviewsContainer, create_app
 from services.interviews.settings import InterviewsSettings
-from tests.conftest import TEST_SECRET, FakeClock
+from tests.conftest import (
+    TEST_SECRET,
+    FakeClock,
+    create_database,
+    drop_database,
+    require_postgres,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +45,19 @@ CALENDAR_EDGES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    """One app for the module: every check here either is refused (and must
-    record nothing) or acts on its own job, so they cannot disturb each other."""
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """One app per store for the module: every check here either is refused (and
+    must record nothing) or acts on its own job, so they cannot disturb each other."""
+    admin, name, url = None, "", None
+    if request.param == "postgres":
+        admin = require_postgres()
+        name = f"t_{uuid4().hex[:12]}"
+        url = create_database(admin, name)
     settings = InterviewsSettings(
-        database_url=None, data_dir=Path(tmp_path_factory.mktemp("bounds")), auth_secret=TEST_SECRET
+        database_url=url, data_dir=Path(tmp_path_factory.mktemp("bounds")), auth_secret=TEST_SECRET
     )
     container = InterviewsContainer(settings, clock=FakeClock(NOW))
     try:
@@ -52,6 +65,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
             yield client
     finally:
         container.close()
+        if admin:
+            drop_database(admin, name)
 
 
 def auth(sub: str, role: str) -> dict[str, str]:

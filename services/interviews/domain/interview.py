@@ -1,7 +1,8 @@
 """The Interview aggregate: one freelancer's interview for one job.
 
 Every transition of DESIGN's table is a command method here that checks its
-rules (``_check_*`` guards raising ``...Error``) and then records one
+rules (``_check_*`` guards raising ``...Error``, and the input bounds of
+:mod:`.bounds`, whatever the API already checked) and then records one
 past-tense event. Events carry who did it (``actor_id``, ``actor_role``), the
 correlation and causation ids of the request that caused them, and a link in
 the interview's hash chain (see :mod:`.hashing`).
