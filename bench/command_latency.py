@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,7 @@ async def open_loop(
     offer = {"amount": "1200.00", "currency": "EUR", "rate_type": "fixed"}
     steps = (
         ("accept", "freelancer", None),
-        ("start", "client", {"scheduled_at": "2027-01-04T10:00:00Z"}),
+        ("start", "client", {"scheduled_at": (datetime.now(UTC) + timedelta(days=30)).isoformat()}),
         ("offer", "client", offer),
         ("offer/accept", "freelancer", None),
     )

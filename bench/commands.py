@@ -21,6 +21,7 @@ import statistics
 import tempfile
 import urllib.request
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,7 @@ def interview_commands(
     ]
     rngs = [random.Random(k) for k in range(CLIENTS)]
     offer = {"amount": "1200.00", "currency": "EUR", "rate_type": "fixed"}
+    in_a_month = (datetime.now(UTC) + timedelta(days=30)).isoformat()
 
     async def hiring(conn: Connection, k: int, n: int) -> None:
         j = n % FREELANCERS_PER_CLIENT
@@ -167,9 +169,7 @@ def interview_commands(
             return
         await conn.call("POST", base + "/accept", None, freelancer)
         if x < 0.8:
-            await conn.call(
-                "POST", base + "/start", {"scheduled_at": "2027-01-04T10:00:00Z"}, client
-            )
+            await conn.call("POST", base + "/start", {"scheduled_at": in_a_month}, client)
         await conn.call("POST", base + "/offer", offer, client)
         if x >= 0.8:
             await conn.call("POST", base + "/offer/decline", {"reason": "too low"}, freelancer)

@@ -8,8 +8,9 @@ from ..common.settings import CommonSettings
 
 
 class InterviewsSettings(CommonSettings):
-    invitation_ttl_hours: float = Field(default=7 * 24, gt=0)
-    offer_ttl_hours: float = Field(default=7 * 24, gt=0)
+    # A default deadline is an expires_at like any other: at most 90 days ahead.
+    invitation_ttl_hours: float = Field(default=7 * 24, gt=0, le=90 * 24)
+    offer_ttl_hours: float = Field(default=7 * 24, gt=0, le=90 * 24)
     max_commit_batch: int = Field(default=128, ge=1)
     postgres_pool_size: int = Field(default=8, ge=1)
     # The deadline scheduler (services/interviews/scheduler.py).

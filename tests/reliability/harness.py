@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -531,7 +532,8 @@ class HttpCommands:
                 state = "accepted"
         elif state == "accepted":
             who = client_ if roll < 0.6 else freelancer
-            body = {"scheduled_at": "2027-01-15T10:00:00Z"} if roll < 0.3 else {}
+            in_a_month = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+            body = {"scheduled_at": in_a_month} if roll < 0.3 else {}
             self.send(client, "start", f"{base}/start", body, who)
             state = "in_progress"
         elif state == "in_progress":

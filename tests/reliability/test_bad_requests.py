@@ -122,11 +122,17 @@ def seed_data(urls: dict[str, str]) -> Known:
 # another request) or on rules of the domain that JSON
 # Schema cannot state (a deadline already past, a client inviting themselves, a
 # cursor this API never issued, a time that does not exist, two query parameters
-# that exclude each other).
+# that exclude each other, a time outside its window around the service's clock
+# or one whose UTC form leaves the calendar).
 SEMANTIC_REFUSALS = (
     (412, "version_mismatch", ""),
     (422, "idempotency_key_reused", ""),
     (422, "invalid_command", ""),
+    (422, "invalid_input", "expires_at must be in the future and at most"),
+    (422, "invalid_input", "scheduled_at must be between"),
+    (422, "invalid_input", "start_date must be between"),
+    (422, "invalid_input", "body.expires_at: is out of range"),
+    (422, "invalid_input", "body.scheduled_at: is out of range"),
     (422, "invalid_cursor", ""),
     (422, "invalid_input", "cursor: "),
     (422, "invalid_input", "at: "),

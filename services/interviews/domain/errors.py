@@ -63,5 +63,16 @@ class InvalidCommandError(DomainError):
     code = "invalid_command"
 
 
+class InputOutOfBoundsError(InvalidCommandError):
+    """A value outside DESIGN's input bounds; the detail names the field and the bound."""
+
+    code = "invalid_input"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+        self.problem = problem
+
+
 class NotYetDueError(DomainError):
     code = "not_yet_due"

@@ -1,7 +1,8 @@
 """The Interview aggregate: one freelancer's interview for one job.
 
 Every transition of DESIGN's table is a command method here that checks its
-rules (``_check_*`` guards raising ``...Error``) and then records one
+rules (``_check_*`` guards raising ``...Error``, and the input bounds of
+:mod:`.bounds`, whatever the API already checked) and then records one
 past-tense event. Events carry who did it (``actor_id``, ``actor_role``), the
 correlation and causation ids of the request that caused them, and a link in
 the interview's hash chain (see :mod:`.hashing`).
@@ -18,6 +19,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from . import bounds
 from .errors import (
     DeadlinePassedError,
     InvalidCommandError,
@@ -272,8 +274,9 @@ class Interview(Aggregate):
             raise NotAllowedError("only a client can invite a freelancer")
         if freelancer_id == ctx.actor.id:
             raise InvalidCommandError("a client cannot invite themselves")
-        if expires_at is not None and expires_at <= ctx.at:
-            raise InvalidCommandError("expires_at must be in the future")
+        bounds.check_text(message, "message", bounds.MESSAGE_MAX_LENGTH)
+        if expires_at is not None:
+            expires_at = bounds.check_expires_at(expires_at, ctx.at)
         fields = dict(
             job_id=job_id,
             client_id=ctx.actor.id,
@@ -312,6 +315,7 @@ class Interview(Aggregate):
     def decline(self, ctx: CommandContext, reason: str | None = None) -> None:
         """The invited freelancer declines the invitation."""
         self._check_is_freelancer(ctx, "decline the invitation")
+        bounds.check_text(reason, "reason", bounds.REASON_MAX_LENGTH)
         self._check_not_expired("decline")
         self._check_state(ctx, "decline", INVITED)
         self._check_deadline(ctx, "decline", "invitation", self.invitation_expires_at)
@@ -320,6 +324,8 @@ class Interview(Aggregate):
     def start(self, ctx: CommandContext, scheduled_at: datetime | None = None) -> None:
         """Either party marks the interview as started, optionally with a date."""
         self._check_is_party(ctx, "start the interview")
+        if scheduled_at is not None:
+            scheduled_at = bounds.check_scheduled_at(scheduled_at, ctx.at)
         self._check_state(ctx, "start", ACCEPTED)
         self._record(ctx, self.InterviewStarted, scheduled_at=scheduled_at)
 
@@ -328,11 +334,14 @@ class Interview(Aggregate):
     ) -> None:
         """The client offers the freelancer the job (again, after a decline)."""
         self._check_is_client(ctx, "extend an offer")
+        bounds.check_amount(terms.amount)
+        bounds.check_currency_code(terms.currency)
+        if terms.start_date is not None:
+            bounds.check_start_date(terms.start_date, bounds.today_of(ctx.at))
+        bounds.check_text(terms.message, "message", bounds.MESSAGE_MAX_LENGTH)
+        if expires_at is not None:
+            expires_at = bounds.check_expires_at(expires_at, ctx.at)
         self._check_state(ctx, "extend an offer on", ACCEPTED, IN_PROGRESS)
-        if terms.amount <= 0:
-            raise InvalidCommandError("amount must be greater than zero")
-        if expires_at is not None and expires_at <= ctx.at:
-            raise InvalidCommandError("expires_at must be in the future")
         self._record(
             ctx,
             self.OfferExtended,
@@ -355,6 +364,7 @@ class Interview(Aggregate):
     def decline_offer(self, ctx: CommandContext, reason: str | None = None) -> None:
         """The freelancer declines the offer; the client may make another."""
         self._check_is_freelancer(ctx, "decline the offer")
+        bounds.check_text(reason, "reason", bounds.REASON_MAX_LENGTH)
         self._check_not_expired("decline the offer")
         self._check_state(ctx, "decline an offer on", OFFER_EXTENDED)
         self._check_deadline(ctx, "decline the offer", "offer", self.offer_expires_at)
@@ -363,6 +373,7 @@ class Interview(Aggregate):
     def cancel(self, ctx: CommandContext, reason: str) -> None:
         """Either party cancels an open interview, with a reason."""
         self._check_is_party(ctx, "cancel the interview")
+        bounds.check_text(reason, "reason", bounds.REASON_MAX_LENGTH, required=True)
         if self.is_final:
             raise TransitionNotAllowedError("cancel", self.status)
         self._record(ctx, self.Cancelled, reason=reason, cancelled_by=ctx.actor.role)

@@ -42,6 +42,7 @@ from .schemas import (
     InviteRequest,
     JobPolicyPublic,
     JobPolicyRequest,
+    NoBody,
     OfferRequest,
     StartRequest,
     interview_public,
@@ -194,9 +195,15 @@ def invite(
 
 @router.post("/interviews/{interview_id}/accept", response_model=CommandResponse)
 def accept(
-    interview_id: UUID, ctx: ContextDep, opts: OptionsDep, app: InterviewsDep, response: Response
+    interview_id: UUID,
+    ctx: ContextDep,
+    opts: OptionsDep,
+    app: InterviewsDep,
+    response: Response,
+    body: NoBody | None = None,
 ) -> CommandResponse:
-    """The invited freelancer accepts the invitation."""
+    """The invited freelancer accepts the invitation. No body (or ``{}``): any
+    field is refused."""
     return run_command(response, lambda: app.accept(ctx, interview_id, **opts.kwargs()))
 
 
@@ -258,9 +265,15 @@ def extend_offer(
 
 @router.post("/interviews/{interview_id}/offer/accept", response_model=CommandResponse)
 def accept_offer(
-    interview_id: UUID, ctx: ContextDep, opts: OptionsDep, app: InterviewsDep, response: Response
+    interview_id: UUID,
+    ctx: ContextDep,
+    opts: OptionsDep,
+    app: InterviewsDep,
+    response: Response,
+    body: NoBody | None = None,
 ) -> CommandResponse:
-    """The freelancer accepts the offer: hired (final)."""
+    """The freelancer accepts the offer: hired (final). No body (or ``{}``): any
+    field is refused."""
     return run_command(response, lambda: app.accept_offer(ctx, interview_id, **opts.kwargs()))
 
 

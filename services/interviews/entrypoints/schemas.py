@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import iso4217
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -15,44 +19,91 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
 )
+from pydantic_core import PydanticCustomError
+
+from ..domain import InputOutOfBoundsError, bounds
 
 Identifier = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"),
 ]
-# Free text: no control characters but tab and line breaks (they poison the
-# downstream databases: PostgreSQL text cannot hold NUL).
-_TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*"
-Message = Annotated[str, StringConstraints(max_length=2000, pattern=f"^{_TEXT}$")]
-Reason = Annotated[str, StringConstraints(max_length=500, pattern=f"^{_TEXT}$")]
-# And not only white space (it is stripped): the schema says so too.
-RequiredReason = Annotated[
+
+# ------------------------------------------------------------------ free text
+# The rules live in the domain (bounds.text_problem); the pattern says the same
+# in the OpenAPI document, so a generated client knows them (``\s`` as in Python).
+# (Lone surrogates, which JSON can carry as "\ud800", are refused too but not
+# written here: generators of test data cannot read a surrogate range.)
+_TEXT_CHAR = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+_VISIBLE_CHAR = (
+    r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u206f\ufeff]"
+)
+TEXT_PATTERN = rf"^{_TEXT_CHAR}*{_VISIBLE_CHAR}{_TEXT_CHAR}*$"
+
+
+def _text_validator(max_length: int) -> Callable[[str], str]:
+    def validate(value: str) -> str:
+        problem = bounds.text_problem(value, max_length)
+        if problem:
+            raise PydanticCustomError("text_out_of_bounds", problem)
+        return value
+
+    return validate
+
+
+def _text_schema(max_length: int) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max_length,
+        "pattern": TEXT_PATTERN,
+        "description": f"Not blank, at most {max_length} characters, no control characters "
+        "but tab and line breaks, no bidirectional controls",
+    }
+
+
+Message = Annotated[
     str,
-    StringConstraints(
-        min_length=1,
-        max_length=500,
-        strip_whitespace=True,
-        pattern=rf"^{_TEXT}[^\s\x00-\x1f\x7f]{_TEXT}$",
-    ),
+    AfterValidator(_text_validator(bounds.MESSAGE_MAX_LENGTH)),
+    WithJsonSchema(_text_schema(bounds.MESSAGE_MAX_LENGTH)),
 ]
-# Money travels as a decimal string: a JSON number cannot promise two decimal places.
-AMOUNT_PATTERN = r"^([1-9][0-9]{0,11}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$"
+Reason = Annotated[
+    str,
+    AfterValidator(_text_validator(bounds.REASON_MAX_LENGTH)),
+    WithJsonSchema(_text_schema(bounds.REASON_MAX_LENGTH)),
+]
+
+# --------------------------------------------------------------------- money
+# Money travels as a decimal string: a JSON number cannot promise two decimal
+# places. The pattern is the domain's bound written out: greater than 0, at
+# most 10,000,000, at most 2 decimals.
+AMOUNT_PATTERN = r"^(10000000(\.00?)?|[1-9][0-9]{0,6}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$"
+_DECIMAL_TEXT = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?$")
 
 
 def _amount_from_number(value: Any) -> Any:
     """Clients may send a JSON number (``1200.5``); it is read as its decimal text."""
     if isinstance(value, bool):
-        raise ValueError("amount must be a decimal string or a number")
+        raise PydanticCustomError("amount_type", "must be a decimal string or a number")
     if isinstance(value, int | float):
         text = format(Decimal(repr(value)), "f") if isinstance(value, float) else str(value)
         return text[:-2] if text.endswith(".0") else text
     return value
 
 
+def _amount_in_bounds(value: str) -> str:
+    if not _DECIMAL_TEXT.match(value):
+        raise PydanticCustomError("amount_format", "must be a plain decimal number such as 1200.50")
+    problem = bounds.amount_problem(Decimal(value))
+    if problem:
+        raise PydanticCustomError("amount_out_of_bounds", problem)
+    return value
+
+
 Amount = Annotated[
     str,
     BeforeValidator(_amount_from_number),
-    StringConstraints(pattern=AMOUNT_PATTERN),
+    AfterValidator(_amount_in_bounds),
     WithJsonSchema(
         {
             "anyOf": [
@@ -60,15 +111,56 @@ Amount = Annotated[
                 {
                     "type": "number",
                     "exclusiveMinimum": 0,
-                    "maximum": 999999999999.99,
+                    "maximum": float(bounds.MAX_AMOUNT),
                     "multipleOf": 0.01,
                 },
             ],
-            "description": "Greater than zero, at most 12 digits before the point and 2 "
-            "after: a decimal string (preferred: exact) or a JSON number",
+            "description": f"Greater than 0, at most {bounds.MAX_AMOUNT}, at most "
+            f"{bounds.AMOUNT_DECIMALS} decimals: a decimal string (preferred: exact) or a "
+            "JSON number",
         }
     ),
 ]
+
+# Currencies with a minor unit: the list without gold, test and "no currency" codes (XXX).
+CURRENCY_CODES: frozenset[str] = frozenset(
+    c.code for c in iso4217.Currency if c.exponent is not None
+)
+
+
+def _iso4217(value: str) -> str:
+    if value not in CURRENCY_CODES:
+        raise PydanticCustomError(
+            "currency_unknown", "must be an ISO 4217 currency code such as EUR"
+        )
+    return value
+
+
+CurrencyCode = Annotated[
+    str,
+    AfterValidator(_iso4217),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": sorted(CURRENCY_CODES),
+            "description": "An ISO 4217 currency code (a currency, not a metal or XXX)",
+        }
+    ),
+]
+
+# ---------------------------------------------------------------- instants
+
+
+def _utc_instant(value: datetime) -> datetime:
+    """Every instant is stored in UTC: one a downstream store can hold whatever its
+    zone rules (the windows themselves are checked against the service's clock)."""
+    try:
+        return bounds.as_utc(value, "instant")
+    except InputOutOfBoundsError as error:
+        raise PydanticCustomError("datetime_out_of_range", error.problem) from None
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_utc_instant)]
 
 
 def _json_integer(value: Any) -> Any:
@@ -83,15 +175,23 @@ ExclusiveHours = Annotated[int, Field(ge=0, le=24 * 90), BeforeValidator(_json_i
 
 
 class _Request(BaseModel):
+    """Every command body: an unknown field is refused, never ignored."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class NoBody(_Request):
+    """Commands that take no fields: no body, ``{}``, or nothing else."""
 
 
 class InviteRequest(_Request):
     job_id: Identifier
     freelancer_id: Identifier
     message: Message | None = None
-    expires_at: AwareDatetime | None = Field(
-        default=None, description="When the invitation expires (default: 7 days after it is sent)"
+    expires_at: Instant | None = Field(
+        default=None,
+        description="When the invitation expires: in the future, at most 90 days ahead "
+        "(default: 7 days after it is sent)",
     )
     exclusive_hours: ExclusiveHours | None = Field(
         default=None,
@@ -104,22 +204,26 @@ class DeclineRequest(_Request):
 
 
 class StartRequest(_Request):
-    scheduled_at: AwareDatetime | None = None
+    scheduled_at: Instant | None = Field(
+        default=None, description="When the interview takes place: from 7 days ago to a year ahead"
+    )
 
 
 class OfferRequest(_Request):
     amount: Amount
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    currency: CurrencyCode
     rate_type: Literal["fixed", "hourly"]
-    start_date: date | None = None
+    start_date: date | None = Field(default=None, description="From yesterday to one year ahead")
     message: Message | None = None
-    expires_at: AwareDatetime | None = Field(
-        default=None, description="When the offer expires (default: 7 days after it is made)"
+    expires_at: Instant | None = Field(
+        default=None,
+        description="When the offer expires: in the future, at most 90 days ahead "
+        "(default: 7 days after it is made)",
     )
 
 
 class CancelRequest(_Request):
-    reason: RequiredReason
+    reason: Reason
 
 
 class JobPolicyRequest(_Request):
