@@ -104,7 +104,9 @@ def test_both_signatures_are_sent_during_a_rotation_new_first() -> None:
     sender.send(message(previous_secret="old-secret-0000000"), NOW)
     ts = int(NOW.timestamp())
     header = seen[0].headers["x-signature"]
-    assert header == f"{sign('new-secret-0000000', ts, BODY)},{sign('old-secret-0000000', ts, BODY)}"
+    assert (
+        header == f"{sign('new-secret-0000000', ts, BODY)},{sign('old-secret-0000000', ts, BODY)}"
+    )
     for secret in ("new-secret-0000000", "old-secret-0000000"):
         assert verify(secret, ts, BODY, header, now=ts)
     assert not verify("another-secret-000", ts, BODY, header, now=ts)
