@@ -208,8 +208,8 @@ def webhook_disabled_notice(hook: Mapping[str, Any], reason: str, at: datetime) 
         "kind": "system",
         "type": WEBHOOK_DISABLED,
         "title": "Webhook disabled",
-        "message": f"Your webhook {hook['url']} was disabled: {reason}."
-        " Re-enable it with PATCH /webhooks/{id} and active=true once the receiver works.",
+        "message": f"Your webhook {hook['url']} was disabled: {reason}. Once the receiver"
+        f" works again, resume it with PATCH /webhooks/{hook['id']} and active true.",
         # Not about an interview: the columns are NOT NULL in older databases.
         "interview_id": "",
         "job_id": "",

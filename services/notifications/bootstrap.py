@@ -326,6 +326,12 @@ def _install_domain_metrics(metrics: Metrics, container: NotificationsContainer)
         outcomes.labels(outcome).set_function(
             lambda o=outcome: float(container._worker.counts[o]) if container._worker else 0.0
         )
+    disabled = Gauge(
+        "notification_webhooks_disabled_total",
+        "Webhooks this process's worker deactivated (410 Gone or too many dead deliveries)",
+        registry=metrics.registry,
+    )
+    disabled.set_function(lambda: float(container._worker.disabled) if container._worker else 0.0)
     reminders = Gauge(
         "notification_reminders_total",
         "Reminders settled by this process's reminder worker: sent, or skipped (deadline passed)",

@@ -283,3 +283,27 @@ def test_the_new_routes_are_in_the_openapi_document(api: TestClient) -> None:
     assert {"delete", "patch"} <= set(paths["/webhooks/{webhook_id}"])
     assert "/webhooks/{webhook_id}/rotate-secret" in paths
     assert "/webhooks/{webhook_id}/redeliver" in paths
+
+
+def test_a_webhook_deactivated_by_410_shows_why_and_its_owner_reads_the_notice(
+    make_container: Callable[..., NotificationsContainer],
+    receiver: WebhookReceiver,
+    token: Token,
+) -> None:
+    receiver.statuses = [410]
+    container = make_container()  # 127.0.0.1 allow-listed
+    with TestClient(create_app(container)) as api:
+        me = token("f-1", "freelancer")
+        created = api.post("/webhooks", json=hook(receiver.url), headers=me).json()
+        apply(container, Interview().event("interview.invited", "client"))
+        container.delivery_worker().run_until_idle()
+
+        (shown,) = api.get("/webhooks", headers=me).json()
+        items = api.get("/notifications", headers=me).json()["items"]
+        metrics = api.get("/metrics").text
+    assert shown["active"] is False and "410 Gone" in shown["disabled_reason"]
+    (notice,) = [n for n in items if n["type"] == "webhook.disabled"]
+    assert notice["kind"] == "system" and notice["interview_id"] is None
+    assert notice["job_id"] is None and notice["read"] is False
+    assert f"PATCH /webhooks/{created['id']}" in notice["message"]
+    assert "notification_webhooks_disabled_total 1.0" in metrics
