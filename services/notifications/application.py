@@ -475,8 +475,8 @@ class Inbox:
                     )
                 )
             row = conn.execute(sa.select(deliveries).where(deliveries.c.id == new_id)).mappings()
-            delivery = dict(row.one()) | {"type": note.type, "attempt_log": []}
-            delivery["attempt_log"] = self._attempts_of(conn, [new_id]).get(new_id, [])
+            tried = self._attempts_of(conn, [new_id]).get(new_id, [])
+            delivery = dict(row.one()) | {"type": note.type, "attempt_log": tried}
         if self.on_queued is not None:
             self.on_queued()
         return delivery
