@@ -10,11 +10,13 @@ and webhooks, never anyone else's.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -29,6 +31,7 @@ from .adapters.tables import (
     webhooks,
 )
 from .rules import Draft, drafts_for_event
+from .webhook_urls import UrlGuard, normalised_url
 
 DELIVERY_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:interviews:notification-delivery")
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9._%+-]{1,64}$")
@@ -66,12 +69,9 @@ class NotificationRecorder:
         One statement in the common case: the inbox rows, which also say whether
         their recipient has webhooks (only then are the webhooks read).
         """
-        if not drafts:
-            return 0
         now = self.clock()
-        by_id = {str(d.id): d for d in drafts}
-        inserted = conn.execute(
-            self._insert(conn),
+        return self._record(
+            conn,
             [
                 {
                     "id": str(d.id),
@@ -92,7 +92,18 @@ class NotificationRecorder:
                 }
                 for d in drafts
             ],
-        ).all()
+            now,
+        )
+
+    def record_notice(self, conn: sa.Connection, notice: dict[str, Any]) -> bool:
+        """Records a system notice (``webhook_disabled_notice``) with its e-mail; True if new."""
+        return self._record(conn, [notice], self.clock()) == 1
+
+    def _record(self, conn: sa.Connection, rows: list[dict[str, Any]], now: datetime) -> int:
+        if not rows:
+            return 0
+        by_id = {row["id"]: row for row in rows}
+        inserted = conn.execute(self._insert(conn), rows).all()
         # Rows already recorded return nothing: their deliveries were recorded with them.
         new = [by_id[row.id] for row in inserted]
         with_hooks = {row.recipient_id for row in inserted if row.has_webhooks}
@@ -108,16 +119,17 @@ class NotificationRecorder:
             targets: list[tuple[str, str | None, str | None]] = [
                 ("webhook", hook.id, None)
                 for hook in hooks
-                if hook.owner_id == draft.recipient_id and draft.type in (hook.event_types or [])
+                if hook.owner_id == draft["recipient_id"]
+                and draft["type"] in (hook.event_types or [])
             ]
-            address = email_address(draft.recipient_id, self.email_domain)
+            address = email_address(draft["recipient_id"], self.email_domain)
             if address is not None:
                 targets.append(("email", None, address))
             outbox += [
                 {
-                    "id": delivery_id(draft.id, channel, hook_id or address or ""),
-                    "notification_id": str(draft.id),
-                    "recipient_id": draft.recipient_id,
+                    "id": delivery_id(draft["id"], channel, hook_id or address or ""),
+                    "notification_id": draft["id"],
+                    "recipient_id": draft["recipient_id"],
                     "channel": channel,
                     "webhook_id": hook_id,
                     "address": address,
@@ -167,7 +179,47 @@ class NotFoundError(Exception):
 
 
 class DuplicateWebhookError(Exception):
-    """The caller already registered this URL."""
+    """The caller already registered this URL (compared as ``normalised_url``)."""
+
+
+class WebhookLimitError(Exception):
+    """The caller already has the most webhooks a user may register."""
+
+
+class WebhookStateError(Exception):
+    """The webhook cannot do this now (e.g. redeliver while it is inactive)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+
+
+WEBHOOK_DISABLED = "webhook.disabled"
+NOTICE_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:interviews:notice")
+
+
+def webhook_disabled_notice(hook: Mapping[str, Any], reason: str, at: datetime) -> dict[str, Any]:
+    """The inbox row telling a webhook's owner that it was disabled and why. Its id is
+    stable per webhook and moment, so recording it twice keeps one."""
+    return {
+        "id": str(uuid5(NOTICE_ID_NAMESPACE, f"{WEBHOOK_DISABLED}:{hook['id']}:{at.isoformat()}")),
+        "recipient_id": hook["owner_id"],
+        "recipient_role": hook.get("owner_role") or "client",
+        "kind": "system",
+        "type": WEBHOOK_DISABLED,
+        "title": "Webhook disabled",
+        "message": f"Your webhook {hook['url']} was disabled: {reason}. Once the receiver"
+        f" works again, resume it with PATCH /webhooks/{hook['id']} and active true.",
+        # Not about an interview: the columns are NOT NULL in older databases.
+        "interview_id": "",
+        "job_id": "",
+        "event_id": None,
+        "position": None,
+        "occurred_at": at,
+        "created_at": at,
+        "read_at": None,
+        "details": {"webhook_id": hook["id"], "url": hook["url"], "reason": reason},
+    }
 
 
 class InvalidCursorError(ValueError):
@@ -208,9 +260,22 @@ _ATTEMPT_COLUMNS = (
 class Inbox:
     """What a caller may see and change: their own notifications and webhooks."""
 
-    def __init__(self, engine: sa.Engine, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        clock: Callable[[], datetime],
+        guard: UrlGuard | None = None,
+        *,
+        max_webhooks: int = 10,
+        secret_grace: timedelta = timedelta(hours=24),
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.clock = clock
+        self.guard = guard or UrlGuard()
+        self.max_webhooks = max_webhooks
+        self.secret_grace = secret_grace
+        self.on_queued = on_queued
 
     def list_notifications(
         self, recipient_id: str, *, unread: bool | None, limit: int, cursor: str | None
@@ -252,23 +317,189 @@ class Inbox:
         return dict(row) | {"deliveries": channels.get(row["id"], [])}
 
     def register_webhook(
-        self, owner_id: str, url: str, secret: str, event_types: Iterable[str]
+        self,
+        owner_id: str,
+        url: str,
+        secret: str,
+        event_types: Iterable[str],
+        owner_role: str | None = None,
     ) -> dict[str, Any]:
+        """A new webhook to a public address (``UrlNotAllowedError`` otherwise), unless
+        the owner has one for the same normalised URL or already has the most allowed."""
+        self.guard.check(url, must_resolve=False)
+        now = self.clock()
         row = {
             "id": str(uuid.uuid4()),
             "owner_id": owner_id,
+            "owner_role": owner_role,
             "url": url,
+            "normalized_url": normalised_url(url),
             "secret": secret,
             "event_types": list(dict.fromkeys(event_types)),
             "active": True,
-            "created_at": self.clock(),
+            "dead_in_a_row": 0,
+            "created_at": now,
+            "updated_at": now,
         }
         try:
             with self.engine.begin() as conn:
+                _serialise_owner(conn, owner_id)
+                theirs = conn.execute(
+                    sa.select(webhooks.c.url, webhooks.c.normalized_url).where(
+                        webhooks.c.owner_id == owner_id
+                    )
+                ).all()
+                if any(
+                    (h.normalized_url or normalised_url(h.url)) == row["normalized_url"]
+                    for h in theirs
+                ):
+                    raise DuplicateWebhookError(f"you already registered a webhook for {url}")
+                if len(theirs) >= self.max_webhooks:
+                    raise WebhookLimitError(
+                        f"you already have {len(theirs)} webhooks, the most a user may have;"
+                        " delete one first"
+                    )
                 conn.execute(webhooks.insert().values(**row))
         except sa.exc.IntegrityError:
             raise DuplicateWebhookError(f"you already registered a webhook for {url}") from None
         return row | {"deliveries": [], "delivery_counts": {}}
+
+    def delete_webhook(self, owner_id: str, webhook_id: UUID) -> None:
+        """Removes the webhook; its pending deliveries die with it (their history stays)."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            deleted = conn.execute(
+                webhooks.delete().where(
+                    webhooks.c.id == str(webhook_id), webhooks.c.owner_id == owner_id
+                )
+            )
+            if deleted.rowcount != 1:
+                raise NotFoundError(f"no webhook {webhook_id}")
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.webhook_id == str(webhook_id), deliveries.c.status == "pending")
+                .values(status="dead", last_error="webhook deleted", updated_at=now)
+            )
+
+    def update_webhook(
+        self,
+        owner_id: str,
+        webhook_id: UUID,
+        *,
+        active: bool | None = None,
+        event_types: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Pauses or resumes a webhook, or changes its types. Resuming checks the URL
+        again and forgets the dead deliveries counted against it."""
+        with self.engine.begin() as conn:
+            hook = self._own_hook(conn, owner_id, webhook_id, for_update=True)
+            values: dict[str, Any] = {"updated_at": self.clock()}
+            if event_types is not None:
+                values["event_types"] = list(dict.fromkeys(event_types))
+            if active is True and not hook["active"]:
+                self.guard.check(hook["url"], must_resolve=False)
+                values |= {"active": True, "dead_in_a_row": 0, "disabled_reason": None}
+            elif active is False and hook["active"]:
+                values |= {"active": False, "disabled_reason": "paused by its owner"}
+            conn.execute(webhooks.update().where(webhooks.c.id == hook["id"]).values(**values))
+        return self.get_webhook(owner_id, webhook_id)
+
+    def rotate_secret(self, owner_id: str, webhook_id: UUID, secret: str) -> dict[str, Any]:
+        """The new secret signs from now on; the previous one also signs (a second
+        signature in ``X-Signature``) until the grace period ends, so the receiver
+        can switch without losing a call."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            hook = self._own_hook(conn, owner_id, webhook_id, for_update=True)
+            if hmac_equal(hook["secret"], secret):
+                raise WebhookStateError("same_secret", "the new secret is the current one")
+            conn.execute(
+                webhooks.update()
+                .where(webhooks.c.id == hook["id"])
+                .values(
+                    secret=secret,
+                    previous_secret=hook["secret"],
+                    previous_secret_until=now + self.secret_grace,
+                    updated_at=now,
+                )
+            )
+        return self.get_webhook(owner_id, webhook_id)
+
+    def redeliver(self, owner_id: str, webhook_id: UUID, notification_id: UUID) -> dict[str, Any]:
+        """Queues one of the caller's notifications (of a type the webhook receives)
+        to the webhook again. A redelivery already waiting is returned, not doubled."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            hook = self._own_hook(conn, owner_id, webhook_id, for_update=True)
+            if not hook["active"]:
+                raise WebhookStateError(
+                    "webhook_inactive", "the webhook is inactive: activate it first"
+                )
+            note = conn.execute(
+                sa.select(notifications.c.id, notifications.c.type).where(
+                    notifications.c.id == str(notification_id),
+                    notifications.c.recipient_id == owner_id,
+                )
+            ).first()
+            if note is None:
+                raise NotFoundError(f"no notification {notification_id}")
+            if note.type not in (hook["event_types"] or []):
+                raise WebhookStateError(
+                    "type_not_subscribed",
+                    f"the webhook does not receive {note.type} notifications",
+                )
+            waiting = conn.execute(
+                sa.select(deliveries.c.id).where(
+                    deliveries.c.webhook_id == hook["id"],
+                    deliveries.c.notification_id == note.id,
+                    deliveries.c.status == "pending",
+                )
+            ).first()
+            if waiting is not None:
+                new_id = waiting.id
+            else:
+                new_id = str(uuid.uuid4())
+                conn.execute(
+                    deliveries.insert().values(
+                        id=new_id,
+                        notification_id=note.id,
+                        recipient_id=owner_id,
+                        channel="webhook",
+                        webhook_id=hook["id"],
+                        address=None,
+                        status="pending",
+                        attempts=0,
+                        next_attempt_at=now,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            row = conn.execute(sa.select(deliveries).where(deliveries.c.id == new_id)).mappings()
+            tried = self._attempts_of(conn, [new_id]).get(new_id, [])
+            delivery = dict(row.one()) | {"type": note.type, "attempt_log": tried}
+        if self.on_queued is not None:
+            self.on_queued()
+        return delivery
+
+    def get_webhook(self, owner_id: str, webhook_id: UUID) -> dict[str, Any]:
+        for hook in self.list_webhooks(owner_id, 20):
+            if hook["id"] == str(webhook_id):
+                return hook
+        raise NotFoundError(f"no webhook {webhook_id}")
+
+    @staticmethod
+    def _own_hook(
+        conn: sa.Connection, owner_id: str, webhook_id: UUID, *, for_update: bool = False
+    ) -> dict[str, Any]:
+        query = sa.select(webhooks).where(
+            webhooks.c.id == str(webhook_id), webhooks.c.owner_id == owner_id
+        )
+        if for_update and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no webhook {webhook_id}")
+        return dict(row)
 
     def list_webhooks(self, owner_id: str, deliveries_limit: int) -> list[dict[str, Any]]:
         """The caller's webhooks, each with its latest deliveries and their attempts."""
@@ -350,3 +581,18 @@ class Inbox:
         for r in rows:
             out.setdefault(r["delivery_id"], []).append(dict(r))
         return out
+
+
+def hmac_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _serialise_owner(conn: sa.Connection, owner_id: str) -> None:
+    """Holds one owner's registrations back to back, so two at once cannot both pass
+    the duplicate and limit checks: a transaction lock on PostgreSQL; on SQLite a write
+    that takes the database's write lock before the checks read."""
+    if conn.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.blake2b(owner_id.encode(), digest_size=8).digest(), "big")
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key - (1 << 63))))
+    else:
+        conn.execute(webhooks.update().where(sa.false()).values(owner_id=webhooks.c.owner_id))

@@ -33,6 +33,7 @@ from .delivery import BackoffPolicy, DeliveryWorker, Sender
 from .reminders import ReminderIndex, ReminderWorker
 from .rules import EVENT_TYPES
 from .settings import NotificationsSettings
+from .webhook_urls import Resolver, UrlGuard, system_resolver
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,12 @@ class NotificationsContainer:
         clock: Callable[[], datetime] = utcnow,
         senders: dict[str, Sender] | None = None,
         rng: random.Random | None = None,
+        resolver: Resolver = system_resolver,
     ) -> None:
         self.settings = settings or NotificationsSettings()
         self.clock = clock
+        # One URL policy for registration and delivery (tests inject the resolver).
+        self.url_guard = UrlGuard(self.settings.allowed_webhook_hosts, resolver)
         self._senders = senders
         self._rng = rng
         self._engine: sa.Engine | None = None
@@ -103,7 +107,15 @@ class NotificationsContainer:
 
     def inbox(self) -> Inbox:
         if self._inbox is None:
-            self._inbox = Inbox(self.engine(), self.clock)
+            s = self.settings
+            self._inbox = Inbox(
+                self.engine(),
+                self.clock,
+                self.url_guard,
+                max_webhooks=s.webhook_max_per_user,
+                secret_grace=timedelta(hours=s.webhook_secret_grace_hours),
+                on_queued=self._wake_delivery,
+            )
         return self._inbox
 
     def senders(self) -> dict[str, Sender]:
@@ -112,7 +124,9 @@ class NotificationsContainer:
         from .adapters.webhooks import WebhookSender
 
         s = self.settings
-        senders: dict[str, Sender] = {"webhook": WebhookSender(s.delivery_timeout_seconds)}
+        senders: dict[str, Sender] = {
+            "webhook": WebhookSender(s.delivery_timeout_seconds, self.url_guard)
+        }
         if s.smtp_host:
             from .adapters.email import SmtpSender
 
@@ -152,6 +166,8 @@ class NotificationsContainer:
                     concurrency=s.delivery_concurrency,
                     poll_seconds=s.delivery_poll_seconds,
                     rng=self._rng,
+                    disable_after_dead=s.webhook_disable_after_dead,
+                    notify=self.recorder.record_notice,
                 )
             return self._worker
 
@@ -310,6 +326,12 @@ def _install_domain_metrics(metrics: Metrics, container: NotificationsContainer)
         outcomes.labels(outcome).set_function(
             lambda o=outcome: float(container._worker.counts[o]) if container._worker else 0.0
         )
+    disabled = Gauge(
+        "notification_webhooks_disabled_total",
+        "Webhooks this process's worker deactivated (410 Gone or too many dead deliveries)",
+        registry=metrics.registry,
+    )
+    disabled.set_function(lambda: float(container._worker.disabled) if container._worker else 0.0)
     reminders = Gauge(
         "notification_reminders_total",
         "Reminders settled by this process's reminder worker: sent, or skipped (deadline passed)",

@@ -32,6 +32,7 @@ from .adapters.tables import (
     notifications,
     webhooks,
 )
+from .application import webhook_disabled_notice
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +71,22 @@ class OutgoingMessage:
     url: str | None = None
     secret: str | None = None
     address: str | None = None
+    webhook_id: str | None = None
+    webhook_active: bool = True
+    # Within the grace period after a rotation the previous secret signs too.
+    previous_secret: str | None = None
 
 
 @dataclass(frozen=True)
 class SendResult:
+    """One attempt's outcome. ``final``: retrying cannot help (the delivery dies now);
+    ``gone``: the receiver answered 410 Gone (the webhook is deactivated)."""
+
     ok: bool
     status_code: int | None
     error: str | None
+    final: bool = False
+    gone: bool = False
 
 
 class Sender(Protocol):
@@ -120,6 +130,8 @@ class DeliveryWorker:
         concurrency: int = 8,
         poll_seconds: float = 1.0,
         rng: random.Random | None = None,
+        disable_after_dead: int = 5,
+        notify: Callable[[sa.Connection, dict[str, Any]], object] | None = None,
     ) -> None:
         self.engine = engine
         self.senders = dict(senders)
@@ -130,12 +142,16 @@ class DeliveryWorker:
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
         self.rng = rng or random.Random()
+        self.disable_after_dead = disable_after_dead
+        # Records an inbox notice (NotificationRecorder.record_notice) in the given transaction.
+        self.notify = notify
         self._rng_lock = threading.Lock()
         self._loop = BackgroundLoop(
             "delivery-worker", self._round, on_error_delay=poll_seconds, logger=log
         )
         self._pool: ThreadPoolExecutor | None = None
         self.counts: dict[str, int] = {"delivered": 0, "failed": 0, "dead": 0, "unknown": 0}
+        self.disabled = 0  # webhooks this worker disabled (410 Gone or too many dead)
 
     # ------------------------------------------------------------------ running
 
@@ -254,8 +270,12 @@ class DeliveryWorker:
                 deliveries.c.id.label("delivery_id"),
                 deliveries.c.channel,
                 deliveries.c.address,
+                deliveries.c.webhook_id,
                 webhooks.c.url,
                 webhooks.c.secret,
+                webhooks.c.active.label("webhook_active"),
+                webhooks.c.previous_secret,
+                webhooks.c.previous_secret_until,
                 notifications,
             )
             .join(notifications, notifications.c.id == deliveries.c.notification_id)
@@ -264,8 +284,11 @@ class DeliveryWorker:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
+        now = self.clock()
         messages = []
         for row in rows:
+            until = row["previous_secret_until"]
+            previous = row["previous_secret"] if until is not None and until > now else None
             attempt, token = claimed[row["delivery_id"]]
             messages.append(
                 OutgoingMessage(
@@ -281,6 +304,9 @@ class DeliveryWorker:
                     url=row["url"],
                     secret=row["secret"],
                     address=row["address"],
+                    webhook_id=row["webhook_id"],
+                    webhook_active=row["webhook_active"] is not False,
+                    previous_secret=previous,
                 )
             )
         return messages
@@ -291,7 +317,11 @@ class DeliveryWorker:
         started = self.clock()
         t0 = time.perf_counter()
         sender = self.senders.get(message.channel)
-        if sender is None:
+        if message.channel == "webhook" and message.url is None:
+            result = SendResult(False, None, "webhook deleted", final=True)
+        elif message.channel == "webhook" and not message.webhook_active:
+            result = SendResult(False, None, "webhook is inactive", final=True)
+        elif sender is None:
             result = SendResult(False, None, f"channel {message.channel!r} is not configured here")
         else:
             try:
@@ -319,7 +349,7 @@ class DeliveryWorker:
                 "last_error": None,
             }
             outcome = "delivered"
-        elif message.attempt >= self.policy.max_attempts:
+        elif result.final or result.gone or message.attempt >= self.policy.max_attempts:
             values = {"status": "dead", "last_error": result.error}
             outcome = "dead"
         else:
@@ -343,11 +373,13 @@ class DeliveryWorker:
                         result,
                         outcome="delivered" if result.ok else "failed",
                     )
-                    conn.execute(
+                    updated = conn.execute(
                         deliveries.update()
                         .where(mine)
                         .values(lease_until=None, lease_token=None, updated_at=now, **values)
                     )
+                    if updated.rowcount == 1 and message.webhook_id is not None:
+                        self._judge_webhook(conn, message, result, outcome, now)
                 break
             except sa.exc.OperationalError:
                 if attempt == 4 or self.engine.dialect.name != "sqlite":
@@ -363,6 +395,54 @@ class DeliveryWorker:
                 message.attempt,
                 result.error,
             )
+
+    def _judge_webhook(
+        self,
+        conn: sa.Connection,
+        message: OutgoingMessage,
+        result: SendResult,
+        outcome: str,
+        now: datetime,
+    ) -> None:
+        """A delivered call clears the webhook's count of dead deliveries; 410 Gone
+        deactivates it at once; ``disable_after_dead`` dead deliveries in a row
+        disable it. Its owner is told in the inbox either way."""
+        hook = webhooks.c
+        if outcome == "delivered":
+            conn.execute(
+                webhooks.update()
+                .where(hook.id == message.webhook_id, hook.dead_in_a_row != 0)
+                .values(dead_in_a_row=0)
+            )
+            return
+        if outcome != "dead" or (result.final and not result.gone):
+            return  # a failed attempt is retried; a deleted or paused webhook is not judged
+        if result.gone:
+            reason = "its receiver answered 410 Gone"
+        else:
+            conn.execute(
+                webhooks.update()
+                .where(hook.id == message.webhook_id)
+                .values(dead_in_a_row=hook.dead_in_a_row + 1)
+            )
+            dead = conn.execute(
+                sa.select(hook.dead_in_a_row).where(hook.id == message.webhook_id)
+            ).scalar()
+            if dead is None or dead < self.disable_after_dead:
+                return
+            reason = f"{dead} deliveries in a row failed every attempt"
+        disabled = conn.execute(
+            webhooks.update()
+            .where(hook.id == message.webhook_id, hook.active.is_(True))
+            .values(active=False, disabled_reason=reason, updated_at=now)
+        )
+        if disabled.rowcount != 1:
+            return  # already inactive: its owner was told then
+        self.disabled += 1
+        log.warning("webhook %s disabled: %s", message.webhook_id, reason)
+        if self.notify is not None:
+            row = conn.execute(sa.select(webhooks).where(hook.id == message.webhook_id))
+            self.notify(conn, webhook_disabled_notice(row.mappings().one(), reason, now))
 
     @staticmethod
     def _record_attempt(

@@ -39,12 +39,25 @@ class NotificationsSettings(CommonSettings):
     delivery_batch_size: int = Field(default=50, ge=1, le=1000)
     delivery_concurrency: int = Field(default=8, ge=1, le=64)
 
+    # Webhooks (see webhook_urls.py and the README): hosts exempt from the public-address
+    # rule, comma-separated (WEBHOOK_ALLOWED_HOSTS); how many a user may register; after
+    # how many dead deliveries in a row a webhook is disabled; how long after a secret
+    # rotation the previous secret still signs (both signatures are sent).
+    webhook_allowed_hosts: str = ""
+    webhook_max_per_user: int = Field(default=10, ge=1, le=1000)
+    webhook_disable_after_dead: int = Field(default=5, ge=1, le=1000)
+    webhook_secret_grace_hours: float = Field(default=24.0, ge=0, le=24 * 30)
+
     # Reminders: how long before an invitation's or offer's deadline the party who
     # must answer is reminded; the reminder worker sleeps until the next one is due,
     # never longer than the maximum (it also catches rows another process opened).
     reminder_lead_hours: float = Field(default=24.0, ge=0)
     reminder_max_sleep_seconds: float = Field(default=5.0, gt=0)
     reminder_batch_size: int = Field(default=100, ge=1, le=1000)
+
+    @property
+    def allowed_webhook_hosts(self) -> list[str]:
+        return [h.strip() for h in self.webhook_allowed_hosts.split(",") if h.strip()]
 
     def resolved_database_url(self) -> str | None:
         return self.notifications_database_url or self.database_url

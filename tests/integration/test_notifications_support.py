@@ -19,6 +19,7 @@ import pytest
 from services.contracts import EventEnvelope
 from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.settings import NotificationsSettings
+from services.notifications.webhook_urls import Resolver
 from tests.conftest import TEST_SECRET, FakeClock
 
 # --------------------------------------------------------------------- webhooks
@@ -40,6 +41,7 @@ class WebhookReceiver:
     ``statuses`` in turn (the last one repeats)."""
 
     statuses: list[int] = field(default_factory=lambda: [200])
+    answer: bytes = b"ok"
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -61,9 +63,9 @@ class WebhookReceiver:
                     n = len(receiver.received)
                     status = receiver.statuses[min(n, len(receiver.statuses)) - 1]
                 self.send_response(status)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(receiver.answer)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(receiver.answer)
 
             def log_message(self, *_: Any) -> None:
                 pass
@@ -181,7 +183,11 @@ def apply(container: NotificationsContainer, *events: EventEnvelope) -> None:
 
 
 def settings_for(database_url: str | None, data_dir: Path, **over: Any) -> NotificationsSettings:
-    values: dict[str, Any] = {"delivery_concurrency": 1} | over
+    # The receivers here listen on loopback, which only an allow-listed host may use.
+    values: dict[str, Any] = {
+        "delivery_concurrency": 1,
+        "webhook_allowed_hosts": "127.0.0.1",
+    } | over
     return NotificationsSettings(
         database_url=database_url, data_dir=data_dir, auth_secret=TEST_SECRET, **values
     )
@@ -193,9 +199,11 @@ def make_container(
 ) -> Iterator[Callable[..., NotificationsContainer]]:
     made: list[NotificationsContainer] = []
 
-    def make(**over: Any) -> NotificationsContainer:
+    def make(resolver: Resolver | None = None, **over: Any) -> NotificationsContainer:
         container = NotificationsContainer(
-            settings_for(database_url, tmp_path, **over), clock=clock
+            settings_for(database_url, tmp_path, **over),
+            clock=clock,
+            **({"resolver": resolver} if resolver else {}),
         )
         made.append(container)
         return container
@@ -229,3 +237,20 @@ def delete_topics(bootstrap: str, *topics: str) -> None:
 
 def ids(values: list[Any]) -> list[UUID]:
     return [UUID(str(v)) for v in values]
+
+
+class FakeDns:
+    """A resolver tests can re-point (DNS rebinding); unknown names do not resolve."""
+
+    def __init__(self, names: dict[str, list[str]] | None = None) -> None:
+        self.names = dict(names or {})
+        self.asked: list[str] = []
+
+    def point(self, name: str, *addresses: str) -> None:
+        self.names[name] = list(addresses)
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        if host not in self.names:
+            raise OSError(f"{host}: name or service not known")
+        return self.names[host]

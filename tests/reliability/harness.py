@@ -305,6 +305,7 @@ class Platform:
                 "DELIVERY_BACKOFF_MAX_SECONDS": "2",
                 "DELIVERY_CONCURRENCY": "4",
                 "DELIVERY_BATCH_SIZE": "20",
+                "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",  # the test receivers listen on loopback
             }
             | self.extra_env
         )

@@ -95,6 +95,7 @@ def test_sigkill_of_every_process_mid_stream_loses_nothing_and_does_nothing_twic
             database_url=platform.notifications_db,
             data_dir=platform.tmp,
             auth_secret=TEST_SECRET,
+            webhook_allowed_hosts="127.0.0.1",
         )
     )
     try:

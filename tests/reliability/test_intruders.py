@@ -21,7 +21,9 @@ import httpx
 import jwt
 import pytest
 
+from services.notifications.rules import NOTIFICATION_TYPES
 from tests.conftest import TEST_SECRET
+from tests.integration.test_notifications_support import WebhookReceiver
 
 from .harness import TALLY, Platform, bearer, fresh_databases, wait_until
 
@@ -32,6 +34,11 @@ pytestmark = [
 ]
 
 PUBLIC = {"/healthz", "/readyz", "/metrics"}
+WEBHOOK_PATHS = (
+    "/webhooks/{webhook_id}",
+    "/webhooks/{webhook_id}/rotate-secret",
+    "/webhooks/{webhook_id}/redeliver",
+)
 TRANSITIONS = {
     "/interviews/{interview_id}/accept": None,
     "/interviews/{interview_id}/decline": {"reason": "no"},
@@ -123,29 +130,37 @@ def world(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Ite
             "projections": projections.url,
             "notifications": notifications.url,
         }
-        yield seed(urls)
+        receiver = WebhookReceiver().start()  # the victim's webhooks answer 200: none dies
+        try:
+            yield seed(urls, receiver.url)
+        finally:
+            receiver.stop()
         errors = platform.server_errors()
         TALLY.add(server_errors=errors)
         assert errors == 0, platform.logs()
 
 
-def seed(urls: dict[str, str]) -> World:
+def seed(urls: dict[str, str], receiver_url: str) -> World:
     tag = uuid.uuid4().hex[:8]
     vc, vf, job = f"victim-client-{tag}", f"victim-freelancer-{tag}", f"victim-job-{tag}"
     message = f"victim-secret-message-{tag}"
-    hook, hook_secret = f"http://127.0.0.1:9/victim-hook-{tag}", f"victim-hook-secret-{tag}"
+    hook, hook_secret = f"{receiver_url}/victim-hook-{tag}", f"victim-hook-secret-{tag}"
     iv = urls["interviews"]
 
     def ok(response: httpx.Response) -> dict[str, Any]:
         assert response.status_code in (200, 201), response.text
         return response.json()  # type: ignore[no-any-return]
 
-    ok(
-        httpx.post(
-            urls["notifications"] + "/webhooks",
-            json={"url": hook, "secret": hook_secret, "event_types": ["interview.invited"]},
-            headers=bearer(vf, "freelancer"),
-        )
+    # Two webhooks of the victim: one to change, one to delete.
+    webhook, doomed = (
+        ok(
+            httpx.post(
+                urls["notifications"] + "/webhooks",
+                json={"url": url, "secret": hook_secret, "event_types": list(NOTIFICATION_TYPES)},
+                headers=bearer(vf, "freelancer"),
+            )
+        )["id"]
+        for url in (hook, hook + "-doomed")
     )
     body = {"job_id": job, "freelancer_id": vf, "message": message}
     interview = ok(httpx.post(iv + "/interviews", json=body, headers=bearer(vc, "client")))["id"]
@@ -188,8 +203,10 @@ def seed(urls: dict[str, str]) -> World:
         "interview": interview,
         "notification": inbox[0]["id"],
         "notification_owner": vf,
+        "webhook": webhook,
+        "doomed_webhook": doomed,
     }
-    secrets = [vc, vf, job, interview, message, hook, hook_secret, "4321.99"]
+    secrets = [vc, vf, job, interview, message, hook, hook_secret, "4321.99", webhook, doomed]
     secrets += [n["id"] for n in inbox]
     intruders = [
         Who("stranger client", ic, "client"),
@@ -239,6 +256,7 @@ def request_for(world: World, e: Endpoint, who: Who | None) -> tuple[str, Any, d
         e.path.replace("{interview_id}", v["interview"])
         .replace("{job_id}", v["job"])
         .replace("{notification_id}", v["notification"])
+        .replace("{webhook_id}", v["doomed_webhook" if e.method == "DELETE" else "webhook"])
     )
     assert "{" not in path, f"{e}: a path parameter the intruder test does not know"
     body: Any = None
@@ -253,6 +271,12 @@ def request_for(world: World, e: Endpoint, who: Who | None) -> tuple[str, Any, d
         name = who.name.replace(" ", "-") if who else "anonymous"
         body = {"url": f"http://127.0.0.1:9/{name}", "secret": "s" * 24,
                 "event_types": ["interview.invited"]}  # fmt: skip
+    elif e.path == "/webhooks/{webhook_id}" and e.method == "PATCH":
+        body = {"event_types": list(NOTIFICATION_TYPES)}
+    elif e.path == "/webhooks/{webhook_id}/rotate-secret":
+        body = {"secret": "rotated-secret-" + "r" * 16}
+    elif e.path == "/webhooks/{webhook_id}/redeliver":
+        body = {"notification_id": v["notification"]}
     elif e.path == "/audit/interviews/{interview_id}/state":
         query = {"version": 1}
     elif e.path == "/views/stream":
@@ -283,15 +307,21 @@ def expected_status(world: World, e: Endpoint, who: Who) -> int:
         return 403 if who.reader else 201
     if e.path == "/notifications/{notification_id}/read":
         return 200 if who.sub == world.victim["notification_owner"] else 404
+    if e.path.startswith("/webhooks/{webhook_id}"):
+        # Webhooks belong to their owner's id, whatever role a token claims.
+        owner = who.sub == world.victim["notification_owner"]
+        ok = {"DELETE": 204, "PATCH": 200}.get(e.method, 202 if "redeliver" in e.path else 200)
+        return ok if owner else 404
     raise AssertionError(f"{e}: add this endpoint to the intruder test's expectations")
 
 
 def leaks(world: World, text: str, asked: str, who: Who | None, e: Endpoint) -> list[str]:
     """Victim data in a response that the caller did not send and may not see."""
-    if who is not None and who.reader and e.path not in ("/notifications", "/webhooks"):
+    own = ("/notifications", "/notifications/{notification_id}/read", "/webhooks")
+    own += tuple(p for p in WEBHOOK_PATHS)
+    if who is not None and who.reader and e.path not in own:
         return []  # readers see every interview (but never anyone's inbox or webhooks)
     victims = (world.victim["client"], world.victim["freelancer"])
-    own = ("/notifications", "/webhooks", "/notifications/{notification_id}/read")
     if who is not None and who.sub in victims and e.path in own:
         return []  # the victim's own inbox, whatever role the token claims
     mine = who.sub if who is not None else None

@@ -121,6 +121,7 @@ def test_killed_consumer_and_delivery_worker_lose_nothing_and_duplicate_no_inbox
         "DELIVERY_POLL_SECONDS": "0.1",
         "DELIVERY_CONCURRENCY": "2",
         "DELIVERY_BATCH_SIZE": "10",
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",  # the receiver listens on loopback
     }
     consumer = Proc(["--no-delivery"], env, tmp_path / "consumer.log")
     worker = Proc(["--no-consumer"], env, tmp_path / "worker.log")

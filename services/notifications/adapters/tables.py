@@ -9,6 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from ..webhook_urls import normalised_url
+
 metadata = sa.MetaData()
 
 
@@ -69,6 +71,17 @@ webhooks = sa.Table(
     sa.Column("event_types", sa.JSON, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False, default=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # Added in the second round (``add_missing_columns`` adds them to an older table):
+    # the URL as compared for duplicates (webhook_urls.normalised_url).
+    sa.Column("normalized_url", sa.Text, nullable=True),
+    sa.Column("owner_role", sa.String(16), nullable=True),
+    # After a rotation the previous secret still signs until previous_secret_until.
+    sa.Column("previous_secret", sa.Text, nullable=True),
+    sa.Column("previous_secret_until", UtcDateTime, nullable=True),
+    # Dead deliveries since the last delivered one: at the limit the webhook is disabled.
+    sa.Column("dead_in_a_row", sa.Integer, nullable=False, server_default="0", default=0),
+    sa.Column("disabled_reason", sa.Text, nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=True),
     sa.UniqueConstraint("owner_id", "url", name="uq_webhook_owner_url"),
 )
 
@@ -147,11 +160,53 @@ def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
 
 
 def create_tables(engine: sa.Engine) -> None:
-    """Idempotent; tolerates another process creating the same tables at the same time."""
+    """Idempotent; tolerates another process creating the same tables at the same time.
+    A database created by an older release gets the columns it lacks."""
     for attempt in range(5):
         try:
             metadata.create_all(engine, checkfirst=True)
+            add_missing_columns(engine)
             return
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
-            if attempt == 4:
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError) as error:
+            # SQLite reports a column another process just added as an OperationalError;
+            # on PostgreSQL that error means the database is down: no point retrying.
+            down = isinstance(error, sa.exc.OperationalError) and engine.dialect.name != "sqlite"
+            if attempt == 4 or down:
                 raise
+
+
+def add_missing_columns(engine: sa.Engine) -> None:
+    """Brings a webhooks table of the previous release up to date (there is no
+    migration tool yet: this one function is the whole upgrade path).
+
+    Adds each missing column with a guarded ``ALTER TABLE ... ADD COLUMN``,
+    fills ``normalized_url`` for existing rows, and erases the receivers' answer
+    bodies the previous release kept in attempt errors (``HTTP 500: <body>``
+    becomes ``HTTP 500``): a webhook's owner must never read them.
+    """
+    inspector = sa.inspect(engine)
+    if not inspector.has_table(webhooks.name):
+        return
+    present = {column["name"] for column in inspector.get_columns(webhooks.name)}
+    missing = [column for column in webhooks.columns if column.name not in present]
+    if not missing:
+        return
+    guard = "IF NOT EXISTS " if engine.dialect.name == "postgresql" else ""
+    with engine.begin() as conn:
+        for column in missing:
+            ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {webhooks.name} ADD COLUMN {guard}{ddl}"))
+        for row in conn.execute(
+            sa.select(webhooks.c.id, webhooks.c.url).where(webhooks.c.normalized_url.is_(None))
+        ).all():
+            conn.execute(
+                webhooks.update()
+                .where(webhooks.c.id == row.id)
+                .values(normalized_url=normalised_url(row.url))
+            )
+        for table, column in ((attempts, attempts.c.error), (deliveries, deliveries.c.last_error)):
+            conn.execute(
+                table.update()
+                .where(column.like("HTTP ___: %"))
+                .values({column.name: sa.func.substr(column, 1, 8)})
+            )

@@ -7,17 +7,13 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..rules import NOTIFICATION_TYPES
 
-# An ASCII http(s) URL: a host name (punycode) or IPv4 address, no user info, a port
-# of 1 to 65535. The schema states exactly what the validator below accepts.
-_HOST = r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?"
-_PORT = (
-    r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
-)
-URL_PATTERN = rf"^https?://{_HOST}{_PORT}([/?#][\x21-\x7e]*)?$"
+# An http(s) URL of printable ASCII. Where it may point is the URL guard's call
+# (webhook_urls.UrlGuard: 422 url_not_allowed), not the schema's.
+URL_PATTERN = r"^[hH][tT][tT][pP][sS]?://[!-~]+$"
 
 # The types a webhook may subscribe to, listed in the schema (an enum) as well.
 NotificationType = Literal[NOTIFICATION_TYPES]  # type: ignore[valid-type]
@@ -25,6 +21,18 @@ NotificationType = Literal[NOTIFICATION_TYPES]  # type: ignore[valid-type]
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _known_types(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    unknown = [t for t in value if t not in NOTIFICATION_TYPES]
+    if unknown:
+        raise ValueError(
+            f"unknown event type(s) {', '.join(map(repr, unknown[:5]))}; "
+            f"known: {', '.join(NOTIFICATION_TYPES)}"
+        )
+    return list(dict.fromkeys(value))
 
 
 class WebhookRequest(_Request):
@@ -46,6 +54,11 @@ class WebhookRequest(_Request):
         description="Notification types to receive: " + ", ".join(NOTIFICATION_TYPES),
     )
 
+    @field_validator("event_types")
+    @classmethod
+    def _types(cls, value: list[str] | None) -> list[str] | None:
+        return _known_types(value)
+
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -54,7 +67,7 @@ class WebhookRequest(_Request):
             port = parts.port
         except ValueError as error:
             raise ValueError(f"not a valid URL: {error}") from None
-        if parts.scheme not in ("http", "https"):
+        if parts.scheme.lower() not in ("http", "https"):
             raise ValueError("the URL must start with http:// or https://")
         if not parts.hostname:
             raise ValueError("the URL must name a host")
@@ -64,16 +77,41 @@ class WebhookRequest(_Request):
             raise ValueError("the URL must not contain spaces or control characters")
         return value
 
+
+class WebhookUpdateRequest(_Request):
+    active: bool | None = Field(
+        default=None, description="false pauses the webhook; true resumes it (URL checked again)"
+    )
+    event_types: list[NotificationType] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=len(NOTIFICATION_TYPES),
+        description="the notification types to receive from now on",
+    )
+
     @field_validator("event_types")
     @classmethod
-    def _known_types(cls, value: list[str]) -> list[str]:
-        unknown = [t for t in value if t not in NOTIFICATION_TYPES]
-        if unknown:
-            raise ValueError(
-                f"unknown event type(s) {', '.join(map(repr, unknown[:5]))}; "
-                f"known: {', '.join(NOTIFICATION_TYPES)}"
-            )
-        return list(dict.fromkeys(value))
+    def _types(cls, value: list[str] | None) -> list[str] | None:
+        return _known_types(value)
+
+    @model_validator(mode="after")
+    def _something(self) -> WebhookUpdateRequest:
+        if self.active is None and self.event_types is None:
+            raise ValueError("give active, event_types or both")
+        return self
+
+
+class RotateSecretRequest(_Request):
+    secret: str = Field(
+        min_length=16,
+        max_length=256,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="The new shared secret; the previous one also signs during the grace period",
+    )
+
+
+class RedeliverRequest(_Request):
+    notification_id: UUID = Field(description="one of your notifications of the webhook's types")
 
 
 class AttemptPublic(BaseModel):
@@ -103,12 +141,14 @@ class WebhookDeliveryPublic(DeliveryPublic):
 
 class NotificationPublic(BaseModel):
     id: UUID = Field(description="stable id: webhooks and e-mails carry it so receivers dedupe")
-    kind: Literal["event", "reminder"]
+    kind: Literal["event", "reminder", "system"] = Field(
+        description="system: about your account, e.g. webhook.disabled (no interview)"
+    )
     type: str
     title: str
     message: str
-    interview_id: UUID
-    job_id: str
+    interview_id: UUID | None
+    job_id: str | None
     event_id: UUID | None
     occurred_at: datetime
     created_at: datetime
@@ -130,14 +170,25 @@ class WebhookPublic(BaseModel):
     url: str
     event_types: list[str]
     active: bool
+    disabled_reason: str | None = Field(
+        description="why it is inactive: paused by its owner, 410 Gone, too many dead deliveries"
+    )
+    dead_in_a_row: int = Field(description="dead deliveries since the last delivered one")
+    previous_secret_valid_until: datetime | None = Field(
+        description="until then the previous secret signs too (after rotate-secret)"
+    )
     created_at: datetime
     delivery_counts: dict[str, int] = Field(description="deliveries by status")
     deliveries: list[WebhookDeliveryPublic] = Field(description="latest deliveries, newest first")
 
 
 def notification_public(row: dict[str, Any]) -> NotificationPublic:
+    values = {k: row[k] for k in NotificationPublic.model_fields if k in row and k != "deliveries"}
+    # A system notice is about no interview (stored as "" in the NOT NULL columns).
+    values["interview_id"] = values.get("interview_id") or None
+    values["job_id"] = values.get("job_id") or None
     return NotificationPublic(
-        **{k: row[k] for k in NotificationPublic.model_fields if k in row and k != "deliveries"},
+        **values,
         read=row["read_at"] is not None,
         deliveries=[delivery_public(d) for d in row.get("deliveries", [])],
     )
@@ -150,12 +201,18 @@ def delivery_public(row: dict[str, Any], cls: type[DeliveryPublic] = DeliveryPub
     return cls(**values, attempt_log=[AttemptPublic(**a) for a in row.get("attempt_log", [])])
 
 
-def webhook_public(row: dict[str, Any]) -> WebhookPublic:
+def webhook_public(row: dict[str, Any], now: datetime | None = None) -> WebhookPublic:
+    until = row.get("previous_secret_until")
+    if until is not None and now is not None and until <= now:
+        until = None
     return WebhookPublic(
         id=row["id"],
         url=row["url"],
         event_types=row["event_types"],
         active=row["active"],
+        disabled_reason=row.get("disabled_reason"),
+        dead_in_a_row=row.get("dead_in_a_row") or 0,
+        previous_secret_valid_until=until,
         created_at=row["created_at"],
         delivery_counts=row.get("delivery_counts", {}),
         deliveries=[delivery_public(d, WebhookDeliveryPublic) for d in row.get("deliveries", [])],
