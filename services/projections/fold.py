@@ -14,8 +14,9 @@ function that records what the event tells (the handlers per event type);
   have added (their timeline entries, their milestone times) is absent until
   they arrive. A skipped version that arrives later (e.g. retried from the
   dead-letter topic) fills its gap: its facts are added, and the status of
-  the highest version that set one stays. Gaps are reported by the caller (log, metric, gaps table) and a
-  rebuild from the log repairs anything that never arrives.
+  the highest version that set one stays. Gaps are reported by the caller
+  (log, metric, gaps table) and a rebuild from the log repairs anything that
+  never arrives.
 
 Facts are written so that applying the same set of events gives the same row
 whatever order gaps are filled in: first/last times use min/max, the current
