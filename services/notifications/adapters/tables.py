@@ -1,5 +1,6 @@
 """The notifications database: inbox, webhooks, the delivery outbox and its attempts,
-and the open deadlines that reminders are due for."""
+the open deadlines and scheduled meetings that reminders are due for, and each
+user's preferences (time zone)."""
 
 from __future__ import annotations
 
@@ -112,25 +113,44 @@ attempts = sa.Table(
 reminder_deadlines = sa.Table(
     "reminder_deadlines",
     metadata,
-    # One row per interview and deadline: a revised offer replaces the previous offer's row.
+    # One row per interview and deadline: a revised offer replaces the previous offer's
+    # row, a reschedule the meeting's.
     sa.Column("interview_id", sa.String(36), primary_key=True),
-    sa.Column("what", sa.String(16), primary_key=True),  # invitation | offer
+    sa.Column("what", sa.String(16), primary_key=True),  # invitation | offer | meeting
     # The interview version of the last event that opened or closed the row: an
     # older (stale or duplicate) event never changes it, so it cannot reopen it.
     sa.Column("version", sa.Integer, nullable=False),
     # pending -> sent | skipped | closed (answered, cancelled or expired first)
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("due_at", UtcDateTime, nullable=True),
+    # The invitation's or offer's expiry; for a meeting, when it starts.
     sa.Column("expires_at", UtcDateTime, nullable=True),
-    sa.Column("recipient_id", sa.String(128), nullable=False),  # the party who must answer
+    # The party who must answer (a meeting's reminder goes to both parties).
+    sa.Column("recipient_id", sa.String(128), nullable=False),
     sa.Column("job_id", sa.Text, nullable=False),
     sa.Column("client_id", sa.String(128), nullable=False),
     sa.Column("freelancer_id", sa.String(128), nullable=False),
     sa.Column("notification_id", sa.String(36), nullable=True),  # the reminder, once sent
     sa.Column("reason", sa.Text, nullable=True),  # why it was skipped or closed
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("duration_minutes", sa.Integer, nullable=True),  # a meeting's length
     sa.Index("ix_reminder_deadlines_due", "status", "due_at"),
 )
+
+preferences = sa.Table(
+    "notification_preferences",
+    metadata,
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    # An IANA time zone name: every text the user receives shows times in it.
+    sa.Column("time_zone", sa.String(64), nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Columns added since the first release, per table: ``create_all`` creates missing
+# tables but never changes an existing one, so ``add_missing_columns`` adds these.
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "reminder_deadlines": ("duration_minutes",),
+}
 
 
 def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
@@ -147,11 +167,39 @@ def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
 
 
 def create_tables(engine: sa.Engine) -> None:
-    """Idempotent; tolerates another process creating the same tables at the same time."""
+    """Idempotent; tolerates another process creating the same tables at the same time.
+    A database of an earlier release gets its new tables and columns."""
     for attempt in range(5):
         try:
             metadata.create_all(engine, checkfirst=True)
-            return
+            break
         except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
             if attempt == 4:
                 raise
+    add_missing_columns(engine)
+
+
+def add_missing_columns(engine: sa.Engine) -> list[str]:
+    """The one place that alters existing tables (there is no migration tool yet):
+    adds the ``ADDED_COLUMNS`` a database of an earlier release lacks, all nullable.
+    Returns what it added; another process adding the same column first is fine."""
+    added = []
+    for table_name, names in ADDED_COLUMNS.items():
+        table = metadata.tables[table_name]
+        for name in names:
+            with engine.connect() as conn:
+                present = {c["name"] for c in sa.inspect(conn).get_columns(table_name)}
+            if name in present:
+                continue
+            col = table.c[name]
+            ddl = col.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(f'ALTER TABLE "{table_name}" ADD COLUMN "{name}" {ddl}')
+                added.append(f"{table_name}.{name}")
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+                with engine.connect() as conn:
+                    present = {c["name"] for c in sa.inspect(conn).get_columns(table_name)}
+                if name not in present:
+                    raise
+    return added
