@@ -11,6 +11,7 @@ import pytest
 
 from services.contracts import EventEnvelope
 from services.notifications.delivery import BackoffPolicy
+from services.notifications.preferences import UnknownTimeZoneError, parse_time_zone
 from services.notifications.rules import (
     EVENT_TYPES,
     NOTIFICATION_TYPES,
@@ -21,7 +22,6 @@ from services.notifications.rules import (
     format_when,
     rules_markdown,
 )
-from services.notifications.preferences import UnknownTimeZoneError, parse_time_zone
 
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -82,9 +82,12 @@ class Script:
     interview_id: uuid.UUID | None = None
 
 
-def scripts(n: int, seed: int = 4) -> list[Script]:
+def scripts(n: int, seed: int = 4, steps: frozenset[str] | None = None) -> list[Script]:
     """``n`` interviews on n/10 jobs; the last tenth re-invites freelancers of
-    the first tenth to the same job after their first interview closed."""
+    the first tenth to the same job after their first interview closed.
+    ``steps``: only plans made of these steps (a player that knows no others)."""
+    final = tuple(p for p in FINAL_PLANS if steps is None or set(p) <= steps)
+    still_open = tuple(p for p in OPEN_PLANS if steps is None or set(p) <= steps)
     rng = random.Random(seed)
     jobs = max(1, n // 10)
     repeat = n // 10
@@ -96,7 +99,7 @@ def scripts(n: int, seed: int = 4) -> list[Script]:
             job_id, client_id, freelancer_id = first.job_id, first.client_id, first.freelancer_id
         else:
             job_id, client_id, freelancer_id = f"job-{job}", f"client-{job % 7}", f"fl-{i}"
-        plans = FINAL_PLANS if i < repeat or rng.random() < 0.75 else OPEN_PLANS
+        plans = final if i < repeat or rng.random() < 0.75 else still_open
         out.append(Script(i, job_id, client_id, freelancer_id, rng.choice(plans)))
     return out
 
