@@ -488,6 +488,64 @@ def test_a_changed_view_schema_rebuilds_on_start(
         assert generation is not None and generation.schemas["interview_summary"] == changed
 
 
+NEW_COLUMNS = (
+    "duration_minutes",
+    "schedule_version",
+    "reschedules",
+    "status_version",
+    "next_actor",
+    "next_deadline_at",
+    "offers_withdrawn",
+)
+
+
+def test_views_of_the_previous_release_answer_until_the_rebuild_swaps_in_the_new_ones(
+    settings: ProjectionsSettings, token: Token
+) -> None:
+    """A database of the previous release: its generation has none of the new columns
+    and the old schema versions. The API answers from it (new fields null) while the
+    rebuild runs, then from the rebuilt generation with every new field."""
+    plays = [Script(0, "job-u", "c1", "f1", ("accept", "offer", "decline_offer"))]
+    events = synthetic_events(plays)
+    old = ProjectionsContainer(settings)
+    feed(old, events)
+    with old.engine().begin() as conn:
+        generation = current_generation(conn)
+        assert generation is not None
+        table = schema.view_tables(generation.number).interviews.name
+        for name in NEW_COLUMNS:
+            conn.exec_driver_sql(f'ALTER TABLE "{table}" DROP COLUMN "{name}"')
+        conn.execute(
+            sa.update(schema.pv_generations)
+            .where(schema.pv_generations.c.generation == generation.number)
+            .values(schemas={**schema.VIEW_SCHEMAS, "interview_summary": 1, "stats": 1})
+        )
+    old.close()
+
+    upgraded = ProjectionsContainer(
+        settings.model_copy(update={"rebuild_on_start": False}),
+        log_reader=lambda after, limit: [e for e in events if e.position > after][:limit],
+    )
+    auditor = token("a", "auditor")
+    try:
+        with TestClient(create_app(upgraded)) as api:
+            assert upgraded.needs_rebuild()
+            path = f"/views/interviews/{plays[0].interview_id}"
+            before = api.get(path, headers=auditor)
+            assert before.status_code == 200, before.text
+            assert before.json()["next_actor"] is None and before.json()["reschedules"] == 0
+            assert api.get("/views/stats", headers=auditor).status_code == 200
+
+            upgraded.rebuild()
+            after = api.get(path, headers=auditor).json()
+            assert after["status"] == "accepted", "the declined offer returned to accepted"
+            assert after["next_actor"] == "client"
+            assert after["offer"]["offers_declined"] == 1
+            assert not upgraded.needs_rebuild()
+    finally:
+        upgraded.close()
+
+
 def test_another_rebuild_cannot_run_at_the_same_time(container: ProjectionsContainer) -> None:
     from services.projections.rebuild import RebuildRunningError, rebuild_lock
 
