@@ -98,6 +98,7 @@ def create_platform_app() -> PathMux:
             ("/dashboard", projections_app),
             ("/notifications", notifications_app),
             ("/webhooks", notifications_app),
+            ("/me", notifications_app),
         ],
         default=interviews_app,
         background=[background],

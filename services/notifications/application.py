@@ -3,8 +3,9 @@
 ``NotificationRecorder`` is the consumer handler: inside the runner's open
 transaction it records each recipient's inbox entry and, in the same
 transaction, one pending delivery per extra channel (the outbox the delivery
-worker drains). ``Inbox`` answers the HTTP API: a caller's own notifications
-and webhooks, never anyone else's.
+worker drains). Texts are written then, in each recipient's time zone as
+stored at that moment (``preferences``). ``Inbox`` answers the HTTP API: a
+caller's own notifications and webhooks, never anyone else's.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .adapters.tables import (
     notifications,
     webhooks,
 )
+from .preferences import time_zones
 from .rules import Draft, drafts_for_event
 from .webhook_urls import UrlGuard, normalised_url
 
@@ -57,11 +59,13 @@ class NotificationRecorder:
         self.recorded = 0
 
     def __call__(self, conn: sa.Connection, event: EventEnvelope) -> None:
-        self.record(conn, drafts_for_event(event))
+        self.record_events(conn, [event])
 
     def record_events(self, conn: sa.Connection, events: Sequence[EventEnvelope]) -> int:
-        """The drafts of many events (a consumer batch), in a few statements."""
-        return self.record(conn, [d for event in events for d in drafts_for_event(event)])
+        """The drafts of many events (a consumer batch), in a few statements, each
+        written in its recipient's time zone as stored now."""
+        zones = time_zones(conn, {u for e in events for u in (e.client_id, e.freelancer_id)})
+        return self.record(conn, [d for event in events for d in drafts_for_event(event, zones)])
 
     def record(self, conn: sa.Connection, drafts: Sequence[Draft]) -> int:
         """Records drafts not yet recorded (by their stable id); returns how many were new.

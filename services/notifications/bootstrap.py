@@ -30,6 +30,7 @@ from ..contracts import EventEnvelope
 from .adapters.tables import create_tables, metadata
 from .application import Inbox, NotificationRecorder
 from .delivery import BackoffPolicy, DeliveryWorker, Sender
+from .preferences import Preferences
 from .reminders import ReminderIndex, ReminderWorker
 from .rules import EVENT_TYPES
 from .settings import NotificationsSettings
@@ -77,13 +78,16 @@ class NotificationsContainer:
         self._rng = rng
         self._engine: sa.Engine | None = None
         self._inbox: Inbox | None = None
+        self._preferences: Preferences | None = None
         self._worker: DeliveryWorker | None = None
         self._reminders: ReminderWorker | None = None
         self.recorder = NotificationRecorder(
             clock, self.settings.email_domain if self.settings.email_enabled else None
         )
         self.reminder_index = ReminderIndex(
-            clock, timedelta(hours=self.settings.reminder_lead_hours)
+            clock,
+            timedelta(hours=self.settings.reminder_lead_hours),
+            timedelta(minutes=self.settings.meeting_reminder_lead_minutes),
         )
         self._lock = threading.RLock()
         if self.settings.smtp_host and not self.settings.email_domain:
@@ -117,6 +121,11 @@ class NotificationsContainer:
                 on_queued=self._wake_delivery,
             )
         return self._inbox
+
+    def preferences(self) -> Preferences:
+        if self._preferences is None:
+            self._preferences = Preferences(self.engine(), self.clock)
+        return self._preferences
 
     def senders(self) -> dict[str, Sender]:
         if self._senders is not None:
@@ -207,6 +216,7 @@ class NotificationsContainer:
                 self._engine.dispose()
                 self._engine = None
                 self._inbox = None
+                self._preferences = None
 
 
 def consumer_spec(
@@ -266,6 +276,7 @@ def create_app(
     set. All stop before the container closes.
     """
     from .entrypoints import api
+    from .entrypoints import preferences as preferences_api
     from .entrypoints.worker import Workers
 
     metrics = Metrics("notifications")
@@ -303,6 +314,7 @@ def create_app(
         container.check_ready()
 
     app.include_router(api.router)
+    app.include_router(preferences_api.router)
     app.include_router(health_router(metrics, ready))
     return app
 

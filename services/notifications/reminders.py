@@ -1,14 +1,19 @@
 """Reminders: the party who must answer an invitation or offer is reminded, once,
-``REMINDER_LEAD_HOURS`` before its deadline.
+``REMINDER_LEAD_HOURS`` before its deadline; both parties are reminded, once,
+``MEETING_REMINDER_LEAD_MINUTES`` before a scheduled interview.
 
 Two halves, sharing the table ``reminder_deadlines`` (one row per interview
-and ``what``, invitation or offer):
+and ``what``: invitation, offer or meeting):
 
 - ``ReminderIndex`` is part of the consumer's batch write (``apply``), so it runs
   in the runner's transaction with the inbox entries and the position: an
   ``interview.invited`` / ``interview.offer_extended`` with an ``expires_at``
   opens the row (a revised offer replaces the previous offer's row); an
-  answer, cancellation or expiry closes it. Each row keeps the interview
+  answer, cancellation or expiry closes it. ``interview.started`` with a
+  ``scheduled_at`` opens the meeting's row and ``interview.rescheduled``
+  replaces it (the reminder moves to the new time; one for the old time is
+  not sent, and one already sent does not stop the new one); any final state
+  (hired, cancelled, expired) closes it. Each row keeps the interview
   version of the last event that changed it, and an event that is not newer
   changes nothing, so a stale or duplicate event never reopens a row.
 - ``ReminderWorker`` settles due rows: in ONE transaction it records the
@@ -39,26 +44,35 @@ from ..common.loop import BackgroundLoop, until_idle
 from ..contracts import EventEnvelope
 from .adapters.tables import reminder_deadlines
 from .application import NotificationRecorder
+from .preferences import time_zones
 from .rules import Deadline, drafts_for_reminder
 
 log = logging.getLogger(__name__)
 
-What = Literal["invitation", "offer"]
+What = Literal["invitation", "offer", "meeting"]
 
 OPENS: dict[str, What] = {
     "interview.invited": "invitation",
     "interview.offer_extended": "offer",
+    "interview.started": "meeting",
+    "interview.rescheduled": "meeting",
 }
 CLOSES: dict[str, tuple[What, ...]] = {
     "interview.accepted": ("invitation",),
     "interview.declined": ("invitation",),
-    "interview.offer_accepted": ("offer",),
+    "interview.offer_accepted": ("offer", "meeting"),
     "interview.offer_declined": ("offer",),
-    "interview.cancelled": ("invitation", "offer"),
-    "interview.expired": ("invitation", "offer"),
+    "interview.offer_withdrawn": ("offer",),
+    "interview.cancelled": ("invitation", "offer", "meeting"),
+    "interview.expired": ("invitation", "offer", "meeting"),
 }
-# Who must answer (DESIGN): the invited freelancer, for invitations and offers alike.
-ANSWERED_BY: dict[What, str] = {"invitation": "freelancer", "offer": "freelancer"}
+# The row's recipient_id (DESIGN): the invited freelancer answers invitations and
+# offers alike; a meeting's row names the client, and its reminder goes to both.
+ANSWERED_BY: dict[What, str] = {
+    "invitation": "freelancer",
+    "offer": "freelancer",
+    "meeting": "client",
+}
 
 _KEY = (reminder_deadlines.c.interview_id, reminder_deadlines.c.what)
 
@@ -107,9 +121,15 @@ def _on_close(new: Any) -> dict[str, Any]:
 class ReminderIndex:
     """Consumer handler part: keeps ``reminder_deadlines`` in step with the events."""
 
-    def __init__(self, clock: Callable[[], datetime], lead: timedelta) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], datetime],
+        lead: timedelta,
+        meeting_lead: timedelta = timedelta(minutes=60),
+    ) -> None:
         self.clock = clock
         self.lead = lead
+        self.meeting_lead = meeting_lead
         self.opened = 0  # rows this process opened (the worker is woken when it grows)
 
     def apply(self, conn: sa.Connection, events: Sequence[EventEnvelope]) -> None:
@@ -150,21 +170,37 @@ class ReminderIndex:
             "freelancer_id": event.freelancer_id,
             "notification_id": None,
             "updated_at": self.clock(),
+            "duration_minutes": None,
         }
 
     def _open(self, event: EventEnvelope, what: What) -> dict[str, Any]:
-        raw = getattr(event.typed_data(), "expires_at", None)
-        expires_at = _as_utc(raw) if raw is not None else None
+        data = event.typed_data()
         row = self._row(event, what)
-        if expires_at is None:
-            # No deadline (any previous offer's row is replaced all the same).
-            row |= {"status": "closed", "due_at": None, "expires_at": None, "reason": "no deadline"}
+        if what == "meeting":
+            raw = getattr(data, "scheduled_at", None)
+            lead, nothing = self.meeting_lead, "no time scheduled"
+            row["duration_minutes"] = getattr(data, "duration_minutes", None)
         else:
-            due_at = expires_at - self.lead
+            raw = getattr(data, "expires_at", None)
+            lead, nothing = self.lead, "no deadline"
+        expires_at = _as_utc(raw) if raw is not None else None
+        if expires_at is None:
+            # No deadline or time (any previous row of this kind is replaced all the same).
+            row |= {"status": "closed", "due_at": None, "expires_at": None, "reason": nothing}
+        else:
+            due_at = expires_at - lead
             if due_at <= _as_utc(event.occurred_at):
-                # Set with less than the lead time to go: the invitation or offer itself
-                # says "Please answer by ...", a reminder right after it would only repeat it.
-                status, reason = "skipped", "the deadline was set within the reminder lead time"
+                # Set with less than the lead time to go: the event's own notification
+                # says "Please answer by ..." or "scheduled for ...", a reminder right
+                # after it would only repeat it.
+                status, reason = (
+                    "skipped",
+                    (
+                        "the meeting was scheduled within the reminder lead time"
+                        if what == "meeting"
+                        else "the deadline was set within the reminder lead time"
+                    ),
+                )
             else:
                 status, reason = "pending", None
                 self.opened += 1
@@ -282,7 +318,9 @@ class ReminderWorker:
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         sent = skipped = 0
-        for row in conn.execute(query).all():
+        due = conn.execute(query).all()
+        zones = time_zones(conn, {u for r in due for u in (r.client_id, r.freelancer_id)})
+        for row in due:
             unchanged = sa.and_(
                 t.c.interview_id == row.interview_id,
                 t.c.what == row.what,
@@ -295,7 +333,11 @@ class ReminderWorker:
                     .where(unchanged)
                     .values(
                         status="skipped",
-                        reason="the deadline passed before the reminder went out",
+                        reason=(
+                            "the meeting started before the reminder went out"
+                            if row.what == "meeting"
+                            else "the deadline passed before the reminder went out"
+                        ),
                         updated_at=now,
                     )
                 )
@@ -308,8 +350,10 @@ class ReminderWorker:
                 client_id=row.client_id,
                 freelancer_id=row.freelancer_id,
                 expires_at=row.expires_at,
+                duration_minutes=row.duration_minutes,
+                version=row.version,
             )
-            drafts = drafts_for_reminder(deadline, now)
+            drafts = drafts_for_reminder(deadline, now, zones)
             done = conn.execute(
                 t.update()
                 .where(unchanged)

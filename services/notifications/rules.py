@@ -5,18 +5,25 @@ of deadline), which party is told and the sentence they read. ``RULES`` is the
 whole table; ``rules_markdown()`` renders it for the README, and
 ``drafts_for_event`` / ``drafts_for_reminder`` turn a trigger into the
 notifications to record. Pure: standard library and the published envelope only.
+
+Times are shown in each recipient's time zone (``zones``: user id -> zone, UTC
+for anyone not in it) with the zone's abbreviation, or its UTC offset where the
+zone has no abbreviation ("Tuesday 8 December 2026 at 15:00 CET", "... at 11:00
+UTC-03:00"). The ``details`` stored beside a text keep the instants in ISO 8601
+UTC, and the zone the text was written in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, get_args
 from uuid import NAMESPACE_URL, UUID, uuid5
+from zoneinfo import ZoneInfo
 
-from ..contracts import EventEnvelope
+from ..contracts import DATA_MODELS, EventEnvelope
 
 Party = Literal["client", "freelancer"]
 Kind = Literal["event", "reminder"]
@@ -25,6 +32,8 @@ Kind = Literal["event", "reminder"]
 EVENT_TYPES: tuple[str, ...] = get_args(EventEnvelope.model_fields["type"].annotation)
 REMINDER_TYPE = "interview.reminder"
 NOTIFICATION_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:interviews:notification")
+UTC_ZONE = ZoneInfo("UTC")
+Zones = Mapping[str, tzinfo]
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,8 @@ class Rule:
 
     ``other_party_only`` drops the row when the recipient is the one who acted
     ("the other party is told"). ``when`` restricts the row to events whose
-    ``data`` has these values (e.g. ``{"what": "offer"}`` for an expired offer).
+    ``data`` has these values (e.g. ``{"what": "offer"}`` for an expired offer); a
+    field the event leaves out has the contract's default.
     """
 
     kind: Kind
@@ -51,8 +61,8 @@ class Rule:
 
 
 # Placeholders: {job} {client} {freelancer} {actor} (e.g. "Freelancer f-1"), {reason},
-# {when} (scheduled date and time), {deadline}, {terms}; the *_part ones are whole
-# optional sentences, empty when the event has no such detail.
+# {when} (scheduled date and time), {duration} (minutes), {deadline}, {terms}; the
+# *_part ones are whole optional sentences, empty when the event has no such detail.
 RULES: tuple[Rule, ...] = (
     Rule(
         "event",
@@ -116,7 +126,8 @@ RULES: tuple[Rule, ...] = (
         "interview.rescheduled",
         "client",
         "Interview rescheduled",
-        "{actor} moved your interview for job {job}{previous_part} to {when}.{reason_part}",
+        "{actor} moved your interview for job {job}{previous_part}"
+        " to {when} ({duration} minutes).{reason_part}",
         other_party_only=True,
     ),
     Rule(
@@ -124,7 +135,8 @@ RULES: tuple[Rule, ...] = (
         "interview.rescheduled",
         "freelancer",
         "Interview rescheduled",
-        "{actor} moved your interview for job {job}{previous_part} to {when}.{reason_part}",
+        "{actor} moved your interview for job {job}{previous_part}"
+        " to {when} ({duration} minutes).{reason_part}",
         other_party_only=True,
     ),
     Rule(
@@ -132,7 +144,8 @@ RULES: tuple[Rule, ...] = (
         "interview.offer_withdrawn",
         "freelancer",
         "Offer withdrawn",
-        "Client {client} withdrew their offer for job {job}.{reason_part}",
+        "Client {client} withdrew their offer for job {job}.{reason_part}"
+        " There is nothing to answer; the interview goes on.",
     ),
     Rule(
         "event",
@@ -141,6 +154,7 @@ RULES: tuple[Rule, ...] = (
         "Interview cancelled",
         "{actor} cancelled the interview with you for job {job}. Reason: {reason}",
         other_party_only=True,
+        when={"job_closed": "False"},
     ),
     Rule(
         "event",
@@ -149,6 +163,24 @@ RULES: tuple[Rule, ...] = (
         "Interview cancelled",
         "{actor} cancelled the interview with you for job {job}. Reason: {reason}",
         other_party_only=True,
+        when={"job_closed": "False"},
+    ),
+    # Closing a job cancels every open interview of it: both parties are told.
+    Rule(
+        "event",
+        "interview.cancelled",
+        "freelancer",
+        "Job closed",
+        "Client {client} closed job {job}; your interview is cancelled.",
+        when={"job_closed": "True"},
+    ),
+    Rule(
+        "event",
+        "interview.cancelled",
+        "client",
+        "Job closed",
+        "You closed job {job}; your interview with freelancer {freelancer} is cancelled.",
+        when={"job_closed": "True"},
     ),
     Rule(
         "event",
@@ -200,6 +232,23 @@ RULES: tuple[Rule, ...] = (
         "Client {client} is waiting for your answer to the offer for job {job}."
         " It expires on {deadline}.",
     ),
+    # Before a scheduled meeting (MEETING_REMINDER_LEAD_MINUTES): both parties.
+    Rule(
+        "reminder",
+        "meeting",
+        "client",
+        "Reminder: interview coming up",
+        "Your interview with freelancer {freelancer} for job {job} starts on {deadline}"
+        " ({duration} minutes).",
+    ),
+    Rule(
+        "reminder",
+        "meeting",
+        "freelancer",
+        "Reminder: interview coming up",
+        "Your interview with client {client} for job {job} starts on {deadline}"
+        " ({duration} minutes).",
+    ),
 )
 
 NOTIFICATION_TYPES: tuple[str, ...] = tuple(dict.fromkeys(r.notification_type for r in RULES))
@@ -224,10 +273,23 @@ class Draft:
     details: dict[str, Any]
 
 
-def format_when(value: datetime) -> str:
-    """``Wednesday 25 November 2026 at 14:00 UTC``."""
-    utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return f"{utc:%A} {utc.day} {utc:%B %Y} at {utc:%H:%M} UTC"
+def zone_label(local: datetime) -> str:
+    """The zone's abbreviation at that instant (``CET``, ``CEST``, ``EST``), or its UTC
+    offset where the zone has none (``UTC-03:00``; tzdata writes those as ``-03``)."""
+    name = local.tzname() or ""
+    if name and name[0] not in "+-":
+        return name
+    offset = local.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def format_when(value: datetime, zone: tzinfo | None = None) -> str:
+    """``Wednesday 25 November 2026 at 14:00 UTC``, in ``zone`` (default UTC)."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    local = aware.astimezone(zone or UTC_ZONE)
+    return f"{local:%A} {local.day} {local:%B %Y} at {local:%H:%M} {zone_label(local)}"
 
 
 def format_date(value: date) -> str:
@@ -273,8 +335,9 @@ def _terms(data: Mapping[str, Any]) -> str:
     return f"{shown} {currency} fixed price"
 
 
-def _context(event: EventEnvelope) -> tuple[dict[str, str], dict[str, Any]]:
-    """Template values, and the structured details stored beside the sentence."""
+def _context(event: EventEnvelope, zone: tzinfo) -> tuple[dict[str, str], dict[str, Any]]:
+    """Template values (times in ``zone``), and the structured details stored beside
+    the sentence."""
     data = event.data
     role = event.actor.role
     actor = {
@@ -303,38 +366,45 @@ def _context(event: EventEnvelope) -> tuple[dict[str, str], dict[str, Any]]:
         "start_part": "",
         "terms": "",
         "when": "",
+        "duration": "",
         "deadline": "",
     }
     if data.get("message"):
         values["message_part"] = f' Their message: "{data["message"]}"'
     expires_at = _parse_datetime(data.get("expires_at"))
     if expires_at is not None:
-        values["deadline"] = format_when(expires_at)
+        values["deadline"] = format_when(expires_at, zone)
         values["deadline_part"] = f" Please answer by {values['deadline']}."
         details["expires_at"] = expires_at.isoformat()
     if data.get("reason"):
         values["reason_part"] = f" Reason: {_sentence(str(data['reason']))}"
         details["reason"] = data["reason"]
+    if event.type in ("interview.started", "interview.rescheduled"):
+        duration = data.get("duration_minutes") or 30  # started v1: the default
+        values["duration"] = str(duration)
+        details["duration_minutes"] = duration
     if event.type == "interview.started":
         scheduled = _parse_datetime(data.get("scheduled_at"))
         if scheduled is not None:
-            values["when"] = format_when(scheduled)
-            values["schedule_part"] = f" It is scheduled for {values['when']}."
-            details["scheduled_at"] = scheduled.isoformat()
+            values["when"] = format_when(scheduled, zone)
+            values["schedule_part"] = (
+                f" It is scheduled for {values['when']}. It lasts {values['duration']} minutes."
+            )
+            details["scheduled_at"] = _utc_iso(scheduled)
         else:
             values["schedule_part"] = (
-                f" It started on {format_when(event.occurred_at)}; no date and time was scheduled."
+                f" It started on {format_when(event.occurred_at, zone)};"
+                " no date and time was scheduled."
             )
     if event.type == "interview.rescheduled":
         scheduled = _parse_datetime(data.get("scheduled_at"))
         previous = _parse_datetime(data.get("previous_scheduled_at"))
         if scheduled is not None:
-            values["when"] = format_when(scheduled)
-            details["scheduled_at"] = scheduled.isoformat()
+            values["when"] = format_when(scheduled, zone)
+            details["scheduled_at"] = _utc_iso(scheduled)
         if previous is not None:
-            values["previous_part"] = f" from {format_when(previous)}"
-            details["previous_scheduled_at"] = previous.isoformat()
-        details["duration_minutes"] = data.get("duration_minutes")
+            values["previous_part"] = f" from {format_when(previous, zone)}"
+            details["previous_scheduled_at"] = _utc_iso(previous)
     if event.type == "interview.offer_extended":
         values["terms"] = _terms(data)
         details["offer"] = {
@@ -345,7 +415,25 @@ def _context(event: EventEnvelope) -> tuple[dict[str, str], dict[str, Any]]:
             values["start_part"] = f", starting {format_date(start)}"
     if event.type == "interview.expired":
         details["what"] = data.get("what")
+    if event.type in ("interview.offer_declined", "interview.offer_withdrawn"):
+        details["status"] = _field(event, "status")
+    if event.type == "interview.cancelled":
+        details["job_closed"] = bool(_field(event, "job_closed"))
+    details["time_zone"] = str(zone)
     return values, details
+
+
+def _utc_iso(value: datetime) -> str:
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat()
+
+
+def _field(event: EventEnvelope, name: str) -> Any:
+    """``data[name]``, or the contract's default for a field the event leaves out."""
+    if name in event.data:
+        return event.data[name]
+    model_field = DATA_MODELS[event.type].model_fields.get(name)
+    return None if model_field is None or model_field.is_required() else model_field.default
 
 
 def rules_for(kind: Kind, trigger: str) -> tuple[Rule, ...]:
@@ -357,19 +445,24 @@ def notification_id(source: str, recipient_role: str) -> UUID:
     return uuid5(NOTIFICATION_ID_NAMESPACE, f"{source}:{recipient_role}")
 
 
-def drafts_for_event(event: EventEnvelope) -> list[Draft]:
-    """The notifications one event produces, per the rules table."""
-    values, details = _context(event)
+def drafts_for_event(event: EventEnvelope, zones: Zones | None = None) -> list[Draft]:
+    """The notifications one event produces, per the rules table, each written in its
+    recipient's zone (``zones``; UTC for anyone not in it)."""
     cancelled_by = event.data.get("cancelled_by") or event.actor.role
+    contexts: dict[tzinfo, tuple[dict[str, str], dict[str, Any]]] = {}
     drafts = []
     for rule in rules_for("event", event.type):
-        if any(str(event.data.get(k)) != v for k, v in rule.when.items()):
+        if any(str(_field(event, k)) != v for k, v in rule.when.items()):
             continue
         acting_role = cancelled_by if event.type == "interview.cancelled" else event.actor.role
         if rule.other_party_only and acting_role == rule.to:
             continue
         recipient = event.client_id if rule.to == "client" else event.freelancer_id
         other = event.freelancer_id if rule.to == "client" else event.client_id
+        zone = (zones or {}).get(recipient, UTC_ZONE)
+        if zone not in contexts:
+            contexts[zone] = _context(event, zone)
+        values, details = contexts[zone]
         drafts.append(
             Draft(
                 id=notification_id(f"event:{event.id}", rule.to),
@@ -392,32 +485,47 @@ def drafts_for_event(event: EventEnvelope) -> list[Draft]:
 
 @dataclass(frozen=True)
 class Deadline:
-    """An open invitation or offer a reminder is about (``reminders.ReminderWorker``)."""
+    """An open invitation or offer, or a scheduled meeting, a reminder is about
+    (``reminders.ReminderWorker``). ``expires_at``: the invitation's or offer's
+    expiry, or when the meeting starts."""
 
-    what: Literal["invitation", "offer"]
+    what: Literal["invitation", "offer", "meeting"]
     interview_id: UUID
     job_id: str
     client_id: str
     freelancer_id: str
     expires_at: datetime
+    duration_minutes: int | None = None
+    # The interview version that scheduled the meeting: one reminder per schedule.
+    version: int | None = None
+
+    @property
+    def source(self) -> str:
+        """What the reminder's id is derived from: stable per interview and deadline,
+        and per schedule for a meeting (a reschedule's reminder is a new one)."""
+        if self.what == "meeting":
+            return f"reminder:{self.interview_id}:meeting:v{self.version}"
+        return f"reminder:{self.interview_id}:{self.what}:{self.expires_at.isoformat()}"
 
 
-def drafts_for_reminder(deadline: Deadline, at: datetime) -> list[Draft]:
-    """The reminders due for one deadline; ids are stable per interview, what and deadline."""
-    when = format_when(deadline.expires_at)
-    values = {
-        "job": deadline.job_id,
-        "client": deadline.client_id,
-        "freelancer": deadline.freelancer_id,
-        "deadline": when,
-    }
+def drafts_for_reminder(
+    deadline: Deadline, at: datetime, zones: Zones | None = None
+) -> list[Draft]:
+    """The reminders due for one deadline, each in its recipient's zone; ids are
+    stable (``Deadline.source``)."""
     drafts = []
     for rule in rules_for("reminder", deadline.what):
         recipient = deadline.client_id if rule.to == "client" else deadline.freelancer_id
         other = deadline.freelancer_id if rule.to == "client" else deadline.client_id
-        source = (
-            f"reminder:{deadline.interview_id}:{deadline.what}:{deadline.expires_at.isoformat()}"
-        )
+        zone = (zones or {}).get(recipient, UTC_ZONE)
+        values = {
+            "job": deadline.job_id,
+            "client": deadline.client_id,
+            "freelancer": deadline.freelancer_id,
+            "deadline": format_when(deadline.expires_at, zone),
+            "duration": str(deadline.duration_minutes or 30),
+        }
+        source = deadline.source
         drafts.append(
             Draft(
                 id=notification_id(source, rule.to),
@@ -437,9 +545,18 @@ def drafts_for_reminder(deadline: Deadline, at: datetime) -> list[Draft]:
                     "client_id": deadline.client_id,
                     "freelancer_id": deadline.freelancer_id,
                     "what": deadline.what,
-                    "expires_at": deadline.expires_at.isoformat(),
+                    "expires_at": _utc_iso(deadline.expires_at),
                     "other_party": {"id": other, "role": _other(rule.to)},
-                },
+                    "time_zone": str(zone),
+                }
+                | (
+                    {
+                        "scheduled_at": _utc_iso(deadline.expires_at),
+                        "duration_minutes": deadline.duration_minutes or 30,
+                    }
+                    if deadline.what == "meeting"
+                    else {}
+                ),
             )
         )
     return drafts

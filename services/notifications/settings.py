@@ -52,6 +52,8 @@ class NotificationsSettings(CommonSettings):
     # must answer is reminded; the reminder worker sleeps until the next one is due,
     # never longer than the maximum (it also catches rows another process opened).
     reminder_lead_hours: float = Field(default=24.0, ge=0)
+    # How long before a scheduled interview both parties are reminded of it.
+    meeting_reminder_lead_minutes: float = Field(default=60.0, ge=0, le=7 * 24 * 60)
     reminder_max_sleep_seconds: float = Field(default=5.0, gt=0)
     reminder_batch_size: int = Field(default=100, ge=1, le=1000)
 

@@ -9,16 +9,22 @@ function that records what the event tells (the handlers per event type);
   duplicate or stale and changes nothing;
 * gaps: an event that skips versions is applied, and the skipped versions
   are remembered in ``missing``. The status after an event depends only on
-  the event, so the row's status is right; what the skipped events would
+  the event (``rescheduled`` keeps the status of the highest version that set
+  one), so the row's status is right; what the skipped events would
   have added (their timeline entries, their milestone times) is absent until
   they arrive. A skipped version that arrives later (e.g. retried from the
-  dead-letter topic) fills its gap: its facts are added, the newer status is
-  kept. Gaps are reported by the caller (log, metric, gaps table) and a
-  rebuild from the log repairs anything that never arrives.
+  dead-letter topic) fills its gap: its facts are added, and the status of
+  the highest version that set one stays. Gaps are reported by the caller
+  (log, metric, gaps table) and a rebuild from the log repairs anything that
+  never arrives.
 
 Facts are written so that applying the same set of events gives the same row
 whatever order gaps are filled in: first/last times use min/max, the current
-offer terms belong to the highest-versioned offer.
+offer terms belong to the highest-versioned offer, the schedule to the
+highest-versioned ``started``/``rescheduled`` event, and the status to the
+highest-versioned event that sets one (``rescheduled`` keeps the status it
+finds; a declined or withdrawn offer returns to the state its ``data.status``
+names). Who must act next and the next deadline follow from the status.
 """
 
 from __future__ import annotations
@@ -33,16 +39,21 @@ from ..contracts import EventEnvelope
 
 Row = dict[str, Any]
 
-STATUS_AFTER: Mapping[str, str] = {
+# The status after each event type; ``None``: the event keeps the status it finds
+# (``rescheduled``), or carries it in ``data.status`` (a declined or withdrawn offer
+# returns to the state before the offer: ``accepted`` or ``in_progress``).
+STATUS_AFTER: Mapping[str, str | None] = {
     "interview.invited": "invited",
     "interview.accepted": "accepted",
     "interview.declined": "declined",
     "interview.started": "in_progress",
     "interview.offer_extended": "offer_extended",
     "interview.offer_accepted": "hired",
-    "interview.offer_declined": "in_progress",
+    "interview.offer_declined": None,
     "interview.cancelled": "cancelled",
     "interview.expired": "expired",
+    "interview.rescheduled": None,
+    "interview.offer_withdrawn": None,
 }
 STATUSES: tuple[str, ...] = (
     "invited",
@@ -55,6 +66,15 @@ STATUSES: tuple[str, ...] = (
     "expired",
 )
 FINAL_STATUSES = frozenset({"declined", "hired", "cancelled", "expired"})
+# Who must act next in each open state: the freelancer answers invitations and
+# offers; an accepted interview waits for the client to start it or make an offer,
+# one in progress for the client's offer.
+NEXT_ACTOR: Mapping[str, str] = {
+    "invited": "freelancer",
+    "accepted": "client",
+    "in_progress": "client",
+    "offer_extended": "freelancer",
+}
 
 # Every column of the interview row, with its value before any event.
 EMPTY_ROW: Mapping[str, Any] = {
@@ -76,6 +96,14 @@ EMPTY_ROW: Mapping[str, Any] = {
     "decline_reason": None,
     "started_at": None,
     "scheduled_at": None,
+    "duration_minutes": None,
+    # Version of the event the schedule (scheduled_at, duration) comes from.
+    "schedule_version": 0,
+    "reschedules": 0,
+    # Version of the last event that set the status (``rescheduled`` sets none).
+    "status_version": 0,
+    "next_actor": None,
+    "next_deadline_at": None,
     "first_offer_at": None,
     "last_offer_at": None,
     "offers_count": 0,
@@ -86,6 +114,7 @@ EMPTY_ROW: Mapping[str, Any] = {
     "offer_start_date": None,
     "offer_expires_at": None,
     "offers_declined": 0,
+    "offers_withdrawn": 0,
     "hired_at": None,
     "cancelled_at": None,
     "cancel_reason": None,
@@ -142,10 +171,21 @@ def _declined(row: Row, e: EventEnvelope) -> None:
     row["closed_at"] = _at(e)
 
 
+def _schedule(row: Row, e: EventEnvelope) -> None:
+    if e.version > row["schedule_version"]:
+        row["schedule_version"] = e.version
+        row["scheduled_at"] = _dt(e.data.get("scheduled_at"))
+        row["duration_minutes"] = e.data.get("duration_minutes", 30)  # v1: the default
+
+
 def _started(row: Row, e: EventEnvelope) -> None:
     row["started_at"] = _earliest(row["started_at"], _at(e))
-    if e.data.get("scheduled_at") is not None:
-        row["scheduled_at"] = _dt(e.data["scheduled_at"])
+    _schedule(row, e)
+
+
+def _rescheduled(row: Row, e: EventEnvelope) -> None:
+    row["reschedules"] += 1
+    _schedule(row, e)
 
 
 def _offer_extended(row: Row, e: EventEnvelope) -> None:
@@ -168,6 +208,10 @@ def _offer_accepted(row: Row, e: EventEnvelope) -> None:
 
 def _offer_declined(row: Row, e: EventEnvelope) -> None:
     row["offers_declined"] += 1
+
+
+def _offer_withdrawn(row: Row, e: EventEnvelope) -> None:
+    row["offers_withdrawn"] += 1
 
 
 def _cancelled(row: Row, e: EventEnvelope) -> None:
@@ -193,8 +237,43 @@ FACTS: Mapping[str, Callable[[Row, EventEnvelope], None]] = {
     "interview.offer_declined": _offer_declined,
     "interview.cancelled": _cancelled,
     "interview.expired": _expired,
+    "interview.rescheduled": _rescheduled,
+    "interview.offer_withdrawn": _offer_withdrawn,
 }
 assert set(FACTS) == set(STATUS_AFTER)
+
+
+def status_after(event: EventEnvelope) -> str | None:
+    """The status ``event`` leaves the interview in; ``None``: the one it found."""
+    status = STATUS_AFTER[event.type]
+    if status is None and event.type != "interview.rescheduled":
+        return str(event.data.get("status") or "in_progress")
+    return status
+
+
+def _status(row: Row, e: EventEnvelope) -> None:
+    status = status_after(e)
+    if status is not None and e.version > row["status_version"]:
+        row["status_version"] = e.version
+        row["status"] = status
+    elif row["status"] is None:
+        # First seen after a gap, by an event that sets no status: the state a
+        # reschedule most often finds, until a skipped event says otherwise.
+        row["status"] = "in_progress"
+
+
+def _derived(row: Row) -> None:
+    """What follows from the other columns: durations, who acts next, the next deadline."""
+    status = row["status"]
+    row["next_actor"] = NEXT_ACTOR.get(status)
+    row["next_deadline_at"] = (
+        row["invitation_expires_at"]
+        if status == "invited"
+        else row["offer_expires_at"]
+        if status == "offer_extended"
+        else None
+    )
+    _durations(row)
 
 
 def _durations(row: Row) -> None:
@@ -258,19 +337,20 @@ def fold(row: Row | None, event: EventEnvelope) -> Folded:
         if version not in current["missing"]:
             return Folded("duplicate", row if row is not None else current)
         FACTS[event.type](current, event)
+        _status(current, event)
         current["missing"].remove(version)
-        _durations(current)
+        _derived(current)
         return Folded("filled", current, timeline=timeline_entry(event))
     gap = tuple(range(current["version"] + 1, version))
     FACTS[event.type](current, event)
+    _status(current, event)
     current["missing"].extend(gap)
     current["gaps_detected"] += len(gap)
     current.update(
-        status=STATUS_AFTER[event.type],
         version=version,
         position=event.position,
         last_event_type=event.type,
         updated_at=_at(event),
     )
-    _durations(current)
+    _derived(current)
     return Folded("applied", current, gap, timeline_entry(event), created)

@@ -90,6 +90,12 @@ def test_the_documented_flow_works_end_to_end_on_the_embedded_default(
         )
     }
 
+    # The freelancer reads times in Berlin's zone (the notifications service, mounted).
+    zone = http.put(
+        "/me/preferences", json={"time_zone": "Europe/Berlin"}, headers=auth["freelancer"]
+    )
+    assert zone.status_code == 200, zone.text
+
     invited = http.post(
         "/interviews",
         json={"job_id": "job-1", "freelancer_id": "freelancer-1", "message": "Hi!"},
@@ -168,6 +174,8 @@ def test_the_documented_flow_works_end_to_end_on_the_embedded_default(
         "interview.started",
         "interview.offer_extended",
     }
+    (started,) = [n for n in inbox("freelancer") if n["type"] == "interview.started"]
+    assert "Tuesday 1 December 2026 at 11:00 CET" in started["message"]
     assert {n["type"] for n in inbox("client")} >= {
         "interview.accepted",
         "interview.started",

@@ -71,6 +71,25 @@ def topic(kafka_bootstrap: str) -> Iterator[str]:
     yield from topic_cleanup(kafka_bootstrap, unique_topic("projections"))
 
 
+# The steps ``Commands`` plays over HTTP. Rescheduling, withdrawing an offer and
+# closing a job (which cancels every open interview of the job, not one script's)
+# are folded by the reference but not played here yet.
+HTTP_STEPS = frozenset(
+    {
+        "accept",
+        "decline",
+        "start",
+        "offer",
+        "accept_offer",
+        "decline_offer",
+        "cancel_client",
+        "cancel_freelancer",
+        "expire_invitation",
+        "expire_offer",
+    }
+)
+
+
 class Commands:
     """Plays scripts as HTTP commands; remembers each command's answer."""
 
@@ -238,7 +257,7 @@ def test_views_equal_the_fold_of_the_event_store_through_kafka_kills_rebuilds_an
             TestClient(create_projections_app(views)) as api,
         ):
             commands = Commands(commands_api, token, interviews)
-            plays = scripts(500, seed=21)
+            plays = scripts(500, seed=21, steps=HTTP_STEPS)
             first, repeats = plays[:450], plays[450:]
             extra = Script(500, "job-x", "client-x", "fl-x", ())
 

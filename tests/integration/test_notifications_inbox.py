@@ -103,7 +103,7 @@ def test_each_transition_tells_exactly_the_parties_of_the_rules_table(make_conta
     messages = {(n["type"], n["job_id"]): n["message"] for n in inbox_of(c, "f-1")}
     assert messages[("interview.started", "job-1")] == (
         "Your interview with client c-1 for job job-1 has started."
-        " It is scheduled for Friday 27 November 2026 at 10:00 UTC."
+        " It is scheduled for Friday 27 November 2026 at 10:00 UTC. It lasts 30 minutes."
     )
     assert messages[("interview.cancelled", "job-4")] == (
         "Client c-1 cancelled the interview with you for job job-4. Reason: filled."

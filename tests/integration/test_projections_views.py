@@ -171,6 +171,71 @@ def test_a_gap_is_applied_flagged_counted_and_filled_when_the_event_arrives(
     assert stats["gaps"]["versions_still_missing"] == 0
 
 
+def with_data(event: EventEnvelope, **data: Any) -> EventEnvelope:
+    return event.model_copy(update={"data": {**event.data, **data}})
+
+
+def test_the_views_show_the_schedule_who_acts_next_and_the_next_deadline(
+    container: ProjectionsContainer, api: TestClient, token: Token
+) -> None:
+    plays = [
+        Script(0, "job-s", "c1", "f1", ("accept", "start", "reschedule")),
+        Script(1, "job-s", "c1", "f2", ("accept", "offer", "withdraw_offer")),
+        Script(2, "job-s", "c1", "f3", ()),
+    ]
+    events = synthetic_events(plays)
+    mine = {p.index: [e for e in events if e.interview_id == p.interview_id] for p in plays}
+    start, move = mine[0][2], mine[0][3]
+    fixed = {
+        start.id: with_data(start, scheduled_at="2026-03-10T14:00:00+00:00", duration_minutes=45),
+        move.id: with_data(
+            move,
+            scheduled_at="2026-03-11T16:30:00+01:00",
+            duration_minutes=60,
+            previous_scheduled_at="2026-03-10T14:00:00+00:00",
+        ),
+        mine[2][0].id: with_data(mine[2][0], expires_at="2026-03-20T09:00:00Z"),
+    }
+    feed(container, [fixed.get(e.id, e) for e in events])
+    client = token("c1", "client")
+
+    def view(index: int) -> dict[str, Any]:
+        response = api.get(f"/views/interviews/{plays[index].interview_id}", headers=client)
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    moved = view(0)
+    assert moved["status"] == "in_progress" and moved["reschedules"] == 1
+    assert (moved["scheduled_at"], moved["duration_minutes"]) == ("2026-03-11T15:30:00Z", 60)
+    assert (moved["next_actor"], moved["next_deadline_at"]) == ("client", None)
+    assert moved["timeline"][-1]["type"] == "interview.rescheduled"
+    assert moved["timeline"][-1]["data"]["previous_scheduled_at"] == "2026-03-10T14:00:00+00:00"
+
+    withdrawn = view(1)
+    assert withdrawn["status"] == "accepted", "back to the state before the offer"
+    assert withdrawn["started_at"] is None and withdrawn["scheduled_at"] is None
+    assert withdrawn["offer"]["offers_withdrawn"] == 1
+    assert withdrawn["next_actor"] == "client"
+
+    waiting = view(2)
+    assert (waiting["next_actor"], waiting["next_deadline_at"]) == (
+        "freelancer",
+        "2026-03-20T09:00:00Z",
+    )
+
+    stats = api.get("/views/stats", headers=client).json()
+    funnel = {stage["stage"]: stage for stage in stats["funnel"]}
+    assert [funnel[s]["count"] for s in ("invited", "accepted", "started", "offer", "hired")] == [
+        3,
+        2,
+        1,
+        1,
+        0,
+    ], "the interview offered without a start is not counted as started"
+    assert funnel["offer"]["rate_from_previous"] == 0.5, "offers are relative to acceptances"
+    assert stats["by_status"]["accepted"] == 1 and stats["by_status"]["in_progress"] == 1
+
+
 def test_a_failing_write_rolls_back_with_the_batch(
     container: ProjectionsContainer, api: TestClient, token: Token, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -403,7 +468,8 @@ def test_a_changed_view_schema_rebuilds_on_start(
     first = ProjectionsContainer(settings)
     feed(first, events)
     first.close()
-    monkeypatch.setitem(schema.VIEW_SCHEMAS, "interview_summary", 2)
+    changed = schema.VIEW_SCHEMAS["interview_summary"] + 1
+    monkeypatch.setitem(schema.VIEW_SCHEMAS, "interview_summary", changed)
     second = ProjectionsContainer(
         settings,
         log_reader=lambda after, limit: [e for e in events if e.position > after][:limit],
@@ -419,7 +485,65 @@ def test_a_changed_view_schema_rebuilds_on_start(
         assert_views_equal_reference(api, token, events, details=5)
     with second.engine().begin() as conn:
         generation = current_generation(conn)
-        assert generation is not None and generation.schemas["interview_summary"] == 2
+        assert generation is not None and generation.schemas["interview_summary"] == changed
+
+
+NEW_COLUMNS = (
+    "duration_minutes",
+    "schedule_version",
+    "reschedules",
+    "status_version",
+    "next_actor",
+    "next_deadline_at",
+    "offers_withdrawn",
+)
+
+
+def test_views_of_the_previous_release_answer_until_the_rebuild_swaps_in_the_new_ones(
+    settings: ProjectionsSettings, token: Token
+) -> None:
+    """A database of the previous release: its generation has none of the new columns
+    and the old schema versions. The API answers from it (new fields null) while the
+    rebuild runs, then from the rebuilt generation with every new field."""
+    plays = [Script(0, "job-u", "c1", "f1", ("accept", "offer", "decline_offer"))]
+    events = synthetic_events(plays)
+    old = ProjectionsContainer(settings)
+    feed(old, events)
+    with old.engine().begin() as conn:
+        generation = current_generation(conn)
+        assert generation is not None
+        table = schema.view_tables(generation.number).interviews.name
+        for name in NEW_COLUMNS:
+            conn.exec_driver_sql(f'ALTER TABLE "{table}" DROP COLUMN "{name}"')
+        conn.execute(
+            sa.update(schema.pv_generations)
+            .where(schema.pv_generations.c.generation == generation.number)
+            .values(schemas={**schema.VIEW_SCHEMAS, "interview_summary": 1, "stats": 1})
+        )
+    old.close()
+
+    upgraded = ProjectionsContainer(
+        settings.model_copy(update={"rebuild_on_start": False}),
+        log_reader=lambda after, limit: [e for e in events if e.position > after][:limit],
+    )
+    auditor = token("a", "auditor")
+    try:
+        with TestClient(create_app(upgraded)) as api:
+            assert upgraded.needs_rebuild()
+            path = f"/views/interviews/{plays[0].interview_id}"
+            before = api.get(path, headers=auditor)
+            assert before.status_code == 200, before.text
+            assert before.json()["next_actor"] is None and before.json()["reschedules"] == 0
+            assert api.get("/views/stats", headers=auditor).status_code == 200
+
+            upgraded.rebuild()
+            after = api.get(path, headers=auditor).json()
+            assert after["status"] == "accepted", "the declined offer returned to accepted"
+            assert after["next_actor"] == "client"
+            assert after["offer"]["offers_declined"] == 1
+            assert not upgraded.needs_rebuild()
+    finally:
+        upgraded.close()
 
 
 def test_another_rebuild_cannot_run_at_the_same_time(container: ProjectionsContainer) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from services.contracts import EventEnvelope
 from services.notifications.delivery import BackoffPolicy
+from services.notifications.preferences import UnknownTimeZoneError, parse_time_zone
 from services.notifications.rules import (
     EVENT_TYPES,
     NOTIFICATION_TYPES,
@@ -91,7 +93,7 @@ def test_both_are_told_the_date_and_time_when_an_interview_starts() -> None:
     assert set(result) == {"c-1", "f-1"}
     assert result["c-1"] == (
         "Your interview with freelancer f-1 for job job-42 has started."
-        " It is scheduled for Thursday 26 November 2026 at 14:30 UTC."
+        " It is scheduled for Thursday 26 November 2026 at 14:30 UTC. It lasts 30 minutes."
     )
     assert result["f-1"].startswith("Your interview with client c-1 for job job-42")
     assert "Thursday 26 November 2026 at 14:30 UTC" in result["f-1"]
@@ -172,3 +174,151 @@ def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
     policy = BackoffPolicy(base_seconds=2, factor=2, max_seconds=10, jitter=0.25, max_attempts=5)
     assert [policy.nominal(n) for n in range(1, 6)] == [2, 4, 8, 10, 10]
     assert policy.delay(3, 0.0) == 8 and policy.delay(3, 1.0) == 6
+
+
+# ------------------------------------------------------------------ time zones
+
+BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
+
+
+def told_in(event: EventEnvelope, **zones: str) -> dict[str, str]:
+    by_user = {user.replace("_", "-"): ZoneInfo(name) for user, name in zones.items()}
+    return {d.recipient_id: d.message for d in drafts_for_event(event, by_user)}
+
+
+def test_times_show_in_the_zone_with_its_abbreviation_which_follows_daylight_saving() -> None:
+    winter = datetime(2026, 12, 8, 14, 0, tzinfo=UTC)
+    summer = datetime(2026, 7, 8, 14, 0, tzinfo=UTC)
+    assert format_when(winter, BERLIN) == "Tuesday 8 December 2026 at 15:00 CET"
+    assert format_when(summer, BERLIN) == "Wednesday 8 July 2026 at 16:00 CEST"
+    assert format_when(winter, NEW_YORK) == "Tuesday 8 December 2026 at 09:00 EST"
+    assert format_when(summer, NEW_YORK) == "Wednesday 8 July 2026 at 10:00 EDT"
+    # The night the clocks go forward in Berlin (29 March 2026, 02:00 CET -> 03:00 CEST).
+    assert format_when(datetime(2026, 3, 29, 0, 59, tzinfo=UTC), BERLIN).endswith("01:59 CET")
+    assert format_when(datetime(2026, 3, 29, 1, 0, tzinfo=UTC), BERLIN).endswith("03:00 CEST")
+    # The date is the local one: 23:30 UTC is already the next day in Berlin.
+    assert format_when(datetime(2026, 12, 31, 23, 30, tzinfo=UTC), BERLIN) == (
+        "Friday 1 January 2027 at 00:30 CET"
+    )
+
+
+def test_a_zone_without_an_abbreviation_shows_its_utc_offset() -> None:
+    at = datetime(2026, 12, 8, 14, 0, tzinfo=UTC)
+    assert format_when(at, ZoneInfo("America/Sao_Paulo")).endswith("11:00 UTC-03:00")
+    assert format_when(at, ZoneInfo("Asia/Kathmandu")).endswith("19:45 UTC+05:45")
+    assert format_when(at) == "Tuesday 8 December 2026 at 14:00 UTC"
+
+
+def test_each_recipient_reads_the_start_in_their_own_zone() -> None:
+    event = envelope(
+        "interview.started",
+        {"scheduled_at": "2026-12-08T14:00:00Z", "duration_minutes": 45},
+        "freelancer",
+    )
+    result = told_in(event, c_1="Europe/Berlin", f_1="America/New_York")
+    assert result["c-1"].endswith(
+        "It is scheduled for Tuesday 8 December 2026 at 15:00 CET. It lasts 45 minutes."
+    )
+    assert "Tuesday 8 December 2026 at 09:00 EST" in result["f-1"]
+    (draft,) = [d for d in drafts_for_event(event, {"c-1": BERLIN}) if d.recipient_id == "c-1"]
+    assert draft.details["scheduled_at"] == "2026-12-08T14:00:00+00:00"
+    assert draft.details["time_zone"] == "Europe/Berlin"
+    assert draft.details["duration_minutes"] == 45
+
+
+def test_a_deadline_is_shown_in_the_freelancers_zone() -> None:
+    event = envelope("interview.invited", {"expires_at": "2026-07-01T22:00:00Z"})
+    assert told_in(event, f_1="Europe/Berlin")["f-1"].endswith(
+        " Please answer by Thursday 2 July 2026 at 00:00 CEST."
+    )
+
+
+def test_the_other_party_is_told_of_a_reschedule_with_the_old_and_the_new_time() -> None:
+    data = {
+        "scheduled_at": "2026-12-09T16:00:00+00:00",
+        "duration_minutes": 60,
+        "previous_scheduled_at": "2026-12-08T14:00:00+00:00",
+        "reason": "a clash",
+    }
+    by_client = told_in(envelope("interview.rescheduled", data, "client"), f_1="Europe/Berlin")
+    assert by_client == {
+        "f-1": "Client c-1 moved your interview for job job-42 from Tuesday 8 December 2026"
+        " at 15:00 CET to Wednesday 9 December 2026 at 17:00 CET (60 minutes)."
+        " Reason: a clash."
+    }
+    by_freelancer = told(envelope("interview.rescheduled", data, "freelancer"))
+    assert list(by_freelancer) == ["c-1"]
+    assert by_freelancer["c-1"].startswith("Freelancer f-1 moved your interview")
+    assert "from Tuesday 8 December 2026 at 14:00 UTC to Wednesday" in by_freelancer["c-1"]
+
+
+def test_the_freelancer_is_told_when_the_client_withdraws_the_offer() -> None:
+    event = envelope(
+        "interview.offer_withdrawn", {"reason": "budget frozen", "status": "in_progress"}
+    )
+    (draft,) = drafts_for_event(event)
+    assert draft.recipient_id == "f-1" and draft.title == "Offer withdrawn"
+    assert draft.message == (
+        "Client c-1 withdrew their offer for job job-42. Reason: budget frozen."
+        " There is nothing to answer; the interview goes on."
+    )
+    assert draft.details["status"] == "in_progress"
+
+
+def test_both_parties_are_told_when_the_client_closes_the_job() -> None:
+    event = envelope(
+        "interview.cancelled",
+        {"reason": "job closed", "cancelled_by": "client", "job_closed": True},
+        schema_version=3,
+    )
+    drafts = {d.recipient_id: d for d in drafts_for_event(event)}
+    assert set(drafts) == {"c-1", "f-1"}, "unlike a cancellation, the client is told too"
+    assert drafts["f-1"].message == "Client c-1 closed job job-42; your interview is cancelled."
+    assert drafts["c-1"].message == (
+        "You closed job job-42; your interview with freelancer f-1 is cancelled."
+    )
+    assert {d.title for d in drafts.values()} == {"Job closed"}
+    assert all(d.details["job_closed"] is True for d in drafts.values())
+    # A cancellation without the flag (v2, or v3 with false) tells the other party only.
+    for data in ({"reason": "x", "cancelled_by": "client"}, {"reason": "x", "job_closed": False}):
+        assert list(told(envelope("interview.cancelled", {"cancelled_by": "client"} | data))) == [
+            "f-1"
+        ]
+
+
+def test_both_parties_are_reminded_of_a_meeting_in_their_zones() -> None:
+    meeting = Deadline(
+        "meeting",
+        uuid4(),
+        "job-42",
+        "c-1",
+        "f-1",
+        datetime(2026, 12, 8, 14, 0, tzinfo=UTC),
+        duration_minutes=45,
+        version=3,
+    )
+    drafts = {d.recipient_id: d for d in drafts_for_reminder(meeting, AT, {"c-1": BERLIN})}
+    assert drafts["c-1"].message == (
+        "Your interview with freelancer f-1 for job job-42 starts on"
+        " Tuesday 8 December 2026 at 15:00 CET (45 minutes)."
+    )
+    assert drafts["f-1"].message.endswith(
+        "starts on Tuesday 8 December 2026 at 14:00 UTC (45 minutes)."
+    )
+    assert {d.type for d in drafts.values()} == {"interview.reminder"}
+    rescheduled = Deadline(**{**meeting.__dict__, "version": 4})
+    assert drafts["c-1"].id == drafts_for_reminder(meeting, AT)[0].id, "stable per schedule"
+    assert drafts["c-1"].id != drafts_for_reminder(rescheduled, AT)[0].id, "new per reschedule"
+
+
+@pytest.mark.parametrize("name", ["Europe/Berlin", "UTC", "America/Argentina/Buenos_Aires"])
+def test_iana_names_are_time_zones(name: str) -> None:
+    assert str(parse_time_zone(name)) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["Mars/Olympus", "europe/berlin", "../../etc/passwd", "localtime", "", "+01:00"]
+)
+def test_anything_else_is_no_time_zone(name: str) -> None:
+    with pytest.raises(UnknownTimeZoneError):
+        parse_time_zone(name)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from typing import Any
 
-from services.projections.fold import STATUS_AFTER, fold
+from services.projections.fold import fold
 from tests.unit.test_projections_reference import (
     FINAL_PLANS,
     Script,
@@ -13,6 +14,10 @@ from tests.unit.test_projections_reference import (
     scripts,
     synthetic_events,
 )
+
+
+def _utc(raw: str) -> datetime:
+    return datetime.fromisoformat(raw).astimezone(UTC)
 
 
 def fold_all(
@@ -32,8 +37,11 @@ def hire() -> list[Any]:
     )
 
 
+def play(*steps: str) -> list[Any]:
+    return synthetic_events([Script(0, "job-1", "c1", "f1", steps)])
+
+
 def test_each_event_type_sets_the_status_of_the_transition_table() -> None:
-    assert STATUS_AFTER["interview.offer_declined"] == "in_progress"
     row, _ = fold_all(hire())
     assert row is not None
     assert (row["status"], row["version"], row["offers_count"]) == ("hired", 5, 1)
@@ -122,6 +130,89 @@ def test_the_fold_agrees_with_the_reference_on_a_scripted_mix() -> None:
         )
         tth = row["time_to_hire_s"]
         assert (round(tth, 3) if tth is not None else None) == ref["time_to_hire"]
+        assert row["next_actor"] == ref["next_actor"]
+        deadline = row["next_deadline_at"]
+        assert (deadline.isoformat() if deadline else None) == ref["next_deadline_at"]
+        scheduled = row["scheduled_at"]
+        assert (scheduled.isoformat() if scheduled else None) == ref["scheduled_at"]
+        assert row["duration_minutes"] == ref["duration_minutes"]
+        assert row["reschedules"] == ref["reschedules"]
+        assert row["offers_withdrawn"] == ref["offers_withdrawn"]
+
+
+def test_a_declined_or_withdrawn_offer_returns_to_the_state_before_the_offer() -> None:
+    for steps, status in (
+        (("accept", "offer", "decline_offer"), "accepted"),
+        (("accept", "offer", "withdraw_offer"), "accepted"),
+        (("accept", "start", "offer", "decline_offer"), "in_progress"),
+        (("accept", "start", "offer", "withdraw_offer"), "in_progress"),
+    ):
+        events = play(*steps)
+        assert events[-1].data["status"] == status
+        row, _ = fold_all(events)
+        assert row is not None
+        assert row["status"] == status, steps
+        assert row["next_actor"] == "client"
+        assert row["next_deadline_at"] is None, "no open offer, no deadline"
+        withdrawn = steps[-1] == "withdraw_offer"
+        assert (row["offers_declined"], row["offers_withdrawn"]) == (
+            (0, 1) if withdrawn else (1, 0)
+        )
+        assert row["started_at"] is None or "start" in steps
+
+
+def test_a_reschedule_moves_the_meeting_and_keeps_the_status() -> None:
+    events = play("accept", "start", "offer", "reschedule")
+    events[2] = events[2].model_copy(
+        update={"data": {"scheduled_at": "2026-03-04T15:00:00+01:00", "duration_minutes": 45}}
+    )
+    started, rescheduled = events[2], events[4]
+    row, _ = fold_all(events[:3])
+    assert row is not None
+    assert row["scheduled_at"] == _utc(started.data["scheduled_at"])
+    assert row["duration_minutes"] == started.data["duration_minutes"]
+    row, _ = fold_all(events[3:], row)
+    assert row is not None
+    assert row["status"] == "offer_extended" and row["next_actor"] == "freelancer"
+    assert row["scheduled_at"] == _utc(rescheduled.data["scheduled_at"])
+    assert row["duration_minutes"] == rescheduled.data["duration_minutes"]
+    assert row["reschedules"] == 1 and row["last_event_type"] == "interview.rescheduled"
+    # The older start, arriving late (a gap filled), does not move the meeting back.
+    gapped, _ = fold_all([events[0], events[1], events[4], events[3], events[2]])
+    assert gapped is not None
+    assert gapped["scheduled_at"] == row["scheduled_at"]
+    assert gapped["status"] == "offer_extended", "the offer filled in sets the status"
+
+
+def test_who_acts_next_and_the_next_deadline_follow_the_state() -> None:
+    events = play("accept", "start", "offer", "accept_offer")
+    invited = events[0].model_copy(
+        update={"data": {"message": None, "expires_at": "2026-03-05T09:00:00+00:00"}}
+    )
+    offered = events[3].model_copy(
+        update={"data": {**events[3].data, "expires_at": "2026-03-09T09:00:00+00:00"}}
+    )
+    seen = []
+    row = None
+    for e in [invited, *events[1:3], offered, events[4]]:
+        row = fold(row, e).row
+        deadline = row["next_deadline_at"]
+        seen.append((row["status"], row["next_actor"], deadline and deadline.isoformat()))
+    assert seen == [
+        ("invited", "freelancer", "2026-03-05T09:00:00+00:00"),
+        ("accepted", "client", None),
+        ("in_progress", "client", None),
+        ("offer_extended", "freelancer", "2026-03-09T09:00:00+00:00"),
+        ("hired", None, None),
+    ]
+
+
+def test_the_funnel_reference_counts_as_started_only_interviews_that_were_started() -> None:
+    from tests.unit.test_projections_reference import reference_stats
+
+    offered_at_once = reference_interviews(play("accept", "offer", "decline_offer"))
+    stats = reference_stats(offered_at_once.values())
+    assert stats["funnel"] == [1, 1, 0, 1, 0]
 
 
 def test_the_rebuild_decoder_agrees_with_the_contract_decoder() -> None:

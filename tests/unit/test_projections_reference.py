@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.contracts import EventEnvelope
+from services.contracts import SCHEMA_VERSIONS, EventEnvelope
 
 # ------------------------------------------------------------------ scripts
 
@@ -33,6 +33,10 @@ FINAL_PLANS: tuple[tuple[str, ...], ...] = (
     ("accept", "offer", "decline_offer", "offer", "accept_offer"),
     ("accept", "start", "offer", "expire_offer"),
     ("accept", "start", "offer", "decline_offer", "cancel_client"),
+    ("accept", "start", "reschedule", "offer", "withdraw_offer", "reschedule", "cancel_client"),
+    ("accept", "offer", "withdraw_offer", "start", "offer", "reschedule", "accept_offer"),
+    ("accept", "start", "close_job"),
+    ("close_job",),
 )
 OPEN_PLANS: tuple[tuple[str, ...], ...] = (
     (),
@@ -40,6 +44,10 @@ OPEN_PLANS: tuple[tuple[str, ...], ...] = (
     ("accept", "start"),
     ("accept", "start", "offer"),
     ("accept", "start", "offer", "decline_offer"),
+    ("accept", "offer", "decline_offer"),
+    ("accept", "offer", "withdraw_offer"),
+    ("accept", "start", "reschedule"),
+    ("accept", "start", "offer", "reschedule"),
 )
 CANCEL_REASONS = ("budget cut", "position filled", "no show", "found someone else")
 
@@ -55,6 +63,9 @@ STEP_TYPES = {
     "cancel_freelancer": "interview.cancelled",
     "expire_invitation": "interview.expired",
     "expire_offer": "interview.expired",
+    "reschedule": "interview.rescheduled",
+    "withdraw_offer": "interview.offer_withdrawn",
+    "close_job": "interview.cancelled",
 }
 FREELANCER_STEPS = {"accept", "decline", "accept_offer", "decline_offer", "cancel_freelancer"}
 
@@ -71,9 +82,12 @@ class Script:
     interview_id: uuid.UUID | None = None
 
 
-def scripts(n: int, seed: int = 4) -> list[Script]:
+def scripts(n: int, seed: int = 4, steps: frozenset[str] | None = None) -> list[Script]:
     """``n`` interviews on n/10 jobs; the last tenth re-invites freelancers of
-    the first tenth to the same job after their first interview closed."""
+    the first tenth to the same job after their first interview closed.
+    ``steps``: only plans made of these steps (a player that knows no others)."""
+    final = tuple(p for p in FINAL_PLANS if steps is None or set(p) <= steps)
+    still_open = tuple(p for p in OPEN_PLANS if steps is None or set(p) <= steps)
     rng = random.Random(seed)
     jobs = max(1, n // 10)
     repeat = n // 10
@@ -85,7 +99,7 @@ def scripts(n: int, seed: int = 4) -> list[Script]:
             job_id, client_id, freelancer_id = first.job_id, first.client_id, first.freelancer_id
         else:
             job_id, client_id, freelancer_id = f"job-{job}", f"client-{job % 7}", f"fl-{i}"
-        plans = FINAL_PLANS if i < repeat or rng.random() < 0.75 else OPEN_PLANS
+        plans = final if i < repeat or rng.random() < 0.75 else still_open
         out.append(Script(i, job_id, client_id, freelancer_id, rng.choice(plans)))
     return out
 
@@ -98,26 +112,64 @@ def actor_of(step: str, script: Script) -> tuple[str, str]:
     return (script.client_id, "client")
 
 
-def step_data(step: str, rng: random.Random) -> dict[str, Any]:
+@dataclass
+class Memo:
+    """What a script's later steps need to know of its earlier ones."""
+
+    status: str = "invited"
+    before_offer: str = "accepted"
+    scheduled_at: str | None = None
+
+
+def _deadline(rng: random.Random, at: datetime) -> str | None:
+    return (at + timedelta(hours=rng.choice((48, 72)))).isoformat() if rng.random() < 0.5 else None
+
+
+def step_data(
+    step: str, rng: random.Random, at: datetime | None = None, memo: Memo | None = None
+) -> dict[str, Any]:
+    at = at or datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    memo = memo or Memo()
     if step == "invite":
-        return {"message": "interested?", "expires_at": None}
+        return {"message": "interested?", "expires_at": _deadline(rng, at)}
     if step == "decline":
         return {"reason": "busy"}
     if step == "start":
-        return {"scheduled_at": None}
+        scheduled = (
+            (at + timedelta(days=rng.randint(1, 9))).isoformat() if rng.random() < 0.7 else None
+        )
+        memo.scheduled_at = scheduled
+        return {"scheduled_at": scheduled, "duration_minutes": rng.choice((30, 45, 60))}
+    if step == "reschedule":
+        previous, memo.scheduled_at = memo.scheduled_at, (at + timedelta(days=2)).isoformat()
+        return {
+            "scheduled_at": memo.scheduled_at,
+            "duration_minutes": rng.choice((15, 30, 90)),
+            "previous_scheduled_at": previous,
+            "reason": rng.choice((None, "a clash")),
+        }
     if step == "offer":
+        memo.before_offer = memo.status
         return {
             "amount": str(rng.choice([500, 1200, 3000])),
             "currency": rng.choice(["EUR", "USD"]),
             "rate_type": rng.choice(["fixed", "hourly"]),
             "start_date": None,
             "message": None,
-            "expires_at": None,
+            "expires_at": _deadline(rng, at),
         }
     if step == "decline_offer":
-        return {"reason": "too low"}
+        return {"reason": "too low", "status": memo.before_offer}
+    if step == "withdraw_offer":
+        return {"reason": rng.choice((None, "budget frozen")), "status": memo.before_offer}
+    if step == "close_job":
+        return {"reason": "job closed", "cancelled_by": "client", "job_closed": True}
     if step.startswith("cancel"):
-        return {"reason": rng.choice(CANCEL_REASONS), "cancelled_by": step.split("_")[1]}
+        return {
+            "reason": rng.choice(CANCEL_REASONS),
+            "cancelled_by": step.split("_")[1],
+            "job_closed": False,
+        }
     if step.startswith("expire"):
         return {"what": step.split("_")[1]}
     return {}
@@ -145,6 +197,7 @@ def synthetic_events(
             done_before[key] = s.index
     by_index = {s.index: s for s in plays}
     versions: dict[int, int] = {}
+    memos: dict[int, Memo] = {}
     position = 0
     events = []
     while queues:
@@ -165,11 +218,14 @@ def synthetic_events(
         versions[index] = versions.get(index, 0) + 1
         actor_id, role = actor_of(step, script)
         assert script.interview_id is not None
+        memo = memos.setdefault(index, Memo())
+        data = step_data(step, rng, at, memo)
+        memo.status = REF_STATUS.get(STEP_TYPES[step]) or data.get("status") or memo.status
         events.append(
             EventEnvelope(
                 id=uuid.uuid5(script.interview_id, str(versions[index])),
                 type=STEP_TYPES[step],  # type: ignore[arg-type]
-                schema_version=2 if step.startswith("cancel") else 1,
+                schema_version=SCHEMA_VERSIONS[STEP_TYPES[step]],
                 interview_id=script.interview_id,
                 version=versions[index],
                 position=position,
@@ -180,7 +236,7 @@ def synthetic_events(
                 freelancer_id=script.freelancer_id,
                 correlation_id=f"corr-{position}",
                 causation_id=f"cause-{position}",
-                data=step_data(step, rng),
+                data=data,
             )
         )
     return events
@@ -213,6 +269,8 @@ def batches(events: list[EventEnvelope], size: int) -> Iterator[list[EventEnvelo
 
 # ------------------------------------------------------------ reference fold
 
+# The event types that set a fixed status. A declined or withdrawn offer returns to
+# the state named in its data; a reschedule leaves the status as it is.
 REF_STATUS = {
     "interview.invited": "invited",
     "interview.accepted": "accepted",
@@ -220,10 +278,26 @@ REF_STATUS = {
     "interview.started": "in_progress",
     "interview.offer_extended": "offer_extended",
     "interview.offer_accepted": "hired",
-    "interview.offer_declined": "in_progress",
     "interview.cancelled": "cancelled",
     "interview.expired": "expired",
 }
+RETURNING = ("interview.offer_declined", "interview.offer_withdrawn")
+REF_NEXT_ACTOR = {
+    "invited": "freelancer",
+    "accepted": "client",
+    "in_progress": "client",
+    "offer_extended": "freelancer",
+}
+
+
+def _ref_status(history: list[EventEnvelope]) -> str:
+    status = "in_progress"  # only reschedules known: what a reschedule most often finds
+    for e in history:
+        if e.type in REF_STATUS:
+            status = REF_STATUS[e.type]
+        elif e.type in RETURNING:
+            status = e.data.get("status", "in_progress")
+    return status
 
 
 def _iso(value: Any) -> str | None:
@@ -256,12 +330,26 @@ def reference_interviews(events: Iterable[EventEnvelope]) -> dict[str, dict[str,
         hired, cancelled = first("interview.offer_accepted"), first("interview.cancelled")
         offers = [e for e in history if e.type == "interview.offer_extended"]
         t_invited = invited.occurred_at if invited else None
+        schedules = [e for e in history if e.type in ("interview.started", "interview.rescheduled")]
+        status = _ref_status(history)
+        deadline = None
+        if status == "invited" and invited is not None:
+            deadline = invited.data.get("expires_at")
+        elif status == "offer_extended" and offers:
+            deadline = offers[-1].data.get("expires_at")
         out[interview_id] = {
             "id": interview_id,
             "job_id": last.job_id,
             "client_id": last.client_id,
             "freelancer_id": last.freelancer_id,
-            "status": REF_STATUS[last.type],
+            "status": status,
+            "next_actor": REF_NEXT_ACTOR.get(status),
+            "next_deadline_at": _iso(deadline),
+            "scheduled_at": _iso(schedules[-1].data.get("scheduled_at")) if schedules else None,
+            "duration_minutes": (
+                schedules[-1].data.get("duration_minutes", 30) if schedules else None
+            ),
+            "reschedules": sum(e.type == "interview.rescheduled" for e in history),
             "version": last.version,
             "position": last.position,
             "invited_at": when(invited),
@@ -282,6 +370,7 @@ def reference_interviews(events: Iterable[EventEnvelope]) -> dict[str, dict[str,
             "expired_what": (x.data["what"] if (x := first("interview.expired")) else None),
             "offers": len(offers),
             "offers_declined": sum(e.type == "interview.offer_declined" for e in history),
+            "offers_withdrawn": sum(e.type == "interview.offer_withdrawn" for e in history),
             "offer_terms": (
                 (
                     str(offers[-1].data["amount"]),
@@ -321,6 +410,11 @@ def normalize_api_interview(
         "client_id": item["client_id"],
         "freelancer_id": item["freelancer_id"],
         "status": item["status"],
+        "next_actor": item["next_actor"],
+        "next_deadline_at": _iso(item["next_deadline_at"]),
+        "scheduled_at": _iso(item["scheduled_at"]),
+        "duration_minutes": item["duration_minutes"],
+        "reschedules": item["reschedules"],
         "version": item["version"],
         "position": item["position"],
         "invited_at": _iso(item["invited_at"]),
@@ -334,6 +428,7 @@ def normalize_api_interview(
         "expired_what": item["expired_what"],
         "offers": offer["offers_extended"] if offer else 0,
         "offers_declined": offer["offers_declined"] if offer else 0,
+        "offers_withdrawn": offer["offers_withdrawn"] if offer else 0,
         "offer_terms": (offer["amount"], offer["currency"], offer["rate_type"]) if offer else None,
         "time_to_accept": round(tta, 3) if tta is not None else None,
         "time_to_hire": round(tth, 3) if tth is not None else None,
@@ -391,7 +486,8 @@ def reference_stats(interviews: Iterable[dict[str, Any]]) -> dict[str, Any]:
     counts = [
         len(rows),
         sum(passed(r, "accepted", "started", "offer_extended", "offer_accepted") for r in rows),
-        sum(passed(r, "started", "offer_extended", "offer_accepted") for r in rows),
+        # Only interviews that were started: an offer may follow acceptance directly.
+        sum(passed(r, "started") for r in rows),
         sum(passed(r, "offer_extended", "offer_accepted") for r in rows),
         sum(passed(r, "offer_accepted") for r in rows),
     ]

@@ -1,5 +1,6 @@
 """The notifications database: inbox, webhooks, the delivery outbox and its attempts,
-and the open deadlines that reminders are due for."""
+the open deadlines and scheduled meetings that reminders are due for, and each
+user's preferences (time zone)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ webhooks = sa.Table(
     sa.Column("event_types", sa.JSON, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False, default=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
-    # Added in the second round (``add_missing_columns`` adds them to an older table):
+    # Added in the second round (``add_missing_columns`` adds it to an older table):
     # the URL as compared for duplicates (webhook_urls.normalised_url).
     sa.Column("normalized_url", sa.Text, nullable=True),
     sa.Column("owner_role", sa.String(16), nullable=True),
@@ -125,27 +126,42 @@ attempts = sa.Table(
 reminder_deadlines = sa.Table(
     "reminder_deadlines",
     metadata,
-    # One row per interview and deadline: a revised offer replaces the previous offer's row.
+    # One row per interview and deadline: a revised offer replaces the previous offer's
+    # row, a reschedule the meeting's.
     sa.Column("interview_id", sa.String(36), primary_key=True),
-    sa.Column("what", sa.String(16), primary_key=True),  # invitation | offer
+    sa.Column("what", sa.String(16), primary_key=True),  # invitation | offer | meeting
     # The interview version of the last event that opened or closed the row: an
     # older (stale or duplicate) event never changes it, so it cannot reopen it.
     sa.Column("version", sa.Integer, nullable=False),
     # pending -> sent | skipped | closed (answered, cancelled or expired first)
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("due_at", UtcDateTime, nullable=True),
+    # The invitation's or offer's expiry; for a meeting, when it starts.
     sa.Column("expires_at", UtcDateTime, nullable=True),
-    sa.Column("recipient_id", sa.String(128), nullable=False),  # the party who must answer
+    # The party who must answer (a meeting's reminder goes to both parties).
+    sa.Column("recipient_id", sa.String(128), nullable=False),
     sa.Column("job_id", sa.Text, nullable=False),
     sa.Column("client_id", sa.String(128), nullable=False),
     sa.Column("freelancer_id", sa.String(128), nullable=False),
     sa.Column("notification_id", sa.String(36), nullable=True),  # the reminder, once sent
     sa.Column("reason", sa.Text, nullable=True),  # why it was skipped or closed
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("duration_minutes", sa.Integer, nullable=True),  # a meeting's length
     sa.Index("ix_reminder_deadlines_due", "status", "due_at"),
 )
 
+preferences = sa.Table(
+    "notification_preferences",
+    metadata,
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    # An IANA time zone name: every text the user receives shows times in it.
+    sa.Column("time_zone", sa.String(64), nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
 
+
+# Columns added since the first release, per table: ``create_all`` creates missing
+# tables but never changes an existing one, so ``add_missing_columns`` adds these.
 def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING`` for PostgreSQL and SQLite."""
     if conn.dialect.name == "postgresql":
@@ -161,41 +177,51 @@ def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
 
 def create_tables(engine: sa.Engine) -> None:
     """Idempotent; tolerates another process creating the same tables at the same time.
-    A database created by an older release gets the columns it lacks."""
+    A database of an earlier release gets its new tables and columns."""
     for attempt in range(5):
         try:
             metadata.create_all(engine, checkfirst=True)
-            add_missing_columns(engine)
-            return
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError) as error:
-            # SQLite reports a column another process just added as an OperationalError;
-            # on PostgreSQL that error means the database is down: no point retrying.
-            down = isinstance(error, sa.exc.OperationalError) and engine.dialect.name != "sqlite"
-            if attempt == 4 or down:
+            break
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+            if attempt == 4:
                 raise
+    add_missing_columns(engine)
 
 
-def add_missing_columns(engine: sa.Engine) -> None:
-    """Brings a webhooks table of the previous release up to date (there is no
-    migration tool yet: this one function is the whole upgrade path).
+def add_missing_columns(engine: sa.Engine) -> list[str]:
+    """The one place that alters existing tables (there is no migration tool yet).
 
-    Adds each missing column with a guarded ``ALTER TABLE ... ADD COLUMN``,
-    fills ``normalized_url`` for existing rows, and erases the receivers' answer
-    bodies the previous release kept in attempt errors (``HTTP 500: <body>``
-    becomes ``HTTP 500``): a webhook's owner must never read them.
+    Adds every column of the models that a table of an earlier release lacks
+    (all of them nullable or with a default); another process adding the same
+    column first is fine. Then brings the webhooks' data up to date: fills
+    ``normalized_url`` and erases the receivers' answer bodies an earlier
+    release kept in attempt errors (``HTTP 500: <body>`` becomes ``HTTP 500``):
+    a webhook's owner must never read them. Returns the columns it added.
     """
-    inspector = sa.inspect(engine)
-    if not inspector.has_table(webhooks.name):
-        return
-    present = {column["name"] for column in inspector.get_columns(webhooks.name)}
-    missing = [column for column in webhooks.columns if column.name not in present]
-    if not missing:
-        return
-    guard = "IF NOT EXISTS " if engine.dialect.name == "postgresql" else ""
-    with engine.begin() as conn:
-        for column in missing:
+    added = []
+    for table in metadata.sorted_tables:
+        with engine.connect() as conn:
+            present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
             ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
-            conn.execute(sa.text(f"ALTER TABLE {webhooks.name} ADD COLUMN {guard}{ddl}"))
+            try:
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}')
+                added.append(f"{table.name}.{column.name}")
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+                with engine.connect() as conn:
+                    now = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+                if column.name not in now:
+                    raise
+    if any(name.startswith(f"{webhooks.name}.") for name in added):
+        _upgrade_webhook_rows(engine)
+    return added
+
+
+def _upgrade_webhook_rows(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
         for row in conn.execute(
             sa.select(webhooks.c.id, webhooks.c.url).where(webhooks.c.normalized_url.is_(None))
         ).all():

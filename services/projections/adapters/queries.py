@@ -233,6 +233,10 @@ def _reached(*columns: Any) -> Any:
 
 
 FUNNEL = ("invited", "accepted", "started", "offer", "hired")
+# The stage each rate is relative to. An offer may be extended from ``accepted`` as
+# well as from ``in_progress``, so offers are measured against acceptances, and
+# "started" counts only interviews that were started (an ``interview.started``).
+PREVIOUS_STAGE = {"accepted": 0, "started": 1, "offer": 1, "hired": 3}
 
 
 def stats(conn: sa.Connection, tables: ViewTables, scope: Scope) -> dict[str, Any]:
@@ -250,7 +254,7 @@ def stats(conn: sa.Connection, tables: ViewTables, scope: Scope) -> dict[str, An
         sa.select(
             sa.func.count(),
             _reached(accepted, started, offered, hired),
-            _reached(started, offered, hired),
+            _reached(started),
             _reached(offered, hired),
             _reached(hired),
         ).where(*where)
@@ -258,7 +262,7 @@ def stats(conn: sa.Connection, tables: ViewTables, scope: Scope) -> dict[str, An
     counts = [int(v or 0) for v in funnel_row]
     funnel = []
     for i, stage in enumerate(FUNNEL):
-        previous = counts[i - 1] if i else counts[0]
+        previous = counts[PREVIOUS_STAGE.get(stage, 0)]
         funnel.append(
             {
                 "stage": stage,

@@ -20,11 +20,13 @@ VIEW = "interviews"
 # Bump a view's number when its table or its folding changes: the next start
 # rebuilds every view from the log into a fresh generation.
 VIEW_SCHEMAS: dict[str, int] = {
-    "interview_summary": 1,
+    # 2: schedule, duration, reschedules, who acts next, next deadline, withdrawn
+    # offers; a declined or withdrawn offer returns to the state before it.
+    "interview_summary": 2,
     "timeline": 1,
     "job_candidates": 1,
     "freelancer_interviews": 1,
-    "stats": 1,
+    "stats": 2,  # 2: "started" counts only interviews that were started
     "gaps": 1,
 }
 
@@ -94,6 +96,14 @@ def _interviews(md: sa.MetaData, g: int) -> sa.Table:
         sa.Column("decline_reason", sa.Text),
         sa.Column("started_at", _Ts),
         sa.Column("scheduled_at", _Ts),
+        sa.Column("duration_minutes", sa.Integer),
+        sa.Column("schedule_version", sa.Integer, nullable=False),
+        sa.Column("reschedules", sa.Integer, nullable=False),
+        sa.Column("status_version", sa.Integer, nullable=False),
+        # "freelancer" | "client" while the interview is open, else NULL.
+        sa.Column("next_actor", sa.String(16)),
+        # The open invitation's or offer's expiry.
+        sa.Column("next_deadline_at", _Ts),
         sa.Column("first_offer_at", _Ts),
         sa.Column("last_offer_at", _Ts),
         sa.Column("offers_count", sa.Integer, nullable=False),
@@ -104,6 +114,7 @@ def _interviews(md: sa.MetaData, g: int) -> sa.Table:
         sa.Column("offer_start_date", sa.String(10)),
         sa.Column("offer_expires_at", _Ts),
         sa.Column("offers_declined", sa.Integer, nullable=False),
+        sa.Column("offers_withdrawn", sa.Integer, nullable=False),
         sa.Column("hired_at", _Ts),
         sa.Column("cancelled_at", _Ts),
         sa.Column("cancel_reason", sa.Text),

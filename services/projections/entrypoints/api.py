@@ -232,9 +232,10 @@ async def stats(
     response: Response, principal: Viewer, views: Views, min_position: MinPosition = None
 ) -> dict[str, Any]:
     """Over the interviews the caller may see. Funnel stages count every
-    interview that reached the stage or went past it (an offer can be made
-    without a formal start); rates are relative to the previous stage and to
-    the invitations."""
+    interview that reached the stage or went past it, except "started", which
+    counts only interviews that were started (an offer can be made without a
+    formal start); rates are relative to the previous stage (offers: to the
+    acceptances) and to the invitations."""
     if min_position:
         await views.wait_for(min_position)
     snapshot = await run_in_threadpool(views.stats, Scope.of(principal))

@@ -28,6 +28,7 @@ class OfferPublic(BaseModel):
     extended_at: datetime | None
     offers_extended: int
     offers_declined: int
+    offers_withdrawn: int
 
 
 class CancellationPublic(BaseModel):
@@ -52,7 +53,18 @@ class InterviewSummary(BaseModel):
     declined_at: datetime | None
     decline_reason: str | None
     started_at: datetime | None
-    scheduled_at: datetime | None
+    scheduled_at: datetime | None = Field(
+        description="when the meeting takes place (set by start or reschedule)"
+    )
+    duration_minutes: int | None = Field(description="length of the scheduled meeting")
+    reschedules: int = Field(description="how many times the meeting was moved")
+    next_actor: Literal["freelancer", "client"] | None = Field(
+        description="who must act next: the freelancer answers an invitation or offer, "
+        "the client starts an accepted interview or makes an offer; null once closed"
+    )
+    next_deadline_at: datetime | None = Field(
+        description="when the open invitation or offer expires, if it has a deadline"
+    )
     offer: OfferPublic | None
     hired_at: datetime | None
     cancellation: CancellationPublic | None
@@ -103,8 +115,13 @@ class CandidateBoard(BaseModel):
 
 class FunnelStage(BaseModel):
     stage: Literal["invited", "accepted", "started", "offer", "hired"]
-    count: int = Field(description="interviews that reached this stage or went past it")
-    rate_from_previous: float | None
+    count: int = Field(
+        description="interviews that reached this stage or went past it; started: only "
+        "those that were started (an offer may come straight after acceptance)"
+    )
+    rate_from_previous: float | None = Field(
+        description="relative to the previous stage; offer: relative to accepted"
+    )
     rate_from_invited: float | None
 
 
@@ -155,6 +172,7 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
             "extended_at": row.get("last_offer_at"),
             "offers_extended": row.get("offers_count") or 0,
             "offers_declined": row.get("offers_declined") or 0,
+            "offers_withdrawn": row.get("offers_withdrawn") or 0,
         }
     cancellation = None
     if row.get("cancelled_at") is not None:
@@ -180,6 +198,10 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
         "decline_reason": row.get("decline_reason"),
         "started_at": row.get("started_at"),
         "scheduled_at": row.get("scheduled_at"),
+        "duration_minutes": row.get("duration_minutes"),
+        "reschedules": row.get("reschedules") or 0,
+        "next_actor": row.get("next_actor"),
+        "next_deadline_at": row.get("next_deadline_at"),
         "offer": offer,
         "hired_at": row.get("hired_at"),
         "cancellation": cancellation,
