@@ -30,20 +30,21 @@ def _apply_data_dir(data_dir: Path | None) -> None:
         os.environ["DATA_DIR"] = str(data_dir)
 
 
-def _run(asgi_app: object, host: str, port: int, workers: int = 1) -> None:
+def _run(asgi_app: object, host: str, port: int, service: str, workers: int = 1) -> None:
     """Serve ``asgi_app``; several worker processes need it as a factory's import string."""
     import uvicorn
 
+    from .common.logs import configure_logging
     from .common.settings import CommonSettings
-    from .common.web import configure_logging
 
     level = CommonSettings().log_level
-    configure_logging(level)
+    configure_logging(level, service=service)
     uvicorn.run(
         asgi_app,  # type: ignore[arg-type]
         host=host,
         port=port,
         log_level=level.lower(),
+        log_config=None,  # uvicorn's lines go through ours (text or JSON)
         access_log=False,
         workers=workers if workers > 1 else None,
         factory=isinstance(asgi_app, str),
@@ -61,7 +62,7 @@ def up(
     from .platform import create_platform_app
 
     typer.echo(f"interview platform on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    _run(create_platform_app(), host, port)
+    _run(create_platform_app(), host, port, "platform")
 
 
 @serve_app.command("interviews")
@@ -82,11 +83,13 @@ def serve_interviews(
     """The interview command API alone."""
     _apply_data_dir(data_dir)
     if workers > 1:
-        _run("services.interviews.bootstrap:app_from_environment", host, port, workers)
+        _run(
+            "services.interviews.bootstrap:app_from_environment", host, port, "interviews", workers
+        )
         return
     from .interviews.bootstrap import InterviewsContainer, create_app
 
-    _run(create_app(InterviewsContainer()), host, port)
+    _run(create_app(InterviewsContainer()), host, port, "interviews")
 
 
 @serve_app.command("notifications")
@@ -98,7 +101,7 @@ def serve_notifications(
     _apply_data_dir(data_dir)
     from .notifications.bootstrap import NotificationsContainer, create_app
 
-    _run(create_app(NotificationsContainer(), workers=True), host, port)
+    _run(create_app(NotificationsContainer(), workers=True), host, port, "notifications")
 
 
 @serve_app.command("scheduler")
@@ -109,12 +112,12 @@ def serve_scheduler(data_dir: DataDirOpt = None) -> None:
     _apply_data_dir(data_dir)
     import signal
 
-    from .common.web import configure_logging
+    from .common.logs import configure_logging
     from .interviews.bootstrap import InterviewsContainer
     from .interviews.scheduler import Scheduler
 
     container = InterviewsContainer()
-    configure_logging(container.settings.log_level)
+    configure_logging(container.settings.log_level, service="scheduler")
     # The signals wait here; the scheduler thread (which inherits the mask) never sees them.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
@@ -136,11 +139,11 @@ def relay(
 ) -> None:
     """Publish the event store's interview events to Kafka (KAFKA_BOOTSTRAP_SERVERS)."""
     _apply_data_dir(data_dir)
+    from .common.logs import configure_logging
     from .common.settings import CommonSettings
-    from .common.web import configure_logging
     from .interviews.relay import RelaySettings, serve
 
-    configure_logging(CommonSettings().log_level)
+    configure_logging(CommonSettings().log_level, service="relay")
     settings = RelaySettings()
     if metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": metrics_port})
@@ -158,7 +161,7 @@ def serve_projections(
     _apply_data_dir(data_dir)
     from .projections.bootstrap import ProjectionsContainer, create_app
 
-    _run(create_app(ProjectionsContainer(), workers=True), host, port)
+    _run(create_app(ProjectionsContainer(), workers=True), host, port, "projections")
 
 
 @app.command()
@@ -180,7 +183,7 @@ def replay(
     _apply_data_dir(data_dir)
     import sys
 
-    from .common.web import configure_logging
+    from .common.logs import configure_logging
     from .projections.bootstrap import ProjectionsContainer
     from .projections.rebuild import Progress, RebuildRunningError
     from .projections.settings import ProjectionsSettings
@@ -188,7 +191,7 @@ def replay(
     if source not in ("auto", "kafka", "log"):
         raise typer.BadParameter("--source must be auto, kafka or log")
     settings = ProjectionsSettings()
-    configure_logging("WARNING")
+    configure_logging("WARNING", service="replay")
     if batch is not None:
         settings = settings.model_copy(update={"rebuild_batch": batch})
     interviews = None
