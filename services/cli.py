@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import Annotated, Any
 
 import typer
 
@@ -30,25 +32,46 @@ def _apply_data_dir(data_dir: Path | None) -> None:
         os.environ["DATA_DIR"] = str(data_dir)
 
 
+# In-flight requests get this long to finish after SIGTERM; open streams end
+# within a second of it (``services.common.shutdown``).
+GRACEFUL_SHUTDOWN_S = 10
+
+
 def _run(asgi_app: object, host: str, port: int, service: str, workers: int = 1) -> None:
     """Serve ``asgi_app``; several worker processes need it as a factory's import string."""
     import uvicorn
 
     from .common.logs import configure_logging
     from .common.settings import CommonSettings
+    from .common.shutdown import begin_shutdown
 
     level = CommonSettings().log_level
     configure_logging(level, service=service)
-    uvicorn.run(
-        asgi_app,  # type: ignore[arg-type]
-        host=host,
-        port=port,
-        log_level=level.lower(),
-        log_config=None,  # uvicorn's lines go through ours (text or JSON)
-        access_log=False,
-        workers=workers if workers > 1 else None,
-        factory=isinstance(asgi_app, str),
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": level.lower(),
+        "log_config": None,  # uvicorn's lines go through ours (text or JSON)
+        "access_log": False,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+    }
+    if workers > 1:
+        # The supervisor passes SIGTERM on to each worker (the interviews API: no streams).
+        uvicorn.run(asgi_app, workers=workers, factory=True, **options)  # type: ignore[arg-type]
+        return
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            begin_shutdown()
+            super().handle_exit(sig, frame)
+
+    def stopped_on_request(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    # After a graceful stop uvicorn raises the signal again under the handler
+    # found at start: a stop that was asked for and done exits 0.
+    signal.signal(signal.SIGTERM, stopped_on_request)
+    Server(uvicorn.Config(asgi_app, **options)).run()  # type: ignore[arg-type]
 
 
 @app.command()
@@ -110,7 +133,6 @@ def serve_scheduler(data_dir: DataDirOpt = None) -> None:
 
     Safe to run several (one leads, the others stand by); stops on SIGTERM or Ctrl-C."""
     _apply_data_dir(data_dir)
-    import signal
 
     from .common.logs import configure_logging
     from .interviews.bootstrap import InterviewsContainer

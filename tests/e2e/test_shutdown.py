@@ -1,0 +1,90 @@
+"""SIGTERM stops a server within a few seconds, even with a dashboard stream open."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.common.auth import mint_token
+from tests.conftest import TEST_SECRET
+
+pytestmark = pytest.mark.e2e
+
+# Well inside the 30 s grace period of a common orchestrator.
+STOPS_WITHIN_S = 10.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", [["up"], ["serve", "projections"]], ids=" ".join)
+def test_sigterm_ends_an_open_dashboard_stream_and_the_process_exits_cleanly(
+    command: list[str], tmp_path: Path
+) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "LOG_FORMAT")
+    }
+    env.update(DATA_DIR=str(tmp_path / "data"), AUTH_SECRET=TEST_SECRET, LOG_LEVEL="WARNING")
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", *command, "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    headers = {"Authorization": "Bearer " + mint_token(TEST_SECRET, "client-1", "client", 600)}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if http.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+            opened = threading.Event()
+            ended: list[str] = []
+
+            def watch() -> None:
+                with http.stream("GET", "/views/stream", headers=headers) as stream:
+                    assert stream.status_code == 200
+                    for line in stream.iter_lines():
+                        if line.startswith("event: update"):
+                            opened.set()
+                ended.append("ended")
+
+            reader = threading.Thread(target=watch, daemon=True)
+            reader.start()
+            assert opened.wait(30), "the stream sent no update"
+
+            sent = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=STOPS_WITHIN_S + 20)
+            took = time.monotonic() - sent
+            reader.join(5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    print(f"{' '.join(command)}: SIGTERM to exit with a stream open: {took:.2f}s")
+    assert took < STOPS_WITHIN_S
+    assert code == 0, process.stderr.read()  # type: ignore[union-attr]
+    assert ended == ["ended"]  # the stream ended cleanly rather than being cut
