@@ -128,7 +128,16 @@ def serve_notifications(
 
 
 @serve_app.command("scheduler")
-def serve_scheduler(data_dir: DataDirOpt = None) -> None:
+def serve_scheduler(
+    data_dir: DataDirOpt = None,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            envvar="SCHEDULER_METRICS_PORT",
+            help="Port of /metrics, /healthz and /readyz on 0.0.0.0 (0 = off)",
+        ),
+    ] = 0,
+) -> None:
     """The deadline scheduler alone: expires unanswered invitations and offers.
 
     Safe to run several (one leads, the others stand by); stops on SIGTERM or Ctrl-C."""
@@ -143,13 +152,26 @@ def serve_scheduler(data_dir: DataDirOpt = None) -> None:
     # The signals wait here; the scheduler thread (which inherits the mask) never sees them.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    scheduler = Scheduler(container).start()
+    scheduler = Scheduler(container)
+    server = None
+    if metrics_port:
+        from prometheus_client import CollectorRegistry
+
+        from .common.health import HealthServer
+        from .interviews.scheduler import SchedulerCollector
+
+        registry = CollectorRegistry()
+        registry.register(SchedulerCollector(scheduler))
+        server = HealthServer(metrics_port, registry, scheduler.check_ready).start()
+    scheduler.start()
     try:
         received = signal.sigwait(stop_signals)
         typer.echo(f"deadline scheduler: {signal.Signals(received).name}, stopping", err=True)
     finally:
         scheduler.stop()
         container.close()
+        if server is not None:
+            server.shutdown()
 
 
 @app.command()
