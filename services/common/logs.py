@@ -31,10 +31,11 @@ except ImportError:  # pragma: no cover - tracing is optional
 
 service_var: ContextVar[str | None] = ContextVar("log_service", default=None)
 correlation_id_var: ContextVar[str | None] = ContextVar("log_correlation_id", default=None)
-interview_id_var: ContextVar[str | None] = ContextVar("log_interview_id", default=None)
+# A UUID or a string: made a string only when a line is written.
+interview_id_var: ContextVar[object | None] = ContextVar("log_interview_id", default=None)
 trace_id_var: ContextVar[str | None] = ContextVar("log_trace_id", default=None)
 
-_VARS: dict[str, ContextVar[str | None]] = {
+_VARS: dict[str, ContextVar[Any]] = {
     "service": service_var,
     "correlation_id": correlation_id_var,
     "interview_id": interview_id_var,
@@ -56,10 +57,10 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 def trace_id_from(traceparent: str | bytes | None) -> str | None:
     """The trace id of a W3C ``traceparent`` value, or None if it is not one."""
+    if not traceparent or len(traceparent) != 55:
+        return None
     if isinstance(traceparent, bytes):
         traceparent = traceparent.decode("ascii", "replace")
-    if not traceparent:
-        return None
     match = TRACEPARENT.match(traceparent.strip().lower())
     if match is None or match.group(1) == "0" * 32:
         return None
@@ -76,6 +77,30 @@ def log_context(**fields: str | None) -> Iterator[None]:
     finally:
         for var, token in reversed(tokens):
             var.reset(token)
+
+
+class EventLogContext:
+    """``log_context`` for one consumed event, cheap enough to wrap every handler call."""
+
+    __slots__ = ("correlation_id", "interview_id", "trace_id", "_tokens")
+
+    def __init__(self, correlation_id: str, interview_id: object, trace_id: str | None) -> None:
+        self.correlation_id = correlation_id
+        self.interview_id = interview_id
+        self.trace_id = trace_id
+
+    def __enter__(self) -> None:
+        self._tokens = (
+            correlation_id_var.set(self.correlation_id),
+            interview_id_var.set(self.interview_id),
+            trace_id_var.set(self.trace_id),
+        )
+
+    def __exit__(self, *_: object) -> None:
+        correlation, interview, trace = self._tokens
+        trace_id_var.reset(trace)
+        interview_id_var.reset(interview)
+        correlation_id_var.reset(correlation)
 
 
 def _current_trace_id() -> str | None:
@@ -96,9 +121,11 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "service", None):
             record.service = service_var.get() or self.service
-        for name in ("correlation_id", "interview_id"):
-            if getattr(record, name, None) is None:
-                setattr(record, name, _VARS[name].get())
+        if getattr(record, "correlation_id", None) is None:
+            record.correlation_id = correlation_id_var.get()
+        if getattr(record, "interview_id", None) is None:
+            interview_id = interview_id_var.get()
+            record.interview_id = None if interview_id is None else str(interview_id)
         if getattr(record, "trace_id", None) is None:
             record.trace_id = _current_trace_id()
         return True

@@ -39,7 +39,7 @@ from sqlalchemy import exc as sa_exc
 
 from ..contracts import DLQ_TOPIC, EventEnvelope, UnsupportedEventError, decode_envelope
 from .consumer import ConsumerSpec
-from .logs import log_context, trace_id_from
+from .logs import EventLogContext, trace_id_from
 
 log = logging.getLogger(__name__)
 
@@ -557,11 +557,14 @@ def _event_log_context(
     """Log lines written while one event is applied carry its ids."""
     if envelope is None:
         return contextlib.nullcontext()
-    traceparent = next((v for k, v in record.headers if k == "traceparent"), None)
-    return log_context(
-        correlation_id=envelope.correlation_id,
-        interview_id=str(envelope.interview_id),
-        trace_id=trace_id_from(traceparent) or trace_id_from(envelope.correlation_id),
+    trace_id = None
+    for key, value in record.headers:
+        if key == "traceparent":
+            trace_id = trace_id_from(value)
+    return EventLogContext(
+        envelope.correlation_id,
+        envelope.interview_id,
+        trace_id or trace_id_from(envelope.correlation_id),
     )
 
 
