@@ -20,7 +20,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -67,16 +67,28 @@ def trace_id_from(traceparent: str | bytes | None) -> str | None:
     return match.group(1)
 
 
+Bound = list[tuple[ContextVar[Any], Token[Any]]]
+
+
+def bind_log_context(**fields: str | None) -> Bound:
+    """Sets ``service`` / ``correlation_id`` / ``interview_id`` / ``trace_id`` for
+    every log line written until ``unbind_log_context`` (None leaves a field as it was)."""
+    return [(_VARS[name], _VARS[name].set(value)) for name, value in fields.items() if value]
+
+
+def unbind_log_context(bound: Bound) -> None:
+    for var, token in reversed(bound):
+        var.reset(token)
+
+
 @contextlib.contextmanager
 def log_context(**fields: str | None) -> Iterator[None]:
-    """Sets ``service`` / ``correlation_id`` / ``interview_id`` / ``trace_id`` for
-    every log line written inside the block (None leaves a field as it was)."""
-    tokens = [(_VARS[name], _VARS[name].set(value)) for name, value in fields.items() if value]
+    """``bind_log_context`` for the lines written inside the block."""
+    bound = bind_log_context(**fields)
     try:
         yield
     finally:
-        for var, token in reversed(tokens):
-            var.reset(token)
+        unbind_log_context(bound)
 
 
 class EventLogContext:

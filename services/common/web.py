@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import AuthError, Principal, decode_token
-from .logs import log_context, trace_id_from
+from .logs import bind_log_context, trace_id_from, unbind_log_context
 
 log = logging.getLogger("http")
 
@@ -233,36 +233,37 @@ class ObservabilityMiddleware:
                 MutableHeaders(scope=message).append("X-Request-Id", request_id)
             await send(message)
 
-        with log_context(
+        bound = bind_log_context(
             service=self.metrics.service,
             correlation_id=correlation_id,
             trace_id=trace_id_from(headers.get("traceparent")),
-        ):
-            try:
-                await self.app(scope, receive, send_with_id)
-            finally:
-                elapsed = time.perf_counter() - start
-                method = scope["method"]
-                template = getattr(scope.get("route"), "path", "unmatched")
-                self.metrics.requests.labels(method, template, str(status)).inc()
-                self.metrics.latency.labels(method, template).observe(elapsed)
-                if log.isEnabledFor(logging.INFO):
-                    # The path holds ids only; the query string and body are never logged.
-                    log.info(
-                        "%s %s %d %.2fms",
-                        method,
-                        scope["path"],
-                        status,
-                        elapsed * 1000,
-                        extra={
-                            "method": method,
-                            "path": scope["path"],
-                            "route": template,
-                            "status": status,
-                            "ms": round(elapsed * 1000, 2),
-                            "request_id": request_id,
-                        },
-                    )
+        )
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            method = scope["method"]
+            template = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(elapsed)
+            if log.isEnabledFor(logging.INFO):
+                # The path holds ids only; the query string and body are never logged.
+                log.info(
+                    "%s %s %d %.2fms",
+                    method,
+                    scope["path"],
+                    status,
+                    elapsed * 1000,
+                    extra={
+                        "method": method,
+                        "path": scope["path"],
+                        "route": template,
+                        "status": status,
+                        "ms": round(elapsed * 1000, 2),
+                        "request_id": request_id,
+                    },
+                )
+            unbind_log_context(bound)
 
 
 def health_router(metrics: Metrics, ready_check: Callable[[Request], None]) -> APIRouter:
