@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import Annotated, Any
 
 import typer
 
@@ -30,24 +32,46 @@ def _apply_data_dir(data_dir: Path | None) -> None:
         os.environ["DATA_DIR"] = str(data_dir)
 
 
-def _run(asgi_app: object, host: str, port: int, workers: int = 1) -> None:
+# In-flight requests get this long to finish after SIGTERM; open streams end
+# within a second of it (``services.common.shutdown``).
+GRACEFUL_SHUTDOWN_S = 10
+
+
+def _run(asgi_app: object, host: str, port: int, service: str, workers: int = 1) -> None:
     """Serve ``asgi_app``; several worker processes need it as a factory's import string."""
     import uvicorn
 
+    from .common.logs import configure_logging
     from .common.settings import CommonSettings
-    from .common.web import configure_logging
+    from .common.shutdown import begin_shutdown
 
     level = CommonSettings().log_level
-    configure_logging(level)
-    uvicorn.run(
-        asgi_app,  # type: ignore[arg-type]
-        host=host,
-        port=port,
-        log_level=level.lower(),
-        access_log=False,
-        workers=workers if workers > 1 else None,
-        factory=isinstance(asgi_app, str),
-    )
+    configure_logging(level, service=service)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": level.lower(),
+        "log_config": None,  # uvicorn's lines go through ours (text or JSON)
+        "access_log": False,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+    }
+    if workers > 1:
+        # The supervisor passes SIGTERM on to each worker (the interviews API: no streams).
+        uvicorn.run(asgi_app, workers=workers, factory=True, **options)  # type: ignore[arg-type]
+        return
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            begin_shutdown()
+            super().handle_exit(sig, frame)
+
+    def stopped_on_request(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    # After a graceful stop uvicorn raises the signal again under the handler
+    # found at start: a stop that was asked for and done exits 0.
+    signal.signal(signal.SIGTERM, stopped_on_request)
+    Server(uvicorn.Config(asgi_app, **options)).run()  # type: ignore[arg-type]
 
 
 @app.command()
@@ -61,7 +85,7 @@ def up(
     from .platform import create_platform_app
 
     typer.echo(f"interview platform on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    _run(create_platform_app(), host, port)
+    _run(create_platform_app(), host, port, "platform")
 
 
 @serve_app.command("interviews")
@@ -82,11 +106,13 @@ def serve_interviews(
     """The interview command API alone."""
     _apply_data_dir(data_dir)
     if workers > 1:
-        _run("services.interviews.bootstrap:app_from_environment", host, port, workers)
+        _run(
+            "services.interviews.bootstrap:app_from_environment", host, port, "interviews", workers
+        )
         return
     from .interviews.bootstrap import InterviewsContainer, create_app
 
-    _run(create_app(InterviewsContainer()), host, port)
+    _run(create_app(InterviewsContainer()), host, port, "interviews")
 
 
 @serve_app.command("notifications")
@@ -98,33 +124,54 @@ def serve_notifications(
     _apply_data_dir(data_dir)
     from .notifications.bootstrap import NotificationsContainer, create_app
 
-    _run(create_app(NotificationsContainer(), workers=True), host, port)
+    _run(create_app(NotificationsContainer(), workers=True), host, port, "notifications")
 
 
 @serve_app.command("scheduler")
-def serve_scheduler(data_dir: DataDirOpt = None) -> None:
+def serve_scheduler(
+    data_dir: DataDirOpt = None,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            envvar="SCHEDULER_METRICS_PORT",
+            help="Port of /metrics, /healthz and /readyz on 0.0.0.0 (0 = off)",
+        ),
+    ] = 0,
+) -> None:
     """The deadline scheduler alone: expires unanswered invitations and offers.
 
     Safe to run several (one leads, the others stand by); stops on SIGTERM or Ctrl-C."""
     _apply_data_dir(data_dir)
-    import signal
 
-    from .common.web import configure_logging
+    from .common.logs import configure_logging
     from .interviews.bootstrap import InterviewsContainer
     from .interviews.scheduler import Scheduler
 
     container = InterviewsContainer()
-    configure_logging(container.settings.log_level)
+    configure_logging(container.settings.log_level, service="scheduler")
     # The signals wait here; the scheduler thread (which inherits the mask) never sees them.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    scheduler = Scheduler(container).start()
+    scheduler = Scheduler(container)
+    server = None
+    if metrics_port:
+        from prometheus_client import CollectorRegistry
+
+        from .common.health import HealthServer
+        from .interviews.scheduler import SchedulerCollector
+
+        registry = CollectorRegistry()
+        registry.register(SchedulerCollector(scheduler))
+        server = HealthServer(metrics_port, registry, scheduler.check_ready).start()
+    scheduler.start()
     try:
         received = signal.sigwait(stop_signals)
         typer.echo(f"deadline scheduler: {signal.Signals(received).name}, stopping", err=True)
     finally:
         scheduler.stop()
         container.close()
+        if server is not None:
+            server.shutdown()
 
 
 @app.command()
@@ -136,11 +183,11 @@ def relay(
 ) -> None:
     """Publish the event store's interview events to Kafka (KAFKA_BOOTSTRAP_SERVERS)."""
     _apply_data_dir(data_dir)
+    from .common.logs import configure_logging
     from .common.settings import CommonSettings
-    from .common.web import configure_logging
     from .interviews.relay import RelaySettings, serve
 
-    configure_logging(CommonSettings().log_level)
+    configure_logging(CommonSettings().log_level, service="relay")
     settings = RelaySettings()
     if metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": metrics_port})
@@ -158,7 +205,7 @@ def serve_projections(
     _apply_data_dir(data_dir)
     from .projections.bootstrap import ProjectionsContainer, create_app
 
-    _run(create_app(ProjectionsContainer(), workers=True), host, port)
+    _run(create_app(ProjectionsContainer(), workers=True), host, port, "projections")
 
 
 @app.command()
@@ -180,7 +227,7 @@ def replay(
     _apply_data_dir(data_dir)
     import sys
 
-    from .common.web import configure_logging
+    from .common.logs import configure_logging
     from .projections.bootstrap import ProjectionsContainer
     from .projections.rebuild import Progress, RebuildRunningError
     from .projections.settings import ProjectionsSettings
@@ -188,7 +235,7 @@ def replay(
     if source not in ("auto", "kafka", "log"):
         raise typer.BadParameter("--source must be auto, kafka or log")
     settings = ProjectionsSettings()
-    configure_logging("WARNING")
+    configure_logging("WARNING", service="replay")
     if batch is not None:
         settings = settings.model_copy(update={"rebuild_batch": batch})
     interviews = None

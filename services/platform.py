@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from .asgi_mux import PathMux
+from .common.runner import ConsumerRunner
 from .interviews.bootstrap import InterviewsContainer, create_app
+from .interviews.scheduler import SchedulerCollector
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .common.consumer import ConsumerSpec
-    from .common.runner import ConsumerRunner
     from .contracts import EventEnvelope
     from .interviews.application import InterviewsApplication
     from .interviews.relay import RelayProcess
@@ -69,6 +70,7 @@ def create_platform_app() -> PathMux:
         from .projections.bootstrap import consumer_spec as projections_spec
 
         started: list[Any] = []
+        scheduler_metrics: SchedulerCollector | None = None
         try:
             if with_kafka:
                 relay = start_relay(interviews)
@@ -84,13 +86,21 @@ def create_platform_app() -> PathMux:
             scheduler = start_scheduler(interviews)
             if scheduler is not None:
                 started.append(scheduler)
+                scheduler_metrics = SchedulerCollector(scheduler)
+                interviews_app.state.metrics.registry.register(scheduler_metrics)
             yield
         finally:
+            if scheduler_metrics is not None:
+                interviews_app.state.metrics.registry.unregister(scheduler_metrics)
             for worker in reversed(started):
                 try:
                     worker.stop()
                 except Exception:  # noqa: BLE001 - keep stopping the others
                     log.exception("stopping %s failed", worker)
+            for worker in started:
+                # A consumer thread commits the batch in hand before it ends.
+                if isinstance(worker, ConsumerRunner):
+                    worker.join(10)
 
     return PathMux(
         routes=[

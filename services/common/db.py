@@ -21,6 +21,9 @@ def sqlalchemy_url(database_url: str | None, sqlite_path: Path) -> str:
 def create_engine(database_url: str | None, sqlite_path: Path, **kwargs: object) -> sa.Engine:
     """PostgreSQL when a URL is given, else an SQLite file in WAL mode."""
     url = sqlalchemy_url(database_url, sqlite_path)
+    # An error's text (logged, or stored with a parked event) never shows the
+    # statement's parameters: they may hold what a user wrote.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs

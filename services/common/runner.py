@@ -39,6 +39,7 @@ from sqlalchemy import exc as sa_exc
 
 from ..contracts import DLQ_TOPIC, EventEnvelope, UnsupportedEventError, decode_envelope
 from .consumer import ConsumerSpec
+from .logs import EventLogContext, trace_id_from
 
 log = logging.getLogger(__name__)
 
@@ -429,7 +430,8 @@ class ConsumerRunner:
             handler = self.spec.handlers.get(envelope.type)
             if handler is not None:
                 try:
-                    handler(conn, envelope)
+                    with _event_log_context(record, envelope):
+                        handler(conn, envelope)
                 except INFRASTRUCTURE_ERRORS:
                     raise
                 except Exception as error:
@@ -448,6 +450,15 @@ class ConsumerRunner:
     def _apply_carefully(self, item: tuple[SourceRecord, EventEnvelope | None]) -> None:
         """One event in its own transaction, retried with backoff, else parked."""
         record, envelope = item
+        with _event_log_context(record, envelope):
+            self._apply_or_park(record, envelope, item)
+
+    def _apply_or_park(
+        self,
+        record: SourceRecord,
+        envelope: EventEnvelope | None,
+        item: tuple[SourceRecord, EventEnvelope | None],
+    ) -> None:
         delay = self.retry_backoff
         last_error: BaseException | None = None
         for attempt in range(1, self.max_attempts + 1):
@@ -538,6 +549,23 @@ class ConsumerRunner:
             fn()
         except Exception:
             log.debug("consumer %s: %s failed", self.group, fn, exc_info=True)
+
+
+def _event_log_context(
+    record: SourceRecord, envelope: EventEnvelope | None
+) -> contextlib.AbstractContextManager[None]:
+    """Log lines written while one event is applied carry its ids."""
+    if envelope is None:
+        return contextlib.nullcontext()
+    trace_id = None
+    for key, value in record.headers:
+        if key == "traceparent":
+            trace_id = trace_id_from(value)
+    return EventLogContext(
+        envelope.correlation_id,
+        envelope.interview_id,
+        trace_id or trace_id_from(envelope.correlation_id),
+    )
 
 
 def create_tables(engine: sa.Engine, extra: Iterable[sa.MetaData] = ()) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -25,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import AuthError, Principal, decode_token
+from .logs import bind_log_context, trace_id_from, unbind_log_context
 
 log = logging.getLogger("http")
 
@@ -218,9 +218,12 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        given = Headers(scope=scope).get("x-request-id")
+        headers = Headers(scope=scope)
+        given = headers.get("x-request-id")
         request_id = given if given and len(given) <= 128 else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        # The same correlation id the interviews API records on the events.
+        correlation_id = headers.get("x-correlation-id", "")[:128] or request_id
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -230,6 +233,11 @@ class ObservabilityMiddleware:
                 MutableHeaders(scope=message).append("X-Request-Id", request_id)
             await send(message)
 
+        bound = bind_log_context(
+            service=self.metrics.service,
+            correlation_id=correlation_id,
+            trace_id=trace_id_from(headers.get("traceparent")),
+        )
         try:
             await self.app(scope, receive, send_with_id)
         finally:
@@ -239,19 +247,23 @@ class ObservabilityMiddleware:
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(elapsed)
             if log.isEnabledFor(logging.INFO):
+                # The path holds ids only; the query string and body are never logged.
                 log.info(
-                    json.dumps(
-                        {
-                            "service": self.metrics.service,
-                            "method": method,
-                            "path": scope["path"],
-                            "route": template,
-                            "status": status,
-                            "ms": round(elapsed * 1000, 2),
-                            "request_id": request_id,
-                        }
-                    )
+                    "%s %s %d %.2fms",
+                    method,
+                    scope["path"],
+                    status,
+                    elapsed * 1000,
+                    extra={
+                        "method": method,
+                        "path": scope["path"],
+                        "route": template,
+                        "status": status,
+                        "ms": round(elapsed * 1000, 2),
+                        "request_id": request_id,
+                    },
                 )
+            unbind_log_context(bound)
 
 
 def health_router(metrics: Metrics, ready_check: Callable[[Request], None]) -> APIRouter:
@@ -278,10 +290,3 @@ def health_router(metrics: Metrics, ready_check: Callable[[Request], None]) -> A
         return metrics.render()
 
     return router
-
-
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )

@@ -193,8 +193,14 @@ def decode_envelope(raw: bytes | str) -> EventEnvelope:
         envelope = EventEnvelope.model_validate(payload)
         envelope.typed_data()
     except ValidationError as error:
+        # Where and why only: the values may be what a user wrote, and this text is
+        # logged and put on the dead-letter message's headers.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}"
+            for e in error.errors(include_input=False, include_url=False)
+        )
         raise UnsupportedEventError(
-            f"invalid fields: {error.error_count()} error(s): {error}"
+            f"invalid fields: {error.error_count()} error(s): {problems}"
         ) from None
     return envelope
 

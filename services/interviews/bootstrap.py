@@ -243,10 +243,10 @@ def create_app(container: InterviewsContainer) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The uvicorn factory of ``interviewctl serve interviews --workers N``: every
     worker process builds its own container from the environment."""
-    from ..common.web import configure_logging
+    from ..common.logs import configure_logging
 
     container = InterviewsContainer()
-    configure_logging(container.settings.log_level)
+    configure_logging(container.settings.log_level, service="interviews")
     return create_app(container)
 
 

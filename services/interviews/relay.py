@@ -444,6 +444,22 @@ class RelayCollector:
         )
 
 
+class NotReadyError(Exception):
+    """The relay cannot publish now."""
+
+
+def relay_readiness(relay: Relay) -> Callable[[], None]:
+    """Ready when the event store answers and, leading, the relay has a producer
+    (a standby is ready: standing by is its job)."""
+
+    def ready() -> None:
+        relay.feed.max_position()  # raises while the event store is unreachable
+        if relay.stats.leader and not relay.stats.connected:
+            raise NotReadyError("leading, but no connection to the broker")
+
+    return ready
+
+
 class _Cached:
     """The last value of ``fn``, refreshed at most every ``seconds`` (kept on errors)."""
 
@@ -551,8 +567,9 @@ def serve(settings: RelaySettings | None = None) -> None:
     """``interviewctl relay``: runs until SIGTERM/SIGINT, with /metrics on its own port."""
     import signal
 
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
+    from ..common.health import HealthServer
     from .bootstrap import DependencyUnavailableError, InterviewsContainer
     from .settings import InterviewsSettings
 
@@ -589,11 +606,16 @@ def serve(settings: RelaySettings | None = None) -> None:
     process = RelayProcess(app, settings, registry=registry)
     server = None
     if settings.metrics_port:
-        server, _ = start_http_server(
-            settings.metrics_port, addr=settings.metrics_host, registry=registry
-        )
+        server = HealthServer(
+            settings.metrics_port,
+            registry,
+            relay_readiness(process.relay),
+            host=settings.metrics_host,
+        ).start()
         log.info(
-            "relay metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
+            "relay /metrics, /healthz, /readyz on http://%s:%d",
+            settings.metrics_host,
+            settings.metrics_port,
         )
     if stop.is_set():
         process.relay.stop()

@@ -290,6 +290,8 @@ class Scheduler:
         self.expired_total = 0
         self.settled_total = 0
         self.failed_total = 0
+        self.tick_failures_total = 0
+        self.last_tick_ok: float | None = None  # monotonic time of the last good tick
         self._lease = lease
         self._engine: sa.Engine | None = None
         self._index: DeadlineIndex | None = None
@@ -318,14 +320,25 @@ class Scheduler:
             began = time.monotonic()
             try:
                 pause = self._pause_after(self.run_once())
+                self.last_tick_ok = time.monotonic()
             except Exception as error:  # noqa: BLE001 - e.g. the database is down: retry
                 log.warning("deadline scheduler tick failed: %s: %s", type(error).__name__, error)
+                self.tick_failures_total += 1
                 self._set_leader(False)
                 pause = self.max_sleep
             if pause > 0 and self._wake.wait(pause):
                 # Woken early: let a burst of commits gather into one tick.
                 self._stopping.wait(max(0.0, began + MIN_WAKE_INTERVAL - time.monotonic()))
         log.info("deadline scheduler %s stopped", self.holder)
+
+    def check_ready(self) -> None:
+        """Raises unless the loop runs and a tick (leading or standing by) succeeded
+        within three of its longest sleeps."""
+        if self._thread is None or not self._thread.is_alive():
+            raise SchedulerNotReadyError("the scheduler loop is not running")
+        limit = max(3 * self.max_sleep, 15.0)
+        if self.last_tick_ok is None or time.monotonic() - self.last_tick_ok > limit:
+            raise SchedulerNotReadyError(f"no successful tick in the last {limit:.0f}s")
 
     def wake(self) -> None:
         """Look at the deadlines now (e.g. after a test moved the clock)."""
@@ -516,6 +529,33 @@ class Scheduler:
                 "now leads" if leader else "is no longer leading",
             )
         self.is_leader = leader
+
+
+class SchedulerNotReadyError(Exception):
+    """The scheduler cannot expire deadlines now."""
+
+
+class SchedulerCollector:
+    """The scheduler's counters, read at scrape time."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        s = self.scheduler
+        yield GaugeMetricFamily(
+            "scheduler_leader", "1 while this scheduler holds the lease", value=int(s.is_leader)
+        )
+        yield CounterMetricFamily(
+            "scheduler_expired", "Invitations and offers expired", value=s.expired_total
+        )
+        yield CounterMetricFamily(
+            "scheduler_failures",
+            "Deadlines that could not be expired or settled, and ticks that failed",
+            value=s.failed_total + s.tick_failures_total,
+        )
 
 
 def start_scheduler(container: InterviewsProvider) -> Scheduler:

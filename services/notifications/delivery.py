@@ -388,12 +388,14 @@ class DeliveryWorker:
         self.counts["failed" if outcome == "dead" else outcome] += 1
         if outcome == "dead":
             self.counts["dead"] += 1
+            # A receiver's answer may echo the notification's text: log its status
+            # only; the error of a failed connection holds no user text.
             log.warning(
                 "delivery %s (%s) is dead after %s attempts: %s",
                 message.delivery_id,
                 message.channel,
                 message.attempt,
-                result.error,
+                f"status {result.status_code}" if result.status_code else result.error,
             )
 
     def _judge_webhook(

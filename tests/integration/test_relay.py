@@ -230,6 +230,8 @@ def test_sigkilled_relay_loses_nothing_and_republished_events_take_effect_once(
 
         assert wait_until(lambda: "relay_lag_positions 0.0" in scrape(), 30, 0.2)
         assert "relay_events_published_total" in scrape()
+        ready = httpx.get(f"http://127.0.0.1:{metrics_port}/readyz", timeout=5)
+        assert ready.status_code == 200, ready.text  # leading, with a producer
 
         relay.send_signal(signal.SIGTERM)
         assert relay.wait(20) == 0, "SIGTERM stops the relay cleanly"

@@ -3,6 +3,7 @@ start-up order; checked against the CLI itself (no Docker needed)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,49 @@ def test_an_unknown_command_would_be_caught() -> None:
         resolve(["serve", "nonsense"])
     with pytest.raises(Exception, match="no-such-option"):
         resolve(["relay", "--no-such-option"])
+
+
+def test_the_broker_keeps_its_log_in_its_volume() -> None:
+    kafka = compose()["services"]["kafka"]
+    log_dirs = kafka["environment"]["KAFKA_LOG_DIRS"].split(",")
+    mounts = [volume.split(":")[1] for volume in kafka["volumes"]]
+    named = set(compose()["volumes"])
+    assert all(volume.split(":")[0] in named for volume in kafka["volumes"])
+    for log_dir in log_dirs:
+        assert any(log_dir == m or log_dir.startswith(m.rstrip("/") + "/") for m in mounts), (
+            f"{log_dir} lies outside the broker's volumes {mounts}"
+        )
+
+
+def test_every_long_running_service_restarts_and_has_a_health_check() -> None:
+    for name, service in compose()["services"].items():
+        assert service.get("restart") == "unless-stopped", f"{name}: no restart policy"
+        test = service.get("healthcheck", {}).get("test")
+        assert test, f"{name}: no health check"
+
+
+def test_the_platform_s_health_checks_ask_for_readiness_on_the_port_it_serves() -> None:
+    """/readyz (database, broker, consumer, leadership), never only /healthz or /metrics."""
+    for name, service in app_services().items():
+        probe = " ".join(service["healthcheck"]["test"])
+        match = re.search(r"http://127\.0\.0\.1:(\d+)(/\S*?)'", probe)
+        assert match, f"{name}: the health check asks no local URL: {probe}"
+        port, path = match.groups()
+        assert path == "/readyz", f"{name} checks {path}, not /readyz"
+        command = service["command"]
+        env = service.get("environment", {})
+        assert port in command or port in {str(v) for v in env.values()}, (
+            f"{name} checks port {port}, which it does not serve"
+        )
+
+
+def test_monitoring_mounts_the_deploy_files() -> None:
+    services = compose()["services"]
+    for name, files in (
+        ("prometheus", ("deploy/prometheus/prometheus.yml", "deploy/prometheus/alerts.yml")),
+        ("grafana", ("deploy/grafana/interviews-dashboard.json",)),
+    ):
+        sources = {volume.split(":")[0].removeprefix("./") for volume in services[name]["volumes"]}
+        for path in files:
+            assert path in sources, f"{name} does not mount {path}"
+            assert (ROOT / path).is_file()

@@ -124,7 +124,7 @@ class Workers:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ...common.web import configure_logging
+    from ...common.logs import configure_logging
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-consumer", action="store_true", help="do not consume events")
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-reminders", action="store_true", help="do not send reminders")
     args = parser.parse_args(argv)
     container = NotificationsContainer()
-    configure_logging(container.settings.log_level)
+    configure_logging(container.settings.log_level, service="notifications")
     # The signals wait here; the worker threads (which inherit the mask) never see them.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)

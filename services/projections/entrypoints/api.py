@@ -22,6 +22,7 @@ from pydantic_core import to_jsonable_python
 from starlette.concurrency import run_in_threadpool
 
 from ...common.auth import Principal
+from ...common.shutdown import shutting_down
 from ...common.web import BEARER, ERROR_RESPONSES, ApiError, principal_from_token
 from ..adapters import queries
 from ..adapters.queries import InvalidCursorError, Scope
@@ -270,7 +271,8 @@ async def stream(
 ) -> StreamingResponse:
     """Sends an ``update`` event (JSON: position, stats, recent activity) now and
     whenever the views move on, at most every few hundred milliseconds. The
-    stream ends after a while; EventSource reconnects by itself."""
+    stream ends after a while, and at once when the server shuts down;
+    EventSource reconnects by itself."""
     if min_position:
         await views.wait_for(min_position)
     settings = request.app.state.container.settings
@@ -297,7 +299,11 @@ async def stream(
                     last_sent = time.monotonic()
                     if max_events is not None and sent >= max_events:
                         return
-            if time.monotonic() - started > lifetime or await request.is_disconnected():
+            if (
+                shutting_down()
+                or time.monotonic() - started > lifetime
+                or await request.is_disconnected()
+            ):
                 return
             await views.watch.changed(1.0)
             await asyncio.sleep(interval)

@@ -73,10 +73,10 @@ class ConsumerWorker:
 
 
 def main() -> None:
-    from ...common.web import configure_logging
+    from ...common.logs import configure_logging
 
     container = ProjectionsContainer()
-    configure_logging(container.settings.log_level)
+    configure_logging(container.settings.log_level, service="projections")
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     worker = ConsumerWorker(container).start()
