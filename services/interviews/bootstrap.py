@@ -18,8 +18,10 @@ from fastapi import FastAPI, Request
 from ..common.web import (
     Metrics,
     health_router,
+    install_body_limit,
     install_error_handlers,
     install_observability,
+    install_offline_docs,
 )
 from .adapters.leases import lock_key
 from .application import InterviewsApplication, utcnow
@@ -222,12 +224,16 @@ def create_app(container: InterviewsContainer) -> FastAPI:
         version="1.0.0",
         description="Commands, authoritative state and audit of interviews.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     app.state.auth_secret = container.settings.resolved_auth_secret()
     app.state.metrics = metrics
     install_error_handlers(app, UNAVAILABLE)
+    install_body_limit(app)
     install_observability(app, metrics)
+    install_offline_docs(app)
     _install_domain_metrics(metrics, container)
 
     def ready(_: Request) -> None:
