@@ -359,6 +359,12 @@ async def _no_body() -> Message:
 
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 DOCS_ASSETS_URL = "/docs-assets"
+# The pages may load nothing from another origin (ReDoc's bundle hard-codes a
+# CDN logo; the browser now skips it and the page hides the broken image).
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
 
 
 def docs_pages(title: str, openapi_url: str = "/openapi.json") -> tuple[HTMLResponse, HTMLResponse]:
@@ -378,6 +384,8 @@ def docs_pages(title: str, openapi_url: str = "/openapi.json") -> tuple[HTMLResp
         redoc_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
         with_google_fonts=False,
     )
+    for page in (swagger, redoc):
+        page.headers["Content-Security-Policy"] = DOCS_CSP
     return swagger, redoc
 
 
