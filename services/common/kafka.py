@@ -135,3 +135,18 @@ def ensure_topics(
         return created
     finally:
         admin.close()
+
+
+def topic_exists(bootstrap_servers: str, topic: str, timeout_ms: int = 5_000) -> bool:
+    """Whether ``topic`` exists; raises kafka's NoBrokersAvailable when no broker answers."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers.split(","),
+        client_id="interviewctl",
+        api_version_auto_timeout_ms=timeout_ms,
+    )
+    try:
+        return topic in consumer.topics()
+    finally:
+        consumer.close()

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -104,9 +105,12 @@ class InterviewsContainer:
         settings: InterviewsSettings | None = None,
         *,
         clock: Callable[[], datetime] = utcnow,
+        create_tables: bool = True,
     ) -> None:
+        """``create_tables=False``: a reader (the audit CLI) of a store that must exist."""
         self.settings = settings or InterviewsSettings()
         self.clock = clock
+        self.create_tables = create_tables
         self._app: InterviewsApplication | None = None
         self._lock = threading.Lock()
         self.watch: DatabaseWatch | None = None  # started by the HTTP app (PostgreSQL only)
@@ -116,9 +120,19 @@ class InterviewsContainer:
 
         return eventsourcing_env(
             self.settings.database_url,
-            self.settings.data_dir / "interviews.sqlite",
+            self.sqlite_path,
+            create=self.create_tables,
             POSTGRES_POOL_SIZE=str(self.settings.postgres_pool_size),
         )
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.settings.data_dir / "interviews.sqlite"
+
+    @property
+    def events_table(self) -> str:
+        """Where the event store keeps events (eventsourcing's names)."""
+        return "interviews_events" if self.settings.database_url else "stored_events"
 
     def interviews(self) -> InterviewsApplication:
         if self._app is not None:
