@@ -50,6 +50,20 @@ def _check_database_urls() -> None:
                 raise CliError(f"{name}: {error}") from None
 
 
+def _check_can_listen(host: str, port: int) -> None:
+    """A port in use or a host that is not ours: one line now, not a server log later."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as error:
+        raise CliError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+
+
 def _run(asgi_app: object, host: str, port: int, workers: int = 1) -> None:
     """Serve ``asgi_app``; several worker processes need it as a factory's import string."""
     import uvicorn
@@ -79,6 +93,7 @@ def up(
     """Run every service in one process (embedded default: SQLite, no broker)."""
     _apply_data_dir(data_dir)
     _check_database_urls()
+    _check_can_listen(host, port)
     from .platform import create_platform_app
 
     typer.echo(f"interview platform on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
@@ -104,6 +119,7 @@ def serve_interviews(
     """The interview command API alone."""
     _apply_data_dir(data_dir)
     _check_database_urls()
+    _check_can_listen(host, port)
     if workers > 1:
         _run("services.interviews.bootstrap:app_from_environment", host, port, workers)
         return
@@ -120,6 +136,7 @@ def serve_notifications(
     is set, its consumer (group "notifications")."""
     _apply_data_dir(data_dir)
     _check_database_urls()
+    _check_can_listen(host, port)
     from .notifications.bootstrap import NotificationsContainer, create_app
 
     _run(create_app(NotificationsContainer(), workers=True), host, port)
@@ -186,6 +203,7 @@ def serve_projections(
     when KAFKA_BOOTSTRAP_SERVERS is set."""
     _apply_data_dir(data_dir)
     _check_database_urls()
+    _check_can_listen(host, port)
     from .projections.bootstrap import ProjectionsContainer, create_app
 
     _run(create_app(ProjectionsContainer(), workers=True), host, port)

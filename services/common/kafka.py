@@ -138,15 +138,27 @@ def ensure_topics(
 
 
 def topic_exists(bootstrap_servers: str, topic: str, timeout_ms: int = 5_000) -> bool:
-    """Whether ``topic`` exists; raises kafka's NoBrokersAvailable when no broker answers."""
-    from kafka import KafkaConsumer
+    """Whether ``topic`` exists; ConnectionError when no broker answers.
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers.split(","),
-        client_id="interviewctl",
-        api_version_auto_timeout_ms=timeout_ms,
-    )
+    A probe: the client's own connection warnings are silenced, its answer is
+    the return value or the error."""
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+    client_log = logging.getLogger("kafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
     try:
-        return topic in consumer.topics()
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers.split(","),
+            client_id="interviewctl",
+            bootstrap_timeout_ms=timeout_ms,
+        )
+        try:
+            return topic in consumer.topics()
+        finally:
+            consumer.close()
+    except (KafkaTimeoutError, KafkaConnectionError):
+        raise ConnectionError(f"no Kafka broker answers at {bootstrap_servers}") from None
     finally:
-        consumer.close()
+        client_log.setLevel(level)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -28,7 +29,13 @@ from services.cli import app as cli_app
 from services.common.cli_errors import run
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.settings import InterviewsSettings
-from tests.conftest import TEST_SECRET, create_database, drop_database, require_postgres
+from tests.conftest import (
+    TEST_SECRET,
+    create_database,
+    drop_database,
+    require_kafka,
+    require_postgres,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -410,3 +417,44 @@ def test_the_installed_command_fails_in_one_line(
 
     fails_cleanly(result, code, *words)
     assert not (tmp_path / "data").exists()
+
+
+def test_replay_from_a_topic_that_does_not_exist_creates_nothing(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    brokers = require_kafka()
+    topic = f"missing-{uuid.uuid4().hex[:10]}"
+
+    result = interviewctl(
+        "replay",
+        "--source",
+        "kafka",
+        env={**env, "KAFKA_BOOTSTRAP_SERVERS": brokers, "EVENTS_TOPIC": topic},
+    )
+
+    fails_cleanly(result, USAGE, f"no topic '{topic}'")
+    assert not (tmp_path / "data").exists()
+
+
+def test_replay_from_a_broker_that_is_down_is_exit_code_3(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    result = interviewctl(
+        "replay", "--source", "kafka", env={**env, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    )
+
+    fails_cleanly(result, UNAVAILABLE, "no Kafka broker answers at 127.0.0.1:1")
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("service", [["up"], ["serve", "projections"]], ids=" ".join)
+def test_a_port_in_use_is_one_line(service: list[str], env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = interviewctl(*service, "--port", str(port), env=env)
+
+    fails_cleanly(result, USAGE, f"cannot listen on 127.0.0.1:{port}")
+    assert not Path(env["DATA_DIR"]).exists()
