@@ -65,7 +65,6 @@ _UNAVAILABLE = (
     ("sqlalchemy.exc", "InterfaceError"),
     ("eventsourcing.persistence", "OperationalError"),
     ("eventsourcing.persistence", "InterfaceError"),
-    ("kafka.errors", "NoBrokersAvailable"),
     ("kafka.errors", "KafkaConnectionError"),
     ("kafka.errors", "KafkaTimeoutError"),
 )
