@@ -3,7 +3,8 @@
 Each service stays a complete app of its own (state, middleware, lifespan);
 requests are dispatched by path prefix, lifespans run together, and the
 operational endpoints are combined: ``/readyz`` is ready when every service
-is, ``/openapi.json`` is the union of the services' documents, and
+is, ``/openapi.json`` is the union of the services' documents (``/docs`` and
+``/redoc`` show it; their assets come from the default app), and
 ``/metrics`` concatenates each service's registry under its own prefix.
 """
 
@@ -15,8 +16,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.types import Receive, Scope, Send
+
+from .common.web import docs_pages
 
 
 class PathMux:
@@ -52,9 +54,9 @@ class PathMux:
             if path == "/openapi.json":
                 await _send_json(send, self.openapi())
                 return
-            if path == "/docs":
-                html = get_swagger_ui_html(openapi_url="/openapi.json", title="Interview platform")
-                await html(scope, receive, send)
+            if path in ("/docs", "/redoc"):
+                swagger, redoc = docs_pages("Interview platform")
+                await (swagger if path == "/docs" else redoc)(scope, receive, send)
                 return
             if path == "/readyz":
                 await self._readyz(scope, send)

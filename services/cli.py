@@ -1,35 +1,69 @@
-"""``interviewctl``: run, operate and audit the interview platform."""
+"""``interviewctl``: run, operate and audit the interview platform.
+
+Exit codes (``services/common/cli_errors.py``): 0 done, 1 a check found a
+problem, 2 a usage or user error, 3 a dependency is down, 70 an internal error.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
 import typer
 
+from .common.cli_errors import CliError, run, tool_app
 from .dlq_cli import consumer_app, dlq_app
 from .interviews.entrypoints.audit_cli import audit_app
 
-app = typer.Typer(help="Run, operate and audit the interview platform.", no_args_is_help=True)
-serve_app = typer.Typer(help="Run one service on its own.", no_args_is_help=True)
+app = tool_app("Run, operate and audit the interview platform.")
+serve_app = tool_app("Run one service on its own.")
 app.add_typer(serve_app, name="serve")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(consumer_app, name="consumer")
 app.add_typer(audit_app, name="audit")
 
-HostOpt = Annotated[str, typer.Option(help="Interface to listen on")]
-PortOpt = Annotated[int, typer.Option(help="TCP port")]
+HostOpt = Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on")]
+PortOpt = Annotated[int, typer.Option(metavar="PORT", min=1, max=65535, help="TCP port")]
 DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="Where SQLite files live (DATA_DIR)")
+    Path | None,
+    typer.Option("--data-dir", metavar="DIR", help="Where SQLite files live (DATA_DIR)"),
 ]
 
 
 def _apply_data_dir(data_dir: Path | None) -> None:
     if data_dir is not None:
         os.environ["DATA_DIR"] = str(data_dir)
+
+
+def _check_database_urls() -> None:
+    """A malformed database URL is a one-line error now, not a traceback at start-up."""
+    from .common.db import check_database_url
+
+    for name in ("DATABASE_URL", "PROJECTIONS_DATABASE_URL", "NOTIFICATIONS_DATABASE_URL"):
+        value = os.environ.get(name)
+        if value:
+            try:
+                check_database_url(value)
+            except ValueError as error:
+                raise CliError(f"{name}: {error}") from None
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """A port in use or a host that is not ours: one line now, not a server log later."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as error:
+        raise CliError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
 
 
 # In-flight requests get this long to finish after SIGTERM; open streams end
@@ -82,6 +116,8 @@ def up(
 ) -> None:
     """Run every service in one process (embedded default: SQLite, no broker)."""
     _apply_data_dir(data_dir)
+    _check_database_urls()
+    _check_can_listen(host, port)
     from .platform import create_platform_app
 
     typer.echo(f"interview platform on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
@@ -97,6 +133,7 @@ def serve_interviews(
         int,
         typer.Option(
             min=1,
+            metavar="N",
             help="Worker processes sharing the port. One process spends its CPU on HTTP "
             "and Python; more use more cores. Each has its own connection pool and "
             "group committer; optimistic concurrency keeps them consistent.",
@@ -105,6 +142,8 @@ def serve_interviews(
 ) -> None:
     """The interview command API alone."""
     _apply_data_dir(data_dir)
+    _check_database_urls()
+    _check_can_listen(host, port)
     if workers > 1:
         _run(
             "services.interviews.bootstrap:app_from_environment", host, port, "interviews", workers
@@ -122,6 +161,8 @@ def serve_notifications(
     """The notifications API with its delivery worker and, when KAFKA_BOOTSTRAP_SERVERS
     is set, its consumer (group "notifications")."""
     _apply_data_dir(data_dir)
+    _check_database_urls()
+    _check_can_listen(host, port)
     from .notifications.bootstrap import NotificationsContainer, create_app
 
     _run(create_app(NotificationsContainer(), workers=True), host, port, "notifications")
@@ -142,6 +183,7 @@ def serve_scheduler(
 
     Safe to run several (one leads, the others stand by); stops on SIGTERM or Ctrl-C."""
     _apply_data_dir(data_dir)
+    _check_database_urls()
 
     from .common.logs import configure_logging
     from .interviews.bootstrap import InterviewsContainer
@@ -178,11 +220,15 @@ def serve_scheduler(
 def relay(
     data_dir: DataDirOpt = None,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Port of /metrics (RELAY_METRICS_PORT, 0 = off)")
+        int | None,
+        typer.Option(
+            metavar="PORT", min=0, max=65535, help="Port of /metrics (RELAY_METRICS_PORT, 0 = off)"
+        ),
     ] = None,
 ) -> None:
     """Publish the event store's interview events to Kafka (KAFKA_BOOTSTRAP_SERVERS)."""
     _apply_data_dir(data_dir)
+    _check_database_urls()
     from .common.logs import configure_logging
     from .common.settings import CommonSettings
     from .interviews.relay import RelaySettings, serve
@@ -203,6 +249,8 @@ def serve_projections(
     """The projections API and dashboard, with its consumer (group "projections")
     when KAFKA_BOOTSTRAP_SERVERS is set."""
     _apply_data_dir(data_dir)
+    _check_database_urls()
+    _check_can_listen(host, port)
     from .projections.bootstrap import ProjectionsContainer, create_app
 
     _run(create_app(ProjectionsContainer(), workers=True), host, port, "projections")
@@ -214,19 +262,21 @@ def replay(
     source: Annotated[
         str,
         typer.Option(
+            metavar="auto|kafka|log",
             help="kafka: the topic from its beginning; log: the event store's log; "
-            "auto: kafka when KAFKA_BOOTSTRAP_SERVERS is set, else log"
+            "auto: kafka when KAFKA_BOOTSTRAP_SERVERS is set, else log",
         ),
     ] = "auto",
-    batch: Annotated[int | None, typer.Option(help="Events per transaction")] = None,
+    batch: Annotated[
+        int | None, typer.Option(metavar="N", min=1, help="Events per transaction")
+    ] = None,
 ) -> None:
     """Rebuild every projection from the start into fresh tables, then swap them in.
 
     The views keep answering from the old tables until the swap; the live
     consumer keeps running. Shows a progress bar (events/s, ETA)."""
     _apply_data_dir(data_dir)
-    import sys
-
+    from .common.db import require_database
     from .common.logs import configure_logging
     from .projections.bootstrap import ProjectionsContainer
     from .projections.rebuild import Progress, RebuildRunningError
@@ -234,6 +284,7 @@ def replay(
 
     if source not in ("auto", "kafka", "log"):
         raise typer.BadParameter("--source must be auto, kafka or log")
+    _check_database_urls()
     settings = ProjectionsSettings()
     configure_logging("WARNING", service="replay")
     if batch is not None:
@@ -243,14 +294,27 @@ def replay(
         from .interviews.bootstrap import InterviewsContainer
         from .interviews.feed import InterviewEventFeed
 
-        interviews = InterviewsContainer()
+        # The source must exist: a replay from nothing would create an empty store.
+        interviews = InterviewsContainer(create_tables=False)
+        require_database(
+            interviews.settings.database_url,
+            interviews.sqlite_path,
+            [interviews.events_table],
+            "interview event store to replay",
+        )
         store = interviews.interviews()
         container = ProjectionsContainer(
             settings, log_reader=InterviewEventFeed(store).read, log_head=store.max_position
         )
     else:
+        from .common.kafka import topic_exists
+
         if not settings.kafka_bootstrap_servers:
             raise typer.BadParameter("--source kafka needs KAFKA_BOOTSTRAP_SERVERS")
+        if not topic_exists(settings.kafka_bootstrap_servers, settings.topic):
+            raise CliError(
+                f"no topic {settings.topic!r} to replay on {settings.kafka_bootstrap_servers}"
+            )
         container = ProjectionsContainer(settings)
     tty = sys.stderr.isatty()
 
@@ -279,24 +343,28 @@ def replay(
 
 @app.command()
 def token(
-    sub: Annotated[str, typer.Option(help="The user id (JWT 'sub')")],
-    role: Annotated[str, typer.Option(help="client, freelancer, auditor or admin")],
-    ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 24 * 3600,
+    sub: Annotated[str, typer.Option(metavar="ID", help="The user id (JWT 'sub')")],
+    role: Annotated[
+        str, typer.Option(metavar="ROLE", help="client, freelancer, auditor, admin or service")
+    ],
+    ttl: Annotated[int, typer.Option(metavar="SECONDS", min=1, help="Lifetime in seconds")] = 24
+    * 3600,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Print a development token signed with the configured secret."""
     _apply_data_dir(data_dir)
-    from .common.auth import mint_token
+    from .common.auth import check_claims, mint_token
     from .common.settings import CommonSettings
 
     try:
-        typer.echo(mint_token(CommonSettings().resolved_auth_secret(), sub, role, ttl))
+        check_claims(sub, role, ttl)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
+    typer.echo(mint_token(CommonSettings().resolved_auth_secret(), sub, role, ttl))
 
 
 def main() -> None:
-    app()
+    sys.exit(run(app))
 
 
 if __name__ == "__main__":

@@ -15,46 +15,90 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from .common.cli_errors import CliError, tool_app
+
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from .common.consumer import ConsumerSpec
 
-dlq_app = typer.Typer(
-    help="Show and resolve parked events of a consumer group.", no_args_is_help=True
-)
+GROUPS = ("projections", "notifications")
+
+dlq_app = tool_app("Show and resolve parked events of a consumer group.")
 
 GroupOpt = Annotated[
-    str, typer.Option("--group", "-g", help="Consumer group: projections or notifications")
+    str,
+    typer.Option(
+        "--group", "-g", metavar="GROUP", help="Consumer group: projections or notifications"
+    ),
 ]
 SpecOpt = Annotated[
     str | None,
     typer.Option(
         "--spec",
-        help="module:function returning the group's ConsumerSpec (default: the service's own)",
+        metavar="MODULE:FUNCTION",
+        help="Returns the group's ConsumerSpec (default: the service's own)",
     ),
 ]
 DatabaseOpt = Annotated[
     str | None,
-    typer.Option("--database-url", help="The consumer's database (default: the service's own)"),
+    typer.Option(
+        "--database-url",
+        metavar="URL",
+        help="The consumer's database, postgresql:// or sqlite:/// (default: the service's own)",
+    ),
 ]
 DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="Where SQLite files live (DATA_DIR)")
+    Path | None,
+    typer.Option("--data-dir", metavar="DIR", help="Where SQLite files live (DATA_DIR)"),
 ]
-InterviewOpt = Annotated[str | None, typer.Option("--interview", help="Only this interview")]
+InterviewOpt = Annotated[
+    str | None, typer.Option("--interview", metavar="ID", help="Only this interview")
+]
+
+
+def _require_group_database(group: str, database_url: str | None) -> None:
+    """The group's own database must exist already: nothing here creates one."""
+    from .common.db import require_database
+    from .common.runner import parked_events, processed_events
+
+    if group not in GROUPS:
+        raise typer.BadParameter(f"unknown consumer group {group!r}: projections or notifications")
+    if database_url and database_url.startswith("sqlite:///"):
+        url, sqlite_path = None, Path(database_url.removeprefix("sqlite:///"))
+    elif database_url:
+        url, sqlite_path = database_url, Path("unused")
+    elif group == "projections":
+        from .projections.settings import ProjectionsSettings
+
+        views = ProjectionsSettings()
+        url, sqlite_path = views.view_database_url, views.data_dir / "projections.sqlite"
+    else:
+        from .notifications.settings import NotificationsSettings
+
+        inbox = NotificationsSettings()
+        url, sqlite_path = inbox.resolved_database_url(), inbox.sqlite_path
+    require_database(
+        url,
+        sqlite_path,
+        [processed_events.name, parked_events.name],
+        f"database of consumer group {group}",
+    )
 
 
 def _spec(group: str, spec: str | None) -> ConsumerSpec:
     if spec:
         module, _, name = spec.partition(":")
-        built: ConsumerSpec = getattr(importlib.import_module(module), name)()
+        try:
+            factory = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            raise typer.BadParameter(f"--spec {spec!r}: no such module:function") from None
+        built: ConsumerSpec = factory()
     else:
+        _require_group_database(group, None)
         from .platform import consumer_spec
 
-        try:
-            built = consumer_spec(group)
-        except KeyError:
-            raise typer.BadParameter(f"unknown consumer group {group!r}") from None
+        built = consumer_spec(group)
     if built.group != group:
         raise typer.BadParameter(f"--spec builds group {built.group!r}, not {group!r}")
     return built
@@ -64,7 +108,8 @@ def _engine(group: str, spec: str | None, database_url: str | None) -> sa.Engine
     if database_url:
         from .common.db import create_engine
 
-        return create_engine(database_url, Path("data") / f"{group}.sqlite")
+        _require_group_database(group, database_url)
+        return create_engine(database_url, Path("unused"))
     return _spec(group, spec).engine
 
 
@@ -124,7 +169,9 @@ def retry(
 @dlq_app.command()
 def skip(
     group: GroupOpt,
-    event: Annotated[str | None, typer.Option("--event", help="Skip this event only")] = None,
+    event: Annotated[
+        str | None, typer.Option("--event", metavar="ID", help="Skip this event only")
+    ] = None,
     interview: InterviewOpt = None,
     spec: SpecOpt = None,
     database_url: DatabaseOpt = None,
@@ -133,7 +180,7 @@ def skip(
     """Drop parked events without applying them (they count as processed)."""
     _apply_data_dir(data_dir)
     if not event and not interview:
-        raise typer.BadParameter("name --event ID or --interview ID")
+        raise CliError("dlq skip: name --event ID or --interview ID")
     from .common.runner import skip_parked
 
     skipped = skip_parked(
@@ -142,9 +189,7 @@ def skip(
     typer.echo(f"skipped {len(skipped)} event(s)")
 
 
-consumer_app = typer.Typer(
-    help="Housekeeping of a consumer group's own tables.", no_args_is_help=True
-)
+consumer_app = tool_app("Housekeeping of a consumer group's own tables.")
 
 
 @consumer_app.command()
@@ -155,6 +200,7 @@ def prune(
         typer.Option(
             "--keep",
             min=1000,
+            metavar="N",
             help="Keep the processed ids of the newest N log positions (at least 1,000)",
         ),
     ] = 1_000_000,

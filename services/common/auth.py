@@ -9,8 +9,9 @@ from typing import Literal
 
 import jwt
 
-ROLES = ("client", "freelancer", "auditor", "admin")
-Role = Literal["client", "freelancer", "auditor", "admin"]
+ROLES = ("client", "freelancer", "auditor", "admin", "service")
+Role = Literal["client", "freelancer", "auditor", "admin", "service"]
+MAX_SUB_LENGTH = 128
 ALGORITHM = "HS256"
 
 
@@ -29,7 +30,24 @@ class Principal:
         return self.role in ("auditor", "admin")
 
 
+def check_claims(sub: str, role: str, ttl_seconds: int) -> None:
+    """Raises ValueError unless a token with these claims would be accepted."""
+    if not sub.strip():
+        raise ValueError("the user id (--sub) must not be empty or blank")
+    if sub != sub.strip() or len(sub) > MAX_SUB_LENGTH:
+        raise ValueError(
+            f"the user id (--sub) must be at most {MAX_SUB_LENGTH} characters, "
+            "without leading or trailing spaces"
+        )
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if ttl_seconds <= 0:
+        raise ValueError("the lifetime (--ttl) must be a positive number of seconds")
+
+
 def mint_token(secret: str, sub: str, role: str, ttl_seconds: int = 24 * 3600) -> str:
+    """A signed token; tests may mint expired ones (``interviewctl token`` checks
+    its claims with ``check_claims`` first)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     now = int(time.time())
@@ -62,7 +80,7 @@ def _verified(secret: str, token: str) -> tuple[Principal, float]:
     except jwt.PyJWTError as error:
         raise AuthError(f"invalid token: {error}") from None
     sub, role = claims.get("sub"), claims.get("role")
-    if not isinstance(sub, str) or not sub or len(sub) > 128:
+    if not isinstance(sub, str) or not sub or len(sub) > MAX_SUB_LENGTH:
         raise AuthError("invalid token: bad 'sub' claim")
     if role not in ROLES:
         raise AuthError("invalid token: 'role' must be one of " + ", ".join(ROLES))

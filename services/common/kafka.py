@@ -135,3 +135,30 @@ def ensure_topics(
         return created
     finally:
         admin.close()
+
+
+def topic_exists(bootstrap_servers: str, topic: str, timeout_ms: int = 5_000) -> bool:
+    """Whether ``topic`` exists; ConnectionError when no broker answers.
+
+    A probe: the client's own connection warnings are silenced, its answer is
+    the return value or the error."""
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+    client_log = logging.getLogger("kafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers.split(","),
+            client_id="interviewctl",
+            bootstrap_timeout_ms=timeout_ms,
+        )
+        try:
+            return topic in consumer.topics()
+        finally:
+            consumer.close()
+    except (KafkaTimeoutError, KafkaConnectionError):
+        raise ConnectionError(f"no Kafka broker answers at {bootstrap_servers}") from None
+    finally:
+        client_log.setLevel(level)

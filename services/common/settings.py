@@ -45,9 +45,13 @@ class CommonSettings(BaseSettings):
         return value
 
 
-def eventsourcing_env(database_url: str | None, sqlite_path: Path, **extra: str) -> dict[str, str]:
-    """The ``eventsourcing`` persistence environment for PostgreSQL or an SQLite file."""
-    env = {"CREATE_TABLE": "y", **extra}
+def eventsourcing_env(
+    database_url: str | None, sqlite_path: Path, *, create: bool = True, **extra: str
+) -> dict[str, str]:
+    """The ``eventsourcing`` persistence environment for PostgreSQL or an SQLite file.
+
+    ``create=False`` (a reader of an existing store) creates no table and no folder."""
+    env = {"CREATE_TABLE": "y" if create else "n", **extra}
     if database_url:
         url = urlparse(database_url)
         if url.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
@@ -69,6 +73,7 @@ def eventsourcing_env(database_url: str | None, sqlite_path: Path, **extra: str)
             POSTGRES_LOCK_TIMEOUT=env.get("POSTGRES_LOCK_TIMEOUT", "5"),
         )
     else:
-        sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         env.update(PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=str(sqlite_path))
     return env

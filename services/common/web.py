@@ -6,12 +6,16 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Security
+import fastapi_offline
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -66,6 +70,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "Unknown id"),
         (409, "Transition not allowed or duplicate"),
         (412, "If-Match mismatch"),
+        (413, "Body over 64 KiB"),
         (422, "Invalid input"),
         (503, "A dependency is down"),
     )
@@ -79,7 +84,7 @@ _STATUS_CODES = {
     405: "method_not_allowed",
     406: "not_acceptable",
     409: "conflict",
-    413: "too_large",
+    413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_input",
 }
@@ -290,3 +295,126 @@ def health_router(metrics: Metrics, ready_check: Callable[[Request], None]) -> A
         return metrics.render()
 
     return router
+
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class PayloadTooLargeError(HTTPException):
+    """A request body over the limit (FastAPI passes an HTTPException through
+    its body parsing untouched, so the app's handler answers it)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over the limit of {limit // 1024} KiB")
+
+
+def install_body_limit(app: FastAPI, limit: int = MAX_BODY_BYTES) -> None:
+    """Refuse bodies over ``limit`` bytes with 413 before they are read in full."""
+    app.add_middleware(BodyLimitMiddleware, limit=limit)
+
+
+class BodyLimitMiddleware:
+    """A declared Content-Length over the limit is refused before the app runs;
+    a body without one (chunked) is counted as it arrives and refused at the
+    first chunk past the limit. The rest is never read: the server closes the
+    connection rather than drain it."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise PayloadTooLargeError(self.limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except PayloadTooLargeError:
+            # Read outside a route's body parsing (no handler on the way): answer here.
+            if started:
+                raise
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        response = error_response(
+            413, "payload_too_large", str(PayloadTooLargeError(self.limit).detail)
+        )
+        response.headers["Connection"] = "close"
+        await response({"type": "http"}, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
+
+
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+DOCS_ASSETS_URL = "/docs-assets"
+# The pages may load nothing from another origin (ReDoc's bundle hard-codes a
+# CDN logo; the browser now skips it and the page hides the broken image).
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
+
+
+def docs_pages(title: str, openapi_url: str = "/openapi.json") -> tuple[HTMLResponse, HTMLResponse]:
+    """Swagger UI and ReDoc pages whose scripts, styles and icon come from this
+    server (``DOCS_ASSETS_URL``), not a CDN: the docs work with no internet."""
+    swagger = get_swagger_ui_html(
+        openapi_url=openapi_url,
+        title=f"{title} - Swagger UI",
+        swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+    )
+    redoc = get_redoc_html(
+        openapi_url=openapi_url,
+        title=f"{title} - ReDoc",
+        redoc_js_url=f"{DOCS_ASSETS_URL}/redoc.standalone.js",
+        redoc_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+        with_google_fonts=False,
+    )
+    for page in (swagger, redoc):
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+    return swagger, redoc
+
+
+def docs_assets() -> StaticFiles:
+    return StaticFiles(directory=DOCS_ASSETS)
+
+
+def install_offline_docs(app: FastAPI) -> None:
+    """``/docs`` and ``/redoc`` from pinned local assets (create the app with
+    ``docs_url=None, redoc_url=None``)."""
+    app.mount(DOCS_ASSETS_URL, docs_assets(), name="docs-assets")
+    swagger, redoc = docs_pages(app.title)
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return swagger
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc_ui() -> HTMLResponse:
+        return redoc

@@ -509,10 +509,11 @@ class ReplayReport:
     log: LogReport
     states: dict[UUID, dict[str, Any]]
     unreadable: dict[UUID, str]
+    bad_lines: list[str] = field(default_factory=list)  # lines that are not an event at all
 
     @property
     def ok(self) -> bool:
-        return self.log.ok and not self.unreadable
+        return self.log.ok and not self.unreadable and not self.bad_lines
 
 
 def replay(lines: Iterable[str]) -> ReplayReport:
@@ -521,6 +522,7 @@ def replay(lines: Iterable[str]) -> ReplayReport:
     checker = LogChecker()
     interviews: dict[UUID, Interview | None] = {}
     unreadable: dict[UUID, str] = {}
+    bad_lines: list[str] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -528,7 +530,8 @@ def replay(lines: Iterable[str]) -> ReplayReport:
             obj = json.loads(line)
             record = RecordedEvent.from_json(obj)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            checker.note_log_problem(checker.position, f"line {number} cannot be read: {error}")
+            bad_lines.append(f"line {number} cannot be read: {error}")
+            checker.note_log_problem(checker.position, bad_lines[-1])
             continue
         digest = checker.add(record)
         if obj.get("log_hash") != digest:
@@ -546,7 +549,7 @@ def replay(lines: Iterable[str]) -> ReplayReport:
             except Exception as error:  # noqa: BLE001 - reported per interview
                 unreadable[iid] = f"v{record.version}: {error}"
     states = {iid: interview_state(i) for iid, i in interviews.items() if i is not None}
-    return ReplayReport(checker.finish(), states, unreadable)
+    return ReplayReport(checker.finish(), states, unreadable, bad_lines)
 
 
 def read_export(path: str) -> Iterator[str]:

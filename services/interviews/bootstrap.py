@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -18,8 +19,10 @@ from fastapi import FastAPI, Request
 from ..common.web import (
     Metrics,
     health_router,
+    install_body_limit,
     install_error_handlers,
     install_observability,
+    install_offline_docs,
 )
 from .adapters.leases import lock_key
 from .application import InterviewsApplication, utcnow
@@ -102,9 +105,12 @@ class InterviewsContainer:
         settings: InterviewsSettings | None = None,
         *,
         clock: Callable[[], datetime] = utcnow,
+        create_tables: bool = True,
     ) -> None:
+        """``create_tables=False``: a reader (the audit CLI) of a store that must exist."""
         self.settings = settings or InterviewsSettings()
         self.clock = clock
+        self.create_tables = create_tables
         self._app: InterviewsApplication | None = None
         self._lock = threading.Lock()
         self.watch: DatabaseWatch | None = None  # started by the HTTP app (PostgreSQL only)
@@ -114,9 +120,19 @@ class InterviewsContainer:
 
         return eventsourcing_env(
             self.settings.database_url,
-            self.settings.data_dir / "interviews.sqlite",
+            self.sqlite_path,
+            create=self.create_tables,
             POSTGRES_POOL_SIZE=str(self.settings.postgres_pool_size),
         )
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.settings.data_dir / "interviews.sqlite"
+
+    @property
+    def events_table(self) -> str:
+        """Where the event store keeps events (eventsourcing's names)."""
+        return "interviews_events" if self.settings.database_url else "stored_events"
 
     def interviews(self) -> InterviewsApplication:
         if self._app is not None:
@@ -222,12 +238,16 @@ def create_app(container: InterviewsContainer) -> FastAPI:
         version="1.0.0",
         description="Commands, authoritative state and audit of interviews.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     app.state.auth_secret = container.settings.resolved_auth_secret()
     app.state.metrics = metrics
     install_error_handlers(app, UNAVAILABLE)
+    install_body_limit(app)
     install_observability(app, metrics)
+    install_offline_docs(app)
     _install_domain_metrics(metrics, container)
 
     def ready(_: Request) -> None:

@@ -25,7 +25,14 @@ from fastapi import FastAPI, Request
 
 from ..common.consumer import ConsumerSpec, PerTransaction
 from ..common.db import create_engine
-from ..common.web import Metrics, health_router, install_error_handlers, install_observability
+from ..common.web import (
+    Metrics,
+    health_router,
+    install_body_limit,
+    install_error_handlers,
+    install_observability,
+    install_offline_docs,
+)
 from ..contracts import EventEnvelope
 from .adapters.tables import create_tables, metadata
 from .application import Inbox, NotificationRecorder
@@ -302,12 +309,16 @@ def create_app(
         version="1.0.0",
         description="Each party's inbox, webhooks and e-mail about interviews.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     app.state.auth_secret = container.settings.resolved_auth_secret()
     app.state.metrics = metrics
     install_error_handlers(app, UNAVAILABLE)
+    install_body_limit(app)
     install_observability(app, metrics)
+    install_offline_docs(app)
     _install_domain_metrics(metrics, container)
 
     def ready(_: Request) -> None:

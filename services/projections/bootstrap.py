@@ -28,8 +28,10 @@ from ..common.web import (
     Metrics,
     error_response,
     health_router,
+    install_body_limit,
     install_error_handlers,
     install_observability,
+    install_offline_docs,
 )
 from .adapters.live import LiveWriter
 from .adapters.schema import meta
@@ -294,12 +296,16 @@ def create_app(container: ProjectionsContainer, *, workers: bool = False) -> Fas
         description="Read models of interviews: summaries, candidate boards, statistics, "
         "a live dashboard.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     app.state.auth_secret = container.settings.resolved_auth_secret()
     app.state.metrics = metrics
     install_error_handlers(app, UNAVAILABLE)
+    install_body_limit(app)
     install_observability(app, metrics)
+    install_offline_docs(app)
 
     @app.exception_handler(ViewBehindError)
     async def _behind(_: Request, exc: ViewBehindError) -> Any:

@@ -228,3 +228,60 @@ def test_history_prints_who_did_what_and_when(
 def test_the_audit_log_knows_every_interview_event_by_its_published_name() -> None:
     assert {cls.__name__: name for cls, name in ENVELOPE_TYPE_NAMES.items()} == TYPE_NAMES
     assert set(EVENT_CLASSES.values()) == set(INTERVIEW_EVENT_CLASSES)
+
+
+def test_the_replay_summary_counts_every_problem_it_prints(
+    api: TestClient, clock: FakeClock, token: Token, run: Any, tmp_path: Path
+) -> None:
+    hiring(api, clock, token, job="job-1")
+    hiring(api, clock, token, job="job-2")
+    export = tmp_path / "log.jsonl"
+    assert run("audit", "export", "--out", str(export)).exit_code == 0
+    lines = export.read_text().splitlines()
+    damaged = tmp_path / "damaged.jsonl"
+    # One event's amount edited, two lines that are not events at all.
+    damaged.write_text(
+        "\n".join(
+            [
+                *(line.replace('"1500.00"', '"150.00"') for line in lines[:4]),
+                "{not json",
+                *lines[4:7],
+                "[1, 2]",
+                *lines[7:],
+            ]
+        )
+    )
+
+    result = run("audit", "replay", str(damaged), "--digest", "0" * 64)
+
+    assert result.exit_code == 1
+    printed = [line for line in result.output.splitlines() if line.startswith("BROKEN: ")]
+    assert len(printed) >= 4, result.output
+    assert f": {len(printed)} problem(s); log digest" in result.output
+    assert "line 5 cannot be read" in result.output and "line 9 cannot be read" in result.output
+    assert "log digest is not the expected" in result.output
+
+
+def test_an_empty_event_store_exports_nothing_and_says_so(
+    api: TestClient, run: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "empty.jsonl"
+
+    result = run("audit", "export", "--out", str(out))
+
+    assert result.exit_code == 1
+    assert "holds no events: nothing to export" in result.output
+    assert not out.exists()
+    assert list(tmp_path.glob("*.partial")) == [] and list(tmp_path.glob(".*.partial")) == []
+
+
+def test_a_failed_export_keeps_the_earlier_file(
+    api: TestClient, clock: FakeClock, token: Token, run: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "log.jsonl"
+    out.write_text("an earlier export\n")
+
+    result = run("audit", "export", "--out", str(out))
+
+    assert result.exit_code == 1
+    assert out.read_text() == "an earlier export\n"
