@@ -12,6 +12,7 @@ from .errors import (
 )
 from .interview import (
     ALL_STATES,
+    DEFAULT_DURATION_MINUTES,
     FINAL_STATES,
     SYSTEM,
     Actor,
@@ -23,6 +24,7 @@ from .job import Job
 
 __all__ = [
     "ALL_STATES",
+    "DEFAULT_DURATION_MINUTES",
     "FINAL_STATES",
     "SYSTEM",
     "Actor",
