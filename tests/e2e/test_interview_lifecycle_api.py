@@ -251,8 +251,8 @@ def test_a_reschedule_is_refused_where_the_table_refuses_it(
         "forbidden",
     )
     same = {"scheduled_at": MEETING, "duration_minutes": 45}
-    refused(api.post(f"/interviews/{iid}/reschedule", json=same, headers=client), 422,
-            "invalid_command")  # fmt: skip
+    refused(api.post(f"/interviews/{iid}/reschedule", json=same, headers=client), 409,
+            "already_scheduled")  # fmt: skip
     ok(api.post(f"/interviews/{iid}/cancel", json={"reason": "filled"}, headers=client))
     answer = refused(
         api.post(f"/interviews/{iid}/reschedule", json=body, headers=freelancer),

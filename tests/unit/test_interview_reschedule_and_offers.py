@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from services.interviews.domain import (
+    AlreadyScheduledError,
     Interview,
     InvalidCommandError,
     NotAllowedError,
@@ -303,7 +304,7 @@ def test_a_reschedule_while_an_offer_is_open_keeps_the_offer_and_its_deadline() 
 def test_a_reschedule_to_the_same_time_and_length_is_refused() -> None:
     interview = started(minutes=45)
 
-    with pytest.raises(InvalidCommandError, match="already scheduled"):
+    with pytest.raises(AlreadyScheduledError, match="already scheduled"):
         interview.reschedule(ctx(CLIENT), MEETING, 45)
 
     assert interview.collect_events() == []

@@ -1,6 +1,7 @@
 """The interview domain: pure Python and ``eventsourcing.domain``, no infrastructure."""
 
 from .errors import (
+    AlreadyScheduledError,
     DeadlinePassedError,
     DomainError,
     DuplicateOpenInterviewError,
@@ -24,6 +25,7 @@ from .job import Job
 
 __all__ = [
     "ALL_STATES",
+    "AlreadyScheduledError",
     "DEFAULT_DURATION_MINUTES",
     "FINAL_STATES",
     "SYSTEM",

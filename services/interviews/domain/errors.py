@@ -63,5 +63,11 @@ class InvalidCommandError(DomainError):
     code = "invalid_command"
 
 
+class AlreadyScheduledError(DomainError):
+    """A reschedule to the time and length the meeting already has."""
+
+    code = "already_scheduled"
+
+
 class NotYetDueError(DomainError):
     code = "not_yet_due"

@@ -19,6 +19,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from .errors import (
+    AlreadyScheduledError,
     DeadlinePassedError,
     InvalidCommandError,
     NotAllowedError,
@@ -434,8 +435,9 @@ class Interview(Aggregate):
             duration_minutes = self.duration_minutes
         _check_duration(duration_minutes)
         if scheduled_at == self.scheduled_at and duration_minutes == self.duration_minutes:
-            raise InvalidCommandError(
-                "the interview is already scheduled at that time for that duration"
+            raise AlreadyScheduledError(
+                f"the interview is already scheduled at {scheduled_at.isoformat()} "
+                f"for {duration_minutes} minutes"
             )
         self._record(
             ctx,

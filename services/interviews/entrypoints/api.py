@@ -367,8 +367,9 @@ CALENDAR_MEDIA_TYPE = "text/calendar; charset=utf-8"
             "content": {"text/calendar": {"schema": {"type": "string"}}},
         },
         404: {
+            **ERROR_RESPONSES[404],
             "description": "Not a party of this interview (`not_found`), or the "
-            "interview has no scheduled time (`not_scheduled`)"
+            "interview has no scheduled time (`not_scheduled`)",
         },
     },
 )
