@@ -117,6 +117,17 @@ def test_answering_a_withdrawn_offer_is_refused_naming_the_state(
     assert interview.status == made_from
 
 
+def test_answering_a_withdrawn_offer_of_a_cancelled_interview_names_only_the_state() -> None:
+    interview = interview_in("offer_extended")
+    interview.withdraw_offer(ctx(CLIENT))
+    interview.cancel(ctx(FREELANCER), "found another job")
+
+    with pytest.raises(TransitionNotAllowedError) as refused:
+        interview.accept_offer(ctx(FREELANCER))
+
+    assert refused.value.detail == "cannot accept an offer on an interview that is cancelled"
+
+
 def test_a_new_offer_after_a_withdrawal_can_be_accepted() -> None:
     interview = interview_in("offer_extended")
     interview.withdraw_offer(ctx(CLIENT))

@@ -561,7 +561,7 @@ class Interview(Aggregate):
 
     def _check_offer_open(self, action: str) -> None:
         """An answer to an offer the client withdrew is told so, with the state."""
-        if self.status != OFFER_EXTENDED and self.offer_withdrawn:
+        if self.status in OFFER_FROM_STATES and self.offer_withdrawn:
             raise TransitionNotAllowedError(
                 action,
                 self.status,
