@@ -28,6 +28,7 @@ from .adapters.audit_store import AuditStore
 from .adapters.group_commit import GroupCommitter
 from .adapters.transcodings import register_domain_transcodings
 from .domain import (
+    DEFAULT_DURATION_MINUTES,
     SYSTEM,
     CommandContext,
     DomainError,
@@ -52,6 +53,8 @@ INTERVIEW_EVENT_CLASSES: tuple[type[Interview.Event], ...] = (
     Interview.OfferDeclined,
     Interview.Cancelled,
     Interview.Expired,
+    Interview.Rescheduled,
+    Interview.OfferWithdrawn,
 )
 INTERVIEW_TOPICS: tuple[str, ...] = tuple(get_topic(c) for c in INTERVIEW_EVENT_CLASSES)
 
@@ -248,18 +251,49 @@ class InterviewsApplication(Application[UUID]):
         ctx: CommandContext,
         interview_id: UUID,
         scheduled_at: datetime | None = None,
+        duration_minutes: int = DEFAULT_DURATION_MINUTES,
         **opts: Any,
     ) -> CommandResult:
+        """Either party starts the interview, optionally at a scheduled time."""
+
         def act(interview: Interview) -> list[Any]:
-            interview.start(ctx, scheduled_at)
+            interview.start(ctx, scheduled_at, duration_minutes)
             job = self._get_job(interview.job_id)
             if job is not None and job.exclusive_hours:
                 job.open_exclusive_window(interview.id, ctx.at)
                 return [job]
             return []
 
+        payload: dict[str, Any] = {"scheduled_at": scheduled_at}
+        if duration_minutes != DEFAULT_DURATION_MINUTES:
+            # The default leaves the fingerprint as it was before durations existed.
+            payload["duration_minutes"] = duration_minutes
+        return self._transition(ctx, "start", interview_id, payload, act, **opts)
+
+    def reschedule(
+        self,
+        ctx: CommandContext,
+        interview_id: UUID,
+        *,
+        scheduled_at: datetime,
+        duration_minutes: int | None = None,
+        reason: str | None = None,
+        **opts: Any,
+    ) -> CommandResult:
+        """Either party moves the meeting of a started interview (without a
+        duration it keeps its length)."""
+        payload = {
+            "scheduled_at": scheduled_at,
+            "duration_minutes": duration_minutes,
+            "reason": reason,
+        }
         return self._transition(
-            ctx, "start", interview_id, {"scheduled_at": scheduled_at}, act, **opts
+            ctx,
+            "reschedule",
+            interview_id,
+            payload,
+            lambda i: i.reschedule(ctx, scheduled_at, duration_minutes, reason),
+            **opts,
         )
 
     def extend_offer(
@@ -300,6 +334,19 @@ class InterviewsApplication(Application[UUID]):
             interview_id,
             {"reason": reason},
             lambda i: i.decline_offer(ctx, reason),
+            **opts,
+        )
+
+    def withdraw_offer(
+        self, ctx: CommandContext, interview_id: UUID, reason: str | None = None, **opts: Any
+    ) -> CommandResult:
+        """The client takes back an unanswered offer."""
+        return self._transition(
+            ctx,
+            "offer/withdraw",
+            interview_id,
+            {"reason": reason},
+            lambda i: i.withdraw_offer(ctx, reason),
             **opts,
         )
 

@@ -17,8 +17,9 @@ Two chains cover the log:
   every line as ``log_hash``.
 
 An event is checked in the shape it was recorded in: an old event upcast on read
-(``Cancelled`` v1 gained ``cancelled_by`` in v2) is hashed over its fields as
-they were when the hash was made.
+(``Cancelled`` v1 gained ``cancelled_by`` in v2, ``InterviewStarted`` v1
+``duration_minutes``, ``OfferDeclined`` v1 ``status``) is hashed over its fields
+as they were when the hash was made.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ TYPE_NAMES: dict[str, str] = {
     "OfferDeclined": "interview.offer_declined",
     "Cancelled": "interview.cancelled",
     "Expired": "interview.expired",
+    "Rescheduled": "interview.rescheduled",
+    "OfferWithdrawn": "interview.offer_withdrawn",
 }
 EVENT_CLASSES: dict[str, type[Interview.Event]] = {
     name: getattr(Interview, name) for name in TYPE_NAMES
@@ -499,6 +502,8 @@ def interview_state(interview: Interview) -> dict[str, Any]:
     )
     state = {"id": str(interview.id), **{n: json_value(getattr(interview, n)) for n in names}}
     state["offer"] = offer
+    state["duration_minutes"] = interview.meeting_minutes
+    state["reschedules"] = interview.reschedules
     return state
 
 

@@ -116,7 +116,14 @@ class IndexChange:
     deadline: Deadline | None
 
 
-def change_for(event: Interview.Event) -> IndexChange:
+# Events that leave an open invitation or offer (and its deadline) as it was.
+KEEPS_DEADLINE: tuple[type[Interview.Event], ...] = (Interview.Rescheduled,)
+
+
+def change_for(event: Interview.Event) -> IndexChange | None:
+    """What ``event`` means for the index; None if it leaves the deadline alone."""
+    if isinstance(event, KEEPS_DEADLINE):
+        return None
     what: str | None = None
     due_at: datetime | None = None
     if isinstance(event, Interview.Invited):
@@ -410,7 +417,9 @@ class Scheduler:
                 break
             changes: dict[UUID, IndexChange] = {}
             for _, event in batch:  # the last event of an interview in the batch decides
-                changes[event.originator_id] = change_for(event)
+                change = change_for(event)
+                if change is not None:
+                    changes[event.originator_id] = change
             if not index.advance(position, batch[-1][0], changes.values()):
                 continue  # another instance moved the position: read from there
             applied += len(batch)

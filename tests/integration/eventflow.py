@@ -11,7 +11,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,9 @@ class Workload:
     app: InterviewsApplication
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     open: dict[UUID, tuple[str, str, str]] = field(default_factory=dict)  # id -> (state, c, f)
+    started: set[UUID] = field(default_factory=set)
+    before_offer: dict[UUID, str] = field(default_factory=dict)  # where an open offer returns
+    moves: int = 0
     commands: int = 0
     counter: int = 0
     stopped: threading.Event = field(default_factory=threading.Event)
@@ -72,10 +75,15 @@ class Workload:
             else:
                 self.app.accept(as_freelancer, interview_id)
                 state = "accepted"
-        elif state == "accepted":
+        elif interview_id in self.started and state != "accepted" and roll < 0.2:
+            self.moves += 1
+            when = datetime.now(UTC) + timedelta(days=1, minutes=self.moves)
+            self.app.reschedule(as_freelancer, interview_id, scheduled_at=when, reason="a clash")
+        elif state == "accepted" and roll < 0.85:
             self.app.start(as_client, interview_id)
+            self.started.add(interview_id)
             state = "in_progress"
-        elif state == "in_progress":
+        elif state in ("accepted", "in_progress"):
             self.app.extend_offer(
                 as_client,
                 interview_id,
@@ -83,11 +91,15 @@ class Workload:
                 currency="EUR",
                 rate_type="fixed",
             )
+            self.before_offer[interview_id] = state
             state = "offer_extended"
         elif state == "offer_extended":
             if roll < 0.4:
                 self.app.decline_offer(as_freelancer, interview_id, reason="too low")
-                state = "in_progress"
+                state = self.before_offer[interview_id]
+            elif roll < 0.5:
+                self.app.withdraw_offer(as_client, interview_id, reason="re-scoped")
+                state = self.before_offer[interview_id]
             else:
                 self.app.accept_offer(as_freelancer, interview_id)
                 state = "closed"

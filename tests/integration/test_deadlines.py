@@ -241,6 +241,44 @@ def test_the_default_offer_deadline_is_seven_days(
     assert (deadline.what, deadline.due_at) == ("offer", offered_at + timedelta(days=7))
 
 
+@pytest.mark.parametrize("same_tick", [True, False], ids=["one-batch", "two-batches"])
+def test_a_reschedule_keeps_the_open_offers_deadline_and_a_withdrawal_drops_it(
+    api: TestClient,
+    client: dict[str, str],
+    freelancer: dict[str, str],
+    clock: FakeClock,
+    interviews_container: InterviewsContainer,
+    make_scheduler: Callable[..., Scheduler],
+    same_tick: bool,
+) -> None:
+    scheduler = make_scheduler()
+    iid = invite(api, client)
+    api.post(f"/interviews/{iid}/accept", headers=freelancer)
+    api.post(f"/interviews/{iid}/start", json={"scheduled_at": iso(clock.now)}, headers=client)
+    offer = {"amount": "900.00", "currency": "EUR", "rate_type": "fixed"}
+    offer["expires_at"] = iso(clock.now + timedelta(days=2))
+    assert api.post(f"/interviews/{iid}/offer", json=offer, headers=client).status_code == 200
+    if not same_tick:
+        scheduler.run_once()
+    moved = {"scheduled_at": iso(clock.now + timedelta(days=1))}
+    assert (
+        api.post(f"/interviews/{iid}/reschedule", json=moved, headers=freelancer).status_code == 200
+    )
+
+    scheduler.run_once()
+
+    [deadline] = scheduler.index().all()
+    assert (deadline.what, deadline.version) == ("offer", 4)
+    withdrawn = api.post(f"/interviews/{iid}/offer/withdraw", headers=client)
+    assert withdrawn.status_code == 200, withdrawn.text
+    scheduler.run_once()
+    assert scheduler.index().all() == []
+    clock.advance(days=3)
+    assert scheduler.run_once().expired == 0
+    app = interviews_container.interviews()
+    assert kinds(app, iid)[-3:] == ["OfferExtended", "Rescheduled", "OfferWithdrawn"]
+
+
 @pytest.mark.parametrize("scheduler_first", [True, False], ids=["expired", "not-yet-recorded"])
 def test_a_late_answer_is_409_expired_naming_what_expired(
     api: TestClient,

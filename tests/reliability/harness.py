@@ -506,6 +506,12 @@ class HttpCommands:
                         self.stopped.set()
 
     def _step(self, client: httpx.Client, s: _WorkerState) -> None:
+        """One command, valid in the state this thread knows its interview is in.
+
+        The walk covers DESIGN's whole table: offers from ``accepted`` or
+        ``in_progress``, declined or withdrawn back to that state, and
+        reschedules by either party of a started interview (open offer or not).
+        """
         rng = s.rng
         if len(s.open) < 5 or rng.random() < 0.25:
             s.jobs += 1
@@ -513,12 +519,13 @@ class HttpCommands:
             job = f"job-{self.tag}-{s.index}-{s.jobs}"
             body = {"job_id": job, "freelancer_id": f, "message": f"hello {f}"}
             ack = self.send(client, "invite", "/interviews", body, (c, "client"))
-            s.open[ack.interview_id] = ("invited", c, f)
+            s.open[ack.interview_id] = _Walk("invited", c, f)
             return
         interview_id = rng.choice(list(s.open))
-        state, c, f = s.open[interview_id]
+        walk = s.open[interview_id]
         base = f"/interviews/{interview_id}"
-        client_, freelancer = (c, "client"), (f, "freelancer")
+        client_, freelancer = (walk.client, "client"), (walk.freelancer, "freelancer")
+        state = walk.state
         roll = rng.random()
         if roll < 0.06:
             who = client_ if roll < 0.03 else freelancer
@@ -531,29 +538,43 @@ class HttpCommands:
             else:
                 self.send(client, "accept", f"{base}/accept", None, freelancer)
                 state = "accepted"
-        elif state == "accepted":
-            who = client_ if roll < 0.6 else freelancer
-            in_a_month = (datetime.now(UTC) + timedelta(days=30)).isoformat()
-            body = {"scheduled_at": in_a_month} if roll < 0.3 else {}
+        elif walk.started and state in ("in_progress", "offer_extended") and roll < 0.25:
+            who = client_ if roll < 0.15 else freelancer
+            walk.moves += 1
+            body = {"scheduled_at": _meeting_time(walk.moves)}
+            if roll < 0.1:
+                body |= {"duration_minutes": rng.choice([15, 45, 90, 240]), "reason": "a clash"}
+            self.send(client, "reschedule", f"{base}/reschedule", body, who)
+        elif state == "accepted" and roll < 0.8:
+            who = client_ if roll < 0.5 else freelancer
+            body = {"scheduled_at": _meeting_time(0)} if roll < 0.3 else {}
+            if roll < 0.15:
+                body["duration_minutes"] = rng.choice([15, 30, 60, 120])
             self.send(client, "start", f"{base}/start", body, who)
+            walk.started = True
             state = "in_progress"
-        elif state == "in_progress":
+        elif state in ("accepted", "in_progress"):
             terms = {"amount": str(rng.choice([500, 1200, 3000])), "currency": "EUR",
                      "rate_type": rng.choice(["fixed", "hourly"])}  # fmt: skip
             self.send(client, "offer", f"{base}/offer", terms, client_)
+            walk.before_offer = state
             state = "offer_extended"
         elif state == "offer_extended":
             if roll < 0.4:
                 body = {"reason": "too low"}
                 self.send(client, "offer/decline", f"{base}/offer/decline", body, freelancer)
-                state = "in_progress"
+                state = walk.before_offer
+            elif roll < 0.55:
+                body = {"reason": "re-scoped"} if roll < 0.5 else {}
+                self.send(client, "offer/withdraw", f"{base}/offer/withdraw", body, client_)
+                state = walk.before_offer
             else:
                 self.send(client, "offer/accept", f"{base}/offer/accept", None, freelancer)
                 state = "closed"
         if state == "closed":
             del s.open[interview_id]
         else:
-            s.open[interview_id] = (state, c, f)
+            walk.state = state
 
     def send(
         self,
@@ -602,10 +623,28 @@ class HttpCommands:
 
 
 @dataclass
+class _Walk:
+    """What a load thread knows of one of its open interviews."""
+
+    state: str
+    client: str
+    freelancer: str
+    started: bool = False
+    before_offer: str = "in_progress"  # the state an open offer returns to
+    moves: int = 0  # reschedules so far: each picks a time no earlier one had
+
+
+def _meeting_time(moves: int) -> str:
+    """A meeting time in the coming weeks, a different one for every move."""
+    day = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    return (day + timedelta(days=2 + moves % 40, minutes=15 * (moves // 40))).isoformat()
+
+
+@dataclass
 class _WorkerState:
     index: int
     rng: random.Random
-    open: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    open: dict[str, _Walk] = field(default_factory=dict)
     jobs: int = 0
 
 

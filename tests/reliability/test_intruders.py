@@ -47,6 +47,8 @@ TRANSITIONS = {
     "/interviews/{interview_id}/offer/accept": None,
     "/interviews/{interview_id}/offer/decline": {"reason": "no"},
     "/interviews/{interview_id}/cancel": {"reason": "mine now"},
+    "/interviews/{interview_id}/reschedule": {"scheduled_at": "2026-12-20T10:00:00Z"},
+    "/interviews/{interview_id}/offer/withdraw": {"reason": "mine now"},
 }
 
 
@@ -297,6 +299,8 @@ def expected_status(world: World, e: Endpoint, who: Who) -> int:
         return 403 if who.reader or not stranger else 404
     if key == ("GET", "/audit/events"):
         return 200 if who.reader else 403
+    if e.path == "/interviews/{interview_id}/calendar.ics":
+        return 404  # the two parties only: readers and wrong roles included
     if e.path.startswith(("/interviews/", "/audit/", "/views/interviews/", "/views/jobs/")):
         return 200 if who.reader else 404
     if e.path in ("/views/interviews", "/views/stats", "/views/stream", "/dashboard"):

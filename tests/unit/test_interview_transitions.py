@@ -136,6 +136,16 @@ COMMANDS: dict[str, tuple[Callable[[Interview], None], type[Interview.Event], st
         "cancel",
     ),
     "expire": (lambda i: i.expire(ctx(SYSTEM, LATER)), Interview.Expired, "expire"),
+    "reschedule": (
+        lambda i: i.reschedule(ctx(FREELANCER), T0 + timedelta(days=2), 45, "clash"),
+        Interview.Rescheduled,
+        "reschedule",
+    ),
+    "withdraw_offer": (
+        lambda i: i.withdraw_offer(ctx(CLIENT), "budget moved"),
+        Interview.OfferWithdrawn,
+        "withdraw offer",
+    ),
 }
 
 ALLOWED: dict[tuple[str, str], str] = {
@@ -149,6 +159,10 @@ ALLOWED: dict[tuple[str, str], str] = {
     **{(state, "cancel"): "cancelled" for state in OPEN_STATES},
     ("invited", "expire"): "expired",
     ("offer_extended", "expire"): "expired",
+    ("in_progress", "reschedule"): "in_progress",
+    ("offer_extended", "reschedule"): "offer_extended",
+    # PATHS makes the offer after the start: withdrawing returns to in_progress.
+    ("offer_extended", "withdraw_offer"): "in_progress",
 }
 
 PAIRS = list(itertools.product(sorted(DESIGN_STATES), COMMANDS))
@@ -207,7 +221,7 @@ def test_refused_transition_names_state_and_action(state: str, command: str) -> 
 
 
 def test_every_pair_of_the_table_is_covered() -> None:
-    assert len(PAIRS) == len(DESIGN_STATES) * 8
+    assert len(PAIRS) == len(DESIGN_STATES) * 10
     assert set(ALLOWED) <= set(PAIRS)
 
 
@@ -277,10 +291,14 @@ FREELANCER_ONLY = {
     "accept_offer": ("offer_extended", lambda i, a: i.accept_offer(ctx(a))),
     "decline_offer": ("offer_extended", lambda i, a: i.decline_offer(ctx(a))),
 }
-CLIENT_ONLY = {"extend_offer": ("accepted", lambda i, a: i.extend_offer(ctx(a), TERMS))}
+CLIENT_ONLY = {
+    "extend_offer": ("accepted", lambda i, a: i.extend_offer(ctx(a), TERMS)),
+    "withdraw_offer": ("offer_extended", lambda i, a: i.withdraw_offer(ctx(a))),
+}
 EITHER_PARTY = {
     "start": ("accepted", lambda i, a: i.start(ctx(a))),
     "cancel": ("invited", lambda i, a: i.cancel(ctx(a), "changed my mind")),
+    "reschedule": ("in_progress", lambda i, a: i.reschedule(ctx(a), T0 + timedelta(days=1))),
 }
 # Someone whose id is a party's but who acts in another role is not that party.
 IMPOSTOR_CLIENT = Actor(FREELANCER.id, "client")
@@ -314,20 +332,26 @@ def test_the_invited_freelancer_may_answer(command: str) -> None:
     assert len(interview.collect_events()) == 1
 
 
+@pytest.mark.parametrize("command", CLIENT_ONLY)
 @pytest.mark.parametrize(
     "actor", [FREELANCER, IMPOSTOR_CLIENT, *OUTSIDERS], ids=lambda a: f"{a.role}:{a.id}"
 )
-def test_only_the_interviews_client_extends_an_offer(actor: Actor) -> None:
-    state, run = CLIENT_ONLY["extend_offer"]
+def test_only_the_interviews_client_extends_or_withdraws_an_offer(
+    command: str, actor: Actor
+) -> None:
+    state, run = CLIENT_ONLY[command]
     interview = interview_in(state)
 
     with pytest.raises(NotAllowedError):
         run(interview, actor)
 
+    assert interview.collect_events() == []
+    assert interview.status == state
+
 
 @pytest.mark.parametrize("command", EITHER_PARTY)
 @pytest.mark.parametrize("actor", [CLIENT, FREELANCER], ids=["client", "freelancer"])
-def test_either_party_starts_or_cancels(command: str, actor: Actor) -> None:
+def test_either_party_starts_cancels_or_reschedules(command: str, actor: Actor) -> None:
     state, run = EITHER_PARTY[command]
     interview = interview_in(state)
 
@@ -343,7 +367,7 @@ def test_either_party_starts_or_cancels(command: str, actor: Actor) -> None:
     [IMPOSTOR_CLIENT, IMPOSTOR_FREELANCER, *OUTSIDERS],
     ids=lambda a: f"{a.role}:{a.id}",
 )
-def test_nobody_else_starts_or_cancels(command: str, actor: Actor) -> None:
+def test_nobody_else_starts_cancels_or_reschedules(command: str, actor: Actor) -> None:
     state, run = EITHER_PARTY[command]
     interview = interview_in(state)
 

@@ -23,6 +23,8 @@ TYPE_NAMES: dict[type[Any], str] = {
     Interview.OfferDeclined: "interview.offer_declined",
     Interview.Cancelled: "interview.cancelled",
     Interview.Expired: "interview.expired",
+    Interview.Rescheduled: "interview.rescheduled",
+    Interview.OfferWithdrawn: "interview.offer_withdrawn",
 }
 
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:interviews:event")

@@ -1,6 +1,7 @@
 """The interview domain: pure Python and ``eventsourcing.domain``, no infrastructure."""
 
 from .errors import (
+    AlreadyScheduledError,
     DeadlinePassedError,
     DomainError,
     DuplicateOpenInterviewError,
@@ -13,6 +14,7 @@ from .errors import (
 )
 from .interview import (
     ALL_STATES,
+    DEFAULT_DURATION_MINUTES,
     FINAL_STATES,
     SYSTEM,
     Actor,
@@ -24,6 +26,8 @@ from .job import Job
 
 __all__ = [
     "ALL_STATES",
+    "AlreadyScheduledError",
+    "DEFAULT_DURATION_MINUTES",
     "FINAL_STATES",
     "SYSTEM",
     "Actor",

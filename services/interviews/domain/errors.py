@@ -74,5 +74,11 @@ class InputOutOfBoundsError(InvalidCommandError):
         self.problem = problem
 
 
+class AlreadyScheduledError(DomainError):
+    """A reschedule to the time and length the meeting already has."""
+
+    code = "already_scheduled"
+
+
 class NotYetDueError(DomainError):
     code = "not_yet_due"

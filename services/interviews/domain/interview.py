@@ -21,6 +21,7 @@ from eventsourcing.domain import Aggregate
 
 from . import bounds
 from .errors import (
+    AlreadyScheduledError,
     DeadlinePassedError,
     InvalidCommandError,
     NotAllowedError,
@@ -42,6 +43,9 @@ CANCELLED = "cancelled"
 EXPIRED = "expired"
 
 FINAL_STATES = frozenset({DECLINED, HIRED, CANCELLED, EXPIRED})
+# The states an offer may be extended from, and so the ones its decline or
+# withdrawal returns the interview to.
+OFFER_FROM_STATES = (ACCEPTED, IN_PROGRESS)
 ALL_STATES = (
     INVITED,
     ACCEPTED,
@@ -84,6 +88,11 @@ class OfferTerms:
     rate_type: RateType
     start_date: date | None = None
     message: str | None = None
+
+
+DEFAULT_DURATION_MINUTES = 30
+MIN_DURATION_MINUTES = 15
+MAX_DURATION_MINUTES = 240
 
 
 # Field names every interview event carries besides its own data.
@@ -166,12 +175,39 @@ class Interview(Aggregate):
             aggregate.closed_reason = self.reason
 
     class InterviewStarted(Event):
+        """Version 2 added ``duration_minutes`` (version 1 meetings were 30 minutes)."""
+
+        class_version: ClassVar[int] = 2
+
         scheduled_at: datetime | None
+        duration_minutes: int
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["duration_minutes"] = DEFAULT_DURATION_MINUTES
 
         def apply_to(self, aggregate: Interview) -> None:
             aggregate.status = IN_PROGRESS
             aggregate.started_at = self.timestamp
             aggregate.scheduled_at = self.scheduled_at
+            aggregate.duration_minutes = self.duration_minutes
+            if self.scheduled_at is not None:
+                aggregate.schedule_changed_at = self.timestamp
+
+    class Rescheduled(Event):
+        """The meeting moved; ``previous_scheduled_at`` is where it was (None if
+        it had no time yet)."""
+
+        scheduled_at: datetime
+        duration_minutes: int
+        previous_scheduled_at: datetime | None
+        reason: str | None
+
+        def apply_to(self, aggregate: Interview) -> None:
+            aggregate.scheduled_at = self.scheduled_at
+            aggregate.duration_minutes = self.duration_minutes
+            aggregate.reschedules += 1
+            aggregate.schedule_changed_at = self.timestamp
 
     class OfferExtended(Event):
         amount: Decimal
@@ -182,7 +218,9 @@ class Interview(Aggregate):
         expires_at: datetime | None
 
         def apply_to(self, aggregate: Interview) -> None:
+            aggregate.status_before_offer = aggregate.status
             aggregate.status = OFFER_EXTENDED
+            aggregate.offer_withdrawn = False
             aggregate.offers_extended += 1
             aggregate.offer = OfferTerms(
                 amount=self.amount,
@@ -200,13 +238,38 @@ class Interview(Aggregate):
             aggregate.offer_expires_at = None
 
     class OfferDeclined(Event):
+        """Version 2 added ``status``, the state the interview returns to (the one
+        before the offer); version 1 always returned it to ``in_progress``."""
+
+        class_version: ClassVar[int] = 2
+
         reason: str | None
+        status: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["status"] = IN_PROGRESS
 
         def apply_to(self, aggregate: Interview) -> None:
-            aggregate.status = IN_PROGRESS
+            aggregate.status = self.status
+            aggregate.status_before_offer = None
             aggregate.offer = None
             aggregate.offer_expires_at = None
             aggregate.last_offer_declined_reason = self.reason
+
+    class OfferWithdrawn(Event):
+        """The client took the offer back before it was answered; ``status`` is
+        the state the interview returns to (the one before the offer)."""
+
+        reason: str | None
+        status: str
+
+        def apply_to(self, aggregate: Interview) -> None:
+            aggregate.status = self.status
+            aggregate.status_before_offer = None
+            aggregate.offer = None
+            aggregate.offer_expires_at = None
+            aggregate.offer_withdrawn = True
 
     class Cancelled(Event):
         """Version 2 added ``cancelled_by`` (the cancelling party's role)."""
@@ -254,7 +317,16 @@ class Interview(Aggregate):
         self.last_offer_declined_reason: str | None = None
         self.updated_at: datetime | None = None
 
-    expired_what: str | None = None  # class default: snapshots taken before it existed
+    # Class defaults: snapshots taken before these existed lack them (and then no
+    # interview had been rescheduled, or had an offer withdrawn).
+    expired_what: str | None = None
+    duration_minutes: int = DEFAULT_DURATION_MINUTES
+    reschedules = 0  # schedule changes after the start: the calendar's SEQUENCE
+    schedule_changed_at: datetime | None = None
+    # The state an open offer was extended from (None: no open offer, or a
+    # snapshot taken before it was kept).
+    status_before_offer: str | None = None
+    offer_withdrawn = False  # the last offer was withdrawn (and no new one made)
 
     # ----------------------------------------------------------------- commands
 
@@ -321,13 +393,68 @@ class Interview(Aggregate):
         self._check_deadline(ctx, "decline", "invitation", self.invitation_expires_at)
         self._record(ctx, self.Declined, reason=reason)
 
-    def start(self, ctx: CommandContext, scheduled_at: datetime | None = None) -> None:
-        """Either party marks the interview as started, optionally with a date."""
+    def start(
+        self,
+        ctx: CommandContext,
+        scheduled_at: datetime | None = None,
+        duration_minutes: int = DEFAULT_DURATION_MINUTES,
+    ) -> None:
+        """Either party marks the interview as started, optionally with a date.
+
+        An interview left ``in_progress`` without ever being started (an offer
+        made before the start and declined, recorded before declines returned
+        it to ``accepted``) can be started too.
+        """
         self._check_is_party(ctx, "start the interview")
         if scheduled_at is not None:
             scheduled_at = bounds.check_scheduled_at(scheduled_at, ctx.at)
-        self._check_state(ctx, "start", ACCEPTED)
-        self._record(ctx, self.InterviewStarted, scheduled_at=scheduled_at)
+        if not (self.status == IN_PROGRESS and self.started_at is None):
+            self._check_state(ctx, "start", ACCEPTED)
+        _check_duration(duration_minutes)
+        self._record(
+            ctx,
+            self.InterviewStarted,
+            scheduled_at=scheduled_at,
+            duration_minutes=duration_minutes,
+        )
+
+    def reschedule(
+        self,
+        ctx: CommandContext,
+        scheduled_at: datetime,
+        duration_minutes: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Either party moves the meeting of a started interview (also while an
+        offer is open); the previous time is kept on the event. Without a
+        duration the meeting keeps its length."""
+        self._check_is_party(ctx, "reschedule the interview")
+        scheduled_at = bounds.check_scheduled_at(scheduled_at, ctx.at)
+        bounds.check_text(reason, "reason", bounds.REASON_MAX_LENGTH)
+        self._check_state(ctx, "reschedule", IN_PROGRESS, OFFER_EXTENDED)
+        if self.started_at is None:
+            raise TransitionNotAllowedError(
+                "reschedule",
+                self.status,
+                f"cannot reschedule an interview that is {_words(self.status)} but was "
+                "never started: start it with a scheduled_at instead",
+            )
+        if duration_minutes is None:
+            duration_minutes = self.duration_minutes
+        _check_duration(duration_minutes)
+        if scheduled_at == self.scheduled_at and duration_minutes == self.duration_minutes:
+            raise AlreadyScheduledError(
+                f"the interview is already scheduled at {scheduled_at.isoformat()} "
+                f"for {duration_minutes} minutes"
+            )
+        self._record(
+            ctx,
+            self.Rescheduled,
+            scheduled_at=scheduled_at,
+            duration_minutes=duration_minutes,
+            previous_scheduled_at=self.scheduled_at,
+            reason=reason,
+        )
 
     def extend_offer(
         self, ctx: CommandContext, terms: OfferTerms, expires_at: datetime | None = None
@@ -341,7 +468,7 @@ class Interview(Aggregate):
         bounds.check_text(terms.message, "message", bounds.MESSAGE_MAX_LENGTH)
         if expires_at is not None:
             expires_at = bounds.check_expires_at(expires_at, ctx.at)
-        self._check_state(ctx, "extend an offer on", ACCEPTED, IN_PROGRESS)
+        self._check_state(ctx, "extend an offer on", *OFFER_FROM_STATES)
         self._record(
             ctx,
             self.OfferExtended,
@@ -357,7 +484,7 @@ class Interview(Aggregate):
         """The freelancer accepts the offer: hired."""
         self._check_is_freelancer(ctx, "accept the offer")
         self._check_not_expired("accept the offer")
-        self._check_state(ctx, "accept an offer on", OFFER_EXTENDED)
+        self._check_offer_open("accept an offer on")
         self._check_deadline(ctx, "accept the offer", "offer", self.offer_expires_at)
         self._record(ctx, self.OfferAccepted)
 
@@ -366,9 +493,18 @@ class Interview(Aggregate):
         self._check_is_freelancer(ctx, "decline the offer")
         bounds.check_text(reason, "reason", bounds.REASON_MAX_LENGTH)
         self._check_not_expired("decline the offer")
-        self._check_state(ctx, "decline an offer on", OFFER_EXTENDED)
+        self._check_offer_open("decline an offer on")
         self._check_deadline(ctx, "decline the offer", "offer", self.offer_expires_at)
-        self._record(ctx, self.OfferDeclined, reason=reason)
+        self._record(ctx, self.OfferDeclined, reason=reason, status=self._state_after_offer)
+
+    def withdraw_offer(self, ctx: CommandContext, reason: str | None = None) -> None:
+        """The client takes back an offer nobody has answered yet; the interview
+        returns to the state it was in before the offer."""
+        self._check_is_client(ctx, "withdraw the offer")
+        bounds.check_text(reason, "reason", bounds.REASON_MAX_LENGTH)
+        self._check_not_expired("withdraw the offer")
+        self._check_state(ctx, "withdraw an offer on", OFFER_EXTENDED)
+        self._record(ctx, self.OfferWithdrawn, reason=reason, status=self._state_after_offer)
 
     def cancel(self, ctx: CommandContext, reason: str) -> None:
         """Either party cancels an open interview, with a reason."""
@@ -404,6 +540,26 @@ class Interview(Aggregate):
             return ("offer", self.offer_expires_at)
         return None
 
+    @property
+    def _state_after_offer(self) -> str:
+        """Where a declined or withdrawn offer leaves the interview: the state
+        before the offer (an older snapshot does not hold it, but an offer made
+        before the start was made from ``accepted``)."""
+        if self.status_before_offer is not None:
+            return self.status_before_offer
+        return ACCEPTED if self.started_at is None else IN_PROGRESS
+
+    @property
+    def meeting_minutes(self) -> int | None:
+        """The meeting's length once the interview was started, else None."""
+        return self.duration_minutes if self.started_at is not None else None
+
+    @property
+    def schedule_sequence(self) -> int:
+        """How often the scheduled meeting changed since the start: one per
+        reschedule, one more once it is cancelled (a calendar's SEQUENCE)."""
+        return self.reschedules + (1 if self.status == CANCELLED else 0)
+
     def party_role_of(self, user_id: str) -> str | None:
         if user_id == self.client_id:
             return "client"
@@ -415,6 +571,18 @@ class Interview(Aggregate):
 
     def _check_state(self, ctx: CommandContext, action: str, *allowed: str) -> None:
         if self.status not in allowed:
+            raise TransitionNotAllowedError(action, self.status)
+
+    def _check_offer_open(self, action: str) -> None:
+        """An answer to an offer the client withdrew is told so, with the state."""
+        if self.status in OFFER_FROM_STATES and self.offer_withdrawn:
+            raise TransitionNotAllowedError(
+                action,
+                self.status,
+                f"cannot {action} an interview that is {_words(self.status)}: "
+                "the client withdrew the offer",
+            )
+        if self.status != OFFER_EXTENDED:
             raise TransitionNotAllowedError(action, self.status)
 
     def _check_not_expired(self, action: str) -> None:
@@ -465,6 +633,18 @@ class Interview(Aggregate):
             **{**meta, "prev_hash": self.last_hash},
             hash=digest,
             **data,
+        )
+
+
+def _words(state: str) -> str:
+    return state.replace("_", " ")
+
+
+def _check_duration(minutes: int) -> None:
+    if type(minutes) is not int or not MIN_DURATION_MINUTES <= minutes <= MAX_DURATION_MINUTES:
+        raise InvalidCommandError(
+            f"duration_minutes must be a whole number from {MIN_DURATION_MINUTES} "
+            f"to {MAX_DURATION_MINUTES}"
         )
 
 

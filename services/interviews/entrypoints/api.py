@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from ...common.auth import Principal
+from ...common.calendar import interview_calendar
 from ...common.web import ERROR_RESPONSES, ApiError, CurrentPrincipal
 from ..application import (
     CommandResult,
@@ -44,7 +45,9 @@ from .schemas import (
     JobPolicyRequest,
     NoBody,
     OfferRequest,
+    RescheduleRequest,
     StartRequest,
+    WithdrawOfferRequest,
     interview_public,
 )
 
@@ -230,10 +233,40 @@ def start(
     response: Response,
     body: StartRequest | None = None,
 ) -> CommandResponse:
-    """Either party marks the accepted interview as started, optionally with a date."""
-    scheduled_at = body.scheduled_at if body else None
+    """Either party marks the accepted interview as started, optionally with a
+    date and time and the meeting's length (15 to 240 minutes, default 30).
+    An interview left in progress without a start can be started too."""
+    body = body or StartRequest()
     return run_command(
-        response, lambda: app.start(ctx, interview_id, scheduled_at, **opts.kwargs())
+        response,
+        lambda: app.start(
+            ctx, interview_id, body.scheduled_at, body.duration_minutes, **opts.kwargs()
+        ),
+    )
+
+
+@router.post("/interviews/{interview_id}/reschedule", response_model=CommandResponse)
+def reschedule(
+    interview_id: UUID,
+    body: RescheduleRequest,
+    ctx: ContextDep,
+    opts: OptionsDep,
+    app: InterviewsDep,
+    response: Response,
+) -> CommandResponse:
+    """Either party moves the meeting of a started interview (in progress or
+    with an open offer) to a new time, optionally with a new length and a
+    reason. The calendar event keeps its UID and its SEQUENCE goes up."""
+    return run_command(
+        response,
+        lambda: app.reschedule(
+            ctx,
+            interview_id,
+            scheduled_at=body.scheduled_at,
+            duration_minutes=body.duration_minutes,
+            reason=body.reason,
+            **opts.kwargs(),
+        ),
     )
 
 
@@ -293,6 +326,23 @@ def decline_offer(
     )
 
 
+@router.post("/interviews/{interview_id}/offer/withdraw", response_model=CommandResponse)
+def withdraw_offer(
+    interview_id: UUID,
+    ctx: ContextDep,
+    opts: OptionsDep,
+    app: InterviewsDep,
+    response: Response,
+    body: WithdrawOfferRequest | None = None,
+) -> CommandResponse:
+    """The client takes back an offer the freelancer has not answered; the
+    interview returns to the state it was in before the offer."""
+    reason = body.reason if body else None
+    return run_command(
+        response, lambda: app.withdraw_offer(ctx, interview_id, reason, **opts.kwargs())
+    )
+
+
 @router.post("/interviews/{interview_id}/cancel", response_model=CommandResponse)
 def cancel(
     interview_id: UUID,
@@ -316,6 +366,72 @@ def get_interview(
     interview = load_visible_interview(app, principal, interview_id)
     response.headers["ETag"] = f'"{interview.version}"'
     return interview_public(interview, app.position_of(interview.id, interview.version))
+
+
+CALENDAR_MEDIA_TYPE = "text/calendar; charset=utf-8"
+
+
+@router.get(
+    "/interviews/{interview_id}/calendar.ics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "An iCalendar object (RFC 5545) with one VEVENT",
+            "content": {"text/calendar": {"schema": {"type": "string"}}},
+        },
+        404: {
+            **ERROR_RESPONSES[404],
+            "description": "Not a party of this interview (`not_found`), or the "
+            "interview has no scheduled time (`not_scheduled`)",
+        },
+    },
+)
+def interview_calendar_feed(
+    interview_id: UUID, principal: CurrentPrincipal, app: InterviewsDep
+) -> Response:
+    """The interview's meeting for the client's or the freelancer's calendar
+    (nobody else's: 404). Its UID never changes; SEQUENCE counts the schedule
+    changes (0 at the start, +1 per reschedule, +1 on cancellation);
+    METHOD:REQUEST while it stands, METHOD:CANCEL with STATUS:CANCELLED once
+    cancelled. An interview without a scheduled time is `404 not_scheduled`."""
+    interview = load_visible_interview(app, principal, interview_id)
+    if interview.party_role_of(principal.id) != principal.role:
+        raise ApiError(404, "not_found", f"interview {interview_id} not found")
+    if interview.scheduled_at is None:
+        raise ApiError(
+            404,
+            "not_scheduled",
+            f"interview {interview_id} has no scheduled time yet: it gets one when it is "
+            "started or rescheduled with a scheduled_at",
+        )
+    cancelled = interview.status == "cancelled"
+    body = interview_calendar(
+        interview_id=interview.id,
+        summary=f"Interview for job {interview.job_id}",
+        description=(
+            f"Interview {interview.id} for job {interview.job_id} between client "
+            f"{interview.client_id} and freelancer {interview.freelancer_id}."
+        ),
+        start=interview.scheduled_at,
+        duration_minutes=interview.duration_minutes,
+        organizer_id=interview.client_id,
+        attendee_id=interview.freelancer_id,
+        sequence=interview.schedule_sequence,
+        # Final once cancelled, so its last change is the cancellation.
+        stamp=interview.updated_at
+        if cancelled
+        else interview.schedule_changed_at or interview.updated_at,
+        cancelled=cancelled,
+    )
+    return Response(
+        body,
+        media_type=CALENDAR_MEDIA_TYPE,
+        headers={
+            "Content-Disposition": f'inline; filename="interview-{interview.id}.ics"',
+            "Cache-Control": "private, no-cache",
+            "ETag": f'"{interview.version}"',
+        },
+    )
 
 
 @router.put("/jobs/{job_id}/policy", response_model=JobPolicyPublic)

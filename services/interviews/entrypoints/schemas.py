@@ -22,6 +22,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..domain import InputOutOfBoundsError, bounds
+from ..domain.interview import (
+    DEFAULT_DURATION_MINUTES,
+    MAX_DURATION_MINUTES,
+    MIN_DURATION_MINUTES,
+)
 
 Identifier = Annotated[
     str,
@@ -203,10 +208,37 @@ class DeclineRequest(_Request):
     reason: Reason | None = None
 
 
+DurationMinutes = Annotated[
+    int,
+    Field(
+        ge=MIN_DURATION_MINUTES,
+        le=MAX_DURATION_MINUTES,
+        strict=True,
+        description=f"Length of the meeting in minutes ({MIN_DURATION_MINUTES} to "
+        f"{MAX_DURATION_MINUTES}, default {DEFAULT_DURATION_MINUTES})",
+    ),
+]
+
+
 class StartRequest(_Request):
     scheduled_at: Instant | None = Field(
         default=None, description="When the interview takes place: from 7 days ago to a year ahead"
     )
+    duration_minutes: DurationMinutes = DEFAULT_DURATION_MINUTES
+
+
+class RescheduleRequest(_Request):
+    scheduled_at: Instant = Field(
+        description="The meeting's new date and time: from 7 days ago to a year ahead"
+    )
+    duration_minutes: DurationMinutes | None = Field(
+        default=None, description="The meeting's new length (absent or null: it keeps its length)"
+    )
+    reason: Reason | None = None
+
+
+class WithdrawOfferRequest(_Request):
+    reason: Reason | None = None
 
 
 class OfferRequest(_Request):
@@ -263,6 +295,10 @@ class InterviewPublic(BaseModel):
     accepted_at: datetime | None
     started_at: datetime | None
     scheduled_at: datetime | None
+    duration_minutes: int | None = Field(
+        description="Length of the meeting in minutes, once the interview was started"
+    )
+    reschedules: int = Field(description="How often the meeting was moved since the start")
     offer: OfferPublic | None
     offers_extended: int
     hired_at: datetime | None
@@ -296,6 +332,8 @@ def interview_public(interview: Any, position: int | None) -> InterviewPublic:
         accepted_at=interview.accepted_at,
         started_at=interview.started_at,
         scheduled_at=interview.scheduled_at,
+        duration_minutes=interview.meeting_minutes,
+        reschedules=interview.reschedules,
         offer=offer,
         offers_extended=interview.offers_extended,
         hired_at=interview.hired_at,
