@@ -233,7 +233,7 @@ def replay(
 @app.command()
 def token(
     sub: Annotated[str, typer.Option(help="The user id (JWT 'sub')")],
-    role: Annotated[str, typer.Option(help="client, freelancer, auditor or admin")],
+    role: Annotated[str, typer.Option(help="client, freelancer, auditor, admin or service")],
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 24 * 3600,
     data_dir: DataDirOpt = None,
 ) -> None:

@@ -9,8 +9,10 @@ from typing import Literal
 
 import jwt
 
-ROLES = ("client", "freelancer", "auditor", "admin")
-Role = Literal["client", "freelancer", "auditor", "admin"]
+# ``service``: another of the marketplace's services (registers jobs; reads no
+# interview, view or inbox of anyone).
+ROLES = ("client", "freelancer", "auditor", "admin", "service")
+Role = Literal["client", "freelancer", "auditor", "admin", "service"]
 ALGORITHM = "HS256"
 
 

@@ -1,11 +1,15 @@
 """The interview domain: pure Python and ``eventsourcing.domain``, no infrastructure."""
 
 from .errors import (
+    AlreadyHiredError,
     DeadlinePassedError,
     DomainError,
     DuplicateOpenInterviewError,
     ExclusiveWindowError,
     InvalidCommandError,
+    JobClosedError,
+    JobNotFoundError,
+    JobOwnerConflictError,
     NotAllowedError,
     NotYetDueError,
     TransitionNotAllowedError,
@@ -23,6 +27,7 @@ from .job import Job
 
 __all__ = [
     "ALL_STATES",
+    "AlreadyHiredError",
     "FINAL_STATES",
     "SYSTEM",
     "Actor",
@@ -34,6 +39,9 @@ __all__ = [
     "Interview",
     "InvalidCommandError",
     "Job",
+    "JobClosedError",
+    "JobNotFoundError",
+    "JobOwnerConflictError",
     "NotAllowedError",
     "NotYetDueError",
     "OfferTerms",

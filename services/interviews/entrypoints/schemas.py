@@ -35,6 +35,16 @@ RequiredReason = Annotated[
         pattern=rf"^{_TEXT}[^\s\x00-\x1f\x7f]{_TEXT}$",
     ),
 ]
+# A job's title: like a required reason, a little shorter.
+Title = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=200,
+        strip_whitespace=True,
+        pattern=rf"^{_TEXT}[^\s\x00-\x1f\x7f]{_TEXT}$",
+    ),
+]
 # Money travels as a decimal string: a JSON number cannot promise two decimal places.
 AMOUNT_PATTERN = r"^([1-9][0-9]{0,11}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$"
 
@@ -124,6 +134,40 @@ class CancelRequest(_Request):
 
 class JobPolicyRequest(_Request):
     exclusive_hours: ExclusiveHours | None = None
+
+
+class JobCreateRequest(_Request):
+    title: Title
+    exclusive_hours: ExclusiveHours | None = Field(
+        default=None,
+        description="Hours after an interview starts in which nobody else is invited",
+    )
+
+
+class JobRegisterRequest(_Request):
+    client_id: Identifier = Field(description="The client who owns the job")
+    title: Title | None = None
+
+
+class JobCloseRequest(_Request):
+    reason: Reason | None = None
+
+
+class JobPublic(BaseModel):
+    job_id: str
+    client_id: str
+    title: str | None = Field(description="None for jobs registered by their first invitation")
+    status: Literal["open", "closed"]
+    exclusive_hours: int | None
+
+
+class JobClosedPublic(JobPublic):
+    """The closed job, the interviews closing it cancelled, and the global position
+    of the last of their events (use it as ``min_position`` on the views; null
+    when the job was already closed and nothing changed)."""
+
+    cancelled: list[str]
+    position: int | None
 
 
 class CommandResponse(BaseModel):
