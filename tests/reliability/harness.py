@@ -28,6 +28,7 @@ from services.common.auth import mint_token
 from services.common.kafka import UNLIMITED_RETENTION, ensure_topics
 from services.contracts import EventEnvelope
 from tests.conftest import TEST_SECRET
+from tests.jobs import service_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES_SCRIPT = ROOT / "scripts" / "services.sh"
@@ -509,6 +510,7 @@ class HttpCommands:
             s.jobs += 1
             c, f = rng.choice(self.clients), rng.choice(self.freelancers)
             job = f"job-{self.tag}-{s.index}-{s.jobs}"
+            self.register_job(client, job, c)
             body = {"job_id": job, "freelancer_id": f, "message": f"hello {f}"}
             ack = self.send(client, "invite", "/interviews", body, (c, "client"))
             s.open[ack.interview_id] = ("invited", c, f)
@@ -551,6 +553,34 @@ class HttpCommands:
             del s.open[interview_id]
         else:
             s.open[interview_id] = (state, c, f)
+
+    def register_job(self, client: httpx.Client, job_id: str, client_id: str) -> None:
+        """Registers the job as the marketplace's job service would, retrying like
+        :meth:`send` until answered (registering it again is a no-op)."""
+        headers = service_headers()
+        deadline = time.monotonic() + self.patience
+        while True:
+            if time.monotonic() > deadline:
+                raise CommandFailedError(f"register {job_id}: no answer within {self.patience}s")
+            try:
+                response = client.put(
+                    f"{self.base_url()}/jobs/{job_id}",
+                    json={"client_id": client_id},
+                    headers=headers,
+                )
+            except httpx.TransportError:
+                with self._lock:
+                    self.transport_errors += 1
+                time.sleep(0.1)
+                continue
+            if response.status_code in self.TRANSIENT:
+                time.sleep(0.2)
+                continue
+            if response.status_code not in (200, 201):
+                raise CommandFailedError(
+                    f"register {job_id}: {response.status_code} {response.text[:300]}"
+                )
+            return
 
     def send(
         self,
