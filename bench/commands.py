@@ -34,6 +34,7 @@ from .common import (
     process_cpu_seconds,
     python,
     server,
+    service_bearer,
     split_quantile,
 )
 from .loadgen import Connection, run_load
@@ -144,14 +145,18 @@ def interview_commands(
     rngs = [random.Random(k) for k in range(CLIENTS)]
     offer = {"amount": "1200.00", "currency": "EUR", "rate_type": "fixed"}
 
+    service = service_bearer(secret)
+
     async def hiring(conn: Connection, k: int, n: int) -> None:
         j = n % FREELANCERS_PER_CLIENT
         client, freelancer = clients[k], freelancers[k][j]
+        job = f"job-{run_id}-{k}-{n}"
+        await conn.call("PUT", f"/jobs/{job}", {"client_id": f"bench-client-{k}"}, service)
         invited = await conn.call(
             "POST",
             "/interviews",
             {
-                "job_id": f"job-{run_id}-{k}-{n}",
+                "job_id": job,
                 "freelancer_id": f"bench-fl-{k}-{j}",
                 "message": "We liked your profile; shall we talk about the job?",
             },

@@ -34,6 +34,8 @@ FINAL_PLANS: tuple[tuple[str, ...], ...] = (
     ("accept", "start", "offer", "expire_offer"),
     ("accept", "start", "offer", "decline_offer", "cancel_client"),
 )
+# A freelancer hired for a job is not invited to it again (409 already_hired).
+REINVITABLE_PLANS = tuple(p for p in FINAL_PLANS if p[-1] != "accept_offer")
 OPEN_PLANS: tuple[tuple[str, ...], ...] = (
     (),
     ("accept",),
@@ -73,7 +75,8 @@ class Script:
 
 def scripts(n: int, seed: int = 4) -> list[Script]:
     """``n`` interviews on n/10 jobs; the last tenth re-invites freelancers of
-    the first tenth to the same job after their first interview closed."""
+    the first tenth to the same job after their first interview closed (without
+    a hiring: a hired freelancer is not invited to the job again)."""
     rng = random.Random(seed)
     jobs = max(1, n // 10)
     repeat = n // 10
@@ -85,7 +88,10 @@ def scripts(n: int, seed: int = 4) -> list[Script]:
             job_id, client_id, freelancer_id = first.job_id, first.client_id, first.freelancer_id
         else:
             job_id, client_id, freelancer_id = f"job-{job}", f"client-{job % 7}", f"fl-{i}"
-        plans = FINAL_PLANS if i < repeat or rng.random() < 0.75 else OPEN_PLANS
+        if i < repeat:
+            plans = REINVITABLE_PLANS
+        else:
+            plans = FINAL_PLANS if rng.random() < 0.75 else OPEN_PLANS
         out.append(Script(i, job_id, client_id, freelancer_id, rng.choice(plans)))
     return out
 
