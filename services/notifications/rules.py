@@ -141,6 +141,7 @@ RULES: tuple[Rule, ...] = (
         "Interview cancelled",
         "{actor} cancelled the interview with you for job {job}. Reason: {reason}",
         other_party_only=True,
+        when={"job_closed": "False"},
     ),
     Rule(
         "event",
@@ -149,6 +150,24 @@ RULES: tuple[Rule, ...] = (
         "Interview cancelled",
         "{actor} cancelled the interview with you for job {job}. Reason: {reason}",
         other_party_only=True,
+        when={"job_closed": "False"},
+    ),
+    # Closing a job cancels its open interviews: both parties are told.
+    Rule(
+        "event",
+        "interview.cancelled",
+        "client",
+        "Job closed",
+        "You closed job {job}: your interview with freelancer {freelancer} is cancelled.",
+        when={"job_closed": "True"},
+    ),
+    Rule(
+        "event",
+        "interview.cancelled",
+        "freelancer",
+        "Job closed",
+        "Client {client} closed job {job}: your interview for it is cancelled.",
+        when={"job_closed": "True"},
     ),
     Rule(
         "event",
@@ -348,6 +367,10 @@ def _context(event: EventEnvelope) -> tuple[dict[str, str], dict[str, Any]]:
     return values, details
 
 
+# What ``when`` reads for a field an event of an older schema_version lacks.
+WHEN_DEFAULTS: dict[str, dict[str, Any]] = {"interview.cancelled": {"job_closed": False}}
+
+
 def rules_for(kind: Kind, trigger: str) -> tuple[Rule, ...]:
     return tuple(r for r in RULES if r.kind == kind and r.trigger == trigger)
 
@@ -362,8 +385,9 @@ def drafts_for_event(event: EventEnvelope) -> list[Draft]:
     values, details = _context(event)
     cancelled_by = event.data.get("cancelled_by") or event.actor.role
     drafts = []
+    facts = {**WHEN_DEFAULTS.get(event.type, {}), **event.data}
     for rule in rules_for("event", event.type):
-        if any(str(event.data.get(k)) != v for k, v in rule.when.items()):
+        if any(str(facts.get(k)) != v for k, v in rule.when.items()):
             continue
         acting_role = cancelled_by if event.type == "interview.cancelled" else event.actor.role
         if rule.other_party_only and acting_role == rule.to:

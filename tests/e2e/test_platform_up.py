@@ -199,6 +199,22 @@ def test_the_documented_flow_works_end_to_end_on_the_embedded_default(
         headers=auth["third"],
     )
     assert seen.json()["status"] == "cancelled", seen.text
+
+    def told_of_closing(who: str) -> list[str]:
+        deadline = time.monotonic() + 15
+        while True:
+            items = http.get("/notifications", headers=auth[who]).json()["items"]
+            titles = [n["message"] for n in items if n["title"] == "Job closed"]
+            if titles or time.monotonic() > deadline:
+                return titles
+            time.sleep(0.2)
+
+    assert told_of_closing("third") == [
+        f"Client client-1 closed job {job_id}: your interview for it is cancelled."
+    ]
+    assert told_of_closing("client") == [
+        f"You closed job {job_id}: your interview with freelancer freelancer-3 is cancelled."
+    ]
     late = http.post(
         "/interviews",
         json={"job_id": job_id, "freelancer_id": "freelancer-2"},
