@@ -10,9 +10,13 @@ from uuid import UUID
 
 import httpx
 import pytest
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
 from fastapi.testclient import TestClient
 
 from services.interviews.bootstrap import InterviewsContainer
+from services.interviews.domain import Job
+from tests.conftest import FakeClock
 from tests.jobs import register_job, service_headers
 
 pytestmark = pytest.mark.integration
@@ -378,3 +382,44 @@ def test_the_job_routes_declare_the_bearer_scheme(api: TestClient) -> None:
         [requirement] = spec["paths"][path][method]["security"]
         [name] = requirement
         assert (schemes[name]["type"], schemes[name]["scheme"]) == ("http", "bearer")
+
+
+def test_a_job_the_first_invitation_registered_before_this_rule_keeps_its_owner(
+    api: TestClient, token: Token, interviews_container: InterviewsContainer, clock: FakeClock
+) -> None:
+    """Jobs stored by the old invite path (``Registered`` v1: no title, no
+    class_version) still belong to the client who owned them."""
+    app = interviews_container.interviews()
+    v1 = {"timestamp": clock.now, "job_id": "old-job", "client_id": CLIENT, "exclusive_hours": None}
+    app.recorder.insert_events(
+        [
+            StoredEvent(
+                Job.id_for("old-job"),
+                1,
+                get_topic(Job.Registered),
+                app.mapper.transcoder.encode({**v1, "originator_topic": get_topic(Job)}),
+            )
+        ]
+    )
+
+    seen = api.get("/jobs/old-job", headers=token(CLIENT, "client"))
+    invite(api, token(CLIENT, "client"), "old-job", "f-1")
+
+    assert seen.json() == {
+        "job_id": "old-job",
+        "client_id": CLIENT,
+        "title": None,
+        "status": "open",
+        "exclusive_hours": None,
+    }
+    refused(
+        api.post(
+            "/interviews",
+            json={"job_id": "old-job", "freelancer_id": "f-2"},
+            headers=token(OTHER_CLIENT, "client"),
+        ),
+        404,
+        "job_not_found",
+    )
+    again = api.put("/jobs/old-job", json={"client_id": CLIENT}, headers=service_headers())
+    assert again.status_code == 200, again.text
