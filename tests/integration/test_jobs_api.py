@@ -88,6 +88,8 @@ def test_a_retried_job_creation_with_its_key_creates_one_job(
 
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
     assert events(interviews_container) == before
     refused(
         api.post("/jobs", json={"title": "Another"}, headers=headers),

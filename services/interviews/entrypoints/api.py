@@ -356,14 +356,21 @@ def set_job_policy(
 
 @router.post("/jobs", status_code=201, response_model=JobPublic)
 def create_job(
-    body: JobCreateRequest, ctx: ContextDep, opts: OptionsDep, app: InterviewsDep
+    body: JobCreateRequest,
+    ctx: ContextDep,
+    opts: OptionsDep,
+    app: InterviewsDep,
+    response: Response,
 ) -> JobPublic:
     """A client creates a job of their own; the answer carries its new `job_id`.
-    With an `Idempotency-Key`, a retry answers with the job the first created."""
+    With an `Idempotency-Key`, a retry (same title) answers with the job the
+    first created (`Idempotent-Replayed: true`); another title is 422."""
     with job_errors():
-        job, _ = app.create_job(
+        job, created = app.create_job(
             ctx, body.title, body.exclusive_hours, idempotency_key=opts.idempotency_key
         )
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
     return job_public(job)
 
 

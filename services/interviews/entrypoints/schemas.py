@@ -105,7 +105,7 @@ class InviteRequest(_Request):
     )
     exclusive_hours: ExclusiveHours | None = Field(
         default=None,
-        description="Sets the job's exclusive window (hours) with this first invitation",
+        description="Sets the job's exclusive window (hours), as PUT /jobs/{job_id}/policy does",
     )
 
 
