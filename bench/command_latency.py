@@ -33,6 +33,7 @@ from .common import (
     python,
     quantile,
     server,
+    service_bearer,
 )
 from .loadgen import Connection, HttpError, Stats
 
@@ -72,6 +73,7 @@ def run(ctx: Context) -> list[dict[str, Any]]:
                 ]
                 for role in ("client", "freelancer")
             }
+            tokens["service"] = [service_bearer(secret)]
             samples, errors = asyncio.run(
                 open_loop(port, rate, WARMUP, ctx.seconds * ctx.repetitions, tokens)
             )
@@ -120,6 +122,7 @@ async def open_loop(
     stats = Stats()
     idle: list[Connection] = []
     ready: deque[tuple[str, int, int]] = deque()  # (interview id, next step, party index)
+    jobs: deque[tuple[str, int]] = deque()  # (registered job, its client's party index)
     samples: list[tuple[float, float]] = []
     errors = 0
     run_id = uuid.uuid4().hex[:6]
@@ -152,16 +155,21 @@ async def open_loop(
                 )
                 if step + 1 < len(steps):
                     ready.append((interview_id, step + 1, party))
-            else:
-                party = k % 20
+            elif jobs:
+                job, party = jobs.popleft()
                 answer = await call(
                     conn,
                     "POST",
                     "/interviews",
-                    {"job_id": f"lat-{run_id}-{k}", "freelancer_id": f"lat-freelancer-{party}"},
+                    {"job_id": job, "freelancer_id": f"lat-freelancer-{party}"},
                     tokens["client"][party],
                 )
                 ready.append((answer["id"], 0, party))
+            else:  # the job service registers a job, which the next slot invites to
+                party, job = k % 20, f"lat-{run_id}-{k}"
+                body = {"client_id": f"lat-client-{party}"}
+                await call(conn, "PUT", f"/jobs/{job}", body, tokens["service"][0])
+                jobs.append((job, party))
             samples.append((scheduled - measured_from, time.perf_counter() - scheduled))
         except (HttpError, ConnectionError, asyncio.IncompleteReadError):
             errors += 1

@@ -35,6 +35,7 @@ from .common import (
     process_cpu_seconds,
     python,
     server,
+    service_bearer,
     split_quantile,
 )
 from .loadgen import Connection, run_load
@@ -146,14 +147,18 @@ def interview_commands(
     offer = {"amount": "1200.00", "currency": "EUR", "rate_type": "fixed"}
     in_a_month = (datetime.now(UTC) + timedelta(days=30)).isoformat()
 
+    service = service_bearer(secret)
+
     async def hiring(conn: Connection, k: int, n: int) -> None:
         j = n % FREELANCERS_PER_CLIENT
         client, freelancer = clients[k], freelancers[k][j]
+        job = f"job-{run_id}-{k}-{n}"
+        await conn.call("PUT", f"/jobs/{job}", {"client_id": f"bench-client-{k}"}, service)
         invited = await conn.call(
             "POST",
             "/interviews",
             {
-                "job_id": f"job-{run_id}-{k}-{n}",
+                "job_id": job,
                 "freelancer_id": f"bench-fl-{k}-{j}",
                 "message": "We liked your profile; shall we talk about the job?",
             },

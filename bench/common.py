@@ -165,6 +165,49 @@ def print_figure(f: dict[str, Any]) -> None:
     print(line, flush=True)
 
 
+# ------------------------------------------------------------------ jobs
+# A job exists before anyone is invited to it (DESIGN, "Jobs"): the benches
+# register theirs as the marketplace's job service would.
+
+BENCH_JOB_SERVICE = "bench-job-service"
+
+
+def service_bearer(secret: str) -> dict[str, str]:
+    """An Authorization header of the marketplace's job service (role ``service``)."""
+    from services.common.auth import mint_token
+
+    return {"Authorization": f"Bearer {mint_token(secret, BENCH_JOB_SERVICE, 'service')}"}
+
+
+def register_jobs(base_url: str, secret: str, jobs: Sequence[tuple[str, str]]) -> None:
+    """``PUT /jobs/{job_id}`` for each (job id, client id), 16 at a time."""
+    import httpx
+
+    headers = service_bearer(secret)
+    local = threading.local()
+
+    def register(job: tuple[str, str]) -> None:
+        http = getattr(local, "http", None)
+        if http is None:
+            http = local.http = httpx.Client(base_url=base_url, timeout=30)
+        answer = http.put(f"/jobs/{job[0]}", json={"client_id": job[1]}, headers=headers)
+        if answer.status_code not in (200, 201):
+            raise RuntimeError(f"registering job {job[0]}: {answer.status_code} {answer.text}")
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(register, jobs))
+
+
+def register_job_in(app: Any, job_id: str, client_id: str) -> None:
+    """The same straight on an ``InterviewsApplication`` (benches without HTTP)."""
+    from datetime import UTC, datetime
+
+    from services.interviews.domain import Actor, CommandContext
+
+    ctx = CommandContext(Actor(BENCH_JOB_SERVICE, "service"), datetime.now(UTC), "bench", "bench")
+    app.register_job(ctx, job_id, client_id)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -453,6 +496,12 @@ def command_to_effect(
             answered.add(str(answer.json()["id"]))
             return str(answer.json()["id"]), sent
 
+        count = int(rate * seconds)
+        register_jobs(
+            f"http://127.0.0.1:{port}",
+            secret,
+            [(f"job-{k}", f"c-{k % 20}") for k in range(-1, count)],
+        )
         # Warm up the whole path (the consumer joins its group, tables exist).
         warm = invite(-1)
         assert warm is not None, "the interview service refused the warm-up command"
@@ -462,7 +511,6 @@ def command_to_effect(
                 raise RuntimeError(f"no {effect} after 90 s; see the logs in {tmp}")
             time.sleep(0.05)
 
-        count = int(rate * seconds)
         print(f"  ({count} invitations at {rate:.0f}/s, open loop)", flush=True)
         with ThreadPoolExecutor(16) as pool:
             start = time.perf_counter()

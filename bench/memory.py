@@ -36,6 +36,7 @@ from .common import (
     print_figure,
     python,
     rss_mb,
+    service_bearer,
     stop_process,
 )
 from .loadgen import Connection, run_load
@@ -108,11 +109,15 @@ def run(ctx: Context) -> list[dict[str, Any]]:
         run_id = uuid.uuid4().hex[:6]
         last_position = [0]
 
+        service = service_bearer(secret)
+
         async def hiring(conn: Connection, k: int, n: int) -> None:
+            job = f"mem-{run_id}-{k}-{n}"
+            await conn.call("PUT", f"/jobs/{job}", {"client_id": f"mem-client-{k}"}, service)
             invited = await conn.call(
                 "POST",
                 "/interviews",
-                {"job_id": f"mem-{run_id}-{k}-{n}", "freelancer_id": f"mem-freelancer-{k}"},
+                {"job_id": job, "freelancer_id": f"mem-freelancer-{k}"},
                 clients[k],
             )
             base = f"/interviews/{invited['id']}"

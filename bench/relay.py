@@ -33,6 +33,7 @@ from .common import (
     figure,
     fresh_database,
     print_figure,
+    register_job_in,
     split_quantile,
 )
 
@@ -129,7 +130,7 @@ def _fill(app: Any, events: int) -> None:
     batch: list[Any] = []
     for i in range(events // 2):
         invite = _ctx(f"c{i % 50}", "client")
-        job = Job.register(f"job-{i}", invite.actor, invite.at)
+        job = Job.create(f"job-{i}", invite.actor, invite.at, None)
         interview = Interview.invite(
             invite,
             interview_id=uuid.uuid4(),
@@ -304,6 +305,7 @@ def end_to_end(admin_url: str, bootstrap: str, seconds: float) -> tuple[list[flo
                     result = app.accept(_ctx(freelancer, "freelancer"), interview_id)
                 else:
                     freelancer = f"f{i}"
+                    register_job_in(app, f"e2e-{i}", "c1")
                     result = app.invite(
                         _ctx("c1", "client"), job_id=f"e2e-{i}", freelancer_id=freelancer
                     )
@@ -327,6 +329,7 @@ def _warm_up(app: Any, runner: Any) -> None:
     """A few commands until the consumer has joined its group and applied them."""
     target = runner.stats.processed + 5
     for i in range(5):
+        register_job_in(app, f"warm-{i}", "c-warm")
         app.invite(_ctx("c-warm", "client"), job_id=f"warm-{i}", freelancer_id=f"fw{i}")
     deadline = time.monotonic() + 30
     while runner.stats.processed < target and time.monotonic() < deadline:

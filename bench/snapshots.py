@@ -34,7 +34,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .common import Context, figure, fresh_database, print_figure
+from .common import Context, figure, fresh_database, print_figure, register_job_in
 
 LOADS = 60  # per repetition
 INTERVAL = 100
@@ -205,6 +205,7 @@ def _build(app: Any, events: int) -> uuid.UUID:
         app.save(interview)
         interview_id = interview.id
     else:
+        register_job_in(app, f"snap-job-{events}", client.id)
         interview_id = app.invite(
             ctx(client), job_id=f"snap-job-{events}", freelancer_id=freelancer.id
         ).id

@@ -9,6 +9,8 @@ from typing import Literal
 
 import jwt
 
+# ``service``: another of the marketplace's services (registers jobs; reads no
+# interview, view or inbox of anyone).
 ROLES = ("client", "freelancer", "auditor", "admin", "service")
 Role = Literal["client", "freelancer", "auditor", "admin", "service"]
 MAX_SUB_LENGTH = 128

@@ -36,6 +36,7 @@ from tests.integration.test_notifications_support import (
     settings_for,
     smtp,  # noqa: F401 - fixture
 )
+from tests.jobs import register_job
 
 pytestmark = pytest.mark.e2e
 
@@ -60,6 +61,9 @@ class Platform:
             assert self.changed.wait_for(lambda: self.applied >= position, timeout=30)
 
     def do(self, user: str, role: str, path: str, body: Any = None) -> dict[str, Any]:
+        """A command as ``user``; an invitation registers its job for them first."""
+        if path == "/interviews":
+            register_job(self.commands, body["job_id"], user)
         answer = self.commands.post(path, json=body, headers=self.token(user, role))
         assert answer.status_code in (200, 201), answer.text
         result: dict[str, Any] = answer.json()

@@ -86,6 +86,7 @@ def test_the_documented_flow_works_end_to_end_on_the_embedded_default(
             ("client", "client-1", "client"),
             ("freelancer", "freelancer-1", "freelancer"),
             ("other", "freelancer-2", "freelancer"),
+            ("third", "freelancer-3", "freelancer"),
             ("auditor", "auditor-1", "auditor"),
         )
     }
@@ -96,9 +97,12 @@ def test_the_documented_flow_works_end_to_end_on_the_embedded_default(
     )
     assert zone.status_code == 200, zone.text
 
+    job = http.post("/jobs", json={"title": "Backend engineer"}, headers=auth["client"])
+    assert job.status_code == 201, job.text
+    job_id = job.json()["job_id"]
     invited = http.post(
         "/interviews",
-        json={"job_id": "job-1", "freelancer_id": "freelancer-1", "message": "Hi!"},
+        json={"job_id": job_id, "freelancer_id": "freelancer-1", "message": "Hi!"},
         headers=auth["client"],
     )
     assert invited.status_code == 201, invited.text
@@ -131,7 +135,7 @@ def test_the_documented_flow_works_end_to_end_on_the_embedded_default(
 
     second = http.post(
         "/interviews",
-        json={"job_id": "job-1", "freelancer_id": "freelancer-2"},
+        json={"job_id": job_id, "freelancer_id": "freelancer-2"},
         headers=auth["client"],
     ).json()
     cancelled = http.post(
@@ -150,7 +154,7 @@ def test_the_documented_flow_works_end_to_end_on_the_embedded_default(
     assert view.status_code == 200, view.text
     assert view.json()["status"] == "hired"
     board = http.get(
-        "/views/jobs/job-1/candidates",
+        f"/views/jobs/{job_id}/candidates",
         params={"min_position": cancelled.json()["position"]},
         headers=auth["client"],
     )
@@ -187,3 +191,41 @@ def test_the_documented_flow_works_end_to_end_on_the_embedded_default(
     verify = http.get(f"/audit/interviews/{interview}/verify", headers=auth["auditor"]).json()
     assert verify == {"ok": True, "checked": 5, "broken": None}
     assert http.get("/openapi.json").status_code == 200
+
+    # Closing the job cancels the interview still open; the freelancer sees it.
+    third = http.post(
+        "/interviews",
+        json={"job_id": job_id, "freelancer_id": "freelancer-3"},
+        headers=auth["client"],
+    ).json()
+    closed = http.post(f"/jobs/{job_id}/close", json={"reason": "filled"}, headers=auth["client"])
+    assert closed.status_code == 200, closed.text
+    assert (closed.json()["status"], closed.json()["cancelled"]) == ("closed", [third["id"]])
+    seen = http.get(
+        f"/views/interviews/{third['id']}",
+        params={"min_position": closed.json()["position"]},
+        headers=auth["third"],
+    )
+    assert seen.json()["status"] == "cancelled", seen.text
+
+    def told_of_closing(who: str) -> list[str]:
+        deadline = time.monotonic() + 15
+        while True:
+            items = http.get("/notifications", headers=auth[who]).json()["items"]
+            titles = [n["message"] for n in items if n["title"] == "Job closed"]
+            if titles or time.monotonic() > deadline:
+                return titles
+            time.sleep(0.2)
+
+    assert told_of_closing("third") == [
+        f"Client client-1 closed job {job_id}: your interview for it is cancelled."
+    ]
+    assert told_of_closing("client") == [
+        f"You closed job {job_id}: your interview with freelancer freelancer-3 is cancelled."
+    ]
+    late = http.post(
+        "/interviews",
+        json={"job_id": job_id, "freelancer_id": "freelancer-2"},
+        headers=auth["client"],
+    )
+    assert (late.status_code, late.json()["code"]) == (409, "job_closed")

@@ -30,6 +30,7 @@ from services.projections.bootstrap import ProjectionsContainer, consumer_spec
 from services.projections.bootstrap import create_app as create_projections_app
 from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET
+from tests.jobs import register_job
 
 pytestmark = pytest.mark.e2e
 
@@ -166,6 +167,7 @@ def test_the_dashboard_changes_live_when_a_command_is_sent(
             wait_text(page, "live", "live")
             assert text(page, "count-invited") == "0" and text(page, "total") == "0"
 
+            register_job(commands, "job-7", "client-1")
             invited = commands.post(
                 "/interviews", json={"job_id": "job-7", "freelancer_id": "fl-1"}, headers=client
             ).json()

@@ -37,6 +37,7 @@ from services.projections.bootstrap import create_app as create_projections_app
 from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET, create_database, drop_database, require_postgres
 from tests.integration.eventflow import topic_cleanup, unique_topic, wait_until
+from tests.jobs import register_job
 from tests.unit.test_projections_reference import (
     Script,
     assert_views_equal_reference,
@@ -109,6 +110,7 @@ class Commands:
 
     def step(self, script: Script, step: str) -> None:
         if step == "invite":
+            register_job(self.api, script.job_id, script.client_id)
             answer = self.post(
                 script,
                 "/interviews",

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from services.interviews.bootstrap import InterviewsContainer
 from tests.conftest import FakeClock
+from tests.jobs import owner_of, register_job
 
 Token = Callable[[str, str], dict[str, str]]
 CLIENT, FREELANCER = "client-1", "freelancer-1"
@@ -21,6 +22,9 @@ OFFER = {"amount": "1500.00", "currency": "EUR", "rate_type": "fixed", "start_da
 
 
 def post(api: TestClient, path: str, headers: dict[str, str], body: Any = None) -> dict[str, Any]:
+    """POSTs and expects success; an invitation registers its job for the inviting client first."""
+    if path == "/interviews":
+        register_job(api, body["job_id"], owner_of(headers))
     response = api.post(path, json=body, headers=headers)
     assert response.status_code in (200, 201), response.text
     return response.json()  # type: ignore[no-any-return]

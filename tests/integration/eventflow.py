@@ -25,6 +25,7 @@ from services.contracts import EVENT_TYPES, EventEnvelope
 from services.interviews.adapters.envelope import event_id
 from services.interviews.application import InterviewsApplication
 from services.interviews.domain import Actor, CommandContext
+from tests.jobs import ensure_job
 
 # ------------------------------------------------------------------ workload
 
@@ -53,6 +54,7 @@ class Workload:
         if len(self.open) < 20 or self.rng.random() < 0.3:
             self.counter += 1
             client, freelancer = f"c{self.counter % 17}", f"f{self.counter}"
+            ensure_job(self.app, f"job-{self.counter}", client)
             result = self.app.invite(
                 self.ctx(client, "client"),
                 job_id=f"job-{self.counter}",

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from services.interviews.domain.hashing import GENESIS
 from tests.conftest import FakeClock
 from tests.integration.audit_support import CLIENT, FREELANCER, Token, cancelled, hiring
+from tests.jobs import register_job
 
 pytestmark = pytest.mark.integration
 
@@ -203,6 +204,7 @@ BAD_QUERIES = [
 
 def test_bad_query_parameters_are_422_never_500(api: TestClient, token: Token) -> None:
     client = token(CLIENT, "client")
+    register_job(api, "j", CLIENT)
     iid = api.post("/interviews", json={"job_id": "j", "freelancer_id": FREELANCER}, headers=client)
 
     for path in BAD_QUERIES:

@@ -1,6 +1,6 @@
-"""Schema evolution: ``Cancelled`` v2 added ``cancelled_by``. Events stored in the
-v1 shape are upcast on read, and their hash (made over the v1 fields) still
-verifies, live and offline."""
+"""Schema evolution: ``Cancelled`` v2 added ``cancelled_by``, v3 ``job_closed``.
+Events stored in the v1 or v2 shape are upcast on read, and their hash (made
+over the fields as recorded) still verifies, live and offline."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_a_cancelled_event_stored_in_the_v1_shape_is_upcast_and_still_verifies(
     assert offline.states[UUID(iid)]["cancelled_by"] == "client"
 
 
-def test_a_v2_cancelled_event_records_who_cancelled(
+def test_a_cancelled_event_records_who_cancelled_and_whether_the_job_closed(
     api: TestClient, clock: FakeClock, token: Token
 ) -> None:
     iid = post(
@@ -91,5 +91,49 @@ def test_a_v2_cancelled_event_records_who_cancelled(
 
     last = api.get(f"/audit/interviews/{iid}/events", headers=token("a", "auditor")).json()[-1]
 
-    assert last["class_version"] == 2
-    assert last["data"] == {"reason": "busy", "cancelled_by": "freelancer"}
+    assert last["class_version"] == 3
+    assert last["data"] == {"reason": "busy", "cancelled_by": "freelancer", "job_closed": False}
+
+
+def test_a_cancelled_event_stored_in_the_v2_shape_reads_as_not_a_job_closing(
+    api: TestClient, clock: FakeClock, token: Token, interviews_container: InterviewsContainer
+) -> None:
+    client, auditor = token(CLIENT, "client"), token("a1", "auditor")
+    iid = post(api, "/interviews", client, {"job_id": "job-1", "freelancer_id": FREELANCER})["id"]
+    app = interviews_container.interviews()
+    previous = app.interview_events(UUID(iid))[-1]
+    v2 = {
+        "timestamp": clock.advance(hours=1),
+        "actor_id": CLIENT,
+        "actor_role": "client",
+        "correlation_id": "legacy-req",
+        "causation_id": "legacy-req",
+        "prev_hash": previous.hash,
+        "reason": "budget cut",
+        "cancelled_by": "client",
+    }
+    v2["hash"] = chain_hash(
+        previous.hash,
+        {**v2, "originator_id": UUID(iid), "originator_version": 2, "type": "Cancelled"},
+    )
+    app.recorder.insert_events(
+        [
+            StoredEvent(
+                UUID(iid),
+                2,
+                get_topic(Interview.Cancelled),
+                app.mapper.transcoder.encode({**v2, "class_version": 2}),
+            )
+        ]
+    )
+
+    [*_, event] = app.interview_events(UUID(iid))
+    assert isinstance(event, Interview.Cancelled) and event.job_closed is False
+    assert api.get(f"/interviews/{iid}", headers=client).json()["status"] == "cancelled"
+    history = api.get(f"/audit/interviews/{iid}/events", headers=auditor).json()
+    assert (history[-1]["class_version"], history[-1]["data"]) == (
+        2,
+        {"reason": "budget cut", "cancelled_by": "client"},
+    )
+    verdict = api.get(f"/audit/interviews/{iid}/verify", headers=auditor).json()
+    assert verdict == {"ok": True, "checked": 2, "broken": None}

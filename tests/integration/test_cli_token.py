@@ -36,6 +36,8 @@ def test_a_minted_token_is_accepted_by_the_api(
 ) -> None:
     client = interviewctl("token", "--sub", "X", "--role", "client", env=cli_env)
     freelancer = interviewctl("token", "--sub", "Y", "--role", "freelancer", env=cli_env)
+    service = interviewctl("token", "--sub", "jobs", "--role", "service", env=cli_env)
+    assert service.returncode == 0, service.stderr
     assert client.returncode == 0, client.stderr
     client_token = client.stdout.strip()
     assert client_token.count(".") == 2 and "\n" not in client_token
@@ -43,6 +45,12 @@ def test_a_minted_token_is_accepted_by_the_api(
     settings = InterviewsSettings(database_url=None, data_dir=tmp_path, auth_secret=TEST_SECRET)
     container = InterviewsContainer(settings, clock=clock)
     with TestClient(create_app(container)) as api:
+        registered = api.put(
+            "/jobs/job-1",
+            json={"client_id": "X"},
+            headers={"Authorization": f"Bearer {service.stdout.strip()}"},
+        )
+        assert registered.status_code == 201, registered.text
         invited = api.post(
             "/interviews",
             json={"job_id": "job-1", "freelancer_id": "Y"},

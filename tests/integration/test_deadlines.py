@@ -39,6 +39,7 @@ from services.interviews.domain import (
 from services.interviews.scheduler import DeadlineIndex, Scheduler, TickReport
 from services.interviews.settings import InterviewsSettings
 from tests.conftest import FakeClock
+from tests.jobs import ensure_job, owner_of, register_job
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +105,7 @@ def invite_freelancers(
 ) -> list[UUID]:
     """``freelancer-0..count-1`` invited to ``job_id``; the n-th invitation expires
     ``minutes + step * n`` minutes from now."""
+    ensure_job(app, job_id, CLIENT, clock.now)
     return [
         app.invite(
             ctx(CLIENT, "client", clock.now),
@@ -118,11 +120,9 @@ def invite_freelancers(
 def invite(
     api: TestClient, headers: dict[str, str], freelancer_id: str = FREELANCER, **body: Any
 ) -> str:
-    response = api.post(
-        "/interviews",
-        json={"job_id": "job-1", "freelancer_id": freelancer_id, **body},
-        headers=headers,
-    )
+    body = {"job_id": "job-1", "freelancer_id": freelancer_id, **body}
+    register_job(api, body["job_id"], owner_of(headers))
+    response = api.post("/interviews", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()["id"]  # type: ignore[no-any-return]
 
@@ -352,6 +352,7 @@ def test_answers_racing_the_scheduler_leave_exactly_one_outcome_each(
     app = interviews_container.interviews()
     due = clock.now + timedelta(hours=1)
     ids = []
+    ensure_job(app, "job-race", CLIENT, clock.now)
     for n in range(8):
         result = app.invite(
             ctx(CLIENT, "client", clock.now),
@@ -617,6 +618,7 @@ def test_serve_scheduler_expires_in_real_time_and_stops_on_sigterm(
     try:
         app = container.interviews()
         wait_until(scheduler_is_running(interviews_settings), timeout=20)
+        ensure_job(app, "job-5", CLIENT)
         due = datetime.now(UTC) + timedelta(seconds=1)
         iid = app.invite(
             ctx(CLIENT, "client", datetime.now(UTC)),
@@ -645,6 +647,7 @@ def test_serve_scheduler_expires_in_real_time_and_stops_on_sigterm(
 def test_the_exclusive_window_refuses_invitations_until_it_ends(
     api: TestClient, client: dict[str, str], freelancer: dict[str, str], clock: FakeClock
 ) -> None:
+    register_job(api, "job-1", CLIENT)
     policy = api.put("/jobs/job-1/policy", json={"exclusive_hours": 24}, headers=client)
     assert policy.status_code == 200, policy.text
     iid = invite(api, client)
@@ -746,6 +749,7 @@ def test_an_invitation_racing_the_start_of_another_interview_never_breaks_the_wi
         job = f"job-race-{round_}"
         there = other_container.interviews() if round_ % 2 else here
         now = clock.now
+        ensure_job(here, job, CLIENT, now)
         a = here.invite(
             ctx(CLIENT, "client", now), job_id=job, freelancer_id="freelancer-a", exclusive_hours=24
         ).id

@@ -25,6 +25,7 @@ from tests.conftest import (
     drop_database,
     require_postgres,
 )
+from tests.jobs import owner_of, register_job
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +84,7 @@ def invite(
     job_id: str = "job-1",
     **body: Any,
 ) -> dict[str, Any]:
+    register_job(api, job_id, owner_of(headers))
     response = api.post(
         "/interviews",
         json={"job_id": job_id, "freelancer_id": freelancer_id, **body},
@@ -239,6 +241,7 @@ def test_a_freelancer_declines_and_may_be_invited_again(
 def test_correlation_id_header_is_recorded(
     api: TestClient, client: dict[str, str], interviews_container: InterviewsContainer
 ) -> None:
+    register_job(api, "job-1", CLIENT)
     response = api.post(
         "/interviews",
         json={"job_id": "job-1", "freelancer_id": FREELANCER},
@@ -363,10 +366,11 @@ def test_readers_never_change_interviews(
     assert event_count(container_of(shared_api)) == before
 
 
-def test_another_client_cannot_invite_on_someone_elses_job(
+def test_to_another_client_someone_elses_job_does_not_exist(
     api: TestClient, client: dict[str, str], token: Token
 ) -> None:
     invite(api, client)
+    before = event_count(container_of(api))
 
     body = refused(
         api.post(
@@ -374,10 +378,11 @@ def test_another_client_cannot_invite_on_someone_elses_job(
             json={"job_id": "job-1", "freelancer_id": "freelancer-2"},
             headers=token("client-2", "client"),
         ),
-        403,
-        "forbidden",
+        404,
+        "job_not_found",
     )
-    assert "another client" in body["detail"]
+    assert "job-1" in body["detail"]
+    assert event_count(container_of(api)) == before
 
 
 def test_another_client_cannot_set_someone_elses_job_policy(
@@ -389,7 +394,8 @@ def test_another_client_cannot_set_someone_elses_job_policy(
         api.put(
             "/jobs/job-1/policy", json={"exclusive_hours": 24}, headers=token("client-2", "client")
         ),
-        403,
+        404,
+        "job_not_found",
     )
     mine = api.put("/jobs/job-1/policy", json={"exclusive_hours": 24}, headers=client)
     assert mine.status_code == 200, mine.text
@@ -397,6 +403,7 @@ def test_another_client_cannot_set_someone_elses_job_policy(
 
 
 def test_only_a_client_invites(api: TestClient, freelancer: dict[str, str]) -> None:
+    register_job(api, "job-1", CLIENT)
     refused(
         api.post(
             "/interviews", json={"job_id": "job-1", "freelancer_id": "f-9"}, headers=freelancer
@@ -500,6 +507,7 @@ def test_a_second_open_interview_for_the_same_job_and_freelancer_is_409(
     )
     assert first["id"] in body["detail"]
     # Another job is another matter.
+    register_job(api, "job-2", CLIENT)
     other = api.post(
         "/interviews", json={"job_id": "job-2", "freelancer_id": FREELANCER}, headers=client
     )
@@ -614,6 +622,7 @@ def test_invalid_invitations_are_422(
     client: dict[str, str],
     body: dict[str, Any],
 ) -> None:
+    register_job(shared_api, "job-1", CLIENT)
     before = event_count(container_of(shared_api))
 
     refused(shared_api.post("/interviews", json=body, headers=client), 422)
@@ -747,6 +756,7 @@ def test_a_malformed_idempotency_key_is_422(
 def test_a_retried_invitation_returns_the_first_answer_and_records_nothing(
     api: TestClient, client: dict[str, str], interviews_container: InterviewsContainer
 ) -> None:
+    register_job(api, "job-1", CLIENT)
     body = {"job_id": "job-1", "freelancer_id": FREELANCER, "message": "hello"}
     headers = {**client, "Idempotency-Key": "invite-abc-1"}
     first = api.post("/interviews", json=body, headers=headers)
@@ -786,6 +796,7 @@ def test_a_retried_transition_returns_the_first_answer_even_after_later_changes(
 def test_the_same_key_with_a_different_body_is_422(
     api: TestClient, client: dict[str, str], interviews_container: InterviewsContainer
 ) -> None:
+    register_job(api, "job-1", CLIENT)
     headers = {**client, "Idempotency-Key": "k-1"}
     api.post("/interviews", json={"job_id": "job-1", "freelancer_id": FREELANCER}, headers=headers)
     before = event_count(interviews_container)
@@ -807,6 +818,8 @@ def test_the_same_key_with_a_different_body_is_422(
 def test_idempotency_keys_belong_to_their_caller(
     api: TestClient, client: dict[str, str], token: Token
 ) -> None:
+    register_job(api, "job-1", CLIENT)
+    register_job(api, "job-2", "client-2")
     first = api.post(
         "/interviews",
         json={"job_id": "job-1", "freelancer_id": FREELANCER},

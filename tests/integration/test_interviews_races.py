@@ -18,12 +18,14 @@ from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.domain import (
     Actor,
     CommandContext,
+    DomainError,
     DuplicateOpenInterviewError,
     Interview,
     Job,
     TransitionNotAllowedError,
 )
 from tests.conftest import FakeClock
+from tests.jobs import ensure_job
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +37,10 @@ FREELANCER = Actor("freelancer-1", "freelancer")
 
 @pytest.fixture
 def app(interviews_container: InterviewsContainer) -> InterviewsApplication:
-    return interviews_container.interviews()
+    app = interviews_container.interviews()
+    for job_id in ("job-1", "bulk-job"):
+        ensure_job(app, job_id, CLIENT.id)
+    return app
 
 
 def ctx(actor: Actor, clock: FakeClock, request: str = "req") -> CommandContext:
@@ -211,3 +216,37 @@ def test_many_freelancers_invited_to_one_job_at_once_all_get_their_interview(
     assert all(isinstance(r, CommandResult) for r in results), outcomes(results)
     job = app.repository.get(Job.id_for("bulk-job"))
     assert len(job.candidates) == 40
+
+
+def test_closing_a_job_while_invitations_and_answers_race_leaves_nothing_open(
+    app: InterviewsApplication, clock: FakeClock
+) -> None:
+    """Every interview of a closed job ends final: an invitation either lands
+    before the closing (and is cancelled by it) or is refused ``job_closed``;
+    an answer racing the closing is either cancelled with it or refused."""
+    early = [
+        app.invite(ctx(CLIENT, clock), job_id="job-1", freelancer_id=f"early-{i}").id
+        for i in range(10)
+    ]
+
+    def attempt(i: int) -> object:
+        if i == 0:
+            return app.close_job(ctx(CLIENT, clock, "close"), "job-1", "filled")
+        if i % 2:
+            freelancer = Actor(f"early-{i % 10}", "freelancer")
+            return app.accept(ctx(freelancer, clock, f"a{i}"), early[i % 10])
+        return app.invite(ctx(CLIENT, clock, f"i{i}"), job_id="job-1", freelancer_id=f"late-{i}")
+
+    results = race(20, attempt)
+
+    unexpected = [r for r in results if isinstance(r, Exception) and not isinstance(r, DomainError)]
+    assert not unexpected, outcomes(results)
+    job = app.repository.get(Job.id_for("job-1"))
+    assert job.status == "closed"
+    statuses = {f: app.get_interview(i).status for f, i in job.candidates.items()}
+    assert set(statuses.values()) == {"cancelled"}, statuses
+    for iid in job.candidates.values():
+        [*_, last] = app.interview_events(iid)
+        assert isinstance(last, Interview.Cancelled) and last.job_closed
+    refused = [r for r in results if isinstance(r, DomainError)]
+    assert {r.code for r in refused} <= {"job_closed", "transition_not_allowed"}

@@ -13,6 +13,7 @@ from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.domain import Actor, CommandContext, OfferTerms
 from services.interviews.settings import InterviewsSettings
 from tests.conftest import FakeClock
+from tests.jobs import ensure_job
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +37,7 @@ def test_every_value_of_an_offer_survives_a_restart(
     app = interviews_container.interviews()
     # Everything free text may hold (the domain refuses NUL and other controls).
     text = "Grüße 🎉 \t tab\r\nline 'quoted' \"double\" \\ back"
+    ensure_job(app, "job-1", CLIENT.id, clock.now)
     iid = app.invite(
         ctx(CLIENT, clock), job_id="job-1", freelancer_id=FREELANCER.id, message=text
     ).id
@@ -70,6 +72,7 @@ def test_a_long_negotiation_is_snapshotted_and_reloads_from_the_snapshot(
     clock: FakeClock,
 ) -> None:
     app = interviews_container.interviews()
+    ensure_job(app, "job-1", CLIENT.id, clock.now)
     iid = app.invite(ctx(CLIENT, clock), job_id="job-1", freelancer_id=FREELANCER.id).id
     app.accept(ctx(FREELANCER, clock), iid)
     app.start(ctx(CLIENT, clock), iid)
@@ -114,6 +117,7 @@ def test_commands_recover_when_postgres_drops_every_connection(
     container = InterviewsContainer(settings, clock=clock)
     try:
         app = container.interviews()
+        ensure_job(app, "job-1", CLIENT.id, clock.now)
         iid = app.invite(ctx(CLIENT, clock), job_id="job-1", freelancer_id=FREELANCER.id).id
         database = postgres_url.rsplit("/", 1)[1]
         with psycopg.connect(postgres_url, autocommit=True) as admin:
@@ -160,6 +164,7 @@ def test_processes_opening_a_new_database_at_once_all_start(
             t.join(60)
         assert not failures, failures
         first, last = containers[0].interviews(), containers[-1].interviews()
+        ensure_job(first, "job-1", CLIENT.id, clock.now)
         iid = first.invite(ctx(CLIENT, clock), job_id="job-1", freelancer_id=FREELANCER.id).id
         assert last.get_interview(iid).version == 1
     finally:

@@ -295,6 +295,23 @@ def test_callers_see_only_what_is_theirs(
     assert api.get("/views/stats", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
+def test_a_service_token_sees_no_interview_even_named_like_a_party(
+    container: ProjectionsContainer, api: TestClient, token: Token
+) -> None:
+    events = synthetic_events(scripts(20))
+    feed(container, events)
+    some = next(iter(reference_interviews(events).values()))
+    # A service whose id is a freelancer's still reads nobody's interviews.
+    service = token(some["freelancer_id"], "service")
+
+    assert all_interviews(api, service) == []
+    assert api.get(f"/views/interviews/{some['id']}", headers=service).status_code == 404
+    board = api.get(f"/views/jobs/{some['job_id']}/candidates", headers=service)
+    assert board.status_code == 404
+    assert api.get("/views/stats", headers=service).json()["total"] == 0
+    assert all_interviews(api, token(some["freelancer_id"], "freelancer")) != []
+
+
 @pytest.mark.parametrize(
     ("path", "params"),
     [

@@ -29,6 +29,7 @@ from services.common.auth import mint_token
 from services.common.kafka import UNLIMITED_RETENTION, ensure_topics
 from services.contracts import EventEnvelope
 from tests.conftest import TEST_SECRET
+from tests.jobs import service_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES_SCRIPT = ROOT / "scripts" / "services.sh"
@@ -517,9 +518,11 @@ class HttpCommands:
             s.jobs += 1
             c, f = rng.choice(self.clients), rng.choice(self.freelancers)
             job = f"job-{self.tag}-{s.index}-{s.jobs}"
+            self.register_job(client, job, c)
             body = {"job_id": job, "freelancer_id": f, "message": f"hello {f}"}
             ack = self.send(client, "invite", "/interviews", body, (c, "client"))
             s.open[ack.interview_id] = _Walk("invited", c, f)
+            s.job_of[ack.interview_id] = job
             return
         interview_id = rng.choice(list(s.open))
         walk = s.open[interview_id]
@@ -527,7 +530,10 @@ class HttpCommands:
         client_, freelancer = (walk.client, "client"), (walk.freelancer, "freelancer")
         state = walk.state
         roll = rng.random()
-        if roll < 0.06:
+        if roll < 0.015:  # the client closes the job: its one interview is cancelled
+            self.close_job(client, s.job_of[interview_id], walk.client)
+            state = "closed"
+        elif roll < 0.06:
             who = client_ if roll < 0.03 else freelancer
             self.send(client, "cancel", f"{base}/cancel", {"reason": "plans changed"}, who)
             state = "closed"
@@ -573,8 +579,56 @@ class HttpCommands:
                 state = "closed"
         if state == "closed":
             del s.open[interview_id]
+            s.job_of.pop(interview_id, None)
         else:
             walk.state = state
+
+    def register_job(self, client: httpx.Client, job_id: str, client_id: str) -> None:
+        """Registers the job as the marketplace's job service would (registering
+        it again is a no-op, so a retry is safe)."""
+        body = {"client_id": client_id}
+        self._until_answered(client, "PUT", f"/jobs/{job_id}", body, service_headers())
+
+    def close_job(self, client: httpx.Client, job_id: str, client_id: str) -> None:
+        """The job's client closes it (closing again is a no-op, so a retry is safe).
+        Not an :class:`Ack`: the answer names the job, not one interview's version;
+        the invariants check what it recorded (and ``sent`` counts acknowledged
+        kinds of command only)."""
+        headers = self.headers(client_id, "client")
+        self._until_answered(client, "POST", f"/jobs/{job_id}/close", {}, headers)
+
+    def _until_answered(
+        self,
+        client: httpx.Client,
+        method: str,
+        path: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+    ) -> httpx.Response:
+        """Sends until a final answer, like :meth:`send`; anything but 2xx fails."""
+        deadline = time.monotonic() + self.patience
+        while True:
+            if time.monotonic() > deadline:
+                raise CommandFailedError(f"{method} {path}: no answer within {self.patience}s")
+            try:
+                response = client.request(
+                    method, self.base_url() + path, json=body, headers=headers
+                )
+            except httpx.TransportError:
+                with self._lock:
+                    self.transport_errors += 1
+                time.sleep(0.1)
+                continue
+            with self._lock:
+                self.answers[response.status_code] += 1
+            if response.status_code in self.TRANSIENT:
+                time.sleep(0.2)
+                continue
+            if not 200 <= response.status_code < 300:
+                raise CommandFailedError(
+                    f"{method} {path}: {response.status_code} {response.text[:300]}"
+                )
+            return response
 
     def send(
         self,
@@ -645,6 +699,7 @@ class _WorkerState:
     index: int
     rng: random.Random
     open: dict[str, _Walk] = field(default_factory=dict)
+    job_of: dict[str, str] = field(default_factory=dict)  # interview -> its job (one each)
     jobs: int = 0
 
 

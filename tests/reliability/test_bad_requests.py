@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.jobs import register_job
+
 from .checks import Findings, check_topic
 from .harness import (
     TALLY,
@@ -47,6 +49,7 @@ class Known:
 
     interviews: list[str] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
+    owners: dict[str, str] = field(default_factory=dict)  # job -> its client
     notifications: list[str] = field(default_factory=list)
     users: list[tuple[str, str]] = field(default_factory=list)
 
@@ -87,6 +90,7 @@ def seed_data(urls: dict[str, str]) -> Known:
     known = Known()
     for n in range(6):
         client, freelancer, job = f"fz-client-{n % 2}", f"fz-freelancer-{n}", f"fz-job-{n}"
+        register_job(httpx, job, client, base_url=urls["interviews"])
         answer = httpx.post(
             urls["interviews"] + "/interviews",
             json={"job_id": job, "freelancer_id": freelancer, "message": "fuzz"},
@@ -101,8 +105,9 @@ def seed_data(urls: dict[str, str]) -> Known:
             ).raise_for_status()
         known.interviews.append(interview)
         known.jobs.append(job)
+        known.owners[job] = client
         known.users += [(client, "client"), (freelancer, "freelancer")]
-    known.users += [("fz-auditor", "auditor"), ("fz-admin", "admin")]
+    known.users += [("fz-auditor", "auditor"), ("fz-admin", "admin"), ("fz-jobs", "service")]
 
     def notified() -> bool:
         for n in range(6):
@@ -209,10 +214,15 @@ def test_generated_requests_get_no_server_error_and_answers_match_the_schema(
         operation = data.draw(st.sampled_from(operations), label="operation")
         mode = data.draw(st.sampled_from(list(GenerationMode)), label="mode")
         case = data.draw(operation.as_strategy(generation_mode=mode), label="case")
+        owner: str | None = None
         if mode is GenerationMode.POSITIVE:  # (a negative case stays invalid as generated)
             for name in list(case.path_parameters or {}):
                 if name in existing and data.draw(st.booleans(), label=f"existing {name}"):
                     case.path_parameters[name] = data.draw(st.sampled_from(existing[name]))
+            body = case.body if isinstance(case.body, dict) else {}
+            if "job_id" in body and data.draw(st.booleans(), label="existing job_id"):
+                body["job_id"] = data.draw(st.sampled_from(known.jobs))  # jobs exist first
+                owner = known.owners[body["job_id"]]
             if case.path == "/views/stream":
                 case.query = {**(case.query or {}), "max_events": 1}  # else it lasts a second
         # A valid token, unless the case was generated to break the headers (the
@@ -223,6 +233,8 @@ def test_generated_requests_get_no_server_error_and_answers_match_the_schema(
             headers: dict[str, str] = {}
         else:
             headers = data.draw(st.sampled_from(tokens), label="token")
+            if owner is not None and data.draw(st.booleans(), label="as the job's client"):
+                headers = bearer(owner, "client")
         response = case.call(base_url=base, headers=headers, timeout=30)
         sent[mode.value] += 1
         statuses[response.status_code] += 1

@@ -20,6 +20,8 @@ import uuid
 import httpx
 import pytest
 
+from tests.jobs import register_job
+
 from .checks import check_everything
 from .harness import TALLY, HttpCommands, Platform, bearer, infrastructure, wait_until
 
@@ -86,6 +88,8 @@ def test_without_postgresql_every_service_answers_503_and_recovers_by_itself(
         platform.start()
         traffic = load.in_background(600, 25.0)
         assert wait_until(lambda: len(load.acks) >= 100, 60)
+        for job in (f"job-{tag}", f"job2-{tag}"):
+            register_job(httpx, job, client[0], base_url=api.url)
         known = httpx.post(
             f"{api.url}/interviews",
             json={"job_id": f"job-{tag}", "freelancer_id": freelancer[0]},

@@ -24,6 +24,7 @@ import pytest
 from services.notifications.rules import NOTIFICATION_TYPES
 from tests.conftest import TEST_SECRET
 from tests.integration.test_notifications_support import WebhookReceiver
+from tests.jobs import register_job
 
 from .harness import TALLY, Platform, bearer, fresh_databases, wait_until
 
@@ -39,6 +40,7 @@ WEBHOOK_PATHS = (
     "/webhooks/{webhook_id}/rotate-secret",
     "/webhooks/{webhook_id}/redeliver",
 )
+JOB_COMMANDS = ("/jobs/{job_id}/policy", "/jobs/{job_id}/close")
 TRANSITIONS = {
     "/interviews/{interview_id}/accept": None,
     "/interviews/{interview_id}/decline": {"reason": "no"},
@@ -164,6 +166,7 @@ def seed(urls: dict[str, str], receiver_url: str) -> World:
         )["id"]
         for url in (hook, hook + "-doomed")
     )
+    register_job(httpx, job, vc, base_url=iv)
     body = {"job_id": job, "freelancer_id": vf, "message": message}
     interview = ok(httpx.post(iv + "/interviews", json=body, headers=bearer(vc, "client")))["id"]
     ok(httpx.post(f"{iv}/interviews/{interview}/accept", headers=bearer(vf, "freelancer")))
@@ -175,6 +178,7 @@ def seed(urls: dict[str, str], receiver_url: str) -> World:
     # The intruders have an interview of their own, so their lists are not trivially empty.
     ic, if_ = f"intruder-client-{tag}", f"intruder-freelancer-{tag}"
     own = {"job_id": f"intruder-job-{tag}", "freelancer_id": if_}
+    register_job(httpx, own["job_id"], ic, base_url=iv)
     ok(httpx.post(iv + "/interviews", json=own, headers=bearer(ic, "client")))
 
     auditor = bearer(f"auditor-{tag}", "auditor")
@@ -217,6 +221,7 @@ def seed(urls: dict[str, str], receiver_url: str) -> World:
         Who("admin", f"admin-{tag}", "admin"),
         Who("victim client claiming freelancer", vc, "freelancer"),
         Who("victim freelancer claiming client", vf, "client"),
+        Who("the marketplace's job service", f"service-{tag}", "service"),
     ]
     return World(urls, victim, secrets, intruders)
 
@@ -263,12 +268,19 @@ def request_for(world: World, e: Endpoint, who: Who | None) -> tuple[str, Any, d
     assert "{" not in path, f"{e}: a path parameter the intruder test does not know"
     body: Any = None
     query: dict[str, Any] = {}
+    key = (e.method, e.path)
     if e.path == "/interviews":
         body = {"job_id": v["job"], "freelancer_id": v["freelancer"], "message": "let me in"}
     elif e.path in TRANSITIONS:
         body = TRANSITIONS[e.path]
     elif e.path == "/jobs/{job_id}/policy":
         body = {"exclusive_hours": 1}
+    elif key == ("POST", "/jobs"):
+        body = {"title": "a job of my own"}
+    elif key == ("PUT", "/jobs/{job_id}"):
+        body = {"client_id": who.sub if who else "anonymous"}  # take the victim's job
+    elif e.path == "/jobs/{job_id}/close":
+        body = {"reason": "closing someone else's job"}
     elif e.path == "/webhooks" and e.method == "POST":
         name = who.name.replace(" ", "-") if who else "anonymous"
         body = {"url": f"http://127.0.0.1:9/{name}", "secret": "s" * 24,
@@ -293,8 +305,17 @@ def expected_status(world: World, e: Endpoint, who: Who) -> int:
     stranger = who.sub not in (world.victim["client"], world.victim["freelancer"])
     if e.path in PUBLIC:
         return 200
-    if key == ("POST", "/interviews") or e.path == "/jobs/{job_id}/policy":
-        return 403  # the job belongs to the victim client; readers change nothing
+    if key == ("POST", "/interviews") or e.path in JOB_COMMANDS:
+        # Only clients act on jobs (readers change nothing); to another client
+        # the victim's job does not exist.
+        return 404 if who.role == "client" else 403
+    if key == ("POST", "/jobs"):
+        return 201 if who.role == "client" else 403  # a job of their own
+    if key == ("PUT", "/jobs/{job_id}"):
+        # Registrars may register jobs, never take the victim's.
+        return 409 if who.role in ("service", "admin") else 403
+    if key == ("GET", "/jobs/{job_id}"):
+        return 200 if who.role in ("auditor", "admin", "service") else 404
     if e.path in TRANSITIONS:
         return 403 if who.reader or not stranger else 404
     if key == ("GET", "/audit/events"):
@@ -308,7 +329,7 @@ def expected_status(world: World, e: Endpoint, who: Who) -> int:
     if key in (("GET", "/notifications"), ("GET", "/webhooks")):
         return 200  # the caller's own
     if key == ("POST", "/webhooks"):
-        return 403 if who.reader else 201
+        return 201 if who.role in ("client", "freelancer") else 403
     if e.path == "/notifications/{notification_id}/read":
         return 200 if who.sub == world.victim["notification_owner"] else 404
     if e.path.startswith("/webhooks/{webhook_id}"):
@@ -325,6 +346,8 @@ def leaks(world: World, text: str, asked: str, who: Who | None, e: Endpoint) -> 
     own += tuple(p for p in WEBHOOK_PATHS)
     if who is not None and who.reader and e.path not in own:
         return []  # readers see every interview (but never anyone's inbox or webhooks)
+    if who is not None and who.role == "service" and e.path == "/jobs/{job_id}":
+        return []  # the job service sees who owns every job (and nothing else)
     victims = (world.victim["client"], world.victim["freelancer"])
     if who is not None and who.sub in victims and e.path in own:
         return []  # the victim's own inbox, whatever role the token claims

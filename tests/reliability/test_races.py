@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.jobs import register_job
+
 from .harness import TALLY, Platform, bearer, fresh_databases
 
 pytestmark = [pytest.mark.reliability]
@@ -73,6 +75,7 @@ def history(base: str, interview_id: str) -> list[dict[str, Any]]:
 
 
 def invite(base: str, client: str, freelancer: str, job: str) -> str:
+    register_job(httpx, job, client, base_url=base)
     answer = httpx.post(
         f"{base}/interviews",
         json={"job_id": job, "freelancer_id": freelancer},
@@ -136,6 +139,7 @@ def test_fifty_concurrent_invitations_of_one_freelancer_to_one_job_make_one_inte
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     client, freelancer, job = f"c-{tag}", f"f-{tag}", f"job-{tag}"
+    register_job(httpx, job, client, base_url=apis[0])
 
     responses = race(
         apis,
@@ -172,6 +176,7 @@ def test_concurrent_retries_with_one_idempotency_key_record_one_event(
     tag = uuid.uuid4().hex[:8]
     client, freelancer, job = f"c-{tag}", f"f-{tag}", f"job-{tag}"
     body = {"job_id": job, "freelancer_id": freelancer, "message": "one interview"}
+    register_job(httpx, job, client, base_url=apis[0])
 
     invitations = race(
         apis,

@@ -17,12 +17,17 @@ from services.interviews.domain import (
     FINAL_STATES,
     SYSTEM,
     Actor,
+    AlreadyHiredError,
     CommandContext,
     DeadlinePassedError,
+    DuplicateOpenInterviewError,
     ExclusiveWindowError,
     Interview,
     InvalidCommandError,
     Job,
+    JobClosedError,
+    JobNotFoundError,
+    JobOwnerConflictError,
     NotAllowedError,
     NotYetDueError,
     OfferTerms,
@@ -633,42 +638,77 @@ def test_a_rehashed_forgery_breaks_the_next_link() -> None:
 
 
 def new_job(hours: int | None = None) -> Job:
-    job = Job.register("job-1", CLIENT, T0, exclusive_hours=hours)
+    job = Job.create("job-1", CLIENT, T0, "Backend engineer", exclusive_hours=hours)
     job.collect_events()
     return job
 
 
-def test_the_first_client_owns_the_job() -> None:
-    job = Job.register("job-1", CLIENT, T0)
+def test_a_client_creates_a_job_of_their_own() -> None:
+    job = Job.create("job-1", CLIENT, T0, "Backend engineer")
 
-    assert job.client_id == CLIENT.id
+    assert (job.client_id, job.title, job.status) == (CLIENT.id, "Backend engineer", "open")
     assert job.id == Job.id_for("job-1")
     assert Job.id_for("job-1") != Job.id_for("job-2")
     job.check_owner(CLIENT)
 
 
-@pytest.mark.parametrize("actor", [FREELANCER, AUDITOR, ADMIN], ids=lambda a: a.role)
-def test_only_a_client_can_own_a_job(actor: Actor) -> None:
+@pytest.mark.parametrize(
+    "actor", [FREELANCER, AUDITOR, ADMIN, Actor("svc", "service")], ids=lambda a: a.role
+)
+def test_only_a_client_creates_a_job(actor: Actor) -> None:
     with pytest.raises(NotAllowedError):
-        Job.register("job-1", actor, T0)
+        Job.create("job-1", actor, T0, "Backend engineer")
+
+
+@pytest.mark.parametrize("actor", [Actor("svc", "service"), ADMIN], ids=lambda a: a.role)
+def test_the_job_service_registers_a_job_for_its_client(actor: Actor) -> None:
+    job = Job.register("ext-42", CLIENT.id, actor, T0, "Designer")
+
+    [event] = job.collect_events()
+    assert isinstance(event, Job.Registered)
+    assert (event.job_id, event.client_id, event.title) == ("ext-42", CLIENT.id, "Designer")
+    job.check_owner(CLIENT)
+    job.check_registered_to(CLIENT.id)
+    with pytest.raises(JobOwnerConflictError):
+        job.check_registered_to(OTHER_CLIENT.id)
+
+
+@pytest.mark.parametrize("actor", [CLIENT, FREELANCER, AUDITOR], ids=lambda a: a.role)
+def test_nobody_else_registers_a_job(actor: Actor) -> None:
+    with pytest.raises(NotAllowedError):
+        Job.register("ext-42", actor.id, actor, T0)
+
+
+def test_to_another_client_a_job_does_not_exist() -> None:
+    job = new_job()
+
+    with pytest.raises(JobNotFoundError):
+        job.check_owner(OTHER_CLIENT)
+    with pytest.raises(JobNotFoundError):
+        job.set_policy(OTHER_CLIENT, T0, 24)
+    with pytest.raises(JobNotFoundError):
+        job.close(ctx(OTHER_CLIENT), [])
+    assert job.collect_events() == []
 
 
 @pytest.mark.parametrize(
-    "actor", [OTHER_CLIENT, Actor(CLIENT.id, "freelancer"), ADMIN], ids=lambda a: f"{a.role}:{a.id}"
+    "actor", [Actor(CLIENT.id, "freelancer"), ADMIN, Actor(CLIENT.id, "service")], ids=str
 )
-def test_nobody_but_the_owner_acts_on_a_job(actor: Actor) -> None:
+def test_only_the_client_acts_on_a_job(actor: Actor) -> None:
     job = new_job()
 
-    with pytest.raises(NotAllowedError, match="another client"):
+    with pytest.raises(NotAllowedError):
         job.check_owner(actor)
     with pytest.raises(NotAllowedError):
         job.set_policy(actor, T0, 24)
+    with pytest.raises(NotAllowedError):
+        job.close(ctx(actor), [])
 
 
 @pytest.mark.parametrize("hours", [-1, 24 * 90 + 1])
 def test_exclusive_hours_are_bounded(hours: int) -> None:
     with pytest.raises(InvalidCommandError):
-        Job.register("job-1", CLIENT, T0, exclusive_hours=hours)
+        Job.create("job-1", CLIENT, T0, "Backend engineer", exclusive_hours=hours)
     with pytest.raises(InvalidCommandError):
         new_job().set_policy(CLIENT, T0, hours)
 
@@ -720,3 +760,117 @@ def test_the_job_remembers_each_candidates_last_interview() -> None:
     assert job.last_interview_with(FREELANCER.id) == second
     assert job.last_interview_with(OTHER_FREELANCER.id) is None
     assert job.version == 3
+
+
+# ------------------------------------------------------- jobs that close
+
+
+def in_state(status: str, freelancer: Actor = FREELANCER) -> Interview:
+    """An interview of job-1 walked to ``status`` through the commands."""
+    interview = invite(freelancer_id=freelancer.id)
+    client, fl = ctx(CLIENT), ctx(freelancer)
+    steps: dict[str, list[Callable[[Interview], None]]] = {
+        "invited": [],
+        "accepted": [lambda i: i.accept(fl)],
+        "in_progress": [lambda i: i.accept(fl), lambda i: i.start(client)],
+        "offer_extended": [lambda i: i.accept(fl), lambda i: i.extend_offer(client, TERMS)],
+        "hired": [
+            lambda i: i.accept(fl),
+            lambda i: i.extend_offer(client, TERMS),
+            lambda i: i.accept_offer(fl),
+        ],
+        "declined": [lambda i: i.decline(fl)],
+    }
+    for step in steps[status]:
+        step(interview)
+    assert interview.status == status
+    interview.collect_events()
+    return interview
+
+
+def test_closing_a_job_cancels_every_open_interview_and_closes_it() -> None:
+    job = new_job()
+    open_ones = [
+        in_state(status, Actor(f"f-{status}", "freelancer"))
+        for status in ("invited", "accepted", "in_progress", "offer_extended")
+    ]
+    finished = [
+        in_state(status, Actor(f"f-{status}", "freelancer")) for status in ("hired", "declined")
+    ]
+
+    cancelled = job.close(ctx(CLIENT, LATER), [*open_ones, *finished], reason="filled")
+
+    assert cancelled == open_ones
+    for interview in open_ones:
+        [event] = interview.collect_events()
+        assert isinstance(event, Interview.Cancelled)
+        assert (event.reason, event.cancelled_by, event.job_closed) == (
+            "job closed",
+            "client",
+            True,
+        )
+        assert (interview.status, interview.closed_reason) == ("cancelled", "job closed")
+    for interview in finished:
+        assert interview.collect_events() == []
+    [closed] = job.collect_events()
+    assert isinstance(closed, Job.Closed)
+    assert (closed.reason, closed.closed_by) == ("filled", CLIENT.id)
+    assert (job.status, job.closed_reason, job.closed_at) == ("closed", "filled", LATER)
+
+
+def test_closing_a_closed_job_changes_nothing() -> None:
+    job = new_job()
+    job.close(ctx(CLIENT), [])
+    job.collect_events()
+    late = in_state("invited")
+
+    assert job.close(ctx(CLIENT), [late]) == []
+
+    assert job.collect_events() == [] and late.collect_events() == []
+    assert late.status == "invited"
+
+
+def test_a_closed_job_takes_no_invitations() -> None:
+    job = new_job()
+    job.close(ctx(CLIENT), [])
+
+    with pytest.raises(JobClosedError) as refused:
+        job.check_can_invite(SOON)
+    assert refused.value.code == "job_closed"
+
+
+def test_a_freelancer_hired_for_the_job_is_not_invited_again() -> None:
+    job = new_job()
+
+    with pytest.raises(AlreadyHiredError) as refused:
+        job.check_can_invite(SOON, in_state("hired"))
+    assert refused.value.code == "already_hired"
+    job.check_can_invite(SOON, in_state("declined"))
+    with pytest.raises(DuplicateOpenInterviewError):
+        job.check_can_invite(SOON, in_state("accepted"))
+
+
+def test_a_cancellation_is_not_a_job_closing_unless_said() -> None:
+    interview = in_state("accepted")
+
+    interview.cancel(ctx(FREELANCER), "found another job")
+
+    [event] = interview.collect_events()
+    assert isinstance(event, Interview.Cancelled) and event.job_closed is False
+
+
+def test_a_cancellation_recorded_before_job_closed_existed_reads_as_not_closed() -> None:
+    state = {"reason": "gone", "cancelled_by": "client"}
+
+    Interview.Cancelled.upcast_v2_v3(state)
+
+    assert state["job_closed"] is False
+    assert Interview.Cancelled.class_version == 3
+
+
+def test_a_job_registered_before_titles_existed_reads_with_no_title() -> None:
+    state = {"job_id": "job-1", "client_id": CLIENT.id, "exclusive_hours": None}
+
+    Job.Registered.upcast_v1_v2(state)
+
+    assert state["title"] is None

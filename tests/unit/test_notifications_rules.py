@@ -125,6 +125,19 @@ def test_the_freelancer_is_told_the_terms_of_an_offer() -> None:
     assert "45.50 EUR per hour" in hourly["f-1"]
 
 
+def test_both_parties_are_told_when_closing_the_job_cancelled_their_interview() -> None:
+    data = {"reason": "job closed", "cancelled_by": "client", "job_closed": True}
+
+    result = told(envelope("interview.cancelled", data, "client", schema_version=3))
+
+    assert result == {
+        "c-1": "You closed job job-42; your interview with freelancer f-1 is cancelled.",
+        "f-1": "Client c-1 closed job job-42; your interview is cancelled.",
+    }
+    plain = told(envelope("interview.cancelled", data | {"job_closed": False}, "client"))
+    assert list(plain) == ["f-1"] and "Reason: job closed" in plain["f-1"]
+
+
 @pytest.mark.parametrize(("who", "other"), [("client", "f-1"), ("freelancer", "c-1")])
 def test_only_the_other_party_is_told_of_a_cancellation(who: str, other: str) -> None:
     event = envelope("interview.cancelled", {"reason": "found someone", "cancelled_by": who}, who)

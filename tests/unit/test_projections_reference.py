@@ -38,6 +38,8 @@ FINAL_PLANS: tuple[tuple[str, ...], ...] = (
     ("accept", "start", "close_job"),
     ("close_job",),
 )
+# A freelancer hired for a job is not invited to it again (409 already_hired).
+REINVITABLE_PLANS = tuple(p for p in FINAL_PLANS if p[-1] != "accept_offer")
 OPEN_PLANS: tuple[tuple[str, ...], ...] = (
     (),
     ("accept",),
@@ -84,9 +86,11 @@ class Script:
 
 def scripts(n: int, seed: int = 4, steps: frozenset[str] | None = None) -> list[Script]:
     """``n`` interviews on n/10 jobs; the last tenth re-invites freelancers of
-    the first tenth to the same job after their first interview closed.
+    the first tenth to the same job after their first interview closed (without
+    a hiring: a hired freelancer is not invited to the job again).
     ``steps``: only plans made of these steps (a player that knows no others)."""
     final = tuple(p for p in FINAL_PLANS if steps is None or set(p) <= steps)
+    reinvitable = tuple(p for p in REINVITABLE_PLANS if steps is None or set(p) <= steps)
     still_open = tuple(p for p in OPEN_PLANS if steps is None or set(p) <= steps)
     rng = random.Random(seed)
     jobs = max(1, n // 10)
@@ -99,7 +103,8 @@ def scripts(n: int, seed: int = 4, steps: frozenset[str] | None = None) -> list[
             job_id, client_id, freelancer_id = first.job_id, first.client_id, first.freelancer_id
         else:
             job_id, client_id, freelancer_id = f"job-{job}", f"client-{job % 7}", f"fl-{i}"
-        plans = final if i < repeat or rng.random() < 0.75 else still_open
+        # (The first tenth draws no number: the same seed gives the same scripts.)
+        plans = reinvitable if i < repeat else final if rng.random() < 0.75 else still_open
         out.append(Script(i, job_id, client_id, freelancer_id, rng.choice(plans)))
     return out
 

@@ -1,6 +1,7 @@
 """The interview domain: pure Python and ``eventsourcing.domain``, no infrastructure."""
 
 from .errors import (
+    AlreadyHiredError,
     AlreadyScheduledError,
     DeadlinePassedError,
     DomainError,
@@ -8,6 +9,9 @@ from .errors import (
     ExclusiveWindowError,
     InputOutOfBoundsError,
     InvalidCommandError,
+    JobClosedError,
+    JobNotFoundError,
+    JobOwnerConflictError,
     NotAllowedError,
     NotYetDueError,
     TransitionNotAllowedError,
@@ -28,6 +32,7 @@ __all__ = [
     "ALL_STATES",
     "AlreadyScheduledError",
     "DEFAULT_DURATION_MINUTES",
+    "AlreadyHiredError",
     "FINAL_STATES",
     "SYSTEM",
     "Actor",
@@ -40,6 +45,9 @@ __all__ = [
     "Interview",
     "InvalidCommandError",
     "Job",
+    "JobClosedError",
+    "JobNotFoundError",
+    "JobOwnerConflictError",
     "NotAllowedError",
     "NotYetDueError",
     "OfferTerms",

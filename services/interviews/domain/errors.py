@@ -82,3 +82,27 @@ class AlreadyScheduledError(DomainError):
 
 class NotYetDueError(DomainError):
     code = "not_yet_due"
+
+
+class JobNotFoundError(DomainError):
+    """No job with this id exists (or the caller may not know that it does)."""
+
+    code = "job_not_found"
+
+
+class JobClosedError(DomainError):
+    """The job's client closed it: nobody is invited to it any more."""
+
+    code = "job_closed"
+
+
+class AlreadyHiredError(DomainError):
+    """The freelancer was already hired for this job."""
+
+    code = "already_hired"
+
+
+class JobOwnerConflictError(DomainError):
+    """The job id is already registered to another client."""
+
+    code = "job_owner_conflict"

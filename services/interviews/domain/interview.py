@@ -30,7 +30,7 @@ from .errors import (
 )
 from .hashing import GENESIS, chain_hash
 
-Role = Literal["client", "freelancer", "auditor", "admin", "system"]
+Role = Literal["client", "freelancer", "auditor", "admin", "service", "system"]
 RateType = Literal["fixed", "hourly"]
 
 INVITED = "invited"
@@ -272,16 +272,22 @@ class Interview(Aggregate):
             aggregate.offer_withdrawn = True
 
     class Cancelled(Event):
-        """Version 2 added ``cancelled_by`` (the cancelling party's role)."""
+        """Version 2 added ``cancelled_by`` (the cancelling party's role), version 3
+        ``job_closed`` (the client closed the job, which cancelled this interview)."""
 
-        class_version: ClassVar[int] = 2
+        class_version: ClassVar[int] = 3
 
         reason: str
         cancelled_by: str
+        job_closed: bool
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["cancelled_by"] = state.get("actor_role", "unknown")
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["job_closed"] = False
 
         def apply_to(self, aggregate: Interview) -> None:
             aggregate.status = CANCELLED
@@ -506,13 +512,16 @@ class Interview(Aggregate):
         self._check_state(ctx, "withdraw an offer on", OFFER_EXTENDED)
         self._record(ctx, self.OfferWithdrawn, reason=reason, status=self._state_after_offer)
 
-    def cancel(self, ctx: CommandContext, reason: str) -> None:
-        """Either party cancels an open interview, with a reason."""
+    def cancel(self, ctx: CommandContext, reason: str, *, job_closed: bool = False) -> None:
+        """Either party cancels an open interview, with a reason; ``job_closed``
+        when the client cancels it by closing the job."""
         self._check_is_party(ctx, "cancel the interview")
         bounds.check_text(reason, "reason", bounds.REASON_MAX_LENGTH, required=True)
         if self.is_final:
             raise TransitionNotAllowedError("cancel", self.status)
-        self._record(ctx, self.Cancelled, reason=reason, cancelled_by=ctx.actor.role)
+        self._record(
+            ctx, self.Cancelled, reason=reason, cancelled_by=ctx.actor.role, job_closed=job_closed
+        )
 
     def expire(self, ctx: CommandContext) -> None:
         """The system closes an invitation or offer nobody answered in time."""

@@ -6,8 +6,9 @@ never touch the database themselves.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ from ..application import (
     IdempotencyKeyReusedError,
     InterviewNotFoundError,
     InterviewsApplication,
+    JobView,
     VersionMismatchError,
 )
 from ..domain import (
@@ -33,16 +35,23 @@ from ..domain import (
     DomainError,
     ExclusiveWindowError,
     InvalidCommandError,
+    JobNotFoundError,
     NotAllowedError,
 )
+from ..domain.job import REGISTRARS
 from .schemas import (
     CancelRequest,
     CommandResponse,
     DeclineRequest,
     InterviewPublic,
     InviteRequest,
+    JobClosedPublic,
+    JobCloseRequest,
+    JobCreateRequest,
     JobPolicyPublic,
     JobPolicyRequest,
+    JobPublic,
+    JobRegisterRequest,
     NoBody,
     OfferRequest,
     RescheduleRequest,
@@ -142,6 +151,28 @@ async def command_context(request: Request, principal: CurrentPrincipal) -> Comm
 ContextDep = Annotated[CommandContext, Depends(command_context)]
 
 
+async def registrar_context(request: Request, principal: CurrentPrincipal) -> CommandContext:
+    """The caller registering a job: the marketplace's job service or an admin."""
+    if principal.role not in REGISTRARS:
+        raise ApiError(
+            403, "forbidden", "only the marketplace's job service or an admin registers jobs"
+        )
+    request_id = getattr(request.state, "request_id", "")
+    return CommandContext(
+        actor=Actor(principal.id, principal.role),
+        at=request.app.state.container.clock(),
+        correlation_id=request.headers.get("x-correlation-id", "")[:128] or request_id,
+        causation_id=request_id,
+    )
+
+
+RegistrarDep = Annotated[CommandContext, Depends(registrar_context)]
+JobIdPath = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
+]
+JOB_READERS = ("auditor", "admin", "service")
+
+
 def run_command(
     response: Response, call: Callable[[], CommandResult], now: datetime | None = None
 ) -> CommandResponse:
@@ -156,6 +187,8 @@ def run_command(
         raise ApiError(403, error.code, error.detail) from None
     except InvalidCommandError as error:
         raise ApiError(422, error.code, error.detail) from None
+    except JobNotFoundError as error:
+        raise ApiError(404, error.code, error.detail) from None
     except DomainError as error:
         raise ApiError(409, error.code, error.detail) from None
     except InterviewNotFoundError as error:
@@ -179,8 +212,10 @@ router = APIRouter(tags=["interviews"], responses=ERROR_RESPONSES)
 def invite(
     body: InviteRequest, ctx: ContextDep, opts: OptionsDep, app: InterviewsDep, response: Response
 ) -> CommandResponse:
-    """A client invites a freelancer to interview for a job. The first client to
-    invite for a job owns it; one open interview per job and freelancer."""
+    """The job's client invites a freelancer to interview for it. The job must
+    exist (`404 job_not_found`, also for another client's job) and be open
+    (`409 job_closed`); one open interview per job and freelancer; a freelancer
+    hired for the job is not invited again (`409 already_hired`)."""
     return run_command(
         response,
         lambda: app.invite(
@@ -436,23 +471,120 @@ def interview_calendar_feed(
 
 @router.put("/jobs/{job_id}/policy", response_model=JobPolicyPublic)
 def set_job_policy(
-    job_id: Annotated[
-        str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
-    ],
+    job_id: JobIdPath,
     body: JobPolicyRequest,
     ctx: ContextDep,
     app: InterviewsDep,
 ) -> JobPolicyPublic:
-    """The job's client sets its exclusive window (hours; null or 0 turns it off)."""
-    try:
+    """The job's client sets its exclusive window (hours; null or 0 turns it off).
+    A job that does not exist (or is another client's) is `404 job_not_found`."""
+    with job_errors():
         policy = app.set_job_policy(ctx, job_id, body.exclusive_hours)
+    return JobPolicyPublic(**policy.__dict__)
+
+
+@router.post("/jobs", status_code=201, response_model=JobPublic)
+def create_job(
+    body: JobCreateRequest,
+    ctx: ContextDep,
+    opts: OptionsDep,
+    app: InterviewsDep,
+    response: Response,
+) -> JobPublic:
+    """A client creates a job of their own; the answer carries its new `job_id`.
+    With an `Idempotency-Key`, a retry (same title) answers with the job the
+    first created (`Idempotent-Replayed: true`); another title is 422."""
+    with job_errors():
+        job, created = app.create_job(
+            ctx, body.title, body.exclusive_hours, idempotency_key=opts.idempotency_key
+        )
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return job_public(job)
+
+
+@router.put(
+    "/jobs/{job_id}",
+    response_model=JobPublic,
+    responses={201: {"model": JobPublic, "description": "Registered"}},
+)
+def register_job(
+    job_id: JobIdPath,
+    body: JobRegisterRequest,
+    ctx: RegistrarDep,
+    app: InterviewsDep,
+    response: Response,
+) -> JobPublic:
+    """The marketplace's job service (role `service`) or an admin registers an
+    external job id and the client who owns it: 201 when new, 200 (changing
+    nothing) when it is already registered to that client, `409
+    job_owner_conflict` when it belongs to another."""
+    with job_errors():
+        job, created = app.register_job(ctx, job_id, body.client_id, body.title)
+    response.status_code = 201 if created else 200
+    return job_public(job)
+
+
+@router.get("/jobs/{job_id}", response_model=JobPublic)
+def get_job(job_id: JobIdPath, principal: CurrentPrincipal, app: InterviewsDep) -> JobPublic:
+    """A job, for its client, the job service, auditors and admins. To anyone
+    else it is `404 job_not_found`, as if it did not exist (no probing)."""
+    job = app.get_job(job_id)
+    visible = job is not None and (
+        principal.role in JOB_READERS
+        or (principal.role == "client" and principal.id == job.client_id)
+    )
+    if job is None or not visible:
+        raise ApiError(404, "job_not_found", f"job {job_id!r} not found")
+    return job_public(job)
+
+
+@router.post("/jobs/{job_id}/close", response_model=JobClosedPublic)
+def close_job(
+    job_id: JobIdPath,
+    ctx: ContextDep,
+    app: InterviewsDep,
+    body: JobCloseRequest | None = None,
+) -> JobClosedPublic:
+    """The job's client closes it: every open interview of the job is cancelled
+    (reason "job closed"; both parties see it cancelled and are told), and new
+    invitations get `409 job_closed`. Closing a closed job changes nothing."""
+    with job_errors():
+        closing = app.close_job(ctx, job_id, body.reason if body else None)
+    return JobClosedPublic(
+        **job_public(closing.job).model_dump(),
+        cancelled=[str(i) for i in closing.cancelled],
+        position=closing.position,
+    )
+
+
+def job_public(job: JobView) -> JobPublic:
+    return JobPublic(
+        job_id=job.job_id,
+        client_id=job.client_id,
+        title=job.title,
+        status=job.status,  # type: ignore[arg-type]
+        exclusive_hours=job.exclusive_hours,
+    )
+
+
+@contextlib.contextmanager
+def job_errors() -> Iterator[None]:
+    """Domain and use-case errors of the job commands as HTTP answers."""
+    try:
+        yield
     except NotAllowedError as error:
         raise ApiError(403, error.code, error.detail) from None
+    except JobNotFoundError as error:
+        raise ApiError(404, error.code, error.detail) from None
     except InvalidCommandError as error:
         raise ApiError(422, error.code, error.detail) from None
+    except DomainError as error:
+        raise ApiError(409, error.code, error.detail) from None
+    except IdempotencyKeyReusedError as error:
+        raise ApiError(422, error.code, str(error)) from None
     except ConcurrencyConflictError as error:
         raise ApiError(409, error.code, str(error)) from None
-    return JobPolicyPublic(**policy.__dict__)
 
 
 def load_visible_interview(

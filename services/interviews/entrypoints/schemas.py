@@ -77,6 +77,13 @@ Reason = Annotated[
     AfterValidator(_text_validator(bounds.REASON_MAX_LENGTH)),
     WithJsonSchema(_text_schema(bounds.REASON_MAX_LENGTH)),
 ]
+TITLE_MAX_LENGTH = 200
+# A job's title: the free-text rules, a little shorter than a reason.
+Title = Annotated[
+    str,
+    AfterValidator(_text_validator(TITLE_MAX_LENGTH)),
+    WithJsonSchema(_text_schema(TITLE_MAX_LENGTH)),
+]
 
 # --------------------------------------------------------------------- money
 # Money travels as a decimal string: a JSON number cannot promise two decimal
@@ -200,7 +207,7 @@ class InviteRequest(_Request):
     )
     exclusive_hours: ExclusiveHours | None = Field(
         default=None,
-        description="Sets the job's exclusive window (hours) with this first invitation",
+        description="Sets the job's exclusive window (hours), as PUT /jobs/{job_id}/policy does",
     )
 
 
@@ -260,6 +267,40 @@ class CancelRequest(_Request):
 
 class JobPolicyRequest(_Request):
     exclusive_hours: ExclusiveHours | None = None
+
+
+class JobCreateRequest(_Request):
+    title: Title
+    exclusive_hours: ExclusiveHours | None = Field(
+        default=None,
+        description="Hours after an interview starts in which nobody else is invited",
+    )
+
+
+class JobRegisterRequest(_Request):
+    client_id: Identifier = Field(description="The client who owns the job")
+    title: Title | None = None
+
+
+class JobCloseRequest(_Request):
+    reason: Reason | None = None
+
+
+class JobPublic(BaseModel):
+    job_id: str
+    client_id: str
+    title: str | None = Field(description="None for jobs registered by their first invitation")
+    status: Literal["open", "closed"]
+    exclusive_hours: int | None
+
+
+class JobClosedPublic(JobPublic):
+    """The closed job, the interviews closing it cancelled, and the global position
+    of the last of their events (use it as ``min_position`` on the views; null
+    when the job was already closed and nothing changed)."""
+
+    cancelled: list[str]
+    position: int | None
 
 
 class CommandResponse(BaseModel):

@@ -23,10 +23,12 @@ class InvalidCursorError(ValueError):
 @dataclass(frozen=True)
 class Scope:
     """What a caller may see: clients their jobs' interviews, freelancers their
-    own, auditors and admins everything (both ids ``None``)."""
+    own, auditors and admins everything (both ids ``None``), any other role
+    (the marketplace's services) nothing."""
 
     client_id: str | None = None
     freelancer_id: str | None = None
+    nothing: bool = False
 
     @classmethod
     def of(cls, principal: Principal) -> Scope:
@@ -34,9 +36,13 @@ class Scope:
             return cls()
         if principal.role == "client":
             return cls(client_id=principal.id)
-        return cls(freelancer_id=principal.id)
+        if principal.role == "freelancer":
+            return cls(freelancer_id=principal.id)
+        return cls(nothing=True)
 
     def clauses(self, t: sa.Table) -> list[Any]:
+        if self.nothing:
+            return [sa.false()]
         out = []
         if self.client_id is not None:
             out.append(t.c.client_id == self.client_id)
