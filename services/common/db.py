@@ -45,6 +45,8 @@ def create_engine(database_url: str | None, sqlite_path: Path, **kwargs: object)
         # the consumers' `event_id = ANY(<500 ids>)` on a young table that plan
         # was a scan costing 43 ms a batch instead of 3 (a third of the views'
         # apply time); planning each execution costs a fraction of a millisecond.
-        "options": "-c plan_cache_mode=force_custom_plan",
+        # Timestamps read back in UTC whatever the server's zone: an instant stored
+        # at the calendar's edge (common/instants.py) would not fit in another one.
+        "options": "-c plan_cache_mode=force_custom_plan -c TimeZone=UTC",
     }
     return sa.create_engine(url, connect_args=connect_args, **kwargs)

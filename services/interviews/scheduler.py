@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..common.db import create_engine
+from ..common.instants import to_utc
 from .adapters.leases import Lease, leader_lease, lock_key, new_holder, upsert_insert
 from .application import InterviewNotFoundError, InterviewsApplication
 from .domain import Interview, NotYetDueError, TransitionNotAllowedError
@@ -70,13 +71,13 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("deadlines are aware datetimes")
-        value = value.astimezone(UTC)
+        value = to_utc(value)  # clamped at the calendar's edges (common/instants.py)
         return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return to_utc(value)
 
 
 metadata = sa.MetaData()

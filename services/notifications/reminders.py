@@ -29,12 +29,13 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
 import sqlalchemy as sa
 
+from ..common.instants import shifted, to_utc
 from ..common.loop import BackgroundLoop, until_idle
 from ..contracts import EventEnvelope
 from .adapters.tables import reminder_deadlines
@@ -61,10 +62,6 @@ CLOSES: dict[str, tuple[What, ...]] = {
 ANSWERED_BY: dict[What, str] = {"invitation": "freelancer", "offer": "freelancer"}
 
 _KEY = (reminder_deadlines.c.interview_id, reminder_deadlines.c.what)
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @functools.lru_cache(maxsize=32)
@@ -154,14 +151,14 @@ class ReminderIndex:
 
     def _open(self, event: EventEnvelope, what: What) -> dict[str, Any]:
         raw = getattr(event.typed_data(), "expires_at", None)
-        expires_at = _as_utc(raw) if raw is not None else None
+        expires_at = to_utc(raw) if raw is not None else None
         row = self._row(event, what)
         if expires_at is None:
             # No deadline (any previous offer's row is replaced all the same).
             row |= {"status": "closed", "due_at": None, "expires_at": None, "reason": "no deadline"}
         else:
-            due_at = expires_at - self.lead
-            if due_at <= _as_utc(event.occurred_at):
+            due_at = shifted(expires_at, -self.lead)
+            if due_at <= to_utc(event.occurred_at):
                 # Set with less than the lead time to go: the invitation or offer itself
                 # says "Please answer by ...", a reminder right after it would only repeat it.
                 status, reason = "skipped", "the deadline was set within the reminder lead time"
@@ -246,7 +243,7 @@ class ReminderWorker:
         # min() bypasses the column type's result processing on SQLite.
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
-        return _as_utc(value)
+        return to_utc(value)
 
     def sleep_seconds(self) -> float:
         """How long the loop may sleep: until the next due row, at most the configured maximum."""

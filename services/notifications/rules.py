@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, get_args
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from ..common.instants import UTC_MAX, UTC_MIN, to_utc
 from ..contracts import EventEnvelope
 
 Party = Literal["client", "freelancer"]
@@ -225,8 +226,11 @@ class Draft:
 
 
 def format_when(value: datetime) -> str:
-    """``Wednesday 25 November 2026 at 14:00 UTC``."""
-    utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    """``Wednesday 25 November 2026 at 14:00 UTC``; an instant UTC cannot hold (past
+    year 9999 there) is shown in its own offset: ``... at 23:59 UTC-01:00``."""
+    utc = to_utc(value)
+    if value.tzinfo is not None and utc in (UTC_MIN, UTC_MAX) and utc != value:
+        return f"{value:%A} {value.day} {value:%B %Y} at {value:%H:%M} {value.tzname()}"
     return f"{utc:%A} {utc.day} {utc:%B %Y} at {utc:%H:%M} UTC"
 
 
