@@ -10,6 +10,7 @@ import typer
 
 from .dlq_cli import consumer_app, dlq_app
 from .interviews.entrypoints.audit_cli import audit_app
+from .interviews.entrypoints.deadlines_cli import deadlines_app
 
 app = typer.Typer(help="Run, operate and audit the interview platform.", no_args_is_help=True)
 serve_app = typer.Typer(help="Run one service on its own.", no_args_is_help=True)
@@ -17,6 +18,7 @@ app.add_typer(serve_app, name="serve")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(consumer_app, name="consumer")
 app.add_typer(audit_app, name="audit")
+app.add_typer(deadlines_app, name="deadlines")
 
 HostOpt = Annotated[str, typer.Option(help="Interface to listen on")]
 PortOpt = Annotated[int, typer.Option(help="TCP port")]
