@@ -228,8 +228,21 @@ def replay(
         f"rebuilt every view into generation {report.generation} (replacing "
         f"{report.replaced}): {report.events:,} events, {report.applied:,} applied, "
         f"{report.duplicates:,} duplicates, {report.gaps} gaps, {report.poison} poison, "
+        f"{len(report.unfoldable)} unfoldable, "
         f"{report.seconds:.1f}s ({report.rate:,.0f} events/s)"
     )
+    if report.unfoldable:
+        typer.echo(
+            f"replay: {len(report.unfoldable)} event(s) could not be folded and were left out "
+            "of the views:",
+            err=True,
+        )
+        for left in report.unfoldable:
+            typer.echo(
+                f"  {left.event_id} {left.type} interview {left.interview_id} "
+                f"v{left.version} @{left.position}: {left.error}",
+                err=True,
+            )
 
 
 @app.command()
