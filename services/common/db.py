@@ -6,6 +6,16 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+
+# The database itself failing (down, disconnected, timing out): a reason to retry
+# later, never to blame (park, isolate, leave out) the event or row in hand.
+DATABASE_OUTAGES: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
 
 
 def sqlalchemy_url(database_url: str | None, sqlite_path: Path) -> str:

@@ -17,7 +17,7 @@ value and offset; only the stored UTC copy is clamped.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 
 UTC_MIN = datetime.min.replace(tzinfo=UTC)
 UTC_MAX = datetime.max.replace(tzinfo=UTC)
@@ -39,11 +39,3 @@ def shifted(value: datetime, delta: timedelta) -> datetime:
         return value + delta
     except OverflowError:
         return UTC_MAX if delta > timedelta(0) else UTC_MIN
-
-
-def in_zone(value: datetime, zone: tzinfo) -> datetime:
-    """``value`` shown in ``zone``; in its own offset when the zone would leave the calendar."""
-    try:
-        return value.astimezone(zone)
-    except OverflowError:
-        return value

@@ -54,10 +54,9 @@ from uuid import UUID
 import sqlalchemy as sa
 from eventsourcing import persistence as es_persistence
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from ..common.db import create_engine
+from ..common.db import DATABASE_OUTAGES, create_engine
 from ..common.instants import to_utc
 from .adapters.leases import Lease, leader_lease, lock_key, new_holder, upsert_insert
 from .application import InterviewNotFoundError, InterviewsApplication
@@ -75,10 +74,7 @@ MIN_WAKE_INTERVAL = 0.2  # a burst of commits wakes the loop once, not once per 
 ISOLATE_AFTER = 3  # failed expiries of one row in a row before it is set aside
 # A database that is down is a reason to retry later, never to isolate a deadline.
 OUTAGES: tuple[type[BaseException], ...] = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.DisconnectionError,
-    sa_exc.TimeoutError,
+    *DATABASE_OUTAGES,
     es_persistence.OperationalError,
     es_persistence.InterfaceError,
     ConnectionError,

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 
+from ..common.db import DATABASE_OUTAGES
 from ..contracts import EventEnvelope
 from .adapters.schema import VIEW, pv_meta
 from .adapters.sources import RebuildSource
@@ -92,12 +92,7 @@ class Progress:
 
 
 # The database itself failing: the rebuild stops (and can be run again), no event is blamed.
-OUTAGES: tuple[type[BaseException], ...] = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.DisconnectionError,
-    sa_exc.TimeoutError,
-)
+OUTAGES = DATABASE_OUTAGES
 
 
 @dataclass(frozen=True)

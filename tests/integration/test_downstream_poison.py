@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -273,3 +273,57 @@ def _views(container: Any) -> dict[str, tuple[str, int]]:
         generation = current_generation(conn)
         t = view_tables(generation.number).interviews
         return {r.interview_id: (r.status, r.version) for r in conn.execute(sa.select(t))}
+
+
+@dataclass
+class LateSource:
+    """A rebuild source whose events all arrive during the final catch-up (written
+    while the rebuild ran): they are folded under the swap's lock."""
+
+    events: list[EventEnvelope]
+    name: str = "late"
+    poison: int = 0
+
+    def read(self, limit: int) -> list[EventEnvelope]:
+        return []
+
+    def catch_up(self, limit: int) -> Iterator[list[EventEnvelope]]:
+        yield self.events
+
+    def progress(self) -> tuple[int, int | None]:
+        return 0, None
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_unfoldable_event_in_the_final_catch_up_is_left_out_too(
+    interviews_container: InterviewsContainer,
+    clock: FakeClock,
+    make_downstream: Callable[..., Downstream],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = interviews_container.interviews()
+    broken, healthy = (invite_directly(app, clock.now, f) for f in ("f-broken", "f-healthy"))
+    for interview, freelancer in ((broken, "f-broken"), (healthy, "f-healthy")):
+        app.accept(as_freelancer(freelancer, clock.now), interview)
+    downstream = make_downstream()
+    accept_fact = fold.FACTS["interview.accepted"]
+
+    def cannot_fold(row: dict[str, Any], event: EventEnvelope) -> None:
+        if event.interview_id == broken:
+            raise ValueError("a value the views cannot hold")
+        accept_fact(row, event)
+
+    monkeypatch.setitem(fold.FACTS, "interview.accepted", cannot_fold)  # type: ignore[index]
+
+    report = downstream.projections.rebuild(LateSource(downstream.log()))
+
+    assert [(u.interview_id, u.version) for u in report.unfoldable] == [(str(broken), 2)]
+    assert (report.events, report.applied) == (4, 3)
+    broken_view, healthy_view = downstream.view(str(broken)), downstream.view(str(healthy))
+    assert broken_view is not None and (broken_view["status"], broken_view["version"]) == (
+        "invited",
+        1,
+    )
+    assert healthy_view is not None and healthy_view["status"] == "accepted"
