@@ -18,6 +18,7 @@ import typer
 from .common.cli_errors import CliError, run, tool_app
 from .dlq_cli import consumer_app, dlq_app
 from .interviews.entrypoints.audit_cli import audit_app
+from .interviews.entrypoints.deadlines_cli import deadlines_app
 
 app = tool_app("Run, operate and audit the interview platform.")
 serve_app = tool_app("Run one service on its own.")
@@ -25,6 +26,7 @@ app.add_typer(serve_app, name="serve")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(consumer_app, name="consumer")
 app.add_typer(audit_app, name="audit")
+app.add_typer(deadlines_app, name="deadlines")
 
 HostOpt = Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on")]
 PortOpt = Annotated[int, typer.Option(metavar="PORT", min=1, max=65535, help="TCP port")]
@@ -194,15 +196,15 @@ def serve_scheduler(
     # The signals wait here; the scheduler thread (which inherits the mask) never sees them.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    scheduler = Scheduler(container)
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    scheduler = Scheduler(container, registry=registry)
     server = None
     if metrics_port:
-        from prometheus_client import CollectorRegistry
-
         from .common.health import HealthServer
         from .interviews.scheduler import SchedulerCollector
 
-        registry = CollectorRegistry()
         registry.register(SchedulerCollector(scheduler))
         server = HealthServer(metrics_port, registry, scheduler.check_ready).start()
     scheduler.start()
@@ -337,8 +339,21 @@ def replay(
         f"rebuilt every view into generation {report.generation} (replacing "
         f"{report.replaced}): {report.events:,} events, {report.applied:,} applied, "
         f"{report.duplicates:,} duplicates, {report.gaps} gaps, {report.poison} poison, "
+        f"{len(report.unfoldable)} unfoldable, "
         f"{report.seconds:.1f}s ({report.rate:,.0f} events/s)"
     )
+    if report.unfoldable:
+        typer.echo(
+            f"replay: {len(report.unfoldable)} event(s) could not be folded and were left out "
+            "of the views:",
+            err=True,
+        )
+        for left in report.unfoldable:
+            typer.echo(
+                f"  {left.event_id} {left.type} interview {left.interview_id} "
+                f"v{left.version} @{left.position}: {left.error}",
+                err=True,
+            )
 
 
 @app.command()

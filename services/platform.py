@@ -83,7 +83,7 @@ def create_platform_app() -> PathMux:
                     projections.metrics.registry,
                 ).start()
                 started.append(runner)
-            scheduler = start_scheduler(interviews)
+            scheduler = start_scheduler(interviews, interviews_app.state.metrics.registry)
             if scheduler is not None:
                 started.append(scheduler)
                 scheduler_metrics = SchedulerCollector(scheduler)
@@ -115,14 +115,15 @@ def create_platform_app() -> PathMux:
     )
 
 
-def start_scheduler(container: InterviewsContainer) -> Any:
-    """The deadline scheduler in a thread of this process (None if not available)."""
+def start_scheduler(container: InterviewsContainer, registry: Any = None) -> Any:
+    """The deadline scheduler in a thread of this process (None if not available);
+    its metrics join ``registry`` (the interviews app's ``/metrics``)."""
     try:
         from .interviews import scheduler
     except ImportError:  # pragma: no cover - the scheduler is optional in this build
         return None
     starter = getattr(scheduler, "start_scheduler", None)
-    return starter(container) if starter is not None else None
+    return starter(container, registry) if starter is not None else None
 
 
 # ------------------------------------------------ embedded consumers and the relay

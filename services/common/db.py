@@ -10,6 +10,16 @@ from urllib.parse import unquote, urlparse
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+
+# The database itself failing (down, disconnected, timing out): a reason to retry
+# later, never to blame (park, isolate, leave out) the event or row in hand.
+DATABASE_OUTAGES: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
 
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
@@ -156,6 +166,8 @@ def create_engine(database_url: str | None, sqlite_path: Path, **kwargs: object)
         # the consumers' `event_id = ANY(<500 ids>)` on a young table that plan
         # was a scan costing 43 ms a batch instead of 3 (a third of the views'
         # apply time); planning each execution costs a fraction of a millisecond.
-        "options": "-c plan_cache_mode=force_custom_plan",
+        # Timestamps read back in UTC whatever the server's zone: an instant stored
+        # at the calendar's edge (common/instants.py) would not fit in another one.
+        "options": "-c plan_cache_mode=force_custom_plan -c TimeZone=UTC",
     }
     return sa.create_engine(url, connect_args=connect_args, **kwargs)

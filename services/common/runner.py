@@ -35,10 +35,10 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from kafka import ConsumerRebalanceListener
-from sqlalchemy import exc as sa_exc
 
 from ..contracts import DLQ_TOPIC, EventEnvelope, UnsupportedEventError, decode_envelope
 from .consumer import ConsumerSpec
+from .db import DATABASE_OUTAGES
 from .logs import EventLogContext, trace_id_from
 
 log = logging.getLogger(__name__)
@@ -87,12 +87,7 @@ parked_events = sa.Table(
 
 # Errors of the consumer's database itself (down, disconnected): never a reason to
 # park an event; the runner backs off and replays the batch instead.
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.DisconnectionError,
-    sa_exc.TimeoutError,
-)
+INFRASTRUCTURE_ERRORS = DATABASE_OUTAGES
 
 
 # ------------------------------------------------------------------ records

@@ -16,6 +16,17 @@ on its version, so the loser re-decides on fresh state and is refused. So
 ``Expired`` is recorded at most once per deadline, and, since a row leaves the
 index only after the aggregate has been asked, at least once.
 
+A deadline the scheduler cannot handle never stops the others. An event
+whose deadline cannot be indexed (its batch fails, so each change is tried on
+its own) and a due row whose expiry keeps failing (``ISOLATE_AFTER`` ticks in
+a row, for reasons other than a database outage) are *isolated*: moved to
+``isolated_deadlines`` with the error, logged, counted in
+``scheduler_failed_deadlines_total`` and ``scheduler_isolated_deadlines``,
+listed by ``interviewctl deadlines isolated`` and put back by ``interviewctl
+deadlines release ID`` once the cause is fixed. Every other deadline goes on
+firing on time. (Instants at the calendar's edges are not failures: they are
+clamped to what UTC holds, see ``common/instants.py``.)
+
 On top of that only one instance works at a time, so they do not duplicate
 effort (``adapters/leases.py``: an advisory lock on PostgreSQL, a lease row on
 SQLite).
@@ -33,6 +44,7 @@ import contextlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,9 +52,12 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import sqlalchemy as sa
+from eventsourcing import persistence as es_persistence
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from ..common.db import create_engine
+from ..common.db import DATABASE_OUTAGES, create_engine
+from ..common.instants import to_utc
 from .adapters.leases import Lease, leader_lease, lock_key, new_holder, upsert_insert
 from .application import InterviewNotFoundError, InterviewsApplication
 from .domain import Interview, NotYetDueError, TransitionNotAllowedError
@@ -56,6 +71,15 @@ SCHEMA_LOCK_KEY = lock_key("interviews.deadline-scheduler") ^ 1
 RETRY_SECONDS = 1.0  # pause before retrying deadlines whose expiry failed
 MIN_PAUSE_SECONDS = 0.05  # floor between ticks while rows are due, so nothing spins
 MIN_WAKE_INTERVAL = 0.2  # a burst of commits wakes the loop once, not once per batch
+ISOLATE_AFTER = 3  # failed expiries of one row in a row before it is set aside
+# A database that is down is a reason to retry later, never to isolate a deadline.
+OUTAGES: tuple[type[BaseException], ...] = (
+    *DATABASE_OUTAGES,
+    es_persistence.OperationalError,
+    es_persistence.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 class UtcDateTime(sa.types.TypeDecorator[datetime]):
@@ -70,13 +94,13 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("deadlines are aware datetimes")
-        value = value.astimezone(UTC)
+        value = to_utc(value)  # clamped at the calendar's edges (common/instants.py)
         return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return to_utc(value)
 
 
 metadata = sa.MetaData()
@@ -89,6 +113,18 @@ DEADLINES = sa.Table(
     sa.Column("due_at", UtcDateTime, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),  # of the event that set the deadline
     sa.Index("deadlines_due_at_idx", "due_at"),
+)
+
+ISOLATED = sa.Table(
+    "isolated_deadlines",
+    metadata,
+    sa.Column("interview_id", sa.Uuid, primary_key=True),
+    sa.Column("what", sa.String(16), nullable=True),
+    sa.Column("due_at", sa.String(64), nullable=True),  # as the event said it (ISO 8601)
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("stage", sa.String(16), nullable=False),  # "index" or "expire"
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("isolated_at", UtcDateTime, nullable=False),
 )
 
 POSITIONS = sa.Table(
@@ -109,11 +145,30 @@ class Deadline:
 
 @dataclass(frozen=True)
 class IndexChange:
-    """What one interview event means for the index: a deadline, or none below ``version``."""
+    """What one interview event means for the index: a deadline, or none below ``version``;
+    ``problem`` when the event's deadline could not be read (it is isolated instead)."""
 
     interview_id: UUID
     version: int
     deadline: Deadline | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class IsolatedDeadline:
+    """A deadline set aside for an operator: the scheduler could not index or expire it."""
+
+    interview_id: UUID
+    what: str | None
+    due_at: str | None
+    version: int
+    stage: str
+    error: str
+    isolated_at: datetime
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:2000]
 
 
 # Events that leave an open invitation or offer (and its deadline) as it was.
@@ -151,7 +206,7 @@ class DeadlineIndex:
                 conn.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY}
                 )
-            for table in (DEADLINES, POSITIONS):
+            for table in (DEADLINES, POSITIONS, ISOLATED):
                 conn.execute(CreateTable(table, if_not_exists=True))
             for index in DEADLINES.indexes:
                 conn.execute(CreateIndex(index, if_not_exists=True))
@@ -171,9 +226,27 @@ class DeadlineIndex:
             ).scalar_one()
         return int(value)
 
-    def advance(self, expected: int, new: int, changes: Iterable[IndexChange]) -> bool:
+    def advance(
+        self, expected: int, new: int, changes: Iterable[IndexChange]
+    ) -> list[IsolatedDeadline] | None:
         """Applies ``changes`` and moves the position from ``expected`` to ``new`` in one
-        transaction; False (and nothing written) if the position is no longer ``expected``."""
+        transaction; None (and nothing written) if the position is no longer ``expected``.
+
+        A change that cannot be written is isolated in the same transaction (the
+        others are written); the isolated ones are returned."""
+        changes = list(changes)
+        try:
+            return self._advance(expected, new, changes, {})
+        except OUTAGES:
+            raise
+        except Exception as error:  # noqa: BLE001 - find the change(s) at fault
+            log.warning("deadline index batch failed (%s); trying each change", describe(error))
+        return self._advance(expected, new, changes, self._probe(changes))
+
+    def _advance(
+        self, expected: int, new: int, changes: list[IndexChange], failing: dict[int, str]
+    ) -> list[IsolatedDeadline] | None:
+        isolated: list[IsolatedDeadline] = []
         with self.engine.begin() as conn:
             moved = conn.execute(
                 sa.update(POSITIONS)
@@ -181,13 +254,102 @@ class DeadlineIndex:
                 .values(position=new)
             ).rowcount
             if moved != 1:
-                return False
-            for change in changes:
-                if change.deadline is not None:
+                return None
+            for n, change in enumerate(changes):
+                problem = change.problem or failing.get(n)
+                if problem is not None:
+                    isolated.append(self._isolate(conn, change, problem))
+                elif change.deadline is not None:
                     self._put(conn, change.deadline)
                 else:
                     self._clear(conn, change.interview_id, below=change.version)
-        return True
+        return isolated
+
+    def _probe(self, changes: list[IndexChange]) -> dict[int, str]:
+        """Tries each change alone in a transaction that is rolled back: which ones fail."""
+        failing: dict[int, str] = {}
+        for n, change in enumerate(changes):
+            if change.problem is not None or change.deadline is None:
+                continue
+            with self.engine.connect() as conn:
+                try:
+                    with conn.begin() as transaction:
+                        self._put(conn, change.deadline)
+                        transaction.rollback()
+                except OUTAGES:
+                    raise
+                except Exception as error:  # noqa: BLE001 - this one is isolated
+                    failing[n] = describe(error)
+        return failing
+
+    def _isolate(self, conn: sa.Connection, change: IndexChange, error: str) -> IsolatedDeadline:
+        deadline = change.deadline
+        row = IsolatedDeadline(
+            interview_id=change.interview_id,
+            what=deadline.what if deadline else None,
+            due_at=_text_of(deadline.due_at) if deadline else None,
+            version=change.version,
+            stage="index",
+            error=error,
+            isolated_at=datetime.now(UTC),
+        )
+        self._write_isolated(conn, row)
+        return row
+
+    def isolate(self, deadline: Deadline, stage: str, error: str) -> IsolatedDeadline:
+        """Moves a due row out of the index, for an operator to look at."""
+        row = IsolatedDeadline(
+            interview_id=deadline.interview_id,
+            what=deadline.what,
+            due_at=_text_of(deadline.due_at),
+            version=deadline.version,
+            stage=stage,
+            error=error,
+            isolated_at=datetime.now(UTC),
+        )
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(DEADLINES).where(
+                    DEADLINES.c.interview_id == deadline.interview_id,
+                    DEADLINES.c.version <= deadline.version,
+                )
+            )
+            self._write_isolated(conn, row)
+        return row
+
+    def _write_isolated(self, conn: sa.Connection, row: IsolatedDeadline) -> None:
+        values = {
+            "what": row.what,
+            "due_at": row.due_at,
+            "version": row.version,
+            "stage": row.stage,
+            "error": row.error,
+            "isolated_at": row.isolated_at,
+        }
+        stmt = upsert_insert(self.engine, ISOLATED).values(interview_id=row.interview_id, **values)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["interview_id"],
+                set_={name: stmt.excluded[name] for name in values},
+                where=ISOLATED.c.version <= stmt.excluded.version,
+            )
+        )
+
+    def isolated(self) -> list[IsolatedDeadline]:
+        """The deadlines set aside, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(ISOLATED).order_by(ISOLATED.c.isolated_at)).all()
+        return [IsolatedDeadline(**row._mapping) for row in rows]
+
+    def count_isolated(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(ISOLATED)).scalar_one())
+
+    def release(self, interview_id: UUID) -> bool:
+        """Forgets an isolated deadline (the caller re-derives it); False if none was."""
+        with self.engine.begin() as conn:
+            gone = conn.execute(sa.delete(ISOLATED).where(ISOLATED.c.interview_id == interview_id))
+        return bool(gone.rowcount)
 
     def put(self, deadline: Deadline) -> None:
         with self.engine.begin() as conn:
@@ -235,14 +397,29 @@ class DeadlineIndex:
                 where=DEADLINES.c.version <= stmt.excluded.version,
             )
         )
+        self._supersede(conn, deadline.interview_id, below=deadline.version)
 
-    @staticmethod
-    def _clear(conn: sa.Connection, interview_id: UUID, below: int) -> None:
+    @classmethod
+    def _clear(cls, conn: sa.Connection, interview_id: UUID, below: int) -> None:
         conn.execute(
             sa.delete(DEADLINES).where(
                 DEADLINES.c.interview_id == interview_id, DEADLINES.c.version < below
             )
         )
+        cls._supersede(conn, interview_id, below)
+
+    @staticmethod
+    def _supersede(conn: sa.Connection, interview_id: UUID, below: int) -> None:
+        """A later event of the interview decides its deadline: an isolated older one is moot."""
+        conn.execute(
+            sa.delete(ISOLATED).where(
+                ISOLATED.c.interview_id == interview_id, ISOLATED.c.version < below
+            )
+        )
+
+
+def _text_of(value: datetime) -> str:
+    return value.isoformat()
 
 
 # ----------------------------------------------------------------- the loop
@@ -264,8 +441,37 @@ class TickReport:
     expired: int = 0  # Expired events recorded
     settled: int = 0  # due rows the aggregate refused (answered first...) and were put right
     failed: int = 0  # due rows left for a later tick
+    isolated: int = 0  # deadlines set aside for an operator (see ``isolated_deadlines``)
     more: bool = False  # a whole batch was due: look again at once
     next_due: datetime | None = None
+
+
+class SchedulerMetrics:
+    """The scheduler's Prometheus metrics (one set per registry)."""
+
+    _by_registry: weakref.WeakKeyDictionary[Any, SchedulerMetrics] = weakref.WeakKeyDictionary()
+
+    def __init__(self, registry: Any) -> None:
+        self.failed = Counter(
+            "scheduler_failed_deadlines",
+            "Deadlines the scheduler could not index or expire (each attempt)",
+            ["stage"],
+            registry=registry,
+        )
+        self.isolated = Gauge(
+            "scheduler_isolated_deadlines",
+            "Deadlines set aside for an operator (interviewctl deadlines isolated)",
+            registry=registry,
+        )
+
+    @classmethod
+    def for_registry(cls, registry: Any) -> SchedulerMetrics:
+        if registry is None:
+            return cls(CollectorRegistry())
+        metrics = cls._by_registry.get(registry)
+        if metrics is None:
+            metrics = cls._by_registry[registry] = cls(registry)
+        return metrics
 
 
 class Scheduler:
@@ -285,6 +491,9 @@ class Scheduler:
         max_sleep: float | None = None,
         lease_seconds: float | None = None,
         batch_size: int | None = None,
+        index: DeadlineIndex | None = None,
+        registry: Any = None,
+        isolate_after: int = ISOLATE_AFTER,
     ) -> None:
         settings = container.settings
         self.container = container
@@ -299,9 +508,13 @@ class Scheduler:
         self.failed_total = 0
         self.tick_failures_total = 0
         self.last_tick_ok: float | None = None  # monotonic time of the last good tick
+        self.isolated_total = 0
+        self.isolate_after = isolate_after
+        self.metrics = SchedulerMetrics.for_registry(registry)
+        self._failures: dict[UUID, int] = {}  # failed expiries of a due row, in a row
         self._lease = lease
         self._engine: sa.Engine | None = None
-        self._index: DeadlineIndex | None = None
+        self._index: DeadlineIndex | None = index
         self._schema_ready = False
         self._app: InterviewsApplication | None = None
         self._wake = threading.Event()
@@ -396,19 +609,23 @@ class Scheduler:
                 index.create()
                 self._schema_ready = True
             report = TickReport(leader=True)
-            report.indexed = self._catch_up(app, index)
+            report.indexed = self._catch_up(app, index, report)
             self._expire_due(app, index, lease, report)
             report.next_due = index.next_due()
             self.expired_total += report.expired
             self.settled_total += report.settled
             self.failed_total += report.failed
+            self.isolated_total += report.isolated
+            self.metrics.isolated.set(index.count_isolated())
             return report
 
     def index(self) -> DeadlineIndex:
         """The deadline index this scheduler maintains (for inspection)."""
         return self._ensure()[1]
 
-    def _catch_up(self, app: InterviewsApplication, index: DeadlineIndex) -> int:
+    def _catch_up(
+        self, app: InterviewsApplication, index: DeadlineIndex, report: TickReport
+    ) -> int:
         applied = 0
         while not self._stopping.is_set():
             position = index.position()
@@ -417,11 +634,14 @@ class Scheduler:
                 break
             changes: dict[UUID, IndexChange] = {}
             for _, event in batch:  # the last event of an interview in the batch decides
-                change = change_for(event)
+                change = self._change_for(event)
                 if change is not None:
                     changes[event.originator_id] = change
-            if not index.advance(position, batch[-1][0], changes.values()):
+            isolated = index.advance(position, batch[-1][0], changes.values())
+            if isolated is None:
                 continue  # another instance moved the position: read from there
+            for row in isolated:
+                self._report_isolated(row, report)
             applied += len(batch)
             if len(batch) < self.batch_size:
                 break
@@ -450,13 +670,12 @@ class Scheduler:
                 try:
                     self._settle(app, index, row.interview_id)
                     report.settled += 1
-                except Exception:  # noqa: BLE001 - left in the index, tried again later
-                    log.warning("could not settle deadline of %s", row.interview_id, exc_info=True)
-                    report.failed += 1
-            except Exception:  # noqa: BLE001 - left in the index, tried again later
-                log.warning("could not expire interview %s", row.interview_id, exc_info=True)
-                report.failed += 1
+                except Exception as error:  # noqa: BLE001 - tried again, then isolated
+                    self._failed(index, row, error, report)
+            except Exception as error:  # noqa: BLE001 - tried again, then isolated
+                self._failed(index, row, error, report)
             else:
+                self._failures.pop(row.interview_id, None)
                 report.expired += 1
                 log.info(
                     "expired the %s of interview %s (due %s)",
@@ -465,6 +684,64 @@ class Scheduler:
                     row.due_at.isoformat(),
                 )
                 self._forget(index, row.interview_id, result.version)
+
+    def _failed(
+        self, index: DeadlineIndex, row: Deadline, error: Exception, report: TickReport
+    ) -> None:
+        """A due row stays in the index for the next tick; after ``isolate_after``
+        failures in a row (a database outage does not count) it is isolated."""
+        report.failed += 1
+        if isinstance(error, OUTAGES):
+            log.warning("could not expire interview %s: %s", row.interview_id, describe(error))
+            return
+        self.metrics.failed.labels("expire").inc()
+        failures = self._failures[row.interview_id] = self._failures.get(row.interview_id, 0) + 1
+        log.warning(
+            "could not expire interview %s (%d/%d)",
+            row.interview_id,
+            failures,
+            self.isolate_after,
+            exc_info=error,
+        )
+        if failures >= self.isolate_after:
+            del self._failures[row.interview_id]
+            self._report_isolated(index.isolate(row, "expire", describe(error)), report)
+
+    def _change_for(self, event: Interview.Event) -> IndexChange | None:
+        try:
+            return change_for(event)
+        except Exception as error:  # noqa: BLE001 - isolated, the others go on
+            return IndexChange(
+                event.originator_id, event.originator_version, None, problem=describe(error)
+            )
+
+    def _report_isolated(self, row: IsolatedDeadline, report: TickReport) -> None:
+        report.isolated += 1
+        if row.stage == "index":
+            self.metrics.failed.labels("index").inc()
+        log.error(
+            "deadline of interview %s (%s due %s, version %d) isolated at %s: %s; "
+            "see `interviewctl deadlines isolated`",
+            row.interview_id,
+            row.what or "?",
+            row.due_at or "?",
+            row.version,
+            row.stage,
+            row.error,
+        )
+
+    def release(self, interview_id: UUID) -> bool:
+        """Puts an isolated deadline back from what the aggregate says now (after the
+        cause was fixed); False if it was not isolated."""
+        with self._lock:
+            app = self.container.interviews()
+            index = self.index()
+            index.create()
+            if not index.release(interview_id):
+                return False
+            self._settle(app, index, interview_id)
+            self.metrics.isolated.set(index.count_isolated())
+            return True
 
     def _forget(self, index: DeadlineIndex, interview_id: UUID, expired_version: int) -> None:
         """Drops a deadline once ``Expired`` is recorded (the log would drop it later too)."""
@@ -567,7 +844,7 @@ class SchedulerCollector:
         )
 
 
-def start_scheduler(container: InterviewsProvider) -> Scheduler:
+def start_scheduler(container: InterviewsProvider, registry: Any = None) -> Scheduler:
     """The deadline scheduler on a background thread of this process; ``stop()`` it
-    before the container closes."""
-    return Scheduler(container).start()
+    before the container closes. Its metrics go to ``registry`` (the interviews app's)."""
+    return Scheduler(container, registry=registry).start()

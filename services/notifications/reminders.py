@@ -34,12 +34,13 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
 import sqlalchemy as sa
 
+from ..common.instants import shifted, to_utc
 from ..common.loop import BackgroundLoop, until_idle
 from ..contracts import EventEnvelope
 from .adapters.tables import reminder_deadlines
@@ -75,10 +76,6 @@ ANSWERED_BY: dict[What, str] = {
 }
 
 _KEY = (reminder_deadlines.c.interview_id, reminder_deadlines.c.what)
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @functools.lru_cache(maxsize=32)
@@ -183,13 +180,13 @@ class ReminderIndex:
         else:
             raw = getattr(data, "expires_at", None)
             lead, nothing = self.lead, "no deadline"
-        expires_at = _as_utc(raw) if raw is not None else None
+        expires_at = to_utc(raw) if raw is not None else None
         if expires_at is None:
             # No deadline or time (any previous row of this kind is replaced all the same).
             row |= {"status": "closed", "due_at": None, "expires_at": None, "reason": nothing}
         else:
-            due_at = expires_at - lead
-            if due_at <= _as_utc(event.occurred_at):
+            due_at = shifted(expires_at, -lead)
+            if due_at <= to_utc(event.occurred_at):
                 # Set with less than the lead time to go: the event's own notification
                 # says "Please answer by ..." or "scheduled for ...", a reminder right
                 # after it would only repeat it.
@@ -282,7 +279,7 @@ class ReminderWorker:
         # min() bypasses the column type's result processing on SQLite.
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
-        return _as_utc(value)
+        return to_utc(value)
 
     def sleep_seconds(self) -> float:
         """How long the loop may sleep: until the next due row, at most the configured maximum."""

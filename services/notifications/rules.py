@@ -23,6 +23,7 @@ from typing import Any, Literal, get_args
 from uuid import NAMESPACE_URL, UUID, uuid5
 from zoneinfo import ZoneInfo
 
+from ..common.instants import to_utc
 from ..contracts import DATA_MODELS, EventEnvelope
 
 Party = Literal["client", "freelancer"]
@@ -286,9 +287,14 @@ def zone_label(local: datetime) -> str:
 
 
 def format_when(value: datetime, zone: tzinfo | None = None) -> str:
-    """``Wednesday 25 November 2026 at 14:00 UTC``, in ``zone`` (default UTC)."""
+    """``Wednesday 25 November 2026 at 14:00 UTC``, in ``zone`` (default UTC). An
+    instant the zone cannot hold (past year 9999 there) is shown in its own offset:
+    ``... at 23:59 UTC-01:00``."""
     aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    local = aware.astimezone(zone or UTC_ZONE)
+    try:
+        local = aware.astimezone(zone or UTC_ZONE)
+    except OverflowError:
+        local = aware
     return f"{local:%A} {local.day} {local:%B %Y} at {local:%H:%M} {zone_label(local)}"
 
 
@@ -424,8 +430,7 @@ def _context(event: EventEnvelope, zone: tzinfo) -> tuple[dict[str, str], dict[s
 
 
 def _utc_iso(value: datetime) -> str:
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat()
+    return to_utc(value).isoformat()
 
 
 def _field(event: EventEnvelope, name: str) -> Any:

@@ -32,9 +32,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
+from ..common.instants import to_utc
 from ..contracts import EventEnvelope
 
 Row = dict[str, Any]
@@ -137,7 +138,7 @@ def _dt(value: Any) -> datetime | None:
         parsed = value
     else:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return to_utc(parsed)  # clamped at the calendar's edges (common/instants.py)
 
 
 def _at(e: EventEnvelope) -> datetime:

@@ -8,6 +8,12 @@ reads whatever the source has gained meanwhile, applies it and moves the
 pointer. Everything the live consumer had committed before the lock is in the
 source by then, so nothing is lost; what it applies afterwards to the new
 generation is deduplicated by version.
+
+An event that cannot be folded (a bug, a value the views cannot hold) never
+stops a rebuild: its chunk is applied again one event at a time, the event is
+left out, counted in the report with its id (``unfoldable``) and logged, and
+the rest of the log is folded as usual (the interview's later events apply on
+top, a missing version shows as a gap).
 """
 
 from __future__ import annotations
@@ -19,17 +25,20 @@ import queue
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from ..common.db import DATABASE_OUTAGES
+from ..contracts import EventEnvelope
 from .adapters.schema import VIEW, pv_meta
 from .adapters.sources import RebuildSource
 from .adapters.store import (
     ApplyResult,
+    ViewTables,
     apply_events,
     create_generation,
     create_indexes,
@@ -82,6 +91,22 @@ class Progress:
         return f"[{bar}] {pct} {self.events:>9,} events  {self.rate:>9,.0f} ev/s  {eta_text}"
 
 
+# The database itself failing: the rebuild stops (and can be run again), no event is blamed.
+OUTAGES = DATABASE_OUTAGES
+
+
+@dataclass(frozen=True)
+class Unfoldable:
+    """An event the rebuild left out: it could not be folded into the views."""
+
+    event_id: str
+    interview_id: str
+    type: str
+    version: int
+    position: int
+    error: str
+
+
 @dataclass
 class RebuildReport:
     generation: int
@@ -93,6 +118,7 @@ class RebuildReport:
     poison: int
     position: int
     seconds: float
+    unfoldable: list[Unfoldable] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -176,6 +202,79 @@ def _prefetched(source: RebuildSource, batch: int, depth: int = 3) -> Iterator[l
         reader.join(30)
 
 
+def _apply_chunk(
+    engine: sa.Engine,
+    tables: ViewTables,
+    chunk: Sequence[EventEnvelope],
+    total: ApplyResult,
+    unfoldable: list[Unfoldable],
+) -> None:
+    """One chunk in one transaction; if it fails, one event per transaction."""
+    try:
+        with engine.begin() as conn:
+            total.add(apply_events(conn, tables, chunk, lock_rows=False))
+        return
+    except OUTAGES:
+        raise
+    except Exception as error:  # noqa: BLE001 - find the event(s) at fault
+        log.warning("rebuild: a chunk failed (%s); folding it event by event", error)
+    for event in chunk:
+        try:
+            with engine.begin() as conn:
+                total.add(apply_events(conn, tables, [event], lock_rows=False))
+        except OUTAGES:
+            raise
+        except Exception as error:  # noqa: BLE001 - left out, reported
+            unfoldable.append(_left_out(event, error))
+
+
+def _apply_chunk_locked(
+    conn: sa.Connection,
+    tables: ViewTables,
+    chunk: Sequence[EventEnvelope],
+    total: ApplyResult,
+    unfoldable: list[Unfoldable],
+) -> None:
+    """The same inside the swap's transaction, with savepoints."""
+    try:
+        with conn.begin_nested():
+            total.add(apply_events(conn, tables, chunk, lock_rows=False))
+        return
+    except OUTAGES:
+        raise
+    except Exception as error:  # noqa: BLE001 - find the event(s) at fault
+        log.warning("rebuild: a catch-up chunk failed (%s); folding it event by event", error)
+    for event in chunk:
+        try:
+            with conn.begin_nested():
+                total.add(apply_events(conn, tables, [event], lock_rows=False))
+        except OUTAGES:
+            raise
+        except Exception as error:  # noqa: BLE001 - left out, reported
+            unfoldable.append(_left_out(event, error))
+
+
+def _left_out(event: EventEnvelope, error: BaseException) -> Unfoldable:
+    left = Unfoldable(
+        event_id=str(event.id),
+        interview_id=str(event.interview_id),
+        type=event.type,
+        version=event.version,
+        position=event.position,
+        error=f"{type(error).__name__}: {error}"[:2000],
+    )
+    log.error(
+        "rebuild: cannot fold %s %s (interview %s, version %d, position %d); left out: %s",
+        left.type,
+        left.event_id,
+        left.interview_id,
+        left.version,
+        left.position,
+        left.error,
+    )
+    return left
+
+
 def rebuild(
     engine: sa.Engine,
     source: RebuildSource,
@@ -188,6 +287,7 @@ def rebuild(
     ensure_schema(engine)
     start = time.monotonic()
     total = ApplyResult()
+    unfoldable: list[Unfoldable] = []
     events = 0
     last_report = 0.0
 
@@ -208,8 +308,7 @@ def rebuild(
         log.info("rebuilding the views into generation %d from %s", tables.generation, source.name)
         try:
             for chunk in _prefetched(source, batch):
-                with engine.begin() as conn:
-                    total.add(apply_events(conn, tables, chunk, lock_rows=False))
+                _apply_chunk(engine, tables, chunk, total, unfoldable)
                 events += len(chunk)
                 report()
             with engine.begin() as conn:
@@ -217,7 +316,7 @@ def rebuild(
             with engine.begin() as conn:
                 _lock_pointer(conn)
                 for chunk in source.catch_up(batch):
-                    total.add(apply_events(conn, tables, chunk, lock_rows=False))
+                    _apply_chunk_locked(conn, tables, chunk, total, unfoldable)
                     events += len(chunk)
                 replaced = swap_to(conn, tables.generation)
         except BaseException:
@@ -236,10 +335,11 @@ def rebuild(
         poison=source.poison,
         position=total.max_position,
         seconds=seconds,
+        unfoldable=unfoldable,
     )
     log.info(
         "views rebuilt: generation %d replaces %d; %d events (%d applied, %d duplicates, "
-        "%d gaps, %d poison) in %.1fs, %.0f events/s",
+        "%d gaps, %d poison, %d unfoldable) in %.1fs, %.0f events/s",
         result.generation,
         result.replaced,
         result.events,
@@ -247,6 +347,7 @@ def rebuild(
         result.duplicates,
         result.gaps,
         result.poison,
+        len(result.unfoldable),
         result.seconds,
         result.rate,
     )

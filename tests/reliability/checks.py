@@ -5,7 +5,9 @@ summary line) before it is asserted.
 - the set of event ids on the topic is the set in the store (republished copies allowed);
 - every view equals an independent fold of the store's events;
 - every notification rule fired exactly once per recipient, and every webhook
-  delivery arrived (re-sends carry the same notification id).
+  delivery arrived (re-sends carry the same notification id);
+- no accepted command's event was parked by a consumer, dead-lettered or
+  isolated by the deadline scheduler ("poison accepted").
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 from services.contracts import EventEnvelope
 from services.notifications.rules import drafts_for_event
@@ -42,17 +45,23 @@ class Findings:
     duplicates: Counter[str] = field(default_factory=Counter)
     facts: dict[str, Any] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
+    poison_accepted: int = 0
 
     def note(self, text: str) -> None:
         if len(self.examples) < 20:
             self.examples.append(text)
 
     def record(self) -> None:
-        TALLY.add(lost=sum(self.lost.values()), duplicates=sum(self.duplicates.values()))
+        TALLY.add(
+            lost=sum(self.lost.values()),
+            duplicates=sum(self.duplicates.values()),
+            poison_accepted=self.poison_accepted,
+        )
 
     def assert_clean(self) -> None:
-        assert not +self.lost and not +self.duplicates, (
-            f"lost {dict(+self.lost)}, duplicated {dict(+self.duplicates)}, facts "
+        assert not +self.lost and not +self.duplicates and not self.poison_accepted, (
+            f"lost {dict(+self.lost)}, duplicated {dict(+self.duplicates)}, poison accepted "
+            f"{self.poison_accepted}, facts "
             f"{self.facts}, e.g.\n" + "\n".join(self.examples)
         )
 
@@ -240,6 +249,62 @@ def check_notifications(
         found.facts["webhook re-sends (same id)"] = sum(received.values()) - len(received)
 
 
+# ------------------------------------------------------------------ poison accepted
+
+
+def _rows_if_any(url: str, sql: str, **params: Any) -> list[Any]:
+    """The rows, or none if the table was never created (that worker never ran)."""
+    with Db(url) as db:
+        try:
+            return db.rows(sql, **params)
+        except sa.exc.ProgrammingError:
+            return []
+
+
+def check_poison_accepted(
+    platform: Platform, store: list[EventEnvelope], acks: Iterable[Ack] | None, found: Findings
+) -> None:
+    """Accepted commands whose events a worker could not take: parked by either
+    consumer, on the dead-letter topic, or a deadline the scheduler isolated.
+    ``acks`` None: every event of the store came from an accepted command."""
+    if acks is None:
+        accepted = {(str(e.interview_id), e.version) for e in store}
+    else:
+        accepted = {(a.interview_id, a.version) for a in acks}
+    taken_badly: set[tuple[str, int]] = set()
+    for url, group in (
+        (platform.views_db, platform.projections_group),
+        (platform.notifications_db, platform.notifications_group),
+    ):
+        parked = _rows_if_any(
+            url, 'SELECT interview_id, version FROM parked_events WHERE "group" = :g', g=group
+        )
+        taken_badly |= {(str(r.interview_id), int(r.version)) for r in parked}
+    isolated = _rows_if_any(
+        platform.interviews_db, "SELECT interview_id, version FROM isolated_deadlines"
+    )
+    taken_badly |= {(str(r.interview_id), int(r.version)) for r in isolated}
+    by_id = {str(e.id): (str(e.interview_id), e.version) for e in store}
+    try:
+        dead = read_topic(platform.bootstrap, f"{platform.topic}.dlq", timeout=5)
+    except AssertionError:  # no dead-letter topic: no consumer ever dead-lettered
+        dead = []
+    for message in dead:
+        try:
+            event = by_id.get(json.loads(message.value)["id"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if event is not None:
+            taken_badly.add(event)
+    poisoned = accepted & taken_badly
+    found.poison_accepted = len(poisoned)
+    found.facts["poison accepted"] = len(poisoned)
+    for interview_id, version in sorted(poisoned)[:5]:
+        found.note(
+            f"accepted event {interview_id} v{version} was parked, dead-lettered or isolated"
+        )
+
+
 def check_everything(
     platform: Platform,
     acks: list[Ack],
@@ -258,5 +323,6 @@ def check_everything(
         check_notifications(
             platform, store, found, webhook_users=webhook_users, webhook_calls=webhook_calls
         )
+    check_poison_accepted(platform, store, acks, found)
     found.record()
     return found, store

@@ -48,6 +48,7 @@ class Tally:
     bad_inputs: int = 0
     server_errors: int = 0
     unauthorized: int = 0
+    poison_accepted: int = 0  # accepted commands whose events were parked or stopped a worker
     touched: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -62,7 +63,8 @@ class Tally:
             f"reliability: faults injected {self.faults}, commands acknowledged "
             f"{self.acknowledged}, events lost {self.lost}, duplicate effects "
             f"{self.duplicates}, bad inputs tried {self.bad_inputs}, server errors "
-            f"{self.server_errors}, unauthorized successes {self.unauthorized}"
+            f"{self.server_errors}, unauthorized successes {self.unauthorized}, "
+            f"poison accepted {self.poison_accepted}"
         )
 
 

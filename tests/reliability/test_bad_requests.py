@@ -25,7 +25,7 @@ import pytest
 
 from tests.jobs import register_job
 
-from .checks import Findings, check_topic
+from .checks import Findings, check_poison_accepted, check_topic
 from .harness import (
     TALLY,
     Db,
@@ -286,5 +286,6 @@ def test_what_the_generated_commands_recorded_poisons_no_consumer(services: Serv
             found.lost[f"not applied by {group}"] += max(len(store) - applied, 0)
     dead = [m for m in read_topic(platform.bootstrap, f"{platform.topic}.dlq") if m]
     found.lost["dead-lettered"] += len(dead)
+    check_poison_accepted(platform, store, None, found)
     found.record()
     found.assert_clean()

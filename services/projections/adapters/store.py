@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ...common.instants import to_utc
 from ...contracts import EventEnvelope
 from ..fold import EMPTY_ROW, Row, fold
 from .schema import VIEW, VIEW_SCHEMAS, ViewTables, meta, pv_generations, pv_meta, view_tables
@@ -257,7 +258,7 @@ _DATETIME_COLUMNS = frozenset(name for name in EMPTY_ROW if name.endswith("_at")
 
 def _utc(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return to_utc(value)
     return value
 
 

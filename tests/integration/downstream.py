@@ -1,0 +1,135 @@
+"""Everything downstream of the event store, driven by hand: the projections and
+notifications consumers (the runner's own code, fed from the store's log in
+process), the deadline scheduler (tick by tick) and a rebuild of the views.
+
+``Downstream.drain()`` applies whatever the log holds; then ``parked()``,
+``view()``, ``inbox()`` and ``scheduler.index()`` say what each of them made
+of it. No thread, no sleep: tests move a FakeClock and call ``drain``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from services.common.consumer import ConsumerSpec
+from services.common.runner import (
+    ConsumerRunner,
+    EmbeddedSource,
+    ParkedEvent,
+    SourceRecord,
+    create_tables,
+    list_parked,
+)
+from services.contracts import EventEnvelope
+from services.interviews.bootstrap import InterviewsContainer
+from services.interviews.scheduler import Scheduler
+from services.notifications.bootstrap import NotificationsContainer
+from services.notifications.bootstrap import consumer_spec as notifications_spec
+from services.notifications.settings import NotificationsSettings
+from services.platform import embedded_feed
+from services.projections.adapters.schema import view_tables
+from services.projections.adapters.store import current_generation, row_from_db
+from services.projections.bootstrap import ProjectionsContainer
+from services.projections.bootstrap import consumer_spec as projections_spec
+from services.projections.rebuild import RebuildReport
+from services.projections.settings import ProjectionsSettings
+from tests.conftest import TEST_SECRET
+
+GROUPS = ("projections", "notifications")
+
+
+class Downstream:
+    """The downstream services of one interviews container (each its own database)."""
+
+    def __init__(
+        self,
+        interviews: InterviewsContainer,
+        data_dir: Path,
+        *,
+        clock: Callable[[], Any],
+        projections_url: str | None = None,
+        notifications_url: str | None = None,
+        wrap: Callable[[ConsumerSpec], ConsumerSpec] = lambda spec: spec,
+    ) -> None:
+        self.interviews = interviews
+        app = interviews.interviews()
+        self.read, _ = embedded_feed(app)
+        self.projections = ProjectionsContainer(
+            ProjectionsSettings(
+                database_url=projections_url,
+                projections_database_url=projections_url,
+                kafka_bootstrap_servers=None,
+                data_dir=data_dir,
+                auth_secret=TEST_SECRET,
+            ),
+            log_reader=self.read,
+            log_head=app.max_position,
+        )
+        self.notifications = NotificationsContainer(
+            NotificationsSettings(
+                database_url=notifications_url,
+                notifications_database_url=notifications_url,
+                kafka_bootstrap_servers=None,
+                data_dir=data_dir,
+                auth_secret=TEST_SECRET,
+            ),
+            clock=clock,
+        )
+        self.specs = {
+            "projections": wrap(projections_spec(self.projections)),
+            "notifications": wrap(notifications_spec(self.notifications)),
+        }
+        self.runners: dict[str, ConsumerRunner] = {}
+        for group, spec in self.specs.items():
+            runner = ConsumerRunner(
+                spec, EmbeddedSource(self.read, threading.Event()), retry_backoff=0.001
+            )
+            create_tables(spec.engine, spec.metadata)
+            runner.source.open(runner)
+            self.runners[group] = runner
+        self.scheduler = Scheduler(interviews, clock=clock, max_sleep=0.05, lease_seconds=1.0)
+
+    def drain(self) -> None:
+        """Every consumer applies the log up to its end (the runner's ``process``,
+        batch by batch, as its loop would), and the scheduler takes one tick."""
+        for runner in self.runners.values():
+            source = runner.source
+            assert isinstance(source, EmbeddedSource)
+            while batch := self.read(source.position, 200):
+                runner.process([SourceRecord(envelope=e) for e in batch])
+        self.scheduler.run_once()
+
+    def log(self) -> list[EventEnvelope]:
+        return self.read(0, 1_000_000)
+
+    def parked(self) -> dict[str, list[ParkedEvent]]:
+        return {g: list_parked(self.specs[g].engine, g) for g in GROUPS}
+
+    def view(self, interview_id: str) -> dict[str, Any] | None:
+        """The interview's row in the views the API reads (None if absent)."""
+        with self.projections.engine().connect() as conn:
+            generation = current_generation(conn)
+            assert generation is not None
+            t = view_tables(generation.number).interviews
+            record = conn.execute(sa.select(t).where(t.c.interview_id == interview_id)).first()
+        return None if record is None else row_from_db(record)
+
+    def inbox(self, user: str) -> list[dict[str, Any]]:
+        return (
+            self.notifications.inbox()
+            .list_notifications(user, unread=None, limit=500, cursor=None)
+            .items
+        )
+
+    def rebuild(self) -> RebuildReport:
+        return self.projections.rebuild()
+
+    def close(self) -> None:
+        self.scheduler.stop()
+        self.projections.close()
+        self.notifications.close()
