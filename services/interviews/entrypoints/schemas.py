@@ -78,9 +78,11 @@ Reason = Annotated[
     WithJsonSchema(_text_schema(bounds.REASON_MAX_LENGTH)),
 ]
 TITLE_MAX_LENGTH = 200
-# A job's title: the free-text rules, a little shorter than a reason.
+# A job's title: the free-text rules, a little shorter than a reason; the
+# white space around it is dropped.
 Title = Annotated[
     str,
+    StringConstraints(strip_whitespace=True),
     AfterValidator(_text_validator(TITLE_MAX_LENGTH)),
     WithJsonSchema(_text_schema(TITLE_MAX_LENGTH)),
 ]
