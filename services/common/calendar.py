@@ -34,6 +34,21 @@ def interview_uid(interview_id: UUID | str) -> str:
     return f"{interview_id}@interviews"
 
 
+def meeting_summary(job_id: str) -> str:
+    """The event's title, the same in the feed and in e-mails."""
+    return f"Interview for job {job_id}"
+
+
+def meeting_description(
+    interview_id: UUID | str, job_id: str, client_id: str, freelancer_id: str
+) -> str:
+    """The event's description, the same in the feed and in e-mails."""
+    return (
+        f"Interview {interview_id} for job {job_id} between client "
+        f"{client_id} and freelancer {freelancer_id}."
+    )
+
+
 def calendar_address(user_id: str, email_domain: str | None = None) -> str:
     """A user's calendar address (a URI): ``mailto:`` where e-mail addresses are
     known, else a URN that names the user."""

@@ -32,7 +32,7 @@ from .adapters.tables import (
     webhooks,
 )
 from .preferences import time_zones
-from .rules import Draft, drafts_for_event
+from .rules import CalendarChange, Draft, drafts_for_event
 from .webhook_urls import UrlGuard, normalised_url
 
 DELIVERY_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:interviews:notification-delivery")
@@ -61,11 +61,30 @@ class NotificationRecorder:
     def __call__(self, conn: sa.Connection, event: EventEnvelope) -> None:
         self.record_events(conn, [event])
 
-    def record_events(self, conn: sa.Connection, events: Sequence[EventEnvelope]) -> int:
+    def record_events(
+        self,
+        conn: sa.Connection,
+        events: Sequence[EventEnvelope],
+        calendars: Mapping[UUID, CalendarChange] | None = None,
+    ) -> int:
         """The drafts of many events (a consumer batch), in a few statements, each
-        written in its recipient's time zone as stored now."""
+        written in its recipient's time zone as stored now. ``calendars`` (by event
+        id, from ``ReminderIndex.apply``): the meeting's calendar event as that event
+        left it, stored in the details so the e-mail carries it as an ``.ics``."""
         zones = time_zones(conn, {u for e in events for u in (e.client_id, e.freelancer_id)})
-        return self.record(conn, [d for event in events for d in drafts_for_event(event, zones)])
+        calendars = calendars or {}
+        return self.record(
+            conn,
+            [
+                draft
+                for event in events
+                for draft in drafts_for_event(
+                    event,
+                    zones,
+                    calendar=calendars.get(event.id),
+                )
+            ],
+        )
 
     def record(self, conn: sa.Connection, drafts: Sequence[Draft]) -> int:
         """Records drafts not yet recorded (by their stable id); returns how many were new.

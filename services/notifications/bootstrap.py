@@ -245,8 +245,9 @@ def consumer_spec(
         # rather than two or three per event.
         events = pending.take(conn)
         if events:
-            recorder.record_events(conn, events)
-            index.apply(conn, events)
+            # The index first: it folds the meetings' calendar sequences the e-mails carry.
+            calendars = index.apply(conn, events)
+            recorder.record_events(conn, events, calendars)
 
     def committed(position: int) -> None:
         nonlocal opened

@@ -75,6 +75,8 @@ class OutgoingMessage:
     webhook_active: bool = True
     # Within the grace period after a rotation the previous secret signs too.
     previous_secret: str | None = None
+    # An e-mail's meeting invitation (``meeting_invitation``): built into an .ics.
+    calendar: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,21 @@ class Sender(Protocol):
     """A channel adapter (webhook, SMTP); a fake in tests remembers what it sent."""
 
     def send(self, message: OutgoingMessage, now: datetime) -> SendResult: ...
+
+
+def meeting_invitation(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What an e-mail's ``.ics`` is built from: the calendar event the notification's
+    event left (``details["calendar"]``, see ``rules.CalendarChange``) and who meets."""
+    details = row["details"] or {}
+    calendar = details.get("calendar")
+    if not calendar:
+        return None
+    return dict(calendar) | {
+        "interview_id": row["interview_id"],
+        "job_id": row["job_id"],
+        "client_id": details.get("client_id"),
+        "freelancer_id": details.get("freelancer_id"),
+    }
 
 
 def notification_body(row: Mapping[str, Any]) -> bytes:
@@ -307,6 +324,7 @@ class DeliveryWorker:
                     webhook_id=row["webhook_id"],
                     webhook_active=row["webhook_active"] is not False,
                     previous_secret=previous,
+                    calendar=meeting_invitation(row) if row["channel"] == "email" else None,
                 )
             )
         return messages

@@ -16,6 +16,11 @@ and ``what``: invitation, offer or meeting):
   (hired, cancelled, expired) closes it. Each row keeps the interview
   version of the last event that changed it, and an event that is not newer
   changes nothing, so a stale or duplicate event never reopens a row.
+  The meeting's row also keeps its calendar ``SEQUENCE`` (``calendar_sequence``),
+  by the feed's rules (``common.calendar``): 0 at the start, one more per
+  reschedule, one more on cancellation. ``apply`` folds a batch's events over
+  the stored rows and returns, per started, rescheduled or cancelled event of a
+  meeting with a time, the ``CalendarChange`` its e-mails carry as an ``.ics``.
 - ``ReminderWorker`` settles due rows: in ONE transaction it records the
   reminder through the ``NotificationRecorder`` (inbox entry + pending
   deliveries, under the reminder's stable id) and marks the row sent. Rows
@@ -34,6 +39,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
@@ -43,10 +49,11 @@ import sqlalchemy as sa
 from ..common.instants import shifted, to_utc
 from ..common.loop import BackgroundLoop, until_idle
 from ..contracts import EventEnvelope
+from ..contracts.envelope import RescheduledData, StartedData
 from .adapters.tables import reminder_deadlines
 from .application import NotificationRecorder
 from .preferences import time_zones
-from .rules import Deadline, drafts_for_reminder
+from .rules import CalendarChange, Deadline, drafts_for_reminder
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +83,26 @@ ANSWERED_BY: dict[What, str] = {
 }
 
 _KEY = (reminder_deadlines.c.interview_id, reminder_deadlines.c.what)
+
+STARTED, RESCHEDULED, CANCELLED = (
+    "interview.started",
+    "interview.rescheduled",
+    "interview.cancelled",
+)
+# The events that change the meeting's row (and so its version).
+MEETING_EVENTS = frozenset(t for t, what in OPENS.items() if what == "meeting") | frozenset(
+    t for t, whats in CLOSES.items() if "meeting" in whats
+)
+
+
+@dataclass(frozen=True)
+class _Meeting:
+    """A meeting's row as the fold of a batch goes (``sequence`` None: unknown)."""
+
+    version: int
+    sequence: int | None
+    scheduled_at: datetime | None
+    duration_minutes: int
 
 
 @functools.lru_cache(maxsize=32)
@@ -112,6 +139,10 @@ def _on_close(new: Any) -> dict[str, Any]:
         "status": sa.case((pending, "closed"), else_=reminder_deadlines.c.status),
         "reason": sa.case((pending, new.reason), else_=reminder_deadlines.c.reason),
         "updated_at": new.updated_at,
+        # A cancellation counts in the meeting's calendar sequence; other closes keep it.
+        "calendar_sequence": sa.func.coalesce(
+            new.calendar_sequence, reminder_deadlines.c.calendar_sequence
+        ),
     }
 
 
@@ -129,14 +160,22 @@ class ReminderIndex:
         self.meeting_lead = meeting_lead
         self.opened = 0  # rows this process opened (the worker is woken when it grows)
 
-    def apply(self, conn: sa.Connection, events: Sequence[EventEnvelope]) -> None:
+    def apply(
+        self, conn: sa.Connection, events: Sequence[EventEnvelope]
+    ) -> dict[UUID, CalendarChange]:
         """The changes of ``events`` (in order) in one statement per kind of change,
         in rounds: a round touches a row at most once (PostgreSQL refuses a
-        statement that updates a row twice), so each row's changes keep their order."""
+        statement that updates a row twice), so each row's changes keep their order.
+
+        Returns the calendar change of each started, rescheduled or cancelled
+        event (by event id) whose meeting has a time and a known sequence."""
+        sequences, calendars = self._fold_meetings(conn, events)
         rounds: list[dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]]] = []
         seen: dict[tuple[str, str], int] = {}
         for event in events:
             for kind, row in self._changes(event):
+                if row["what"] == "meeting":
+                    row["calendar_sequence"] = sequences.get(event.id)
                 key = (row["interview_id"], row["what"])
                 n = seen[key] = seen.get(key, -1) + 1
                 if n == len(rounds):
@@ -145,6 +184,77 @@ class ReminderIndex:
         for changes in rounds:
             for (kind, columns), rows in changes.items():
                 conn.execute(_upsert_statement(conn.dialect.name, kind, columns), rows)
+        return calendars
+
+    def _fold_meetings(
+        self, conn: sa.Connection, events: Sequence[EventEnvelope]
+    ) -> tuple[dict[UUID, int | None], dict[UUID, CalendarChange]]:
+        """Each meeting event's calendar sequence, and the calendar changes, folded
+        over the stored meeting rows in event order. A stale or duplicate event (not
+        newer than the row) changes nothing, as in the upsert."""
+        meetings: dict[UUID, _Meeting] = {}
+        ids = sorted({str(e.interview_id) for e in events if e.type in MEETING_EVENTS})
+        if ids:
+            t = reminder_deadlines
+            for row in conn.execute(
+                sa.select(
+                    t.c.interview_id,
+                    t.c.version,
+                    t.c.calendar_sequence,
+                    t.c.expires_at,
+                    t.c.duration_minutes,
+                ).where(t.c.what == "meeting", t.c.interview_id.in_(ids))
+            ).all():
+                meetings[UUID(row.interview_id)] = _Meeting(
+                    row.version, row.calendar_sequence, row.expires_at, row.duration_minutes or 30
+                )
+        sequences: dict[UUID, int | None] = {}
+        calendars: dict[UUID, CalendarChange] = {}
+        for event in events:
+            if event.type not in MEETING_EVENTS:
+                continue
+            meeting = meetings.get(event.interview_id)
+            if meeting is not None and event.version <= meeting.version:
+                continue
+            data = event.typed_data()
+            if isinstance(data, StartedData):
+                meeting = _Meeting(
+                    event.version,
+                    0,
+                    to_utc(data.scheduled_at) if data.scheduled_at is not None else None,
+                    data.duration_minutes,
+                )
+            elif isinstance(data, RescheduledData):
+                before = meeting.sequence if meeting is not None else None
+                meeting = _Meeting(
+                    event.version,
+                    before + 1 if before is not None else None,
+                    to_utc(data.scheduled_at),
+                    data.duration_minutes,
+                )
+            elif meeting is None:
+                continue  # closed before it was ever started: nothing to cancel
+            elif event.type == CANCELLED:
+                sequence = meeting.sequence + 1 if meeting.sequence is not None else None
+                meeting = replace(meeting, version=event.version, sequence=sequence)
+            else:
+                meeting = replace(meeting, version=event.version)
+            meetings[event.interview_id] = meeting
+            sequences[event.id] = meeting.sequence
+            if (
+                event.type in (STARTED, RESCHEDULED, CANCELLED)
+                and meeting.sequence is not None
+                and meeting.scheduled_at is not None
+            ):
+                calendars[event.id] = CalendarChange(
+                    interview_id=event.interview_id,
+                    sequence=meeting.sequence,
+                    scheduled_at=meeting.scheduled_at,
+                    duration_minutes=meeting.duration_minutes,
+                    stamp=to_utc(event.occurred_at),
+                    cancelled=event.type == CANCELLED,
+                )
+        return sequences, calendars
 
     def _changes(self, event: EventEnvelope) -> list[tuple[str, dict[str, Any]]]:
         changes = []
@@ -168,6 +278,7 @@ class ReminderIndex:
             "notification_id": None,
             "updated_at": self.clock(),
             "duration_minutes": None,
+            "calendar_sequence": None,
         }
 
     def _open(self, event: EventEnvelope, what: What) -> dict[str, Any]:

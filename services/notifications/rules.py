@@ -4,7 +4,8 @@ Each ``Rule`` says, for one trigger (an event type, or for reminders the kind
 of deadline), which party is told and the sentence they read. ``RULES`` is the
 whole table; ``rules_markdown()`` renders it for the README, and
 ``drafts_for_event`` / ``drafts_for_reminder`` turn a trigger into the
-notifications to record. Pure: standard library and the published envelope only.
+notifications to record. Pure: standard library, the published envelope and the
+calendar's UID rule only.
 
 Times are shown in each recipient's time zone (``zones``: user id -> zone, UTC
 for anyone not in it) with the zone's abbreviation, or its UTC offset where the
@@ -23,6 +24,7 @@ from typing import Any, Literal, get_args
 from uuid import NAMESPACE_URL, UUID, uuid5
 from zoneinfo import ZoneInfo
 
+from ..common.calendar import interview_uid
 from ..common.instants import to_utc
 from ..contracts import DATA_MODELS, EventEnvelope
 
@@ -274,6 +276,30 @@ class Draft:
     details: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class CalendarChange:
+    """The meeting's calendar event as one event left it: what the e-mails about
+    that event carry (``details["calendar"]``; ``adapters.email`` builds the .ics)."""
+
+    interview_id: UUID
+    sequence: int
+    scheduled_at: datetime
+    duration_minutes: int
+    stamp: datetime  # when the schedule last changed: the event's time
+    cancelled: bool
+
+    def as_details(self) -> dict[str, Any]:
+        return {
+            "uid": interview_uid(self.interview_id),
+            "sequence": self.sequence,
+            "method": "CANCEL" if self.cancelled else "REQUEST",
+            "status": "CANCELLED" if self.cancelled else "CONFIRMED",
+            "scheduled_at": self.scheduled_at.isoformat(),
+            "duration_minutes": self.duration_minutes,
+            "stamp": self.stamp.isoformat(),
+        }
+
+
 def zone_label(local: datetime) -> str:
     """The zone's abbreviation at that instant (``CET``, ``CEST``, ``EST``), or its UTC
     offset where the zone has none (``UTC-03:00``; tzdata writes those as ``-03``)."""
@@ -450,9 +476,14 @@ def notification_id(source: str, recipient_role: str) -> UUID:
     return uuid5(NOTIFICATION_ID_NAMESPACE, f"{source}:{recipient_role}")
 
 
-def drafts_for_event(event: EventEnvelope, zones: Zones | None = None) -> list[Draft]:
+def drafts_for_event(
+    event: EventEnvelope, zones: Zones | None = None, calendar: CalendarChange | None = None
+) -> list[Draft]:
     """The notifications one event produces, per the rules table, each written in its
-    recipient's zone (``zones``; UTC for anyone not in it)."""
+    recipient's zone (``zones``; UTC for anyone not in it). ``calendar``: the
+    meeting's calendar event as this event left it (``details["calendar"]``: the
+    e-mail attaches it as an ``.ics``)."""
+    extra = {"calendar": calendar.as_details()} if calendar is not None else {}
     cancelled_by = event.data.get("cancelled_by") or event.actor.role
     contexts: dict[tzinfo, tuple[dict[str, str], dict[str, Any]]] = {}
     drafts = []
@@ -482,7 +513,7 @@ def drafts_for_event(event: EventEnvelope, zones: Zones | None = None) -> list[D
                 occurred_at=event.occurred_at,
                 event_id=event.id,
                 position=event.position,
-                details=details | {"other_party": {"id": other, "role": _other(rule.to)}},
+                details=details | {"other_party": {"id": other, "role": _other(rule.to)}} | extra,
             )
         )
     return drafts

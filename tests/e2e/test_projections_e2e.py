@@ -72,17 +72,19 @@ def topic(kafka_bootstrap: str) -> Iterator[str]:
     yield from topic_cleanup(kafka_bootstrap, unique_topic("projections"))
 
 
-# The steps ``Commands`` plays over HTTP. Rescheduling, withdrawing an offer and
-# closing a job (which cancels every open interview of the job, not one script's)
-# are folded by the reference but not played here yet.
+# The steps ``Commands`` plays over HTTP. Closing a job (which cancels every open
+# interview of the job, not one script's) is folded by the reference but not
+# played here.
 HTTP_STEPS = frozenset(
     {
         "accept",
         "decline",
         "start",
+        "reschedule",
         "offer",
         "accept_offer",
         "decline_offer",
+        "withdraw_offer",
         "cancel_client",
         "cancel_freelancer",
         "expire_invitation",
@@ -130,6 +132,16 @@ class Commands:
                 answer = self.post(script, f"{base}/decline", "freelancer", {"reason": "busy"})
             elif step == "start":
                 answer = self.post(script, f"{base}/start", "client", {})
+            elif step == "reschedule":
+                # A new time every time (the same time and length again is refused).
+                later = datetime.now(UTC) + timedelta(days=1, minutes=len(self.answers))
+                body = {
+                    "scheduled_at": later.isoformat(),
+                    "duration_minutes": random.choice([15, 30, 90]),
+                    "reason": random.choice(["a clash", None]),
+                }
+                who = random.choice(["client", "freelancer"])
+                answer = self.post(script, f"{base}/reschedule", who, body)
             elif step == "offer":
                 amount = random.choice(["500", "1200.50", "3000"])
                 terms = {"amount": amount, "currency": "EUR", "rate_type": "fixed"}
@@ -138,6 +150,9 @@ class Commands:
                 answer = self.post(script, f"{base}/offer/accept", "freelancer", None)
             elif step == "decline_offer":
                 answer = self.post(script, f"{base}/offer/decline", "freelancer", {"reason": "low"})
+            elif step == "withdraw_offer":
+                body = random.choice([{}, {"reason": "budget frozen"}])
+                answer = self.post(script, f"{base}/offer/withdraw", "client", body)
             else:
                 role = "client" if step == "cancel_client" else "freelancer"
                 reason = random.choice(["budget cut", "position filled", "no show"])
@@ -302,6 +317,7 @@ def test_views_equal_the_fold_of_the_event_store_through_kafka_kills_rebuilds_an
                 "interview.invited", "interview.accepted", "interview.declined",
                 "interview.started", "interview.offer_extended", "interview.offer_accepted",
                 "interview.offer_declined", "interview.cancelled", "interview.expired",
+                "interview.rescheduled", "interview.offer_withdrawn",
             }  # fmt: skip
             wait_for_views(api, token, events)
             relay.stop()  # everything is published (the views have it all)

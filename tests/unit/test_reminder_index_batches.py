@@ -24,8 +24,11 @@ class RecordingConnection:
     def __init__(self) -> None:
         self.statements: list[tuple[str, list[dict[str, Any]]]] = []
 
-    def execute(self, statement: str, rows: list[dict[str, Any]]) -> None:
+    def execute(self, statement: Any, rows: list[dict[str, Any]] | None = None) -> Any:
+        if rows is None:  # the read of the stored meeting rows: none stored
+            return SimpleNamespace(all=lambda: [])
         self.statements.append((statement, rows))
+        return None
 
 
 def test_each_rows_changes_run_in_event_order_and_a_statement_touches_a_row_once(

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from ...common.auth import Principal
-from ...common.calendar import interview_calendar
+from ...common.calendar import interview_calendar, meeting_description, meeting_summary
 from ...common.web import ERROR_RESPONSES, ApiError, CurrentPrincipal
 from ..application import (
     CommandResult,
@@ -442,10 +442,9 @@ def interview_calendar_feed(
     cancelled = interview.status == "cancelled"
     body = interview_calendar(
         interview_id=interview.id,
-        summary=f"Interview for job {interview.job_id}",
-        description=(
-            f"Interview {interview.id} for job {interview.job_id} between client "
-            f"{interview.client_id} and freelancer {interview.freelancer_id}."
+        summary=meeting_summary(interview.job_id),
+        description=meeting_description(
+            interview.id, interview.job_id, interview.client_id, interview.freelancer_id
         ),
         start=interview.scheduled_at,
         duration_minutes=interview.duration_minutes,

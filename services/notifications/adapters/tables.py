@@ -144,6 +144,9 @@ reminder_deadlines = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),  # why it was skipped or closed
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("duration_minutes", sa.Integer, nullable=True),  # a meeting's length
+    # A meeting's calendar SEQUENCE as last e-mailed (0 at the start, +1 per reschedule,
+    # +1 on cancellation); NULL where unknown (a row of an earlier release).
+    sa.Column("calendar_sequence", sa.Integer, nullable=True),
     sa.Index("ix_reminder_deadlines_due", "status", "due_at"),
 )
 
