@@ -29,6 +29,7 @@ from tests.integration.test_notifications_support import (  # noqa: F401 - fixtu
     apply,
     make_container,
 )
+from tests.jobs import register_job
 
 SECRET_MESSAGE = "SECRET-WORDS-123"
 SECRET_REASON = "SECRET-REASON-456"
@@ -79,6 +80,7 @@ def test_no_free_text_a_user_wrote_reaches_the_logs_and_requests_carry_their_ids
 
     client, freelancer = auth("client-1", "client"), auth("freelancer-1", "freelancer")
     with TestClient(create_platform_app()) as http:
+        register_job(http, "job-logs", "client-1")
         invited = http.post(
             "/interviews",
             json={"job_id": "job-logs", "freelancer_id": "freelancer-1", "message": SECRET_MESSAGE},
