@@ -101,12 +101,16 @@ class ProjectionViews:
         return self.read(lambda conn, tables: None)
 
     def stats(self, scope: Scope) -> Snapshot:
-        """Statistics, computed once per (generation, position, scope)."""
+        """Statistics, computed once per (generation, change count, scope).
+
+        The generation's ``events_applied`` grows with every batch that changed
+        a row, whatever its positions (Kafka partitions deliver below the highest
+        position applied), and lives in the database: every replica sees it move."""
 
         def compute(
             conn: sa.Connection, tables: ViewTables, generation: Generation
         ) -> dict[str, Any]:
-            key = (generation.number, generation.position, scope)
+            key = (generation.number, generation.events_applied, scope)
             with self._lock:
                 cached = self._stats_cache.get(key)
             if cached is not None:
