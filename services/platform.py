@@ -170,15 +170,16 @@ def start_relay(container: InterviewsContainer, registry: Any = None) -> RelayPr
     return RelayProcess(container.interviews(), settings, registry=registry).start()
 
 
-def consumer_spec(group: str) -> ConsumerSpec:
-    """The ``ConsumerSpec`` of a downstream service by its group name (for ``dlq``).
+def consumer_spec(service: str) -> ConsumerSpec:
+    """The ``ConsumerSpec`` of a downstream service (for ``dlq``), with the group
+    name its settings configure.
 
-    Raises KeyError for an unknown group.
+    Raises KeyError for an unknown service.
     """
     import importlib
 
-    if group not in ("projections", "notifications"):
-        raise KeyError(group)
-    bootstrap = importlib.import_module(f".{group}.bootstrap", __package__)
-    container = getattr(bootstrap, f"{group.capitalize()}Container")()
+    if service not in ("projections", "notifications"):
+        raise KeyError(service)
+    bootstrap = importlib.import_module(f".{service}.bootstrap", __package__)
+    container = getattr(bootstrap, f"{service.capitalize()}Container")()
     return bootstrap.consumer_spec(container)  # type: ignore[no-any-return]

@@ -23,6 +23,7 @@ Tables (created on start, in the consumer's database): ``processed_events``,
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import signal
 import threading
@@ -568,10 +569,23 @@ def _event_log_context(
     )
 
 
+# Serialises creating the bookkeeping tables across processes (see create_tables).
+TABLES_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"consumer-runner-tables").digest()[:8], "big", signed=True
+)
+
+
 def create_tables(engine: sa.Engine, extra: Iterable[sa.MetaData] = ()) -> None:
-    runner_metadata.create_all(engine)
-    for metadata in extra:
-        metadata.create_all(engine)
+    """The runner's tables (and ``extra``), created once even when several consumers
+    start together: PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a
+    concurrent one, so there it runs under a transaction-scoped advisory lock
+    (SQLite serialises schema changes itself)."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": TABLES_LOCK_KEY})
+        runner_metadata.create_all(conn)
+        for metadata in extra:
+            metadata.create_all(conn)
 
 
 def _one_of(conn: sa.Connection, column: sa.Column[str], values: list[str]) -> Any:
