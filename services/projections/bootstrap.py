@@ -24,6 +24,7 @@ from sqlalchemy import event as sa_event
 
 from ..common.consumer import ConsumerSpec
 from ..common.db import create_engine
+from ..common.runner import ConsumerRunner
 from ..common.web import (
     Metrics,
     error_response,
@@ -88,6 +89,8 @@ class ProjectionsContainer:
         self._schema_ready = False
         self._lock = threading.RLock()
         self.rebuild_thread: threading.Thread | None = None
+        # The consumer runner of this process, if it runs one (its readiness counts).
+        self.consumer: ConsumerRunner | None = None
         self.last_rebuild: RebuildReport | None = None
         self.rebuild_progress: Progress | None = None
         self.count_result: Callable[[ApplyResult], None] = lambda result: None
@@ -325,6 +328,8 @@ def create_app(container: ProjectionsContainer, *, workers: bool = False) -> Fas
     def ready(_: Request) -> None:
         container.ensure_schema()
         container.views().position()
+        if container.consumer is not None:
+            container.consumer.check_ready()
 
     app.include_router(api.router)
     app.include_router(dashboard.router)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
 from ...common.consumer import EventHandler, PerTransaction
+from ...common.readiness import UnknownSchemaError
 from ...contracts import EVENT_TYPES, EventEnvelope
 from .schema import view_tables
 from .store import ApplyResult, apply_events, current_generation
@@ -28,8 +29,9 @@ from .store import ApplyResult, apply_events, current_generation
 log = logging.getLogger(__name__)
 
 
-class ViewNewerThanCodeError(RuntimeError):
-    """The views were rebuilt by a newer release; this process must not write them."""
+class ViewNewerThanCodeError(UnknownSchemaError):
+    """The views were rebuilt by a newer release; this process must not write them
+    (its consumer steps aside: it stops, keeps its position and fails readiness)."""
 
 
 @dataclass
