@@ -331,12 +331,11 @@ class ConsumerRunner:
             while not self._stop.is_set():
                 try:
                     records = self.source.poll(self.poll_timeout)
-                    self._observe_lag(self.source.update_lag(self.metrics, self.group))
                     if records:
                         with self.source.hold(records) as claimed:
                             if claimed:
                                 self.process(claimed)
-                        self._observe_lag(self.source.update_lag(self.metrics, self.group))
+                    self._observe_lag(self.source.update_lag(self.metrics, self.group))
                     self._refresh_parked()
                     backoff = 0.2
                 except Exception as error:
