@@ -372,8 +372,10 @@ class Relay:
         wake: threading.Event | None = None,
         settings: RelaySettings | None = None,
         lease: Lease | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.feed = feed
+        self.clock = clock  # for readiness: how long the position has not moved
         self.lease = lease
         self.positions = positions
         self.connect = connect
@@ -392,6 +394,7 @@ class Relay:
         self._last_checkpoint = 0.0
         self._rate_mark = (time.monotonic(), 0)
         self._lease_checked = -1e9
+        self._progress_at = clock()
 
     # ----------------------------------------------------------------- control
 
@@ -498,6 +501,8 @@ class Relay:
             self._settle()
         self._checkpoint()
         if not envelopes and not self._pending:
+            if self._acked == self._saved:
+                self._progress_at = self.clock()  # caught up: nothing to move
             self.wake.wait(self._idle_timeout())
         return bool(envelopes) or self._acked > before
 
@@ -555,12 +560,19 @@ class Relay:
             else:
                 self.positions.save(self._acked, epoch)
             self._saved = self._acked
+            self._progress_at = self.clock()
             self._last_checkpoint = now
             self.stats.published_position = self._acked
         mark_time, mark_count = self._rate_mark
         if now - mark_time >= 1.0:
             self.stats.rate = (self.stats.published - mark_count) / (now - mark_time)
             self._rate_mark = (now, self.stats.published)
+
+    def stalled_seconds(self) -> float:
+        """How long this relay has led without recording progress while there was work."""
+        if not self.stats.leader:
+            return 0.0
+        return max(self.clock() - self._progress_at, 0.0)
 
     def _epoch(self) -> int | None:
         return self.lease.epoch if isinstance(self.lease, FencedLease) else None
@@ -660,13 +672,21 @@ class NotReadyError(Exception):
 
 
 def relay_readiness(relay: Relay) -> Callable[[], None]:
-    """Ready when the event store answers and, leading, the relay has a producer
+    """Ready when the event store answers and, leading, the relay has a producer and
+    has recorded progress within ``RELAY_TAKEOVER_SECONDS`` while there was work
     (a standby is ready: standing by is its job)."""
 
     def ready() -> None:
         relay.feed.max_position()  # raises while the event store is unreachable
         if relay.stats.leader and not relay.stats.connected:
             raise NotReadyError("leading, but no connection to the broker")
+        if not isinstance(relay, Relay):
+            return
+        stalled = relay.stalled_seconds()
+        if stalled > relay.settings.takeover_seconds:
+            raise NotReadyError(
+                f"leading, but no progress recorded for {stalled:.0f}s while the log is ahead"
+            )
 
     return ready
 
