@@ -113,3 +113,103 @@ def test_a_hung_leader_loses_its_lease_and_cannot_publish_or_record_after_waking
         for t in threads:
             if t.is_alive() or t.ident is not None:
                 t.join(10)
+
+
+@pytest.mark.kafka
+def test_a_sigstopped_relay_process_is_replaced_and_fenced_on_postgres(
+    postgres_url: str, tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """Real processes, PostgreSQL and Kafka: the frozen leader keeps its connection
+    (and its advisory lock); the standby takes over all the same, and the leader,
+    thawed, does not take the lead back or move the recorded position."""
+    import json
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    from services.interviews.bootstrap import InterviewsContainer
+    from services.interviews.settings import InterviewsSettings
+    from tests.conftest import TEST_SECRET
+
+    from .eventflow import Workload, expected_events, read_topic, topic_cleanup, unique_topic
+
+    topic = unique_topic("fence")
+    cleanup = topic_cleanup(kafka_bootstrap, topic)
+    next(cleanup)
+    container = InterviewsContainer(
+        InterviewsSettings(database_url=postgres_url, data_dir=tmp_path, auth_secret=TEST_SECRET)
+    )
+    app = container.interviews()
+    engine = create_engine(postgres_url, tmp_path / "unused.sqlite")
+    env = os.environ | {
+        "DATABASE_URL": postgres_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "EVENTS_TOPIC": topic,
+        "DATA_DIR": str(tmp_path),
+        "RELAY_METRICS_PORT": "0",
+        "RELAY_LEASE_SECONDS": "2",
+        "LOG_LEVEL": "WARNING",
+    }
+    root = Path(__file__).resolve().parents[2]
+    relays: list[subprocess.Popen[bytes]] = []
+    stopped: subprocess.Popen[bytes] | None = None
+
+    def start_relay() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "relay"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "relay.log", "ab"),  # noqa: SIM115
+        )
+        relays.append(process)
+        return process
+
+    def row() -> tuple[int, int, int | None]:
+        store = PositionStore(engine, topic)
+        current = store.row()
+        pid = int(current.holder.split(":")[1]) if current.holder else None
+        return current.position, current.epoch, pid
+
+    workload = Workload(app, rng=random.Random(7))
+    try:
+        first = start_relay()
+        workload.run(40)
+        assert wait_until(lambda: row()[0] >= app.max_position() and row()[2] == first.pid, 60)
+        second = start_relay()
+        workload.run(20)
+        assert wait_until(lambda: row()[0] >= app.max_position(), 60)
+        _, epoch, leader = row()
+        assert leader == first.pid
+
+        first.send_signal(signal.SIGSTOP)  # hangs: its connection and lock stay
+        stopped = first
+        workload.run(40)
+        assert wait_until(lambda: row()[2] == second.pid and row()[0] >= app.max_position(), 60), (
+            f"the standby did not take over: {row()}"
+        )
+        assert row()[1] == epoch + 1
+
+        first.send_signal(signal.SIGCONT)
+        stopped = None
+        workload.run(40)
+        assert wait_until(lambda: row()[0] >= app.max_position(), 60)
+        _, final_epoch, final_leader = row()
+        assert (final_epoch, final_leader) == (epoch + 1, second.pid), "no flapping back"
+
+        expected = expected_events(app)
+        published = {json.loads(m.value)["id"] for m in read_topic(kafka_bootstrap, topic,
+                                                                    len(expected))}  # fmt: skip
+        assert set(expected) <= published, "every event reached the topic"
+    finally:
+        workload.stop()
+        if stopped is not None:
+            stopped.send_signal(signal.SIGCONT)
+        for process in relays:
+            process.kill()
+            process.wait(10)
+        engine.dispose()
+        container.close()
+        next(cleanup, None)
