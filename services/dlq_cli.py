@@ -9,6 +9,7 @@ the bug or the data is fixed), ``skip`` drops them for good. Poison messages
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,14 +23,18 @@ if TYPE_CHECKING:
 
     from .common.consumer import ConsumerSpec
 
-GROUPS = ("projections", "notifications")
+SERVICES = ("projections", "notifications")
 
 dlq_app = tool_app("Show and resolve parked events of a consumer group.")
 
 GroupOpt = Annotated[
     str,
     typer.Option(
-        "--group", "-g", metavar="GROUP", help="Consumer group: projections or notifications"
+        "--group",
+        "-g",
+        metavar="GROUP",
+        help="Consumer group: projections, notifications, or the name configured in "
+        "PROJECTIONS_CONSUMER_GROUP / NOTIFICATIONS_CONSUMER_GROUP",
     ),
 ]
 SpecOpt = Annotated[
@@ -57,18 +62,41 @@ InterviewOpt = Annotated[
 ]
 
 
+def configured_groups() -> dict[str, str]:
+    """Consumer group name -> the service that consumes with it: DESIGN's names and
+    the ones configured (``PROJECTIONS_CONSUMER_GROUP``, ``NOTIFICATIONS_CONSUMER_GROUP``)."""
+    from .notifications.settings import NotificationsSettings
+    from .projections.settings import ProjectionsSettings
+
+    return {
+        "projections": "projections",
+        "notifications": "notifications",
+        ProjectionsSettings().projections_consumer_group: "projections",
+        NotificationsSettings().notifications_consumer_group: "notifications",
+    }
+
+
+def _service_of(group: str) -> str:
+    groups = configured_groups()
+    if group not in groups:
+        names = ", ".join(sorted(groups))
+        raise typer.BadParameter(
+            f"unknown consumer group {group!r}: one of {names} "
+            "(or name its database with --database-url, or its spec with --spec)"
+        )
+    return groups[group]
+
+
 def _require_group_database(group: str, database_url: str | None) -> None:
     """The group's own database must exist already: nothing here creates one."""
     from .common.db import require_database
     from .common.runner import parked_events, processed_events
 
-    if group not in GROUPS:
-        raise typer.BadParameter(f"unknown consumer group {group!r}: projections or notifications")
     if database_url and database_url.startswith("sqlite:///"):
         url, sqlite_path = None, Path(database_url.removeprefix("sqlite:///"))
     elif database_url:
         url, sqlite_path = database_url, Path("unused")
-    elif group == "projections":
+    elif _service_of(group) == "projections":
         from .projections.settings import ProjectionsSettings
 
         views = ProjectionsSettings()
@@ -98,7 +126,8 @@ def _spec(group: str, spec: str | None) -> ConsumerSpec:
         _require_group_database(group, None)
         from .platform import consumer_spec
 
-        built = consumer_spec(group)
+        # The service's handlers, whichever of its names the parked rows carry.
+        return dataclasses.replace(consumer_spec(_service_of(group)), group=group)
     if built.group != group:
         raise typer.BadParameter(f"--spec builds group {built.group!r}, not {group!r}")
     return built

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from .asgi_mux import PathMux
+from .common.readiness import ReadinessRules
 from .common.runner import ConsumerRunner
 from .interviews.bootstrap import InterviewsContainer, create_app
 from .interviews.scheduler import SchedulerCollector
@@ -82,6 +83,7 @@ def create_platform_app() -> PathMux:
                     projections_spec(projections),
                     projections.metrics.registry,
                 ).start()
+                projections.consumer = runner
                 started.append(runner)
             scheduler = start_scheduler(interviews, interviews_app.state.metrics.registry)
             if scheduler is not None:
@@ -152,7 +154,21 @@ def embedded_runner_for(
     from .common.runner import embedded_runner
 
     read, wake = embedded_feed(app)
-    return embedded_runner(spec, read, wake, registry=registry, max_position=app.max_position)
+    return embedded_runner(
+        spec,
+        read,
+        wake,
+        registry=registry,
+        max_position=app.max_position,
+        readiness=app_readiness_rules(),
+    )
+
+
+def app_readiness_rules() -> ReadinessRules:
+    """The ``CONSUMER_READY_*`` settings, for the embedded consumers."""
+    from .common.settings import CommonSettings
+
+    return CommonSettings().readiness_rules()
 
 
 def start_relay(container: InterviewsContainer, registry: Any = None) -> RelayProcess | None:
@@ -171,15 +187,16 @@ def start_relay(container: InterviewsContainer, registry: Any = None) -> RelayPr
     return RelayProcess(container.interviews(), settings, registry=registry).start()
 
 
-def consumer_spec(group: str) -> ConsumerSpec:
-    """The ``ConsumerSpec`` of a downstream service by its group name (for ``dlq``).
+def consumer_spec(service: str) -> ConsumerSpec:
+    """The ``ConsumerSpec`` of a downstream service (for ``dlq``), with the group
+    name its settings configure.
 
-    Raises KeyError for an unknown group.
+    Raises KeyError for an unknown service.
     """
     import importlib
 
-    if group not in ("projections", "notifications"):
-        raise KeyError(group)
-    bootstrap = importlib.import_module(f".{group}.bootstrap", __package__)
-    container = getattr(bootstrap, f"{group.capitalize()}Container")()
+    if service not in ("projections", "notifications"):
+        raise KeyError(service)
+    bootstrap = importlib.import_module(f".{service}.bootstrap", __package__)
+    container = getattr(bootstrap, f"{service.capitalize()}Container")()
     return bootstrap.consumer_spec(container)  # type: ignore[no-any-return]

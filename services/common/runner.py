@@ -23,11 +23,13 @@ Tables (created on start, in the consumer's database): ``processed_events``,
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import signal
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +42,7 @@ from ..contracts import DLQ_TOPIC, EventEnvelope, UnsupportedEventError, decode_
 from .consumer import ConsumerSpec
 from .db import DATABASE_OUTAGES
 from .logs import EventLogContext, trace_id_from
+from .readiness import NotReadyError, ReadinessRules, schema_problem
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +145,9 @@ class Source(Protocol):
         """Wake up a blocked ``poll`` (used by ``stop``)."""
         ...
 
-    def update_lag(self, metrics: RunnerMetrics, group: str) -> None: ...
+    def update_lag(self, metrics: RunnerMetrics, group: str) -> int | None:
+        """Sets the lag gauges; returns the total lag (None: no partition is ours)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -241,10 +246,24 @@ class ConsumerRunner:
         retry_backoff: float = 0.2,
         poll_timeout: float = 1.0,
         max_backoff: float = 10.0,
+        readiness: ReadinessRules | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spec = spec
         self.source = source
         self.metrics = RunnerMetrics.for_registry(registry)
+        self.readiness = readiness or ReadinessRules()
+        self.clock = clock
+        # What readiness judges (see check_ready).
+        self.halted: str | None = None  # why it stopped consuming (an unknown schema)
+        self.lag: int | None = None
+        self._behind_since: float | None = None
+        self._recent_parked: deque[bool] = deque(maxlen=self.readiness.parked_window)
+        self._last_error: str | None = None
+        self._lag_placeholder: tuple[str, str, str] | None = None
+        # Always exported, from before the first batch: a series that is 0, not none.
+        self.metrics.parked.labels(spec.group)
+        self._observe_lag(None)
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
         self.poll_timeout = poll_timeout
@@ -294,6 +313,7 @@ class ConsumerRunner:
                 self.source.open(self)
                 break
             except Exception as error:
+                self._last_error = f"{type(error).__name__}: {error}"
                 log.warning("consumer %s: cannot start (%s), retrying", self.group, error)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
@@ -310,11 +330,15 @@ class ConsumerRunner:
                         with self.source.hold(records) as claimed:
                             if claimed:
                                 self.process(claimed)
-                    self.source.update_lag(self.metrics, self.group)
+                    self._observe_lag(self.source.update_lag(self.metrics, self.group))
                     self._refresh_parked()
                     backoff = 0.2
                 except Exception as error:
                     self.stats.errors += 1
+                    problem = schema_problem(error)
+                    if problem is not None:
+                        self._step_aside(problem)
+                        continue
                     log.warning(
                         "consumer %s: %s: %s; replaying from the last commit in %.1fs",
                         self.group,
@@ -357,6 +381,8 @@ class ConsumerRunner:
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception as failure:  # a handler, or a write it deferred to the commit
+            if schema_problem(failure) is not None:
+                raise  # never park for it: run() steps aside
             log.warning(
                 "consumer %s: batch failed (%s); applying it event by event",
                 self.group,
@@ -366,6 +392,7 @@ class ConsumerRunner:
                 self._apply_carefully(item)
         else:
             self.source.committed(records)
+        self.halted = None
         self.stats.batches += 1
         positions = [e.position for _, e in items if e is not None]
         if positions:
@@ -437,6 +464,7 @@ class ConsumerRunner:
             self.spec.flush(conn)
         if done:
             _record_processed(conn, done)
+            self._recent_parked.extend([False] * min(len(done), self.readiness.parked_window))
         self.stats.processed += len(done)
         self.stats.duplicates += duplicates
         self.metrics.processed.labels(self.group).inc(len(done))
@@ -464,6 +492,8 @@ class ConsumerRunner:
             except INFRASTRUCTURE_ERRORS:
                 raise
             except Exception as failure:
+                if schema_problem(failure) is not None:
+                    raise  # never park for it: run() steps aside
                 last_error = failure.error if isinstance(failure, HandlerFailedError) else failure
                 if not isinstance(failure, HandlerFailedError):
                     self.metrics.handler_failures.labels(self.group).inc()
@@ -526,7 +556,87 @@ class ConsumerRunner:
             )
         )
         self.stats.parked += 1
+        self._recent_parked.append(True)
         self._parked_checked = 0.0
+
+    # -------------------------------------------------------------- readiness
+
+    def check_ready(self) -> None:
+        """Raises ``NotReadyError`` saying why this consumer cannot do its work."""
+        rules = self.readiness
+        if self.halted is not None:
+            raise NotReadyError(f"consumer {self.group} stopped consuming: {self.halted}")
+        if not self._opened.is_set():
+            raise NotReadyError(
+                f"consumer {self.group} is not consuming yet: {self._last_error or 'starting'}"
+            )
+        if self._thread is not None and not self._thread.is_alive() and not self.stopping:
+            raise NotReadyError(f"consumer {self.group}: its thread has ended")
+        recent = list(self._recent_parked)
+        if len(recent) == rules.parked_window and all(recent):
+            raise NotReadyError(
+                f"consumer {self.group} parked each of the last {rules.parked_window} events "
+                "(interviewctl dlq list)"
+            )
+        since = self._behind_since
+        if since is not None and self.clock() - since > rules.lag_seconds:
+            raise NotReadyError(
+                f"consumer {self.group} is {self.lag} events behind (more than "
+                f"{rules.max_lag}) for {self.clock() - since:.0f}s (more than "
+                f"{rules.lag_seconds:g}s)"
+            )
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except Exception as error:  # noqa: BLE001 - any failure means not ready
+            raise NotReadyError(
+                f"consumer {self.group}: its database does not answer ({type(error).__name__})"
+            ) from error
+        reachable = getattr(self.source, "check_reachable", None)
+        if reachable is not None:
+            reachable()
+
+    def _observe_lag(self, lag: int | None) -> None:
+        self.lag = lag
+        if lag is not None and lag > self.readiness.max_lag:
+            if self._behind_since is None:
+                self._behind_since = self.clock()
+        else:
+            self._behind_since = None
+        # consumer_lag always has a series: 0 while no partition is this consumer's.
+        if lag is None and self._lag_placeholder is None:
+            topic = str(getattr(self.source, "topic", "event-store"))
+            self._lag_placeholder = (self.group, topic, "none")
+            self.metrics.lag.labels(*self._lag_placeholder).set(0)
+        elif lag is not None and self._lag_placeholder is not None:
+            with contextlib.suppress(KeyError):
+                self.metrics.lag.remove(*self._lag_placeholder)
+            self._lag_placeholder = None
+
+    def _step_aside(self, problem: str) -> None:
+        """Stops consuming without parking or moving past anything: the source is
+        closed (a Kafka consumer leaves its group, so another instance takes its
+        partitions from the stored offsets), readiness fails with ``problem``, and
+        after ``halt_retry_seconds`` the source is opened again."""
+        if self.halted != problem:
+            log.error(
+                "consumer %s: stopped consuming: %s; nothing is parked or skipped, the "
+                "position stays where it is; retrying in %.0fs",
+                self.group,
+                problem,
+                self.readiness.halt_retry_seconds,
+            )
+        self.halted = problem
+        self._safe(self.source.rewind)
+        self._safe(self.source.close)
+        self._stop.wait(self.readiness.halt_retry_seconds)
+        while not self._stop.is_set():
+            try:
+                self.source.open(self)
+                return
+            except Exception as error:  # noqa: BLE001 - the broker or database is down
+                log.warning("consumer %s: cannot reopen (%s), retrying", self.group, error)
+                self._stop.wait(min(self.readiness.halt_retry_seconds, self.max_backoff))
 
     def _refresh_parked(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -563,10 +673,23 @@ def _event_log_context(
     )
 
 
+# Serialises creating the bookkeeping tables across processes (see create_tables).
+TABLES_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"consumer-runner-tables").digest()[:8], "big", signed=True
+)
+
+
 def create_tables(engine: sa.Engine, extra: Iterable[sa.MetaData] = ()) -> None:
-    runner_metadata.create_all(engine)
-    for metadata in extra:
-        metadata.create_all(engine)
+    """The runner's tables (and ``extra``), created once even when several consumers
+    start together: PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a
+    concurrent one, so there it runs under a transaction-scoped advisory lock
+    (SQLite serialises schema changes itself)."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": TABLES_LOCK_KEY})
+        runner_metadata.create_all(conn)
+        for metadata in extra:
+            metadata.create_all(conn)
 
 
 def _one_of(conn: sa.Connection, column: sa.Column[str], values: list[str]) -> Any:
@@ -703,14 +826,15 @@ class EmbeddedSource:
         self._interrupted = True
         self.wake.set()
 
-    def update_lag(self, metrics: RunnerMetrics, group: str) -> None:
+    def update_lag(self, metrics: RunnerMetrics, group: str) -> int | None:
         if self.max_position is None:
-            return
+            return None
         try:
             lag = max(self.max_position() - self._committed, 0)
         except Exception:
-            return
+            return None
         metrics.lag.labels(group, "event-store", "0").set(lag)
+        return lag
 
     def close(self) -> None:
         pass
@@ -963,9 +1087,10 @@ class KafkaSource:
             with contextlib.suppress(Exception):
                 self.consumer.wakeup()
 
-    def update_lag(self, metrics: RunnerMetrics, group: str) -> None:
+    def update_lag(self, metrics: RunnerMetrics, group: str) -> int | None:
         if self.consumer is None:
-            return
+            return None
+        total: int | None = None
         for tp in self.consumer.assignment():
             try:
                 highwater = self.consumer.highwater(tp)
@@ -974,8 +1099,24 @@ class KafkaSource:
                 continue
             if highwater is None or position is None:
                 continue
-            metrics.lag.labels(group, tp.topic, str(tp.partition)).set(max(highwater - position, 0))
+            lag = max(highwater - position, 0)
+            metrics.lag.labels(group, tp.topic, str(tp.partition)).set(lag)
             self._lag_partitions.add(tp.partition)
+            total = (total or 0) + lag
+        return total
+
+    def check_reachable(self, timeout: float = 2.0) -> None:
+        """Raises ``NotReadyError`` unless a bootstrap server accepts a connection."""
+        import socket
+
+        for server in self.bootstrap_servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                socket.create_connection((host or "localhost", int(port or 9092)), timeout).close()
+                return
+            except (OSError, ValueError):
+                continue
+        raise NotReadyError(f"the broker ({self.bootstrap_servers}) does not answer")
 
     def close(self) -> None:
         if self.consumer is not None:

@@ -9,6 +9,8 @@ from urllib.parse import unquote, urlparse
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .readiness import ReadinessRules
+
 
 class CommonSettings(BaseSettings):
     """DESIGN's environment: DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, AUTH_SECRET, DATA_DIR,
@@ -22,6 +24,22 @@ class CommonSettings(BaseSettings):
     data_dir: Path = Path("./data")
     log_level: str = "INFO"
     topic: str = Field(default="interviews.events", alias="EVENTS_TOPIC")
+    # A consumer's /readyz (see readiness.py): unready when behind by more than
+    # CONSUMER_READY_MAX_LAG events for longer than CONSUMER_READY_LAG_SECONDS, or
+    # when each of the last CONSUMER_READY_PARKED_WINDOW events was parked.
+    consumer_ready_max_lag: int = Field(default=1000, ge=0)
+    consumer_ready_lag_seconds: float = Field(default=120.0, ge=0)
+    consumer_ready_parked_window: int = Field(default=20, ge=1, le=100_000)
+    # A consumer that met a schema it does not know tries again after this long.
+    consumer_halt_retry_seconds: float = Field(default=30.0, gt=0)
+
+    def readiness_rules(self) -> ReadinessRules:
+        return ReadinessRules(
+            max_lag=self.consumer_ready_max_lag,
+            lag_seconds=self.consumer_ready_lag_seconds,
+            parked_window=self.consumer_ready_parked_window,
+            halt_retry_seconds=self.consumer_halt_retry_seconds,
+        )
 
     @property
     def embedded(self) -> bool:

@@ -23,12 +23,14 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from sqlalchemy import exc as sa_exc
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import AuthError, Principal, decode_token
 from .logs import bind_log_context, trace_id_from, unbind_log_context
+from .readiness import schema_problem
 
 log = logging.getLogger("http")
 
@@ -123,10 +125,21 @@ def install_error_handlers(app: FastAPI, unavailable: tuple[type[BaseException],
         code = _STATUS_CODES.get(status, "error")
         return error_response(status, code, str(exc.detail), headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(sa_exc.DBAPIError)
+    async def _database_error(_: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
+        problem = schema_problem(exc)
+        if problem is not None:
+            return _schema_mismatch(problem)
+        log.error("database error: %s", type(exc.orig).__name__)
+        return error_response(500, "internal_error", "the database refused the request")
+
     for exc_type in unavailable:
 
         @app.exception_handler(exc_type)
         async def _unavailable(_: Request, exc: BaseException) -> JSONResponse:
+            problem = schema_problem(exc)
+            if problem is not None:
+                return _schema_mismatch(problem)
             log.warning("dependency unavailable: %s: %s", type(exc).__name__, exc)
             return error_response(
                 503,
@@ -134,6 +147,19 @@ def install_error_handlers(app: FastAPI, unavailable: tuple[type[BaseException],
                 "a dependency (the database) is unavailable; retry shortly",
                 headers={"Retry-After": "2"},
             )
+
+
+def _schema_mismatch(problem: str) -> JSONResponse:
+    """The service's tables are not the ones its code knows (an upgrade or a
+    migration is due): 503 until an operator brings them in line."""
+    log.error("the database's schema does not match this release: %s", problem)
+    return error_response(
+        503,
+        "schema_mismatch",
+        "the service's database schema does not match this release (an upgrade or "
+        "migration is due); retry later",
+        headers={"Retry-After": "30"},
+    )
 
 
 # Declares the scheme in each service's OpenAPI document (and on every operation

@@ -31,19 +31,33 @@ from pydantic_settings import SettingsConfigDict
 
 from ..common.settings import CommonSettings
 from .adapters.kafka_publisher import Delivery, EventPublisher
-from .adapters.leases import Lease, leader_lease, new_holder
+from .adapters.leases import (
+    AdvisoryLock,
+    Lease,
+    holder_gone,
+    lock_key,
+    new_holder,
+    upsert_insert,
+)
 from .application import InterviewsApplication
 from .feed import InterviewEventFeed, unhook, wake_on_interview_events
 
 log = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
+# One row per topic: how far it is published, and who may publish it. ``epoch``
+# grows by one at every change of leader; the position moves only for the holder
+# of the current epoch (fencing: a leader that was paused and wakes up records nothing).
 relay_position = sa.Table(
     "relay_position",
     metadata,
     sa.Column("topic", sa.String(255), primary_key=True),
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("epoch", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("holder", sa.String(200), nullable=True),
+    # The leader's last heartbeat (its own count, compared only with itself).
+    sa.Column("heartbeat", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 
@@ -63,44 +77,224 @@ class RelaySettings(CommonSettings):
     # One relay publishes at a time; a standby takes over within about a third of
     # this after the leader dies (at once on PostgreSQL: the lock dies with it).
     lease_seconds: float = Field(default=9.0, gt=0, alias="RELAY_LEASE_SECONDS")
+    # A standby also takes over from a leader that still heartbeats but has not
+    # moved the position for this long while the log head is past it.
+    takeover_seconds: float = Field(default=30.0, gt=0, alias="RELAY_TAKEOVER_SECONDS")
     metrics_port: int = Field(default=9465, ge=0, alias="RELAY_METRICS_PORT")
     metrics_host: str = Field(default="127.0.0.1", alias="RELAY_METRICS_HOST")
 
 
+class LostLeadershipError(RuntimeError):
+    """Another relay took over (a newer epoch): this one must not publish or record."""
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    position: int
+    epoch: int
+    holder: str | None
+    heartbeat: int
+
+
 class PositionStore:
-    """How far the relay has published, per topic, in the interviews database."""
+    """How far the relay has published, per topic, and who leads (the epoch), in
+    the interviews database."""
 
     def __init__(self, engine: sa.Engine, topic: str) -> None:
         self.engine = engine
         self.topic = topic
         metadata.create_all(engine)
+        _add_missing_columns(engine)
+        with engine.begin() as conn:
+            conn.execute(
+                upsert_insert(engine, relay_position)
+                .values(topic=topic, position=0, updated_at=datetime.now(UTC), epoch=0)
+                .on_conflict_do_nothing(index_elements=["topic"])
+            )
 
     def load(self) -> int:
-        with self.engine.connect() as conn:
-            value = conn.execute(
-                sa.select(relay_position.c.position).where(relay_position.c.topic == self.topic)
-            ).scalar()
-        return int(value or 0)
+        return self.row().position
 
-    def save(self, position: int) -> None:
-        """Records ``position``; never moves backwards (should two relays ever overlap)."""
-        now = datetime.now(UTC)
+    def row(self) -> PositionRow:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(relay_position).where(relay_position.c.topic == self.topic)
+            ).one()
+        return PositionRow(int(row.position), int(row.epoch), row.holder, int(row.heartbeat))
+
+    def save(self, position: int, epoch: int | None = None) -> None:
+        """Records ``position``; never moves backwards. With ``epoch``, only while that
+        epoch is the current one, else ``LostLeadershipError`` (one statement: a
+        takeover either happened before it, and it changes nothing, or after)."""
+        where = [relay_position.c.topic == self.topic, relay_position.c.position < position]
+        if epoch is not None:
+            where.append(relay_position.c.epoch == epoch)
         with self.engine.begin() as conn:
             updated = conn.execute(
                 relay_position.update()
-                .where(relay_position.c.topic == self.topic, relay_position.c.position < position)
-                .values(position=position, updated_at=now)
+                .where(*where)
+                .values(position=position, updated_at=datetime.now(UTC))
             ).rowcount
-            if not updated:
-                exists = conn.execute(
-                    sa.select(relay_position.c.position).where(relay_position.c.topic == self.topic)
-                ).first()
-                if exists is None:
-                    conn.execute(
-                        relay_position.insert().values(
-                            topic=self.topic, position=position, updated_at=now
-                        )
+        if not updated and epoch is not None:
+            self.check_epoch(epoch)
+
+    def check_epoch(self, epoch: int) -> None:
+        current = self.row().epoch
+        if current != epoch:
+            raise LostLeadershipError(f"epoch {epoch} is over: relay epoch {current} leads")
+
+    def heartbeat(self, epoch: int, holder: str) -> bool:
+        """The leader's beat; False when its epoch is over."""
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    relay_position.update()
+                    .where(
+                        relay_position.c.topic == self.topic,
+                        relay_position.c.epoch == epoch,
+                        relay_position.c.holder == holder,
                     )
+                    .values(heartbeat=relay_position.c.heartbeat + 1)
+                ).rowcount
+            )
+
+    def take_over(self, seen_epoch: int, holder: str) -> bool:
+        """Compare-and-set: epoch ``seen_epoch`` + 1 is ``holder``'s, unless another
+        relay moved the epoch first."""
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    relay_position.update()
+                    .where(
+                        relay_position.c.topic == self.topic, relay_position.c.epoch == seen_epoch
+                    )
+                    .values(epoch=seen_epoch + 1, holder=holder, heartbeat=0)
+                ).rowcount
+            )
+
+    def release(self, epoch: int, holder: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                relay_position.update()
+                .where(
+                    relay_position.c.topic == self.topic,
+                    relay_position.c.epoch == epoch,
+                    relay_position.c.holder == holder,
+                )
+                .values(holder=None)
+            )
+
+
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """A ``relay_position`` of an earlier release gets the leadership columns."""
+    with engine.connect() as conn:
+        present = {c["name"] for c in sa.inspect(conn).get_columns(relay_position.name)}
+    for column in relay_position.columns:
+        if column.name in present:
+            continue
+        ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f'ALTER TABLE "{relay_position.name}" ADD COLUMN {ddl}')
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+            log.debug("another relay added %s first", column.name)
+
+
+class FencedLease:
+    """Leadership of the relay: an epoch in the position's row, a heartbeat, and a
+    standby that watches both with its own clock.
+
+    The leader beats about once a second. A standby takes over (epoch + 1, a
+    compare-and-set) when nobody holds the row, when the holder is a process of
+    this machine that no longer exists, when (PostgreSQL) the holder's session
+    no longer holds its advisory lock, when the beat has not moved for
+    ``lease_seconds``, or when the log head is past the recorded position and
+    the position has not moved for ``takeover_seconds``. An advisory lock alone
+    is not enough: a hung (SIGSTOPped) process keeps its connection and its lock.
+    The epoch fences the old leader: its position updates are conditional on
+    its epoch, and it checks the epoch before it publishes each batch, so a
+    leader that wakes up after a takeover records nothing and publishes at most
+    the batch it had already checked (duplicates the consumers drop by id).
+    """
+
+    def __init__(
+        self,
+        positions: PositionStore,
+        holder: str,
+        *,
+        lease_seconds: float,
+        takeover_seconds: float,
+        head: Callable[[], int],
+        liveness: Lease | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.positions = positions
+        self.holder = holder
+        self.lease_seconds = lease_seconds
+        self.takeover_seconds = takeover_seconds
+        self.head = head
+        self.liveness = liveness
+        self.clock = clock
+        self.epoch: int | None = None
+        self._beat: tuple[int, int] | None = None  # (epoch, heartbeat) last seen
+        self._beat_seen_at = 0.0
+        self._position: int | None = None
+        self._position_seen_at = 0.0
+
+    def acquire(self) -> bool:
+        if self.epoch is not None:
+            if self.positions.heartbeat(self.epoch, self.holder):
+                if self.liveness is not None:
+                    self.liveness.acquire()  # held by the leader whenever it can be
+                return True
+            log.warning("relay: epoch %d is over: another relay took over", self.epoch)
+            self.epoch = None
+            self._release_liveness()
+            return False
+        row = self.positions.row()
+        reason = self._takeover_reason(row)
+        if reason is None:
+            return False
+        if not self.positions.take_over(row.epoch, self.holder):
+            self._release_liveness()  # a standby never sits on the lock
+            return False
+        self.epoch = row.epoch + 1
+        log.warning("relay: taking over as epoch %d: %s", self.epoch, reason)
+        if self.liveness is not None:
+            self.liveness.acquire()
+        return True
+
+    def _takeover_reason(self, row: PositionRow) -> str | None:
+        now = self.clock()
+        if self._beat != (row.epoch, row.heartbeat):
+            self._beat, self._beat_seen_at = (row.epoch, row.heartbeat), now
+        if self._position != row.position:
+            self._position, self._position_seen_at = row.position, now
+        if row.holder is None:
+            return "no relay leads"
+        if holder_gone(row.holder):
+            return f"the leader {row.holder} is no longer running"
+        if self.liveness is not None and self.liveness.acquire():
+            return f"the leader {row.holder} lost its database session"
+        if now - self._beat_seen_at >= self.lease_seconds:
+            return f"the leader {row.holder} has not beaten for {now - self._beat_seen_at:.1f}s"
+        if now - self._position_seen_at >= self.takeover_seconds and self.head() > row.position:
+            return (
+                f"the leader {row.holder} has not moved position {row.position} for "
+                f"{now - self._position_seen_at:.1f}s while the log is ahead"
+            )
+        return None
+
+    def release(self) -> None:
+        if self.epoch is not None:
+            self.positions.release(self.epoch, self.holder)
+            self.epoch = None
+        self._release_liveness()
+
+    def _release_liveness(self) -> None:
+        if self.liveness is not None:
+            with contextlib.suppress(Exception):
+                self.liveness.release()
 
 
 class PostgresWakeUp:
@@ -178,8 +372,10 @@ class Relay:
         wake: threading.Event | None = None,
         settings: RelaySettings | None = None,
         lease: Lease | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.feed = feed
+        self.clock = clock  # for readiness: how long the position has not moved
         self.lease = lease
         self.positions = positions
         self.connect = connect
@@ -198,6 +394,7 @@ class Relay:
         self._last_checkpoint = 0.0
         self._rate_mark = (time.monotonic(), 0)
         self._lease_checked = -1e9
+        self._progress_at = clock()
 
     # ----------------------------------------------------------------- control
 
@@ -221,6 +418,10 @@ class Relay:
                     self._start()
                 if self._step():
                     backoff = 0.2
+            except LostLeadershipError as error:
+                log.warning("relay: %s; standing by", error)
+                self._reset()
+                self._lease_checked = -1e9  # ask the lease now: it says we lost it
             except Exception as error:
                 self.stats.errors += 1
                 self.stats.connected = False
@@ -280,6 +481,7 @@ class Relay:
         limit = min(self.settings.read_batch, max(room, 0))
         store_max, envelopes = self._next_batch(limit)
         if envelopes:
+            self._check_epoch()  # a leader paused and superseded publishes nothing more
             self._read = envelopes[-1].position
             if len(envelopes) == limit and room - limit >= limit:
                 # A backlog: read and convert the next batch while this one is sent.
@@ -299,6 +501,8 @@ class Relay:
             self._settle()
         self._checkpoint()
         if not envelopes and not self._pending:
+            if self._acked == self._saved:
+                self._progress_at = self.clock()  # caught up: nothing to move
             self.wake.wait(self._idle_timeout())
         return bool(envelopes) or self._acked > before
 
@@ -350,14 +554,33 @@ class Relay:
         if self._acked > self._saved and (
             force or now - self._last_checkpoint >= self.settings.checkpoint_seconds
         ):
-            self.positions.save(self._acked)
+            epoch = self._epoch()
+            if epoch is None:
+                self.positions.save(self._acked)
+            else:
+                self.positions.save(self._acked, epoch)
             self._saved = self._acked
+            self._progress_at = self.clock()
             self._last_checkpoint = now
             self.stats.published_position = self._acked
         mark_time, mark_count = self._rate_mark
         if now - mark_time >= 1.0:
             self.stats.rate = (self.stats.published - mark_count) / (now - mark_time)
             self._rate_mark = (now, self.stats.published)
+
+    def stalled_seconds(self) -> float:
+        """How long this relay has led without recording progress while there was work."""
+        if not self.stats.leader:
+            return 0.0
+        return max(self.clock() - self._progress_at, 0.0)
+
+    def _epoch(self) -> int | None:
+        return self.lease.epoch if isinstance(self.lease, FencedLease) else None
+
+    def _check_epoch(self) -> None:
+        epoch = self._epoch()
+        if epoch is not None:
+            self.positions.check_epoch(epoch)
 
     def _reset(self) -> None:
         """Drops the producer and everything unacknowledged: start over from the checkpoint."""
@@ -449,13 +672,21 @@ class NotReadyError(Exception):
 
 
 def relay_readiness(relay: Relay) -> Callable[[], None]:
-    """Ready when the event store answers and, leading, the relay has a producer
+    """Ready when the event store answers and, leading, the relay has a producer and
+    has recorded progress within ``RELAY_TAKEOVER_SECONDS`` while there was work
     (a standby is ready: standing by is its job)."""
 
     def ready() -> None:
         relay.feed.max_position()  # raises while the event store is unreachable
         if relay.stats.leader and not relay.stats.connected:
             raise NotReadyError("leading, but no connection to the broker")
+        if not isinstance(relay, Relay):
+            return
+        stalled = relay.stalled_seconds()
+        if stalled > relay.settings.takeover_seconds:
+            raise NotReadyError(
+                f"leading, but no progress recorded for {stalled:.0f}s while the log is ahead"
+            )
 
     return ready
 
@@ -481,6 +712,27 @@ class _Cached:
 
 
 # ------------------------------------------------------------------- wiring
+
+
+def fenced_lease(
+    positions: PositionStore, settings: RelaySettings, head: Callable[[], int]
+) -> FencedLease:
+    """The relay's leadership; on PostgreSQL an advisory lock tells a standby at once
+    that a crashed leader's session is gone."""
+    engine = positions.engine
+    liveness = (
+        AdvisoryLock(engine, lock_key(f"interviews.relay:{settings.topic}"), name="relay")
+        if engine.dialect.name == "postgresql"
+        else None
+    )
+    return FencedLease(
+        positions,
+        new_holder(),
+        lease_seconds=settings.lease_seconds,
+        takeover_seconds=settings.takeover_seconds,
+        head=head,
+        liveness=liveness,
+    )
 
 
 class RelayProcess:
@@ -522,15 +774,14 @@ class RelayProcess:
         self.listener = (
             PostgresWakeUp(app, self.wake) if hasattr(app.recorder, "channel_name") else None
         )
+        positions = PositionStore(self.engine, settings.topic)
         self.relay = Relay(
             InterviewEventFeed(app),
-            PositionStore(self.engine, settings.topic),
+            positions,
             connect,
             wake=self.wake,
             settings=settings,
-            lease=leader_lease(
-                self.engine, f"relay:{settings.topic}", new_holder(), ttl=settings.lease_seconds
-            ),
+            lease=fenced_lease(positions, settings, InterviewEventFeed(app).max_position),
         )
         self.registry = registry
         if registry is not None:

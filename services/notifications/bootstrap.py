@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 
 from ..common.consumer import ConsumerSpec, PerTransaction
 from ..common.db import create_engine
+from ..common.runner import ConsumerRunner
 from ..common.web import (
     Metrics,
     health_router,
@@ -87,6 +88,8 @@ class NotificationsContainer:
         self._inbox: Inbox | None = None
         self._preferences: Preferences | None = None
         self._worker: DeliveryWorker | None = None
+        # The consumer runner of this process, if it runs one (its readiness counts).
+        self.consumer: ConsumerRunner | None = None
         self._reminders: ReminderWorker | None = None
         self.recorder = NotificationRecorder(
             clock, self.settings.email_domain if self.settings.email_enabled else None
@@ -210,6 +213,8 @@ class NotificationsContainer:
     def check_ready(self) -> None:
         with self.engine().connect() as conn:
             conn.execute(sa.text("SELECT 1"))
+        if self.consumer is not None:
+            self.consumer.check_ready()
 
     def close(self) -> None:
         with self._lock:

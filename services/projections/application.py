@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .adapters import queries
 from .adapters.queries import Scope
-from .adapters.schema import ViewTables, reflected_tables, view_tables
+from .adapters.schema import VIEW_SCHEMAS, ViewTables, reflected_tables, view_tables
 from .adapters.store import Generation, current_generation
 from .watch import PositionWatch
 
@@ -60,8 +60,10 @@ class ProjectionViews:
         wait_timeout: float = 5.0,
         settle: float = 1.0,
         poll: float = 0.1,
+        schemas: Mapping[str, int] = VIEW_SCHEMAS,
     ) -> None:
         self.engine = read_engine
+        self.schemas = schemas
         self.watch = watch
         # With one ordered source (the event store's log) the highest applied
         # position is a watermark. With Kafka partitions it is not: another
@@ -77,7 +79,7 @@ class ProjectionViews:
     # ------------------------------------------------------------------ reads
 
     def _tables(self, conn: sa.Connection, generation: Generation) -> ViewTables:
-        if generation.current_schema:
+        if generation.matches(self.schemas):
             return view_tables(generation.number)
         tables = self._reflected.get(generation.number)
         if tables is None:
@@ -101,12 +103,16 @@ class ProjectionViews:
         return self.read(lambda conn, tables: None)
 
     def stats(self, scope: Scope) -> Snapshot:
-        """Statistics, computed once per (generation, position, scope)."""
+        """Statistics, computed once per (generation, change count, scope).
+
+        The generation's ``events_applied`` grows with every batch that changed
+        a row, whatever its positions (Kafka partitions deliver below the highest
+        position applied), and lives in the database: every replica sees it move."""
 
         def compute(
             conn: sa.Connection, tables: ViewTables, generation: Generation
         ) -> dict[str, Any]:
-            key = (generation.number, generation.position, scope)
+            key = (generation.number, generation.events_applied, scope)
             with self._lock:
                 cached = self._stats_cache.get(key)
             if cached is not None:

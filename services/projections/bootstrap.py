@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy import event as sa_event
 
 from ..common.consumer import ConsumerSpec
 from ..common.db import create_engine
+from ..common.runner import ConsumerRunner
 from ..common.web import (
     Metrics,
     error_response,
@@ -34,7 +35,7 @@ from ..common.web import (
     install_offline_docs,
 )
 from .adapters.live import LiveWriter
-from .adapters.schema import meta
+from .adapters.schema import VIEW_SCHEMAS, meta
 from .adapters.sources import KafkaTopicSource, LogReader, LogSource, RebuildSource
 from .adapters.store import (
     ApplyResult,
@@ -75,8 +76,12 @@ class ProjectionsContainer:
         *,
         log_reader: LogReader | None = None,
         log_head: Callable[[], int] | None = None,
+        view_schemas: Mapping[str, int] | None = None,
     ) -> None:
         self.settings = settings or ProjectionsSettings()
+        # The view schema versions this code writes; another only to run two
+        # releases side by side in one process (rolling-upgrade tests).
+        self.view_schemas: Mapping[str, int] = view_schemas or VIEW_SCHEMAS
         self.log_reader = log_reader
         self.log_head = log_head
         self.watch = PositionWatch()
@@ -88,6 +93,8 @@ class ProjectionsContainer:
         self._schema_ready = False
         self._lock = threading.RLock()
         self.rebuild_thread: threading.Thread | None = None
+        # The consumer runner of this process, if it runs one (its readiness counts).
+        self.consumer: ConsumerRunner | None = None
         self.last_rebuild: RebuildReport | None = None
         self.rebuild_progress: Progress | None = None
         self.count_result: Callable[[ApplyResult], None] = lambda result: None
@@ -143,17 +150,19 @@ class ProjectionsContainer:
             return self._read_engine
 
     def ensure_schema(self) -> Generation:
-        generation = ensure_schema(self.engine())
+        generation = ensure_schema(self.engine(), self.view_schemas)
         if not self._schema_ready:
             self._schema_ready = True
-            if generation.current_schema:
+            if generation.matches(self.view_schemas):
                 drop_generations(self.engine())
         return generation
 
     def writer(self) -> LiveWriter:
         with self._lock:
             if self._writer is None:
-                self._writer = LiveWriter(self.engine(), on_result=self.count_result)
+                self._writer = LiveWriter(
+                    self.engine(), on_result=self.count_result, schemas=self.view_schemas
+                )
             return self._writer
 
     def views(self) -> ProjectionViews:
@@ -164,6 +173,7 @@ class ProjectionsContainer:
                     self.watch,
                     ordered_source=self.embedded,
                     wait_timeout=self.settings.min_position_timeout_s,
+                    schemas=self.view_schemas,
                 )
             return self._views
 
@@ -197,7 +207,11 @@ class ProjectionsContainer:
 
         try:
             report = rebuild(
-                self.engine(), source, batch=self.settings.rebuild_batch, progress=track
+                self.engine(),
+                source,
+                batch=self.settings.rebuild_batch,
+                progress=track,
+                schemas=self.view_schemas,
             )
         finally:
             source.close()
@@ -209,7 +223,7 @@ class ProjectionsContainer:
         self.ensure_schema()
         with self.engine().begin() as conn:
             generation = current_generation(conn)
-        return generation is not None and not generation.current_schema
+        return generation is not None and not generation.matches(self.view_schemas)
 
     def start_rebuild_if_needed(self) -> threading.Thread | None:
         """A view's schema changed: rebuild in the background while the API
@@ -325,6 +339,8 @@ def create_app(container: ProjectionsContainer, *, workers: bool = False) -> Fas
     def ready(_: Request) -> None:
         container.ensure_schema()
         container.views().position()
+        if container.consumer is not None:
+            container.consumer.check_ready()
 
     app.include_router(api.router)
     app.include_router(dashboard.router)

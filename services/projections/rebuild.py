@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from ..common.db import DATABASE_OUTAGES
 from ..contracts import EventEnvelope
-from .adapters.schema import VIEW, pv_meta
+from .adapters.schema import VIEW, VIEW_SCHEMAS, pv_meta
 from .adapters.sources import RebuildSource
 from .adapters.store import (
     ApplyResult,
@@ -282,9 +282,11 @@ def rebuild(
     batch: int = 5000,
     progress: Callable[[Progress], None] | None = None,
     progress_every: float = 0.5,
+    schemas: Mapping[str, int] = VIEW_SCHEMAS,
 ) -> RebuildReport:
-    """Rebuilds every view from ``source`` into a new generation and swaps it in."""
-    ensure_schema(engine)
+    """Rebuilds every view from ``source`` into a new generation (of the view
+    schemas ``schemas``: this release's) and swaps it in."""
+    ensure_schema(engine, schemas)
     start = time.monotonic()
     total = ApplyResult()
     unfoldable: list[Unfoldable] = []
@@ -304,7 +306,7 @@ def rebuild(
     with rebuild_lock(engine):
         drop_generations(engine)
         with engine.begin() as conn:
-            tables = create_generation(conn, source=source.name, indexes=False)
+            tables = create_generation(conn, source=source.name, indexes=False, schemas=schemas)
         log.info("rebuilding the views into generation %d from %s", tables.generation, source.name)
         try:
             for chunk in _prefetched(source, batch):

@@ -628,3 +628,29 @@ def test_wait_helper_is_async_safe() -> None:
 
     assert asyncio.run(scenario()) is True
     assert watch.position == 7
+
+
+def test_two_replicas_answer_the_same_stats_after_events_below_the_highest_position(
+    settings: ProjectionsSettings, token: Token
+) -> None:
+    """Kafka partitions deliver out of position order: a batch below the highest
+    applied position must refresh every replica's cached statistics."""
+    events = synthetic_events(scripts(40))
+    cut = events[len(events) // 2].position
+    high = [e for e in events if e.position > cut]
+    low = [e for e in events if e.position <= cut]
+    first, second = ProjectionsContainer(settings), ProjectionsContainer(settings)
+    auditor = token("a", "auditor")
+    try:
+        with TestClient(create_app(first)) as one, TestClient(create_app(second)) as two:
+            feed(first, high)
+            assert one.get("/views/stats", headers=auditor).status_code == 200  # cached
+            feed(second, low)  # all below the highest position already applied
+            expected = reference_stats(reference_interviews(events).values())["total"]
+            totals = [
+                api.get("/views/stats", headers=auditor).json()["total"] for api in (one, two)
+            ]
+            assert totals == [expected, expected]
+    finally:
+        first.close()
+        second.close()

@@ -237,3 +237,25 @@ def test_a_relay_that_loses_the_lease_stops_publishing() -> None:
     finally:
         subject.stop()
         thread.join(5)
+
+
+def test_a_leader_that_records_no_progress_while_there_is_work_is_not_ready() -> None:
+    from services.interviews.relay import NotReadyError, relay_readiness
+
+    now = [100.0]
+    broker, positions = FakeBroker(auto_ack=False), MemoryPositions()
+    subject = relay(FakeFeed(history(), max_position=9), broker, positions)
+    subject.clock = lambda: now[0]
+    subject.stats.leader = True
+    subject._start()
+    subject.stats.connected = True
+    subject._progress_at = now[0]
+    ready = relay_readiness(subject)
+    subject._step()  # published, never acknowledged
+    ready()
+    now[0] += subject.settings.takeover_seconds + 1
+    with pytest.raises(NotReadyError, match="no progress"):
+        ready()
+    broker.auto_ack = True
+    subject._step()
+    ready()

@@ -170,7 +170,7 @@ class LeaseRow:
                 sa.select(LEASES.c.holder).where(LEASES.c.name == self.name)
             ).scalar()
             takeable = [LEASES.c.holder == self.holder, LEASES.c.expires_at < now]
-            if current is not None and current != self.holder and _gone(current):
+            if current is not None and current != self.holder and holder_gone(current):
                 log.info("lease %s: its holder %s is no longer running; taking it", self.name,
                          current)  # fmt: skip
                 takeable.append(LEASES.c.holder == current)
@@ -196,7 +196,7 @@ class LeaseRow:
             )
 
 
-def _gone(holder: str) -> bool:
+def holder_gone(holder: str) -> bool:
     """True when ``holder`` names a process of this machine that no longer exists."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]

@@ -101,9 +101,10 @@ class Workers:
                     settings.kafka_bootstrap_servers,
                     settings.topic,
                     registry=self.registry,
-                    **self.runner_options,
+                    **({"readiness": settings.readiness_rules()} | self.runner_options),
                 ).start()
-            else:
+            self.container.consumer = self.runner
+            if self.runner is None:
                 log.warning(
                     "KAFKA_BOOTSTRAP_SERVERS is not set: no consumer here (in the embedded "
                     "default `interviewctl up` runs it on the event store's log)"
@@ -117,6 +118,7 @@ class Workers:
             self.runner.stop()
             self.runner.join(15)
             self.runner = None
+            self.container.consumer = None
         if self.reminders and self.container._reminders is not None:
             self.container._reminders.stop()
         if self.delivery and self.container._worker is not None:

@@ -21,15 +21,17 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
 from ...common.consumer import EventHandler, PerTransaction
+from ...common.readiness import UnknownSchemaError
 from ...contracts import EVENT_TYPES, EventEnvelope
-from .schema import view_tables
+from .schema import VIEW_SCHEMAS, view_tables
 from .store import ApplyResult, apply_events, current_generation
 
 log = logging.getLogger(__name__)
 
 
-class ViewNewerThanCodeError(RuntimeError):
-    """The views were rebuilt by a newer release; this process must not write them."""
+class ViewNewerThanCodeError(UnknownSchemaError):
+    """The views were rebuilt by a newer release; this process must not write them
+    (its consumer steps aside: it stops, keeps its position and fails readiness)."""
 
 
 @dataclass
@@ -60,8 +62,10 @@ class LiveWriter:
         self,
         engine: sa.Engine,
         on_result: Callable[[ApplyResult], None] | None = None,
+        schemas: Mapping[str, int] = VIEW_SCHEMAS,
     ) -> None:
         self.engine = engine
+        self.schemas = schemas  # the view schemas this release writes
         self.stats = LiveStats()
         self.on_result = on_result
         self._warned_outdated = 0.0
@@ -90,8 +94,8 @@ class LiveWriter:
         generation = current_generation(conn, for_write=True)
         if generation is None:
             raise RuntimeError("the projection tables do not exist (ensure_schema not run)")
-        if not generation.current_schema:
-            if generation.newer_than_code:
+        if not generation.matches(self.schemas):
+            if generation.newer_than(self.schemas):
                 raise ViewNewerThanCodeError(
                     f"generation {generation.number} has view schemas {generation.schemas}, "
                     "newer than this release; stop this process"

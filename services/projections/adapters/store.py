@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,11 +38,19 @@ class Generation:
 
     @property
     def current_schema(self) -> bool:
-        return self.schemas == VIEW_SCHEMAS
+        return self.matches(VIEW_SCHEMAS)
 
     @property
     def newer_than_code(self) -> bool:
-        return any(self.schemas.get(k, 0) > v for k, v in VIEW_SCHEMAS.items())
+        return self.newer_than(VIEW_SCHEMAS)
+
+    def matches(self, code: Mapping[str, int]) -> bool:
+        """Built with the view schemas ``code`` knows (a release's VIEW_SCHEMAS)."""
+        return self.schemas == dict(code)
+
+    def newer_than(self, code: Mapping[str, int]) -> bool:
+        """Built by a newer release than the one whose schemas are ``code``."""
+        return any(self.schemas.get(k, 0) > v for k, v in code.items())
 
 
 @dataclass
@@ -69,7 +77,7 @@ def now() -> datetime:
 # ------------------------------------------------------------------ generations
 
 
-def ensure_schema(engine: sa.Engine) -> Generation:
+def ensure_schema(engine: sa.Engine, schemas: Mapping[str, int] = VIEW_SCHEMAS) -> Generation:
     """Creates the fixed tables, and generation 1 on a fresh database.
 
     Safe when several processes start at once (API, consumers): PostgreSQL's
@@ -88,7 +96,7 @@ def ensure_schema(engine: sa.Engine) -> Generation:
             return current
     try:
         with engine.begin() as conn:
-            create_generation(conn, 1, source="live", state="active")
+            create_generation(conn, 1, source="live", state="active", schemas=schemas)
             conn.execute(sa.insert(pv_meta).values(view=VIEW, generation=1, swapped_at=now()))
     except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
         pass  # another process created it (or its tables) first
@@ -158,6 +166,7 @@ def create_generation(
     source: str,
     state: str = "building",
     indexes: bool = True,
+    schemas: Mapping[str, int] = VIEW_SCHEMAS,
 ) -> ViewTables:
     """A generation's row and fresh tables. ``indexes=False`` leaves out the
     secondary indexes (a bulk load is cheaper without them; ``create_indexes``
@@ -168,7 +177,7 @@ def create_generation(
     conn.execute(
         sa.insert(pv_generations).values(
             generation=number,
-            schemas=dict(VIEW_SCHEMAS),
+            schemas=dict(schemas),
             state=state,
             position=0,
             events_applied=0,

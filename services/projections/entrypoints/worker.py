@@ -60,8 +60,9 @@ class ConsumerWorker:
             settings.kafka_bootstrap_servers,
             settings.topic,
             registry=self.registry,
-            **self.runner_options,
+            **({"readiness": settings.readiness_rules()} | self.runner_options),
         ).start()
+        self.container.consumer = self.runner
 
     def stop(self) -> None:
         self._stop.set()
