@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make up PORT=8123` serves on another port.
+PORT ?= 8000
 
 .PHONY: install up test test-fast services services-stop bench bench-full lint clean
 
@@ -15,9 +17,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-## Run the whole system on the embedded default (SQLite files in ./data, no broker).
+## Run the whole system on the embedded default (SQLite files in ./data, no broker);
+## prints "ready: http://127.0.0.1:PORT" once it serves.
 up: install
-	$(BIN)/interviewctl up
+	$(BIN)/interviewctl up --port $(PORT)
 
 ## Start local PostgreSQL and Kafka on 127.0.0.1; prints `export ...` lines to eval.
 services:

@@ -6,9 +6,13 @@ problem, 2 a usage or user error, 3 a dependency is down, 70 an internal error.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -73,8 +77,18 @@ def _check_can_listen(host: str, port: int) -> None:
 GRACEFUL_SHUTDOWN_S = 10
 
 
-def _run(asgi_app: object, host: str, port: int, service: str, workers: int = 1) -> None:
-    """Serve ``asgi_app``; several worker processes need it as a factory's import string."""
+def _run(
+    asgi_app: object,
+    host: str,
+    port: int,
+    service: str,
+    workers: int = 1,
+    on_ready: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Serve ``asgi_app``; several worker processes need it as a factory's import string.
+
+    ``on_ready`` runs as a task once the server listens and every lifespan has
+    started (single process only)."""
     import uvicorn
 
     from .common.logs import configure_logging
@@ -101,6 +115,11 @@ def _run(asgi_app: object, host: str, port: int, service: str, workers: int = 1)
             begin_shutdown()
             super().handle_exit(sig, frame)
 
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if on_ready is not None and self.started and not self.should_exit:
+                self._announce = asyncio.create_task(on_ready())
+
     def stopped_on_request(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)
 
@@ -122,8 +141,50 @@ def up(
     _check_can_listen(host, port)
     from .platform import create_platform_app
 
-    typer.echo(f"interview platform on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    _run(create_platform_app(), host, port, "platform")
+    platform = create_platform_app()
+    url = f"http://{_url_host(host)}:{port}"
+    typer.echo(f"starting the interview platform on {url} ...")
+    _run(platform, host, port, "platform", on_ready=lambda: _announce_ready(platform, url))
+
+
+def _url_host(host: str) -> str:
+    """The host to put in a URL for this listening address."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+READY_TIMEOUT_S = 60.0
+
+
+async def _announce_ready(app: Any, url: str) -> None:
+    """Prints ``ready: URL`` on stdout once ``/readyz`` says every service is ready.
+
+    Asked in-process once the server accepts connections, so the line means that a
+    request sent now is served. A platform still not ready after ``READY_TIMEOUT_S``
+    says so on stderr and keeps asking."""
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    warned = False
+    async with httpx.AsyncClient(transport=transport, base_url=url) as client:
+        while True:
+            try:
+                status = (await client.get("/readyz")).status_code
+            except Exception:  # noqa: BLE001 - not ready yet, whatever the reason
+                status = 0
+            if status == 200:
+                print(f"ready: {url}  (API docs: {url}/docs)", flush=True)
+                return
+            if not warned and time.monotonic() > deadline:
+                warned = True
+                print(
+                    f"not ready after {READY_TIMEOUT_S:.0f} s; see {url}/readyz",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            await asyncio.sleep(0.1)
 
 
 @serve_app.command("interviews")
