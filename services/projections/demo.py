@@ -53,17 +53,21 @@ class DemoLog:
         default_factory=list
     )
 
-    def at(self, days: float = 0, hour: int | None = None, minute: int = 0) -> datetime:
-        """``now`` moved by ``days``; at ``hour:minute`` UTC of that day when given."""
-        moment = self.now + timedelta(days=days)
+    def at(
+        self, days: float = 0, hour: int | None = None, minute: int = 0, *, hours: float = 0
+    ) -> datetime:
+        """``now`` moved by ``days`` (and ``hours``), to the nearest quarter of an
+        hour; at ``hour:minute`` UTC of that day when given."""
+        moment = self.now + timedelta(days=days, hours=hours)
         if hour is not None:
-            moment = moment.replace(hour=hour, minute=minute, second=0, microsecond=0)
-        return moment
+            return moment.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        return _quarter(moment + timedelta(minutes=7, seconds=30))  # the nearest quarter
 
     def interview(self, job: str, client: str, freelancer: str, *steps: Step) -> uuid.UUID:
         interview_id = uuid.uuid5(NAMESPACE, f"{job}/{client}/{freelancer}")
         for kind, ago, data in steps:
-            self.steps.append((self.now - ago, interview_id, kind, job, client, freelancer, data))
+            when = _quarter(self.now - ago)  # never after now
+            self.steps.append((when, interview_id, kind, job, client, freelancer, data))
         return interview_id
 
     def events(self) -> list[EventEnvelope]:
@@ -100,6 +104,11 @@ class DemoLog:
                 )
             )
         return out
+
+
+def _quarter(moment: datetime) -> datetime:
+    """``moment`` rounded down to a quarter of an hour, as people write times."""
+    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
 
 
 def _json(value: Any) -> Any:
@@ -148,7 +157,7 @@ def demo_log(now: datetime) -> DemoLog:
     job = "brand-refresh-designer"
     log.interview(
         job, nw, "ana.souza",
-        invited(d(1), at(0) + timedelta(hours=5), "Loved your portfolio, can we talk?"),
+        invited(d(1), at(hours=5), "Loved your portfolio, can we talk?"),
     )  # fmt: skip
     log.interview(job, nw, "li.wei", invited(d(3), at(4)), accepted(d(2)))
     log.interview(
@@ -158,7 +167,7 @@ def demo_log(now: datetime) -> DemoLog:
     log.interview(
         job, nw, "omar.haddad",
         invited(d(8)), accepted(d(7)), started(d(6), at(-3, 10)),
-        offered(d(1), "4800", "EUR", "fixed", at(0) + timedelta(hours=30)),
+        offered(d(1), "4800", "EUR", "fixed", at(hours=30)),
     )  # fmt: skip
     log.interview(
         job, nw, "jon.berg",
@@ -199,10 +208,10 @@ def demo_log(now: datetime) -> DemoLog:
         ("cancelled", d(1), {"reason": "Project postponed to next quarter.",
                              "cancelled_by": "client", "job_closed": False}),
     )  # fmt: skip
-    log.interview(job, nw, "david.kim", invited(d(1), at(0) + timedelta(hours=40)))
+    log.interview(job, nw, "david.kim", invited(d(1), at(hours=40)))
     log.interview(
         job, nw, "nina.petrova",
-        invited(d(2)), accepted(d(1)), started(d(0, 3), at(0) + timedelta(hours=2), 30),
+        invited(d(2)), accepted(d(1)), started(d(0, 3), at(hours=2), 30),
     )  # fmt: skip
 
     log.interview(

@@ -150,7 +150,7 @@ def test_a_client_sees_a_board_per_job_with_only_their_candidates(open_as: Open)
     assert ana.locator(".wait").inner_text() == "Waiting on the freelancer"
     assert ana.locator(".due time").inner_text() == "Invitation expires in 5 h"
     kenji = page.locator("#jobs .card", has_text="kenji.mori")
-    assert kenji.locator(".due time").inner_text() == "Invitation: 3 days left"
+    assert kenji.locator(".due time").inner_text() == "Invitation: 4 days left"
     meets = page.locator("#jobs .card", has_text="marta.kowalska").locator("time").last
     assert HUMAN_TIME.match(meets.inner_text().split(" · ")[0]), meets.inner_text()
     assert_reads_like_a_person_wrote_it(page)

@@ -63,7 +63,7 @@
     var ms = new Date(iso) - Date.now();
     if (ms <= 0) return "any moment now";
     if (ms < 48 * HOUR) return "in " + span(ms);
-    return Math.floor(ms / DAY) + " days left";
+    return Math.round(ms / DAY) + " days left";
   }
   function timeTag(iso, text) {
     return '<time datetime="' + esc(iso) + '" title="' + esc(when(iso)) + '">' + esc(text) + "</time>";
@@ -340,7 +340,7 @@
       return "<li>" + esc(r.reason === null ? "(no reason given)" : r.reason) + " <b>" + r.count + "</b></li>";
     }).join("");
     var parties = Object.keys(st.cancellations.by_party).sort().map(function (k) {
-      return "by the " + k + " " + st.cancellations.by_party[k];
+      return "By the " + k + ": " + st.cancellations.by_party[k];
     }).join(", ");
     out.push('<div class="split">');
     out.push(section("statuses", "Interviews by status", '<table class="bars"><tbody>' + statusRows + "</tbody></table>"));
