@@ -381,6 +381,12 @@
       default: return [EVENT[e.type] || e.type];
     }
   }
+  var TODO = {
+    invited: "accept or decline the invitation",
+    accepted: "start the interview or make an offer",
+    in_progress: "make an offer, or cancel",
+    offer_extended: "accept or decline the offer"
+  };
   function renderInterview(iv) {
     var back = ROLE === "client" ? "My Jobs" : ROLE === "freelancer" ? "Interviews" : "Platform";
     nav([]);
@@ -388,7 +394,7 @@
     var out = ['<p class="crumb"><a href="/dashboard' + esc(TZQ) + '">' + esc(back) + "</a> / " + esc(jobName(iv.job_id)) + "</p>"];
     out.push("<h1>" + esc(title) + ' <span class="pill s-' + iv.status + '">' + esc(STATUS[iv.status]) + "</span></h1>");
     var facts = [["Client", person(iv.client_id)], ["Freelancer", person(iv.freelancer_id)], ["Job", jobName(iv.job_id)]];
-    if (waiting(iv)) facts.push(["Next", waiting(iv)]);
+    if (waiting(iv)) facts.push(["Next", waiting(iv) + (iv.next_actor === MY_SIDE ? ": " + TODO[iv.status] : "")]);
     if (iv.next_deadline_at) facts.push(["Deadline", when(iv.next_deadline_at) + " (" + left(iv.next_deadline_at) + ")"]);
     if (iv.scheduled_at) facts.push(["Meeting", scheduled(iv) + (iv.reschedules ? " · moved " + plural(iv.reschedules, "time") : "")]);
     if (iv.offer) facts.push(["Offer", money(iv.offer) + (iv.offer.start_date ? " · start " + iv.offer.start_date : "")]);
