@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ import httpx
 import pytest
 
 from services.common.auth import mint_token
-from services.projections.demo import DemoLog, demo_log, serve
+from services.projections.demo import DemoLog, d, demo_log, serve
 from tests.conftest import TEST_SECRET
 from tests.e2e.test_projections_dashboard import CHROMIUM, FLAGS, _browser_or_skip
 
@@ -339,3 +340,61 @@ def test_each_page_fits_the_width_without_scrolling_sideways(
         )
         assert overflow <= 0, f"{path} as {role} at {width}px is {overflow}px too wide"
         assert page.locator(".card, .tile, ol.timeline").first.is_visible()
+
+
+def test_the_interview_page_and_the_board_follow_new_events_live(
+    browser: Any, tmp_path: Path
+) -> None:
+    demo = demo_log(NOW)
+    events = demo.events()
+    demo.interview("brand-refresh-designer", "northwind", "ana.souza", ("accepted", d(0), {}))
+    accepted = demo.events()[-1]
+    assert accepted.type == "interview.accepted" and accepted.position == len(events) + 1
+    with serve(tmp_path, events, auth_secret=TEST_SECRET) as (url, publish):
+        context = browser.new_context(timezone_id="Europe/Berlin")
+        try:
+            token = mint_token(TEST_SECRET, "northwind", "client")
+            board = context.new_page()
+            board.goto(f"{url}/dashboard?access_token={token}")
+            board.wait_for_selector("#live.on")
+            page = context.new_page()
+            page.goto(f"{url}/dashboard/interviews/{accepted.interview_id}")
+            page.wait_for_selector("#live.on")
+            assert page.locator("ol.timeline li").count() == 1
+            brand = board.locator("section.job", has_text="Brand refresh designer")
+            assert brand.locator(".c-accepted .card").count() == 1  # li.wei
+
+            publish(accepted)
+            page.wait_for_selector("ol.timeline li:nth-child(2)", timeout=10_000)
+            assert page.locator("ol.timeline li .what b").nth(1).inner_text() == (
+                "Invitation accepted"
+            )
+            assert "Waiting on you: start the interview" in page.inner_text(".facts")
+            brand.locator(".c-accepted .card", has_text="ana.souza").wait_for(timeout=10_000)
+            assert brand.locator(".c-invited .card").count() == 0
+        finally:
+            context.close()
+
+
+def test_ids_that_are_uuids_are_shown_as_short_names_never_whole(
+    browser: Any, tmp_path: Path
+) -> None:
+    client, freelancer, job = (str(uuid.uuid4()) for _ in range(3))
+    log = DemoLog(NOW)
+    log.interview(job, client, freelancer, ("invited", d(1), {"expires_at": log.at(2)}))
+    with serve(tmp_path, log.events(), auth_secret=TEST_SECRET) as (url, _):
+        context = browser.new_context(timezone_id="Europe/Berlin")
+        try:
+            for user, role in ((client, "client"), (freelancer, "freelancer")):
+                page = context.new_page()
+                page.goto(f"{url}/dashboard?access_token={mint_token(TEST_SECRET, user, role)}")
+                page.wait_for_selector("#view .card")
+                text = page.inner_text("body")
+                assert f"Job {job[:8]}" in text
+                assert f"user {(freelancer if role == 'client' else client)[:8]}" in text
+                assert_reads_like_a_person_wrote_it(page)
+                page.click("#view .card")
+                page.wait_for_selector("ol.timeline")
+                assert_reads_like_a_person_wrote_it(page)
+        finally:
+            context.close()
