@@ -157,8 +157,18 @@ def test_a_client_sees_a_board_per_job_with_only_their_candidates(open_as: Open)
     assert_reads_like_a_person_wrote_it(page)
 
 
-def test_a_client_sees_the_next_7_days_and_what_expires_within_48_hours(open_as: Open) -> None:
+def test_a_client_sees_what_waits_on_them_the_next_7_days_and_what_expires_soon(
+    open_as: Open,
+) -> None:
     page = open_as("northwind", "client")
+    # waiting longest first: marta (started 4 days ago), li and lucas (2 days), tom, nina
+    assert card_names(page, "#yours") == [
+        "marta.kowalska", "li.wei", "lucas.brandt", "tom.okafor", "nina.petrova",
+    ]  # fmt: skip
+    yours = page.locator("#yours .card")
+    li, marta = (" ".join(yours.nth(i).inner_text().split()) for i in (1, 0))
+    assert "NEXT Start the interview or make an offer · waiting 2 days" in li
+    assert "NEXT Hold the interview, then make an offer" in marta
     # nina: in 2 h, marta: tomorrow, tom: moved to in 3 days; none of acme's or globex's
     assert card_names(page, "#upcoming") == ["nina.petrova", "marta.kowalska", "tom.okafor"]
     # ana's invitation (5 h), omar's offer (30 h), david's invitation (40 h); kenji's (4 days) not
@@ -313,11 +323,12 @@ def test_the_keyboard_reaches_the_first_card_and_enter_opens_it(open_as: Open) -
     else:
         pytest.fail("ten Tabs did not reach a card")
     label = page.evaluate("document.activeElement.getAttribute('aria-label')")
-    assert label.startswith("nina.petrova")
+    first = card_names(page, "#yours")[0]
+    assert label.startswith(f"{first}, In progress, Waiting on you")
     page.keyboard.press("Enter")
     page.wait_for_selector("ol.timeline")
     assert "/dashboard/interviews/" in page.url
-    assert page.inner_text("h1").startswith("nina.petrova")
+    assert page.inner_text("h1").startswith(first)
 
 
 @pytest.mark.parametrize("width", [1280, 390])

@@ -129,7 +129,13 @@
       (opts.status ? '<span class="pill s-' + iv.status + '">' + esc(STATUS[iv.status]) + "</span>" : "") + "</span>");
     if (opts.sub) lines.push('<span class="sub">' + esc(opts.sub) + "</span>");
     if (OPEN[iv.status]) {
-      lines.push(waitBadge(iv));
+      if (!opts.todo) lines.push(waitBadge(iv));
+      if (opts.todo && TODO[iv.status]) {
+        var todo = iv.status === "in_progress" && iv.scheduled_at && new Date(iv.scheduled_at) > Date.now()
+          ? "hold the interview, then make an offer" : TODO[iv.status];
+        lines.push('<span class="line"><span class="k">Next</span>' + esc(todo.charAt(0).toUpperCase() + todo.slice(1)) +
+          ' <span class="muted">\u00b7 waiting ' + esc(ago(iv.updated_at).replace(" ago", "")) + "</span></span>");
+      }
       if (iv.next_deadline_at) {
         lines.push('<span class="line due' + (soon(iv) ? " urgent" : "") + '"><span class="k">Due</span>' +
           timeTag(iv.next_deadline_at, deadline(iv)) + "</span>");
@@ -199,11 +205,17 @@
     });
     var mine = ivs.filter(function (iv) { return iv.next_actor === "client"; }).length;
     var soonList = expiring(ivs), next = upcoming(ivs, 7);
-    nav([["#upcoming", "Coming up"], ["#expiring", "Expiring"], ["#jobs", "Jobs"]]);
+    var yours = ivs.filter(function (iv) { return iv.next_actor === "client"; }).sort(function (a, b) {
+      return new Date(a.updated_at) - new Date(b.updated_at) || (a.freelancer_id < b.freelancer_id ? -1 : 1);
+    });
+    nav([["#yours", "Your move"], ["#upcoming", "Coming up"], ["#expiring", "Expiring"], ["#jobs", "Jobs"]]);
     var out = ["<h1>My Jobs</h1>"];
     out.push('<p class="lede">' + esc([plural(order.length, "job"), mine + " waiting on you",
       plural(next.length, "interview") + " this week", plural(soonList.length, "deadline") + " within 48 h"].join(" · ")) + "</p>");
-    out.push('<div class="split">');
+    out.push('<div class="split three">');
+    out.push(section("yours", "Waiting on you", list(yours.map(function (iv) {
+      return card(iv, { title: person(iv.freelancer_id), sub: jobName(iv.job_id), todo: true });
+    })) || empty("Nothing waits on you."), yours.length));
     out.push(section("upcoming", "Coming up · next 7 days", list(next.map(function (iv) {
       return card(iv, { title: person(iv.freelancer_id), sub: jobName(iv.job_id) });
     })) || empty("No interviews scheduled in the next 7 days."), next.length));
