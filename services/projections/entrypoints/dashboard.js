@@ -133,8 +133,8 @@
       if (opts.todo && TODO[iv.status]) {
         var todo = iv.status === "in_progress" && iv.scheduled_at && new Date(iv.scheduled_at) > Date.now()
           ? "hold the interview, then make an offer" : TODO[iv.status];
-        lines.push('<span class="line"><span class="k">Next</span>' + esc(todo.charAt(0).toUpperCase() + todo.slice(1)) +
-          ' <span class="muted">\u00b7 waiting ' + esc(ago(iv.updated_at).replace(" ago", "")) + "</span></span>");
+        lines.push('<span class="line"><span class="k">Next</span><span>' + esc(todo.charAt(0).toUpperCase() + todo.slice(1)) +
+          ' <span class="muted">\u00b7 waiting ' + esc(ago(iv.updated_at).replace(" ago", "")) + "</span></span></span>");
       }
       if (iv.next_deadline_at) {
         lines.push('<span class="line due' + (soon(iv) ? " urgent" : "") + '"><span class="k">Due</span>' +
