@@ -266,7 +266,8 @@
     var sub = function (iv) { return jobName(iv.job_id); };
     out.push('<div class="split">');
     out.push(section("answer", "Needs your answer", list(answer.map(function (iv) {
-      return card(iv, { title: jobName(iv.job_id), sub: (iv.status === "invited" ? "Invitation from " : "Offer from ") + person(iv.client_id) });
+      return card(iv, { title: jobName(iv.job_id), todo: true,
+        sub: (iv.status === "invited" ? "Invitation from " : "Offer from ") + person(iv.client_id) });
     })) || empty("Nothing to answer. You are all caught up."), answer.length));
     out.push(section("upcoming", "Coming up · next 30 days", list(next.map(function (iv) {
       return card(iv, { title: jobName(iv.job_id), sub: "with " + person(iv.client_id) });
