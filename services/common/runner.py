@@ -201,6 +201,32 @@ class RunnerMetrics:
         )
 
     @classmethod
+    def existing(cls, registry: Any) -> RunnerMetrics | None:
+        """The metrics a runner registered on ``registry``, if one runs in this process."""
+        return cls._by_registry.get(registry)
+
+    def group_lag(self, group: str) -> int | None:
+        """The group's lag summed over its partitions; ``None`` before the first reading."""
+        samples = [
+            s.value
+            for metric in self.lag.collect()
+            for s in metric.samples
+            if s.labels.get("group") == group
+        ]
+        return int(sum(samples)) if samples else None
+
+    def group_dead_letters(self, group: str) -> int:
+        """Poison messages the group sent to the DLQ since this process started."""
+        return int(
+            sum(
+                s.value
+                for metric in self.dead_letters.collect()
+                for s in metric.samples
+                if s.labels.get("group") == group and s.name.endswith("_total")
+            )
+        )
+
+    @classmethod
     def for_registry(cls, registry: Any) -> RunnerMetrics:
         if registry is None:
             from prometheus_client import CollectorRegistry

@@ -24,7 +24,7 @@ from sqlalchemy import event as sa_event
 
 from ..common.consumer import ConsumerSpec
 from ..common.db import create_engine
-from ..common.runner import ConsumerRunner
+from ..common.runner import ConsumerRunner, RunnerMetrics, consumer_positions, parked_events
 from ..common.web import (
     Metrics,
     error_response,
@@ -176,6 +176,44 @@ class ProjectionsContainer:
                     schemas=self.view_schemas,
                 )
             return self._views
+
+    def consumer_health(self) -> dict[str, Any]:
+        """What the views' consumer knows about itself: how far behind it is, and
+        how many events it parked (handler failures) or dead-lettered (poison).
+
+        Lag comes from the runner of this process (Kafka: messages behind, per
+        partition, summed), else from the event store's head and the stored
+        position (embedded); ``None`` when neither is known here. Dead letters
+        are counted since this process started."""
+        group = self.settings.projections_consumer_group
+        engine = self.engine()
+        parked, stored = 0, None
+        inspector = sa.inspect(engine)
+        with engine.connect() as conn:
+            if inspector.has_table(parked_events.name):
+                parked = int(
+                    conn.execute(
+                        sa.select(sa.func.count()).where(parked_events.c.group == group)
+                    ).scalar()
+                    or 0
+                )
+            if inspector.has_table(consumer_positions.name):
+                stored = conn.execute(
+                    sa.select(consumer_positions.c.position).where(
+                        consumer_positions.c.group == group
+                    )
+                ).scalar()
+        metrics = RunnerMetrics.existing(self.metrics.registry)
+        lag = metrics.group_lag(group) if metrics is not None else None
+        if lag is None and self.embedded and self.log_head is not None:
+            lag = max(self.log_head() - int(stored or 0), 0)
+        return {
+            "group": group,
+            "source": "event store" if self.embedded else "kafka",
+            "lag": lag,
+            "parked": parked,
+            "dead_lettered": metrics.group_dead_letters(group) if metrics is not None else None,
+        }
 
     def on_committed(self, max_position: int) -> None:
         """The runner committed a batch: wake waiters and live streams."""

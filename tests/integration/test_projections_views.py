@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from services.projections.adapters import schema
 from services.projections.adapters.sources import LogSource
 from services.projections.adapters.store import current_generation, list_generations
 from services.projections.bootstrap import ProjectionsContainer, consumer_spec, create_app
+from services.projections.demo import demo_log
 from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET
 from tests.unit.test_projections_reference import (
@@ -610,11 +612,113 @@ def test_the_dashboard_renders_the_callers_figures_and_logs_in_by_cookie(
     page = api.get("/dashboard", cookies={"interviews_token": raw})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     hired = reference_stats(reference_interviews(events).values())["by_status"]["hired"]
-    assert f'id="count-hired">{hired}<' in page.text
+    boot = json.loads(page.text.split('<script id="initial" type="application/json">')[1]
+                      .split("</script>")[0])  # fmt: skip
+    assert boot["role"] == "auditor" and boot["payload"]["stats"]["by_status"]["hired"] == hired
     assert 'new EventSource("/views/stream")' in page.text
     assert "<script src=" not in page.text and "http" not in page.text.split("<script>")[1]
     bad = api.get("/dashboard", params={"access_token": "forged"})
     assert bad.status_code == 401
+
+
+def _first_update(api: TestClient, headers: dict[str, str]) -> dict[str, Any]:
+    with api.stream("GET", "/views/stream", params={"max_events": 1}, headers=headers) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                return dict(json.loads(line[6:]))
+    raise AssertionError("no update")
+
+
+def test_the_live_payload_carries_the_callers_own_interviews_and_readers_get_the_consumer(
+    container: ProjectionsContainer, api: TestClient, token: Token
+) -> None:
+    demo = demo_log(datetime.now(UTC))
+    feed(container, demo.events())
+    client = _first_update(api, token("northwind", "client"))
+    assert len(client["interviews"]) == 13
+    assert {i["client_id"] for i in client["interviews"]} == {"northwind"}
+    assert "consumer" not in client
+    freelancer = _first_update(api, token("ana.souza", "freelancer"))
+    assert {(i["client_id"], i["status"]) for i in freelancer["interviews"]} == {
+        ("northwind", "invited"),
+        ("acme-studio", "offer_extended"),
+        ("globex", "in_progress"),
+        ("globex", "declined"),
+    }
+    auditor = _first_update(api, token("audit", "auditor"))
+    assert "interviews" not in auditor
+    assert auditor["consumer"]["group"] == "projections" and auditor["consumer"]["parked"] == 0
+
+
+def test_the_consumers_health_is_for_auditors_and_admins_and_counts_parked_events(
+    container: ProjectionsContainer, api: TestClient, token: Token
+) -> None:
+    from services.common.runner import create_tables, parked_events
+
+    feed(container, synthetic_events(scripts(3)))
+    for role in ("client", "freelancer"):
+        refused = api.get("/views/consumer", headers=token("someone", role))
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    assert api.get("/views/consumer").status_code == 401
+    create_tables(container.engine())
+    with container.engine().begin() as conn:
+        conn.execute(
+            parked_events.insert().values(
+                group="projections",
+                interview_id="i-1",
+                event_id="e-1",
+                type="interview.accepted",
+                version=2,
+                position=9,
+                payload="{}",
+                error="boom",
+                attempts=5,
+                parked_at=datetime.now(UTC),
+            )  # fmt: skip
+        )
+    health = api.get("/views/consumer", headers=token("root", "admin"))
+    assert health.status_code == 200
+    # No runner in this process and no event store to compare with: lag unknown.
+    assert health.json() == {
+        "group": "projections",
+        "source": "event store",
+        "lag": None,
+        "parked": 1,
+        "dead_lettered": None,
+    }
+    assert "/views/consumer" in api.get("/openapi.json").json()["paths"]
+
+
+def test_an_interview_page_is_for_its_parties_and_readers_only(
+    container: ProjectionsContainer, api: TestClient, token: Token
+) -> None:
+    demo = demo_log(datetime.now(UTC))
+    feed(container, demo.events())
+    omar = next(str(i) for _, i, _, _, c, f, _ in demo.steps if f == "omar.haddad")
+    path = f"/dashboard/interviews/{omar}"
+    for user, role in (("northwind", "client"), ("omar.haddad", "freelancer"), ("a", "auditor")):
+        page = api.get(path, headers=token(user, role))
+        assert page.status_code == 200, (user, role)
+        assert '"type":"interview.offer_extended"' in page.text
+    for user, role in (("acme-studio", "client"), ("ana.souza", "freelancer")):
+        page = api.get(path, headers=token(user, role))
+        assert page.status_code == 404 and "omar.haddad" not in page.text
+    assert api.get("/dashboard/interviews/nope", headers=token("a", "admin")).status_code == 404
+    assert api.get(path).status_code == 401
+
+
+def test_a_bad_time_zone_is_refused_and_a_good_one_survives_the_sign_in(
+    api: TestClient, container: ProjectionsContainer, token: Token
+) -> None:
+    container.ensure_schema()
+    bad = api.get("/dashboard", params={"tz": "Mars/Olympus"}, headers=token("a", "auditor"))
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_input"
+    raw = token("a", "auditor")["Authorization"].split()[1]
+    response = api.get(
+        "/dashboard", params={"access_token": raw, "tz": "Europe/Berlin"}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard?tz=Europe%2FBerlin"
 
 
 def test_wait_helper_is_async_safe() -> None:

@@ -322,8 +322,12 @@ def expected_status(world: World, e: Endpoint, who: Who) -> int:
         return 200 if who.reader else 403
     if e.path == "/interviews/{interview_id}/calendar.ics":
         return 404  # the two parties only: readers and wrong roles included
-    if e.path.startswith(("/interviews/", "/audit/", "/views/interviews/", "/views/jobs/")):
+    if e.path.startswith(
+        ("/interviews/", "/audit/", "/views/interviews/", "/views/jobs/", "/dashboard/interviews/")
+    ):
         return 200 if who.reader else 404
+    if key == ("GET", "/views/consumer"):
+        return 200 if who.reader else 403  # it tells how busy the whole platform is
     if e.path in ("/views/interviews", "/views/stats", "/views/stream", "/dashboard"):
         return 200  # the caller's own scope
     if key in (("GET", "/notifications"), ("GET", "/webhooks")):

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -244,16 +244,60 @@ async def stats(
     return {**snapshot.value, "position": snapshot.position}
 
 
-def live_payload(views: ProjectionViews, scope: Scope) -> dict[str, Any]:
-    """What the dashboard shows: stats and recent activity, at one position."""
+def live_payload(
+    views: ProjectionViews,
+    scope: Scope,
+    health: Callable[[], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """What the dashboard shows, at one position: stats and recent activity; a
+    client's or freelancer's own interviews (``interviews``); for auditors and
+    admins the consumer's health (``consumer``) when ``health`` is given."""
     stats_snapshot = views.stats(scope)
     recent = views.read(lambda conn, tables: queries.recent_activity(conn, tables, scope, 15))
-    return {
-        "position": max(stats_snapshot.position, recent.position),
+    position = max(stats_snapshot.position, recent.position)
+    payload: dict[str, Any] = {
         "generation": recent.generation,
         "stats": {**stats_snapshot.value, "position": stats_snapshot.position},
         "recent": recent.value,
     }
+    if scope.client_id is not None or scope.freelancer_id is not None:
+        mine = views.read(
+            lambda conn, tables: queries.list_interviews(conn, tables, scope, limit=OWN_LIMIT)[0]
+        )
+        position = max(position, mine.position)
+        payload["interviews"] = [schemas.summary(row) for row in mine.value]
+    elif health is not None:
+        payload["consumer"] = health()
+    return {"position": position, **payload}
+
+
+# The newest interviews a client's or freelancer's dashboard shows.
+OWN_LIMIT = 500
+
+
+def consumer_health_of(
+    request: Request, principal: Principal
+) -> Callable[[], dict[str, Any]] | None:
+    """The consumer's self-report, for the callers allowed to see it."""
+    if not principal.is_reader:
+        return None
+    return request.app.state.container.consumer_health  # type: ignore[no-any-return]
+
+
+@router.get(
+    "/views/consumer",
+    response_model=schemas.ConsumerHealth,
+    responses={403: ERROR_RESPONSES[403]},
+    summary="The views' consumer: lag, parked and dead-lettered events (auditors, admins)",
+)
+async def consumer(request: Request, principal: Viewer) -> dict[str, Any]:
+    """How far the views are behind the events, and how many events the
+    consumer parked or dead-lettered. Auditors and admins only: it tells how
+    busy the whole platform is."""
+    health = consumer_health_of(request, principal)
+    if health is None:
+        raise ApiError(403, "forbidden", "only auditors and admins see the consumer's health")
+    return await run_in_threadpool(health)
 
 
 @router.get(
@@ -269,17 +313,19 @@ async def stream(
     min_position: MinPosition = None,
     max_events: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> StreamingResponse:
-    """Sends an ``update`` event (JSON: position, stats, recent activity) now and
-    whenever the views move on, at most every few hundred milliseconds. The
-    stream ends after a while, and at once when the server shuts down;
-    EventSource reconnects by itself."""
+    """Sends an ``update`` event (JSON: position, stats, recent activity; a
+    client's or freelancer's own interviews; for auditors and admins the
+    consumer's health) now and whenever the views move on, at most every few
+    hundred milliseconds. The stream ends after a while, and at once when the
+    server shuts down; EventSource reconnects by itself."""
     if min_position:
         await views.wait_for(min_position)
     settings = request.app.state.container.settings
     interval = settings.stream_interval_s
     lifetime = settings.stream_lifetime_s
     scope = Scope.of(principal)
-    first = await run_in_threadpool(live_payload, views, scope)
+    health = consumer_health_of(request, principal)
+    first = await run_in_threadpool(live_payload, views, scope, health)
 
     async def events() -> AsyncIterator[str]:
         started = time.monotonic()
@@ -311,7 +357,7 @@ async def stream(
                 last_sent = time.monotonic()
                 yield ": keep-alive\n\n"
             try:
-                payload = await run_in_threadpool(live_payload, views, scope)
+                payload = await run_in_threadpool(live_payload, views, scope, health)
             except Exception as error:  # the database may be down for a moment
                 log.warning("live stream read failed: %s", error)
                 payload = None

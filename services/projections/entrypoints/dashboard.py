@@ -1,8 +1,24 @@
-"""``GET /dashboard``: a hiring team's page, server-rendered, kept live over SSE.
+"""``GET /dashboard``: the page a hiring team and a freelancer open every day.
 
-No build step and no CDN: the HTML is rendered here with the caller's
-figures, and a few lines of vanilla JavaScript (served inline) apply the
-``update`` events of ``/views/stream``.
+Read-only pages over the projection API, kept live over SSE. No build step, no
+CDN: the server sends a small HTML shell with the caller's data as JSON
+(the same payload ``/views/stream`` sends), and vanilla JavaScript (served
+inline) renders it in the viewer's time zone and re-renders on every
+``update`` event.
+
+- a client ("My Jobs"): a candidate board per job (columns are states; a card
+  says who must act next, the deadline and the scheduled time), the interviews
+  of the next 7 days, and invitations and offers expiring within 48 hours;
+- a freelancer ("Interviews"): what they must answer and by when, what is
+  coming up, the rest of their interviews;
+- auditors and admins ("Platform"): the platform's figures and the health of
+  the views' consumer (lag, parked and dead-lettered events);
+- ``/dashboard/interviews/{id}``: one interview's timeline, for its two
+  parties, auditors and admins (anyone else gets 404).
+
+Times read like a person wrote them ("Tue 8 Dec, 15:00 CET", "in 5 h") in
+the browser's zone, or in ``?tz=`` (an IANA name). Internal log positions and
+raw UUIDs are never shown as text.
 
 Browsers cannot put a bearer token on a page load or an EventSource, so
 ``/dashboard?access_token=...`` stores the token in an HttpOnly, SameSite
@@ -13,16 +29,23 @@ from __future__ import annotations
 
 import html
 import json
+from functools import cache
+from importlib.resources import files
 from typing import Annotated, Any
+from urllib.parse import urlencode
+from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic_core import to_jsonable_python
 from starlette.concurrency import run_in_threadpool
 
-from ...common.auth import AuthError, decode_token
+from ...common.auth import AuthError, Principal, decode_token
 from ...common.web import ERROR_RESPONSES, ApiError
+from ..adapters import queries
 from ..adapters.queries import Scope
+from . import schemas
 from .api import (
     POSITION_HEADER,
     TOKEN_COOKIE,
@@ -31,60 +54,51 @@ from .api import (
     MinPosition,
     Views,
     authenticate,
+    consumer_health_of,
     live_payload,
 )
 
 router = APIRouter(tags=["dashboard"])
 
-STATUS_LABELS = {
-    "invited": "Invited",
-    "accepted": "Accepted",
-    "in_progress": "In progress",
-    "offer_extended": "Offer extended",
-    "hired": "Hired",
-    "declined": "Declined",
-    "cancelled": "Cancelled",
-    "expired": "Expired",
+TITLES = {
+    "client": "My Jobs",
+    "freelancer": "Interviews",
+    "auditor": "Platform",
+    "admin": "Platform",
 }
-STAGE_LABELS = {
-    "invited": "Invited",
-    "accepted": "Accepted",
-    "started": "Started",
-    "offer": "Offer",
-    "hired": "Hired",
+TzQuery = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="IANA time zone to show times in (default: the browser's), e.g. Europe/Berlin",
+    ),
+]
+PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no or bad token: the sign-in page", "content": {"text/html": {}}},
+    422: ERROR_RESPONSES[422],
+    503: ERROR_RESPONSES[503],
 }
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
-def percent(rate: float | None) -> str:
-    return "–" if rate is None else f"{rate * 100:.1f}%"
 
 
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def _checked_zone(tz: str | None) -> str | None:
+    if not tz:
+        return None
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ApiError(422, "invalid_input", f"tz: {tz!r} is not an IANA time zone") from None
+    return tz
+
+
 @router.get(
     "/dashboard",
     response_class=HTMLResponse,
-    summary="The hiring dashboard (HTML, live)",
-    responses={
-        303: {"description": "token stored in a cookie"},
-        401: {"description": "no or bad token: the sign-in page", "content": {"text/html": {}}},
-        422: ERROR_RESPONSES[422],
-        503: ERROR_RESPONSES[503],
-    },
+    summary="The dashboard (HTML, live): My Jobs, Interviews or Platform by role",
+    responses={303: {"description": "token stored in a cookie"}, **PAGE_RESPONSES},
 )
 async def dashboard(
     request: Request,
@@ -92,16 +106,20 @@ async def dashboard(
     credentials: BearerCredentials,
     cookie: DashboardCookie,
     access_token: Annotated[str | None, Query(max_length=4096)] = None,
+    tz: TzQuery = None,
     min_position: MinPosition = None,
 ) -> Response:
-    """The caller's figures (clients: their jobs; freelancers: their own
-    interviews; auditors and admins: everything), live."""
+    """Clients see their jobs' candidate boards, what is coming up and what
+    expires soon; freelancers their interviews and what they must answer;
+    auditors and admins the platform's figures and the consumer's health."""
+    tz = _checked_zone(tz)
     if access_token is not None:
         try:
             decode_token(request.app.state.auth_secret, access_token)
         except AuthError as error:
             return HTMLResponse(_login_page(str(error)), status_code=401)
-        redirect = RedirectResponse("/dashboard", status_code=303)
+        target = "/dashboard" + (f"?{urlencode({'tz': tz})}" if tz else "")
+        redirect = RedirectResponse(target, status_code=303)
         redirect.set_cookie(
             TOKEN_COOKIE,
             access_token,
@@ -117,178 +135,114 @@ async def dashboard(
         return HTMLResponse(_login_page(error.detail), status_code=401)
     if min_position:
         await views.wait_for(min_position)
-    payload = await run_in_threadpool(live_payload, views, Scope.of(principal))
-    page = render(payload, f"{principal.role} {principal.id}")
+    payload = await run_in_threadpool(
+        live_payload, views, Scope.of(principal), consumer_health_of(request, principal)
+    )
+    page = render(principal, payload, tz=tz)
     return HTMLResponse(page, headers={POSITION_HEADER: str(payload["position"])})
+
+
+@router.get(
+    "/dashboard/interviews/{interview_id}",
+    response_class=HTMLResponse,
+    summary="One interview's page (HTML, live): where it stands and its timeline",
+    responses={404: {"description": "no such interview for this caller"}, **PAGE_RESPONSES},
+)
+async def interview_page(
+    request: Request,
+    views: Views,
+    credentials: BearerCredentials,
+    cookie: DashboardCookie,
+    interview_id: Annotated[str, Path(max_length=64)],
+    tz: TzQuery = None,
+) -> Response:
+    """For the interview's client and freelancer, auditors and admins; anyone
+    else (and an id that is not one) gets 404, without learning whether it exists."""
+    tz = _checked_zone(tz)
+    try:
+        principal = authenticate(request, credentials, cookie)
+    except ApiError as error:
+        return HTMLResponse(_login_page(error.detail), status_code=401)
+    try:
+        key = str(UUID(interview_id))
+    except ValueError:
+        return HTMLResponse(_not_found_page(principal), status_code=404)
+    snapshot = await run_in_threadpool(
+        views.read,
+        lambda conn, tables: queries.get_interview(conn, tables, Scope.of(principal), key),
+    )
+    if snapshot.value is None:
+        return HTMLResponse(_not_found_page(principal), status_code=404)
+    row, timeline = snapshot.value
+    detail = {**schemas.summary(row), "timeline": [schemas.timeline_entry(e) for e in timeline]}
+    page = render(principal, detail, tz=tz, interview_id=key)
+    return HTMLResponse(page, headers={POSITION_HEADER: str(snapshot.position)})
+
+
+def render(
+    principal: Principal,
+    payload: dict[str, Any],
+    *,
+    tz: str | None = None,
+    interview_id: str | None = None,
+) -> str:
+    """The page shell; the script renders ``payload`` for the viewer's role."""
+    title = TITLES.get(principal.role, "Interviews")
+    boot = {
+        "role": principal.role,
+        "me": principal.id,
+        "tz": tz,
+        "interview_id": interview_id,
+        "payload": payload,
+    }
+    initial = json.dumps(to_jsonable_python(boot), separators=(",", ":")).replace("</", "<\\/")
+    heading = "Interview" if interview_id else title
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(heading)} · Hiring</title><style>{_asset("dashboard.css")}</style></head>
+<body>
+<a class="skip" href="#main">Skip to content</a>
+<header class="top" role="banner"><div class="bar">
+<a class="brand" href="/dashboard{_tz_query(tz)}">Hiring <span>{_e(title)}</span></a>
+<nav id="nav" aria-label="Sections"></nav>
+<div class="status"><span id="who" class="who"></span>
+<span id="live" class="live" role="status" aria-live="polite">connecting…</span></div>
+</div></header>
+<main id="main" tabindex="-1"><div id="view"><h1>{_e(heading)}</h1>
+<noscript><p>This page needs JavaScript to show your data.</p></noscript></div></main>
+<script id="initial" type="application/json">{initial}</script>
+<script>{_asset("dashboard.js")}</script>
+</body></html>"""
+
+
+def _tz_query(tz: str | None) -> str:
+    return f"?{urlencode({'tz': tz})}" if tz else ""
+
+
+def _not_found_page(principal: Principal) -> str:
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Not found · Hiring</title><style>{_asset("dashboard.css")}</style></head><body>
+<main id="main"><div id="view"><h1>Not found</h1>
+<p class="muted">There is no interview here that you may see.</p>
+<p><a href="/dashboard">Back to {_e(TITLES.get(principal.role, "the dashboard"))}</a></p>
+</div></main></body></html>"""
 
 
 def _login_page(reason: str) -> str:
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Hiring dashboard: sign in</title><style>{CSS}</style></head><body>
-<main><h1>Hiring dashboard</h1><p class="muted">{_e(reason)}</p>
-<form method="get" action="/dashboard"><label>Access token
-<input name="access_token" autocomplete="off" size="60"></label>
-<button type="submit">Open</button></form>
-<p class="muted">Development token: <code>interviewctl token --sub ID --role auditor</code></p>
-</main></body></html>"""
-
-
-def render(payload: dict[str, Any], who: str) -> str:
-    stats = payload["stats"]
-    cards = "".join(
-        f'<div class="card s-{s}"><div class="label">{label}</div>'
-        f'<div class="num" id="count-{s}">{stats["by_status"].get(s, 0)}</div></div>'
-        for s, label in STATUS_LABELS.items()
-    )
-    top = max((st["count"] for st in stats["funnel"]), default=0) or 1
-    funnel = "".join(
-        f"<tr><th>{STAGE_LABELS[st['stage']]}</th>"
-        f'<td class="bar"><span id="bar-{st["stage"]}" '
-        f'style="width:{st["count"] * 100 / top:.1f}%"></span></td>'
-        f'<td class="n" id="funnel-{st["stage"]}">{st["count"]}</td>'
-        f'<td class="n" id="rate-{st["stage"]}">{percent(st["rate_from_previous"])}</td></tr>'
-        for st in stats["funnel"]
-    )
-    reasons = "".join(
-        f"<li>{_e(r['reason'])} <b>{r['count']}</b></li>"
-        for r in stats["cancellations"]["by_reason"]
-    )
-    parties = ", ".join(
-        f"{_e(k)} {v}" for k, v in sorted(stats["cancellations"]["by_party"].items())
-    )
-    recent = "".join(_recent_item(item) for item in payload["recent"])
-    initial = json.dumps(to_jsonable_python(payload), separators=(",", ":")).replace("</", "<\\/")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Hiring dashboard</title><style>{CSS}</style></head>
-<body><main>
-<header><h1>Hiring dashboard</h1>
-<div class="muted">{_e(who)} · position <span id="position">{payload["position"]}</span>
-· <span id="live" class="live">connecting…</span></div></header>
-<section><h2>Interviews by status <small>(total <span id="total">{stats["total"]}</span>,
-open <span id="open">{stats["open"]}</span>)</small></h2>
-<div class="cards">{cards}</div></section>
-<div class="cols">
-<section><h2>Funnel</h2><table class="funnel">
-<thead><tr><th></th><th></th><th>count</th><th>conversion</th></tr></thead>
-<tbody>{funnel}</tbody></table></section>
-<section><h2>Time to hire</h2>
-<div class="cards"><div class="card"><div class="label">Median invitation → hire</div>
-<div class="num" id="median-hire">{duration(stats["time_to_hire"]["median_seconds"])}</div>
-<div class="muted"><span id="hires">{stats["time_to_hire"]["count"]}</span> hires</div></div>
-<div class="card"><div class="label">Median invitation → acceptance</div>
-<div class="num" id="median-accept">{duration(stats["time_to_accept"]["median_seconds"])}</div>
-<div class="muted"><span id="accepts">{stats["time_to_accept"]["count"]}</span> accepted</div>
-</div></div>
-<h2>Cancellations</h2><p>by party: <span id="cancel-parties">{parties or "–"}</span></p>
-<ul id="cancel-reasons">{reasons}</ul></section>
-</div>
-<section><h2>Recent activity</h2><ol id="recent">{recent}</ol></section>
-</main>
-<script id="initial" type="application/json">{initial}</script>
-<script>{JS}</script>
-</body></html>"""
+<title>Sign in · Hiring</title><style>{_asset("dashboard.css")}</style></head><body>
+<main id="main"><div id="view"><h1>Hiring dashboard</h1><p class="muted">{_e(reason)}</p>
+<form method="get" action="/dashboard"><label>Access token
+<input name="access_token" autocomplete="off" size="50"></label>
+<button type="submit">Open</button></form>
+<p class="muted">Development token: <code>interviewctl token --sub ID --role client</code></p>
+</div></main></body></html>"""
 
 
-def _recent_item(item: dict[str, Any]) -> str:
-    kind = str(item["type"]).removeprefix("interview.").replace("_", " ")
-    return (
-        f"<li><time>{_e(item['occurred_at'])}</time> <b>{_e(kind)}</b> "
-        f"job {_e(item['job_id'])} · freelancer {_e(item['freelancer_id'])} "
-        f'<span class="muted">by {_e(item["actor_role"])} · #{_e(item["position"])}</span></li>'
-    )
-
-
-CSS = """
-body{font:15px/1.4 system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1c2430}
-main{max-width:1100px;margin:0 auto;padding:16px 24px}
-h1{margin:0 0 4px;font-size:24px}h2{font-size:17px;margin:20px 0 8px}
-header{display:flex;justify-content:space-between;align-items:baseline;flex-wrap:wrap}
-.muted{color:#667085;font-size:13px}.live{font-weight:600}
-.live.on{color:#16803c}.live.off{color:#b42318}
-.cards{display:flex;flex-wrap:wrap;gap:10px}
-.card{background:#fff;border:1px solid #e3e6ea;border-radius:8px;padding:10px 14px;min-width:110px}
-.card .label{font-size:12px;color:#667085}.card .num{font-size:26px;font-weight:650}
-.s-hired .num{color:#16803c}.s-cancelled .num,.s-expired .num,.s-declined .num{color:#8a94a6}
-.cols{display:grid;grid-template-columns:1fr 1fr;gap:24px}
-table.funnel{width:100%;border-collapse:collapse;background:#fff}
-.funnel th,.funnel td{padding:6px 8px;border-bottom:1px solid #eef0f3;text-align:left}
-.funnel td.n{text-align:right;font-variant-numeric:tabular-nums;width:80px}
-.funnel td.bar{width:55%}.funnel td.bar span{display:block;height:14px;background:#3b6fd8;
-border-radius:3px;min-width:2px;transition:width .3s}
-ol#recent{background:#fff;border:1px solid #e3e6ea;border-radius:8px;padding:8px 8px 8px 36px}
-ol#recent li{padding:3px 0}time{color:#667085;font-size:12px}
-@media (max-width:800px){.cols{grid-template-columns:1fr}}
-"""
-
-JS = r"""
-(function () {
-  "use strict";
-  var byId = function (id) { return document.getElementById(id); };
-  var setText = function (id, value) { var el = byId(id); if (el) el.textContent = value; };
-  function duration(s) {
-    if (s === null || s === undefined) return "\u2013";
-    if (s < 90) return s.toFixed(0) + " s";
-    if (s < 5400) return (s / 60).toFixed(1) + " min";
-    if (s < 172800) return (s / 3600).toFixed(1) + " h";
-    return (s / 86400).toFixed(1) + " d";
-  }
-  function percent(r) {
-    return r === null || r === undefined ? "\u2013" : (r * 100).toFixed(1) + "%";
-  }
-  function apply(p) {
-    var st = p.stats;
-    setText("position", p.position);
-    setText("total", st.total);
-    setText("open", st.open);
-    Object.keys(st.by_status).forEach(function (k) { setText("count-" + k, st.by_status[k]); });
-    var top = 1;
-    st.funnel.forEach(function (f) { top = Math.max(top, f.count); });
-    st.funnel.forEach(function (f) {
-      setText("funnel-" + f.stage, f.count);
-      setText("rate-" + f.stage, percent(f.rate_from_previous));
-      var bar = byId("bar-" + f.stage);
-      if (bar) bar.style.width = (f.count * 100 / top).toFixed(1) + "%";
-    });
-    setText("median-hire", duration(st.time_to_hire.median_seconds));
-    setText("hires", st.time_to_hire.count);
-    setText("median-accept", duration(st.time_to_accept.median_seconds));
-    setText("accepts", st.time_to_accept.count);
-    var parties = Object.keys(st.cancellations.by_party).sort().map(function (k) {
-      return k + " " + st.cancellations.by_party[k];
-    });
-    setText("cancel-parties", parties.length ? parties.join(", ") : "\u2013");
-    var reasons = byId("cancel-reasons");
-    reasons.replaceChildren.apply(reasons, st.cancellations.by_reason.map(function (r) {
-      var li = document.createElement("li"), b = document.createElement("b");
-      li.textContent = (r.reason === null ? "" : r.reason) + " ";
-      b.textContent = r.count; li.appendChild(b); return li;
-    }));
-    var recent = byId("recent");
-    recent.replaceChildren.apply(recent, p.recent.map(function (e) {
-      var li = document.createElement("li"), t = document.createElement("time");
-      var b = document.createElement("b"), m = document.createElement("span");
-      t.textContent = e.occurred_at;
-      b.textContent = e.type.replace("interview.", "").replace(/_/g, " ");
-      m.className = "muted";
-      m.textContent = "by " + e.actor_role + " \u00b7 #" + e.position;
-      li.append(t, " ", b, " job " + e.job_id + " \u00b7 freelancer " + e.freelancer_id + " ", m);
-      return li;
-    }));
-  }
-  var live = byId("live");
-  function connect() {
-    var source = new EventSource("/views/stream");
-    source.addEventListener("open", function () {
-      live.textContent = "live"; live.className = "live on";
-    });
-    source.addEventListener("update", function (ev) { apply(JSON.parse(ev.data)); });
-    source.addEventListener("error", function () {
-      live.textContent = "reconnecting…"; live.className = "live off";
-    });
-  }
-  if (window.EventSource) connect(); else live.textContent = "no live updates in this browser";
-  window.__dashboardApply = apply;
-})();
-"""
+@cache
+def _asset(name: str) -> str:
+    """The page's stylesheet or script, shipped beside this module (read once)."""
+    return (files(__name__.rpartition(".")[0]) / name).read_text(encoding="utf-8")

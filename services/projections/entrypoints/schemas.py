@@ -160,6 +160,20 @@ class Stats(BaseModel):
     gaps: Gaps
 
 
+class ConsumerHealth(BaseModel):
+    group: str = Field(description="the consumer group that keeps the views")
+    source: Literal["kafka", "event store"]
+    lag: int | None = Field(
+        description="events the views are behind their source (Kafka: messages, summed "
+        "over partitions); null when this process cannot tell"
+    )
+    parked: int = Field(description="events parked after handler failures (dlq list)")
+    dead_lettered: int | None = Field(
+        description="poison messages sent to the dead-letter topic since this process "
+        "started; null when the consumer runs in another process"
+    )
+
+
 def summary(row: dict[str, Any]) -> dict[str, Any]:
     offer = None
     if row.get("offers_count"):
