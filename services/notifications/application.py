@@ -23,6 +23,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 import sqlalchemy as sa
 
+from ..common.tracing import current_traceparent
 from ..contracts import EventEnvelope
 from .adapters.tables import (
     attempts,
@@ -119,6 +120,7 @@ class NotificationRecorder:
                 )
             ).all()
         outbox = []
+        traceparent = current_traceparent()
         for draft in new:
             targets: list[tuple[str, str | None, str | None]] = [
                 ("webhook", hook.id, None)
@@ -146,6 +148,7 @@ class NotificationRecorder:
                     "created_at": now,
                     "updated_at": now,
                     "delivered_at": None,
+                    "traceparent": traceparent,
                 }
                 for channel, hook_id, address in targets
             ]
@@ -476,6 +479,7 @@ class Inbox:
                         next_attempt_at=now,
                         created_at=now,
                         updated_at=now,
+                        traceparent=current_traceparent(),
                     )
                 )
             row = conn.execute(sa.select(deliveries).where(deliveries.c.id == new_id)).mappings()

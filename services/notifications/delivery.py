@@ -23,8 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from opentelemetry.trace import SpanKind, StatusCode
 
 from ..common.loop import BackgroundLoop, until_idle
+from ..common.tracing import continued_span
 from .adapters.tables import (
     attempts,
     deliveries,
@@ -75,6 +77,7 @@ class OutgoingMessage:
     webhook_active: bool = True
     # Within the grace period after a rotation the previous secret signs too.
     previous_secret: str | None = None
+    traceparent: str | None = None  # of the span that queued it
 
 
 @dataclass(frozen=True)
@@ -271,6 +274,7 @@ class DeliveryWorker:
                 deliveries.c.channel,
                 deliveries.c.address,
                 deliveries.c.webhook_id,
+                deliveries.c.traceparent,
                 webhooks.c.url,
                 webhooks.c.secret,
                 webhooks.c.active.label("webhook_active"),
@@ -307,6 +311,7 @@ class DeliveryWorker:
                     webhook_id=row["webhook_id"],
                     webhook_active=row["webhook_active"] is not False,
                     previous_secret=previous,
+                    traceparent=row["traceparent"],
                 )
             )
         return messages
@@ -324,10 +329,22 @@ class DeliveryWorker:
         elif sender is None:
             result = SendResult(False, None, f"channel {message.channel!r} is not configured here")
         else:
-            try:
-                result = sender.send(message, started)
-            except Exception as error:  # noqa: BLE001 - any failure is a failed attempt
-                result = SendResult(False, None, f"{type(error).__name__}: {error}"[:500])
+            with continued_span(
+                f"{message.channel} deliver",
+                message.traceparent,
+                kind=SpanKind.CLIENT,
+                attributes={
+                    "notification.id": message.notification_id,
+                    "delivery.id": message.delivery_id,
+                    "delivery.attempt": message.attempt,
+                },
+            ) as span:
+                try:
+                    result = sender.send(message, started)
+                except Exception as error:  # noqa: BLE001 - any failure is a failed attempt
+                    result = SendResult(False, None, f"{type(error).__name__}: {error}"[:500])
+                if not result.ok:
+                    span.set_status(StatusCode.ERROR, result.error or "not delivered")
         duration_ms = (time.perf_counter() - t0) * 1000
         try:
             self._finish(message, result, started, duration_ms)

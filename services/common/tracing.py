@@ -1,0 +1,201 @@
+"""OpenTelemetry tracing, configured only by the standard ``OTEL_*`` variables.
+
+``setup_tracing(service)`` installs the process's tracer provider once (every
+process's composition calls it; nothing happens at import time):
+
+- ``OTEL_TRACES_EXPORTER``: ``console`` (one JSON span a line on stderr),
+  ``otlp`` (OTLP/HTTP to ``OTEL_EXPORTER_OTLP_ENDPOINT``), both comma-separated,
+  or ``none``/unset: spans are made and their context propagates (the
+  ``traceparent`` of every response, Kafka header and stored event) but nothing
+  is exported.
+- ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``,
+  ``OTEL_PROPAGATORS``, ``OTEL_BSP_*``, ``OTEL_SDK_DISABLED``: as the SDK reads them.
+
+A command's trace: the HTTP server span (FastAPI instrumentation), the
+``interviews store`` span around its events' write (the group commit's batch
+span links every command it wrote; the database driver's spans are its
+children), the relay's ``publish`` producer span (a child of the store span:
+its ``traceparent`` is stored with the events), each consumer's ``apply`` span
+(from the Kafka ``traceparent`` header, or in-process in the embedded default),
+and the notification's webhook and e-mail deliveries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.propagators import (
+    ResponsePropagator,
+    set_global_response_propagator,
+)
+from opentelemetry.propagators.textmap import Setter, default_setter
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+log = logging.getLogger(__name__)
+
+TRACER_NAME = "interview-platform"
+TRACEPARENT = "traceparent"
+
+_lock = threading.Lock()
+_provider: TracerProvider | None = None
+_W3C = TraceContextTextMapPropagator()
+
+
+def setup_tracing(service: str) -> TracerProvider | None:
+    """The process's tracer provider, installed by the first call (later calls
+    return it: ``interviewctl up`` runs every service in one process).
+
+    None when ``OTEL_SDK_DISABLED=true``: spans are then no-ops and no
+    ``traceparent`` is written.
+    """
+    global _provider
+    with _lock:
+        if _provider is not None:
+            return _provider
+        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return None
+        attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service}
+        provider = TracerProvider(resource=Resource.create(attributes))
+        for exporter in _exporters():
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        set_global_response_propagator(TraceparentResponsePropagator())
+        _instrument_database_driver()
+        _provider = provider
+        return provider
+
+
+def _exporters() -> list[SpanExporter]:
+    names = os.environ.get("OTEL_TRACES_EXPORTER", "none")
+    exporters: list[SpanExporter] = []
+    for name in (n.strip().lower() for n in names.split(",")):
+        if name in ("", "none"):
+            continue
+        if name == "console":
+            exporters.append(ConsoleSpanExporter(out=sys.stderr, formatter=_one_line))
+        elif name == "otlp":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+            if protocol.strip().lower() != "http/protobuf":
+                log.warning(
+                    "OTEL_EXPORTER_OTLP_PROTOCOL=%r: only http/protobuf is built in", protocol
+                )
+            exporters.append(OTLPSpanExporter())
+        else:
+            log.warning("OTEL_TRACES_EXPORTER=%r: not console, otlp or none; ignored", name)
+    return exporters
+
+
+def _one_line(span: Any) -> str:
+    return str(span.to_json(indent=None)) + os.linesep
+
+
+def _instrument_database_driver() -> None:
+    """psycopg's spans (every statement, the event store's included) as children
+    of the span that is current when they run."""
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+    instrumentor = PsycopgInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(skip_dep_check=True)
+
+
+def instrument_app(app: Any, service: str) -> None:
+    """The HTTP server span of every request, and its ``traceparent`` on every
+    response (``setup_tracing`` is called if the process has not yet)."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    provider = setup_tracing(service)
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, exclude_spans=["receive", "send"]
+    )
+
+
+class TraceparentResponsePropagator(ResponsePropagator):
+    """Writes the server span's W3C ``traceparent`` on the response (DESIGN)."""
+
+    def inject(
+        self,
+        carrier: Any,
+        context: otel_context.Context | None = None,
+        setter: Setter[Any] = default_setter,
+    ) -> None:
+        span_context = trace.get_current_span(context).get_span_context()
+        if span_context.is_valid:
+            setter.set(carrier, TRACEPARENT, traceparent_of(span_context))
+            setter.set(carrier, "Access-Control-Expose-Headers", TRACEPARENT)
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(TRACER_NAME)
+
+
+def traceparent_of(span_context: trace.SpanContext) -> str:
+    ids = f"{span_context.trace_id:032x}-{span_context.span_id:016x}"
+    return f"00-{ids}-{span_context.trace_flags:02x}"
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span, or None outside any trace."""
+    span_context = trace.get_current_span().get_span_context()
+    return traceparent_of(span_context) if span_context.is_valid else None
+
+
+def context_from(traceparent: str | bytes | None) -> otel_context.Context | None:
+    """The remote parent a ``traceparent`` names, or None if it names none."""
+    if not traceparent:
+        return None
+    if isinstance(traceparent, bytes):
+        traceparent = traceparent.decode("ascii", "replace")
+    parent = _W3C.extract({TRACEPARENT: traceparent})
+    return parent if trace.get_current_span(parent).get_span_context().is_valid else None
+
+
+def headers_context(headers: Mapping[str, str]) -> otel_context.Context:
+    """The context the configured propagators read from ``headers``."""
+    return propagate.extract(headers)
+
+
+@contextmanager
+def continued_span(
+    name: str,
+    traceparent: str | bytes | None,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: Mapping[str, Any] | None = None,
+) -> Iterator[Span]:
+    """A span continuing the trace ``traceparent`` names (a new trace if none)."""
+    parent = context_from(traceparent)
+    with tracer().start_as_current_span(
+        name, context=parent, kind=kind, attributes=dict(attributes or {})
+    ) as span:
+        yield span
+
+
+def links_to(traceparents: list[str | None]) -> list[Link]:
+    """Links to the spans the given ``traceparent`` values name (the others skipped)."""
+    links = []
+    for value in traceparents:
+        parent = context_from(value)
+        if parent is not None:
+            links.append(Link(trace.get_current_span(parent).get_span_context()))
+    return links
+
+
+def flush_traces(timeout_millis: int = 5000) -> None:
+    """Export what is buffered (before a process exits)."""
+    if _provider is not None:
+        _provider.force_flush(timeout_millis)
