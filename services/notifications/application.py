@@ -62,13 +62,27 @@ class NotificationRecorder:
     def __call__(self, conn: sa.Connection, event: EventEnvelope) -> None:
         self.record_events(conn, [event])
 
-    def record_events(self, conn: sa.Connection, events: Sequence[EventEnvelope]) -> int:
+    def record_events(
+        self,
+        conn: sa.Connection,
+        events: Sequence[EventEnvelope],
+        traceparents: Mapping[str, str | None] | None = None,
+    ) -> int:
         """The drafts of many events (a consumer batch), in a few statements, each
-        written in its recipient's time zone as stored now."""
-        zones = time_zones(conn, {u for e in events for u in (e.client_id, e.freelancer_id)})
-        return self.record(conn, [d for event in events for d in drafts_for_event(event, zones)])
+        written in its recipient's time zone as stored now.
 
-    def record(self, conn: sa.Connection, drafts: Sequence[Draft]) -> int:
+        ``traceparents``: by event id, the span that applied it (its deliveries
+        continue that trace); else the current span's."""
+        zones = time_zones(conn, {u for e in events for u in (e.client_id, e.freelancer_id)})
+        drafts = [d for event in events for d in drafts_for_event(event, zones)]
+        return self.record(conn, drafts, traceparents)
+
+    def record(
+        self,
+        conn: sa.Connection,
+        drafts: Sequence[Draft],
+        traceparents: Mapping[str, str | None] | None = None,
+    ) -> int:
         """Records drafts not yet recorded (by their stable id); returns how many were new.
 
         One statement in the common case: the inbox rows, which also say whether
@@ -98,13 +112,20 @@ class NotificationRecorder:
                 for d in drafts
             ],
             now,
+            traceparents,
         )
 
     def record_notice(self, conn: sa.Connection, notice: dict[str, Any]) -> bool:
         """Records a system notice (``webhook_disabled_notice``) with its e-mail; True if new."""
         return self._record(conn, [notice], self.clock()) == 1
 
-    def _record(self, conn: sa.Connection, rows: list[dict[str, Any]], now: datetime) -> int:
+    def _record(
+        self,
+        conn: sa.Connection,
+        rows: list[dict[str, Any]],
+        now: datetime,
+        traceparents: Mapping[str, str | None] | None = None,
+    ) -> int:
         if not rows:
             return 0
         by_id = {row["id"]: row for row in rows}
@@ -120,8 +141,9 @@ class NotificationRecorder:
                 )
             ).all()
         outbox = []
-        traceparent = current_traceparent()
+        current = current_traceparent()
         for draft in new:
+            traceparent = (traceparents or {}).get(draft.get("event_id") or "", current)
             targets: list[tuple[str, str | None, str | None]] = [
                 ("webhook", hook.id, None)
                 for hook in hooks

@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 
 from ..common.consumer import ConsumerSpec, PerTransaction
 from ..common.db import create_engine
+from ..common.tracing import current_traceparent
 from ..common.web import (
     Metrics,
     health_router,
@@ -235,17 +236,21 @@ def consumer_spec(
     and e-mails go out at once, and the reminder worker if a deadline was opened."""
     recorder, index = container.recorder, container.reminder_index
     opened = index.opened
-    pending: PerTransaction[EventEnvelope] = PerTransaction("notifications.pending")
+    pending: PerTransaction[tuple[EventEnvelope, str | None]] = PerTransaction(
+        "notifications.pending"
+    )
 
     def handler(conn: sa.Connection, event: EventEnvelope) -> None:
-        pending.add(conn, event)
+        # With the span applying it: the event's deliveries continue its trace.
+        pending.add(conn, (event, current_traceparent()))
 
     def flush(conn: sa.Connection) -> None:
         # The batch's inbox rows, deliveries and deadlines in a few statements
         # rather than two or three per event.
-        events = pending.take(conn)
-        if events:
-            recorder.record_events(conn, events)
+        taken = pending.take(conn)
+        if taken:
+            events = [event for event, _ in taken]
+            recorder.record_events(conn, events, {str(e.id): tp for e, tp in taken})
             index.apply(conn, events)
 
     def committed(position: int) -> None:
