@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
@@ -176,3 +177,36 @@ def test_one_command_is_one_trace_through_store_consumers_and_delivery(
     ]
     assert {s.parent.span_id for s in applies if s.parent} == {store.context.span_id}
     assert receiver.hits == 1
+
+
+def test_the_stored_traceparent_is_outside_the_hash_chain_and_the_audit(
+    spans: InMemorySpanExporter, embedded: TestClient
+) -> None:
+    client = auth("client-1", "client")
+    invited = embedded.post(
+        "/interviews",
+        json={"job_id": "job-audit", "freelancer_id": "freelancer-1", "message": "hello"},
+        headers=client,
+    )
+    assert invited.status_code == 201, invited.text
+    interview = invited.json()["id"]
+    cancelled = embedded.post(
+        f"/interviews/{interview}/cancel", json={"reason": "changed plans"}, headers=client
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    (interviews_app,) = [a for a in embedded.app.apps if a.title == "Interviews"]  # type: ignore[attr-defined]
+    store = interviews_app.state.container.interviews()
+    states = [
+        store.mapper.transcoder.decode(e.state)
+        for e in store.recorder.select_events(UUID(interview))
+    ]
+    assert [trace_id_from(state["trace_context"]) for state in states] == [
+        trace_id_from(invited.headers["traceparent"]),
+        trace_id_from(cancelled.headers["traceparent"]),
+    ], "each event keeps the trace of the command that recorded it"
+
+    auditor = auth("auditor-1", "auditor")
+    verified = embedded.get(f"/audit/interviews/{interview}/verify", headers=auditor)
+    assert verified.json() == {"ok": True, "checked": 2, "broken": None}
+    events = embedded.get(f"/audit/interviews/{interview}/events", headers=auditor).json()
+    assert "trace_context" not in str(events)
