@@ -38,7 +38,7 @@ from opentelemetry.instrumentation.propagators import (
 )
 from opentelemetry.propagators.textmap import Setter, default_setter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -67,7 +67,10 @@ def setup_tracing(service: str) -> TracerProvider | None:
         if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
             return None
         attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service}
-        provider = TracerProvider(resource=Resource.create(attributes))
+        provider = TracerProvider(
+            resource=Resource.create(attributes),
+            sampler=NoOrphanClientSpans(sampling._get_from_env_or_default()),
+        )
         for exporter in _exporters():
             provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
@@ -75,6 +78,35 @@ def setup_tracing(service: str) -> TracerProvider | None:
         _instrument_database_driver()
         _provider = provider
         return provider
+
+
+class NoOrphanClientSpans(sampling.Sampler):
+    """``OTEL_TRACES_SAMPLER``'s choice, except that a client span with no parent
+    starts no trace: the database statements of polls, health checks and batch
+    bookkeeping, outside any command, would each be a one-span trace."""
+
+    def __init__(self, delegate: sampling.Sampler) -> None:
+        self.delegate = delegate
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> sampling.SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if kind == SpanKind.CLIENT and not parent.is_valid:
+            return sampling.SamplingResult(sampling.Decision.DROP)
+        return self.delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"NoOrphanClientSpans{{{self.delegate.get_description()}}}"
 
 
 def _exporters() -> list[SpanExporter]:

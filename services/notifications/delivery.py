@@ -332,7 +332,8 @@ class DeliveryWorker:
             with continued_span(
                 f"{message.channel} deliver",
                 message.traceparent,
-                kind=SpanKind.CLIENT,
+                # Without a trace to continue (queued outside any), a trace of its own.
+                kind=SpanKind.CLIENT if message.traceparent else SpanKind.INTERNAL,
                 attributes={
                     "notification.id": message.notification_id,
                     "delivery.id": message.delivery_id,

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, Recording
-from opentelemetry.trace import SpanKind
 
 from ...common.tracing import current_traceparent, links_to, tracer
 
@@ -119,7 +118,6 @@ class GroupCommitter:
     def _commit(self, batch: list[_Unit]) -> None:
         with tracer().start_as_current_span(
             "interviews group commit",
-            kind=SpanKind.CLIENT,
             links=links_to([u.traceparent for u in batch]),
             attributes={"db.system.name": "event store", "commands": len(batch)},
         ):
