@@ -4,6 +4,11 @@ share the command's trace id; every response carries its ``traceparent``."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace import ReadableSpan
@@ -23,6 +29,7 @@ from services.common.tracing import setup_tracing
 from services.platform import create_platform_app
 from tests.conftest import TEST_SECRET
 from tests.integration.eventflow import wait_until
+from tests.reliability.harness import free_port
 
 GIVEN = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 _EXPORTER: list[InMemorySpanExporter] = []
@@ -210,3 +217,67 @@ def test_the_stored_traceparent_is_outside_the_hash_chain_and_the_audit(
     assert verified.json() == {"ok": True, "checked": 2, "broken": None}
     events = embedded.get(f"/audit/interviews/{interview}/events", headers=auditor).json()
     assert "trace_context" not in str(events)
+
+
+def test_interviewctl_up_writes_its_spans_to_stderr_with_the_console_exporter(
+    tmp_path: Path,
+) -> None:
+    """A real ``interviewctl up`` process: the responses' trace ids are the spans' on stderr."""
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OTEL_") and k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
+    }
+    env |= {
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "AUTH_SECRET": TEST_SECRET,
+        "LOG_LEVEL": "WARNING",
+    }
+    stderr = tmp_path / "stderr.log"
+    with stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "up", "--port", str(port)],
+            env=env | {"DATA_DIR": str(tmp_path / "data")},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert wait_until(lambda: _answers(base + "/healthz"), timeout=60), stderr.read_text()
+        invited = httpx.post(
+            base + "/interviews",
+            json={"job_id": "job-up", "freelancer_id": "freelancer-1", "message": "hello"},
+            headers=auth("client-1", "client"),
+        )
+        assert invited.status_code == 201, invited.text
+        refused = httpx.get(base + "/notifications")
+        assert refused.status_code == 401
+        traces = {trace_id_from(r.headers.get("traceparent")) for r in (invited, refused)}
+        assert None not in traces
+
+        def spans_of(trace_id: str | None) -> set[str]:
+            names = set()
+            for line in stderr.read_text(errors="replace").splitlines():
+                if line.startswith("{") and f'"0x{trace_id}"' in line:
+                    names.add(json.loads(line)["name"])
+            return names
+
+        invited_trace = trace_id_from(invited.headers["traceparent"])
+        wanted = {"POST /interviews", "interviews store", "projections apply"}
+        assert wait_until(lambda: wanted <= spans_of(invited_trace), timeout=30), spans_of(
+            invited_trace
+        )
+        assert wait_until(lambda: bool(spans_of(trace_id_from(refused.headers["traceparent"]))), 10)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
