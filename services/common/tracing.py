@@ -9,7 +9,9 @@ process's composition calls it; nothing happens at import time):
   ``traceparent`` of every response, Kafka header and stored event) but nothing
   is exported.
 - ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``,
-  ``OTEL_PROPAGATORS``, ``OTEL_BSP_*``, ``OTEL_SDK_DISABLED``: as the SDK reads them.
+  ``OTEL_PROPAGATORS`` (what an HTTP request's headers are read with), ``OTEL_BSP_*``,
+  ``OTEL_SDK_DISABLED``: as the SDK reads them. A stored event, a Kafka message and
+  a response always carry the W3C ``traceparent`` (DESIGN).
 
 A command's trace: the HTTP server span (FastAPI instrumentation), the
 ``interviews store`` span around its events' write (the group commit's batch
@@ -169,7 +171,6 @@ class TraceparentResponsePropagator(ResponsePropagator):
         span_context = trace.get_current_span(context).get_span_context()
         if span_context.is_valid:
             setter.set(carrier, TRACEPARENT, traceparent_of(span_context))
-            setter.set(carrier, "Access-Control-Expose-Headers", TRACEPARENT)
 
 
 @cache
