@@ -94,9 +94,11 @@ def _run(
     from .common.logs import configure_logging
     from .common.settings import CommonSettings
     from .common.shutdown import begin_shutdown
+    from .common.tracing import setup_tracing
 
     level = CommonSettings().log_level
     configure_logging(level, service=service)
+    setup_tracing(service)
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -249,11 +251,13 @@ def serve_scheduler(
     _check_database_urls()
 
     from .common.logs import configure_logging
+    from .common.tracing import setup_tracing
     from .interviews.bootstrap import InterviewsContainer
     from .interviews.scheduler import Scheduler
 
     container = InterviewsContainer()
     configure_logging(container.settings.log_level, service="scheduler")
+    setup_tracing("scheduler")
     # The signals wait here; the scheduler thread (which inherits the mask) never sees them.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
@@ -294,9 +298,11 @@ def relay(
     _check_database_urls()
     from .common.logs import configure_logging
     from .common.settings import CommonSettings
+    from .common.tracing import setup_tracing
     from .interviews.relay import RelaySettings, serve
 
     configure_logging(CommonSettings().log_level, service="relay")
+    setup_tracing("relay")
     settings = RelaySettings()
     if metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": metrics_port})

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .asgi_mux import PathMux
 from .common.readiness import ReadinessRules
 from .common.runner import ConsumerRunner
+from .common.tracing import setup_tracing
 from .interviews.bootstrap import InterviewsContainer, create_app
 from .interviews.scheduler import SchedulerCollector
 
@@ -40,6 +41,7 @@ def create_platform_app() -> PathMux:
     from .projections.bootstrap import ProjectionsContainer
     from .projections.bootstrap import create_app as create_projections_app
 
+    setup_tracing("platform")
     interviews = InterviewsContainer()
     with_kafka = bool(interviews.settings.kafka_bootstrap_servers)
     feed: dict[str, Any] = {}

@@ -37,12 +37,14 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from kafka import ConsumerRebalanceListener
+from opentelemetry.trace import SpanKind
 
 from ..contracts import DLQ_TOPIC, EventEnvelope, UnsupportedEventError, decode_envelope
 from .consumer import ConsumerSpec
 from .db import DATABASE_OUTAGES
 from .logs import EventLogContext, trace_id_from
 from .readiness import NotReadyError, ReadinessRules, schema_problem
+from .tracing import continued_span
 
 log = logging.getLogger(__name__)
 
@@ -478,7 +480,10 @@ class ConsumerRunner:
             handler = self.spec.handlers.get(envelope.type)
             if handler is not None:
                 try:
-                    with _event_log_context(record, envelope):
+                    with (
+                        self._span(record, envelope),
+                        _event_log_context(record, envelope),
+                    ):
                         handler(conn, envelope)
                 except INFRASTRUCTURE_ERRORS:
                     raise
@@ -495,6 +500,25 @@ class ConsumerRunner:
         self.stats.duplicates += duplicates
         self.metrics.processed.labels(self.group).inc(len(done))
         self.metrics.duplicates.labels(self.group).inc(duplicates)
+
+    def _span(
+        self, record: SourceRecord, envelope: EventEnvelope
+    ) -> contextlib.AbstractContextManager[Any]:
+        """The consumer span of one event, continuing the command's trace: from the
+        Kafka ``traceparent`` header, or (embedded) the envelope read in-process."""
+        return continued_span(
+            f"{self.group} apply",
+            _traceparent(record) or envelope.traceparent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka" if record.topic else "event store",
+                "messaging.operation.type": "process",
+                "messaging.consumer.group.name": self.group,
+                "messaging.message.id": str(envelope.id),
+                "interview.id": str(envelope.interview_id),
+                "event.type": envelope.type,
+            },
+        )
 
     def _apply_carefully(self, item: tuple[SourceRecord, EventEnvelope | None]) -> None:
         """One event in its own transaction, retried with backoff, else parked."""
@@ -688,14 +712,10 @@ def _event_log_context(
     """Log lines written while one event is applied carry its ids."""
     if envelope is None:
         return contextlib.nullcontext()
-    trace_id = None
-    for key, value in record.headers:
-        if key == "traceparent":
-            trace_id = trace_id_from(value)
     return EventLogContext(
         envelope.correlation_id,
         envelope.interview_id,
-        trace_id or trace_id_from(envelope.correlation_id),
+        trace_id_from(_traceparent(record) or envelope.traceparent or envelope.correlation_id),
     )
 
 
@@ -703,6 +723,13 @@ def _event_log_context(
 TABLES_LOCK_KEY = int.from_bytes(
     hashlib.sha256(b"consumer-runner-tables").digest()[:8], "big", signed=True
 )
+
+
+def _traceparent(record: SourceRecord) -> bytes | None:
+    for key, value in record.headers:
+        if key == "traceparent":
+            return value
+    return None
 
 
 def create_tables(engine: sa.Engine, extra: Iterable[sa.MetaData] = ()) -> None:

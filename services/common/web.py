@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .auth import AuthError, Principal, decode_token
 from .logs import bind_log_context, trace_id_from, unbind_log_context
 from .readiness import schema_problem
+from .tracing import instrument_app
 
 log = logging.getLogger("http")
 
@@ -231,8 +232,10 @@ class Metrics:
 
 
 def install_observability(app: FastAPI, metrics: Metrics) -> None:
-    """Request metrics, one structured log line per request, a request id header."""
+    """Request metrics, one structured log line per request, a request id header,
+    and the request's server span with its ``traceparent`` on every response."""
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    instrument_app(app, metrics.service)
 
 
 class ObservabilityMiddleware:

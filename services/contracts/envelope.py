@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 TOPIC = "interviews.events"
 DLQ_TOPIC = "interviews.events.dlq"
@@ -158,6 +158,27 @@ class EventEnvelope(BaseModel):
     correlation_id: str
     causation_id: str
     data: dict[str, Any]
+    # The W3C traceparent of the command that recorded the event, where known. It
+    # travels beside the envelope (a Kafka header, or in-process), never in its JSON.
+    _traceparent: str | None = PrivateAttr(default=None)
+
+    @property
+    def traceparent(self) -> str | None:
+        return self._traceparent
+
+    def traced(self, traceparent: str | None) -> EventEnvelope:
+        """This envelope, carrying ``traceparent`` beside its fields."""
+        self._traceparent = traceparent
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        """Equal fields: the event is the same whichever trace carried it."""
+        if not isinstance(other, EventEnvelope):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(self.id)
 
     def typed_data(self) -> _Data:
         return DATA_MODELS[self.type].model_validate(self.data)

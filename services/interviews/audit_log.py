@@ -38,6 +38,7 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
+from .adapters.group_commit import TRACE_CONTEXT
 from .domain.hashing import GENESIS, chain_hash
 from .domain.interview import BASE_FIELDS, META_FIELDS, Interview
 
@@ -113,7 +114,12 @@ class RecordedEvent:
         class_version: int,
         recorded: dict[str, Any],
     ) -> RecordedEvent:
-        """Builds the domain event like the event store's mapper: upcast, then construct."""
+        """Builds the domain event like the event store's mapper: upcast, then construct.
+
+        The command's ``traceparent`` stored beside the fields is left out: it is
+        not part of the event, and the hash never covered it.
+        """
+        recorded = {k: v for k, v in recorded.items() if k != TRACE_CONTEXT}
         record = cls(interview_id, version, position, event_class, class_version, recorded)
         if event_class is None:
             record.error = "not an interview event type"

@@ -23,6 +23,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 import sqlalchemy as sa
 
+from ..common.tracing import current_traceparent
 from ..contracts import EventEnvelope
 from .adapters.tables import (
     attempts,
@@ -66,27 +67,30 @@ class NotificationRecorder:
         conn: sa.Connection,
         events: Sequence[EventEnvelope],
         calendars: Mapping[UUID, CalendarChange] | None = None,
+        traceparents: Mapping[str, str | None] | None = None,
     ) -> int:
         """The drafts of many events (a consumer batch), in a few statements, each
-        written in its recipient's time zone as stored now. ``calendars`` (by event
-        id, from ``ReminderIndex.apply``): the meeting's calendar event as that event
-        left it, stored in the details so the e-mail carries it as an ``.ics``."""
+        written in its recipient's time zone as stored now.
+
+        ``calendars`` (by event id, from ``ReminderIndex.apply``): the meeting's
+        calendar event as that event left it, stored in the details so the e-mail
+        carries it as an ``.ics``. ``traceparents``: by event id, the span that
+        applied it (its deliveries continue that trace); else the current span's."""
         zones = time_zones(conn, {u for e in events for u in (e.client_id, e.freelancer_id)})
         calendars = calendars or {}
-        return self.record(
-            conn,
-            [
-                draft
-                for event in events
-                for draft in drafts_for_event(
-                    event,
-                    zones,
-                    calendar=calendars.get(event.id),
-                )
-            ],
-        )
+        drafts = [
+            draft
+            for event in events
+            for draft in drafts_for_event(event, zones, calendar=calendars.get(event.id))
+        ]
+        return self.record(conn, drafts, traceparents)
 
-    def record(self, conn: sa.Connection, drafts: Sequence[Draft]) -> int:
+    def record(
+        self,
+        conn: sa.Connection,
+        drafts: Sequence[Draft],
+        traceparents: Mapping[str, str | None] | None = None,
+    ) -> int:
         """Records drafts not yet recorded (by their stable id); returns how many were new.
 
         One statement in the common case: the inbox rows, which also say whether
@@ -116,13 +120,20 @@ class NotificationRecorder:
                 for d in drafts
             ],
             now,
+            traceparents,
         )
 
     def record_notice(self, conn: sa.Connection, notice: dict[str, Any]) -> bool:
         """Records a system notice (``webhook_disabled_notice``) with its e-mail; True if new."""
         return self._record(conn, [notice], self.clock()) == 1
 
-    def _record(self, conn: sa.Connection, rows: list[dict[str, Any]], now: datetime) -> int:
+    def _record(
+        self,
+        conn: sa.Connection,
+        rows: list[dict[str, Any]],
+        now: datetime,
+        traceparents: Mapping[str, str | None] | None = None,
+    ) -> int:
         if not rows:
             return 0
         by_id = {row["id"]: row for row in rows}
@@ -138,7 +149,9 @@ class NotificationRecorder:
                 )
             ).all()
         outbox = []
+        current = current_traceparent()
         for draft in new:
+            traceparent = (traceparents or {}).get(draft.get("event_id") or "", current)
             targets: list[tuple[str, str | None, str | None]] = [
                 ("webhook", hook.id, None)
                 for hook in hooks
@@ -165,6 +178,7 @@ class NotificationRecorder:
                     "created_at": now,
                     "updated_at": now,
                     "delivered_at": None,
+                    "traceparent": traceparent,
                 }
                 for channel, hook_id, address in targets
             ]
@@ -495,6 +509,7 @@ class Inbox:
                         next_attempt_at=now,
                         created_at=now,
                         updated_at=now,
+                        traceparent=current_traceparent(),
                     )
                 )
             row = conn.execute(sa.select(deliveries).where(deliveries.c.id == new_id)).mappings()

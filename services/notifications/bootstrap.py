@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request
 from ..common.consumer import ConsumerSpec, PerTransaction
 from ..common.db import create_engine
 from ..common.runner import ConsumerRunner
+from ..common.tracing import current_traceparent
 from ..common.web import (
     Metrics,
     health_router,
@@ -240,19 +241,24 @@ def consumer_spec(
     and e-mails go out at once, and the reminder worker if a deadline was opened."""
     recorder, index = container.recorder, container.reminder_index
     opened = index.opened
-    pending: PerTransaction[EventEnvelope] = PerTransaction("notifications.pending")
+    pending: PerTransaction[tuple[EventEnvelope, str | None]] = PerTransaction(
+        "notifications.pending"
+    )
 
     def handler(conn: sa.Connection, event: EventEnvelope) -> None:
-        pending.add(conn, event)
+        # With the span applying it: the event's deliveries continue its trace.
+        pending.add(conn, (event, current_traceparent()))
 
     def flush(conn: sa.Connection) -> None:
         # The batch's inbox rows, deliveries and deadlines in a few statements
         # rather than two or three per event.
-        events = pending.take(conn)
-        if events:
+        taken = pending.take(conn)
+        if taken:
+            events = [event for event, _ in taken]
             # The index first: it folds the meetings' calendar sequences the e-mails carry.
             calendars = index.apply(conn, events)
-            recorder.record_events(conn, events, calendars)
+            traceparents = {str(event.id): traceparent for event, traceparent in taken}
+            recorder.record_events(conn, events, calendars, traceparents)
 
     def committed(position: int) -> None:
         nonlocal opened

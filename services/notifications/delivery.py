@@ -23,8 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from opentelemetry.trace import SpanKind, StatusCode
 
 from ..common.loop import BackgroundLoop, until_idle
+from ..common.tracing import continued_span
 from .adapters.tables import (
     attempts,
     deliveries,
@@ -77,6 +79,7 @@ class OutgoingMessage:
     previous_secret: str | None = None
     # An e-mail's meeting invitation (``meeting_invitation``): built into an .ics.
     calendar: Mapping[str, Any] | None = None
+    traceparent: str | None = None  # of the span that queued it
 
 
 @dataclass(frozen=True)
@@ -288,6 +291,7 @@ class DeliveryWorker:
                 deliveries.c.channel,
                 deliveries.c.address,
                 deliveries.c.webhook_id,
+                deliveries.c.traceparent,
                 webhooks.c.url,
                 webhooks.c.secret,
                 webhooks.c.active.label("webhook_active"),
@@ -325,6 +329,7 @@ class DeliveryWorker:
                     webhook_active=row["webhook_active"] is not False,
                     previous_secret=previous,
                     calendar=meeting_invitation(row) if row["channel"] == "email" else None,
+                    traceparent=row["traceparent"],
                 )
             )
         return messages
@@ -342,10 +347,23 @@ class DeliveryWorker:
         elif sender is None:
             result = SendResult(False, None, f"channel {message.channel!r} is not configured here")
         else:
-            try:
-                result = sender.send(message, started)
-            except Exception as error:  # noqa: BLE001 - any failure is a failed attempt
-                result = SendResult(False, None, f"{type(error).__name__}: {error}"[:500])
+            with continued_span(
+                f"{message.channel} deliver",
+                message.traceparent,
+                # Without a trace to continue (queued outside any), a trace of its own.
+                kind=SpanKind.CLIENT if message.traceparent else SpanKind.INTERNAL,
+                attributes={
+                    "notification.id": message.notification_id,
+                    "delivery.id": message.delivery_id,
+                    "delivery.attempt": message.attempt,
+                },
+            ) as span:
+                try:
+                    result = sender.send(message, started)
+                except Exception as error:  # noqa: BLE001 - any failure is a failed attempt
+                    result = SendResult(False, None, f"{type(error).__name__}: {error}"[:500])
+                if not result.ok:
+                    span.set_status(StatusCode.ERROR, result.error or "not delivered")
         duration_ms = (time.perf_counter() - t0) * 1000
         try:
             self._finish(message, result, started, duration_ms)

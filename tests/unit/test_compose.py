@@ -141,3 +141,28 @@ def test_monitoring_mounts_the_deploy_files() -> None:
         for path in files:
             assert path in sources, f"{name} does not mount {path}"
             assert (ROOT / path).is_file()
+
+
+def test_every_service_sends_its_traces_to_the_collector_which_forwards_them_to_jaeger() -> None:
+    services = compose()["services"]
+    collector = services["otel-collector"]
+    config_path = next(
+        v.split(":")[0].removeprefix("./")
+        for v in collector["volumes"]
+        if v.split(":")[1] in " ".join(collector["command"])
+    )
+    config = yaml.safe_load((ROOT / config_path).read_text())
+    http = config["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    receiver = f"http://otel-collector:{http.rsplit(':', 1)[1]}"
+    for name, service in app_services().items():
+        env = service["environment"]
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == receiver, f"{name} sends traces elsewhere"
+        assert env["OTEL_TRACES_EXPORTER"] in ("otlp", "${OTEL_TRACES_EXPORTER:-otlp}"), name
+    (pipeline,) = config["service"]["pipelines"].values()
+    assert pipeline["receivers"] == ["otlp"]
+    (exporter,) = pipeline["exporters"]
+    assert config["exporters"][exporter]["endpoint"] == "jaeger:4317"
+    jaeger = services["jaeger"]
+    assert jaeger["image"].startswith("jaegertracing/all-in-one:")
+    assert jaeger["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    assert "16686:16686" in jaeger["ports"], "the trace viewer is reachable from the host"

@@ -12,6 +12,7 @@ from pydantic_core import to_jsonable_python
 from ...contracts import SCHEMA_VERSIONS, ActorRef, EventEnvelope
 from ..domain import Interview
 from ..domain.interview import BASE_FIELDS, META_FIELDS
+from .group_commit import TRACE_CONTEXT
 
 TYPE_NAMES: dict[type[Any], str] = {
     Interview.Invited: "interview.invited",
@@ -67,7 +68,7 @@ def to_envelope(
         correlation_id=event.correlation_id,
         causation_id=event.causation_id,
         data=_jsonable(data),
-    )
+    ).traced(getattr(event, TRACE_CONTEXT, None))
 
 
 @cache

@@ -6,6 +6,10 @@ with threads. Here request threads hand their new events to one committer
 thread, which writes everything that has queued up in a single transaction.
 A batch that fails on a version conflict is retried unit by unit, so exactly
 the commands that lost their race see the conflict.
+
+Each command's events are stamped with its ``traceparent`` (an extra key of the
+stored event's state, outside the dataclass fields the hash chain covers), and
+the batch's span links every command it wrote.
 """
 
 from __future__ import annotations
@@ -19,9 +23,15 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError, Recording
 
+from ...common.tracing import current_traceparent, links_to, tracer
+
 log = logging.getLogger(__name__)
 
 RecordFn = Callable[[list[Any], list[Any]], list[Recording[Any]]]
+
+# The key under which a stored event keeps the traceparent of the command that
+# recorded it. Not a field of the domain event: the hash chain never covers it.
+TRACE_CONTEXT = "trace_context"
 
 
 @dataclass
@@ -31,6 +41,7 @@ class _Unit:
     done: threading.Event = field(default_factory=threading.Event)
     recordings: list[Recording[Any]] = field(default_factory=list)
     error: BaseException | None = None
+    traceparent: str | None = None
 
 
 class GroupCommitter:
@@ -51,10 +62,18 @@ class GroupCommitter:
         events = [e for agg in aggregates for e in agg.collect_events()]
         if not events:
             return []
-        unit = _Unit(events=events, aggregates=list(aggregates))
-        self._ensure_started()
-        self._queue.put(unit)
-        unit.done.wait()
+        with tracer().start_as_current_span(
+            "interviews store", attributes={"db.operation.batch.size": len(events)}
+        ):
+            traceparent = current_traceparent()
+            if traceparent is not None:
+                for event in events:
+                    # Frozen dataclasses: the stored state is the event's __dict__.
+                    object.__setattr__(event, TRACE_CONTEXT, traceparent)
+            unit = _Unit(events=events, aggregates=list(aggregates), traceparent=traceparent)
+            self._ensure_started()
+            self._queue.put(unit)
+            unit.done.wait()
         if unit.error is not None:
             raise unit.error
         return unit.recordings
@@ -97,6 +116,14 @@ class GroupCommitter:
             self._commit(batch)
 
     def _commit(self, batch: list[_Unit]) -> None:
+        with tracer().start_as_current_span(
+            "interviews group commit",
+            links=links_to([u.traceparent for u in batch]),
+            attributes={"db.system.name": "event store", "commands": len(batch)},
+        ):
+            self._commit_batch(batch)
+
+    def _commit_batch(self, batch: list[_Unit]) -> None:
         try:
             recordings = self._record(
                 [e for u in batch for e in u.events],

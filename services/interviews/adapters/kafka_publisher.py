@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
+from opentelemetry.trace import SpanKind
+
 from ...common.kafka import (
     DLQ_TOPIC_CONFIG,
     UNLIMITED_RETENTION,
@@ -12,6 +14,7 @@ from ...common.kafka import (
     ensure_topics,
     producer_settings,
 )
+from ...common.tracing import context_from, traceparent_of, tracer
 from ...contracts import EventEnvelope
 from ...contracts.envelope import CONTENT_TYPE
 
@@ -40,14 +43,18 @@ class EventPublisher(Protocol):
     def close(self, timeout: float = 5.0) -> None: ...
 
 
-def headers_for(envelope: EventEnvelope) -> list[tuple[str, bytes]]:
+def headers_for(envelope: EventEnvelope, traceparent: str | None = None) -> list[tuple[str, bytes]]:
+    """The message's headers; ``traceparent`` is the producer span's, else (an event
+    recorded before traces were kept) a correlation id that is one."""
     headers = [
         ("type", envelope.type.encode()),
         ("schema_version", str(envelope.schema_version).encode()),
         ("content-type", CONTENT_TYPE.encode()),
     ]
-    if len(envelope.correlation_id) == 55 and TRACEPARENT.match(envelope.correlation_id):
-        headers.append(("traceparent", envelope.correlation_id.encode()))
+    if traceparent is None and TRACEPARENT.match(envelope.correlation_id):
+        traceparent = envelope.correlation_id
+    if traceparent is not None:
+        headers.append(("traceparent", traceparent.encode()))
     return headers
 
 
@@ -87,12 +94,28 @@ class KafkaPublisher:
         )
 
     def publish(self, envelope: EventEnvelope) -> Delivery:
-        return self._producer.send(  # type: ignore[no-any-return]
-            self.topic,
-            key=str(envelope.interview_id).encode(),
-            value=envelope.to_bytes(),
-            headers=headers_for(envelope),
+        """Sends one event, in a producer span continuing the command's trace."""
+        span = tracer().start_span(
+            f"{self.topic} publish",
+            context_from(envelope.traceparent),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": self.topic,
+                "messaging.message.id": str(envelope.id),
+            },
         )
+        try:
+            span_context = span.get_span_context()
+            traceparent = traceparent_of(span_context) if span_context.is_valid else None
+            return self._producer.send(  # type: ignore[no-any-return]
+                self.topic,
+                key=str(envelope.interview_id).encode(),
+                value=envelope.to_bytes(),
+                headers=headers_for(envelope, traceparent),
+            )
+        finally:
+            span.end()
 
     def flush(self, timeout: float) -> bool:
         from kafka.errors import KafkaTimeoutError

@@ -103,6 +103,8 @@ deliveries = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("delivered_at", UtcDateTime, nullable=True),
+    # The W3C traceparent of the span that queued it: its sending continues that trace.
+    sa.Column("traceparent", sa.String(55), nullable=True),
     sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
 )
 

@@ -127,6 +127,7 @@ class Workers:
 
 def main(argv: list[str] | None = None) -> None:
     from ...common.logs import configure_logging
+    from ...common.tracing import setup_tracing
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-consumer", action="store_true", help="do not consume events")
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     container = NotificationsContainer()
     configure_logging(container.settings.log_level, service="notifications")
+    setup_tracing("notifications")
     # The signals wait here; the worker threads (which inherit the mask) never see them.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)

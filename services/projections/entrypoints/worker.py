@@ -75,9 +75,11 @@ class ConsumerWorker:
 
 def main() -> None:
     from ...common.logs import configure_logging
+    from ...common.tracing import setup_tracing
 
     container = ProjectionsContainer()
     configure_logging(container.settings.log_level, service="projections")
+    setup_tracing("projections")
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     worker = ConsumerWorker(container).start()
