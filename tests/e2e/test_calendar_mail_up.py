@@ -125,6 +125,11 @@ def test_each_mailed_invitation_matches_the_feed_at_that_moment(
     client, freelancer = f"client-1@{DOMAIN}", f"freelancer-1@{DOMAIN}"
     soon = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
 
+    service = {
+        "Authorization": "Bearer " + _cli("token", "--sub", "jobs", "--role", "service", env=env)
+    }
+    job = http.put("/jobs/job-cal", json={"client_id": "client-1"}, headers=service)
+    assert job.status_code == 201, job.text
     invited = http.post(
         "/interviews",
         json={"job_id": "job-cal", "freelancer_id": "freelancer-1"},

@@ -29,6 +29,7 @@ from services.common.tracing import setup_tracing
 from services.platform import create_platform_app
 from tests.conftest import TEST_SECRET
 from tests.integration.eventflow import wait_until
+from tests.jobs import register_job
 from tests.reliability.harness import free_port
 
 GIVEN = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -145,6 +146,7 @@ def test_one_command_is_one_trace_through_store_consumers_and_delivery(
             headers=freelancer,
         )
         assert hook.status_code == 201, hook.text
+        register_job(embedded, "job-trace", "client-1")
         invited = embedded.post(
             "/interviews",
             json={"job_id": "job-trace", "freelancer_id": "freelancer-1", "message": "hello"},
@@ -190,6 +192,7 @@ def test_the_stored_traceparent_is_outside_the_hash_chain_and_the_audit(
     spans: InMemorySpanExporter, embedded: TestClient
 ) -> None:
     client = auth("client-1", "client")
+    register_job(embedded, "job-audit", "client-1")
     invited = embedded.post(
         "/interviews",
         json={"job_id": "job-audit", "freelancer_id": "freelancer-1", "message": "hello"},
@@ -247,6 +250,7 @@ def test_interviewctl_up_writes_its_spans_to_stderr_with_the_console_exporter(
     try:
         base = f"http://127.0.0.1:{port}"
         assert wait_until(lambda: _answers(base + "/healthz"), timeout=60), stderr.read_text()
+        register_job(httpx, "job-up", "client-1", base_url=base)
         invited = httpx.post(
             base + "/interviews",
             json={"job_id": "job-up", "freelancer_id": "freelancer-1", "message": "hello"},

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tests.jobs import register_job
 from tests.reliability.harness import Platform, bearer, fresh_databases, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -163,6 +164,7 @@ def test_one_command_is_one_trace_across_the_api_relay_consumers_and_delivery(
             headers=bearer("freelancer-t", "freelancer"),
         )
         assert hook.status_code == 201, hook.text
+        register_job(httpx, "job-t", "client-t", base_url=platform["interviews-api"].url)
         invited = httpx.post(
             platform["interviews-api"].url + "/interviews",
             json={"job_id": "job-t", "freelancer_id": "freelancer-t", "message": "hello"},
