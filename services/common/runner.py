@@ -40,6 +40,7 @@ from sqlalchemy import exc as sa_exc
 from ..contracts import DLQ_TOPIC, EventEnvelope, UnsupportedEventError, decode_envelope
 from .consumer import ConsumerSpec
 from .logs import EventLogContext, trace_id_from
+from .migrations import History, SchemaError, migrate
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,16 @@ parked_events = sa.Table(
     sa.UniqueConstraint("group", "event_id", name="uq_parked_group_event"),
     sa.Index("ix_parked_group_interview", "group", "interview_id"),
 )
+
+# The runner's tables are a migration history of their own, applied to every
+# database a consumer writes to (services/common/runner_migrations).
+RUNNER_HISTORY = History(
+    name="runner",
+    package="services.common.runner_migrations",
+    metadata=runner_metadata,
+    first_release_tables=("processed_events", "consumer_offsets", "consumer_positions",
+                          "parked_events"),
+)  # fmt: skip
 
 # Errors of the consumer's database itself (down, disconnected): never a reason to
 # park an event; the runner backs off and replays the batch instead.
@@ -295,9 +306,12 @@ class ConsumerRunner:
         backoff = 0.2
         while not self._stop.is_set():
             try:
-                create_tables(self.engine, self.spec.metadata)
+                migrate_consumer_database(self.spec)
                 self.source.open(self)
                 break
+            except SchemaError as error:
+                log.error("consumer %s: cannot start: %s", self.group, error)
+                return
             except Exception as error:
                 log.warning("consumer %s: cannot start (%s), retrying", self.group, error)
                 self._stop.wait(backoff)
@@ -568,10 +582,15 @@ def _event_log_context(
     )
 
 
-def create_tables(engine: sa.Engine, extra: Iterable[sa.MetaData] = ()) -> None:
-    runner_metadata.create_all(engine)
-    for metadata in extra:
-        metadata.create_all(engine)
+def migrate_consumer_database(spec: ConsumerSpec) -> None:
+    """The runner's tables and the service's own (``spec.histories``) at their heads
+    in the consumer's database (or ``SchemaError`` if it must not be used)."""
+    migrate(
+        spec.engine,
+        [RUNNER_HISTORY, *spec.histories],
+        auto=spec.auto_migrate,
+        database=f"database of consumer {spec.group}",
+    )
 
 
 def _one_of(conn: sa.Connection, column: sa.Column[str], values: list[str]) -> Any:
@@ -1085,7 +1104,7 @@ def prune_processed(engine: sa.Engine, group: str, keep_positions: int) -> int:
     its effects are guarded by the views' versions and the notifications' stable ids."""
     if keep_positions < 0:
         raise ValueError("keep_positions must be 0 or more")
-    create_tables(engine)
+    migrate(engine, [RUNNER_HISTORY])
     with engine.begin() as conn:
         newest = conn.execute(
             sa.select(sa.func.max(processed_events.c.position)).where(
@@ -1117,7 +1136,6 @@ def count_parked(engine: sa.Engine, group: str) -> int:
 def list_parked(
     engine: sa.Engine, group: str, interview_id: str | None = None
 ) -> list[ParkedEvent]:
-    create_tables(engine)
     query = sa.select(parked_events).where(parked_events.c.group == group)
     if interview_id:
         query = query.where(parked_events.c.interview_id == interview_id)
@@ -1139,7 +1157,7 @@ def retry_parked(spec: ConsumerSpec, interview_id: str | None = None) -> RetryRe
     with the new error, and so do the events after it).
     """
     report = RetryReport()
-    create_tables(spec.engine, spec.metadata)
+    migrate_consumer_database(spec)
     parked = list_parked(spec.engine, spec.group, interview_id)
     by_interview: dict[str, list[ParkedEvent]] = {}
     for event in parked:
@@ -1200,7 +1218,7 @@ def skip_parked(
     """
     if not event_id and not interview_id:
         raise ValueError("name an event id or an interview id to skip")
-    create_tables(engine)
+    migrate(engine, [RUNNER_HISTORY])
     query = sa.select(parked_events).where(parked_events.c.group == group)
     if event_id:
         query = query.where(parked_events.c.event_id == event_id)

@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class CommonSettings(BaseSettings):
     """DESIGN's environment: DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, AUTH_SECRET, DATA_DIR,
-    LOG_LEVEL."""
+    LOG_LEVEL, AUTO_MIGRATE."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
@@ -22,6 +22,9 @@ class CommonSettings(BaseSettings):
     data_dir: Path = Path("./data")
     log_level: str = "INFO"
     topic: str = Field(default="interviews.events", alias="EVENTS_TOPIC")
+    # Migrate the service's database on start (under a lock); false: refuse to start
+    # while it is behind, and leave it to ``interviewctl migrate``.
+    auto_migrate: bool = True
 
     @property
     def embedded(self) -> bool:

@@ -73,7 +73,6 @@ class PositionStore:
     def __init__(self, engine: sa.Engine, topic: str) -> None:
         self.engine = engine
         self.topic = topic
-        metadata.create_all(engine)
 
     def load(self) -> int:
         with self.engine.connect() as conn:

@@ -40,10 +40,9 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..common.db import create_engine
-from .adapters.leases import Lease, leader_lease, lock_key, new_holder, upsert_insert
+from .adapters.leases import Lease, leader_lease, new_holder, upsert_insert
 from .application import InterviewNotFoundError, InterviewsApplication
 from .domain import Interview, NotYetDueError, TransitionNotAllowedError
 from .settings import InterviewsSettings
@@ -51,8 +50,6 @@ from .settings import InterviewsSettings
 log = logging.getLogger(__name__)
 
 FOLLOWER = "deadlines"
-# Serialises CREATE TABLE across instances (advisory locks are per database already).
-SCHEMA_LOCK_KEY = lock_key("interviews.deadline-scheduler") ^ 1
 RETRY_SECONDS = 1.0  # pause before retrying deadlines whose expiry failed
 MIN_PAUSE_SECONDS = 0.05  # floor between ticks while rows are due, so nothing spins
 MIN_WAKE_INTERVAL = 0.2  # a burst of commits wakes the loop once, not once per batch
@@ -145,18 +142,7 @@ class DeadlineIndex:
         self.name = name
 
     def create(self) -> None:
-        with self.engine.begin() as conn:
-            if self.engine.dialect.name == "postgresql":
-                # Concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL.
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY}
-                )
-            for table in (DEADLINES, POSITIONS):
-                conn.execute(CreateTable(table, if_not_exists=True))
-            for index in DEADLINES.indexes:
-                conn.execute(CreateIndex(index, if_not_exists=True))
-        # Not in the DDL's transaction: its table locks would wait on a running
-        # instance's index update while that one waits on this insert.
+        """The follower's position row (its tables come from the interviews migrations)."""
         with self.engine.begin() as conn:
             conn.execute(
                 upsert_insert(self.engine, POSITIONS)

@@ -24,6 +24,8 @@ from sqlalchemy import event as sa_event
 
 from ..common.consumer import ConsumerSpec
 from ..common.db import create_engine
+from ..common.migrations import Step, migrate
+from ..common.runner import RUNNER_HISTORY
 from ..common.web import (
     Metrics,
     error_response,
@@ -34,16 +36,17 @@ from ..common.web import (
     install_offline_docs,
 )
 from .adapters.live import LiveWriter
-from .adapters.schema import meta
 from .adapters.sources import KafkaTopicSource, LogReader, LogSource, RebuildSource
 from .adapters.store import (
     ApplyResult,
     Generation,
     current_generation,
     drop_generations,
+    ensure_generation,
     ensure_schema,
 )
 from .application import ProjectionViews, ViewBehindError, ViewsNotReadyError
+from .migrations import HISTORY as PROJECTIONS_HISTORY
 from .rebuild import Progress, RebuildReport, RebuildRunningError, rebuild
 from .settings import ProjectionsSettings
 from .watch import PositionWatch
@@ -142,12 +145,30 @@ class ProjectionsContainer:
                     self._read_engine = engine.execution_options(isolation_level="REPEATABLE READ")
             return self._read_engine
 
+    def migrate(self, *, auto: bool | None = None) -> list[Step]:
+        """The projections database's fixed tables (and the runner's) at the code's
+        migration heads (``AUTO_MIGRATE``; ``auto`` overrides it). The view tables
+        are the generations': a rebuild makes them when their schema changes."""
+        engine = create_engine(self.settings.view_database_url,
+                               self.settings.data_dir / "projections.sqlite")  # fmt: skip
+        try:
+            return migrate(
+                engine,
+                [PROJECTIONS_HISTORY, RUNNER_HISTORY],
+                auto=self.settings.auto_migrate if auto is None else auto,
+                database="projections database",
+            )
+        finally:
+            engine.dispose()
+
     def ensure_schema(self) -> Generation:
-        generation = ensure_schema(self.engine())
-        if not self._schema_ready:
-            self._schema_ready = True
-            if generation.current_schema:
-                drop_generations(self.engine())
+        """The database migrated (once per container) and its current generation."""
+        if self._schema_ready:
+            return ensure_generation(self.engine())
+        generation = ensure_schema(self.engine(), auto_migrate=self.settings.auto_migrate)
+        self._schema_ready = True
+        if generation.current_schema:
+            drop_generations(self.engine())
         return generation
 
     def writer(self) -> LiveWriter:
@@ -256,7 +277,8 @@ def consumer_spec(container: ProjectionsContainer) -> ConsumerSpec:
         engine=container.engine(),
         handlers=container.writer().handlers,
         on_committed=container.on_committed,
-        metadata=(meta,),
+        histories=(PROJECTIONS_HISTORY,),
+        auto_migrate=container.settings.auto_migrate,
     )
 
 

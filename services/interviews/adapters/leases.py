@@ -24,7 +24,6 @@ from uuid import uuid4
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.schema import CreateTable
 
 log = logging.getLogger(__name__)
 
@@ -153,17 +152,12 @@ class LeaseRow:
         self.ttl = ttl
         self.name = name
         self.clock = clock
-        self._created = False
         self._renewed_at: float | None = None
 
     def acquire(self) -> bool:
         now = self.clock()
         if self._renewed_at is not None and now - self._renewed_at < self.ttl / 3:
             return True  # nobody can have taken it yet: spare the database a write
-        if not self._created:
-            with self.engine.begin() as conn:
-                conn.execute(CreateTable(LEASES, if_not_exists=True))
-            self._created = True
         values = {"holder": self.holder, "expires_at": now + self.ttl}
         with self.engine.begin() as conn:
             current = conn.execute(
