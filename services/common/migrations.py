@@ -131,6 +131,22 @@ class Step:
         return f"{self.database}: {self.history} upgraded {self.before} -> {self.after}"
 
 
+@dataclass
+class Report:
+    """What ``migrate`` did to one database: a step per history, and notes (the
+    event store's recorded version)."""
+
+    steps: list[Step]
+    notes: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return any(step.changed for step in self.steps) or bool(self.notes)
+
+    def lines(self) -> list[str]:
+        return [step.describe() for step in self.steps] + self.notes
+
+
 Hook = Callable[[sa.Connection, bool], list[str]]
 
 
@@ -141,7 +157,7 @@ def migrate(
     auto: bool = True,
     database: str = "database",
     after: Hook | None = None,
-) -> list[Step]:
+) -> Report:
     """Brings ``histories`` in the database of ``engine`` to their heads, under a lock.
 
     ``auto=False`` (``AUTO_MIGRATE=false``) changes nothing and raises
@@ -152,18 +168,18 @@ def migrate(
     lines to report.
     """
     steps: list[Step] = []
+    notes: list[str] = []
     with _locked(engine) as conn:
         for history in histories:
             steps.append(_migrate_one(conn, history, auto=auto, database=database))
         if after is not None:
-            notes = after(conn, auto)
+            notes = [f"{database}: {note}" for note in after(conn, auto)]
             conn.commit()
-            for note in notes:
-                log.info("%s: %s", database, note)
-    for step in steps:
-        if step.changed:
-            log.info("%s", step.describe())
-    return steps
+    report = Report(steps, notes)
+    for line in report.lines():
+        if "is current" not in line:
+            log.info("%s", line)
+    return report
 
 
 def current_revision(conn: sa.Connection, history: History) -> str | None:

@@ -18,7 +18,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 
 from ..common.db import create_engine
-from ..common.migrations import Step, migrate
+from ..common.migrations import Report, migrate
 from ..common.web import (
     Metrics,
     health_router,
@@ -162,7 +162,7 @@ class InterviewsContainer:
                     pool.timeout = 1.0
         return self._app
 
-    def migrate(self, *, auto: bool | None = None) -> list[Step]:
+    def migrate(self, *, auto: bool | None = None) -> Report:
         """The service's own tables at the code's migration head (``AUTO_MIGRATE``;
         ``auto`` overrides it), the event store's ``eventsourcing`` version checked
         and recorded. Raises ``SchemaError`` when the database must not be used."""

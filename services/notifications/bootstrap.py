@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 
 from ..common.consumer import ConsumerSpec, PerTransaction
 from ..common.db import create_engine
-from ..common.migrations import Step, migrate
+from ..common.migrations import Report, migrate
 from ..common.runner import RUNNER_HISTORY
 from ..common.web import (
     Metrics,
@@ -118,7 +118,7 @@ class NotificationsContainer:
                 self._engine = engine
         return self._engine
 
-    def migrate(self, *, auto: bool | None = None) -> list[Step]:
+    def migrate(self, *, auto: bool | None = None) -> Report:
         """The notifications database (and the runner's tables in it) at the code's
         migration heads (``AUTO_MIGRATE``; ``auto`` overrides it)."""
         engine = create_engine(self.settings.resolved_database_url(), self.settings.sqlite_path)
@@ -127,7 +127,7 @@ class NotificationsContainer:
         finally:
             engine.dispose()
 
-    def _migrate(self, engine: sa.Engine, auto: bool) -> list[Step]:
+    def _migrate(self, engine: sa.Engine, auto: bool) -> Report:
         return migrate(
             engine,
             [NOTIFICATIONS_HISTORY, RUNNER_HISTORY],

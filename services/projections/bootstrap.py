@@ -24,7 +24,7 @@ from sqlalchemy import event as sa_event
 
 from ..common.consumer import ConsumerSpec
 from ..common.db import create_engine
-from ..common.migrations import Step, migrate
+from ..common.migrations import Report, migrate
 from ..common.runner import RUNNER_HISTORY
 from ..common.web import (
     Metrics,
@@ -145,7 +145,7 @@ class ProjectionsContainer:
                     self._read_engine = engine.execution_options(isolation_level="REPEATABLE READ")
             return self._read_engine
 
-    def migrate(self, *, auto: bool | None = None) -> list[Step]:
+    def migrate(self, *, auto: bool | None = None) -> Report:
         """The projections database's fixed tables (and the runner's) at the code's
         migration heads (``AUTO_MIGRATE``; ``auto`` overrides it). The view tables
         are the generations': a rebuild makes them when their schema changes."""
