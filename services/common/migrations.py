@@ -124,7 +124,7 @@ class Step:
         if self.adopted:
             return (
                 f"{self.database}: {self.history} had the first release's tables and no "
-                f"version: adopted at the baseline, upgraded to {self.after}"
+                f"version: adopted at the baseline, now at {self.after}"
             )
         if self.before is None:
             return f"{self.database}: {self.history} created at {self.after}"
