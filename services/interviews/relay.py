@@ -32,19 +32,11 @@ from pydantic_settings import SettingsConfigDict
 from ..common.settings import CommonSettings
 from .adapters.kafka_publisher import Delivery, EventPublisher
 from .adapters.leases import Lease, leader_lease, new_holder
+from .adapters.tables import relay_position
 from .application import InterviewsApplication
 from .feed import InterviewEventFeed, unhook, wake_on_interview_events
 
 log = logging.getLogger(__name__)
-
-metadata = sa.MetaData()
-relay_position = sa.Table(
-    "relay_position",
-    metadata,
-    sa.Column("topic", sa.String(255), primary_key=True),
-    sa.Column("position", sa.BigInteger, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 
 class RelaySettings(CommonSettings):

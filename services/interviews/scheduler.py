@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -43,6 +43,7 @@ import sqlalchemy as sa
 
 from ..common.db import create_engine
 from .adapters.leases import Lease, leader_lease, new_holder, upsert_insert
+from .adapters.tables import DEADLINES, POSITIONS
 from .application import InterviewNotFoundError, InterviewsApplication
 from .domain import Interview, NotYetDueError, TransitionNotAllowedError
 from .settings import InterviewsSettings
@@ -53,47 +54,6 @@ FOLLOWER = "deadlines"
 RETRY_SECONDS = 1.0  # pause before retrying deadlines whose expiry failed
 MIN_PAUSE_SECONDS = 0.05  # floor between ticks while rows are due, so nothing spins
 MIN_WAKE_INTERVAL = 0.2  # a burst of commits wakes the loop once, not once per batch
-
-
-class UtcDateTime(sa.types.TypeDecorator[datetime]):
-    """Aware UTC datetimes on PostgreSQL and SQLite alike (SQLite stores naive UTC,
-    whose text sorts in time order)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("deadlines are aware datetimes")
-        value = value.astimezone(UTC)
-        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-metadata = sa.MetaData()
-
-DEADLINES = sa.Table(
-    "deadlines",
-    metadata,
-    sa.Column("interview_id", sa.Uuid, primary_key=True),
-    sa.Column("what", sa.String(16), nullable=False),  # "invitation" or "offer"
-    sa.Column("due_at", UtcDateTime, nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),  # of the event that set the deadline
-    sa.Index("deadlines_due_at_idx", "due_at"),
-)
-
-POSITIONS = sa.Table(
-    "scheduler_positions",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("position", sa.BigInteger, nullable=False),
-)
 
 
 @dataclass(frozen=True)

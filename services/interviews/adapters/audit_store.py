@@ -13,30 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
-
 from ..audit_log import Checkpoint
+from .tables import CHECKPOINTS
 
-CHECKPOINTS_TABLE = "audit_checkpoints"
-
-metadata = sa.MetaData()
-
-# The audit log's checkpoints (audit_log.LogChecker); created by the interviews
-# migrations (services/interviews/migrations), written here with the store's own
-# connection.
-CHECKPOINTS = sa.Table(
-    CHECKPOINTS_TABLE,
-    metadata,
-    sa.Column(
-        "position",
-        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
-        primary_key=True,
-        autoincrement=False,
-    ),
-    sa.Column("events", sa.BigInteger, nullable=False),
-    sa.Column("digest", sa.Text, nullable=False),
-    sa.Column("created_at", sa.Text, nullable=False),
-)
+CHECKPOINTS_TABLE = CHECKPOINTS.name
 
 
 @dataclass(frozen=True)

@@ -25,18 +25,9 @@ from uuid import uuid4
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .tables import LEASES
+
 log = logging.getLogger(__name__)
-
-metadata = sa.MetaData()
-
-# Named for its first user; every lease lives here, one row per name.
-LEASES = sa.Table(
-    "scheduler_leases",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("holder", sa.String(200), nullable=False),
-    sa.Column("expires_at", sa.Float, nullable=False),  # epoch seconds of the lease clock
-)
 
 
 def lock_key(name: str) -> int:

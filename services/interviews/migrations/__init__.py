@@ -16,31 +16,12 @@ from importlib.metadata import version
 import sqlalchemy as sa
 
 from ...common.migrations import DatabaseNewerThanCodeError, History, SchemaError
-from ..adapters.audit_store import metadata as audit_metadata
-from ..adapters.leases import metadata as leases_metadata
-from ..relay import metadata as relay_metadata
-from ..scheduler import metadata as scheduler_metadata
-
-event_store_metadata = sa.MetaData()
-
-EVENT_STORE_SCHEMA = sa.Table(
-    "event_store_schema",
-    event_store_metadata,
-    sa.Column("library", sa.String(64), primary_key=True),
-    sa.Column("version", sa.String(32), nullable=False),
-    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
-)
+from ..adapters.tables import EVENT_STORE_SCHEMA, metadata
 
 HISTORY = History(
     name="interviews",
     package=__name__,
-    metadata=(
-        relay_metadata,
-        scheduler_metadata,
-        leases_metadata,
-        audit_metadata,
-        event_store_metadata,
-    ),
+    metadata=metadata,
     first_release_tables=(
         "stored_events",  # the event store on SQLite
         "interviews_events",  # and on PostgreSQL
