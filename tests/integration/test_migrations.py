@@ -253,3 +253,16 @@ def test_serve_with_auto_migrate_off_refuses_a_database_behind(tmp_path: Path) -
 
     assert result.returncode == 2
     assert "AUTO_MIGRATE is false: run `interviewctl migrate`" in result.stderr
+
+
+def test_migrate_says_in_one_line_when_a_database_does_not_answer(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]  # nothing listens once the probe closes
+    env = cli_env(tmp_path, f"postgresql://someone:secret@127.0.0.1:{closed_port}/nowhere")
+
+    result = run_cli("migrate", env=env)
+
+    assert result.returncode == 3, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "secret" not in result.stderr
