@@ -72,6 +72,21 @@ def _check_can_listen(host: str, port: int) -> None:
         raise CliError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
 
 
+def _check_schemas(*services: str) -> None:
+    """Before a service starts: its database migrated (``AUTO_MIGRATE``, under a lock)
+    or checked. A database newer than the code, or behind it with AUTO_MIGRATE=false,
+    is one line and exit 2 now. A database that does not answer is left to the
+    service, which answers 503 and migrates once it is back."""
+    import sqlalchemy as sa
+
+    from .databases import migrate_databases
+
+    try:
+        migrate_databases(services)
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError):
+        return
+
+
 # In-flight requests get this long to finish after SIGTERM; open streams end
 # within a second of it (``services.common.shutdown``).
 GRACEFUL_SHUTDOWN_S = 10
@@ -141,6 +156,7 @@ def up(
     _apply_data_dir(data_dir)
     _check_database_urls()
     _check_can_listen(host, port)
+    _check_schemas("interviews", "projections", "notifications")
     from .platform import create_platform_app
 
     platform = create_platform_app()
@@ -209,6 +225,7 @@ def serve_interviews(
     _apply_data_dir(data_dir)
     _check_database_urls()
     _check_can_listen(host, port)
+    _check_schemas("interviews")
     if workers > 1:
         _run(
             "services.interviews.bootstrap:app_from_environment", host, port, "interviews", workers
@@ -228,6 +245,7 @@ def serve_notifications(
     _apply_data_dir(data_dir)
     _check_database_urls()
     _check_can_listen(host, port)
+    _check_schemas("notifications")
     from .notifications.bootstrap import NotificationsContainer, create_app
 
     _run(create_app(NotificationsContainer(), workers=True), host, port, "notifications")
@@ -249,6 +267,7 @@ def serve_scheduler(
     Safe to run several (one leads, the others stand by); stops on SIGTERM or Ctrl-C."""
     _apply_data_dir(data_dir)
     _check_database_urls()
+    _check_schemas("interviews")
 
     from .common.logs import configure_logging
     from .common.tracing import setup_tracing
@@ -308,6 +327,7 @@ def relay(
         settings = settings.model_copy(update={"metrics_port": metrics_port})
     if not settings.kafka_bootstrap_servers:
         raise typer.BadParameter("set KAFKA_BOOTSTRAP_SERVERS: the relay publishes to Kafka")
+    _check_schemas("interviews")
     serve(settings)
 
 
@@ -320,9 +340,31 @@ def serve_projections(
     _apply_data_dir(data_dir)
     _check_database_urls()
     _check_can_listen(host, port)
+    _check_schemas("projections")
     from .projections.bootstrap import ProjectionsContainer, create_app
 
     _run(create_app(ProjectionsContainer(), workers=True), host, port, "projections")
+
+
+@app.command()
+def migrate(data_dir: DataDirOpt = None) -> None:
+    """Bring every configured database to the code's schema and say what was done.
+
+    The interviews database (DATABASE_URL, else DATA_DIR/interviews.sqlite: the
+    service's tables and the event store's), the projections database
+    (PROJECTIONS_DATABASE_URL) and the notifications database
+    (NOTIFICATIONS_DATABASE_URL), each with the consumer runner's tables where a
+    consumer writes. Runs whatever AUTO_MIGRATE says; safe while services run
+    (one migrator at a time, under a lock). Exit 2 when a database is newer than
+    this code, 3 when one does not answer."""
+    _apply_data_dir(data_dir)
+    _check_database_urls()
+    from .databases import migrations
+
+    for where, report in migrations(auto=True, event_store=True):
+        typer.echo(f"{where}:")
+        for line in report.lines():
+            typer.echo(f"  {line}")
 
 
 @app.command()

@@ -9,7 +9,8 @@ code  meaning
       digest that differs, an empty export), or a rebuild already running
 2     a usage or user error: a bad argument or setting, a missing or unwritable
       path, a file that is not an export, a database that does not exist, a
-      malformed ``DATABASE_URL``
+      malformed ``DATABASE_URL``, a database newer than the code (or behind it
+      with ``AUTO_MIGRATE=false``)
 3     a dependency is down: the database or the Kafka broker does not answer
 70    an internal error (a bug): one line, the traceback with INTERVIEWCTL_DEBUG=1
 130   interrupted (Ctrl-C)
@@ -90,6 +91,8 @@ def describe(error: BaseException) -> tuple[int, str]:
     # services.common.db imports SQLAlchemy: looked up only once something loaded it.
     if _is(error, DB, "InvalidDatabaseUrlError") or _is(error, DB, "MissingDatabaseError"):
         return EXIT_USAGE, str(error)
+    if _is(error, f"{__package__}.migrations", "SchemaError"):
+        return EXIT_USAGE, str(error)  # a database newer than the code, or not migrated
     if _is(error, DB, "UnreachableDatabaseError"):
         return EXIT_UNAVAILABLE, str(error)
     if type(error).__name__ == "DependencyUnavailableError" or any(

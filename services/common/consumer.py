@@ -14,13 +14,14 @@ collect their writes and make them once per batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
 
 from ..contracts import EventEnvelope
+from .migrations import History
 
 
 class EventHandler(Protocol):
@@ -37,8 +38,10 @@ class ConsumerSpec:
     # Called after each committed batch with the highest event-store position applied
     # (for read-your-writes waits and live updates). Runs outside the transaction.
     on_committed: Callable[[int], None] | None = None
-    # Extra tables/metadata the service wants created before consuming.
-    metadata: Iterable[sa.MetaData] = field(default_factory=tuple)
+    # The service's own migration histories in this database: migrated with the
+    # runner's before consuming (AUTO_MIGRATE), or checked when ``auto_migrate`` is off.
+    histories: Sequence[History] = ()
+    auto_migrate: bool = True
     # Called once per batch after its handlers, in the same transaction: handlers
     # may collect what they would write and write it here in a few set-based
     # statements. A failure here fails the batch like a handler's would (the

@@ -23,7 +23,6 @@ Tables (created on start, in the consumer's database): ``processed_events``,
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import signal
 import threading
@@ -43,6 +42,7 @@ from ..contracts import DLQ_TOPIC, EventEnvelope, UnsupportedEventError, decode_
 from .consumer import ConsumerSpec
 from .db import DATABASE_OUTAGES
 from .logs import EventLogContext, trace_id_from
+from .migrations import History, SchemaError, migrate
 from .readiness import NotReadyError, ReadinessRules, schema_problem
 from .tracing import continued_span
 
@@ -89,6 +89,16 @@ parked_events = sa.Table(
     sa.UniqueConstraint("group", "event_id", name="uq_parked_group_event"),
     sa.Index("ix_parked_group_interview", "group", "interview_id"),
 )
+
+# The runner's tables are a migration history of their own, applied to every
+# database a consumer writes to (services/common/runner_migrations).
+RUNNER_HISTORY = History(
+    name="runner",
+    package="services.common.runner_migrations",
+    metadata=runner_metadata,
+    first_release_tables=("processed_events", "consumer_offsets", "consumer_positions",
+                          "parked_events"),
+)  # fmt: skip
 
 # Errors of the consumer's database itself (down, disconnected): never a reason to
 # park an event; the runner backs off and replays the batch instead.
@@ -337,9 +347,15 @@ class ConsumerRunner:
         backoff = 0.2
         while not self._stop.is_set():
             try:
-                create_tables(self.engine, self.spec.metadata)
+                migrate_consumer_database(self.spec)
                 self.source.open(self)
                 break
+            except SchemaError as error:
+                # Its database does not fit this code (newer, or behind with auto
+                # migration off): say so in readiness, never consume.
+                log.error("consumer %s: cannot start: %s", self.group, error)
+                self.halted = str(error)
+                return
             except Exception as error:
                 self._last_error = f"{type(error).__name__}: {error}"
                 log.warning("consumer %s: cannot start (%s), retrying", self.group, error)
@@ -719,12 +735,6 @@ def _event_log_context(
     )
 
 
-# Serialises creating the bookkeeping tables across processes (see create_tables).
-TABLES_LOCK_KEY = int.from_bytes(
-    hashlib.sha256(b"consumer-runner-tables").digest()[:8], "big", signed=True
-)
-
-
 def _traceparent(record: SourceRecord) -> bytes | None:
     for key, value in record.headers:
         if key == "traceparent":
@@ -732,17 +742,15 @@ def _traceparent(record: SourceRecord) -> bytes | None:
     return None
 
 
-def create_tables(engine: sa.Engine, extra: Iterable[sa.MetaData] = ()) -> None:
-    """The runner's tables (and ``extra``), created once even when several consumers
-    start together: PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a
-    concurrent one, so there it runs under a transaction-scoped advisory lock
-    (SQLite serialises schema changes itself)."""
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": TABLES_LOCK_KEY})
-        runner_metadata.create_all(conn)
-        for metadata in extra:
-            metadata.create_all(conn)
+def migrate_consumer_database(spec: ConsumerSpec) -> None:
+    """The runner's tables and the service's own (``spec.histories``) at their heads
+    in the consumer's database (or ``SchemaError`` if it must not be used)."""
+    migrate(
+        spec.engine,
+        [RUNNER_HISTORY, *spec.histories],
+        auto=spec.auto_migrate,
+        database=f"database of consumer {spec.group}",
+    )
 
 
 def _one_of(conn: sa.Connection, column: sa.Column[str], values: list[str]) -> Any:
@@ -1274,7 +1282,7 @@ def prune_processed(engine: sa.Engine, group: str, keep_positions: int) -> int:
     its effects are guarded by the views' versions and the notifications' stable ids."""
     if keep_positions < 0:
         raise ValueError("keep_positions must be 0 or more")
-    create_tables(engine)
+    migrate(engine, [RUNNER_HISTORY])
     with engine.begin() as conn:
         newest = conn.execute(
             sa.select(sa.func.max(processed_events.c.position)).where(
@@ -1306,7 +1314,6 @@ def count_parked(engine: sa.Engine, group: str) -> int:
 def list_parked(
     engine: sa.Engine, group: str, interview_id: str | None = None
 ) -> list[ParkedEvent]:
-    create_tables(engine)
     query = sa.select(parked_events).where(parked_events.c.group == group)
     if interview_id:
         query = query.where(parked_events.c.interview_id == interview_id)
@@ -1328,7 +1335,7 @@ def retry_parked(spec: ConsumerSpec, interview_id: str | None = None) -> RetryRe
     with the new error, and so do the events after it).
     """
     report = RetryReport()
-    create_tables(spec.engine, spec.metadata)
+    migrate_consumer_database(spec)
     parked = list_parked(spec.engine, spec.group, interview_id)
     by_interview: dict[str, list[ParkedEvent]] = {}
     for event in parked:
@@ -1389,7 +1396,7 @@ def skip_parked(
     """
     if not event_id and not interview_id:
         raise ValueError("name an event id or an interview id to skip")
-    create_tables(engine)
+    migrate(engine, [RUNNER_HISTORY])
     query = sa.select(parked_events).where(parked_events.c.group == group)
     if event_id:
         query = query.where(parked_events.c.event_id == event_id)

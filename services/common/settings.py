@@ -14,7 +14,7 @@ from .readiness import ReadinessRules
 
 class CommonSettings(BaseSettings):
     """DESIGN's environment: DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, AUTH_SECRET, DATA_DIR,
-    LOG_LEVEL."""
+    LOG_LEVEL, AUTO_MIGRATE."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
@@ -40,6 +40,10 @@ class CommonSettings(BaseSettings):
             parked_window=self.consumer_ready_parked_window,
             halt_retry_seconds=self.consumer_halt_retry_seconds,
         )
+
+    # Migrate the service's database on start (under a lock); false: refuse to start
+    # while it is behind, and leave it to ``interviewctl migrate``.
+    auto_migrate: bool = True
 
     @property
     def embedded(self) -> bool:

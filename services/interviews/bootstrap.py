@@ -13,9 +13,12 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+import sqlalchemy as sa
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 
+from ..common.db import create_engine
+from ..common.migrations import Report, migrate
 from ..common.web import (
     Metrics,
     health_router,
@@ -26,6 +29,7 @@ from ..common.web import (
 )
 from .adapters.leases import lock_key
 from .application import InterviewsApplication, utcnow
+from .migrations import HISTORY, check_event_store
 from .settings import InterviewsSettings
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,8 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     psycopg.InterfaceError,
     psycopg_pool.PoolTimeout,
     sqlite3.OperationalError,
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
 )
 
 
@@ -112,6 +118,7 @@ class InterviewsContainer:
         self.clock = clock
         self.create_tables = create_tables
         self._app: InterviewsApplication | None = None
+        self._migrated = False
         self._lock = threading.Lock()
         self.watch: DatabaseWatch | None = None  # started by the HTTP app (PostgreSQL only)
 
@@ -155,7 +162,27 @@ class InterviewsContainer:
                     pool.timeout = 1.0
         return self._app
 
+    def migrate(self, *, auto: bool | None = None) -> Report:
+        """The service's own tables at the code's migration head (``AUTO_MIGRATE``;
+        ``auto`` overrides it), the event store's ``eventsourcing`` version checked
+        and recorded. Raises ``SchemaError`` when the database must not be used."""
+        engine = create_engine(self.settings.database_url, self.sqlite_path)
+        try:
+            steps = migrate(
+                engine,
+                [HISTORY],
+                auto=self.settings.auto_migrate if auto is None else auto,
+                database="interviews database",
+                after=check_event_store,
+            )
+        finally:
+            engine.dispose()
+        self._migrated = True
+        return steps
+
     def _open(self) -> InterviewsApplication:
+        if self.create_tables and not self._migrated:
+            self.migrate()
         with _schema_lock(self.settings.database_url):
             return InterviewsApplication(
                 self.env(),

@@ -39,26 +39,11 @@ from .adapters.leases import (
     new_holder,
     upsert_insert,
 )
+from .adapters.tables import relay_position
 from .application import InterviewsApplication
 from .feed import InterviewEventFeed, unhook, wake_on_interview_events
 
 log = logging.getLogger(__name__)
-
-metadata = sa.MetaData()
-# One row per topic: how far it is published, and who may publish it. ``epoch``
-# grows by one at every change of leader; the position moves only for the holder
-# of the current epoch (fencing: a leader that was paused and wakes up records nothing).
-relay_position = sa.Table(
-    "relay_position",
-    metadata,
-    sa.Column("topic", sa.String(255), primary_key=True),
-    sa.Column("position", sa.BigInteger, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("epoch", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Column("holder", sa.String(200), nullable=True),
-    # The leader's last heartbeat (its own count, compared only with itself).
-    sa.Column("heartbeat", sa.BigInteger, nullable=False, server_default="0"),
-)
 
 
 class RelaySettings(CommonSettings):
@@ -103,8 +88,7 @@ class PositionStore:
     def __init__(self, engine: sa.Engine, topic: str) -> None:
         self.engine = engine
         self.topic = topic
-        metadata.create_all(engine)
-        _add_missing_columns(engine)
+        # The table comes from the interviews migrations; the topic's row is made here.
         with engine.begin() as conn:
             conn.execute(
                 upsert_insert(engine, relay_position)
@@ -183,21 +167,6 @@ class PositionStore:
                 )
                 .values(holder=None)
             )
-
-
-def _add_missing_columns(engine: sa.Engine) -> None:
-    """A ``relay_position`` of an earlier release gets the leadership columns."""
-    with engine.connect() as conn:
-        present = {c["name"] for c in sa.inspect(conn).get_columns(relay_position.name)}
-    for column in relay_position.columns:
-        if column.name in present:
-            continue
-        ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
-        try:
-            with engine.begin() as conn:
-                conn.exec_driver_sql(f'ALTER TABLE "{relay_position.name}" ADD COLUMN {ddl}')
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError):
-            log.debug("another relay added %s first", column.name)
 
 
 class FencedLease:

@@ -54,11 +54,10 @@ from uuid import UUID
 import sqlalchemy as sa
 from eventsourcing import persistence as es_persistence
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..common.db import DATABASE_OUTAGES, create_engine
-from ..common.instants import to_utc
-from .adapters.leases import Lease, leader_lease, lock_key, new_holder, upsert_insert
+from .adapters.leases import Lease, leader_lease, new_holder, upsert_insert
+from .adapters.tables import DEADLINES, ISOLATED, POSITIONS
 from .application import InterviewNotFoundError, InterviewsApplication
 from .domain import Interview, NotYetDueError, TransitionNotAllowedError
 from .settings import InterviewsSettings
@@ -66,8 +65,6 @@ from .settings import InterviewsSettings
 log = logging.getLogger(__name__)
 
 FOLLOWER = "deadlines"
-# Serialises CREATE TABLE across instances (advisory locks are per database already).
-SCHEMA_LOCK_KEY = lock_key("interviews.deadline-scheduler") ^ 1
 RETRY_SECONDS = 1.0  # pause before retrying deadlines whose expiry failed
 MIN_PAUSE_SECONDS = 0.05  # floor between ticks while rows are due, so nothing spins
 MIN_WAKE_INTERVAL = 0.2  # a burst of commits wakes the loop once, not once per batch
@@ -79,59 +76,6 @@ OUTAGES: tuple[type[BaseException], ...] = (
     es_persistence.InterfaceError,
     ConnectionError,
     TimeoutError,
-)
-
-
-class UtcDateTime(sa.types.TypeDecorator[datetime]):
-    """Aware UTC datetimes on PostgreSQL and SQLite alike (SQLite stores naive UTC,
-    whose text sorts in time order)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("deadlines are aware datetimes")
-        value = to_utc(value)  # clamped at the calendar's edges (common/instants.py)
-        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return to_utc(value)
-
-
-metadata = sa.MetaData()
-
-DEADLINES = sa.Table(
-    "deadlines",
-    metadata,
-    sa.Column("interview_id", sa.Uuid, primary_key=True),
-    sa.Column("what", sa.String(16), nullable=False),  # "invitation" or "offer"
-    sa.Column("due_at", UtcDateTime, nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),  # of the event that set the deadline
-    sa.Index("deadlines_due_at_idx", "due_at"),
-)
-
-ISOLATED = sa.Table(
-    "isolated_deadlines",
-    metadata,
-    sa.Column("interview_id", sa.Uuid, primary_key=True),
-    sa.Column("what", sa.String(16), nullable=True),
-    sa.Column("due_at", sa.String(64), nullable=True),  # as the event said it (ISO 8601)
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("stage", sa.String(16), nullable=False),  # "index" or "expire"
-    sa.Column("error", sa.Text, nullable=False),
-    sa.Column("isolated_at", UtcDateTime, nullable=False),
-)
-
-POSITIONS = sa.Table(
-    "scheduler_positions",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("position", sa.BigInteger, nullable=False),
 )
 
 
@@ -200,18 +144,7 @@ class DeadlineIndex:
         self.name = name
 
     def create(self) -> None:
-        with self.engine.begin() as conn:
-            if self.engine.dialect.name == "postgresql":
-                # Concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL.
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY}
-                )
-            for table in (DEADLINES, POSITIONS, ISOLATED):
-                conn.execute(CreateTable(table, if_not_exists=True))
-            for index in DEADLINES.indexes:
-                conn.execute(CreateIndex(index, if_not_exists=True))
-        # Not in the DDL's transaction: its table locks would wait on a running
-        # instance's index update while that one waits on this insert.
+        """The follower's position row (its tables come from the interviews migrations)."""
         with self.engine.begin() as conn:
             conn.execute(
                 upsert_insert(self.engine, POSITIONS)

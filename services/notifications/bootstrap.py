@@ -25,7 +25,8 @@ from fastapi import FastAPI, Request
 
 from ..common.consumer import ConsumerSpec, PerTransaction
 from ..common.db import create_engine
-from ..common.runner import ConsumerRunner
+from ..common.migrations import Report, migrate
+from ..common.runner import RUNNER_HISTORY, ConsumerRunner
 from ..common.tracing import current_traceparent
 from ..common.web import (
     Metrics,
@@ -36,9 +37,9 @@ from ..common.web import (
     install_offline_docs,
 )
 from ..contracts import EventEnvelope
-from .adapters.tables import create_tables, metadata
 from .application import Inbox, NotificationRecorder
 from .delivery import BackoffPolicy, DeliveryWorker, Sender
+from .migrations import HISTORY as NOTIFICATIONS_HISTORY
 from .preferences import Preferences
 from .reminders import ReminderIndex, ReminderWorker
 from .rules import EVENT_TYPES
@@ -113,12 +114,29 @@ class NotificationsContainer:
                     self.settings.resolved_database_url(), self.settings.sqlite_path
                 )
                 try:
-                    create_tables(engine)
+                    self._migrate(engine, self.settings.auto_migrate)
                 except UNAVAILABLE as error:
                     engine.dispose()
                     raise DependencyUnavailableError(str(error)) from error
                 self._engine = engine
         return self._engine
+
+    def migrate(self, *, auto: bool | None = None) -> Report:
+        """The notifications database (and the runner's tables in it) at the code's
+        migration heads (``AUTO_MIGRATE``; ``auto`` overrides it)."""
+        engine = create_engine(self.settings.resolved_database_url(), self.settings.sqlite_path)
+        try:
+            return self._migrate(engine, self.settings.auto_migrate if auto is None else auto)
+        finally:
+            engine.dispose()
+
+    def _migrate(self, engine: sa.Engine, auto: bool) -> Report:
+        return migrate(
+            engine,
+            [NOTIFICATIONS_HISTORY, RUNNER_HISTORY],
+            auto=auto,
+            database="notifications database",
+        )
 
     def inbox(self) -> Inbox:
         if self._inbox is None:
@@ -275,7 +293,8 @@ def consumer_spec(
         engine=container.engine(),
         handlers={event_type: handler for event_type in EVENT_TYPES},
         on_committed=committed,
-        metadata=(metadata,),
+        histories=(NOTIFICATIONS_HISTORY,),
+        auto_migrate=container.settings.auto_migrate,
         flush=flush,
     )
 

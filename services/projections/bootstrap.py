@@ -24,7 +24,14 @@ from sqlalchemy import event as sa_event
 
 from ..common.consumer import ConsumerSpec
 from ..common.db import create_engine
-from ..common.runner import ConsumerRunner, RunnerMetrics, consumer_positions, parked_events
+from ..common.migrations import Report, migrate
+from ..common.runner import (
+    RUNNER_HISTORY,
+    ConsumerRunner,
+    RunnerMetrics,
+    consumer_positions,
+    parked_events,
+)
 from ..common.web import (
     Metrics,
     error_response,
@@ -35,16 +42,18 @@ from ..common.web import (
     install_offline_docs,
 )
 from .adapters.live import LiveWriter
-from .adapters.schema import VIEW_SCHEMAS, meta
+from .adapters.schema import VIEW_SCHEMAS
 from .adapters.sources import KafkaTopicSource, LogReader, LogSource, RebuildSource
 from .adapters.store import (
     ApplyResult,
     Generation,
     current_generation,
     drop_generations,
+    ensure_generation,
     ensure_schema,
 )
 from .application import ProjectionViews, ViewBehindError, ViewsNotReadyError
+from .migrations import HISTORY as PROJECTIONS_HISTORY
 from .rebuild import Progress, RebuildReport, RebuildRunningError, rebuild
 from .settings import ProjectionsSettings
 from .watch import PositionWatch
@@ -149,12 +158,32 @@ class ProjectionsContainer:
                     self._read_engine = engine.execution_options(isolation_level="REPEATABLE READ")
             return self._read_engine
 
+    def migrate(self, *, auto: bool | None = None) -> Report:
+        """The projections database's fixed tables (and the runner's) at the code's
+        migration heads (``AUTO_MIGRATE``; ``auto`` overrides it). The view tables
+        are the generations': a rebuild makes them when their schema changes."""
+        engine = create_engine(self.settings.view_database_url,
+                               self.settings.data_dir / "projections.sqlite")  # fmt: skip
+        try:
+            return migrate(
+                engine,
+                [PROJECTIONS_HISTORY, RUNNER_HISTORY],
+                auto=self.settings.auto_migrate if auto is None else auto,
+                database="projections database",
+            )
+        finally:
+            engine.dispose()
+
     def ensure_schema(self) -> Generation:
-        generation = ensure_schema(self.engine(), self.view_schemas)
-        if not self._schema_ready:
-            self._schema_ready = True
-            if generation.matches(self.view_schemas):
-                drop_generations(self.engine())
+        """The database migrated (once per container) and its current generation."""
+        if self._schema_ready:
+            return ensure_generation(self.engine(), self.view_schemas)
+        generation = ensure_schema(
+            self.engine(), self.view_schemas, auto_migrate=self.settings.auto_migrate
+        )
+        self._schema_ready = True
+        if generation.matches(self.view_schemas):
+            drop_generations(self.engine())
         return generation
 
     def writer(self) -> LiveWriter:
@@ -308,7 +337,8 @@ def consumer_spec(container: ProjectionsContainer) -> ConsumerSpec:
         engine=container.engine(),
         handlers=container.writer().handlers,
         on_committed=container.on_committed,
-        metadata=(meta,),
+        histories=(PROJECTIONS_HISTORY,),
+        auto_migrate=container.settings.auto_migrate,
     )
 
 

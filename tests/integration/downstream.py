@@ -22,8 +22,8 @@ from services.common.runner import (
     EmbeddedSource,
     ParkedEvent,
     SourceRecord,
-    create_tables,
     list_parked,
+    migrate_consumer_database,
 )
 from services.contracts import EventEnvelope
 from services.interviews.bootstrap import InterviewsContainer
@@ -89,7 +89,7 @@ class Downstream:
             runner = ConsumerRunner(
                 spec, EmbeddedSource(self.read, threading.Event()), retry_backoff=0.001
             )
-            create_tables(spec.engine, spec.metadata)
+            migrate_consumer_database(spec)
             runner.source.open(runner)
             self.runners[group] = runner
         self.scheduler = Scheduler(interviews, clock=clock, max_sleep=0.05, lease_seconds=1.0)

@@ -184,6 +184,7 @@ def recording_spec(
     effect would show as a second row). It fails on interviews listed in table
     ``failing_<group>``, so tests can make a handler fail and recover."""
     metadata, table = effects_table(group)
+    metadata.create_all(engine)  # the test consumer's own tables (no migrations)
     failing = metadata.tables[f"failing_{group}"]
 
     def handle(conn: sa.Connection, event: EventEnvelope) -> None:
@@ -211,7 +212,6 @@ def recording_spec(
         engine=engine,
         handlers={t: handle for t in EVENT_TYPES},
         on_committed=on_committed,
-        metadata=(metadata,),
     )
 
 

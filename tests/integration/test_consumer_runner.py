@@ -24,12 +24,13 @@ from typer.testing import CliRunner
 from services.cli import app as cli_app
 from services.common.db import create_engine
 from services.common.kafka import ensure_topics
+from services.common.migrations import migrate
 from services.common.runner import (
+    RUNNER_HISTORY,
     ConsumerRunner,
     EmbeddedSource,
     KafkaSource,
     consumer_offsets,
-    create_tables,
     list_parked,
     processed_events,
     prune_processed,
@@ -354,6 +355,7 @@ def test_sigterm_stops_a_consumer_process_cleanly(
 import logging, sys
 from pathlib import Path
 from services.common.db import create_engine
+from services.common.migrations import migrate
 from services.common.runner import ConsumerRunner, KafkaSource, install_signal_handlers
 from tests.integration.eventflow import recording_spec
 engine = create_engine(None, Path({str(tmp_path / "sig.sqlite")!r}))
@@ -389,7 +391,7 @@ def test_prune_forgets_old_processed_ids_of_one_group_only(
 ) -> None:
     engine = create_engine(database_url, tmp_path / "consumer.sqlite")
     try:
-        create_tables(engine)
+        migrate(engine, [RUNNER_HISTORY])
         rows = [
             {"group": group, "event_id": f"{group}-{p}", "position": p}
             for group in ("pruned", "other")
@@ -413,7 +415,7 @@ def test_prune_forgets_old_processed_ids_of_one_group_only(
 
 def test_the_prune_command_keeps_what_a_republish_could_still_bring(tmp_path: Path) -> None:
     engine = create_engine(None, tmp_path / "consumer.sqlite")
-    create_tables(engine)
+    migrate(engine, [RUNNER_HISTORY])
     with engine.begin() as conn:
         conn.execute(
             processed_events.insert(),

@@ -18,14 +18,16 @@ from typer.testing import CliRunner
 from services.cli import app as cli_app
 from services.common.consumer import ConsumerSpec
 from services.common.db import create_engine
+from services.common.migrations import migrate
 from services.common.readiness import NotReadyError, ReadinessRules
 from services.common.runner import (
+    RUNNER_HISTORY,
     ConsumerRunner,
     EmbeddedSource,
     KafkaSource,
     consumer_positions,
-    create_tables,
     list_parked,
+    migrate_consumer_database,
     parked_events,
 )
 from services.contracts import EVENT_TYPES, EventEnvelope
@@ -84,7 +86,7 @@ def test_dlq_list_retry_and_skip_accept_a_configured_group_name(
     )
     container = ProjectionsContainer(settings)
     spec = consumer_spec(container)
-    create_tables(spec.engine, spec.metadata)
+    migrate_consumer_database(spec)
     first, second = synthetic_events(scripts(2))[:2]
     park(spec.engine, group, first)
     park(spec.engine, group, second)
@@ -117,7 +119,8 @@ def test_dlq_list_retry_and_skip_accept_a_configured_group_name(
 def test_consumers_starting_together_create_their_bookkeeping_tables_once(
     postgres_url: str,
 ) -> None:
-    """PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a concurrent one."""
+    """PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a concurrent one:
+    the runner's tables are migrated under a lock."""
     import threading
 
     from services.common.db import create_engine
@@ -129,7 +132,7 @@ def test_consumers_starting_together_create_their_bookkeeping_tables_once(
     def create(engine: sa.Engine) -> None:
         start.wait()
         try:
-            create_tables(engine)
+            migrate(engine, [RUNNER_HISTORY])
         except BaseException as error:  # noqa: BLE001 - the test reports it
             errors.append(error)
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from services.common.db import create_engine
+from services.common.migrations import migrate
 from services.interviews.adapters.leases import LeaseRow
+from services.interviews.migrations import HISTORY
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +27,7 @@ def dead_pid() -> int:
 
 def test_one_holder_at_a_time_until_the_lease_lapses(tmp_path: Path) -> None:
     engine = create_engine(None, tmp_path / "leases.sqlite")
+    migrate(engine, [HISTORY])
     now = [1000.0]
     a = LeaseRow(engine, "elsewhere:1:a", ttl=9, name="relay:t", clock=lambda: now[0])
     b = LeaseRow(engine, "elsewhere:2:b", ttl=9, name="relay:t", clock=lambda: now[0])
@@ -46,6 +49,7 @@ def test_one_holder_at_a_time_until_the_lease_lapses(tmp_path: Path) -> None:
 
 def test_a_lease_of_a_process_that_is_gone_is_taken_at_once(tmp_path: Path) -> None:
     engine = create_engine(None, tmp_path / "leases.sqlite")
+    migrate(engine, [HISTORY])
     host = socket.gethostname()
     try:
         crashed = LeaseRow(engine, f"{host}:{dead_pid()}:x", ttl=3600, name="relay:t")

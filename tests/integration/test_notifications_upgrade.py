@@ -12,10 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from services.common.db import create_engine
-from services.notifications.adapters import tables
-from services.notifications.adapters.tables import add_missing_columns, reminder_deadlines
+from services.notifications.adapters.tables import reminder_deadlines
 from services.notifications.bootstrap import NotificationsContainer
+from services.notifications.migrations import HISTORY
 from tests.conftest import FakeClock
+from tests.integration.first_release import first_release_schema
 from tests.integration.test_notifications_support import (
     Interview,
     inbox_of,
@@ -27,25 +28,6 @@ pytestmark = pytest.mark.integration
 Make = Callable[..., NotificationsContainer]
 
 
-def previous_release_schema() -> sa.MetaData:
-    """The tables as the previous release created them: no preferences, and
-    ``reminder_deadlines`` without ``duration_minutes``."""
-    old = sa.MetaData()
-    for table in tables.metadata.sorted_tables:
-        if table.name == "notification_preferences":
-            continue
-        if table.name == "reminder_deadlines":
-            sa.Table(
-                table.name,
-                old,
-                *(c._copy() for c in table.columns if c.name != "duration_minutes"),
-                sa.Index("ix_reminder_deadlines_due", "status", "due_at"),
-            )
-            continue
-        table.to_metadata(old)
-    return old
-
-
 def test_an_old_database_gets_the_new_table_and_column_and_keeps_its_reminders(
     make_container: Make, clock: FakeClock
 ) -> None:
@@ -53,7 +35,7 @@ def test_an_old_database_gets_the_new_table_and_column_and_keeps_its_reminders(
     settings = probe.settings
     engine = create_engine(settings.resolved_database_url(), settings.sqlite_path)
     try:
-        previous_release_schema().create_all(engine)
+        first_release_schema(engine, [HISTORY])
         deadline = clock.now + timedelta(hours=72)
         with engine.begin() as conn:
             conn.execute(
@@ -80,7 +62,7 @@ def test_an_old_database_gets_the_new_table_and_column_and_keeps_its_reminders(
     inspector = sa.inspect(c.engine())
     assert "duration_minutes" in {c["name"] for c in inspector.get_columns("reminder_deadlines")}
     assert inspector.has_table("notification_preferences")
-    assert add_missing_columns(c.engine()) == [], "a second start changes nothing"
+    assert not c.migrate().changed, "a second start changes nothing"
 
     c.preferences().set_time_zone("f-1", "Europe/Berlin")
     clock.now = deadline - timedelta(hours=23)

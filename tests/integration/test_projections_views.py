@@ -653,14 +653,15 @@ def test_the_live_payload_carries_the_callers_own_interviews_and_readers_get_the
 def test_the_consumers_health_is_for_auditors_and_admins_and_counts_parked_events(
     container: ProjectionsContainer, api: TestClient, token: Token
 ) -> None:
-    from services.common.runner import create_tables, parked_events
+    from services.common.migrations import migrate
+    from services.common.runner import RUNNER_HISTORY, parked_events
 
     feed(container, synthetic_events(scripts(3)))
     for role in ("client", "freelancer"):
         refused = api.get("/views/consumer", headers=token("someone", role))
         assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
     assert api.get("/views/consumer").status_code == 401
-    create_tables(container.engine())
+    migrate(container.engine(), [RUNNER_HISTORY])
     with container.engine().begin() as conn:
         conn.execute(
             parked_events.insert().values(

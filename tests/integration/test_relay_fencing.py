@@ -16,7 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from services.common.db import create_engine
+from services.common.migrations import migrate
 from services.contracts import EventEnvelope
+from services.interviews.migrations import HISTORY as INTERVIEWS_HISTORY
 from services.interviews.relay import (
     FencedLease,
     PositionStore,
@@ -48,6 +50,7 @@ class PausingBroker(FakeBroker):
 @pytest.fixture
 def engine(database_url: str | None, tmp_path: Path) -> Iterator[sa.Engine]:
     engine = create_engine(database_url, tmp_path / "interviews.sqlite")
+    migrate(engine, [INTERVIEWS_HISTORY])
     yield engine
     engine.dispose()
 

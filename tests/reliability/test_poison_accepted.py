@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from services.common.db import create_engine
-from services.common.runner import create_tables, parked_events
+from services.common.migrations import migrate
+from services.common.runner import RUNNER_HISTORY, parked_events
 from services.contracts import EventEnvelope
 from services.interviews.scheduler import DeadlineIndex
 
@@ -46,7 +47,7 @@ def envelope(interview_id: str, version: int, position: int) -> EventEnvelope:
 
 def park(url: str, group: str, event: EventEnvelope) -> None:
     engine = create_engine(url, Path("unused.sqlite"))
-    create_tables(engine)
+    migrate(engine, [RUNNER_HISTORY])
     with engine.begin() as conn:
         conn.execute(
             parked_events.insert().values(

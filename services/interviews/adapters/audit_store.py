@@ -14,8 +14,9 @@ from typing import Any
 from uuid import UUID
 
 from ..audit_log import Checkpoint
+from .tables import CHECKPOINTS
 
-CHECKPOINTS_TABLE = "audit_checkpoints"
+CHECKPOINTS_TABLE = CHECKPOINTS.name
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,9 @@ class AuditStore:
         ]
 
     def checkpoints(self) -> list[Checkpoint]:
-        self._ensure_checkpoints_table()
+        """The checkpoints kept so far (none in a store that was never migrated)."""
+        if not self._has_checkpoints_table():
+            return []
         rows = self._select(
             "SELECT position, events, digest, created_at FROM {checkpoints} ORDER BY position", ()
         )
@@ -99,9 +102,8 @@ class AuditStore:
         ]
 
     def add_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> None:
-        if not checkpoints:
-            return
-        self._ensure_checkpoints_table()
+        if not checkpoints or not self._has_checkpoints_table():
+            return  # checkpoints only spare work: a store not yet migrated goes without
         mark = "%s" if self.postgres else "?"
         statement = self._sql(
             "INSERT INTO {checkpoints} (position, events, digest, created_at) "
@@ -113,19 +115,21 @@ class AuditStore:
 
     # ---------------------------------------------------------------- internals
 
-    def _ensure_checkpoints_table(self) -> None:
-        if self._checkpoints_ready:
-            return
-        big = "bigint" if self.postgres else "INTEGER"
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                self._sql(
-                    "CREATE TABLE IF NOT EXISTS {checkpoints} ("
-                    f"position {big} PRIMARY KEY, events {big} NOT NULL, "
-                    "digest text NOT NULL, created_at text NOT NULL)"
+    def _has_checkpoints_table(self) -> bool:
+        if not self._checkpoints_ready:
+            if self.postgres:
+                query = "SELECT to_regclass(%s) AS name"
+                params: tuple[Any, ...] = (
+                    f"{self.datastore.schema or 'public'}.{CHECKPOINTS_TABLE}",
                 )
-            )
-        self._checkpoints_ready = True
+            else:
+                query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?"
+                params = (CHECKPOINTS_TABLE,)
+            with self.datastore.transaction(commit=False) as curs:
+                curs.execute(query, params)
+                row = curs.fetchone()
+            self._checkpoints_ready = bool(row) and row["name"] is not None
+        return self._checkpoints_ready
 
     def _sql(self, template: str) -> Any:
         if not self.postgres:

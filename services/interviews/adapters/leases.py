@@ -24,20 +24,10 @@ from uuid import uuid4
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.schema import CreateTable
+
+from .tables import LEASES
 
 log = logging.getLogger(__name__)
-
-metadata = sa.MetaData()
-
-# Named for its first user; every lease lives here, one row per name.
-LEASES = sa.Table(
-    "scheduler_leases",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("holder", sa.String(200), nullable=False),
-    sa.Column("expires_at", sa.Float, nullable=False),  # epoch seconds of the lease clock
-)
 
 
 def lock_key(name: str) -> int:
@@ -153,17 +143,12 @@ class LeaseRow:
         self.ttl = ttl
         self.name = name
         self.clock = clock
-        self._created = False
         self._renewed_at: float | None = None
 
     def acquire(self) -> bool:
         now = self.clock()
         if self._renewed_at is not None and now - self._renewed_at < self.ttl / 3:
             return True  # nobody can have taken it yet: spare the database a write
-        if not self._created:
-            with self.engine.begin() as conn:
-                conn.execute(CreateTable(LEASES, if_not_exists=True))
-            self._created = True
         values = {"holder": self.holder, "expires_at": now + self.ttl}
         with self.engine.begin() as conn:
             current = conn.execute(

@@ -1,6 +1,9 @@
 """The notifications database: inbox, webhooks, the delivery outbox and its attempts,
 the open deadlines and scheduled meetings that reminders are due for, and each
-user's preferences (time zone)."""
+user's preferences (time zone).
+
+These models are what the migrations (``services/notifications/migrations``)
+produce; a change here needs a new revision there."""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 from ...common.instants import to_utc
-from ..webhook_urls import normalised_url
 
 metadata = sa.MetaData()
 
@@ -69,7 +71,7 @@ webhooks = sa.Table(
     sa.Column("event_types", sa.JSON, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False, default=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
-    # Added in the second round (``add_missing_columns`` adds it to an older table):
+    # Added in the second release (migration 0002):
     # the URL as compared for duplicates (webhook_urls.normalised_url).
     sa.Column("normalized_url", sa.Text, nullable=True),
     sa.Column("owner_role", sa.String(16), nullable=True),
@@ -162,8 +164,6 @@ preferences = sa.Table(
 )
 
 
-# Columns added since the first release, per table: ``create_all`` creates missing
-# tables but never changes an existing one, so ``add_missing_columns`` adds these.
 def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING`` for PostgreSQL and SQLite."""
     if conn.dialect.name == "postgresql":
@@ -175,66 +175,3 @@ def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
 
         return sqlite_insert(table).on_conflict_do_nothing()
     raise NotImplementedError(f"unsupported database {conn.dialect.name}")
-
-
-def create_tables(engine: sa.Engine) -> None:
-    """Idempotent; tolerates another process creating the same tables at the same time.
-    A database of an earlier release gets its new tables and columns."""
-    for attempt in range(5):
-        try:
-            metadata.create_all(engine, checkfirst=True)
-            break
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
-            if attempt == 4:
-                raise
-    add_missing_columns(engine)
-
-
-def add_missing_columns(engine: sa.Engine) -> list[str]:
-    """The one place that alters existing tables (there is no migration tool yet).
-
-    Adds every column of the models that a table of an earlier release lacks
-    (all of them nullable or with a default); another process adding the same
-    column first is fine. Then brings the webhooks' data up to date: fills
-    ``normalized_url`` and erases the receivers' answer bodies an earlier
-    release kept in attempt errors (``HTTP 500: <body>`` becomes ``HTTP 500``):
-    a webhook's owner must never read them. Returns the columns it added.
-    """
-    added = []
-    for table in metadata.sorted_tables:
-        with engine.connect() as conn:
-            present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
-            try:
-                with engine.begin() as conn:
-                    conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}')
-                added.append(f"{table.name}.{column.name}")
-            except (sa.exc.OperationalError, sa.exc.ProgrammingError):
-                with engine.connect() as conn:
-                    now = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
-                if column.name not in now:
-                    raise
-    if any(name.startswith(f"{webhooks.name}.") for name in added):
-        _upgrade_webhook_rows(engine)
-    return added
-
-
-def _upgrade_webhook_rows(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        for row in conn.execute(
-            sa.select(webhooks.c.id, webhooks.c.url).where(webhooks.c.normalized_url.is_(None))
-        ).all():
-            conn.execute(
-                webhooks.update()
-                .where(webhooks.c.id == row.id)
-                .values(normalized_url=normalised_url(row.url))
-            )
-        for table, column in ((attempts, attempts.c.error), (deliveries, deliveries.c.last_error)):
-            conn.execute(
-                table.update()
-                .where(column.like("HTTP ___: %"))
-                .values({column.name: sa.func.substr(column, 1, 8)})
-            )

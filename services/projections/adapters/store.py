@@ -18,9 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from ...common.instants import to_utc
+from ...common.migrations import migrate
+from ...common.runner import RUNNER_HISTORY
 from ...contracts import EventEnvelope
 from ..fold import EMPTY_ROW, Row, fold
-from .schema import VIEW, VIEW_SCHEMAS, ViewTables, meta, pv_generations, pv_meta, view_tables
+from ..migrations import HISTORY as PROJECTIONS_HISTORY
+from .schema import VIEW, VIEW_SCHEMAS, ViewTables, pv_generations, pv_meta, view_tables
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +80,26 @@ def now() -> datetime:
 # ------------------------------------------------------------------ generations
 
 
-def ensure_schema(engine: sa.Engine, schemas: Mapping[str, int] = VIEW_SCHEMAS) -> Generation:
-    """Creates the fixed tables, and generation 1 on a fresh database.
+def ensure_schema(
+    engine: sa.Engine, schemas: Mapping[str, int] = VIEW_SCHEMAS, *, auto_migrate: bool = True
+) -> Generation:
+    """Migrates the fixed tables (and the runner's), then creates generation 1 (of
+    the view schemas ``schemas``) on a fresh database.
 
-    Safe when several processes start at once (API, consumers): PostgreSQL's
-    CREATE TABLE is not idempotent between the check and the creation, so the
-    loser of that race sees a duplicate and simply looks again."""
-    for attempt in range(5):
-        try:
-            meta.create_all(engine, checkfirst=True)
-            break
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
-            if attempt == 4:
-                raise
+    Safe when several processes start at once (API, consumers): migrations run
+    under a lock, and the loser of the race to create generation 1 sees a
+    duplicate and simply looks again."""
+    migrate(
+        engine,
+        [PROJECTIONS_HISTORY, RUNNER_HISTORY],
+        auto=auto_migrate,
+        database="projections database",
+    )
+    return ensure_generation(engine, schemas)
+
+
+def ensure_generation(engine: sa.Engine, schemas: Mapping[str, int] = VIEW_SCHEMAS) -> Generation:
+    """The current generation; generation 1 (active, empty) on a fresh database."""
     with engine.begin() as conn:
         current = current_generation(conn)
         if current is not None:

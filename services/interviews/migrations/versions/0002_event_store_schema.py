@@ -1,0 +1,64 @@
+"""Second release.
+
+- ``event_store_schema`` records the ``eventsourcing`` version whose tables the
+  event store holds (filled by ``check_event_store``);
+- ``relay_position`` gains the relay's leadership: ``epoch``, ``holder`` and
+  ``heartbeat`` (fencing a paused leader);
+- ``isolated_deadlines``: deadlines the scheduler could not handle, set aside
+  for an operator.
+
+A column already present (a database touched by a pre-release build) is left
+as it is.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+RELAY_COLUMNS = [
+    sa.Column("epoch", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("holder", sa.String(200), nullable=True),
+    sa.Column("heartbeat", sa.BigInteger, nullable=False, server_default="0"),
+]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "event_store_schema",
+        sa.Column("library", sa.String(64), primary_key=True),
+        sa.Column("version", sa.String(32), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        if_not_exists=True,
+    )
+    present = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("relay_position")}
+    for column in RELAY_COLUMNS:
+        if column.name not in present:
+            op.add_column("relay_position", column)
+    op.create_table(
+        "isolated_deadlines",
+        sa.Column("interview_id", sa.Uuid, primary_key=True),
+        sa.Column("what", sa.String(16), nullable=True),
+        sa.Column("due_at", sa.String(64), nullable=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("stage", sa.String(16), nullable=False),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.Column("isolated_at", sa.DateTime(timezone=True), nullable=False),
+        if_not_exists=True,
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("isolated_deadlines")
+    with op.batch_alter_table("relay_position") as batch:
+        for column in RELAY_COLUMNS:
+            batch.drop_column(column.name)
+    op.drop_table("event_store_schema")
