@@ -218,10 +218,10 @@ def test_the_documented_flow_works_end_to_end_on_the_embedded_default(
             time.sleep(0.2)
 
     assert told_of_closing("third") == [
-        f"Client client-1 closed job {job_id}: your interview for it is cancelled."
+        f"Client client-1 closed job {job_id}; your interview is cancelled."
     ]
     assert told_of_closing("client") == [
-        f"You closed job {job_id}: your interview with freelancer freelancer-3 is cancelled."
+        f"You closed job {job_id}; your interview with freelancer freelancer-3 is cancelled."
     ]
     late = http.post(
         "/interviews",
