@@ -5,16 +5,24 @@ process), the deadline scheduler (tick by tick) and a rebuild of the views.
 ``Downstream.drain()`` applies whatever the log holds; then ``parked()``,
 ``view()``, ``inbox()`` and ``scheduler.index()`` say what each of them made
 of it. No thread, no sleep: tests move a FakeClock and call ``drain``.
+
+The interviews these tests feed them are made here too: ``invite_directly``
+(the application's own command, its job registered first) and
+``append_as_an_older_release`` (an entry the domain now refuses, written into
+the append-only log as a release before the input bounds wrote it).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID, uuid4
 
 import sqlalchemy as sa
+from eventsourcing.utils import get_topic
 
 from services.common.consumer import ConsumerSpec
 from services.common.runner import (
@@ -26,7 +34,10 @@ from services.common.runner import (
     migrate_consumer_database,
 )
 from services.contracts import EventEnvelope
+from services.interviews.application import InterviewsApplication
 from services.interviews.bootstrap import InterviewsContainer
+from services.interviews.domain import Actor, CommandContext, Interview
+from services.interviews.domain.hashing import GENESIS, chain_hash
 from services.interviews.scheduler import Scheduler
 from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.bootstrap import consumer_spec as notifications_spec
@@ -39,8 +50,74 @@ from services.projections.bootstrap import consumer_spec as projections_spec
 from services.projections.rebuild import RebuildReport
 from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET
+from tests.jobs import ensure_job
 
 GROUPS = ("projections", "notifications")
+CLIENT = "client-1"
+
+
+def as_party(user: str, role: str, at: datetime) -> CommandContext:
+    return CommandContext(Actor(user, role), at, "corr", "req")  # type: ignore[arg-type]
+
+
+def invite_directly(
+    app: InterviewsApplication,
+    at: datetime,
+    freelancer: str,
+    *,
+    job_id: str | None = None,
+    **options: Any,
+) -> UUID:
+    """``CLIENT`` invites ``freelancer`` to ``job_id`` (default ``job-<freelancer>``,
+    registered first) through the application's command."""
+    job_id = job_id or f"job-{freelancer}"
+    ensure_job(app, job_id, CLIENT, at)
+    ctx = as_party(CLIENT, "client", at)
+    return app.invite(ctx, job_id=job_id, freelancer_id=freelancer, **options).id
+
+
+def append_as_an_older_release(
+    app: InterviewsApplication,
+    event_class: type[Interview.Event],
+    ctx: CommandContext,
+    interview_id: UUID | None = None,
+    **data: Any,
+) -> UUID:
+    """Appends one interview event to the event store as a release before the input
+    bounds wrote it: the values as given (an instant in the caller's offset, never
+    converted to UTC), no command guard in the way, linked into the interview's hash
+    chain so ``verify`` still holds. The domain refuses such values now, but the log
+    is append-only: entries written before (a deadline in year 9999, a meeting in
+    year 1) stay, and every service downstream must survive them.
+
+    ``Invited`` (no ``interview_id``) starts a new interview; ``data`` is then all
+    of its fields (job_id, client_id, freelancer_id, message, expires_at). The event
+    is the domain's own class, encoded by the application's mapper: the same bytes
+    that release stored. Returns the interview's id."""
+    extra: dict[str, Any] = {}
+    if interview_id is None:
+        assert event_class is Interview.Invited, "only an invitation starts an interview"
+        interview_id, version, prev_hash = uuid4(), Interview.INITIAL_VERSION, GENESIS
+        extra["originator_topic"] = get_topic(Interview)
+    else:
+        previous = app.interview_events(interview_id)[-1]
+        version, prev_hash = previous.originator_version + 1, previous.hash
+    fields = {
+        "originator_id": interview_id,
+        "originator_version": version,
+        "timestamp": ctx.at,
+        "actor_id": ctx.actor.id,
+        "actor_role": ctx.actor.role,
+        "correlation_id": ctx.correlation_id,
+        "causation_id": ctx.causation_id,
+        "prev_hash": prev_hash,
+        **data,
+        **extra,
+    }
+    digest = chain_hash(prev_hash, event_class(**fields, hash="").chained_fields())
+    event = event_class(**fields, hash=digest)
+    app.recorder.insert_events([app.mapper.to_stored_event(event)])
+    return interview_id
 
 
 class Downstream:

@@ -4,8 +4,9 @@ Instants at the very edges of the calendar (valid aware datetimes that have no
 UTC equivalent) are stored, not parked; an event a consumer truly cannot apply
 parks only its interview, and ``dlq retry`` applies it once the handler is
 fixed; ``interviewctl replay`` leaves out an event it cannot fold, says which,
-and rebuilds the rest. The events are written through the application, as if
-they were in the log before the API's input bounds (or let through by a bug).
+and rebuilds the rest. Instants the domain now refuses are appended to the log
+as a release before the input bounds wrote them; a consumer or a fold that
+cannot apply an event stands for a later bug.
 """
 
 from __future__ import annotations
@@ -26,17 +27,23 @@ from services.common.consumer import ConsumerSpec, EventHandler
 from services.common.runner import retry_parked
 from services.contracts import EventEnvelope
 from services.interviews.application import InterviewsApplication
+from services.interviews.audit import InterviewAudit
 from services.interviews.bootstrap import InterviewsContainer
-from services.interviews.domain import Actor, CommandContext
+from services.interviews.domain import CommandContext, Interview
 from services.interviews.settings import InterviewsSettings
 from services.projections import fold
 from tests.conftest import TEST_SECRET, FakeClock, create_database, drop_database, require_postgres
 
-from .downstream import Downstream
+from .downstream import (
+    CLIENT,
+    Downstream,
+    append_as_an_older_release,
+    as_party,
+    invite_directly,
+)
 
 pytestmark = pytest.mark.integration
 
-CLIENT = "client-1"
 LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
@@ -46,28 +53,44 @@ def offset(hours: int) -> timezone:
 
 
 def as_client(at: datetime) -> CommandContext:
-    return CommandContext(Actor(CLIENT, "client"), at, "corr", "req")  # type: ignore[arg-type]
+    return as_party(CLIENT, "client", at)
 
 
 def as_freelancer(freelancer: str, at: datetime) -> CommandContext:
-    return CommandContext(Actor(freelancer, "freelancer"), at, "corr", "req")  # type: ignore[arg-type]
+    return as_party(freelancer, "freelancer", at)
 
 
-def invite_directly(
-    app: InterviewsApplication, at: datetime, freelancer: str, **options: Any
+def invited_before_the_bounds(
+    app: InterviewsApplication, at: datetime, freelancer: str, expires_at: datetime
 ) -> UUID:
-    """One invitation straight into the event store (the one place that creates them here)."""
-    return app.invite(
-        as_client(at), job_id=f"job-{freelancer}", freelancer_id=freelancer, **options
-    ).id
+    """An invitation whose deadline the domain now refuses, as an older release logged it."""
+    return append_as_an_older_release(
+        app,
+        Interview.Invited,
+        as_client(at),
+        job_id=f"job-{freelancer}",
+        client_id=CLIENT,
+        freelancer_id=freelancer,
+        message=None,
+        expires_at=expires_at,
+    )
 
 
-def started(
+def started_before_the_bounds(
     app: InterviewsApplication, at: datetime, freelancer: str, scheduled_at: datetime
 ) -> UUID:
+    """An interview invited and accepted today, then started (by an older release)
+    at a time the domain now refuses."""
     interview = invite_directly(app, at, freelancer)
     app.accept(as_freelancer(freelancer, at), interview)
-    app.start(as_client(at), interview, scheduled_at=scheduled_at)
+    append_as_an_older_release(
+        app,
+        Interview.InterviewStarted,
+        as_client(at),
+        interview,
+        scheduled_at=scheduled_at,
+        duration_minutes=30,
+    )
     return interview
 
 
@@ -119,11 +142,19 @@ def test_instants_at_the_edges_of_the_calendar_are_stored_and_shown_not_parked(
     make_downstream: Callable[..., Downstream],
 ) -> None:
     app = interviews_container.interviews()
-    far = invite_directly(
-        app, clock.now, "f-far", expires_at=datetime(9999, 12, 31, 23, 59, 59, tzinfo=offset(-1))
+    far = invited_before_the_bounds(
+        app, clock.now, "f-far", datetime(9999, 12, 31, 23, 59, 59, tzinfo=offset(-1))
     )
-    late = started(app, clock.now, "f-late", datetime(9999, 12, 31, 23, 59, 59, tzinfo=offset(-14)))
-    early = started(app, clock.now, "f-early", datetime(1, 1, 1, tzinfo=offset(14)))
+    late = started_before_the_bounds(
+        app, clock.now, "f-late", datetime(9999, 12, 31, 23, 59, 59, tzinfo=offset(-14))
+    )
+    early = started_before_the_bounds(
+        app, clock.now, "f-early", datetime(1, 1, 1, tzinfo=offset(14))
+    )
+    # Logged as that release did: the offsets as given, each chain intact.
+    assert app.interview_events(far)[0].expires_at.utcoffset() == timedelta(hours=-1)  # type: ignore[attr-defined]
+    assert [InterviewAudit(app).verify(i).checked for i in (far, late, early)] == [1, 3, 3]
+    assert all(InterviewAudit(app).verify(i).ok for i in (far, late, early))
     downstream = make_downstream()
 
     downstream.drain()

@@ -2,8 +2,9 @@
 
 Time is a FakeClock moved by hand and the scheduler is driven tick by tick
 (``run_once``): "on time" means in the first tick after the deadline passed.
-The troublesome deadlines are written through the application, as if they
-were in the log before the API's input bounds (or let through by a later bug).
+A deadline the domain now refuses (in year 9999) is appended to the log as a
+release before the input bounds wrote it; the others are ordinary invitations
+whose expiry or indexing is made to fail, as a later bug might.
 """
 
 from __future__ import annotations
@@ -21,19 +22,18 @@ from typer.testing import CliRunner
 from services.cli import app as cli_app
 from services.interviews.application import InterviewsApplication
 from services.interviews.bootstrap import InterviewsContainer
-from services.interviews.domain import Actor, CommandContext, Interview
+from services.interviews.domain import Interview
 from services.interviews.scheduler import Deadline, DeadlineIndex, Scheduler
 from tests.conftest import FakeClock
 
+from .downstream import CLIENT, append_as_an_older_release, as_party, invite_directly
+
 pytestmark = pytest.mark.integration
 
-CLIENT = "client-1"
 
-
-def invite_directly(app: InterviewsApplication, at: datetime, n: int, expires_at: datetime) -> UUID:
-    """One invitation straight into the event store (the one place that creates them here)."""
-    ctx = CommandContext(Actor(CLIENT, "client"), at, "corr", "req")  # type: ignore[arg-type]
-    return app.invite(ctx, job_id=f"job-{n}", freelancer_id=f"f-{n}", expires_at=expires_at).id
+def invite(app: InterviewsApplication, at: datetime, n: int, expires_at: datetime) -> UUID:
+    """Invitation ``n``: freelancer ``f-<n>`` to job ``job-f-<n>``."""
+    return invite_directly(app, at, f"f-{n}", expires_at=expires_at)
 
 
 def kinds(app: InterviewsApplication, interview_id: UUID) -> list[str]:
@@ -92,8 +92,17 @@ def test_deadlines_at_the_end_of_the_calendar_do_not_stop_the_others(
     app = interviews_container.interviews()
     # An hour into year 10000 in UTC: astimezone(UTC) overflows.
     edge = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-1)))
-    far = invite_directly(app, clock.now, 1, edge)
-    soon = invite_directly(app, clock.now, 2, clock.now + timedelta(hours=1))
+    far = append_as_an_older_release(
+        app,
+        Interview.Invited,
+        as_party(CLIENT, "client", clock.now),
+        job_id="job-f-1",
+        client_id=CLIENT,
+        freelancer_id="f-1",
+        message=None,
+        expires_at=edge,
+    )
+    soon = invite(app, clock.now, 2, clock.now + timedelta(hours=1))
     scheduler = make_scheduler()
 
     report = scheduler.run_once()
@@ -116,7 +125,7 @@ def test_a_deadline_that_cannot_be_indexed_is_isolated_and_the_others_fire_on_ti
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     app = interviews_container.interviews()
-    ids = [invite_directly(app, clock.now, n, clock.now + timedelta(hours=1)) for n in range(4)]
+    ids = [invite(app, clock.now, n, clock.now + timedelta(hours=1)) for n in range(4)]
     bad = ids[1]
     scheduler = make_scheduler()
     index = BrokenIndex(scheduler.index().engine, {bad})
@@ -161,8 +170,8 @@ def test_a_deadline_whose_expiry_keeps_failing_is_isolated_after_three_ticks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     app = interviews_container.interviews()
-    bad = invite_directly(app, clock.now, 0, clock.now + timedelta(minutes=10))
-    good = invite_directly(app, clock.now, 1, clock.now + timedelta(minutes=20))
+    bad = invite(app, clock.now, 0, clock.now + timedelta(minutes=10))
+    good = invite(app, clock.now, 1, clock.now + timedelta(minutes=20))
     expire = app.expire
 
     def flaky_expire(interview_id: UUID, **kwargs: Any) -> Any:
@@ -195,14 +204,13 @@ def test_a_later_event_of_the_interview_makes_its_isolated_deadline_moot(
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
     app = interviews_container.interviews()
-    bad = invite_directly(app, clock.now, 0, clock.now + timedelta(hours=1))
+    bad = invite(app, clock.now, 0, clock.now + timedelta(hours=1))
     scheduler = make_scheduler()
     index = BrokenIndex(scheduler.index().engine, {bad})
     scheduler = make_scheduler(index=index)
     assert scheduler.run_once().isolated == 1
 
-    ctx = CommandContext(Actor("f-0", "freelancer"), clock.now, "c", "r")  # type: ignore[arg-type]
-    app.accept(ctx, bad)
+    app.accept(as_party("f-0", "freelancer", clock.now), bad)
     scheduler.run_once()
 
     assert index.isolated() == []

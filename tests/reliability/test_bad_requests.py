@@ -128,7 +128,8 @@ def seed_data(urls: dict[str, str]) -> Known:
 # Schema cannot state (a deadline already past, a client inviting themselves, a
 # cursor this API never issued, a time that does not exist, two query parameters
 # that exclude each other, a time outside its window around the service's clock
-# or one whose UTC form leaves the calendar).
+# or one whose UTC form leaves the calendar, a time zone name the zone database
+# does not know, a webhook URL whose host is or resolves to an internal address).
 SEMANTIC_REFUSALS = (
     (412, "version_mismatch", ""),
     (422, "idempotency_key_reused", ""),
@@ -142,6 +143,8 @@ SEMANTIC_REFUSALS = (
     (422, "invalid_input", "cursor: "),
     (422, "invalid_input", "at: "),
     (422, "invalid_input", "give either `at` or `version`, not both"),
+    (422, "invalid_input", "body.time_zone: Value error, unknown time zone"),
+    (422, "url_not_allowed", ""),
 )
 
 

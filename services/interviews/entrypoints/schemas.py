@@ -178,9 +178,10 @@ Instant = Annotated[AwareDatetime, AfterValidator(_utc_instant)]
 
 
 def _json_integer(value: Any) -> Any:
-    """A JSON integer (``5`` or ``5.0``), never ``true`` or ``"5"`` read as a number."""
+    """A JSON integer (``5`` or ``5.0``, as JSON Schema's ``integer``), never ``true``
+    or ``"5"`` read as a number."""
     if isinstance(value, bool | str | bytes):
-        raise ValueError("must be a whole number of hours")
+        raise ValueError("must be a whole number (a JSON integer, not a string or a boolean)")
     return value
 
 
@@ -222,10 +223,10 @@ DurationMinutes = Annotated[
     Field(
         ge=MIN_DURATION_MINUTES,
         le=MAX_DURATION_MINUTES,
-        strict=True,
         description=f"Length of the meeting in minutes ({MIN_DURATION_MINUTES} to "
         f"{MAX_DURATION_MINUTES}, default {DEFAULT_DURATION_MINUTES})",
     ),
+    BeforeValidator(_json_integer),
 ]
 
 

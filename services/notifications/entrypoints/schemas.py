@@ -11,9 +11,34 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..rules import NOTIFICATION_TYPES
 
-# An http(s) URL of printable ASCII. Where it may point is the URL guard's call
-# (webhook_urls.UrlGuard: 422 url_not_allowed), not the schema's.
-URL_PATTERN = r"^[hH][tT][tT][pP][sS]?://[!-~]+$"
+# An http(s) URL of printable ASCII, as the validator below reads it (urllib's
+# split): optional user info, a host (a name or address, or an IPv6 address in
+# brackets, RFC 3986's grammar), an optional port of 1 to 65535 (leading zeros
+# allowed), then a path, query or fragment. Where it may point is the URL
+# guard's call (webhook_urls.UrlGuard: 422 url_not_allowed), not the schema's.
+_USER_INFO = r"(?:[!-\"$-.0->@-Z\\^-~]*@)?"  # printable ASCII but / ? # [ ]
+_H16 = r"[0-9A-Fa-f]{1,4}"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LS32 = rf"(?:{_H16}:{_H16}|(?:{_OCTET}\.){{3}}{_OCTET})"
+_IPV6 = "|".join(
+    [
+        rf"(?:{_H16}:){{6}}{_LS32}",
+        rf"::(?:{_H16}:){{5}}{_LS32}",
+        rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+        rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+        rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+        rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+    ]
+)
+_HOST = rf"(?:\[(?:{_IPV6})\]|[!-\"$-.0-9;->A-Z\\^-~]+)"  # a name: no / ? # : @ [ ]
+_PORT = (
+    r"(?::(?:0*(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}"
+    r"|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?)?"
+)
+URL_PATTERN = rf"^[hH][tT][tT][pP][sS]?://{_USER_INFO}{_HOST}{_PORT}(?:[/?#][!-~]*)?$"
 
 # The types a webhook may subscribe to, listed in the schema (an enum) as well.
 NotificationType = Literal[NOTIFICATION_TYPES]  # type: ignore[valid-type]
@@ -79,6 +104,18 @@ class WebhookRequest(_Request):
 
 
 class WebhookUpdateRequest(_Request):
+    # A body that changes nothing (``{}``, or only nulls) is refused: the document
+    # says so (at least one of the two, not null).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["active"], "properties": {"active": {"type": "boolean"}}},
+                {"required": ["event_types"], "properties": {"event_types": {"type": "array"}}},
+            ]
+        },
+    )
+
     active: bool | None = Field(
         default=None, description="false pauses the webhook; true resumes it (URL checked again)"
     )

@@ -78,7 +78,9 @@ MinPosition = Annotated[
     ),
 ]
 # An empty filter (``?status=&job_id=``, as an HTML form sends it) means no filter.
-IdQuery = Annotated[str | None, Query(max_length=128)]
+# No id holds a control character, and PostgreSQL text cannot even compare one
+# with NUL: such a filter is 422, never a database error.
+IdQuery = Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 router = APIRouter(
     tags=["views"],
