@@ -38,9 +38,8 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from .adapters.group_commit import TRACE_CONTEXT
 from .domain.hashing import GENESIS, chain_hash
-from .domain.interview import BASE_FIELDS, META_FIELDS, Interview
+from .domain.interview import BASE_FIELDS, META_FIELDS, TRACE_CONTEXT, Interview
 
 # Every interview event, by class name, with its integration type name in the
 # published contract (a test checks both against the application and the

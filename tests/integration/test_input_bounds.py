@@ -26,6 +26,7 @@ from tests.conftest import (
     drop_database,
     require_postgres,
 )
+from tests.jobs import owner_of, register_job
 
 pytestmark = pytest.mark.integration
 
@@ -81,13 +82,18 @@ def iso(moment: datetime) -> str:
 
 
 def events_recorded(api: TestClient) -> int:
+    """How many interview events the store holds (a job registered for an
+    invitation is not one: the refusal under test must record no interview event)."""
     container: InterviewsContainer = api.app.state.container  # type: ignore[attr-defined]
-    return container.interviews().max_position()
+    return len(list(container.interviews().iter_interview_notifications(after=0, limit=100_000)))
 
 
 def post_invite(api: TestClient, **body: Any) -> httpx.Response:
-    """The one place these tests invite: a fresh job each time, unless given."""
+    """The one place these tests invite: a fresh job each time, unless given (the
+    job is registered for the client first)."""
     payload = {"job_id": f"job-{uuid4().hex[:12]}", "freelancer_id": FREELANCER, **body}
+    if isinstance(payload["job_id"], str) and payload["job_id"].startswith("job-"):
+        register_job(api, payload["job_id"], owner_of(CLIENT_H))
     return api.post("/interviews", json=payload, headers=CLIENT_H)
 
 
@@ -462,9 +468,11 @@ def prepared(api: TestClient, command: str) -> tuple[str, str, dict[str, Any], d
     """(method, path, a valid body, headers) for ``command`` on a fresh interview."""
     if command == "invite":
         job = f"job-{uuid4().hex[:12]}"
+        register_job(api, job, owner_of(CLIENT_H))
         return "POST", "/interviews", {"job_id": job, "freelancer_id": FREELANCER}, CLIENT_H
     if command == "policy":
         job = f"job-{uuid4().hex[:12]}"
+        register_job(api, job, owner_of(CLIENT_H))
         return "PUT", f"/jobs/{job}/policy", {"exclusive_hours": 24}, CLIENT_H
     iid = {
         "accept": invited,

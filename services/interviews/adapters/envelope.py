@@ -11,8 +11,7 @@ from pydantic_core import to_jsonable_python
 
 from ...contracts import SCHEMA_VERSIONS, ActorRef, EventEnvelope
 from ..domain import Interview
-from ..domain.interview import BASE_FIELDS, META_FIELDS
-from .group_commit import TRACE_CONTEXT
+from ..domain.interview import BASE_FIELDS, META_FIELDS, TRACE_CONTEXT
 
 TYPE_NAMES: dict[type[Any], str] = {
     Interview.Invited: "interview.invited",

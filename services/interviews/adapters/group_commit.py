@@ -24,14 +24,11 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, Recording
 
 from ...common.tracing import current_traceparent, links_to, tracer
+from ..domain.interview import TRACE_CONTEXT
 
 log = logging.getLogger(__name__)
 
 RecordFn = Callable[[list[Any], list[Any]], list[Recording[Any]]]
-
-# The key under which a stored event keeps the traceparent of the command that
-# recorded it. Not a field of the domain event: the hash chain never covers it.
-TRACE_CONTEXT = "trace_context"
 
 
 @dataclass

@@ -98,6 +98,10 @@ MAX_DURATION_MINUTES = 240
 # Field names every interview event carries besides its own data.
 META_FIELDS = ("actor_id", "actor_role", "correlation_id", "causation_id", "prev_hash", "hash")
 BASE_FIELDS = ("originator_id", "originator_version", "timestamp", "originator_topic")
+# The key under which a stored event keeps the traceparent of the command that
+# recorded it (adapters/group_commit.py). Not a field of the event: the hash chain
+# never covers it.
+TRACE_CONTEXT = "trace_context"
 # The hash covers every field but itself and the class path (which may be refactored).
 
 
