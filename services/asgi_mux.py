@@ -30,12 +30,14 @@ class PathMux:
     ) -> None:
         """``routes``: (path prefix, app), first match wins; ``default`` gets the rest.
         ``background``: context managers entered after every app has started
-        (workers that need the apps' resources) and left before they stop."""
+        (workers that need the apps' resources) and left before they stop.
+        ``default`` starts first and stops last: the other apps' embedded consumers
+        read its event store until they stop (closing it under them crashed SQLite)."""
         self.routes = list(routes)
         self.default = default
         self.background = list(background)
         self.apps: list[FastAPI] = []
-        for _, app in [*self.routes, ("", default)]:
+        for _, app in [("", default), *self.routes]:
             if app not in self.apps:
                 self.apps.append(app)
 
