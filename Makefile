@@ -29,10 +29,11 @@ services:
 services-stop:
 	@scripts/services.sh stop
 
-## Install, check the code style, start what the tests need (PostgreSQL, Kafka), run every test.
+## Install, check the code style and types, start what the tests need (PostgreSQL, Kafka), run every test.
 test: install
 	$(BIN)/ruff check services tests bench
 	$(BIN)/ruff format --check services tests bench
+	$(BIN)/python -m mypy
 	@scripts/chromium.sh
 	@eval "$$(scripts/services.sh start)" && \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -54,6 +55,7 @@ bench-full: install
 lint: install
 	$(BIN)/ruff check services tests bench
 	$(BIN)/ruff format --check services tests bench
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
             try:
                 module = importlib.import_module(name)
                 own = module.run(ctx)
-            except Exception as error:  # noqa: BLE001 - one broken bench must not hide the rest
+            except Exception as error:  # one broken bench must not hide the rest
                 failed.append(name)
                 own = []
                 print(f"  !! {name} failed: {type(error).__name__}: {error}", flush=True)

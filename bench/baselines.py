@@ -245,7 +245,7 @@ def _insert_commit(
             gate.wait()
             while time.monotonic() < until[0]:
                 conn.execute(
-                    f"INSERT INTO {table} (id, payload) VALUES (%s, %s)",  # noqa: S608
+                    f"INSERT INTO {table} (id, payload) VALUES (%s, %s)",
                     (uuid.uuid4(), payload),
                 )
                 conn.commit()
@@ -572,7 +572,7 @@ def _paged_read(container: Any, page: int = 5000) -> None:
         connection, key, mark = closing(sqlite3.connect(path)), "rowid", "?"
     query = (
         f"SELECT {key}, originator_id, originator_version, topic, state "
-        f"FROM {table} WHERE {key} > {mark} ORDER BY {key} LIMIT {mark}"  # noqa: S608
+        f"FROM {table} WHERE {key} > {mark} ORDER BY {key} LIMIT {mark}"
     )
     rows, after = 0, 0
     with connection as conn:

@@ -343,7 +343,7 @@ def delete_topics(bootstrap: str, topics: list[str]) -> None:
         doomed = [t for t in topics if t in set(admin.list_topics())]
         if doomed:
             admin.delete_topics(doomed)
-    except Exception:  # noqa: BLE001 - cleanup only
+    except Exception:  # cleanup only
         pass
     finally:
         admin.close()

@@ -94,7 +94,7 @@ class PathMux:
                     await stack.enter_async_context(app.router.lifespan_context(app))
                 for worker in self.background:
                     await stack.enter_async_context(worker())
-            except Exception as error:  # noqa: BLE001 - reported to the server
+            except Exception as error:  # reported to the server
                 await send({"type": "lifespan.startup.failed", "message": str(error)})
                 return
             await send({"type": "lifespan.startup.complete"})

@@ -12,7 +12,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -93,12 +93,12 @@ GRACEFUL_SHUTDOWN_S = 10
 
 
 def _run(
-    asgi_app: object,
+    asgi_app: str | Callable[..., Any],
     host: str,
     port: int,
     service: str,
     workers: int = 1,
-    on_ready: Callable[[], Awaitable[None]] | None = None,
+    on_ready: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
     """Serve ``asgi_app``; several worker processes need it as a factory's import string.
 
@@ -124,7 +124,7 @@ def _run(
     }
     if workers > 1:
         # The supervisor passes SIGTERM on to each worker (the interviews API: no streams).
-        uvicorn.run(asgi_app, workers=workers, factory=True, **options)  # type: ignore[arg-type]
+        uvicorn.run(asgi_app, workers=workers, factory=True, **options)
         return
 
     class Server(uvicorn.Server):
@@ -135,7 +135,7 @@ def _run(
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if on_ready is not None and self.started and not self.should_exit:
-                self._announce = asyncio.create_task(on_ready())
+                self._announce: asyncio.Task[None] = asyncio.create_task(on_ready())
 
     def stopped_on_request(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)
@@ -143,7 +143,7 @@ def _run(
     # After a graceful stop uvicorn raises the signal again under the handler
     # found at start: a stop that was asked for and done exits 0.
     signal.signal(signal.SIGTERM, stopped_on_request)
-    Server(uvicorn.Config(asgi_app, **options)).run()  # type: ignore[arg-type]
+    Server(uvicorn.Config(asgi_app, **options)).run()
 
 
 @app.command()
@@ -190,7 +190,7 @@ async def _announce_ready(app: Any, url: str) -> None:
         while True:
             try:
                 status = (await client.get("/readyz")).status_code
-            except Exception:  # noqa: BLE001 - not ready yet, whatever the reason
+            except Exception:  # not ready yet, whatever the reason
                 status = 0
             if status == 200:
                 print(f"ready: {url}  (API docs: {url}/docs)", flush=True)

@@ -49,7 +49,7 @@ def create_platform_app() -> PathMux:
     def read_log(after: int, limit: int) -> list[EventEnvelope]:
         if "read" not in feed:
             feed["read"], feed["wake"] = embedded_feed(interviews.interviews())
-        return feed["read"](after, limit)  # type: ignore[no-any-return]
+        return feed["read"](after, limit)
 
     projections = ProjectionsContainer(
         log_reader=None if with_kafka else read_log,
@@ -99,7 +99,7 @@ def create_platform_app() -> PathMux:
             for worker in reversed(started):
                 try:
                     worker.stop()
-                except Exception:  # noqa: BLE001 - keep stopping the others
+                except Exception:  # keep stopping the others
                     log.exception("stopping %s failed", worker)
             for worker in started:
                 # A consumer thread commits the batch in hand before it ends.
@@ -201,4 +201,4 @@ def consumer_spec(service: str) -> ConsumerSpec:
         raise KeyError(service)
     bootstrap = importlib.import_module(f".{service}.bootstrap", __package__)
     container = getattr(bootstrap, f"{service.capitalize()}Container")()
-    return bootstrap.consumer_spec(container)  # type: ignore[no-any-return]
+    return bootstrap.consumer_spec(container)

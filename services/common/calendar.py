@@ -110,7 +110,7 @@ def interview_calendar(
     calendar.add("calscale", "GREGORIAN")
     calendar.add("method", chosen)
     calendar.add_component(event)
-    return calendar.to_ical()  # type: ignore[no-any-return]
+    return calendar.to_ical()
 
 
 def _address(user_id: str, email_domain: str | None) -> vCalAddress:

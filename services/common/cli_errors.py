@@ -22,8 +22,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import typer
+
+if TYPE_CHECKING:
+    import pydantic
 
 # Typer carries its own copy of Click; its exceptions are what commands raise.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
@@ -108,7 +112,8 @@ def describe(error: BaseException) -> tuple[int, str]:
     if _is(error, "pydantic", "ValidationError"):
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']).upper() or 'value'}: {e['msg']}"
-            for e in error.errors()  # type: ignore[attr-defined]
+            # Matched by name above (pydantic is not imported at run time here).
+            for e in cast("pydantic.ValidationError", error).errors()
         )
         return EXIT_USAGE, f"invalid setting: {problems}"
     if isinstance(error, ConnectionError | TimeoutError):
@@ -144,7 +149,7 @@ def run(
         return _fail(f"{prog_name}: {one_line(error.format_message())}", error.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         return _fail(f"{prog_name}: interrupted", EXIT_INTERRUPTED)
-    except Exception as error:  # noqa: BLE001 - every error becomes one line and an exit code
+    except Exception as error:  # every error becomes one line and an exit code
         if os.environ.get("INTERVIEWCTL_DEBUG"):
             raise
         code, message = describe(error)

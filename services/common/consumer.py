@@ -74,7 +74,8 @@ class PerTransaction(Generic[T]):
         transaction = conn.get_transaction()
         pending = conn.info.get(self.key)
         if pending is None or pending[0] is not transaction:
-            pending = (transaction, [])
+            items: list[T] = []
+            pending = (transaction, items)
             conn.info[self.key] = pending
         pending[1].append(item)
 
@@ -82,7 +83,7 @@ class PerTransaction(Generic[T]):
         pending = conn.info.pop(self.key, None)
         if pending is None or pending[0] is not conn.get_transaction():
             return []
-        return pending[1]  # type: ignore[no-any-return]
+        return pending[1]
 
     def discard(self, conn: sa.Connection) -> None:
         conn.info.pop(self.key, None)

@@ -23,7 +23,7 @@ class HealthServer:
         port: int,
         registry: CollectorRegistry,
         ready: Callable[[], None],
-        host: str = "0.0.0.0",  # noqa: S104 - a container's probe comes from outside
+        host: str = "0.0.0.0",  # a container's probe comes from outside
     ) -> None:
         handler = _handler(registry, ready)
         self.server = ThreadingHTTPServer((host, port), handler)
@@ -46,7 +46,7 @@ def _handler(
     registry: CollectorRegistry, ready: Callable[[], None]
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server interface
+        def do_GET(self) -> None:  # the http.server interface
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
@@ -55,7 +55,7 @@ def _handler(
             elif path == "/readyz":
                 try:
                     ready()
-                except Exception as error:  # noqa: BLE001 - any failure means not ready
+                except Exception as error:  # any failure means not ready
                     detail = f"not ready: {type(error).__name__}: {error}"
                     self._json(503, {"code": "unavailable", "detail": detail})
                 else:
@@ -73,7 +73,7 @@ def _handler(
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             """Probes every few seconds are not worth a log line."""
 
     return Handler

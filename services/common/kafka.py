@@ -49,7 +49,7 @@ def producer_settings(
     }
 
 
-class MemoPartitioner(DefaultPartitioner):  # type: ignore[misc]
+class MemoPartitioner(DefaultPartitioner):
     """kafka-python's default partitioner (murmur2 of the key, as the Java client),
     remembering recent keys: the same partition for a key, without hashing it
     again for every event of the same interview (murmur2 is pure Python)."""
@@ -68,9 +68,7 @@ class MemoPartitioner(DefaultPartitioner):  # type: ignore[misc]
         cluster: Any,
     ) -> int:
         if serialized_key is None:
-            return super().partition(  # type: ignore[no-any-return]
-                topic, key, serialized_key, value, serialized_value, cluster
-            )
+            return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
         all_partitions = cluster.partitions_for_topic(topic)
         if all_partitions is None:
             raise ValueError(f"Topic {topic} not found in ClusterMetadata")

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 try:  # the tracing SDK, when present, knows the current span
     from opentelemetry import trace as _otel_trace
 except ImportError:  # pragma: no cover - tracing is optional
+    # None stands for "no tracing"; the one reader checks for it.
     _otel_trace = None  # type: ignore[assignment]
 
 service_var: ContextVar[str | None] = ContextVar("log_service", default=None)

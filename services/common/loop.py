@@ -61,7 +61,7 @@ class BackgroundLoop:
         while not self._stop.is_set():
             try:
                 delay = self.round_fn()
-            except Exception:  # noqa: BLE001 - a database hiccup must not kill the loop
+            except Exception:  # a database hiccup must not kill the loop
                 self._log.exception("%s round failed; retrying", self.name)
                 delay = self.on_error_delay
             if delay > 0:

@@ -266,7 +266,10 @@ def compare(engine: sa.Engine, history: History) -> list[Any]:
                 "target_metadata": list(history.metadatas),
             },
         )
-        return list(compare_metadata(context, list(history.metadatas)))
+        # alembic compares against every MetaData of a list (its AutogenContext takes
+        # MetaData | Sequence[MetaData]), though compare_metadata's hint names one.
+        metadatas: Any = list(history.metadatas)
+        return list(compare_metadata(context, metadatas))
 
 
 # ------------------------------------------------------------------ the lock

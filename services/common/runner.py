@@ -32,11 +32,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import sqlalchemy as sa
 from kafka import ConsumerRebalanceListener
 from opentelemetry.trace import SpanKind
+
+if TYPE_CHECKING:
+    import psycopg
 
 from ..contracts import DLQ_TOPIC, EventEnvelope, UnsupportedEventError, decode_envelope
 from .consumer import ConsumerSpec
@@ -654,7 +657,7 @@ class ConsumerRunner:
         try:
             with self.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
-        except Exception as error:  # noqa: BLE001 - any failure means not ready
+        except Exception as error:  # any failure means not ready
             raise NotReadyError(
                 f"consumer {self.group}: its database does not answer ({type(error).__name__})"
             ) from error
@@ -700,7 +703,7 @@ class ConsumerRunner:
             try:
                 self.source.open(self)
                 return
-            except Exception as error:  # noqa: BLE001 - the broker or database is down
+            except Exception as error:  # the broker or database is down
                 log.warning("consumer %s: cannot reopen (%s), retrying", self.group, error)
                 self._stop.wait(min(self.readiness.halt_retry_seconds, self.max_backoff))
 
@@ -770,7 +773,9 @@ def _record_processed(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(processed_events.insert(), rows)
         return
     statement = 'COPY processed_events ("group", event_id, position) FROM STDIN'
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    # On PostgreSQL the driver connection is psycopg's (the only driver configured).
+    dbapi = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+    cursor = dbapi.cursor()
     with cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row((row["group"], row["event_id"], row["position"]))
@@ -789,7 +794,9 @@ def _upsert_greater(
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
-            from sqlalchemy.dialects.sqlite import insert
+            # The two dialects' inserts share on_conflict_do_update(index_elements=,
+            # set_=), but no common type declares it.
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
         stmt = insert(table).values(**keys, **{column: value})
         stmt = stmt.on_conflict_do_update(
             index_elements=list(keys),
@@ -1203,7 +1210,7 @@ def _next_offsets(records: Sequence[SourceRecord]) -> dict[tuple[str, int], int]
     return offsets
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, source: KafkaSource) -> None:
         self.source = source
 
@@ -1291,7 +1298,7 @@ def prune_processed(engine: sa.Engine, group: str, keep_positions: int) -> int:
         ).scalar()
         if newest is None or newest - keep_positions <= 0:
             return 0
-        return conn.execute(  # type: ignore[no-any-return]
+        return conn.execute(
             processed_events.delete().where(
                 processed_events.c.group == group,
                 processed_events.c.position < newest - keep_positions,

@@ -104,7 +104,7 @@ def _describe_validation(errors: Iterable[Any]) -> tuple[str, list[dict[str, Any
     return "; ".join(parts) or "invalid input", clean
 
 
-def install_error_handlers(app: FastAPI, unavailable: tuple[type[BaseException], ...] = ()) -> None:
+def install_error_handlers(app: FastAPI, unavailable: tuple[type[Exception], ...] = ()) -> None:
     """JSON ``{code, detail}`` for every error; never a 500 for bad input."""
 
     @app.exception_handler(ApiError)
@@ -137,7 +137,7 @@ def install_error_handlers(app: FastAPI, unavailable: tuple[type[BaseException],
     for exc_type in unavailable:
 
         @app.exception_handler(exc_type)
-        async def _unavailable(_: Request, exc: BaseException) -> JSONResponse:
+        async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
             problem = schema_problem(exc)
             if problem is not None:
                 return _schema_mismatch(problem)
@@ -174,7 +174,7 @@ BEARER = HTTPBearer(
 
 def bearer_principal(
     secret_getter: Callable[[Request], str],
-) -> Callable[[Request], Awaitable[Principal]]:
+) -> Callable[..., Awaitable[Principal]]:
     async def dependency(  # no I/O: no thread-pool hop
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
@@ -201,7 +201,7 @@ def principal_from_token(secret: str, token: str) -> Principal:
 
 
 def app_secret(request: Request) -> str:
-    return request.app.state.auth_secret  # type: ignore[no-any-return]
+    return request.app.state.auth_secret
 
 
 CurrentPrincipal = Annotated[Principal, Depends(bearer_principal(app_secret))]
@@ -315,7 +315,7 @@ def health_router(metrics: Metrics, ready_check: Callable[[Request], None]) -> A
     def readyz(request: Request) -> JSONResponse:
         try:
             ready_check(request)
-        except Exception as error:  # noqa: BLE001 - any failure means not ready
+        except Exception as error:  # any failure means not ready
             return error_response(503, "unavailable", f"not ready: {type(error).__name__}: {error}")
         return JSONResponse({"status": "ready"})
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import yaml
 from pydantic import Field, create_model
@@ -70,12 +70,17 @@ def event_schema(event_type: str) -> dict[str, Any]:
     """The envelope of one event type, its ``data`` replaced by that type's model."""
     version = SCHEMA_VERSIONS[event_type]
     data_model = DATA_MODELS[event_type]
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         message_name(event_type)[0].upper() + message_name(event_type)[1:] + "Event",
         __base__=EventEnvelope,
         __doc__=DESCRIPTIONS[event_type],
-        type=(Literal[event_type], Field(description="event type")),  # type: ignore[valid-type]
-        schema_version=(Literal[version], Field(description="schema version of this type")),  # type: ignore[valid-type]
+        # Literals built at run time from each type's name and version: their static
+        # type is only a special form, so they are handed over as Any.
+        type=(cast(Any, Literal[event_type]), Field(description="event type")),
+        schema_version=(
+            cast(Any, Literal[version]),
+            Field(description="schema version of this type"),
+        ),
         data=(data_model, Field(description="event-specific fields")),
     )
     schema: dict[str, Any] = model.model_json_schema(mode="serialization")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -38,6 +38,7 @@ from .domain import (
     NotAllowedError,
     OfferTerms,
 )
+from .domain.interview import RateType
 from .domain.job import check_can_register
 from .idempotency import IdempotentResponse, fingerprint
 
@@ -178,12 +179,12 @@ class InterviewsApplication(Application[UUID]):
     """The interview workflow: commands, authoritative state and history."""
 
     name = "interviews"
-    snapshotting_intervals = {Interview: 100}  # noqa: RUF012 - eventsourcing's ClassVar
+    snapshotting_intervals = {Interview: 100}  # eventsourcing's ClassVar
     # Commands load the same few aggregates again and again: keep recent ones in
     # memory. A cached aggregate is still fast-forwarded from the store (one query
     # for newer events instead of a snapshot lookup and an events query), so other
     # processes' writes are seen. The environment's AGGREGATE_CACHE_MAXSIZE wins.
-    env = {"AGGREGATE_CACHE_MAXSIZE": "4096"}  # noqa: RUF012 - eventsourcing's ClassVar
+    env = {"AGGREGATE_CACHE_MAXSIZE": "4096"}  # eventsourcing's ClassVar
 
     def __init__(
         self,
@@ -333,13 +334,13 @@ class InterviewsApplication(Application[UUID]):
         *,
         amount: Decimal,
         currency: str,
-        rate_type: str,
+        rate_type: RateType,
         start_date: date | None = None,
         message: str | None = None,
         expires_at: datetime | None = None,
         **opts: Any,
     ) -> CommandResult:
-        terms = OfferTerms(amount, currency, rate_type, start_date, message)  # type: ignore[arg-type]
+        terms = OfferTerms(amount, currency, rate_type, start_date, message)
         payload = {**terms.__dict__, "expires_at": expires_at}
         return self._transition(
             ctx,
@@ -540,7 +541,8 @@ class InterviewsApplication(Application[UUID]):
         return JobPolicy(job.job_id, job.client_id, job.exclusive_hours, job.version)
 
     def interview_events(self, interview_id: UUID) -> list[Interview.Event]:
-        return list(self.events.get(interview_id))  # type: ignore[arg-type]
+        # An interview's stream holds only Interview events.
+        return cast(list[Interview.Event], list(self.events.get(interview_id)))
 
     def position_of(self, interview_id: UUID, version: int) -> int | None:
         """The global notification id of an interview's event at ``version``."""
@@ -554,7 +556,8 @@ class InterviewsApplication(Application[UUID]):
             start=after, limit=limit, topics=INTERVIEW_TOPICS, inclusive_of_start=False
         )
         for n in notifications:
-            yield n.id, self.mapper.to_domain_event(n)  # type: ignore[misc]
+            # INTERVIEW_TOPICS selects Interview events only.
+            yield n.id, cast(Interview.Event, self.mapper.to_domain_event(n))
 
     def max_position(self) -> int:
         return self.recorder.max_notification_id() or 0
@@ -697,7 +700,7 @@ class InterviewsApplication(Application[UUID]):
 
     def _get_interview(self, interview_id: UUID, version: int | None = None) -> Interview:
         try:
-            aggregate = self.repository.get(interview_id, version=version)
+            aggregate: object = self.repository.get(interview_id, version=version)
         except AggregateNotFoundError:
             raise InterviewNotFoundError(f"interview {interview_id} not found") from None
         if not isinstance(aggregate, Interview):
@@ -706,7 +709,7 @@ class InterviewsApplication(Application[UUID]):
 
     def _get_job(self, job_id: str) -> Job | None:
         try:
-            job = self.repository.get(Job.id_for(job_id))
+            job: object = self.repository.get(Job.id_for(job_id))
         except AggregateNotFoundError:
             return None
         assert isinstance(job, Job)

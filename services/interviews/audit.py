@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 from uuid import UUID
 
 from .adapters.audit_store import AuditStore, StoredRow
@@ -128,7 +128,7 @@ class InterviewAudit:
             state = self._decode(row.state)
             if not isinstance(state, dict):
                 raise TypeError("not an object")
-        except Exception as error:  # noqa: BLE001 - any failure means unreadable
+        except Exception as error:  # any failure means unreadable
             record = RecordedEvent(row.originator_id, row.version, row.position, event_class, 1, {})
             record.error = f"stored event no longer decodes: {error}"
             return record
@@ -171,7 +171,8 @@ def state_at(
     interview: Any = None
     for record in chosen:
         try:
-            interview = record.event.mutate(interview)  # type: ignore[union-attr]
-        except Exception as error:  # noqa: BLE001 - a broken stream, reported as such
+            # Every chosen record has its event (one without raised BrokenHistoryError).
+            interview = cast(Interview.Event, record.event).mutate(interview)
+        except Exception as error:  # a broken stream, reported as such
             raise BrokenHistoryError(interview_id, record.version, str(error)) from None
     return PastState(interview, chosen[-1].position)

@@ -134,7 +134,7 @@ class RecordedEvent:
         try:
             for v in range(class_version, current):
                 getattr(event_class, f"upcast_v{v}_v{v + 1}")(state)
-        except Exception as error:  # noqa: BLE001 - any failure means unreadable
+        except Exception as error:  # any failure means unreadable
             record.error = f"stored event cannot be upcast: {error}"
             return record
         # class_version is not hashed: an upcast may add fields, never change
@@ -285,7 +285,7 @@ def _fields(event_class: type[Interview.Event]) -> dict[str, _Field]:
     if event_class not in _FIELDS:
         hints = typing.get_type_hints(event_class)
         fields = {}
-        for f in dataclasses.fields(event_class):  # type: ignore[arg-type]
+        for f in dataclasses.fields(event_class):
             hint = hints.get(f.name)
             options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
             kinds = tuple(o for o in options if isinstance(o, type))
@@ -555,8 +555,8 @@ def replay(lines: Iterable[str]) -> ReplayReport:
             try:
                 if record.event is None:
                     raise ValueError(record.error)
-                interviews[iid] = record.event.mutate(interviews.get(iid))  # type: ignore[arg-type]
-            except Exception as error:  # noqa: BLE001 - reported per interview
+                interviews[iid] = record.event.mutate(interviews.get(iid))
+            except Exception as error:  # reported per interview
                 unreadable[iid] = f"v{record.version}: {error}"
     states = {iid: interview_state(i) for iid, i in interviews.items() if i is not None}
     return ReplayReport(checker.finish(), states, unreadable, bad_lines)

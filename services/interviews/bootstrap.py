@@ -39,7 +39,7 @@ class DependencyUnavailableError(Exception):
     """The event store could not be reached."""
 
 
-UNAVAILABLE: tuple[type[BaseException], ...] = (
+UNAVAILABLE: tuple[type[Exception], ...] = (
     DependencyUnavailableError,
     OperationalError,
     InterfaceError,
@@ -88,7 +88,7 @@ class DatabaseWatch:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(url, autocommit=True, connect_timeout=2)
                 conn.execute("SELECT 1")
-            except Exception as error:  # noqa: BLE001 - any failure: the database is down
+            except Exception as error:  # any failure: the database is down
                 if not self.down:
                     log.warning("event store unreachable (%s); answering 503", error)
                 self.down = True
@@ -208,7 +208,7 @@ class InterviewsContainer:
         if pool is not None:
             try:
                 pool.check()
-            except Exception:  # noqa: BLE001 - the pool recovers on demand anyway
+            except Exception:  # the pool recovers on demand anyway
                 log.debug("checking the connection pool failed", exc_info=True)
 
     def close(self) -> None:

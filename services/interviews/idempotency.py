@@ -47,7 +47,7 @@ class IdempotentResponse(Aggregate):
         )
 
     def response(self) -> dict[str, Any]:
-        return json.loads(self.body)  # type: ignore[no-any-return]
+        return json.loads(self.body)
 
 
 def fingerprint(action: str, target: str, payload: dict[str, Any]) -> str:

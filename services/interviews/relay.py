@@ -582,7 +582,7 @@ class Relay:
         if self.lease is not None and self.stats.leader:
             try:
                 self.lease.release()
-            except Exception:  # noqa: BLE001 - it lapses (or dies with its connection)
+            except Exception:  # it lapses (or dies with its connection)
                 log.warning("relay: releasing the lease failed", exc_info=True)
             self.stats.leader = False
         log.info("relay stopped at position %d", self._saved)

@@ -172,7 +172,7 @@ class DeadlineIndex:
             return self._advance(expected, new, changes, {})
         except OUTAGES:
             raise
-        except Exception as error:  # noqa: BLE001 - find the change(s) at fault
+        except Exception as error:  # find the change(s) at fault
             log.warning("deadline index batch failed (%s); trying each change", describe(error))
         return self._advance(expected, new, changes, self._probe(changes))
 
@@ -211,7 +211,7 @@ class DeadlineIndex:
                         transaction.rollback()
                 except OUTAGES:
                     raise
-                except Exception as error:  # noqa: BLE001 - this one is isolated
+                except Exception as error:  # this one is isolated
                     failing[n] = describe(error)
         return failing
 
@@ -305,7 +305,7 @@ class DeadlineIndex:
 
     def next_due(self) -> datetime | None:
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.min(DEADLINES.c.due_at))).scalar()  # type: ignore[no-any-return]
+            return conn.execute(sa.select(sa.func.min(DEADLINES.c.due_at))).scalar()
 
     def all(self) -> list[Deadline]:
         with self.engine.connect() as conn:
@@ -474,7 +474,7 @@ class Scheduler:
             try:
                 pause = self._pause_after(self.run_once())
                 self.last_tick_ok = time.monotonic()
-            except Exception as error:  # noqa: BLE001 - e.g. the database is down: retry
+            except Exception as error:  # e.g. the database is down: retry
                 log.warning("deadline scheduler tick failed: %s: %s", type(error).__name__, error)
                 self.tick_failures_total += 1
                 self._set_leader(False)
@@ -516,7 +516,7 @@ class Scheduler:
         if self._lease is not None:
             try:
                 self._lease.release()
-            except Exception:  # noqa: BLE001 - a lease lapses or dies with its connection
+            except Exception:  # a lease lapses or dies with its connection
                 log.warning("releasing the scheduler lease failed", exc_info=True)
         self._set_leader(False)
         if self._app is not None:
@@ -603,9 +603,9 @@ class Scheduler:
                 try:
                     self._settle(app, index, row.interview_id)
                     report.settled += 1
-                except Exception as error:  # noqa: BLE001 - tried again, then isolated
+                except Exception as error:  # tried again, then isolated
                     self._failed(index, row, error, report)
-            except Exception as error:  # noqa: BLE001 - tried again, then isolated
+            except Exception as error:  # tried again, then isolated
                 self._failed(index, row, error, report)
             else:
                 self._failures.pop(row.interview_id, None)
@@ -643,7 +643,7 @@ class Scheduler:
     def _change_for(self, event: Interview.Event) -> IndexChange | None:
         try:
             return change_for(event)
-        except Exception as error:  # noqa: BLE001 - isolated, the others go on
+        except Exception as error:  # isolated, the others go on
             return IndexChange(
                 event.originator_id, event.originator_version, None, problem=describe(error)
             )
@@ -688,9 +688,8 @@ class Scheduler:
         except InterviewNotFoundError:
             index.clear(interview_id, below=2**31 - 1)
             return
-        open_deadline = interview.open_deadline
-        if open_deadline is not None and open_deadline[1] is not None:
-            what, due_at = open_deadline
+        what, due_at = interview.open_deadline or (None, None)
+        if what is not None and due_at is not None:
             index.put(Deadline(interview_id, what, due_at, interview.version))
         else:
             index.clear(interview_id, below=interview.version + 1)

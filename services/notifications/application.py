@@ -141,7 +141,7 @@ class NotificationRecorder:
         # Rows already recorded return nothing: their deliveries were recorded with them.
         new = [by_id[row.id] for row in inserted]
         with_hooks = {row.recipient_id for row in inserted if row.has_webhooks}
-        hooks = []
+        hooks: Sequence[sa.Row[Any, Any, Any]] = []
         if with_hooks:
             hooks = conn.execute(
                 sa.select(webhooks.c.id, webhooks.c.owner_id, webhooks.c.event_types).where(
@@ -194,7 +194,9 @@ class NotificationRecorder:
         statement = cls._inserts.get(conn.dialect.name)
         if statement is None:
             # The inserted row's recipient (a RETURNING expression may read the new row).
-            recipient = sa.literal_column(f"{notifications.name}.recipient_id")
+            recipient: sa.ColumnClause[Any] = sa.literal_column(
+                f"{notifications.name}.recipient_id"
+            )
             has_webhooks = sa.exists().where(
                 webhooks.c.owner_id == recipient, webhooks.c.active.is_(True)
             )
@@ -235,7 +237,9 @@ WEBHOOK_DISABLED = "webhook.disabled"
 NOTICE_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:interviews:notice")
 
 
-def webhook_disabled_notice(hook: Mapping[str, Any], reason: str, at: datetime) -> dict[str, Any]:
+def webhook_disabled_notice(
+    hook: Mapping[str, Any] | sa.RowMapping, reason: str, at: datetime
+) -> dict[str, Any]:
     """The inbox row telling a webhook's owner that it was disabled and why. Its id is
     stable per webhook and moment, so recording it twice keeps one."""
     return {
@@ -553,7 +557,7 @@ class Inbox:
             )
             result = []
             for hook in hooks:
-                counts = dict(
+                counts: dict[str, int] = dict(
                     conn.execute(
                         sa.select(deliveries.c.status, sa.func.count())
                         .where(deliveries.c.webhook_id == hook["id"])

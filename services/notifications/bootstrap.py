@@ -53,7 +53,7 @@ class DependencyUnavailableError(Exception):
     """The notifications database could not be reached."""
 
 
-UNAVAILABLE: tuple[type[BaseException], ...] = (
+UNAVAILABLE: tuple[type[Exception], ...] = (
     DependencyUnavailableError,
     sa.exc.OperationalError,
     sa.exc.InterfaceError,
@@ -377,9 +377,11 @@ def _install_domain_metrics(metrics: Metrics, container: NotificationsContainer)
         registry=metrics.registry,
     )
     for outcome in ("delivered", "failed", "dead", "unknown"):
-        outcomes.labels(outcome).set_function(
-            lambda o=outcome: float(container._worker.counts[o]) if container._worker else 0.0
-        )
+
+        def delivery_count(o: str = outcome) -> float:
+            return float(container._worker.counts[o]) if container._worker else 0.0
+
+        outcomes.labels(outcome).set_function(delivery_count)
     disabled = Gauge(
         "notification_webhooks_disabled_total",
         "Webhooks this process's worker deactivated (410 Gone or too many dead deliveries)",
@@ -393,6 +395,8 @@ def _install_domain_metrics(metrics: Metrics, container: NotificationsContainer)
         registry=metrics.registry,
     )
     for outcome in ("sent", "skipped"):
-        reminders.labels(outcome).set_function(
-            lambda o=outcome: float(container._reminders.counts[o]) if container._reminders else 0.0
-        )
+
+        def reminder_count(o: str = outcome) -> float:
+            return float(container._reminders.counts[o]) if container._reminders else 0.0
+
+        reminders.labels(outcome).set_function(reminder_count)

@@ -100,7 +100,7 @@ class Sender(Protocol):
     def send(self, message: OutgoingMessage, now: datetime) -> SendResult: ...
 
 
-def meeting_invitation(row: Mapping[str, Any]) -> dict[str, Any] | None:
+def meeting_invitation(row: Mapping[str, Any] | sa.RowMapping) -> dict[str, Any] | None:
     """What an e-mail's ``.ics`` is built from: the calendar event the notification's
     event left (``details["calendar"]``, see ``rules.CalendarChange``) and who meets."""
     details = row["details"] or {}
@@ -115,7 +115,7 @@ def meeting_invitation(row: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def notification_body(row: Mapping[str, Any]) -> bytes:
+def notification_body(row: Mapping[str, Any] | sa.RowMapping) -> bytes:
     """The JSON a webhook receives: the same bytes on every attempt."""
     payload = {
         "id": row["id"],
@@ -360,14 +360,14 @@ class DeliveryWorker:
             ) as span:
                 try:
                     result = sender.send(message, started)
-                except Exception as error:  # noqa: BLE001 - any failure is a failed attempt
+                except Exception as error:  # any failure is a failed attempt
                     result = SendResult(False, None, f"{type(error).__name__}: {error}"[:500])
                 if not result.ok:
                     span.set_status(StatusCode.ERROR, result.error or "not delivered")
         duration_ms = (time.perf_counter() - t0) * 1000
         try:
             self._finish(message, result, started, duration_ms)
-        except Exception:  # noqa: BLE001 - the lease runs out and the delivery is retried
+        except Exception:  # the lease runs out and the delivery is retried
             log.exception("could not record attempt %s of %s", message.attempt, message.delivery_id)
 
     def _finish(

@@ -104,6 +104,8 @@ class Preferences:
             if conn.dialect.name == "postgresql":
                 from sqlalchemy.dialects.postgresql import insert
             else:
+                # The two dialects' inserts share on_conflict_do_*(), but no common type
+                # declares it.
                 from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
             statement = insert(preferences).values(**values)
             conn.execute(

@@ -115,6 +115,7 @@ def _upsert_statement(dialect: str, kind: str, columns: tuple[str, ...]) -> Any:
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
+        # The two dialects' inserts share on_conflict_do_*(), but no common type declares it.
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     else:
         raise NotImplementedError(f"unsupported database {dialect}")

@@ -60,7 +60,7 @@ from .watch import PositionWatch
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE: tuple[type[BaseException], ...] = (
+UNAVAILABLE: tuple[type[Exception], ...] = (
     sa.exc.OperationalError,
     sa.exc.InterfaceError,
     psycopg.OperationalError,

@@ -33,7 +33,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from ..common.instants import to_utc
 from ..contracts import EventEnvelope
@@ -142,7 +142,8 @@ def _dt(value: Any) -> datetime | None:
 
 
 def _at(e: EventEnvelope) -> datetime:
-    return _dt(e.occurred_at)  # type: ignore[return-value]
+    # occurred_at is required, so never None here.
+    return cast(datetime, _dt(e.occurred_at))
 
 
 def _earliest(current: datetime | None, new: datetime) -> datetime:

@@ -216,7 +216,7 @@ def _apply_chunk(
         return
     except OUTAGES:
         raise
-    except Exception as error:  # noqa: BLE001 - find the event(s) at fault
+    except Exception as error:  # find the event(s) at fault
         log.warning("rebuild: a chunk failed (%s); folding it event by event", error)
     for event in chunk:
         try:
@@ -224,7 +224,7 @@ def _apply_chunk(
                 total.add(apply_events(conn, tables, [event], lock_rows=False))
         except OUTAGES:
             raise
-        except Exception as error:  # noqa: BLE001 - left out, reported
+        except Exception as error:  # left out, reported
             unfoldable.append(_left_out(event, error))
 
 
@@ -242,7 +242,7 @@ def _apply_chunk_locked(
         return
     except OUTAGES:
         raise
-    except Exception as error:  # noqa: BLE001 - find the event(s) at fault
+    except Exception as error:  # find the event(s) at fault
         log.warning("rebuild: a catch-up chunk failed (%s); folding it event by event", error)
     for event in chunk:
         try:
@@ -250,7 +250,7 @@ def _apply_chunk_locked(
                 total.add(apply_events(conn, tables, [event], lock_rows=False))
         except OUTAGES:
             raise
-        except Exception as error:  # noqa: BLE001 - left out, reported
+        except Exception as error:  # left out, reported
             unfoldable.append(_left_out(event, error))
 
 

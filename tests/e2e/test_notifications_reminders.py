@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """Reminders the whole way through: invitations with deadlines sent over the
 interview API, their events brought to the notifications consumer from the event
 store's log (the embedded default), the notifications app's own workers running,

@@ -133,7 +133,7 @@ def test_consumers_starting_together_create_their_bookkeeping_tables_once(
         start.wait()
         try:
             migrate(engine, [RUNNER_HISTORY])
-        except BaseException as error:  # noqa: BLE001 - the test reports it
+        except BaseException as error:  # the test reports it
             errors.append(error)
 
     threads = [threading.Thread(target=create, args=(e,)) for e in engines]

@@ -153,7 +153,7 @@ def test_processes_opening_a_new_database_at_once_all_start(
         barrier.wait()
         try:
             container.interviews()
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:  # reported below
             failures.append(error)
 
     threads = [threading.Thread(target=open_store, args=(c,)) for c in containers]

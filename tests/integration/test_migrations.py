@@ -144,7 +144,7 @@ def test_processes_starting_together_migrate_once(database_url: str | None, tmp_
         barrier.wait()
         try:
             reports.append(migrate(engine, HISTORIES, after=check_event_store))
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:  # reported below
             errors.append(error)
 
     threads = [threading.Thread(target=start, args=(e,)) for e in engines]

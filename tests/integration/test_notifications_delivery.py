@@ -21,9 +21,9 @@ from tests.integration.test_notifications_support import (  # noqa: F401 - fixtu
     WebhookReceiver,
     apply,
     inbox_of,
-    make_container,  # noqa: F401 - fixture
-    receiver,  # noqa: F401 - fixture
-    smtp,  # noqa: F401 - fixture
+    make_container,  # fixture
+    receiver,  # fixture
+    smtp,  # fixture
 )
 
 pytestmark = pytest.mark.integration

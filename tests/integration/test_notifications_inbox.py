@@ -17,7 +17,7 @@ from tests.integration.test_notifications_support import (  # noqa: F401 - fixtu
     Interview,
     apply,
     inbox_of,
-    make_container,  # noqa: F401 - fixture
+    make_container,  # fixture
 )
 
 pytestmark = pytest.mark.integration

@@ -26,8 +26,8 @@ from tests.integration.test_notifications_support import (  # noqa: F401 - fixtu
     Interview,
     WebhookReceiver,
     inbox_of,
-    make_container,  # noqa: F401 - fixture
-    receiver,  # noqa: F401 - fixture
+    make_container,  # fixture
+    receiver,  # fixture
 )
 
 pytestmark = pytest.mark.integration

@@ -56,7 +56,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver.lock:
                     receiver.received.append(Received(self.path, dict(self.headers), body))
@@ -110,7 +110,7 @@ class SmtpSink:
         sink = self
 
         class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 sink.messages.append(
                     (envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
                 )
@@ -231,7 +231,7 @@ def delete_topics(bootstrap: str, *topics: str) -> None:
                 admin.delete_topics(doomed)
         finally:
             admin.close()
-    except Exception:  # noqa: BLE001 - cleanup only
+    except Exception:  # cleanup only
         pass
 
 

@@ -180,7 +180,7 @@ def test_sigkilled_relay_loses_nothing_and_republished_events_take_effect_once(
             cwd=ROOT,
             env=env | extra,
             stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "relay.log", "ab"),  # noqa: SIM115
+            stderr=open(tmp_path / "relay.log", "ab"),
         )
 
     def recorded() -> int:

@@ -169,7 +169,7 @@ class EchoingReceiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 outer.bodies.append(body)
                 quoted = b"cannot handle: " + body[body.find(SECRET_MESSAGE.encode()) :]

@@ -74,7 +74,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 outer.hits += 1
                 self.send_response(204)

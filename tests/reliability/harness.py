@@ -87,7 +87,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         try:
             if predicate():
                 return True
-        except Exception:  # noqa: BLE001 - e.g. a database that is still coming up
+        except Exception:  # e.g. a database that is still coming up
             pass
         time.sleep(interval)
     return predicate()
@@ -765,13 +765,13 @@ def delete_topics(bootstrap: str, *topics: str) -> None:
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=10_000)
-    except Exception:  # noqa: BLE001 - clean-up only (the broker may be down)
+    except Exception:  # clean-up only (the broker may be down)
         return
     try:
         doomed = [t for t in topics if t in set(admin.list_topics())]
         if doomed:
             admin.delete_topics(doomed)
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     finally:
         admin.close()

@@ -59,7 +59,7 @@ class Killer(threading.Thread):
     def safe_progress(self) -> int:
         try:
             return self.progress()
-        except Exception:  # noqa: BLE001 - its tables may not exist yet
+        except Exception:  # its tables may not exist yet
             return -1
 
     def run(self) -> None:

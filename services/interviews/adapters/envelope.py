@@ -54,13 +54,13 @@ def to_envelope(
         data = {"message": event.message, "expires_at": event.expires_at}
     return EventEnvelope(
         id=event_id(event.originator_id, event.originator_version),
-        type=event_type,  # type: ignore[arg-type]
+        type=event_type,
         schema_version=SCHEMA_VERSIONS[event_type],
         interview_id=event.originator_id,
         version=event.originator_version,
         position=position,
         occurred_at=event.timestamp,
-        actor=ActorRef(id=event.actor_id, role=event.actor_role),  # type: ignore[arg-type]
+        actor=ActorRef(id=event.actor_id, role=event.actor_role),
         job_id=job_id,
         client_id=client_id,
         freelancer_id=freelancer_id,
@@ -82,4 +82,4 @@ def _data_fields(event_class: type[Any]) -> tuple[str, ...]:
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
-    return to_jsonable_python(data)  # type: ignore[no-any-return]
+    return to_jsonable_python(data)

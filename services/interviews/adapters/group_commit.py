@@ -133,7 +133,7 @@ class GroupCommitter:
                 for unit in batch:  # find the losers of the race
                     self._commit([unit])
             return
-        except BaseException as error:  # noqa: BLE001 - handed to the waiting request
+        except BaseException as error:  # handed to the waiting request
             for unit in batch:
                 self._finish(unit, error=error)
             return

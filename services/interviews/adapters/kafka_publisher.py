@@ -108,7 +108,7 @@ class KafkaPublisher:
         try:
             span_context = span.get_span_context()
             traceparent = traceparent_of(span_context) if span_context.is_valid else None
-            return self._producer.send(  # type: ignore[no-any-return]
+            return self._producer.send(
                 self.topic,
                 key=str(envelope.interview_id).encode(),
                 value=envelope.to_bytes(),

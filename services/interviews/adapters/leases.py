@@ -118,7 +118,7 @@ class AdvisoryLock:
         try:
             conn.invalidate()  # closes the session, so the server frees the lock
             conn.close()
-        except Exception:  # noqa: BLE001 - the connection is gone either way
+        except Exception:  # the connection is gone either way
             log.debug("closing a broken lock connection failed", exc_info=True)
 
 

@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -116,7 +116,7 @@ class Interview(Aggregate):
         prev_hash: str
         hash: str
 
-        def apply(self, aggregate: Interview) -> None:  # type: ignore[override]
+        def apply(self, aggregate: Interview) -> None:
             aggregate.last_hash = self.hash
             aggregate.updated_at = self.timestamp
             self.apply_to(aggregate)
@@ -128,7 +128,7 @@ class Interview(Aggregate):
             """The event's own fields: what the integration event calls ``data``."""
             return {
                 f.name: getattr(self, f.name)
-                for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                for f in dataclasses.fields(self)
                 if f.name not in META_FIELDS and f.name not in BASE_FIELDS
             }
 
@@ -136,7 +136,7 @@ class Interview(Aggregate):
             """Everything the hash covers (all fields but the hash itself)."""
             fields = {
                 f.name: getattr(self, f.name)
-                for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                for f in dataclasses.fields(self)
                 if f.name not in ("hash", "originator_topic")
             }
             fields["type"] = type(self).__name__
@@ -229,7 +229,8 @@ class Interview(Aggregate):
             aggregate.offer = OfferTerms(
                 amount=self.amount,
                 currency=self.currency,
-                rate_type=self.rate_type,  # type: ignore[arg-type]
+                # Recorded from OfferTerms, so one of RateType (the event keeps a str).
+                rate_type=cast(RateType, self.rate_type),
                 start_date=self.start_date,
                 message=self.message,
             )

@@ -63,21 +63,21 @@ class Job(Aggregate):
     class PolicyChanged(Aggregate.Event):
         exclusive_hours: int | None
 
-        def apply(self, aggregate: Job) -> None:  # type: ignore[override]
+        def apply(self, aggregate: Job) -> None:
             aggregate.exclusive_hours = self.exclusive_hours
 
     class CandidateInvited(Aggregate.Event):
         freelancer_id: str
         interview_id: UUID
 
-        def apply(self, aggregate: Job) -> None:  # type: ignore[override]
+        def apply(self, aggregate: Job) -> None:
             aggregate.candidates[self.freelancer_id] = self.interview_id
 
     class ExclusiveWindowOpened(Aggregate.Event):
         interview_id: UUID
         ends_at: datetime
 
-        def apply(self, aggregate: Job) -> None:  # type: ignore[override]
+        def apply(self, aggregate: Job) -> None:
             aggregate.exclusive_until = self.ends_at
             aggregate.exclusive_interview = self.interview_id
 
@@ -85,7 +85,7 @@ class Job(Aggregate):
         reason: str | None
         closed_by: str
 
-        def apply(self, aggregate: Job) -> None:  # type: ignore[override]
+        def apply(self, aggregate: Job) -> None:
             aggregate.status = CLOSED
             aggregate.closed_reason = self.reason
             aggregate.closed_at = self.timestamp

@@ -90,8 +90,8 @@ async def get_interviews(request: Request) -> InterviewsApplication:
     container.check_available()  # 503 at once while its database is known to be down
     app = container.opened
     if app is not None:
-        return app  # type: ignore[no-any-return]
-    return await run_in_threadpool(container.interviews)  # type: ignore[no-any-return]
+        return app
+    return await run_in_threadpool(container.interviews)
 
 
 InterviewsDep = Annotated[InterviewsApplication, Depends(get_interviews)]
@@ -126,6 +126,7 @@ class CommandOptions:
 
 
 async def command_options(
+    # Typed str for the documents (see IdempotencyKey); an absent header gives None.
     idempotency_key: IdempotencyKey = None,  # type: ignore[assignment]
     if_match: IfMatch = None,  # type: ignore[assignment]
 ) -> CommandOptions:
@@ -562,7 +563,7 @@ def job_public(job: JobView) -> JobPublic:
         job_id=job.job_id,
         client_id=job.client_id,
         title=job.title,
-        status=job.status,  # type: ignore[arg-type]
+        status=job.status,
         exclusive_hours=job.exclusive_hours,
     )
 

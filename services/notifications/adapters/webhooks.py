@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import time
 from datetime import datetime
+from typing import Any
 
 import httpx
 
@@ -128,6 +129,7 @@ class WebhookSender:
         """The answer's status code. The call goes to the URL itself for an allow-listed
         host, else to each checked address in turn until one accepts the connection.
         The answer's body is not read."""
+        calls: list[tuple[str, dict[str, str], dict[str, Any]]]
         if target.allow_listed:
             calls = [(url, headers, {})]
         else:

@@ -37,7 +37,7 @@ from .schemas import (
 
 
 def get_inbox(request: Request) -> Inbox:
-    return request.app.state.container.inbox()  # type: ignore[no-any-return]
+    return request.app.state.container.inbox()
 
 
 InboxDep = Annotated[Inbox, Depends(get_inbox)]
@@ -180,4 +180,4 @@ def redeliver(
     except WebhookStateError as error:
         status = 409 if error.code == "webhook_inactive" else 422
         raise ApiError(status, error.code, str(error)) from None
-    return delivery_public(row, WebhookDeliveryPublic)  # type: ignore[no-any-return]
+    return delivery_public(row, WebhookDeliveryPublic)

@@ -39,7 +39,7 @@ class PreferencesPublic(BaseModel):
 
 
 def get_preferences(request: Request) -> Preferences:
-    return request.app.state.container.preferences()  # type: ignore[no-any-return]
+    return request.app.state.container.preferences()
 
 
 PreferencesDep = Annotated[Preferences, Depends(get_preferences)]

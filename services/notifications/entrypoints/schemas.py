@@ -41,6 +41,7 @@ _PORT = (
 URL_PATTERN = rf"^[hH][tT][tT][pP][sS]?://{_USER_INFO}{_HOST}{_PORT}(?:[/?#][!-~]*)?$"
 
 # The types a webhook may subscribe to, listed in the schema (an enum) as well.
+# Built at run time from the rules' tuple, which a static Literal cannot name.
 NotificationType = Literal[NOTIFICATION_TYPES]  # type: ignore[valid-type]
 
 

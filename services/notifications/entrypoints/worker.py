@@ -64,7 +64,7 @@ class Workers:
         """Starts at once, or (a database down) in the background as soon as it answers."""
         try:
             self._start()
-        except Exception as error:  # noqa: BLE001 - ours or the runner factory's dependency
+        except Exception as error:  # ours or the runner factory's dependency
             log.warning(
                 "cannot start the workers yet (%s: %s); retrying", type(error).__name__, error
             )
@@ -78,7 +78,7 @@ class Workers:
             try:
                 self._start()
                 return
-            except Exception as error:  # noqa: BLE001 - keep trying until stopped
+            except Exception as error:  # keep trying until stopped
                 log.warning("workers still not started: %s: %s", type(error).__name__, error)
                 delay = min(delay * 2, 10.0)
 

@@ -188,7 +188,7 @@ def reflected_tables(conn: sa.Connection, generation: int) -> ViewTables:
     names = view_tables(generation)
     return ViewTables(
         generation,
-        *(sa.Table(t.name, md, autoload_with=conn) for t in names.all),  # type: ignore[arg-type]
+        *(sa.Table(t.name, md, autoload_with=conn) for t in names.all),
     )
 
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 
@@ -24,6 +24,9 @@ from ...contracts import EventEnvelope
 from ..fold import EMPTY_ROW, Row, fold
 from ..migrations import HISTORY as PROJECTIONS_HISTORY
 from .schema import VIEW, VIEW_SCHEMAS, ViewTables, pv_generations, pv_meta, view_tables
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +224,8 @@ def create_indexes(conn: sa.Connection, tables: ViewTables) -> None:
 def swap_to(conn: sa.Connection, number: int) -> int:
     """Points the views at generation ``number`` (inside the caller's locked
     transaction); returns the generation it replaced."""
-    old = conn.execute(sa.select(pv_meta.c.generation).where(pv_meta.c.view == VIEW)).scalar()
+    # The row exists from the first generation on (ensure_generation inserts it).
+    old = conn.execute(sa.select(pv_meta.c.generation).where(pv_meta.c.view == VIEW)).scalar_one()
     conn.execute(
         sa.update(pv_meta).where(pv_meta.c.view == VIEW).values(generation=number, swapped_at=now())
     )
@@ -314,7 +318,9 @@ def _upsert(conn: sa.Connection, table: sa.Table) -> Any:
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        # The two dialects' inserts share on_conflict_do_update(index_elements=, set_=),
+        # but no common type declares it.
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     stmt = insert(table)
     return stmt.on_conflict_do_update(
         index_elements=[table.c.interview_id],
@@ -335,9 +341,14 @@ def _copy_rows(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[R
             )
 
 
+def _psycopg(conn: sa.Connection) -> psycopg.Connection[Any]:
+    """The driver connection under ``conn``, on PostgreSQL (the only driver there) psycopg's."""
+    return cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+
+
 def _copy_insert(conn: sa.Connection, table: sa.Table, rows: Sequence[Row]) -> None:
     if rows:
-        with conn.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+        with _psycopg(conn).cursor() as cursor:
             _copy_rows(cursor, table.name, list(table.c.keys()), rows)
 
 
@@ -349,7 +360,7 @@ def _copy_upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[Row]) -> N
     columns = list(_ROW_KEYS)
     names = ", ".join(f'"{c}"' for c in columns)
     updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c != "interview_id")
-    with conn.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+    with _psycopg(conn).cursor() as cursor:
         if not conn.info.get(stage):
             cursor.execute(
                 f'CREATE TEMPORARY TABLE IF NOT EXISTS "{stage}" '

@@ -37,7 +37,7 @@ POSITION_HEADER = "X-View-Position"
 
 
 def get_views(request: Request) -> ProjectionViews:
-    return request.app.state.container.views()  # type: ignore[no-any-return]
+    return request.app.state.container.views()
 
 
 DASHBOARD_COOKIE = APIKeyCookie(
@@ -119,8 +119,9 @@ async def list_interviews(
     """Clients see their jobs' interviews, freelancers their own, auditors and
     admins all. The order (by each interview's first event) is stable, so a
     cursor never skips or repeats an item while new interviews arrive."""
-    status, job_id, client_id, freelancer_id, cursor = (
-        v or None for v in (status, job_id, client_id, freelancer_id, cursor)
+    status = status or None
+    job_id, client_id, freelancer_id, cursor = (
+        v or None for v in (job_id, client_id, freelancer_id, cursor)
     )
     if cursor is not None:
         try:
@@ -283,7 +284,7 @@ def consumer_health_of(
     """The consumer's self-report, for the callers allowed to see it."""
     if not principal.is_reader:
         return None
-    return request.app.state.container.consumer_health  # type: ignore[no-any-return]
+    return request.app.state.container.consumer_health
 
 
 @router.get(

@@ -16,6 +16,8 @@ Revises: 0001
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -24,7 +26,7 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-RELAY_COLUMNS = [
+RELAY_COLUMNS: list[sa.Column[Any]] = [
     sa.Column("epoch", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("holder", sa.String(200), nullable=True),
     sa.Column("heartbeat", sa.BigInteger, nullable=False, server_default="0"),
