@@ -291,6 +291,8 @@ def request_for(world: World, e: Endpoint, who: Who | None) -> tuple[str, Any, d
         body = {"secret": "rotated-secret-" + "r" * 16}
     elif e.path == "/webhooks/{webhook_id}/redeliver":
         body = {"notification_id": v["notification"]}
+    elif key == ("PUT", "/me/preferences"):
+        body = {"time_zone": "Europe/Berlin"}  # the caller's own
     elif e.path == "/audit/interviews/{interview_id}/state":
         query = {"version": 1}
     elif e.path == "/views/stream":
@@ -332,6 +334,8 @@ def expected_status(world: World, e: Endpoint, who: Who) -> int:
         return 200  # the caller's own scope
     if key in (("GET", "/notifications"), ("GET", "/webhooks")):
         return 200  # the caller's own
+    if e.path == "/me/preferences":
+        return 200  # the caller's own time zone, whatever the role
     if key == ("POST", "/webhooks"):
         return 201 if who.role in ("client", "freelancer") else 403
     if e.path == "/notifications/{notification_id}/read":
