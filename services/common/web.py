@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
@@ -346,7 +347,11 @@ class BodyLimitMiddleware:
     """A declared Content-Length over the limit is refused before the app runs;
     a body without one (chunked) is counted as it arrives and refused at the
     first chunk past the limit. The rest is never read: the server closes the
-    connection rather than drain it."""
+    connection rather than drain it.
+
+    It also refuses a query parameter given more than once (422): no operation
+    takes a list in its query, and the framework would otherwise read the last
+    value and ignore the others."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -355,6 +360,13 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        repeated = _repeated_query_parameter(scope.get("query_string", b""))
+        if repeated is not None:
+            response = error_response(
+                422, "invalid_input", f"query parameter {repeated!r} is given more than once"
+            )
+            await response(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > self.limit:
@@ -392,6 +404,16 @@ class BodyLimitMiddleware:
         )
         response.headers["Connection"] = "close"
         await response({"type": "http"}, _no_body, send)
+
+
+def _repeated_query_parameter(query: bytes) -> str | None:
+    names = [name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name[:64]
+        seen.add(name)
+    return None
 
 
 async def _no_body() -> Message:

@@ -16,6 +16,7 @@ from services.common.db import create_engine
 from services.common.migrations import migrate
 from services.common.runner import RUNNER_HISTORY, parked_events
 from services.contracts import EventEnvelope
+from services.interviews.migrations import HISTORY as INTERVIEWS_HISTORY
 from services.interviews.scheduler import DeadlineIndex
 
 from .checks import Findings, check_poison_accepted
@@ -90,6 +91,7 @@ def test_an_accepted_command_whose_event_was_parked_counts_as_poison_accepted(
         park(platform.notifications_db, "notifications-t", store[0])
         park(platform.views_db, "projections-t", store[2])  # not an acknowledged command
         engine = create_engine(platform.interviews_db, Path("unused.sqlite"))
+        migrate(engine, [INTERVIEWS_HISTORY])  # the scheduler's tables, as a service makes them
         DeadlineIndex(engine).create()
         engine.dispose()
         found = Findings()
