@@ -61,6 +61,18 @@ alive() {
 # True if something accepts TCP connections on 127.0.0.1:$1.
 port_open() { (exec 6<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# True once nothing listens on 127.0.0.1:$1, waiting up to PORT_WAIT seconds
+# (default 60) for a server that is still shutting down to let the port go.
+port_frees() {
+  local waited=0
+  while port_open "$1"; do
+    ((waited >= ${PORT_WAIT:-60})) && return 1
+    ((waited == 0)) && log "port $1 is taken; waiting up to ${PORT_WAIT:-60}s for it to free ..."
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+
 apt_install() {
   [[ $EUID -eq 0 ]] || die "need root to apt-get install $*"
   log "installing $* with apt-get (one-time) ..."
@@ -199,7 +211,7 @@ pg_start() {
     pg_bootstrap_roles
     return
   fi
-  if port_open "$PG_PORT"; then
+  if ! port_frees "$PG_PORT"; then
     die "port $PG_PORT is taken by another process (not our PostgreSQL); set PG_PORT to use another one"
   fi
 
@@ -384,7 +396,7 @@ kafka_start() {
   fi
   local p
   for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-    port_open "$p" && die "port $p is taken by another process (not our Kafka); set KAFKA_PORT / KAFKA_CONTROLLER_PORT"
+    port_frees "$p" || die "port $p is taken by another process (not our Kafka); set KAFKA_PORT / KAFKA_CONTROLLER_PORT"
   done
 
   kafka_ensure_java
