@@ -268,38 +268,9 @@ def serve_scheduler(
     _apply_data_dir(data_dir)
     _check_database_urls()
     _check_schemas("interviews")
+    from .interviews.entrypoints.processes import serve_scheduler as run_scheduler
 
-    from .common.logs import configure_logging
-    from .common.tracing import setup_tracing
-    from .interviews.bootstrap import InterviewsContainer
-    from .interviews.scheduler import Scheduler
-
-    container = InterviewsContainer()
-    configure_logging(container.settings.log_level, service="scheduler")
-    setup_tracing("scheduler")
-    # The signals wait here; the scheduler thread (which inherits the mask) never sees them.
-    stop_signals = {signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    from prometheus_client import CollectorRegistry
-
-    registry = CollectorRegistry()
-    scheduler = Scheduler(container, registry=registry)
-    server = None
-    if metrics_port:
-        from .common.health import HealthServer
-        from .interviews.scheduler import SchedulerCollector
-
-        registry.register(SchedulerCollector(scheduler))
-        server = HealthServer(metrics_port, registry, scheduler.check_ready).start()
-    scheduler.start()
-    try:
-        received = signal.sigwait(stop_signals)
-        typer.echo(f"deadline scheduler: {signal.Signals(received).name}, stopping", err=True)
-    finally:
-        scheduler.stop()
-        container.close()
-        if server is not None:
-            server.shutdown()
+    run_scheduler(metrics_port)
 
 
 @app.command()
@@ -318,7 +289,8 @@ def relay(
     from .common.logs import configure_logging
     from .common.settings import CommonSettings
     from .common.tracing import setup_tracing
-    from .interviews.relay import RelaySettings, serve
+    from .interviews.entrypoints.processes import serve_relay
+    from .interviews.settings import RelaySettings
 
     configure_logging(CommonSettings().log_level, service="relay")
     setup_tracing("relay")
@@ -328,7 +300,7 @@ def relay(
     if not settings.kafka_bootstrap_servers:
         raise typer.BadParameter("set KAFKA_BOOTSTRAP_SERVERS: the relay publishes to Kafka")
     _check_schemas("interviews")
-    serve(settings)
+    serve_relay(settings)
 
 
 @serve_app.command("projections")
