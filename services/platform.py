@@ -112,7 +112,7 @@ def create_platform_app() -> PathMux:
     )
 
 
-# ------------------------------------------------ embedded consumers and the relay
+# ------------------------------------------------------------ embedded consumers
 
 
 def embedded_feed(

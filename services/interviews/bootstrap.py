@@ -170,8 +170,8 @@ class InterviewsContainer:
                     # demand, at once, so it recovers as soon as PostgreSQL is back.
                     pool.reconnect_timeout = 5.0
                     # Wait at most a second for a connection: the recorder tries ten
-                    # times, so a request caught by an outage fails in about 12 s
-                    # rather than 52 s (queries take milliseconds; 16 connections).
+                    # times, so a request caught by an outage fails within about 12 s
+                    # (queries take milliseconds; 16 connections).
                     pool.timeout = 1.0
         return self._app
 

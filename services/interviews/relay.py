@@ -42,7 +42,6 @@ class RelayStats:
     published: int = 0  # acknowledged by the broker, this process
     published_position: int = 0  # recorded position
     errors: int = 0
-    republish_from: int = 0
     rate: float = 0.0  # events acknowledged per second, last interval
     connected: bool = False
     leader: bool = False  # holds the lease: this relay is the one publishing
@@ -89,10 +88,6 @@ class Relay:
     def stop(self) -> None:
         self._stop.set()
         self.wake.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
 
     def run(self) -> None:
         """Until ``stop()``: publish, checkpoint, wait for more; back off on failures."""
@@ -155,7 +150,6 @@ class Relay:
     def _start(self) -> None:
         self._acked = self._saved = self._read = self._scanned = self.positions.load()
         self.stats.published_position = self._acked
-        self.stats.republish_from = self._acked
         publisher = self.connect()
         self._publisher = publisher
         self.stats.connected = True

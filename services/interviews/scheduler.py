@@ -127,11 +127,9 @@ class Scheduler:
         self.holder = new_holder()
         self.is_leader = False
         self.expired_total = 0
-        self.settled_total = 0
         self.failed_total = 0
         self.tick_failures_total = 0
         self.last_tick_ok: float | None = None  # monotonic time of the last good tick
-        self.isolated_total = 0
         self.isolate_after = isolate_after
         self.failed_by_stage: Counter[str] = Counter()  # scheduler_failed_deadlines{stage}
         self.isolated_count = 0  # rows in isolated_deadlines, at the last look
@@ -240,9 +238,7 @@ class Scheduler:
             self._expire_due(app, index, lease, report)
             report.next_due = index.next_due()
             self.expired_total += report.expired
-            self.settled_total += report.settled
             self.failed_total += report.failed
-            self.isolated_total += report.isolated
             self._count_isolated(index)
             return report
 
@@ -310,8 +306,7 @@ class Scheduler:
                     row.interview_id,
                     row.due_at.isoformat(),
                 )
-                # Expired is recorded: the log would drop the row later too.
-                index.clear(row.interview_id, below=result.version)
+                self._forget(index, row.interview_id, result.version)
 
     def _failed(
         self, index: DeadlineIndex, row: Deadline, error: Exception, report: TickReport
@@ -370,6 +365,10 @@ class Scheduler:
             self._settle(app, index, interview_id)
             self._count_isolated(index)
             return True
+
+    def _forget(self, index: DeadlineIndex, interview_id: UUID, expired_version: int) -> None:
+        """Drops a deadline once ``Expired`` is recorded (the log would drop it later too)."""
+        index.clear(interview_id, below=expired_version)
 
     @staticmethod
     def _settle(app: InterviewsApplication, index: DeadlineIndex, interview_id: UUID) -> None:
