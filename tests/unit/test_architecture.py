@@ -41,7 +41,7 @@ LONG_MODULES: dict[str, str] = {
     "services/notifications/delivery.py": "not split yet: the outgoing message and the "
     "DeliveryWorker would each make a module",
 }
-DOWNSTREAM = ("interviews", "projections", "notifications")
+SERVICE_PACKAGES = ("interviews", "projections", "notifications")
 
 Graph = dict[str, dict[str, int]]  # module -> {imported module: line}
 
@@ -191,17 +191,17 @@ def test_no_service_imports_another() -> None:
         f"{module} imports {target}"
         for module, targets in graph.items()
         for target in targets
-        for service in DOWNSTREAM
+        for service in SERVICE_PACKAGES
         if module.startswith(f"services.{service}.")
         and target.startswith("services.")
-        and target.split(".")[1] in DOWNSTREAM
+        and target.split(".")[1] in SERVICE_PACKAGES
         and target.split(".")[1] != service
     ]
 
     assert crossing == []
 
 
-@pytest.mark.parametrize("service", DOWNSTREAM)
+@pytest.mark.parametrize("service", SERVICE_PACKAGES)
 def test_a_bootstrap_takes_only_http_routes_from_its_entrypoints(service: str) -> None:
     """Processes and CLIs (entrypoints) import the composition root, never the reverse;
     what the root takes from ``entrypoints/`` is the routers its HTTP app includes."""
