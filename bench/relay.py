@@ -158,8 +158,9 @@ def publish_rates(
 
     from services.common.kafka import ensure_topics, producer_settings
     from services.interviews.adapters.kafka_publisher import headers_for
+    from services.interviews.bootstrap import RelayProcess
     from services.interviews.feed import InterviewEventFeed
-    from services.interviews.relay import RelayProcess, RelaySettings
+    from services.interviews.settings import RelaySettings
 
     relay_rates: list[float] = []
     raw_rates: list[float] = []
@@ -238,7 +239,8 @@ def end_to_end(admin_url: str, bootstrap: str, seconds: float) -> tuple[list[flo
     from services.common.runner import ConsumerRunner, KafkaSource
     from services.contracts import EVENT_TYPES
     from services.interviews.adapters.envelope import event_id
-    from services.interviews.relay import RelayProcess, RelaySettings
+    from services.interviews.bootstrap import RelayProcess
+    from services.interviews.settings import RelaySettings
 
     topic = f"bench.e2e.{uuid.uuid4().hex[:8]}"
     accepted: dict[str, float] = {}

@@ -7,22 +7,22 @@ problem, 2 a usage or user error, 3 a dependency is down, 70 an internal error.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
 import typer
 
 from .common.cli_errors import CliError, run, tool_app
+from .common.cli_options import DataDirOpt, apply_data_dir, check_database_urls
 from .dlq_cli import consumer_app, dlq_app
 from .interviews.entrypoints.audit_cli import audit_app
 from .interviews.entrypoints.deadlines_cli import deadlines_app
+from .interviews.entrypoints.process_cli import relay, serve_scheduler
 
 app = tool_app("Run, operate and audit the interview platform.")
 serve_app = tool_app("Run one service on its own.")
@@ -34,28 +34,6 @@ app.add_typer(deadlines_app, name="deadlines")
 
 HostOpt = Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on")]
 PortOpt = Annotated[int, typer.Option(metavar="PORT", min=1, max=65535, help="TCP port")]
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", metavar="DIR", help="Where SQLite files live (DATA_DIR)"),
-]
-
-
-def _apply_data_dir(data_dir: Path | None) -> None:
-    if data_dir is not None:
-        os.environ["DATA_DIR"] = str(data_dir)
-
-
-def _check_database_urls() -> None:
-    """A malformed database URL is a one-line error now, not a traceback at start-up."""
-    from .common.db import check_database_url
-
-    for name in ("DATABASE_URL", "PROJECTIONS_DATABASE_URL", "NOTIFICATIONS_DATABASE_URL"):
-        value = os.environ.get(name)
-        if value:
-            try:
-                check_database_url(value)
-            except ValueError as error:
-                raise CliError(f"{name}: {error}") from None
 
 
 def _check_can_listen(host: str, port: int) -> None:
@@ -153,8 +131,8 @@ def up(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run every service in one process (embedded default: SQLite, no broker)."""
-    _apply_data_dir(data_dir)
-    _check_database_urls()
+    apply_data_dir(data_dir)
+    check_database_urls()
     _check_can_listen(host, port)
     _check_schemas("interviews", "projections", "notifications")
     from .platform import create_platform_app
@@ -222,8 +200,8 @@ def serve_interviews(
     ] = 1,
 ) -> None:
     """The interview command API alone."""
-    _apply_data_dir(data_dir)
-    _check_database_urls()
+    apply_data_dir(data_dir)
+    check_database_urls()
     _check_can_listen(host, port)
     _check_schemas("interviews")
     if workers > 1:
@@ -242,8 +220,8 @@ def serve_notifications(
 ) -> None:
     """The notifications API with its delivery worker and, when KAFKA_BOOTSTRAP_SERVERS
     is set, its consumer (group "notifications")."""
-    _apply_data_dir(data_dir)
-    _check_database_urls()
+    apply_data_dir(data_dir)
+    check_database_urls()
     _check_can_listen(host, port)
     _check_schemas("notifications")
     from .notifications.bootstrap import NotificationsContainer, create_app
@@ -251,84 +229,8 @@ def serve_notifications(
     _run(create_app(NotificationsContainer(), workers=True), host, port, "notifications")
 
 
-@serve_app.command("scheduler")
-def serve_scheduler(
-    data_dir: DataDirOpt = None,
-    metrics_port: Annotated[
-        int,
-        typer.Option(
-            envvar="SCHEDULER_METRICS_PORT",
-            help="Port of /metrics, /healthz and /readyz on 0.0.0.0 (0 = off)",
-        ),
-    ] = 0,
-) -> None:
-    """The deadline scheduler alone: expires unanswered invitations and offers.
-
-    Safe to run several (one leads, the others stand by); stops on SIGTERM or Ctrl-C."""
-    _apply_data_dir(data_dir)
-    _check_database_urls()
-    _check_schemas("interviews")
-
-    from .common.logs import configure_logging
-    from .common.tracing import setup_tracing
-    from .interviews.bootstrap import InterviewsContainer
-    from .interviews.scheduler import Scheduler
-
-    container = InterviewsContainer()
-    configure_logging(container.settings.log_level, service="scheduler")
-    setup_tracing("scheduler")
-    # The signals wait here; the scheduler thread (which inherits the mask) never sees them.
-    stop_signals = {signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    from prometheus_client import CollectorRegistry
-
-    registry = CollectorRegistry()
-    scheduler = Scheduler(container, registry=registry)
-    server = None
-    if metrics_port:
-        from .common.health import HealthServer
-        from .interviews.scheduler import SchedulerCollector
-
-        registry.register(SchedulerCollector(scheduler))
-        server = HealthServer(metrics_port, registry, scheduler.check_ready).start()
-    scheduler.start()
-    try:
-        received = signal.sigwait(stop_signals)
-        typer.echo(f"deadline scheduler: {signal.Signals(received).name}, stopping", err=True)
-    finally:
-        scheduler.stop()
-        container.close()
-        if server is not None:
-            server.shutdown()
-
-
-@app.command()
-def relay(
-    data_dir: DataDirOpt = None,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            metavar="PORT", min=0, max=65535, help="Port of /metrics (RELAY_METRICS_PORT, 0 = off)"
-        ),
-    ] = None,
-) -> None:
-    """Publish the event store's interview events to Kafka (KAFKA_BOOTSTRAP_SERVERS)."""
-    _apply_data_dir(data_dir)
-    _check_database_urls()
-    from .common.logs import configure_logging
-    from .common.settings import CommonSettings
-    from .common.tracing import setup_tracing
-    from .interviews.relay import RelaySettings, serve
-
-    configure_logging(CommonSettings().log_level, service="relay")
-    setup_tracing("relay")
-    settings = RelaySettings()
-    if metrics_port is not None:
-        settings = settings.model_copy(update={"metrics_port": metrics_port})
-    if not settings.kafka_bootstrap_servers:
-        raise typer.BadParameter("set KAFKA_BOOTSTRAP_SERVERS: the relay publishes to Kafka")
-    _check_schemas("interviews")
-    serve(settings)
+serve_app.command("scheduler")(serve_scheduler)
+app.command()(relay)
 
 
 @serve_app.command("projections")
@@ -337,8 +239,8 @@ def serve_projections(
 ) -> None:
     """The projections API and dashboard, with its consumer (group "projections")
     when KAFKA_BOOTSTRAP_SERVERS is set."""
-    _apply_data_dir(data_dir)
-    _check_database_urls()
+    apply_data_dir(data_dir)
+    check_database_urls()
     _check_can_listen(host, port)
     _check_schemas("projections")
     from .projections.bootstrap import ProjectionsContainer, create_app
@@ -357,8 +259,8 @@ def migrate(data_dir: DataDirOpt = None) -> None:
     consumer writes. Runs whatever AUTO_MIGRATE says; safe while services run
     (one migrator at a time, under a lock). Exit 2 when a database is newer than
     this code, 3 when one does not answer."""
-    _apply_data_dir(data_dir)
-    _check_database_urls()
+    apply_data_dir(data_dir)
+    check_database_urls()
     from .databases import migrations
 
     for where, report in migrations(auto=True, event_store=True):
@@ -386,7 +288,7 @@ def replay(
 
     The views keep answering from the old tables until the swap; the live
     consumer keeps running. Shows a progress bar (events/s, ETA)."""
-    _apply_data_dir(data_dir)
+    apply_data_dir(data_dir)
     from .common.db import require_database
     from .common.logs import configure_logging
     from .projections.bootstrap import ProjectionsContainer
@@ -395,7 +297,7 @@ def replay(
 
     if source not in ("auto", "kafka", "log"):
         raise typer.BadParameter("--source must be auto, kafka or log")
-    _check_database_urls()
+    check_database_urls()
     settings = ProjectionsSettings()
     configure_logging("WARNING", service="replay")
     if batch is not None:
@@ -476,7 +378,7 @@ def token(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Print a development token signed with the configured secret."""
-    _apply_data_dir(data_dir)
+    apply_data_dir(data_dir)
     from .common.auth import check_claims, mint_token
     from .common.settings import CommonSettings
 

@@ -1,8 +1,11 @@
 """``interviewctl up``: every service in one process, on one path space.
 
-The three services stay separate apps with their own containers; this module
-only mounts their routes together and starts their workers. It is the one
-place that knows all services, and no service imports another.
+The three services stay separate apps with their own containers, each built
+by its own ``bootstrap.py``; this module only mounts their routes together and
+starts their workers. It is the one place that knows all services, and no
+service imports another. Everything it runs is imported when it is: a service
+that cannot be imported stops ``interviewctl up`` at once, never a worker
+silently left out.
 """
 
 from __future__ import annotations
@@ -11,22 +14,26 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .asgi_mux import PathMux
+from .common.consumer import ConsumerSpec
 from .common.readiness import ReadinessRules
-from .common.runner import ConsumerRunner
+from .common.runner import ConsumerRunner, embedded_runner
+from .common.settings import CommonSettings
 from .common.tracing import setup_tracing
-from .interviews.bootstrap import InterviewsContainer, create_app
-from .interviews.scheduler import SchedulerCollector
+from .contracts import EventEnvelope
+from .interviews.application import InterviewsApplication
+from .interviews.bootstrap import InterviewsContainer, create_app, start_relay, start_scheduler
+from .interviews.feed import InterviewEventFeed, wake_on_interview_events
+from .notifications.bootstrap import NotificationsContainer
+from .notifications.bootstrap import consumer_spec as notifications_spec
+from .notifications.bootstrap import create_app as create_notifications_app
+from .projections.bootstrap import ProjectionsContainer
+from .projections.bootstrap import consumer_spec as projections_spec
+from .projections.bootstrap import create_app as create_projections_app
 
 log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    from .common.consumer import ConsumerSpec
-    from .contracts import EventEnvelope
-    from .interviews.application import InterviewsApplication
-    from .interviews.relay import RelayProcess
 
 
 def create_platform_app() -> PathMux:
@@ -36,11 +43,6 @@ def create_platform_app() -> PathMux:
     event store's log directly. With Kafka: the relay runs in this process and
     the consumers read the topic, exactly as the separate services would.
     """
-    from .notifications.bootstrap import NotificationsContainer
-    from .notifications.bootstrap import create_app as create_notifications_app
-    from .projections.bootstrap import ProjectionsContainer
-    from .projections.bootstrap import create_app as create_projections_app
-
     setup_tracing("platform")
     interviews = InterviewsContainer()
     with_kafka = bool(interviews.settings.kafka_bootstrap_servers)
@@ -70,10 +72,7 @@ def create_platform_app() -> PathMux:
     async def background() -> AsyncIterator[None]:
         """The platform's own workers: the relay (Kafka) or the embedded projections
         consumer, and the deadline scheduler."""
-        from .projections.bootstrap import consumer_spec as projections_spec
-
         started: list[Any] = []
-        scheduler_metrics: SchedulerCollector | None = None
         try:
             if with_kafka:
                 relay = start_relay(interviews)
@@ -87,15 +86,9 @@ def create_platform_app() -> PathMux:
                 ).start()
                 projections.consumer = runner
                 started.append(runner)
-            scheduler = start_scheduler(interviews, interviews_app.state.metrics.registry)
-            if scheduler is not None:
-                started.append(scheduler)
-                scheduler_metrics = SchedulerCollector(scheduler)
-                interviews_app.state.metrics.registry.register(scheduler_metrics)
+            started.append(start_scheduler(interviews, interviews_app.state.metrics.registry))
             yield
         finally:
-            if scheduler_metrics is not None:
-                interviews_app.state.metrics.registry.unregister(scheduler_metrics)
             for worker in reversed(started):
                 try:
                     worker.stop()
@@ -119,18 +112,7 @@ def create_platform_app() -> PathMux:
     )
 
 
-def start_scheduler(container: InterviewsContainer, registry: Any = None) -> Any:
-    """The deadline scheduler in a thread of this process (None if not available);
-    its metrics join ``registry`` (the interviews app's ``/metrics``)."""
-    try:
-        from .interviews import scheduler
-    except ImportError:  # pragma: no cover - the scheduler is optional in this build
-        return None
-    starter = getattr(scheduler, "start_scheduler", None)
-    return starter(container, registry) if starter is not None else None
-
-
-# ------------------------------------------------ embedded consumers and the relay
+# ------------------------------------------------------------ embedded consumers
 
 
 def embedded_feed(
@@ -144,8 +126,6 @@ def embedded_feed(
     LISTEN/NOTIFY, so this is the in-process wake-up; the runner also polls
     slowly as a fallback).
     """
-    from .interviews.feed import InterviewEventFeed, wake_on_interview_events
-
     return InterviewEventFeed(app).read, wake_on_interview_events(app)
 
 
@@ -153,8 +133,6 @@ def embedded_runner_for(
     app: InterviewsApplication, spec: ConsumerSpec, registry: Any = None
 ) -> ConsumerRunner:
     """A consumer of ``spec`` fed directly by the event store's log (no Kafka)."""
-    from .common.runner import embedded_runner
-
     read, wake = embedded_feed(app)
     return embedded_runner(
         spec,
@@ -168,25 +146,7 @@ def embedded_runner_for(
 
 def app_readiness_rules() -> ReadinessRules:
     """The ``CONSUMER_READY_*`` settings, for the embedded consumers."""
-    from .common.settings import CommonSettings
-
     return CommonSettings().readiness_rules()
-
-
-def start_relay(container: InterviewsContainer, registry: Any = None) -> RelayProcess | None:
-    """With KAFKA_BOOTSTRAP_SERVERS set, runs the relay in a thread of this process."""
-    from .interviews.relay import RelayProcess, RelaySettings
-
-    settings = RelaySettings()
-    if not settings.kafka_bootstrap_servers:
-        return None
-    settings = settings.model_copy(
-        update={
-            "database_url": container.settings.database_url,
-            "data_dir": container.settings.data_dir,
-        }
-    )
-    return RelayProcess(container.interviews(), settings, registry=registry).start()
 
 
 def consumer_spec(service: str) -> ConsumerSpec:
@@ -195,10 +155,8 @@ def consumer_spec(service: str) -> ConsumerSpec:
 
     Raises KeyError for an unknown service.
     """
-    import importlib
-
-    if service not in ("projections", "notifications"):
-        raise KeyError(service)
-    bootstrap = importlib.import_module(f".{service}.bootstrap", __package__)
-    container = getattr(bootstrap, f"{service.capitalize()}Container")()
-    return bootstrap.consumer_spec(container)
+    if service == "projections":
+        return projections_spec(ProjectionsContainer())
+    if service == "notifications":
+        return notifications_spec(NotificationsContainer())
+    raise KeyError(service)

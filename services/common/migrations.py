@@ -19,7 +19,8 @@ so several histories can share one PostgreSQL database:
 ``migrate`` is the one entry point, used on start (``AUTO_MIGRATE``), by
 ``interviewctl migrate`` and by tests. It holds a lock while it works (a
 PostgreSQL advisory lock; an exclusive lock on a file beside an SQLite
-database) so processes starting together migrate once. The env.py and the
+database) so processes starting together migrate once; ``schema_lock`` is that
+lock, for schema changes made outside Alembic (the event store's tables). The env.py and the
 revisions live inside the package: no ``alembic.ini`` is read.
 """
 
@@ -169,7 +170,7 @@ def migrate(
     """
     steps: list[Step] = []
     notes: list[str] = []
-    with _locked(engine) as conn:
+    with schema_lock(engine) as conn:
         for history in histories:
             steps.append(_migrate_one(conn, history, auto=auto, database=database))
         if after is not None:
@@ -279,8 +280,10 @@ LOCK_KEY = int.from_bytes(hashlib.sha256(b"interviews.migrations").digest()[:8],
 
 
 @contextmanager
-def _locked(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A connection held while this process alone migrates the database."""
+def schema_lock(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection held while this process alone changes the database's schema:
+    ``migrate``, and the interviews service while ``eventsourcing`` creates the
+    event store's tables (one lock for every table of a database)."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             key = LOCK_KEY

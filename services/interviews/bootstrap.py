@@ -1,12 +1,20 @@
-"""The composition root of the interview service: settings in, wired objects out."""
+"""The composition root of the interview service: settings in, wired objects out.
+
+- ``InterviewsContainer``: the application (event store, use cases), opened lazily;
+- ``create_app(container)``: the HTTP app (commands, state, audit);
+- ``RelayProcess`` / ``start_relay(container)``: the outbox relay to Kafka;
+- ``start_scheduler(container)``: the deadline scheduler.
+
+The processes that run them alone are in ``entrypoints/processes.py``.
+"""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +26,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 
 from ..common.db import create_engine
-from ..common.migrations import Report, migrate
+from ..common.migrations import Report, migrate, schema_lock
 from ..common.web import (
     Metrics,
     health_router,
@@ -27,10 +35,15 @@ from ..common.web import (
     install_observability,
     install_offline_docs,
 )
-from .adapters.leases import lock_key
+from .adapters.kafka_publisher import EventPublisher, KafkaPublisher
+from .adapters.pg_listen import PostgresWakeUp
+from .adapters.relay_position import PositionStore, fenced_lease
 from .application import InterviewsApplication, utcnow
+from .feed import InterviewEventFeed, unhook, wake_on_interview_events
 from .migrations import HISTORY, check_event_store
-from .settings import InterviewsSettings
+from .relay import Relay, RelayCollector
+from .scheduler import Scheduler
+from .settings import InterviewsSettings, RelaySettings
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +170,8 @@ class InterviewsContainer:
                     # demand, at once, so it recovers as soon as PostgreSQL is back.
                     pool.reconnect_timeout = 5.0
                     # Wait at most a second for a connection: the recorder tries ten
-                    # times, so a request caught by an outage fails in about 12 s
-                    # rather than 52 s (queries take milliseconds; 16 connections).
+                    # times, so a request caught by an outage fails within about 12 s
+                    # (queries take milliseconds; 16 connections).
                     pool.timeout = 1.0
         return self._app
 
@@ -183,14 +196,27 @@ class InterviewsContainer:
     def _open(self) -> InterviewsApplication:
         if self.create_tables and not self._migrated:
             self.migrate()
-        with _schema_lock(self.settings.database_url):
-            return InterviewsApplication(
-                self.env(),
-                clock=self.clock,
-                invitation_ttl=timedelta(hours=self.settings.invitation_ttl_hours),
-                offer_ttl=timedelta(hours=self.settings.offer_ttl_hours),
-                max_batch=self.settings.max_commit_batch,
-            )
+        if not self.create_tables:
+            return self._application()
+        # The API, the relay and the scheduler often start together on a new database,
+        # and PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a concurrent
+        # one (duplicate pg_type rows): the event store's tables are created under the
+        # lock the migrations of the service's own tables hold.
+        engine = create_engine(self.settings.database_url, self.sqlite_path)
+        try:
+            with schema_lock(engine):
+                return self._application()
+        finally:
+            engine.dispose()
+
+    def _application(self) -> InterviewsApplication:
+        return InterviewsApplication(
+            self.env(),
+            clock=self.clock,
+            invitation_ttl=timedelta(hours=self.settings.invitation_ttl_hours),
+            offer_ttl=timedelta(hours=self.settings.offer_ttl_hours),
+            max_batch=self.settings.max_commit_batch,
+        )
 
     @property
     def opened(self) -> InterviewsApplication | None:
@@ -218,26 +244,103 @@ class InterviewsContainer:
                 self._app = None
 
 
-# Serialises opening the event store across processes (see _schema_lock).
-SCHEMA_LOCK_KEY = lock_key("interviews.event-store-schema")
+class RelayProcess:
+    """A relay wired from settings: feed, position table, producer, wake-ups, metrics."""
 
+    def __init__(
+        self,
+        app: InterviewsApplication,
+        settings: RelaySettings,
+        *,
+        registry: Any = None,
+    ) -> None:
+        if not settings.kafka_bootstrap_servers:
+            raise ValueError("the relay needs KAFKA_BOOTSTRAP_SERVERS")
+        self.app = app
+        self.settings = settings
+        self.engine = create_engine(settings.database_url, settings.data_dir / "interviews.sqlite")
+        bootstrap = settings.kafka_bootstrap_servers
 
-@contextmanager
-def _schema_lock(database_url: str | None) -> Iterator[None]:
-    """The API, the relay and the scheduler often start together on a new
-    database, and PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a
-    concurrent one (duplicate pg_type rows, "tuple concurrently updated"): one
-    process at a time creates or checks the tables, under an advisory lock."""
-    if not database_url:
-        yield  # SQLite serialises schema changes itself
-        return
-    libpq_url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(libpq_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        def connect() -> EventPublisher:
+            publisher = KafkaPublisher(
+                bootstrap,
+                settings.topic,
+                partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+                linger_ms=settings.linger_ms,
+            )
+            try:
+                publisher.ensure_topic()
+            except Exception:
+                publisher.close(timeout=0)
+                raise
+            return publisher
+
+        self.wake = wake_on_interview_events(app)
+        self.listener = (
+            PostgresWakeUp(app.recorder, self.wake)
+            if hasattr(app.recorder, "channel_name")
+            else None
+        )
+        feed = InterviewEventFeed(app)
+        positions = PositionStore(self.engine, settings.topic)
+        self.relay = Relay(
+            feed,
+            positions,
+            connect,
+            wake=self.wake,
+            settings=settings,
+            lease=fenced_lease(positions, settings, feed.max_position),
+        )
+        if registry is not None:
+            registry.register(RelayCollector(self.relay))
+        self._thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        if self.listener is not None:
+            self.listener.start()
         try:
-            yield
+            self.relay.run()
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+            self.close()
+
+    def start(self) -> RelayProcess:
+        """Runs in a background thread (inside ``interviewctl up``)."""
+        self._thread = threading.Thread(target=self.run, name="relay", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.relay.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
+        unhook(self.app, self.wake)
+        self.engine.dispose()
+
+
+def start_relay(container: InterviewsContainer, registry: Any = None) -> RelayProcess | None:
+    """With KAFKA_BOOTSTRAP_SERVERS set, the relay on a thread of this process, on the
+    container's event store (``interviewctl up``); else None."""
+    settings = RelaySettings()
+    if not settings.kafka_bootstrap_servers:
+        return None
+    settings = settings.model_copy(
+        update={
+            "database_url": container.settings.database_url,
+            "data_dir": container.settings.data_dir,
+        }
+    )
+    return RelayProcess(container.interviews(), settings, registry=registry).start()
+
+
+def start_scheduler(container: InterviewsContainer, registry: Any = None) -> Scheduler:
+    """The deadline scheduler on a background thread of this process; ``stop()`` it
+    before the container closes. Its metrics go to ``registry`` (the interviews app's)."""
+    return Scheduler(container, registry=registry).start()
 
 
 def create_app(container: InterviewsContainer) -> FastAPI:

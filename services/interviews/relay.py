@@ -6,10 +6,12 @@ a new position only once the broker acknowledged every event up to it. A crash
 therefore loses nothing and at worst publishes some events again; they keep
 their ids, so consumers drop the duplicates.
 
-It wakes on PostgreSQL ``NOTIFY`` (the recorder notifies its channel on every
-insert), on the in-process listener of the application when it shares the
-process, and polls slowly as a fallback, so it never busy-loops. When Kafka or
-the database is down it backs off and retries, and catches up by itself.
+It wakes on PostgreSQL ``NOTIFY`` (``adapters/pg_listen.py``), on the
+in-process listener of the application when it shares the process, and polls
+slowly as a fallback, so it never busy-loops. When Kafka or the database is
+down it backs off and retries, and catches up by itself. One relay publishes
+at a time (``adapters/relay_position.py:FencedLease``). ``bootstrap.py`` wires
+it (``RelayProcess``); ``entrypoints/processes.py`` runs it as ``interviewctl relay``.
 """
 
 from __future__ import annotations
@@ -22,300 +24,17 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from ..common.settings import CommonSettings
 from .adapters.kafka_publisher import Delivery, EventPublisher
-from .adapters.leases import (
-    AdvisoryLock,
-    Lease,
-    holder_gone,
-    lock_key,
-    new_holder,
-    upsert_insert,
-)
-from .adapters.tables import relay_position
-from .application import InterviewsApplication
-from .feed import InterviewEventFeed, unhook, wake_on_interview_events
+from .adapters.leases import Lease
+from .adapters.relay_position import FencedLease, LostLeadershipError, PositionStore
+from .feed import InterviewEventFeed
+from .settings import RelaySettings
 
 log = logging.getLogger(__name__)
-
-
-class RelaySettings(CommonSettings):
-    """``RELAY_*`` environment variables, plus the common ones (EVENTS_TOPIC, ...)."""
-
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
-
-    partitions: int = Field(default=6, ge=1, alias="RELAY_PARTITIONS")
-    replication_factor: int = Field(default=-1, alias="RELAY_REPLICATION_FACTOR")
-    read_batch: int = Field(default=1000, ge=1, alias="RELAY_READ_BATCH")
-    max_in_flight: int = Field(default=20_000, ge=1, alias="RELAY_MAX_IN_FLIGHT")
-    linger_ms: int = Field(default=5, ge=0, alias="RELAY_LINGER_MS")
-    poll_seconds: float = Field(default=2.0, gt=0, alias="RELAY_POLL_SECONDS")
-    checkpoint_seconds: float = Field(default=0.2, ge=0, alias="RELAY_CHECKPOINT_SECONDS")
-    max_backoff_seconds: float = Field(default=10.0, gt=0, alias="RELAY_MAX_BACKOFF_SECONDS")
-    # One relay publishes at a time; a standby takes over within about a third of
-    # this after the leader dies (at once on PostgreSQL: the lock dies with it).
-    lease_seconds: float = Field(default=9.0, gt=0, alias="RELAY_LEASE_SECONDS")
-    # A standby also takes over from a leader that still heartbeats but has not
-    # moved the position for this long while the log head is past it.
-    takeover_seconds: float = Field(default=30.0, gt=0, alias="RELAY_TAKEOVER_SECONDS")
-    metrics_port: int = Field(default=9465, ge=0, alias="RELAY_METRICS_PORT")
-    metrics_host: str = Field(default="127.0.0.1", alias="RELAY_METRICS_HOST")
-
-
-class LostLeadershipError(RuntimeError):
-    """Another relay took over (a newer epoch): this one must not publish or record."""
-
-
-@dataclass(frozen=True)
-class PositionRow:
-    position: int
-    epoch: int
-    holder: str | None
-    heartbeat: int
-
-
-class PositionStore:
-    """How far the relay has published, per topic, and who leads (the epoch), in
-    the interviews database."""
-
-    def __init__(self, engine: sa.Engine, topic: str) -> None:
-        self.engine = engine
-        self.topic = topic
-        # The table comes from the interviews migrations; the topic's row is made here.
-        with engine.begin() as conn:
-            conn.execute(
-                upsert_insert(engine, relay_position)
-                .values(topic=topic, position=0, updated_at=datetime.now(UTC), epoch=0)
-                .on_conflict_do_nothing(index_elements=["topic"])
-            )
-
-    def load(self) -> int:
-        return self.row().position
-
-    def row(self) -> PositionRow:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(relay_position).where(relay_position.c.topic == self.topic)
-            ).one()
-        return PositionRow(int(row.position), int(row.epoch), row.holder, int(row.heartbeat))
-
-    def save(self, position: int, epoch: int | None = None) -> None:
-        """Records ``position``; never moves backwards. With ``epoch``, only while that
-        epoch is the current one, else ``LostLeadershipError`` (one statement: a
-        takeover either happened before it, and it changes nothing, or after)."""
-        where = [relay_position.c.topic == self.topic, relay_position.c.position < position]
-        if epoch is not None:
-            where.append(relay_position.c.epoch == epoch)
-        with self.engine.begin() as conn:
-            updated = conn.execute(
-                relay_position.update()
-                .where(*where)
-                .values(position=position, updated_at=datetime.now(UTC))
-            ).rowcount
-        if not updated and epoch is not None:
-            self.check_epoch(epoch)
-
-    def check_epoch(self, epoch: int) -> None:
-        current = self.row().epoch
-        if current != epoch:
-            raise LostLeadershipError(f"epoch {epoch} is over: relay epoch {current} leads")
-
-    def heartbeat(self, epoch: int, holder: str) -> bool:
-        """The leader's beat; False when its epoch is over."""
-        with self.engine.begin() as conn:
-            return bool(
-                conn.execute(
-                    relay_position.update()
-                    .where(
-                        relay_position.c.topic == self.topic,
-                        relay_position.c.epoch == epoch,
-                        relay_position.c.holder == holder,
-                    )
-                    .values(heartbeat=relay_position.c.heartbeat + 1)
-                ).rowcount
-            )
-
-    def take_over(self, seen_epoch: int, holder: str) -> bool:
-        """Compare-and-set: epoch ``seen_epoch`` + 1 is ``holder``'s, unless another
-        relay moved the epoch first."""
-        with self.engine.begin() as conn:
-            return bool(
-                conn.execute(
-                    relay_position.update()
-                    .where(
-                        relay_position.c.topic == self.topic, relay_position.c.epoch == seen_epoch
-                    )
-                    .values(epoch=seen_epoch + 1, holder=holder, heartbeat=0)
-                ).rowcount
-            )
-
-    def release(self, epoch: int, holder: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                relay_position.update()
-                .where(
-                    relay_position.c.topic == self.topic,
-                    relay_position.c.epoch == epoch,
-                    relay_position.c.holder == holder,
-                )
-                .values(holder=None)
-            )
-
-
-class FencedLease:
-    """Leadership of the relay: an epoch in the position's row, a heartbeat, and a
-    standby that watches both with its own clock.
-
-    The leader beats about once a second. A standby takes over (epoch + 1, a
-    compare-and-set) when nobody holds the row, when the holder is a process of
-    this machine that no longer exists, when (PostgreSQL) the holder's session
-    no longer holds its advisory lock, when the beat has not moved for
-    ``lease_seconds``, or when the log head is past the recorded position and
-    the position has not moved for ``takeover_seconds``. An advisory lock alone
-    is not enough: a hung (SIGSTOPped) process keeps its connection and its lock.
-    The epoch fences the old leader: its position updates are conditional on
-    its epoch, and it checks the epoch before it publishes each batch, so a
-    leader that wakes up after a takeover records nothing and publishes at most
-    the batch it had already checked (duplicates the consumers drop by id).
-    """
-
-    def __init__(
-        self,
-        positions: PositionStore,
-        holder: str,
-        *,
-        lease_seconds: float,
-        takeover_seconds: float,
-        head: Callable[[], int],
-        liveness: Lease | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.positions = positions
-        self.holder = holder
-        self.lease_seconds = lease_seconds
-        self.takeover_seconds = takeover_seconds
-        self.head = head
-        self.liveness = liveness
-        self.clock = clock
-        self.epoch: int | None = None
-        self._beat: tuple[int, int] | None = None  # (epoch, heartbeat) last seen
-        self._beat_seen_at = 0.0
-        self._position: int | None = None
-        self._position_seen_at = 0.0
-
-    def acquire(self) -> bool:
-        if self.epoch is not None:
-            if self.positions.heartbeat(self.epoch, self.holder):
-                if self.liveness is not None:
-                    self.liveness.acquire()  # held by the leader whenever it can be
-                return True
-            log.warning("relay: epoch %d is over: another relay took over", self.epoch)
-            self.epoch = None
-            self._release_liveness()
-            return False
-        row = self.positions.row()
-        reason = self._takeover_reason(row)
-        if reason is None:
-            return False
-        if not self.positions.take_over(row.epoch, self.holder):
-            self._release_liveness()  # a standby never sits on the lock
-            return False
-        self.epoch = row.epoch + 1
-        log.warning("relay: taking over as epoch %d: %s", self.epoch, reason)
-        if self.liveness is not None:
-            self.liveness.acquire()
-        return True
-
-    def _takeover_reason(self, row: PositionRow) -> str | None:
-        now = self.clock()
-        if self._beat != (row.epoch, row.heartbeat):
-            self._beat, self._beat_seen_at = (row.epoch, row.heartbeat), now
-        if self._position != row.position:
-            self._position, self._position_seen_at = row.position, now
-        if row.holder is None:
-            return "no relay leads"
-        if holder_gone(row.holder):
-            return f"the leader {row.holder} is no longer running"
-        if self.liveness is not None and self.liveness.acquire():
-            return f"the leader {row.holder} lost its database session"
-        if now - self._beat_seen_at >= self.lease_seconds:
-            return f"the leader {row.holder} has not beaten for {now - self._beat_seen_at:.1f}s"
-        if now - self._position_seen_at >= self.takeover_seconds and self.head() > row.position:
-            return (
-                f"the leader {row.holder} has not moved position {row.position} for "
-                f"{now - self._position_seen_at:.1f}s while the log is ahead"
-            )
-        return None
-
-    def release(self) -> None:
-        if self.epoch is not None:
-            self.positions.release(self.epoch, self.holder)
-            self.epoch = None
-        self._release_liveness()
-
-    def _release_liveness(self) -> None:
-        if self.liveness is not None:
-            with contextlib.suppress(Exception):
-                self.liveness.release()
-
-
-class PostgresWakeUp:
-    """Sets ``flag`` on every NOTIFY of the recorder's channel; reconnects on errors."""
-
-    def __init__(self, app: InterviewsApplication, flag: threading.Event) -> None:
-        self.recorder: Any = app.recorder
-        self.flag = flag
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._listen, name="relay-listen", daemon=True)
-
-    def start(self) -> PostgresWakeUp:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout=5)
-
-    def _listen(self) -> None:
-        import psycopg
-        from psycopg.sql import SQL, Identifier
-
-        datastore = self.recorder.datastore
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(
-                    **_conninfo(datastore), autocommit=True, connect_timeout=5
-                ) as conn:
-                    conn.execute(SQL("LISTEN {0}").format(Identifier(self.recorder.channel_name)))
-                    self.flag.set()  # anything recorded while we were not listening
-                    backoff = 0.5
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self.flag.set()
-            except Exception as error:  # the database is down: the poll fallback covers it
-                log.debug("LISTEN connection failed (%s), retrying in %.1fs", error, backoff)
-                self.flag.set()
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-
-
-def _conninfo(datastore: Any) -> dict[str, Any]:
-    """Connection parameters of the eventsourcing PostgreSQL datastore's pool."""
-    kwargs = dict(datastore.pool.kwargs)
-    kwargs.pop("autocommit", None)
-    kwargs.pop("row_factory", None)
-    kwargs.pop("prepare_threshold", None)
-    conninfo = datastore.pool.conninfo
-    return {"conninfo": conninfo, **kwargs}
 
 
 @dataclass
@@ -323,7 +42,6 @@ class RelayStats:
     published: int = 0  # acknowledged by the broker, this process
     published_position: int = 0  # recorded position
     errors: int = 0
-    republish_from: int = 0
     rate: float = 0.0  # events acknowledged per second, last interval
     connected: bool = False
     leader: bool = False  # holds the lease: this relay is the one publishing
@@ -370,10 +88,6 @@ class Relay:
     def stop(self) -> None:
         self._stop.set()
         self.wake.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
 
     def run(self) -> None:
         """Until ``stop()``: publish, checkpoint, wait for more; back off on failures."""
@@ -436,7 +150,6 @@ class Relay:
     def _start(self) -> None:
         self._acked = self._saved = self._read = self._scanned = self.positions.load()
         self.stats.published_position = self._acked
-        self.stats.republish_from = self._acked
         publisher = self.connect()
         self._publisher = publisher
         self.stats.connected = True
@@ -596,8 +309,6 @@ class RelayCollector:
         self.store_position = _Cached(relay.feed.max_position, seconds=1.0)
 
     def collect(self) -> Any:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
         stats = self.relay.stats
         store = self.store_position()
         yield GaugeMetricFamily(
@@ -678,170 +389,3 @@ class _Cached:
                 return self._value
             self._at = now
         return self._value
-
-
-# ------------------------------------------------------------------- wiring
-
-
-def fenced_lease(
-    positions: PositionStore, settings: RelaySettings, head: Callable[[], int]
-) -> FencedLease:
-    """The relay's leadership; on PostgreSQL an advisory lock tells a standby at once
-    that a crashed leader's session is gone."""
-    engine = positions.engine
-    liveness = (
-        AdvisoryLock(engine, lock_key(f"interviews.relay:{settings.topic}"), name="relay")
-        if engine.dialect.name == "postgresql"
-        else None
-    )
-    return FencedLease(
-        positions,
-        new_holder(),
-        lease_seconds=settings.lease_seconds,
-        takeover_seconds=settings.takeover_seconds,
-        head=head,
-        liveness=liveness,
-    )
-
-
-class RelayProcess:
-    """A relay wired from settings: feed, position table, producer, wake-ups, metrics."""
-
-    def __init__(
-        self,
-        app: InterviewsApplication,
-        settings: RelaySettings,
-        *,
-        registry: Any = None,
-    ) -> None:
-        from ..common.db import create_engine
-        from .adapters.kafka_publisher import KafkaPublisher
-
-        if not settings.kafka_bootstrap_servers:
-            raise ValueError("the relay needs KAFKA_BOOTSTRAP_SERVERS")
-        self.app = app
-        self.settings = settings
-        self.engine = create_engine(settings.database_url, settings.data_dir / "interviews.sqlite")
-        bootstrap = settings.kafka_bootstrap_servers
-
-        def connect() -> EventPublisher:
-            publisher = KafkaPublisher(
-                bootstrap,
-                settings.topic,
-                partitions=settings.partitions,
-                replication_factor=settings.replication_factor,
-                linger_ms=settings.linger_ms,
-            )
-            try:
-                publisher.ensure_topic()
-            except Exception:
-                publisher.close(timeout=0)
-                raise
-            return publisher
-
-        self.wake = wake_on_interview_events(app)
-        self.listener = (
-            PostgresWakeUp(app, self.wake) if hasattr(app.recorder, "channel_name") else None
-        )
-        positions = PositionStore(self.engine, settings.topic)
-        self.relay = Relay(
-            InterviewEventFeed(app),
-            positions,
-            connect,
-            wake=self.wake,
-            settings=settings,
-            lease=fenced_lease(positions, settings, InterviewEventFeed(app).max_position),
-        )
-        self.registry = registry
-        if registry is not None:
-            registry.register(RelayCollector(self.relay))
-        self._thread: threading.Thread | None = None
-
-    def run(self) -> None:
-        if self.listener is not None:
-            self.listener.start()
-        try:
-            self.relay.run()
-        finally:
-            self.close()
-
-    def start(self) -> RelayProcess:
-        """Runs in a background thread (inside ``interviewctl up``)."""
-        self._thread = threading.Thread(target=self.run, name="relay", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self.relay.stop()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def close(self) -> None:
-        if self.listener is not None:
-            self.listener.stop()
-        unhook(self.app, self.wake)
-        self.engine.dispose()
-
-
-def serve(settings: RelaySettings | None = None) -> None:
-    """``interviewctl relay``: runs until SIGTERM/SIGINT, with /metrics on its own port."""
-    import signal
-
-    from prometheus_client import CollectorRegistry
-
-    from ..common.health import HealthServer
-    from .bootstrap import DependencyUnavailableError, InterviewsContainer
-    from .settings import InterviewsSettings
-
-    settings = settings or RelaySettings()
-    stop = threading.Event()
-    # kafka-python reports every connection at INFO; keep its warnings only.
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        log.info("relay: signal %d, stopping", signum)
-        stop.set()
-        if process is not None:
-            process.relay.stop()
-
-    process: RelayProcess | None = None
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-    container = InterviewsContainer(
-        InterviewsSettings(database_url=settings.database_url, data_dir=settings.data_dir)
-    )
-    backoff = 0.5
-    while not stop.is_set():
-        try:
-            app = container.interviews()
-            break
-        except DependencyUnavailableError as error:
-            log.warning("relay: event store unavailable (%s), retrying in %.1fs", error, backoff)
-            stop.wait(backoff)
-            backoff = min(backoff * 2, settings.max_backoff_seconds)
-    else:
-        return
-    registry = CollectorRegistry()
-    process = RelayProcess(app, settings, registry=registry)
-    server = None
-    if settings.metrics_port:
-        server = HealthServer(
-            settings.metrics_port,
-            registry,
-            relay_readiness(process.relay),
-            host=settings.metrics_host,
-        ).start()
-        log.info(
-            "relay /metrics, /healthz, /readyz on http://%s:%d",
-            settings.metrics_host,
-            settings.metrics_port,
-        )
-    if stop.is_set():
-        process.relay.stop()
-    try:
-        process.run()
-    finally:
-        if server is not None:
-            server.shutdown()
-        container.close()

@@ -1,12 +1,9 @@
 """Deadlines: invitations and offers that nobody answers in time expire.
 
 The command path knows nothing of the scheduler. The scheduler keeps its own
-index of open deadlines, ``deadlines(interview_id, what, due_at, version)`` in
-the interviews database, by following the event store's interview log from a
-position it stores in the same database (``scheduler_positions``). An index
-batch and the new position are written in one transaction, and a batch
-applies only if the position is still the one it was read from, so the index
-never skips or double-applies an event, however often an instance crashes.
+index of open deadlines in the interviews database by following the event
+store's interview log (``adapters/deadline_index.py``: the tables, and why the
+index never skips or double-applies an event).
 
 Each tick then asks the Interview aggregate to expire every row that is due.
 The aggregate decides: a deadline that was answered first is refused
@@ -45,317 +42,38 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 import sqlalchemy as sa
-from eventsourcing import persistence as es_persistence
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ..common.db import DATABASE_OUTAGES, create_engine
-from .adapters.leases import Lease, leader_lease, new_holder, upsert_insert
-from .adapters.tables import DEADLINES, ISOLATED, POSITIONS
+from ..common.db import create_engine
+from .adapters.deadline_index import (
+    FOLLOWER,
+    OUTAGES,
+    Deadline,
+    DeadlineIndex,
+    IndexChange,
+    IsolatedDeadline,
+    change_for,
+    describe,
+)
+from .adapters.leases import Lease, leader_lease, new_holder
 from .application import InterviewNotFoundError, InterviewsApplication
 from .domain import Interview, NotYetDueError, TransitionNotAllowedError
 from .settings import InterviewsSettings
 
 log = logging.getLogger(__name__)
 
-FOLLOWER = "deadlines"
 RETRY_SECONDS = 1.0  # pause before retrying deadlines whose expiry failed
 MIN_PAUSE_SECONDS = 0.05  # floor between ticks while rows are due, so nothing spins
 MIN_WAKE_INTERVAL = 0.2  # a burst of commits wakes the loop once, not once per batch
 ISOLATE_AFTER = 3  # failed expiries of one row in a row before it is set aside
-# A database that is down is a reason to retry later, never to isolate a deadline.
-OUTAGES: tuple[type[BaseException], ...] = (
-    *DATABASE_OUTAGES,
-    es_persistence.OperationalError,
-    es_persistence.InterfaceError,
-    ConnectionError,
-    TimeoutError,
-)
-
-
-@dataclass(frozen=True)
-class Deadline:
-    interview_id: UUID
-    what: str
-    due_at: datetime
-    version: int
-
-
-@dataclass(frozen=True)
-class IndexChange:
-    """What one interview event means for the index: a deadline, or none below ``version``;
-    ``problem`` when the event's deadline could not be read (it is isolated instead)."""
-
-    interview_id: UUID
-    version: int
-    deadline: Deadline | None
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
-class IsolatedDeadline:
-    """A deadline set aside for an operator: the scheduler could not index or expire it."""
-
-    interview_id: UUID
-    what: str | None
-    due_at: str | None
-    version: int
-    stage: str
-    error: str
-    isolated_at: datetime
-
-
-def describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:2000]
-
-
-# Events that leave an open invitation or offer (and its deadline) as it was.
-KEEPS_DEADLINE: tuple[type[Interview.Event], ...] = (Interview.Rescheduled,)
-
-
-def change_for(event: Interview.Event) -> IndexChange | None:
-    """What ``event`` means for the index; None if it leaves the deadline alone."""
-    if isinstance(event, KEEPS_DEADLINE):
-        return None
-    what: str | None = None
-    due_at: datetime | None = None
-    if isinstance(event, Interview.Invited):
-        what, due_at = "invitation", event.expires_at
-    elif isinstance(event, Interview.OfferExtended):
-        what, due_at = "offer", event.expires_at
-    version = event.originator_version
-    deadline = None
-    if what is not None and due_at is not None:
-        deadline = Deadline(event.originator_id, what, due_at, version)
-    return IndexChange(event.originator_id, version, deadline)
-
-
-class DeadlineIndex:
-    """The ``deadlines`` table and the scheduler's position in the interview log."""
-
-    def __init__(self, engine: sa.Engine, name: str = FOLLOWER) -> None:
-        self.engine = engine
-        self.name = name
-
-    def create(self) -> None:
-        """The follower's position row (its tables come from the interviews migrations)."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                upsert_insert(self.engine, POSITIONS)
-                .values(name=self.name, position=0)
-                .on_conflict_do_nothing(index_elements=["name"])
-            )
-
-    def position(self) -> int:
-        with self.engine.connect() as conn:
-            value = conn.execute(
-                sa.select(POSITIONS.c.position).where(POSITIONS.c.name == self.name)
-            ).scalar_one()
-        return int(value)
-
-    def advance(
-        self, expected: int, new: int, changes: Iterable[IndexChange]
-    ) -> list[IsolatedDeadline] | None:
-        """Applies ``changes`` and moves the position from ``expected`` to ``new`` in one
-        transaction; None (and nothing written) if the position is no longer ``expected``.
-
-        A change that cannot be written is isolated in the same transaction (the
-        others are written); the isolated ones are returned."""
-        changes = list(changes)
-        try:
-            return self._advance(expected, new, changes, {})
-        except OUTAGES:
-            raise
-        except Exception as error:  # find the change(s) at fault
-            log.warning("deadline index batch failed (%s); trying each change", describe(error))
-        return self._advance(expected, new, changes, self._probe(changes))
-
-    def _advance(
-        self, expected: int, new: int, changes: list[IndexChange], failing: dict[int, str]
-    ) -> list[IsolatedDeadline] | None:
-        isolated: list[IsolatedDeadline] = []
-        with self.engine.begin() as conn:
-            moved = conn.execute(
-                sa.update(POSITIONS)
-                .where(POSITIONS.c.name == self.name, POSITIONS.c.position == expected)
-                .values(position=new)
-            ).rowcount
-            if moved != 1:
-                return None
-            for n, change in enumerate(changes):
-                problem = change.problem or failing.get(n)
-                if problem is not None:
-                    isolated.append(self._isolate(conn, change, problem))
-                elif change.deadline is not None:
-                    self._put(conn, change.deadline)
-                else:
-                    self._clear(conn, change.interview_id, below=change.version)
-        return isolated
-
-    def _probe(self, changes: list[IndexChange]) -> dict[int, str]:
-        """Tries each change alone in a transaction that is rolled back: which ones fail."""
-        failing: dict[int, str] = {}
-        for n, change in enumerate(changes):
-            if change.problem is not None or change.deadline is None:
-                continue
-            with self.engine.connect() as conn:
-                try:
-                    with conn.begin() as transaction:
-                        self._put(conn, change.deadline)
-                        transaction.rollback()
-                except OUTAGES:
-                    raise
-                except Exception as error:  # this one is isolated
-                    failing[n] = describe(error)
-        return failing
-
-    def _isolate(self, conn: sa.Connection, change: IndexChange, error: str) -> IsolatedDeadline:
-        deadline = change.deadline
-        row = IsolatedDeadline(
-            interview_id=change.interview_id,
-            what=deadline.what if deadline else None,
-            due_at=_text_of(deadline.due_at) if deadline else None,
-            version=change.version,
-            stage="index",
-            error=error,
-            isolated_at=datetime.now(UTC),
-        )
-        self._write_isolated(conn, row)
-        return row
-
-    def isolate(self, deadline: Deadline, stage: str, error: str) -> IsolatedDeadline:
-        """Moves a due row out of the index, for an operator to look at."""
-        row = IsolatedDeadline(
-            interview_id=deadline.interview_id,
-            what=deadline.what,
-            due_at=_text_of(deadline.due_at),
-            version=deadline.version,
-            stage=stage,
-            error=error,
-            isolated_at=datetime.now(UTC),
-        )
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.delete(DEADLINES).where(
-                    DEADLINES.c.interview_id == deadline.interview_id,
-                    DEADLINES.c.version <= deadline.version,
-                )
-            )
-            self._write_isolated(conn, row)
-        return row
-
-    def _write_isolated(self, conn: sa.Connection, row: IsolatedDeadline) -> None:
-        values = {
-            "what": row.what,
-            "due_at": row.due_at,
-            "version": row.version,
-            "stage": row.stage,
-            "error": row.error,
-            "isolated_at": row.isolated_at,
-        }
-        stmt = upsert_insert(self.engine, ISOLATED).values(interview_id=row.interview_id, **values)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["interview_id"],
-                set_={name: stmt.excluded[name] for name in values},
-                where=ISOLATED.c.version <= stmt.excluded.version,
-            )
-        )
-
-    def isolated(self) -> list[IsolatedDeadline]:
-        """The deadlines set aside, oldest first."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(ISOLATED).order_by(ISOLATED.c.isolated_at)).all()
-        return [IsolatedDeadline(**row._mapping) for row in rows]
-
-    def count_isolated(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(ISOLATED)).scalar_one())
-
-    def release(self, interview_id: UUID) -> bool:
-        """Forgets an isolated deadline (the caller re-derives it); False if none was."""
-        with self.engine.begin() as conn:
-            gone = conn.execute(sa.delete(ISOLATED).where(ISOLATED.c.interview_id == interview_id))
-        return bool(gone.rowcount)
-
-    def put(self, deadline: Deadline) -> None:
-        with self.engine.begin() as conn:
-            self._put(conn, deadline)
-
-    def clear(self, interview_id: UUID, below: int) -> None:
-        """Forgets the interview's deadline if it was set before version ``below``."""
-        with self.engine.begin() as conn:
-            self._clear(conn, interview_id, below)
-
-    def due(self, now: datetime, limit: int) -> list[Deadline]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(DEADLINES)
-                .where(DEADLINES.c.due_at <= now)
-                .order_by(DEADLINES.c.due_at)
-                .limit(limit)
-            ).all()
-        return [Deadline(r.interview_id, r.what, r.due_at, r.version) for r in rows]
-
-    def next_due(self) -> datetime | None:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.min(DEADLINES.c.due_at))).scalar()
-
-    def all(self) -> list[Deadline]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(DEADLINES).order_by(DEADLINES.c.due_at)).all()
-        return [Deadline(r.interview_id, r.what, r.due_at, r.version) for r in rows]
-
-    def _put(self, conn: sa.Connection, deadline: Deadline) -> None:
-        stmt = upsert_insert(self.engine, DEADLINES).values(
-            interview_id=deadline.interview_id,
-            what=deadline.what,
-            due_at=deadline.due_at,
-            version=deadline.version,
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["interview_id"],
-                set_={
-                    "what": stmt.excluded.what,
-                    "due_at": stmt.excluded.due_at,
-                    "version": stmt.excluded.version,
-                },
-                where=DEADLINES.c.version <= stmt.excluded.version,
-            )
-        )
-        self._supersede(conn, deadline.interview_id, below=deadline.version)
-
-    @classmethod
-    def _clear(cls, conn: sa.Connection, interview_id: UUID, below: int) -> None:
-        conn.execute(
-            sa.delete(DEADLINES).where(
-                DEADLINES.c.interview_id == interview_id, DEADLINES.c.version < below
-            )
-        )
-        cls._supersede(conn, interview_id, below)
-
-    @staticmethod
-    def _supersede(conn: sa.Connection, interview_id: UUID, below: int) -> None:
-        """A later event of the interview decides its deadline: an isolated older one is moot."""
-        conn.execute(
-            sa.delete(ISOLATED).where(
-                ISOLATED.c.interview_id == interview_id, ISOLATED.c.version < below
-            )
-        )
-
-
-def _text_of(value: datetime) -> str:
-    return value.isoformat()
-
-
-# ----------------------------------------------------------------- the loop
 
 
 class InterviewsProvider(Protocol):
@@ -377,34 +95,6 @@ class TickReport:
     isolated: int = 0  # deadlines set aside for an operator (see ``isolated_deadlines``)
     more: bool = False  # a whole batch was due: look again at once
     next_due: datetime | None = None
-
-
-class SchedulerMetrics:
-    """The scheduler's Prometheus metrics (one set per registry)."""
-
-    _by_registry: weakref.WeakKeyDictionary[Any, SchedulerMetrics] = weakref.WeakKeyDictionary()
-
-    def __init__(self, registry: Any) -> None:
-        self.failed = Counter(
-            "scheduler_failed_deadlines",
-            "Deadlines the scheduler could not index or expire (each attempt)",
-            ["stage"],
-            registry=registry,
-        )
-        self.isolated = Gauge(
-            "scheduler_isolated_deadlines",
-            "Deadlines set aside for an operator (interviewctl deadlines isolated)",
-            registry=registry,
-        )
-
-    @classmethod
-    def for_registry(cls, registry: Any) -> SchedulerMetrics:
-        if registry is None:
-            return cls(CollectorRegistry())
-        metrics = cls._by_registry.get(registry)
-        if metrics is None:
-            metrics = cls._by_registry[registry] = cls(registry)
-        return metrics
 
 
 class Scheduler:
@@ -437,13 +127,15 @@ class Scheduler:
         self.holder = new_holder()
         self.is_leader = False
         self.expired_total = 0
-        self.settled_total = 0
         self.failed_total = 0
         self.tick_failures_total = 0
         self.last_tick_ok: float | None = None  # monotonic time of the last good tick
-        self.isolated_total = 0
         self.isolate_after = isolate_after
-        self.metrics = SchedulerMetrics.for_registry(registry)
+        self.failed_by_stage: Counter[str] = Counter()  # scheduler_failed_deadlines{stage}
+        self.isolated_count = 0  # rows in isolated_deadlines, at the last look
+        self.isolated_counted_at = 0.0
+        if registry is not None:
+            SchedulerCollector.attach(registry, self)
         self._failures: dict[UUID, int] = {}  # failed expiries of a due row, in a row
         self._lease = lease
         self._engine: sa.Engine | None = None
@@ -546,10 +238,8 @@ class Scheduler:
             self._expire_due(app, index, lease, report)
             report.next_due = index.next_due()
             self.expired_total += report.expired
-            self.settled_total += report.settled
             self.failed_total += report.failed
-            self.isolated_total += report.isolated
-            self.metrics.isolated.set(index.count_isolated())
+            self._count_isolated(index)
             return report
 
     def index(self) -> DeadlineIndex:
@@ -627,7 +317,7 @@ class Scheduler:
         if isinstance(error, OUTAGES):
             log.warning("could not expire interview %s: %s", row.interview_id, describe(error))
             return
-        self.metrics.failed.labels("expire").inc()
+        self.failed_by_stage["expire"] += 1
         failures = self._failures[row.interview_id] = self._failures.get(row.interview_id, 0) + 1
         log.warning(
             "could not expire interview %s (%d/%d)",
@@ -651,7 +341,7 @@ class Scheduler:
     def _report_isolated(self, row: IsolatedDeadline, report: TickReport) -> None:
         report.isolated += 1
         if row.stage == "index":
-            self.metrics.failed.labels("index").inc()
+            self.failed_by_stage["index"] += 1
         log.error(
             "deadline of interview %s (%s due %s, version %d) isolated at %s: %s; "
             "see `interviewctl deadlines isolated`",
@@ -673,7 +363,7 @@ class Scheduler:
             if not index.release(interview_id):
                 return False
             self._settle(app, index, interview_id)
-            self.metrics.isolated.set(index.count_isolated())
+            self._count_isolated(index)
             return True
 
     def _forget(self, index: DeadlineIndex, interview_id: UUID, expired_version: int) -> None:
@@ -739,6 +429,10 @@ class Scheduler:
         ):
             self._wake.set()
 
+    def _count_isolated(self, index: DeadlineIndex) -> None:
+        self.isolated_count = index.count_isolated()
+        self.isolated_counted_at = time.monotonic()
+
     def _set_leader(self, leader: bool) -> None:
         if leader != self.is_leader:
             log.info(
@@ -754,29 +448,51 @@ class SchedulerNotReadyError(Exception):
 
 
 class SchedulerCollector:
-    """The scheduler's counters, read at scrape time."""
+    """The Prometheus metrics of the schedulers that report to one registry, read at
+    scrape time (a process runs one scheduler; tests may run several)."""
 
-    def __init__(self, scheduler: Scheduler) -> None:
-        self.scheduler = scheduler
+    _by_registry: weakref.WeakKeyDictionary[Any, SchedulerCollector] = weakref.WeakKeyDictionary()
 
-    def collect(self) -> Any:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    def __init__(self, *schedulers: Scheduler) -> None:
+        self.schedulers: weakref.WeakSet[Scheduler] = weakref.WeakSet(schedulers)
 
-        s = self.scheduler
+    @classmethod
+    def attach(cls, registry: Any, scheduler: Scheduler) -> None:
+        """Reports ``scheduler`` in ``registry``, through the registry's one collector."""
+        collector = cls._by_registry.get(registry)
+        if collector is None:
+            collector = cls._by_registry[registry] = cls()
+            registry.register(collector)
+        collector.schedulers.add(scheduler)
+
+    def collect(self) -> Iterator[Metric]:
+        schedulers = list(self.schedulers)
         yield GaugeMetricFamily(
-            "scheduler_leader", "1 while this scheduler holds the lease", value=int(s.is_leader)
+            "scheduler_leader",
+            "1 while this scheduler holds the lease",
+            value=int(any(s.is_leader for s in schedulers)),
         )
         yield CounterMetricFamily(
-            "scheduler_expired", "Invitations and offers expired", value=s.expired_total
+            "scheduler_expired",
+            "Invitations and offers expired",
+            value=sum(s.expired_total for s in schedulers),
         )
         yield CounterMetricFamily(
             "scheduler_failures",
             "Deadlines that could not be expired or settled, and ticks that failed",
-            value=s.failed_total + s.tick_failures_total,
+            value=sum(s.failed_total + s.tick_failures_total for s in schedulers),
         )
-
-
-def start_scheduler(container: InterviewsProvider, registry: Any = None) -> Scheduler:
-    """The deadline scheduler on a background thread of this process; ``stop()`` it
-    before the container closes. Its metrics go to ``registry`` (the interviews app's)."""
-    return Scheduler(container, registry=registry).start()
+        failed = CounterMetricFamily(
+            "scheduler_failed_deadlines",
+            "Deadlines the scheduler could not index or expire (each attempt)",
+            labels=["stage"],
+        )
+        for stage, count in sorted(sum((s.failed_by_stage for s in schedulers), Counter()).items()):
+            failed.add_metric([stage], count)
+        yield failed
+        latest = max(schedulers, key=lambda s: s.isolated_counted_at, default=None)
+        yield GaugeMetricFamily(
+            "scheduler_isolated_deadlines",
+            "Deadlines set aside for an operator (interviewctl deadlines isolated)",
+            value=latest.isolated_count if latest is not None else 0,
+        )

@@ -1,8 +1,10 @@
-"""Settings of the interview service."""
+"""Settings of the interview service: the API and the scheduler (``InterviewsSettings``)
+and the relay (``RelaySettings``, its ``RELAY_*`` variables)."""
 
 from __future__ import annotations
 
 from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from ..common.settings import CommonSettings
 
@@ -13,7 +15,7 @@ class InterviewsSettings(CommonSettings):
     offer_ttl_hours: float = Field(default=7 * 24, gt=0, le=90 * 24)
     max_commit_batch: int = Field(default=128, ge=1)
     postgres_pool_size: int = Field(default=8, ge=1)
-    # The deadline scheduler (services/interviews/scheduler.py).
+    # The deadline scheduler (scheduler.py).
     scheduler_max_sleep_seconds: float = Field(
         default=2.0, gt=0, description="Longest the scheduler sleeps before looking again"
     )
@@ -21,3 +23,26 @@ class InterviewsSettings(CommonSettings):
         default=15.0, gt=0, description="How long a crashed scheduler's SQLite lease blocks others"
     )
     scheduler_batch_size: int = Field(default=500, ge=1)
+
+
+class RelaySettings(CommonSettings):
+    """``RELAY_*`` environment variables, plus the common ones (EVENTS_TOPIC, ...)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    partitions: int = Field(default=6, ge=1, alias="RELAY_PARTITIONS")
+    replication_factor: int = Field(default=-1, alias="RELAY_REPLICATION_FACTOR")
+    read_batch: int = Field(default=1000, ge=1, alias="RELAY_READ_BATCH")
+    max_in_flight: int = Field(default=20_000, ge=1, alias="RELAY_MAX_IN_FLIGHT")
+    linger_ms: int = Field(default=5, ge=0, alias="RELAY_LINGER_MS")
+    poll_seconds: float = Field(default=2.0, gt=0, alias="RELAY_POLL_SECONDS")
+    checkpoint_seconds: float = Field(default=0.2, ge=0, alias="RELAY_CHECKPOINT_SECONDS")
+    max_backoff_seconds: float = Field(default=10.0, gt=0, alias="RELAY_MAX_BACKOFF_SECONDS")
+    # One relay publishes at a time; a standby takes over within about a third of
+    # this after the leader dies (at once on PostgreSQL: the lock dies with it).
+    lease_seconds: float = Field(default=9.0, gt=0, alias="RELAY_LEASE_SECONDS")
+    # A standby also takes over from a leader that still heartbeats but has not
+    # moved the position for this long while the log head is past it.
+    takeover_seconds: float = Field(default=30.0, gt=0, alias="RELAY_TAKEOVER_SECONDS")
+    metrics_port: int = Field(default=9465, ge=0, alias="RELAY_METRICS_PORT")
+    metrics_host: str = Field(default="127.0.0.1", alias="RELAY_METRICS_HOST")

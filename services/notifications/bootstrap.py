@@ -5,7 +5,8 @@
   worker and the reminder worker, built lazily from ``NotificationsSettings``.
 - ``consumer_spec(container)``: what the consumer runner needs (group
   ``notifications``, this service's engine, one handler per event type, tables).
-- ``create_app(container)``: the HTTP API (routes, health, metrics).
+- ``Workers``: starts and stops the consumer, the delivery and the reminder worker;
+- ``create_app(container)``: the HTTP API (routes, health, metrics), and the workers.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from fastapi import FastAPI, Request
 from ..common.consumer import ConsumerSpec, PerTransaction
 from ..common.db import create_engine
 from ..common.migrations import Report, migrate
-from ..common.runner import RUNNER_HISTORY, ConsumerRunner
+from ..common.runner import RUNNER_HISTORY, ConsumerRunner, kafka_runner
 from ..common.tracing import current_traceparent
 from ..common.web import (
     Metrics,
@@ -299,6 +300,103 @@ def consumer_spec(
     )
 
 
+# A runner (not started) for the spec and the metrics registry: the platform's embedded one.
+RunnerFactory = Callable[[ConsumerSpec, Any], Any]
+
+
+class Workers:
+    """Starts and stops the consumer runner, the delivery worker and the reminder
+    worker of one container.
+
+    The consumer is the runner ``runner_factory`` builds when one is given, else
+    a Kafka runner when ``KAFKA_BOOTSTRAP_SERVERS`` is set, else none.
+    """
+
+    def __init__(
+        self,
+        container: NotificationsContainer,
+        *,
+        consumer: bool = True,
+        delivery: bool = True,
+        reminders: bool = True,
+        registry: Any = None,
+        runner_factory: RunnerFactory | None = None,
+        **runner_options: Any,
+    ) -> None:
+        self.container = container
+        self.runner_factory = runner_factory
+        self.consumer = consumer
+        self.delivery = delivery
+        self.reminders = reminders
+        self.registry = registry
+        self.runner_options = runner_options
+        self.runner: Any = None
+        self._stop = threading.Event()
+        self._starter: threading.Thread | None = None
+
+    def start(self) -> Workers:
+        """Starts at once, or (a database down) in the background as soon as it answers."""
+        try:
+            self._start()
+        except Exception as error:  # ours or the runner factory's dependency
+            log.warning(
+                "cannot start the workers yet (%s: %s); retrying", type(error).__name__, error
+            )
+            self._starter = threading.Thread(target=self._start_later, daemon=True)
+            self._starter.start()
+        return self
+
+    def _start_later(self) -> None:
+        delay = 0.5
+        while not self._stop.wait(delay):
+            try:
+                self._start()
+                return
+            except Exception as error:  # keep trying until stopped
+                log.warning("workers still not started: %s: %s", type(error).__name__, error)
+                delay = min(delay * 2, 10.0)
+
+    def _start(self) -> None:
+        settings = self.container.settings
+        self.container.engine()
+        if self.delivery:
+            self.container.delivery_worker().start()
+        if self.reminders:
+            self.container.reminder_worker().start()
+        if self.consumer:
+            if self.runner_factory is not None:
+                self.runner = self.runner_factory(consumer_spec(self.container), self.registry)
+                self.runner.start()
+            elif settings.kafka_bootstrap_servers:
+                self.runner = kafka_runner(
+                    consumer_spec(self.container),
+                    settings.kafka_bootstrap_servers,
+                    settings.topic,
+                    registry=self.registry,
+                    **({"readiness": settings.readiness_rules()} | self.runner_options),
+                ).start()
+            self.container.consumer = self.runner
+            if self.runner is None:
+                log.warning(
+                    "KAFKA_BOOTSTRAP_SERVERS is not set: no consumer here (in the embedded "
+                    "default `interviewctl up` runs it on the event store's log)"
+                )
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._starter is not None:
+            self._starter.join(15)
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner.join(15)
+            self.runner = None
+            self.container.consumer = None
+        if self.reminders and self.container._reminders is not None:
+            self.container._reminders.stop()
+        if self.delivery and self.container._worker is not None:
+            self.container._worker.stop()
+
+
 def create_app(
     container: NotificationsContainer,
     *,
@@ -315,7 +413,6 @@ def create_app(
     """
     from .entrypoints import api
     from .entrypoints import preferences as preferences_api
-    from .entrypoints.worker import Workers
 
     metrics = Metrics("notifications")
 

@@ -30,6 +30,7 @@ from ..common.runner import (
     ConsumerRunner,
     RunnerMetrics,
     consumer_positions,
+    kafka_runner,
     parked_events,
 )
 from ..common.web import (
@@ -53,6 +54,7 @@ from .adapters.store import (
     ensure_schema,
 )
 from .application import ProjectionViews, ViewBehindError, ViewsNotReadyError
+from .metrics import ProjectionMetrics
 from .migrations import HISTORY as PROJECTIONS_HISTORY
 from .rebuild import Progress, RebuildReport, RebuildRunningError, rebuild
 from .settings import ProjectionsSettings
@@ -106,8 +108,11 @@ class ProjectionsContainer:
         self.consumer: ConsumerRunner | None = None
         self.last_rebuild: RebuildReport | None = None
         self.rebuild_progress: Progress | None = None
-        self.count_result: Callable[[ApplyResult], None] = lambda result: None
-        _install_metrics(self)
+        self.count_result: Callable[[ApplyResult], None] = ProjectionMetrics(
+            self.metrics.registry,
+            position=lambda: float(self.watch.position),
+            rebuild_rate=lambda: self.rebuild_progress.rate if self.rebuild_progress else 0.0,
+        ).count
 
     # ----------------------------------------------------------- resources
 
@@ -342,7 +347,57 @@ def consumer_spec(container: ProjectionsContainer) -> ConsumerSpec:
     )
 
 
-build_consumer_spec = consumer_spec
+class ConsumerWorker:
+    """Starts the Kafka runner at once, or in the background once the database answers."""
+
+    def __init__(
+        self, container: ProjectionsContainer, *, registry: Any = None, **runner_options: Any
+    ) -> None:
+        self.container = container
+        self.registry = registry
+        self.runner_options = runner_options
+        self.runner: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ConsumerWorker:
+        self._thread = threading.Thread(target=self._start, name="projections-start", daemon=True)
+        self._thread.start()
+        return self
+
+    def _start(self) -> None:
+        settings = self.container.settings
+        assert settings.kafka_bootstrap_servers, "the consumer worker reads Kafka"
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                spec = consumer_spec(self.container)
+                break
+            except UNAVAILABLE as error:
+                log.warning("views database unavailable (%s); consumer starts later", error)
+            except Exception:  # never leave the process up without its consumer
+                log.exception("cannot start the projections consumer yet; retrying")
+            self._stop.wait(delay)
+            delay = min(delay * 2, 10.0)
+        else:
+            return
+        self.container.start_rebuild_if_needed()
+        self.runner = kafka_runner(
+            spec,
+            settings.kafka_bootstrap_servers,
+            settings.topic,
+            registry=self.registry,
+            **({"readiness": settings.readiness_rules()} | self.runner_options),
+        ).start()
+        self.container.consumer = self.runner
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner.join(30)
 
 
 def create_app(container: ProjectionsContainer, *, workers: bool = False) -> FastAPI:
@@ -353,7 +408,6 @@ def create_app(container: ProjectionsContainer, *, workers: bool = False) -> Fas
     ``interviewctl up`` the platform runs the consumer instead.
     """
     from .entrypoints import api, dashboard
-    from .entrypoints.worker import ConsumerWorker
 
     metrics = container.metrics
 
@@ -414,52 +468,3 @@ def create_app(container: ProjectionsContainer, *, workers: bool = False) -> Fas
     app.include_router(dashboard.router)
     app.include_router(health_router(metrics, ready))
     return app
-
-
-def _install_metrics(container: ProjectionsContainer) -> None:
-    from prometheus_client import Counter, Gauge
-
-    registry = container.metrics.registry
-    events = Counter(
-        "projection_events",
-        "Events the live consumer handled, by outcome (applied, duplicate: stale or "
-        "repeated and ignored, filled: a late event that filled a gap, skipped: "
-        "awaiting a schema rebuild)",
-        ["outcome"],
-        registry=registry,
-    )
-    gaps = Counter(
-        "projection_version_gaps",
-        "Versions found missing in an interview's events (applied and flagged)",
-        registry=registry,
-    )
-    batches = Counter("projection_batches", "Batches the live consumer wrote", registry=registry)
-
-    def count(result: ApplyResult) -> None:
-        batches.inc()
-        for outcome, n in (
-            ("applied", result.applied),
-            ("duplicate", result.duplicates),
-            ("filled", result.filled),
-            ("skipped", result.skipped),
-        ):
-            if n:
-                events.labels(outcome).inc(n)
-        if result.gaps:
-            gaps.inc(len(result.gaps))
-
-    container.count_result = count
-    position = Gauge(
-        "projection_position",
-        "Highest event-store position the views applied (as seen by this process)",
-        registry=registry,
-    )
-    position.set_function(lambda: float(container.watch.position))
-    rebuild_rate = Gauge(
-        "projection_rebuild_events_per_second",
-        "Rate of the running or last rebuild",
-        registry=registry,
-    )
-    rebuild_rate.set_function(
-        lambda: container.rebuild_progress.rate if container.rebuild_progress else 0.0
-    )

@@ -20,11 +20,10 @@ from fastapi.testclient import TestClient
 
 from services.common.consumer import ConsumerSpec
 from services.common.runner import ConsumerRunner, embedded_runner, kafka_runner
-from services.interviews.bootstrap import InterviewsContainer
+from services.interviews.bootstrap import InterviewsContainer, RelayProcess
 from services.interviews.bootstrap import create_app as interviews_app
 from services.interviews.feed import InterviewEventFeed, wake_on_interview_events
-from services.interviews.relay import RelayProcess, RelaySettings
-from services.interviews.settings import InterviewsSettings
+from services.interviews.settings import InterviewsSettings, RelaySettings
 from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.bootstrap import create_app as notifications_app
 from tests.conftest import TEST_SECRET, FakeClock

@@ -27,11 +27,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.contracts import EventEnvelope
-from services.interviews.bootstrap import InterviewsContainer
+from services.interviews.bootstrap import InterviewsContainer, RelayProcess
 from services.interviews.bootstrap import create_app as create_interviews_app
 from services.interviews.feed import InterviewEventFeed
-from services.interviews.relay import RelayProcess, RelaySettings
-from services.interviews.settings import InterviewsSettings
+from services.interviews.settings import InterviewsSettings, RelaySettings
 from services.projections.bootstrap import ProjectionsContainer, consumer_spec
 from services.projections.bootstrap import create_app as create_projections_app
 from services.projections.settings import ProjectionsSettings

@@ -17,8 +17,7 @@ import sqlalchemy as sa
 
 from services.contracts import EventEnvelope
 from services.notifications.adapters.tables import notifications, reminder_deadlines
-from services.notifications.bootstrap import NotificationsContainer, consumer_spec
-from services.notifications.entrypoints.worker import Workers
+from services.notifications.bootstrap import NotificationsContainer, Workers, consumer_spec
 from services.notifications.settings import NotificationsSettings
 from tests.conftest import FakeClock
 from tests.integration.test_notifications_support import (  # noqa: F401 - fixtures

@@ -23,9 +23,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from services.common.db import create_engine
 from services.common.runner import ConsumerRunner, KafkaSource
-from services.interviews.bootstrap import InterviewsContainer
-from services.interviews.relay import RelayProcess, RelaySettings, relay_position
-from services.interviews.settings import InterviewsSettings
+from services.interviews.adapters.tables import relay_position
+from services.interviews.bootstrap import InterviewsContainer, RelayProcess
+from services.interviews.settings import InterviewsSettings, RelaySettings
 from tests.conftest import TEST_SECRET
 
 from .eventflow import (

@@ -16,9 +16,8 @@ import pytest
 
 from services.common.db import create_engine
 from services.common.runner import ConsumerRunner, KafkaSource
-from services.interviews.bootstrap import InterviewsContainer
-from services.interviews.relay import RelayProcess, RelaySettings
-from services.interviews.settings import InterviewsSettings
+from services.interviews.bootstrap import InterviewsContainer, RelayProcess
+from services.interviews.settings import InterviewsSettings, RelaySettings
 from tests.conftest import TEST_SECRET
 
 from .eventflow import (

@@ -18,14 +18,10 @@ import sqlalchemy as sa
 from services.common.db import create_engine
 from services.common.migrations import migrate
 from services.contracts import EventEnvelope
+from services.interviews.adapters.relay_position import FencedLease, PositionStore, fenced_lease
 from services.interviews.migrations import HISTORY as INTERVIEWS_HISTORY
-from services.interviews.relay import (
-    FencedLease,
-    PositionStore,
-    Relay,
-    RelaySettings,
-    fenced_lease,
-)
+from services.interviews.relay import Relay
+from services.interviews.settings import RelaySettings
 from tests.integration.eventflow import wait_until
 from tests.unit.test_relay_outbox import FakeBroker, FakeDelivery, FakeFeed, envelope
 

@@ -24,8 +24,7 @@ from services.common.runner import list_parked
 from services.contracts import EventEnvelope
 from services.projections.adapters.schema import VIEW_SCHEMAS, view_tables
 from services.projections.adapters.store import current_generation
-from services.projections.bootstrap import ProjectionsContainer, create_app
-from services.projections.entrypoints.worker import ConsumerWorker
+from services.projections.bootstrap import ConsumerWorker, ProjectionsContainer, create_app
 from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET
 from tests.unit.test_projections_reference import (

@@ -46,7 +46,8 @@ def isolated(data_dir: DataDirOpt = None) -> None:
     import sqlalchemy as sa
 
     from ...common.db import create_engine
-    from ..scheduler import ISOLATED, DeadlineIndex
+    from ..adapters.deadline_index import DeadlineIndex
+    from ..adapters.tables import ISOLATED
 
     settings = _settings(data_dir)
     engine = create_engine(settings.database_url, settings.data_dir / "interviews.sqlite")
