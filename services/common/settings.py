@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import unquote, urlparse
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .db import POSTGRES_SCHEMES, normalized_database_url
 from .readiness import ReadinessRules
+
+
+def _normalized(value: str | None) -> str | None:
+    return normalized_database_url(value) if value else value
+
+
+# A database URL as the settings hold it: ``postgresql://`` however it was spelt.
+DatabaseUrl = Annotated[str | None, AfterValidator(_normalized)]
 
 
 class CommonSettings(BaseSettings):
@@ -18,7 +28,7 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
-    database_url: str | None = None
+    database_url: DatabaseUrl = None
     kafka_bootstrap_servers: str | None = None
     auth_secret: str | None = Field(default=None, repr=False)
     data_dir: Path = Path("./data")
@@ -44,6 +54,10 @@ class CommonSettings(BaseSettings):
     # Migrate the service's database on start (under a lock); false: refuse to start
     # while it is behind, and leave it to ``interviewctl migrate``.
     auto_migrate: bool = True
+
+    def sqlite_file(self, name: str) -> Path:
+        """Where a database ``name`` lives under DATA_DIR when no URL names one."""
+        return self.data_dir / f"{name}.sqlite"
 
     @property
     def embedded(self) -> bool:
@@ -76,7 +90,7 @@ def eventsourcing_env(
     env = {"CREATE_TABLE": "y" if create else "n", **extra}
     if database_url:
         url = urlparse(database_url)
-        if url.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        if url.scheme not in POSTGRES_SCHEMES:
             raise ValueError(f"DATABASE_URL must be a postgresql:// URL, not {url.scheme}://")
         env.update(
             PERSISTENCE_MODULE="eventsourcing.postgres",

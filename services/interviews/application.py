@@ -38,7 +38,7 @@ from .domain import (
     NotAllowedError,
     OfferTerms,
 )
-from .domain.interview import RateType
+from .domain.interview import EVENT_TYPES, RateType
 from .domain.job import check_can_register
 from .idempotency import IdempotentResponse, fingerprint
 
@@ -46,20 +46,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 
-INTERVIEW_EVENT_CLASSES: tuple[type[Interview.Event], ...] = (
-    Interview.Invited,
-    Interview.Accepted,
-    Interview.Declined,
-    Interview.InterviewStarted,
-    Interview.OfferExtended,
-    Interview.OfferAccepted,
-    Interview.OfferDeclined,
-    Interview.Cancelled,
-    Interview.Expired,
-    Interview.Rescheduled,
-    Interview.OfferWithdrawn,
-)
-INTERVIEW_TOPICS: tuple[str, ...] = tuple(get_topic(c) for c in INTERVIEW_EVENT_CLASSES)
+INTERVIEW_TOPICS: tuple[str, ...] = tuple(get_topic(c) for c in EVENT_TYPES)
 
 
 def utcnow() -> datetime:

@@ -25,12 +25,12 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from opentelemetry.trace import SpanKind, StatusCode
 
+from ..common.db import insert_ignore
 from ..common.loop import BackgroundLoop, until_idle
 from ..common.tracing import continued_span
 from .adapters.tables import (
     attempts,
     deliveries,
-    insert_ignoring_duplicates,
     notifications,
     webhooks,
 )
@@ -494,7 +494,7 @@ class DeliveryWorker:
         outcome: str,
     ) -> None:
         conn.execute(
-            insert_ignoring_duplicates(conn, attempts).values(
+            insert_ignore(conn, attempts).values(
                 delivery_id=delivery_id,
                 attempt=attempt,
                 started_at=started,

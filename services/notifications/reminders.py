@@ -46,6 +46,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from ..common.db import upsert
 from ..common.instants import shifted, to_utc
 from ..common.loop import BackgroundLoop, until_idle
 from ..contracts import EventEnvelope
@@ -82,7 +83,7 @@ ANSWERED_BY: dict[What, str] = {
     "meeting": "client",
 }
 
-_KEY = (reminder_deadlines.c.interview_id, reminder_deadlines.c.what)
+_KEY = ("interview_id", "what")
 
 STARTED, RESCHEDULED, CANCELLED = (
     "interview.started",
@@ -112,23 +113,12 @@ def _upsert_statement(dialect: str, kind: str, columns: tuple[str, ...]) -> Any:
     ``_on_close``). Built once per dialect, kind and columns, executed with each row's values:
     building ``excluded`` and its column proxies anew took most of the consumer's
     time per event."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        # The two dialects' inserts share on_conflict_do_*(), but no common type declares it.
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    else:
-        raise NotImplementedError(f"unsupported database {dialect}")
-    statement = insert(reminder_deadlines)
-    new = statement.excluded
-    if kind == "open":
-        set_: dict[str, Any] = {c: new[c] for c in columns if c not in ("interview_id", "what")}
-    else:
-        set_ = _on_close(new)
-    return statement.on_conflict_do_update(
-        index_elements=list(_KEY),
-        set_=set_,
-        where=reminder_deadlines.c.version < new.version,
+    return upsert(
+        dialect,
+        reminder_deadlines,
+        _KEY,
+        [c for c in columns if c not in _KEY] if kind == "open" else _on_close,
+        where=lambda new: reminder_deadlines.c.version < new.version,
     )
 
 

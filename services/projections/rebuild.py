@@ -91,10 +91,6 @@ class Progress:
         return f"[{bar}] {pct} {self.events:>9,} events  {self.rate:>9,.0f} ev/s  {eta_text}"
 
 
-# The database itself failing: the rebuild stops (and can be run again), no event is blamed.
-OUTAGES = DATABASE_OUTAGES
-
-
 @dataclass(frozen=True)
 class Unfoldable:
     """An event the rebuild left out: it could not be folded into the views."""
@@ -214,7 +210,7 @@ def _apply_chunk(
         with engine.begin() as conn:
             total.add(apply_events(conn, tables, chunk, lock_rows=False))
         return
-    except OUTAGES:
+    except DATABASE_OUTAGES:  # the rebuild stops (run it again); no event is blamed
         raise
     except Exception as error:  # find the event(s) at fault
         log.warning("rebuild: a chunk failed (%s); folding it event by event", error)
@@ -222,7 +218,7 @@ def _apply_chunk(
         try:
             with engine.begin() as conn:
                 total.add(apply_events(conn, tables, [event], lock_rows=False))
-        except OUTAGES:
+        except DATABASE_OUTAGES:  # the rebuild stops (run it again); no event is blamed
             raise
         except Exception as error:  # left out, reported
             unfoldable.append(_left_out(event, error))
@@ -240,7 +236,7 @@ def _apply_chunk_locked(
         with conn.begin_nested():
             total.add(apply_events(conn, tables, chunk, lock_rows=False))
         return
-    except OUTAGES:
+    except DATABASE_OUTAGES:  # the rebuild stops (run it again); no event is blamed
         raise
     except Exception as error:  # find the event(s) at fault
         log.warning("rebuild: a catch-up chunk failed (%s); folding it event by event", error)
@@ -248,7 +244,7 @@ def _apply_chunk_locked(
         try:
             with conn.begin_nested():
                 total.add(apply_events(conn, tables, [event], lock_rows=False))
-        except OUTAGES:
+        except DATABASE_OUTAGES:  # the rebuild stops (run it again); no event is blamed
             raise
         except Exception as error:  # left out, reported
             unfoldable.append(_left_out(event, error))
