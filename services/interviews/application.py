@@ -12,20 +12,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    JSONTranscoder,
+    Recording,
+)
 from eventsourcing.utils import get_topic
 
-from .adapters.audit_store import AuditStore
-from .adapters.group_commit import GroupCommitter
 from .adapters.transcodings import register_domain_transcodings
 from .domain import (
     DEFAULT_DURATION_MINUTES,
@@ -51,6 +54,24 @@ INTERVIEW_TOPICS: tuple[str, ...] = tuple(get_topic(c) for c in EVENT_TYPES)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class EventPositions(Protocol):
+    """Where an interview's event stands in the global log (``AuditStore``)."""
+
+    def position_of(self, interview_id: UUID, version: int) -> int | None: ...
+
+
+RecordBatch = Callable[[list[Any], list[Any]], list[Recording[Any]]]
+
+
+class Committer(Protocol):
+    """Commits the new events of a command's aggregates in one transaction, through
+    the ``RecordBatch`` it was built with (``GroupCommitter``)."""
+
+    def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]: ...
+
+    def close(self) -> None: ...
 
 
 class KeyedLocks:
@@ -177,22 +198,28 @@ class InterviewsApplication(Application[UUID]):
         self,
         env: dict[str, str] | None = None,
         *,
+        audit_store: Callable[[ApplicationRecorder], EventPositions],
+        committer: Callable[[RecordBatch], Committer],
         clock: Callable[[], datetime] = utcnow,
         invitation_ttl: timedelta = timedelta(days=7),
         offer_ttl: timedelta = timedelta(days=7),
-        max_batch: int = 128,
     ) -> None:
+        """``env`` picks the event store (eventsourcing's ``PERSISTENCE_MODULE``; none:
+        in memory). Both collaborators need what the application builds from it, so
+        they come as factories: ``audit_store`` is given the recorder, ``committer``
+        the function that records one batch (the caller decides their kind, e.g.
+        ``AuditStore`` and ``GroupCommitter``)."""
         super().__init__(env)
         self.clock = clock
         self.invitation_ttl = invitation_ttl
         self.offer_ttl = offer_ttl
-        self.committer = GroupCommitter(self._record_batch, max_batch=max_batch)
+        self.committer = committer(self._record_batch)
         self.listeners: list[Callable[[list[Recording[UUID]]], None]] = []
         self.events_appended = 0
         # Invitations for one job all write that job's aggregate: queue them in
         # this process instead of letting them race (and retry) on its version.
         self._job_locks = KeyedLocks()
-        self._stored = AuditStore(self.recorder)
+        self._stored = audit_store(self.recorder)
 
     def close(self) -> None:
         self.committer.close()

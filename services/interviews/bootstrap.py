@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from ..common.web import (
     install_observability,
     install_offline_docs,
 )
+from .adapters.audit_store import AuditStore
+from .adapters.group_commit import GroupCommitter
 from .adapters.leases import lock_key
 from .application import InterviewsApplication, utcnow
 from .migrations import HISTORY, check_event_store
@@ -187,9 +190,10 @@ class InterviewsContainer:
             return InterviewsApplication(
                 self.env(),
                 clock=self.clock,
+                audit_store=AuditStore,
+                committer=partial(GroupCommitter, max_batch=self.settings.max_commit_batch),
                 invitation_ttl=timedelta(hours=self.settings.invitation_ttl_hours),
                 offer_ttl=timedelta(hours=self.settings.offer_ttl_hours),
-                max_batch=self.settings.max_commit_batch,
             )
 
     @property
