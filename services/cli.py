@@ -82,7 +82,7 @@ def _check_schemas(*services: str) -> None:
 
     try:
         migrate_databases(services)
-    except (*DATABASE_OUTAGES, OSError):
+    except DATABASE_OUTAGES + (OSError,):
         return
 
 

@@ -8,11 +8,12 @@ Schema creation is not here: every table comes from ``common/migrations.py``.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 import psycopg
@@ -46,6 +47,8 @@ DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+
+T = TypeVar("T")
 
 
 class DatabaseProblemError(Exception):
@@ -210,6 +213,23 @@ def create_engine(database_url: str | None, sqlite_path: Path, **kwargs: object)
         "options": "-c plan_cache_mode=force_custom_plan -c TimeZone=UTC",
     }
     return sa.create_engine(url, connect_args=connect_args, **kwargs)
+
+
+def in_transaction(engine: sa.Engine, work: Callable[[sa.Connection], T], attempts: int = 5) -> T:
+    """``work`` in one transaction. On SQLite, a transaction that meets another
+    writer (which committed between its read and its write) is run again, up to
+    ``attempts`` times, after a pause growing from 50 ms; PostgreSQL's errors are
+    raised at once."""
+    for attempt in range(1, attempts):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except sa_exc.OperationalError:
+            if engine.dialect.name != "sqlite":
+                raise
+            time.sleep(0.05 * attempt)
+    with engine.begin() as conn:  # the last attempt: its error is the caller's
+        return work(conn)
 
 
 # ------------------------------------------------------------------ column types

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -48,6 +48,7 @@ from .idempotency import IdempotentResponse, fingerprint
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+T = TypeVar("T")
 
 INTERVIEW_TOPICS: tuple[str, ...] = tuple(get_topic(c) for c in EVENT_TYPES)
 
@@ -68,6 +69,8 @@ RecordBatch = Callable[[list[Any], list[Any]], list[Recording[Any]]]
 class Committer(Protocol):
     """Commits the new events of a command's aggregates in one transaction, through
     the ``RecordBatch`` it was built with (``GroupCommitter``)."""
+
+    batches: int  # transactions written (a metric)
 
     def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]: ...
 
@@ -423,17 +426,15 @@ class InterviewsApplication(Application[UUID]):
     ) -> JobPolicy:
         if ctx.actor.role != "client":
             raise NotAllowedError("only the job's client sets its policy")
-        for _ in range(MAX_ATTEMPTS):
+
+        def decide() -> tuple[list[Any], JobPolicy]:
             job = self._get_job(job_id)
             if job is None:
                 raise JobNotFoundError(f"job {job_id!r} not found")
             job.set_policy(ctx.actor, ctx.at, exclusive_hours)
-            try:
-                self._commit([job])
-            except IntegrityError:
-                continue
-            return JobPolicy(job.job_id, job.client_id, job.exclusive_hours, job.version)
-        raise ConcurrencyConflictError
+            return [job], JobPolicy(job.job_id, job.client_id, job.exclusive_hours, job.version)
+
+        return self._until_committed(decide)[0]
 
     def create_job(
         self,
@@ -451,20 +452,18 @@ class InterviewsApplication(Application[UUID]):
             job_id = str(uuid4())
         else:
             job_id = str(uuid5(JOB_ID_NAMESPACE, f"{ctx.actor.id}\x00{idempotency_key}"))
+
+        def decide() -> tuple[list[Any], tuple[JobView, bool]]:
+            existing = self._get_job(job_id)
+            if existing is not None:
+                if (existing.client_id, existing.title) != (ctx.actor.id, title):
+                    raise IdempotencyKeyReusedError
+                return [], (JobView.of(existing), False)
+            job = Job.create(job_id, ctx.actor, ctx.at, title, exclusive_hours)
+            return [job], (JobView.of(job), True)
+
         with self._job_locks.hold(job_id):
-            for _ in range(MAX_ATTEMPTS):
-                existing = self._get_job(job_id)
-                if existing is not None:
-                    if (existing.client_id, existing.title) != (ctx.actor.id, title):
-                        raise IdempotencyKeyReusedError
-                    return JobView.of(existing), False
-                job = Job.create(job_id, ctx.actor, ctx.at, title, exclusive_hours)
-                try:
-                    self._commit([job])
-                except IntegrityError:
-                    continue
-                return JobView.of(job), True
-        raise ConcurrencyConflictError
+            return self._until_committed(decide)[0]
 
     def register_job(
         self, ctx: CommandContext, job_id: str, client_id: str, title: str | None = None
@@ -473,19 +472,17 @@ class InterviewsApplication(Application[UUID]):
         id and its owner. Registering it again for the same owner changes nothing
         (``False``: not new); for another owner it is refused."""
         check_can_register(ctx.actor)
+
+        def decide() -> tuple[list[Any], tuple[JobView, bool]]:
+            existing = self._get_job(job_id)
+            if existing is not None:
+                existing.check_registered_to(client_id)
+                return [], (JobView.of(existing), False)
+            job = Job.register(job_id, client_id, ctx.actor, ctx.at, title)
+            return [job], (JobView.of(job), True)
+
         with self._job_locks.hold(job_id):
-            for _ in range(MAX_ATTEMPTS):
-                existing = self._get_job(job_id)
-                if existing is not None:
-                    existing.check_registered_to(client_id)
-                    return JobView.of(existing), False
-                job = Job.register(job_id, client_id, ctx.actor, ctx.at, title)
-                try:
-                    self._commit([job])
-                except IntegrityError:
-                    continue
-                return JobView.of(job), True
-        raise ConcurrencyConflictError
+            return self._until_committed(decide)[0]
 
     def close_job(self, ctx: CommandContext, job_id: str, reason: str | None = None) -> JobClosing:
         """The job's client closes it: every open interview of the job is
@@ -501,38 +498,32 @@ class InterviewsApplication(Application[UUID]):
         nothing, so a client may safely retry."""
         if ctx.actor.role != "client":
             raise NotAllowedError("only the job's client closes it")
+
+        def decide() -> tuple[list[Any], tuple[JobView, list[UUID]]]:
+            job = self._get_job(job_id)
+            if job is None:
+                raise JobNotFoundError(f"job {job_id!r} not found")
+            job.check_owner(ctx.actor)
+            candidates = [] if job.is_closed else self._candidates(job)
+            cancelled = job.close(ctx, candidates, reason)
+            return [job, *cancelled], (JobView.of(job), [i.id for i in cancelled])
+
         with self._job_locks.hold(job_id):
-            for _ in range(MAX_ATTEMPTS):
-                job = self._get_job(job_id)
-                if job is None:
-                    raise JobNotFoundError(f"job {job_id!r} not found")
-                job.check_owner(ctx.actor)
-                candidates = [] if job.is_closed else self._candidates(job)
-                cancelled = job.close(ctx, candidates, reason)
-                view = JobView.of(job)
-                try:
-                    recordings = self._commit([job, *cancelled])
-                except IntegrityError:
-                    continue
-                # Of the interviews' events: what a view can be asked to have applied.
-                position = max(
-                    (
-                        r.notification.id
-                        for r in recordings
-                        if r.domain_event.originator_id != job.id
-                    ),
-                    default=None,
-                )
-                if cancelled:
-                    log.info(
-                        "job %s closed by %s: %d interviews cancelled",
-                        job_id,
-                        ctx.actor.id,
-                        len(cancelled),
-                        extra={"correlation_id": ctx.correlation_id},
-                    )
-                return JobClosing(view, [i.id for i in cancelled], position)
-        raise ConcurrencyConflictError
+            (view, cancelled), recordings = self._until_committed(decide)
+        # Of the interviews' events: what a view can be asked to have applied.
+        position = max(
+            (r.notification.id for r in recordings if r.domain_event.originator_id in cancelled),
+            default=None,
+        )
+        if cancelled:
+            log.info(
+                "job %s closed by %s: %d interviews cancelled",
+                job_id,
+                ctx.actor.id,
+                len(cancelled),
+                extra={"correlation_id": ctx.correlation_id},
+            )
+        return JobClosing(view, cancelled, position)
 
     def _candidates(self, job: Job) -> list[Interview]:
         """Each freelancer's latest interview for the job: the only one that can
@@ -683,6 +674,21 @@ class InterviewsApplication(Application[UUID]):
         interview_id = UUID(body["id"])
         position = self.position_of(interview_id, body["version"]) or 0
         return CommandResult(interview_id, body["status"], body["version"], position, replayed=True)
+
+    def _until_committed(
+        self, decide: Callable[[], tuple[list[Any], T]]
+    ) -> tuple[T, list[Recording[UUID]]]:
+        """``decide`` gives the aggregates to commit and the answer; a commit that
+        lost a race on a version records nothing, and the decision is taken again
+        on fresh state (at most ``MAX_ATTEMPTS`` times)."""
+        for _ in range(MAX_ATTEMPTS):
+            aggregates, answer = decide()
+            try:
+                recordings = self._commit(aggregates)
+            except IntegrityError:
+                continue
+            return answer, recordings
+        raise ConcurrencyConflictError
 
     def _commit(self, aggregates: list[Any]) -> list[Recording[UUID]]:
         return self.committer.commit(aggregates)

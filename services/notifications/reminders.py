@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -46,7 +45,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from ..common.db import upsert
+from ..common.db import in_transaction, upsert
 from ..common.instants import shifted, to_utc
 from ..common.loop import BackgroundLoop, until_idle
 from ..contracts import EventEnvelope
@@ -348,16 +347,7 @@ class ReminderWorker:
     def run_once(self) -> int:
         """Settles the rows due now (one batch); returns how many were sent or skipped."""
         now = self.clock()
-        for attempt in range(5):
-            try:
-                with self.engine.begin() as conn:
-                    sent, skipped = self._settle(conn, now)
-                break
-            except sa.exc.OperationalError:
-                # SQLite: another writer committed between our read and write; try again.
-                if attempt == 4 or self.engine.dialect.name != "sqlite":
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        sent, skipped = in_transaction(self.engine, lambda conn: self._settle(conn, now))
         self.counts["sent"] += sent
         self.counts["skipped"] += skipped
         if sent and self.on_sent is not None:

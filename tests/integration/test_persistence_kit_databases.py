@@ -17,6 +17,7 @@ from services.common.db import (
     DATABASE_UNAVAILABLE,
     UtcDateTime,
     create_engine,
+    in_transaction,
     insert_ignore,
     upsert,
 )
@@ -159,3 +160,40 @@ def test_a_database_that_does_not_answer_raises_an_unavailable_error(tmp_path: P
         engine.dispose()
     with pytest.raises(DATABASE_UNAVAILABLE):
         psycopg.connect(closed, connect_timeout=2)
+
+
+def test_a_transaction_that_met_another_writer_is_run_again_on_sqlite_only(
+    engine: sa.Engine,
+) -> None:
+    tries: list[int] = []
+
+    def work(conn: sa.Connection) -> str:
+        tries.append(1)
+        conn.execute(rows.insert().values(id=f"try-{len(tries)}", label="x", version=1))
+        if len(tries) == 1:
+            raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+        return "done"
+
+    if engine.dialect.name == "sqlite":
+        assert in_transaction(engine, work) == "done"
+        assert [r[0] for r in table(engine)] == ["try-2"]  # the first try rolled back
+    else:
+        with pytest.raises(sa.exc.OperationalError):
+            in_transaction(engine, work)
+        assert table(engine) == []
+    assert len(tries) == (2 if engine.dialect.name == "sqlite" else 1)
+
+
+def test_a_transaction_that_keeps_meeting_writers_gives_up_after_its_attempts(
+    engine: sa.Engine,
+) -> None:
+    tries: list[int] = []
+
+    def work(conn: sa.Connection) -> None:
+        tries.append(1)
+        raise sa.exc.OperationalError("UPDATE", {}, Exception("database is locked"))
+
+    with pytest.raises(sa.exc.OperationalError):
+        in_transaction(engine, work, attempts=3)
+
+    assert len(tries) == (3 if engine.dialect.name == "sqlite" else 1)

@@ -71,6 +71,10 @@ class RivalFirstCommitter:
         self.commits += 1
         return self.inner.commit(aggregates)
 
+    @property
+    def batches(self) -> int:
+        return self.inner.batches
+
     def close(self) -> None:
         self.inner.close()
 
