@@ -169,7 +169,7 @@ def migrate(
     """
     steps: list[Step] = []
     notes: list[str] = []
-    with _locked(engine) as conn:
+    with schema_lock(engine) as conn:
         for history in histories:
             steps.append(_migrate_one(conn, history, auto=auto, database=database))
         if after is not None:
@@ -279,8 +279,10 @@ LOCK_KEY = int.from_bytes(hashlib.sha256(b"interviews.migrations").digest()[:8],
 
 
 @contextmanager
-def _locked(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A connection held while this process alone migrates the database."""
+def schema_lock(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection held while this process alone changes the database's schema:
+    every migration, and any table a library creates itself (the event store's),
+    happens under it, so processes starting together never race on CREATE TABLE."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             key = LOCK_KEY
