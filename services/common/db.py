@@ -25,6 +25,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .instants import to_utc
+from .settings import POSTGRES_SCHEMES, normalized_database_url
 
 # The database itself failing (down, disconnected, timing out): a reason to retry
 # later, never to blame (park, isolate, leave out) the event or row in hand.
@@ -45,8 +46,6 @@ DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
     psycopg_pool.PoolTimeout,
     sqlite3.OperationalError,
 )
-
-POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
 T = TypeVar("T")
 
@@ -76,16 +75,6 @@ def redacted(database_url: str) -> str:
         return url._replace(netloc=url.netloc.replace(f":{url.password}@", ":***@", 1)).geturl()
     except ValueError:
         return "<unparsable URL>"
-
-
-def normalized_database_url(database_url: str) -> str:
-    """The one spelling of a PostgreSQL URL: ``postgresql://`` (``postgres://`` and
-    SQLAlchemy's ``postgresql+psycopg://`` mean the same). Any other URL is returned
-    as it is, for :func:`check_database_url` to refuse with a clear message."""
-    scheme, separator, rest = database_url.partition("://")
-    if separator and scheme in POSTGRES_SCHEMES:
-        return f"postgresql://{rest}"
-    return database_url
 
 
 def sqlite_url(path: Path) -> str:

@@ -10,8 +10,19 @@ from urllib.parse import unquote, urlparse
 from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .db import POSTGRES_SCHEMES, normalized_database_url
 from .readiness import ReadinessRules
+
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+
+
+def normalized_database_url(database_url: str) -> str:
+    """The one spelling of a PostgreSQL URL: ``postgresql://`` (``postgres://`` and
+    SQLAlchemy's ``postgresql+psycopg://`` mean the same). Any other URL is returned
+    as it is, for ``db.check_database_url`` to refuse with a clear message."""
+    scheme, separator, rest = database_url.partition("://")
+    if separator and scheme in POSTGRES_SCHEMES:
+        return f"postgresql://{rest}"
+    return database_url
 
 
 def _normalized(value: str | None) -> str | None:

@@ -9,13 +9,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from services.common.db import (
-    dialect_insert,
-    normalized_database_url,
-    sqlalchemy_url,
-    sqlite_url,
-)
-from services.common.settings import eventsourcing_env
+from services.common.db import dialect_insert, sqlalchemy_url, sqlite_url
+from services.common.settings import eventsourcing_env, normalized_database_url
 from services.interviews.settings import InterviewsSettings
 from services.notifications.settings import NotificationsSettings
 from services.projections.settings import ProjectionsSettings
