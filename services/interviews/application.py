@@ -418,12 +418,8 @@ class InterviewsApplication(Application[UUID]):
     def set_job_policy(
         self, ctx: CommandContext, job_id: str, exclusive_hours: int | None
     ) -> JobPolicy:
-        with self._job_locks.hold(job_id):
-            return self._set_job_policy(ctx, job_id, exclusive_hours)
-
-    def _set_job_policy(
-        self, ctx: CommandContext, job_id: str, exclusive_hours: int | None
-    ) -> JobPolicy:
+        """The job's client sets its exclusive window: how many hours after an interview
+        starts no new invitation is taken (None: no window)."""
         if ctx.actor.role != "client":
             raise NotAllowedError("only the job's client sets its policy")
 
@@ -434,7 +430,8 @@ class InterviewsApplication(Application[UUID]):
             job.set_policy(ctx.actor, ctx.at, exclusive_hours)
             return [job], JobPolicy(job.job_id, job.client_id, job.exclusive_hours, job.version)
 
-        return self._until_committed(decide)[0]
+        with self._job_locks.hold(job_id):
+            return self._until_committed(decide)[0]
 
     def create_job(
         self,
