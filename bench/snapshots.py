@@ -43,6 +43,8 @@ INTERVAL = 100
 def run(ctx: Context) -> list[dict[str, Any]]:
     from eventsourcing.application import project_aggregate
 
+    from services.interviews.adapters.audit_store import AuditStore
+    from services.interviews.adapters.group_commit import GroupCommitter
     from services.interviews.application import InterviewsApplication
     from services.interviews.bootstrap import InterviewsContainer
     from services.interviews.settings import InterviewsSettings
@@ -76,7 +78,7 @@ def run(ctx: Context) -> list[dict[str, Any]]:
 
         # A second application on the same store, without aggregate cache: cold loads.
         env = container.env() | {"AGGREGATE_CACHE_MAXSIZE": ""}  # "" turns the cache off
-        cold = InterviewsApplication(env)
+        cold = InterviewsApplication(env, audit_store=AuditStore, committer=GroupCommitter)
         assert cold.repository.cache is None
         stack.callback(cold.close)
         replayed = _count_replayed(cold, long)

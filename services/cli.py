@@ -55,13 +55,12 @@ def _check_schemas(*services: str) -> None:
     or checked. A database newer than the code, or behind it with AUTO_MIGRATE=false,
     is one line and exit 2 now. A database that does not answer is left to the
     service, which answers 503 and migrates once it is back."""
-    import sqlalchemy as sa
-
+    from .common.db import DATABASE_OUTAGES
     from .databases import migrate_databases
 
     try:
         migrate_databases(services)
-    except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError):
+    except DATABASE_OUTAGES + (OSError,):
         return
 
 

@@ -54,7 +54,7 @@ def migrations(
             projections = ProjectionsContainer()
             p = projections.settings
             report = projections.migrate(auto=auto)
-            yield ((where(p.view_database_url, p.data_dir / "projections.sqlite"), report))
+            yield ((where(p.view_database_url, p.sqlite_path), report))
         elif service == "notifications":
             notifications = NotificationsContainer()
             n = notifications.settings

@@ -100,7 +100,7 @@ def _require_group_database(group: str, database_url: str | None) -> None:
         from .projections.settings import ProjectionsSettings
 
         views = ProjectionsSettings()
-        url, sqlite_path = views.view_database_url, views.data_dir / "projections.sqlite"
+        url, sqlite_path = views.view_database_url, views.sqlite_path
     else:
         from .notifications.settings import NotificationsSettings
 

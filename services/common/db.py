@@ -1,16 +1,31 @@
-"""SQLAlchemy engines for a consumer's own database: PostgreSQL, or an SQLite file."""
+"""The persistence kit every service uses: engines for PostgreSQL or an SQLite file,
+the database URL's one spelling, the UTC column type, ``ON CONFLICT`` inserts for
+both dialects, and the errors that mean "the database is unavailable".
+
+Schema creation is not here: every table comes from ``common/migrations.py``.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
+from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
+import psycopg
+import psycopg_pool
 import sqlalchemy as sa
+from eventsourcing import persistence as es
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .instants import to_utc
+from .settings import POSTGRES_SCHEMES, normalized_database_url
 
 # The database itself failing (down, disconnected, timing out): a reason to retry
 # later, never to blame (park, isolate, leave out) the event or row in hand.
@@ -20,8 +35,19 @@ DATABASE_OUTAGES: tuple[type[BaseException], ...] = (
     sa_exc.DisconnectionError,
     sa_exc.TimeoutError,
 )
+# The same, as the drivers and the event store raise it where SQLAlchemy does not
+# wrap it (eventsourcing's recorders, psycopg's pool): an API answers 503 to these.
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    *DATABASE_OUTAGES,
+    es.OperationalError,
+    es.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
+    sqlite3.OperationalError,
+)
 
-POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+T = TypeVar("T")
 
 
 class DatabaseProblemError(Exception):
@@ -49,6 +75,12 @@ def redacted(database_url: str) -> str:
         return url._replace(netloc=url.netloc.replace(f":{url.password}@", ":***@", 1)).geturl()
     except ValueError:
         return "<unparsable URL>"
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of an SQLite file (its folder is created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
 
 
 def check_database_url(database_url: str) -> None:
@@ -94,15 +126,14 @@ def require_database(
 
 
 def _require_postgres(database_url: str, tables: Sequence[str], what: str) -> None:
-    import psycopg
-
     check_database_url(database_url)
     url = urlparse(database_url)
     name = unquote((url.path or "/").lstrip("/")) or "postgres"
     where = f"{url.hostname}:{url.port or 5432}"
-    libpq_url = f"postgresql://{database_url.partition('://')[2]}"
     try:
-        with psycopg.connect(libpq_url, autocommit=True, connect_timeout=5) as conn:
+        with psycopg.connect(
+            normalized_database_url(database_url), autocommit=True, connect_timeout=5
+        ) as conn:
             missing = [
                 table
                 for table in tables
@@ -127,13 +158,13 @@ def _require_postgres(database_url: str, tables: Sequence[str], what: str) -> No
 
 
 def sqlalchemy_url(database_url: str | None, sqlite_path: Path) -> str:
+    """PostgreSQL through psycopg when a URL is given, else the SQLite file."""
     if database_url:
-        scheme, _, rest = database_url.partition("://")
-        if scheme in ("postgresql", "postgres"):
-            return f"postgresql+psycopg://{rest}"
-        return database_url
-    sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{sqlite_path}"
+        url = normalized_database_url(database_url)
+        if url.startswith("postgresql://"):
+            return f"postgresql+psycopg://{url.removeprefix('postgresql://')}"
+        return url
+    return sqlite_url(sqlite_path)
 
 
 def create_engine(database_url: str | None, sqlite_path: Path, **kwargs: object) -> sa.Engine:
@@ -171,3 +202,94 @@ def create_engine(database_url: str | None, sqlite_path: Path, **kwargs: object)
         "options": "-c plan_cache_mode=force_custom_plan -c TimeZone=UTC",
     }
     return sa.create_engine(url, connect_args=connect_args, **kwargs)
+
+
+def in_transaction(engine: sa.Engine, work: Callable[[sa.Connection], T], attempts: int = 5) -> T:
+    """``work`` in one transaction. On SQLite, a transaction that meets another
+    writer (which committed between its read and its write) is run again, up to
+    ``attempts`` times, after a pause growing from 50 ms; PostgreSQL's errors are
+    raised at once."""
+    for attempt in range(1, attempts):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except sa_exc.OperationalError:
+            if engine.dialect.name != "sqlite":
+                raise
+            time.sleep(0.05 * attempt)
+    with engine.begin() as conn:  # the last attempt: its error is the caller's
+        return work(conn)
+
+
+# ------------------------------------------------------------------ column types
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """An instant, aware in and aware UTC out, on PostgreSQL and SQLite alike.
+
+    The rule for naive values: refused (``ValueError``), whatever the dialect.
+    A naive datetime does not say which instant it means, and storing it as UTC
+    would silently shift any local time by its offset. Aware values are stored in
+    UTC, clamped at the calendar's edges (``common/instants.py``); SQLite stores
+    them naive, so their text sorts in time order.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"a naive datetime ({value.isoformat()}) names no instant")
+        value = to_utc(value)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        # SQLite gives back the naive UTC it was given.
+        return None if value is None else to_utc(value)
+
+
+# ------------------------------------------------------------------ INSERT .. ON CONFLICT
+
+OnConflictInsert = postgresql.Insert | sqlite.Insert
+Bind = sa.Connection | sa.Engine | str  # or the dialect's name
+
+
+def dialect_insert(bind: Bind, table: sa.Table) -> OnConflictInsert:
+    """An ``INSERT`` that knows ``ON CONFLICT``, for PostgreSQL or SQLite."""
+    name = bind if isinstance(bind, str) else bind.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"unsupported database {name}")
+
+
+def insert_ignore(
+    bind: Bind, table: sa.Table, index_elements: Sequence[str] | None = None
+) -> OnConflictInsert:
+    """``INSERT .. ON CONFLICT [(index_elements)] DO NOTHING``: a row already there stays."""
+    return dialect_insert(bind, table).on_conflict_do_nothing(index_elements=index_elements)
+
+
+def upsert(
+    bind: Bind,
+    table: sa.Table,
+    index_elements: Sequence[str],
+    update: Sequence[str] | Callable[[Any], Mapping[str, Any]],
+    where: Callable[[Any], sa.ColumnElement[bool]] | None = None,
+) -> OnConflictInsert:
+    """``INSERT .. ON CONFLICT (index_elements) DO UPDATE``.
+
+    ``update`` names the columns that take the new row's values, or maps the new
+    row (``excluded``) to the ``SET`` clause; ``where(excluded)`` limits the update
+    (a row it does not hold for stays as it is)."""
+    statement = dialect_insert(bind, table)
+    new = statement.excluded
+    set_ = update(new) if callable(update) else {column: new[column] for column in update}
+    return statement.on_conflict_do_update(
+        index_elements=list(index_elements),
+        set_=dict(set_),
+        where=where(new) if where is not None else None,
+    )

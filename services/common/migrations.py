@@ -282,8 +282,8 @@ LOCK_KEY = int.from_bytes(hashlib.sha256(b"interviews.migrations").digest()[:8],
 @contextmanager
 def schema_lock(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A connection held while this process alone changes the database's schema:
-    ``migrate``, and the interviews service while ``eventsourcing`` creates the
-    event store's tables (one lock for every table of a database)."""
+    every migration, and any table a library creates itself (the event store's),
+    happens under it, so processes starting together never race on CREATE TABLE."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             key = LOCK_KEY

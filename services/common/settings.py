@@ -4,12 +4,33 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import unquote, urlparse
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .readiness import ReadinessRules
+
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+
+
+def normalized_database_url(database_url: str) -> str:
+    """The one spelling of a PostgreSQL URL: ``postgresql://`` (``postgres://`` and
+    SQLAlchemy's ``postgresql+psycopg://`` mean the same). Any other URL is returned
+    as it is, for ``db.check_database_url`` to refuse with a clear message."""
+    scheme, separator, rest = database_url.partition("://")
+    if separator and scheme in POSTGRES_SCHEMES:
+        return f"postgresql://{rest}"
+    return database_url
+
+
+def _normalized(value: str | None) -> str | None:
+    return normalized_database_url(value) if value else value
+
+
+# A database URL as the settings hold it: ``postgresql://`` however it was spelt.
+DatabaseUrl = Annotated[str | None, AfterValidator(_normalized)]
 
 
 class CommonSettings(BaseSettings):
@@ -18,7 +39,7 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
-    database_url: str | None = None
+    database_url: DatabaseUrl = None
     kafka_bootstrap_servers: str | None = None
     auth_secret: str | None = Field(default=None, repr=False)
     data_dir: Path = Path("./data")
@@ -44,6 +65,10 @@ class CommonSettings(BaseSettings):
     # Migrate the service's database on start (under a lock); false: refuse to start
     # while it is behind, and leave it to ``interviewctl migrate``.
     auto_migrate: bool = True
+
+    def sqlite_file(self, name: str) -> Path:
+        """Where a database ``name`` lives under DATA_DIR when no URL names one."""
+        return self.data_dir / f"{name}.sqlite"
 
     @property
     def embedded(self) -> bool:
@@ -76,7 +101,7 @@ def eventsourcing_env(
     env = {"CREATE_TABLE": "y" if create else "n", **extra}
     if database_url:
         url = urlparse(database_url)
-        if url.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        if url.scheme not in POSTGRES_SCHEMES:
             raise ValueError(f"DATABASE_URL must be a postgresql:// URL, not {url.scheme}://")
         env.update(
             PERSISTENCE_MODULE="eventsourcing.postgres",

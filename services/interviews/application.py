@@ -12,20 +12,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Protocol, TypeVar, cast
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    JSONTranscoder,
+    Recording,
+)
 from eventsourcing.utils import get_topic
 
-from .adapters.audit_store import AuditStore
-from .adapters.group_commit import GroupCommitter
 from .adapters.transcodings import register_domain_transcodings
 from .domain import (
     DEFAULT_DURATION_MINUTES,
@@ -38,32 +41,40 @@ from .domain import (
     NotAllowedError,
     OfferTerms,
 )
-from .domain.interview import RateType
+from .domain.interview import EVENT_TYPES, RateType
 from .domain.job import check_can_register
 from .idempotency import IdempotentResponse, fingerprint
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+T = TypeVar("T")
 
-INTERVIEW_EVENT_CLASSES: tuple[type[Interview.Event], ...] = (
-    Interview.Invited,
-    Interview.Accepted,
-    Interview.Declined,
-    Interview.InterviewStarted,
-    Interview.OfferExtended,
-    Interview.OfferAccepted,
-    Interview.OfferDeclined,
-    Interview.Cancelled,
-    Interview.Expired,
-    Interview.Rescheduled,
-    Interview.OfferWithdrawn,
-)
-INTERVIEW_TOPICS: tuple[str, ...] = tuple(get_topic(c) for c in INTERVIEW_EVENT_CLASSES)
+INTERVIEW_TOPICS: tuple[str, ...] = tuple(get_topic(c) for c in EVENT_TYPES)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class EventPositions(Protocol):
+    """Where an interview's event stands in the global log (``AuditStore``)."""
+
+    def position_of(self, interview_id: UUID, version: int) -> int | None: ...
+
+
+RecordBatch = Callable[[list[Any], list[Any]], list[Recording[Any]]]
+
+
+class Committer(Protocol):
+    """Commits the new events of a command's aggregates in one transaction, through
+    the ``RecordBatch`` it was built with (``GroupCommitter``)."""
+
+    batches: int  # transactions written (a metric)
+
+    def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]: ...
+
+    def close(self) -> None: ...
 
 
 class KeyedLocks:
@@ -190,22 +201,28 @@ class InterviewsApplication(Application[UUID]):
         self,
         env: dict[str, str] | None = None,
         *,
+        audit_store: Callable[[ApplicationRecorder], EventPositions],
+        committer: Callable[[RecordBatch], Committer],
         clock: Callable[[], datetime] = utcnow,
         invitation_ttl: timedelta = timedelta(days=7),
         offer_ttl: timedelta = timedelta(days=7),
-        max_batch: int = 128,
     ) -> None:
+        """``env`` picks the event store (eventsourcing's ``PERSISTENCE_MODULE``; none:
+        in memory). Both collaborators need what the application builds from it, so
+        they come as factories: ``audit_store`` is given the recorder, ``committer``
+        the function that records one batch (the caller decides their kind, e.g.
+        ``AuditStore`` and ``GroupCommitter``)."""
         super().__init__(env)
         self.clock = clock
         self.invitation_ttl = invitation_ttl
         self.offer_ttl = offer_ttl
-        self.committer = GroupCommitter(self._record_batch, max_batch=max_batch)
+        self.committer = committer(self._record_batch)
         self.listeners: list[Callable[[list[Recording[UUID]]], None]] = []
         self.events_appended = 0
         # Invitations for one job all write that job's aggregate: queue them in
         # this process instead of letting them race (and retry) on its version.
         self._job_locks = KeyedLocks()
-        self._stored = AuditStore(self.recorder)
+        self._stored = audit_store(self.recorder)
 
     def close(self) -> None:
         self.committer.close()
@@ -401,25 +418,20 @@ class InterviewsApplication(Application[UUID]):
     def set_job_policy(
         self, ctx: CommandContext, job_id: str, exclusive_hours: int | None
     ) -> JobPolicy:
-        with self._job_locks.hold(job_id):
-            return self._set_job_policy(ctx, job_id, exclusive_hours)
-
-    def _set_job_policy(
-        self, ctx: CommandContext, job_id: str, exclusive_hours: int | None
-    ) -> JobPolicy:
+        """The job's client sets its exclusive window: how many hours after an interview
+        starts no new invitation is taken (None: no window)."""
         if ctx.actor.role != "client":
             raise NotAllowedError("only the job's client sets its policy")
-        for _ in range(MAX_ATTEMPTS):
+
+        def decide() -> tuple[list[Any], JobPolicy]:
             job = self._get_job(job_id)
             if job is None:
                 raise JobNotFoundError(f"job {job_id!r} not found")
             job.set_policy(ctx.actor, ctx.at, exclusive_hours)
-            try:
-                self._commit([job])
-            except IntegrityError:
-                continue
-            return JobPolicy(job.job_id, job.client_id, job.exclusive_hours, job.version)
-        raise ConcurrencyConflictError
+            return [job], JobPolicy(job.job_id, job.client_id, job.exclusive_hours, job.version)
+
+        with self._job_locks.hold(job_id):
+            return self._until_committed(decide)[0]
 
     def create_job(
         self,
@@ -437,20 +449,18 @@ class InterviewsApplication(Application[UUID]):
             job_id = str(uuid4())
         else:
             job_id = str(uuid5(JOB_ID_NAMESPACE, f"{ctx.actor.id}\x00{idempotency_key}"))
+
+        def decide() -> tuple[list[Any], tuple[JobView, bool]]:
+            existing = self._get_job(job_id)
+            if existing is not None:
+                if (existing.client_id, existing.title) != (ctx.actor.id, title):
+                    raise IdempotencyKeyReusedError
+                return [], (JobView.of(existing), False)
+            job = Job.create(job_id, ctx.actor, ctx.at, title, exclusive_hours)
+            return [job], (JobView.of(job), True)
+
         with self._job_locks.hold(job_id):
-            for _ in range(MAX_ATTEMPTS):
-                existing = self._get_job(job_id)
-                if existing is not None:
-                    if (existing.client_id, existing.title) != (ctx.actor.id, title):
-                        raise IdempotencyKeyReusedError
-                    return JobView.of(existing), False
-                job = Job.create(job_id, ctx.actor, ctx.at, title, exclusive_hours)
-                try:
-                    self._commit([job])
-                except IntegrityError:
-                    continue
-                return JobView.of(job), True
-        raise ConcurrencyConflictError
+            return self._until_committed(decide)[0]
 
     def register_job(
         self, ctx: CommandContext, job_id: str, client_id: str, title: str | None = None
@@ -459,19 +469,17 @@ class InterviewsApplication(Application[UUID]):
         id and its owner. Registering it again for the same owner changes nothing
         (``False``: not new); for another owner it is refused."""
         check_can_register(ctx.actor)
+
+        def decide() -> tuple[list[Any], tuple[JobView, bool]]:
+            existing = self._get_job(job_id)
+            if existing is not None:
+                existing.check_registered_to(client_id)
+                return [], (JobView.of(existing), False)
+            job = Job.register(job_id, client_id, ctx.actor, ctx.at, title)
+            return [job], (JobView.of(job), True)
+
         with self._job_locks.hold(job_id):
-            for _ in range(MAX_ATTEMPTS):
-                existing = self._get_job(job_id)
-                if existing is not None:
-                    existing.check_registered_to(client_id)
-                    return JobView.of(existing), False
-                job = Job.register(job_id, client_id, ctx.actor, ctx.at, title)
-                try:
-                    self._commit([job])
-                except IntegrityError:
-                    continue
-                return JobView.of(job), True
-        raise ConcurrencyConflictError
+            return self._until_committed(decide)[0]
 
     def close_job(self, ctx: CommandContext, job_id: str, reason: str | None = None) -> JobClosing:
         """The job's client closes it: every open interview of the job is
@@ -487,38 +495,32 @@ class InterviewsApplication(Application[UUID]):
         nothing, so a client may safely retry."""
         if ctx.actor.role != "client":
             raise NotAllowedError("only the job's client closes it")
+
+        def decide() -> tuple[list[Any], tuple[JobView, list[UUID]]]:
+            job = self._get_job(job_id)
+            if job is None:
+                raise JobNotFoundError(f"job {job_id!r} not found")
+            job.check_owner(ctx.actor)
+            candidates = [] if job.is_closed else self._candidates(job)
+            cancelled = job.close(ctx, candidates, reason)
+            return [job, *cancelled], (JobView.of(job), [i.id for i in cancelled])
+
         with self._job_locks.hold(job_id):
-            for _ in range(MAX_ATTEMPTS):
-                job = self._get_job(job_id)
-                if job is None:
-                    raise JobNotFoundError(f"job {job_id!r} not found")
-                job.check_owner(ctx.actor)
-                candidates = [] if job.is_closed else self._candidates(job)
-                cancelled = job.close(ctx, candidates, reason)
-                view = JobView.of(job)
-                try:
-                    recordings = self._commit([job, *cancelled])
-                except IntegrityError:
-                    continue
-                # Of the interviews' events: what a view can be asked to have applied.
-                position = max(
-                    (
-                        r.notification.id
-                        for r in recordings
-                        if r.domain_event.originator_id != job.id
-                    ),
-                    default=None,
-                )
-                if cancelled:
-                    log.info(
-                        "job %s closed by %s: %d interviews cancelled",
-                        job_id,
-                        ctx.actor.id,
-                        len(cancelled),
-                        extra={"correlation_id": ctx.correlation_id},
-                    )
-                return JobClosing(view, [i.id for i in cancelled], position)
-        raise ConcurrencyConflictError
+            (view, cancelled), recordings = self._until_committed(decide)
+        # Of the interviews' events: what a view can be asked to have applied.
+        position = max(
+            (r.notification.id for r in recordings if r.domain_event.originator_id in cancelled),
+            default=None,
+        )
+        if cancelled:
+            log.info(
+                "job %s closed by %s: %d interviews cancelled",
+                job_id,
+                ctx.actor.id,
+                len(cancelled),
+                extra={"correlation_id": ctx.correlation_id},
+            )
+        return JobClosing(view, cancelled, position)
 
     def _candidates(self, job: Job) -> list[Interview]:
         """Each freelancer's latest interview for the job: the only one that can
@@ -669,6 +671,21 @@ class InterviewsApplication(Application[UUID]):
         interview_id = UUID(body["id"])
         position = self.position_of(interview_id, body["version"]) or 0
         return CommandResult(interview_id, body["status"], body["version"], position, replayed=True)
+
+    def _until_committed(
+        self, decide: Callable[[], tuple[list[Any], T]]
+    ) -> tuple[T, list[Recording[UUID]]]:
+        """``decide`` gives the aggregates to commit and the answer; a commit that
+        lost a race on a version records nothing, and the decision is taken again
+        on fresh state (at most ``MAX_ATTEMPTS`` times)."""
+        for _ in range(MAX_ATTEMPTS):
+            aggregates, answer = decide()
+            try:
+                recordings = self._commit(aggregates)
+            except IntegrityError:
+                continue
+            return answer, recordings
+        raise ConcurrencyConflictError
 
     def _commit(self, aggregates: list[Any]) -> list[Recording[UUID]]:
         return self.committer.commit(aggregates)

@@ -39,27 +39,12 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from .domain.hashing import GENESIS, chain_hash
-from .domain.interview import BASE_FIELDS, META_FIELDS, TRACE_CONTEXT, Interview
+from .domain.interview import BASE_FIELDS, EVENT_TYPES, META_FIELDS, TRACE_CONTEXT, Interview
 
-# Every interview event, by class name, with its integration type name in the
-# published contract (a test checks both against the application and the
-# envelope adapter; they are not imported, to keep this module pure).
-TYPE_NAMES: dict[str, str] = {
-    "Invited": "interview.invited",
-    "Accepted": "interview.accepted",
-    "Declined": "interview.declined",
-    "InterviewStarted": "interview.started",
-    "OfferExtended": "interview.offer_extended",
-    "OfferAccepted": "interview.offer_accepted",
-    "OfferDeclined": "interview.offer_declined",
-    "Cancelled": "interview.cancelled",
-    "Expired": "interview.expired",
-    "Rescheduled": "interview.rescheduled",
-    "OfferWithdrawn": "interview.offer_withdrawn",
-}
-EVENT_CLASSES: dict[str, type[Interview.Event]] = {
-    name: getattr(Interview, name) for name in TYPE_NAMES
-}
+# Interview events by class name (the name an exported line carries) and their
+# published type names.
+TYPE_NAMES: dict[str, str] = {cls.__name__: name for cls, name in EVENT_TYPES.items()}
+EVENT_CLASSES: dict[str, type[Interview.Event]] = {cls.__name__: cls for cls in EVENT_TYPES}
 EVENT_CLASSES_BY_TOPIC: dict[str, type[Interview.Event]] = {
     get_topic(c): c for c in EVENT_CLASSES.values()
 }

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ from ..common.web import (
     install_observability,
     install_offline_docs,
 )
+from .adapters.audit_store import AuditStore
+from .adapters.group_commit import GroupCommitter
 from .adapters.kafka_publisher import EventPublisher, KafkaPublisher
 from .adapters.pg_listen import PostgresWakeUp
 from .adapters.relay_position import PositionStore, fenced_lease
@@ -215,7 +218,8 @@ class InterviewsContainer:
             clock=self.clock,
             invitation_ttl=timedelta(hours=self.settings.invitation_ttl_hours),
             offer_ttl=timedelta(hours=self.settings.offer_ttl_hours),
-            max_batch=self.settings.max_commit_batch,
+            audit_store=AuditStore,
+            committer=partial(GroupCommitter, max_batch=self.settings.max_commit_batch),
         )
 
     @property

@@ -3,6 +3,8 @@ and the relay (``RelaySettings``, its ``RELAY_*`` variables)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -23,6 +25,11 @@ class InterviewsSettings(CommonSettings):
         default=15.0, gt=0, description="How long a crashed scheduler's SQLite lease blocks others"
     )
     scheduler_batch_size: int = Field(default=500, ge=1)
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The event store and the service's own tables, without DATABASE_URL."""
+        return self.sqlite_file("interviews")
 
 
 class RelaySettings(CommonSettings):

@@ -23,12 +23,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 import sqlalchemy as sa
 
+from ..common.db import insert_ignore
 from ..common.tracing import current_traceparent
 from ..contracts import EventEnvelope
 from .adapters.tables import (
     attempts,
     deliveries,
-    insert_ignoring_duplicates,
     notifications,
     webhooks,
 )
@@ -183,7 +183,7 @@ class NotificationRecorder:
                 for channel, hook_id, address in targets
             ]
         if outbox:
-            conn.execute(insert_ignoring_duplicates(conn, deliveries), outbox)
+            conn.execute(insert_ignore(conn, deliveries), outbox)
         self.recorded += len(new)
         return len(new)
 
@@ -200,7 +200,7 @@ class NotificationRecorder:
             has_webhooks = sa.exists().where(
                 webhooks.c.owner_id == recipient, webhooks.c.active.is_(True)
             )
-            statement = cls._inserts[conn.dialect.name] = insert_ignoring_duplicates(
+            statement = cls._inserts[conn.dialect.name] = insert_ignore(
                 conn, notifications
             ).returning(
                 notifications.c.id,

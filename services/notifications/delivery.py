@@ -25,12 +25,12 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from opentelemetry.trace import SpanKind, StatusCode
 
+from ..common.db import in_transaction, insert_ignore
 from ..common.loop import BackgroundLoop, until_idle
 from ..common.tracing import continued_span
 from .adapters.tables import (
     attempts,
     deliveries,
-    insert_ignoring_duplicates,
     notifications,
     webhooks,
 )
@@ -214,16 +214,7 @@ class DeliveryWorker:
     # ------------------------------------------------------------------ claiming
 
     def _claim(self, now: datetime) -> list[OutgoingMessage]:
-        for attempt in range(5):
-            try:
-                with self.engine.begin() as conn:
-                    claimed = self._claim_in(conn, now)
-                break
-            except sa.exc.OperationalError:
-                # SQLite: another writer committed between our read and write; try again.
-                if attempt == 4 or self.engine.dialect.name != "sqlite":
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        claimed = in_transaction(self.engine, lambda conn: self._claim_in(conn, now))
         if not claimed:
             return []
         return self._load(claimed)
@@ -397,30 +388,26 @@ class DeliveryWorker:
                 "last_error": result.error,
             }
             outcome = "failed"
-        for attempt in range(5):
-            try:
-                with self.engine.begin() as conn:
-                    self._record_attempt(
-                        conn,
-                        message.delivery_id,
-                        message.attempt,
-                        started,
-                        duration_ms,
-                        result,
-                        outcome="delivered" if result.ok else "failed",
-                    )
-                    updated = conn.execute(
-                        deliveries.update()
-                        .where(mine)
-                        .values(lease_until=None, lease_token=None, updated_at=now, **values)
-                    )
-                    if updated.rowcount == 1 and message.webhook_id is not None:
-                        self._judge_webhook(conn, message, result, outcome, now)
-                break
-            except sa.exc.OperationalError:
-                if attempt == 4 or self.engine.dialect.name != "sqlite":
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+
+        def settle(conn: sa.Connection) -> None:
+            self._record_attempt(
+                conn,
+                message.delivery_id,
+                message.attempt,
+                started,
+                duration_ms,
+                result,
+                outcome="delivered" if result.ok else "failed",
+            )
+            updated = conn.execute(
+                deliveries.update()
+                .where(mine)
+                .values(lease_until=None, lease_token=None, updated_at=now, **values)
+            )
+            if updated.rowcount == 1 and message.webhook_id is not None:
+                self._judge_webhook(conn, message, result, outcome, now)
+
+        in_transaction(self.engine, settle)
         self.counts["failed" if outcome == "dead" else outcome] += 1
         if outcome == "dead":
             self.counts["dead"] += 1
@@ -494,7 +481,7 @@ class DeliveryWorker:
         outcome: str,
     ) -> None:
         conn.execute(
-            insert_ignoring_duplicates(conn, attempts).values(
+            insert_ignore(conn, attempts).values(
                 delivery_id=delivery_id,
                 attempt=attempt,
                 started_at=started,

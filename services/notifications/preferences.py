@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import sqlalchemy as sa
 
+from ..common.db import upsert
 from .adapters.tables import preferences
 
 DEFAULT_TIME_ZONE = "UTC"
@@ -101,17 +102,7 @@ class Preferences:
         parse_time_zone(name)
         values = {"user_id": user_id, "time_zone": name, "updated_at": self.clock()}
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                # The two dialects' inserts share on_conflict_do_*(), but no common type
-                # declares it.
-                from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-            statement = insert(preferences).values(**values)
             conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[preferences.c.user_id],
-                    set_={"time_zone": name, "updated_at": values["updated_at"]},
-                )
+                upsert(conn, preferences, ["user_id"], ["time_zone", "updated_at"]).values(**values)
             )
         return {"time_zone": name, "updated_at": values["updated_at"]}

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -46,6 +45,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from ..common.db import in_transaction, upsert
 from ..common.instants import shifted, to_utc
 from ..common.loop import BackgroundLoop, until_idle
 from ..contracts import EventEnvelope
@@ -82,7 +82,7 @@ ANSWERED_BY: dict[What, str] = {
     "meeting": "client",
 }
 
-_KEY = (reminder_deadlines.c.interview_id, reminder_deadlines.c.what)
+_KEY = ("interview_id", "what")
 
 STARTED, RESCHEDULED, CANCELLED = (
     "interview.started",
@@ -112,23 +112,12 @@ def _upsert_statement(dialect: str, kind: str, columns: tuple[str, ...]) -> Any:
     ``_on_close``). Built once per dialect, kind and columns, executed with each row's values:
     building ``excluded`` and its column proxies anew took most of the consumer's
     time per event."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        # The two dialects' inserts share on_conflict_do_*(), but no common type declares it.
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    else:
-        raise NotImplementedError(f"unsupported database {dialect}")
-    statement = insert(reminder_deadlines)
-    new = statement.excluded
-    if kind == "open":
-        set_: dict[str, Any] = {c: new[c] for c in columns if c not in ("interview_id", "what")}
-    else:
-        set_ = _on_close(new)
-    return statement.on_conflict_do_update(
-        index_elements=list(_KEY),
-        set_=set_,
-        where=reminder_deadlines.c.version < new.version,
+    return upsert(
+        dialect,
+        reminder_deadlines,
+        _KEY,
+        [c for c in columns if c not in _KEY] if kind == "open" else _on_close,
+        where=lambda new: reminder_deadlines.c.version < new.version,
     )
 
 
@@ -358,16 +347,7 @@ class ReminderWorker:
     def run_once(self) -> int:
         """Settles the rows due now (one batch); returns how many were sent or skipped."""
         now = self.clock()
-        for attempt in range(5):
-            try:
-                with self.engine.begin() as conn:
-                    sent, skipped = self._settle(conn, now)
-                break
-            except sa.exc.OperationalError:
-                # SQLite: another writer committed between our read and write; try again.
-                if attempt == 4 or self.engine.dialect.name != "sqlite":
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        sent, skipped = in_transaction(self.engine, lambda conn: self._settle(conn, now))
         self.counts["sent"] += sent
         self.counts["skipped"] += skipped
         if sent and self.on_sent is not None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from ..common.settings import CommonSettings
+from ..common.settings import CommonSettings, DatabaseUrl
 
 
 class NotificationsSettings(CommonSettings):
@@ -16,7 +16,7 @@ class NotificationsSettings(CommonSettings):
     address is ``{user_id}@{EMAIL_DOMAIN}`` (user ids are the JWT ``sub``).
     """
 
-    notifications_database_url: str | None = None
+    notifications_database_url: DatabaseUrl = None
     # DESIGN's group is "notifications"; another name only for side-by-side runs (bench, tests).
     notifications_consumer_group: str = "notifications"
 
@@ -66,7 +66,7 @@ class NotificationsSettings(CommonSettings):
 
     @property
     def sqlite_path(self) -> Path:
-        return self.data_dir / "notifications.sqlite"
+        return self.sqlite_file("notifications")
 
     @property
     def email_enabled(self) -> bool:

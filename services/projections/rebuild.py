@@ -91,10 +91,6 @@ class Progress:
         return f"[{bar}] {pct} {self.events:>9,} events  {self.rate:>9,.0f} ev/s  {eta_text}"
 
 
-# The database itself failing: the rebuild stops (and can be run again), no event is blamed.
-OUTAGES = DATABASE_OUTAGES
-
-
 @dataclass(frozen=True)
 class Unfoldable:
     """An event the rebuild left out: it could not be folded into the views."""
@@ -203,55 +199,43 @@ def _prefetched(source: RebuildSource, batch: int, depth: int = 3) -> Iterator[l
 
 
 def _apply_chunk(
-    engine: sa.Engine,
+    transaction: Callable[[], contextlib.AbstractContextManager[sa.Connection]],
     tables: ViewTables,
     chunk: Sequence[EventEnvelope],
     total: ApplyResult,
     unfoldable: list[Unfoldable],
 ) -> None:
-    """One chunk in one transaction; if it fails, one event per transaction."""
+    """One chunk in one ``transaction``; if it fails, one event per transaction.
+    A database outage stops the rebuild (run it again): no event is blamed."""
     try:
-        with engine.begin() as conn:
+        with transaction() as conn:
             total.add(apply_events(conn, tables, chunk, lock_rows=False))
         return
-    except OUTAGES:
+    except DATABASE_OUTAGES:
         raise
     except Exception as error:  # find the event(s) at fault
         log.warning("rebuild: a chunk failed (%s); folding it event by event", error)
     for event in chunk:
         try:
-            with engine.begin() as conn:
+            with transaction() as conn:
                 total.add(apply_events(conn, tables, [event], lock_rows=False))
-        except OUTAGES:
+        except DATABASE_OUTAGES:
             raise
         except Exception as error:  # left out, reported
             unfoldable.append(_left_out(event, error))
 
 
-def _apply_chunk_locked(
+def _savepoints(
     conn: sa.Connection,
-    tables: ViewTables,
-    chunk: Sequence[EventEnvelope],
-    total: ApplyResult,
-    unfoldable: list[Unfoldable],
-) -> None:
-    """The same inside the swap's transaction, with savepoints."""
-    try:
+) -> Callable[[], contextlib.AbstractContextManager[sa.Connection]]:
+    """Transactions inside the swap's own: a savepoint each."""
+
+    @contextlib.contextmanager
+    def savepoint() -> Iterator[sa.Connection]:
         with conn.begin_nested():
-            total.add(apply_events(conn, tables, chunk, lock_rows=False))
-        return
-    except OUTAGES:
-        raise
-    except Exception as error:  # find the event(s) at fault
-        log.warning("rebuild: a catch-up chunk failed (%s); folding it event by event", error)
-    for event in chunk:
-        try:
-            with conn.begin_nested():
-                total.add(apply_events(conn, tables, [event], lock_rows=False))
-        except OUTAGES:
-            raise
-        except Exception as error:  # left out, reported
-            unfoldable.append(_left_out(event, error))
+            yield conn
+
+    return savepoint
 
 
 def _left_out(event: EventEnvelope, error: BaseException) -> Unfoldable:
@@ -310,7 +294,7 @@ def rebuild(
         log.info("rebuilding the views into generation %d from %s", tables.generation, source.name)
         try:
             for chunk in _prefetched(source, batch):
-                _apply_chunk(engine, tables, chunk, total, unfoldable)
+                _apply_chunk(engine.begin, tables, chunk, total, unfoldable)
                 events += len(chunk)
                 report()
             with engine.begin() as conn:
@@ -318,7 +302,7 @@ def rebuild(
             with engine.begin() as conn:
                 _lock_pointer(conn)
                 for chunk in source.catch_up(batch):
-                    _apply_chunk_locked(conn, tables, chunk, total, unfoldable)
+                    _apply_chunk(_savepoints(conn), tables, chunk, total, unfoldable)
                     events += len(chunk)
                 replaced = swap_to(conn, tables.generation)
         except BaseException:

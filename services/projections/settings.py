@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
-from ..common.settings import CommonSettings
+from ..common.settings import CommonSettings, DatabaseUrl
 
 
 class ProjectionsSettings(CommonSettings):
     # Its own database, defaulting to DATABASE_URL (DESIGN's environment).
-    projections_database_url: str | None = None
+    projections_database_url: DatabaseUrl = None
     # DESIGN's group; overridable so tests and side-by-side deployments can share a broker.
     projections_consumer_group: str = "projections"
     # How long ``min_position=N`` waits before answering 503 ``view_behind``.
@@ -27,3 +29,7 @@ class ProjectionsSettings(CommonSettings):
     @property
     def view_database_url(self) -> str | None:
         return self.projections_database_url or self.database_url
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.sqlite_file("projections")

@@ -16,10 +16,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from services.cli import app as cli
-from services.interviews.adapters.envelope import TYPE_NAMES as ENVELOPE_TYPE_NAMES
-from services.interviews.application import INTERVIEW_EVENT_CLASSES
 from services.interviews.audit_log import EVENT_CLASSES, TYPE_NAMES
 from services.interviews.bootstrap import InterviewsContainer
+from services.interviews.domain.interview import EVENT_TYPES
 from services.interviews.entrypoints.schemas import InterviewPublic
 from services.interviews.settings import InterviewsSettings
 from tests.conftest import TEST_SECRET, FakeClock
@@ -226,8 +225,9 @@ def test_history_prints_who_did_what_and_when(
 
 
 def test_the_audit_log_knows_every_interview_event_by_its_published_name() -> None:
-    assert {cls.__name__: name for cls, name in ENVELOPE_TYPE_NAMES.items()} == TYPE_NAMES
-    assert set(EVENT_CLASSES.values()) == set(INTERVIEW_EVENT_CLASSES)
+    for cls, name in EVENT_TYPES.items():
+        assert EVENT_CLASSES[cls.__name__] is cls
+        assert TYPE_NAMES[cls.__name__] == name
 
 
 def test_the_replay_summary_counts_every_problem_it_prints(

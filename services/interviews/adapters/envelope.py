@@ -11,21 +11,7 @@ from pydantic_core import to_jsonable_python
 
 from ...contracts import SCHEMA_VERSIONS, ActorRef, EventEnvelope
 from ..domain import Interview
-from ..domain.interview import BASE_FIELDS, META_FIELDS, TRACE_CONTEXT
-
-TYPE_NAMES: dict[type[Any], str] = {
-    Interview.Invited: "interview.invited",
-    Interview.Accepted: "interview.accepted",
-    Interview.Declined: "interview.declined",
-    Interview.InterviewStarted: "interview.started",
-    Interview.OfferExtended: "interview.offer_extended",
-    Interview.OfferAccepted: "interview.offer_accepted",
-    Interview.OfferDeclined: "interview.offer_declined",
-    Interview.Cancelled: "interview.cancelled",
-    Interview.Expired: "interview.expired",
-    Interview.Rescheduled: "interview.rescheduled",
-    Interview.OfferWithdrawn: "interview.offer_withdrawn",
-}
+from ..domain.interview import BASE_FIELDS, EVENT_TYPES, META_FIELDS, TRACE_CONTEXT
 
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:interviews:event")
 
@@ -42,7 +28,7 @@ def to_envelope(
 
     The relay keeps them per interview (they never change after the invitation).
     """
-    event_type = TYPE_NAMES[type(event)]
+    event_type = EVENT_TYPES[type(event)]
     if isinstance(event, Interview.Invited):
         job_id, client_id, freelancer_id = event.job_id, event.client_id, event.freelancer_id
     elif parties is not None:

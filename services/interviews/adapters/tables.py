@@ -7,33 +7,9 @@ The event store's tables are not here: they belong to ``eventsourcing``.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import sqlalchemy as sa
 
-from ...common.instants import to_utc
-
-
-class UtcDateTime(sa.types.TypeDecorator[datetime]):
-    """Aware UTC datetimes on PostgreSQL and SQLite alike (SQLite stores naive UTC,
-    whose text sorts in time order)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("deadlines are aware datetimes")
-        value = to_utc(value)  # clamped at the calendar's edges (common/instants.py)
-        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return to_utc(value)
-
+from ...common.db import UtcDateTime
 
 metadata = sa.MetaData()
 

@@ -650,6 +650,23 @@ class Interview(Aggregate):
         )
 
 
+# Every interview event, with its type in the published contract (DESIGN's envelope):
+# the one list the application, the envelope adapter and the audit log read.
+EVENT_TYPES: dict[type[Interview.Event], str] = {
+    Interview.Invited: "interview.invited",
+    Interview.Accepted: "interview.accepted",
+    Interview.Declined: "interview.declined",
+    Interview.InterviewStarted: "interview.started",
+    Interview.OfferExtended: "interview.offer_extended",
+    Interview.OfferAccepted: "interview.offer_accepted",
+    Interview.OfferDeclined: "interview.offer_declined",
+    Interview.Cancelled: "interview.cancelled",
+    Interview.Expired: "interview.expired",
+    Interview.Rescheduled: "interview.rescheduled",
+    Interview.OfferWithdrawn: "interview.offer_withdrawn",
+}
+
+
 def _words(state: str) -> str:
     return state.replace("_", " ")
 

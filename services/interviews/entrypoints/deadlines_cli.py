@@ -34,7 +34,7 @@ def _settings(data_dir: Path | None) -> InterviewsSettings:
     from ..settings import InterviewsSettings
 
     settings = InterviewsSettings()
-    if not settings.database_url and not (settings.data_dir / "interviews.sqlite").exists():
+    if not settings.database_url and not settings.sqlite_path.exists():
         typer.echo(f"no interviews database under {settings.data_dir}", err=True)
         raise typer.Exit(1)
     return settings
@@ -50,7 +50,7 @@ def isolated(data_dir: DataDirOpt = None) -> None:
     from ..adapters.tables import ISOLATED
 
     settings = _settings(data_dir)
-    engine = create_engine(settings.database_url, settings.data_dir / "interviews.sqlite")
+    engine = create_engine(settings.database_url, settings.sqlite_path)
     try:
         if not sa.inspect(engine).has_table(ISOLATED.name):
             rows = []

@@ -7,34 +7,11 @@ produce; a change here needs a new revision there."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
 
-from ...common.instants import to_utc
+from ...common.db import UtcDateTime
 
 metadata = sa.MetaData()
-
-
-class UtcDateTime(sa.TypeDecorator[datetime]):
-    """Aware UTC datetimes in and out; stored naive-UTC on SQLite so they compare as text."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        value = to_utc(value)  # clamped at the calendar's edges (common/instants.py)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return to_utc(value)
-
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -162,16 +139,3 @@ preferences = sa.Table(
     sa.Column("time_zone", sa.String(64), nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
-
-
-def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` for PostgreSQL and SQLite."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing()
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"unsupported database {conn.dialect.name}")
