@@ -38,8 +38,6 @@ LONG_MODULES: dict[str, str] = {
     "log checker and the offline replay would each make a module",
     "services/notifications/application.py": "not split yet: NotificationRecorder (the "
     "consumer's writes) and Inbox (the API's reads) would each make a module",
-    "services/notifications/delivery.py": "not split yet: the outgoing message and the "
-    "DeliveryWorker would each make a module",
 }
 SERVICE_PACKAGES = ("interviews", "projections", "notifications")
 
