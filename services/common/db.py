@@ -29,7 +29,7 @@ from .settings import POSTGRES_SCHEMES, normalized_database_url
 
 # The database itself failing (down, disconnected, timing out): a reason to retry
 # later, never to blame (park, isolate, leave out) the event or row in hand.
-DATABASE_OUTAGES: tuple[type[BaseException], ...] = (
+DATABASE_OUTAGES: tuple[type[Exception], ...] = (
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
     sa_exc.DisconnectionError,
@@ -37,7 +37,7 @@ DATABASE_OUTAGES: tuple[type[BaseException], ...] = (
 )
 # The same, as the drivers and the event store raise it where SQLAlchemy does not
 # wrap it (eventsourcing's recorders, psycopg's pool): an API answers 503 to these.
-DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     *DATABASE_OUTAGES,
     es.OperationalError,
     es.InterfaceError,

@@ -11,7 +11,6 @@ The processes that run them alone are in ``entrypoints/processes.py``.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -22,11 +21,9 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-import sqlalchemy as sa
-from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 
-from ..common.db import create_engine
+from ..common.db import DATABASE_UNAVAILABLE, create_engine
 from ..common.migrations import Report, migrate, schema_lock
 from ..common.web import (
     Metrics,
@@ -57,14 +54,7 @@ class DependencyUnavailableError(Exception):
 
 UNAVAILABLE: tuple[type[Exception], ...] = (
     DependencyUnavailableError,
-    OperationalError,
-    InterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    psycopg_pool.PoolTimeout,
-    sqlite3.OperationalError,
-    sa.exc.OperationalError,
-    sa.exc.InterfaceError,
+    *DATABASE_UNAVAILABLE,
 )
 
 
@@ -150,7 +140,7 @@ class InterviewsContainer:
 
     @property
     def sqlite_path(self) -> Path:
-        return self.settings.data_dir / "interviews.sqlite"
+        return self.settings.sqlite_path
 
     @property
     def events_table(self) -> str:

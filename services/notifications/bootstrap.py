@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import logging
 import random
-import sqlite3
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 
 from ..common.consumer import ConsumerSpec, PerTransaction
-from ..common.db import create_engine
+from ..common.db import DATABASE_UNAVAILABLE, create_engine
 from ..common.migrations import Report, migrate
 from ..common.runner import RUNNER_HISTORY, ConsumerRunner, kafka_runner
 from ..common.tracing import current_traceparent
@@ -56,11 +54,7 @@ class DependencyUnavailableError(Exception):
 
 UNAVAILABLE: tuple[type[Exception], ...] = (
     DependencyUnavailableError,
-    sa.exc.OperationalError,
-    sa.exc.InterfaceError,
-    sa.exc.TimeoutError,
-    psycopg.OperationalError,
-    sqlite3.OperationalError,
+    *DATABASE_UNAVAILABLE,
 )
 
 

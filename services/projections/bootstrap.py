@@ -10,20 +10,17 @@ so commits wake read-your-writes waiters and live streams at once.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-import psycopg
-import psycopg_pool
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from sqlalchemy import event as sa_event
 
 from ..common.consumer import ConsumerSpec
-from ..common.db import create_engine
+from ..common.db import DATABASE_UNAVAILABLE, create_engine
 from ..common.migrations import Report, migrate
 from ..common.runner import (
     RUNNER_HISTORY,
@@ -62,14 +59,7 @@ from .watch import PositionWatch
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE: tuple[type[Exception], ...] = (
-    sa.exc.OperationalError,
-    sa.exc.InterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    psycopg_pool.PoolTimeout,
-    sqlite3.OperationalError,
-)
+UNAVAILABLE: tuple[type[Exception], ...] = (*DATABASE_UNAVAILABLE,)
 
 
 class ProjectionsContainer:
@@ -125,7 +115,7 @@ class ProjectionsContainer:
             if self._engine is None:
                 engine = create_engine(
                     self.settings.view_database_url,
-                    self.settings.data_dir / "projections.sqlite",
+                    self.settings.sqlite_path,
                     **self._pool_options(),
                 )
                 if engine.dialect.name == "postgresql":
@@ -148,7 +138,7 @@ class ProjectionsContainer:
             if self._read_engine is None:
                 engine = self.engine()
                 if engine.dialect.name == "sqlite":
-                    reader = create_engine(None, self.settings.data_dir / "projections.sqlite")
+                    reader = create_engine(None, self.settings.sqlite_path)
 
                     @sa_event.listens_for(reader, "connect")
                     def _manual(dbapi_conn: Any, _record: Any) -> None:
@@ -168,7 +158,7 @@ class ProjectionsContainer:
         migration heads (``AUTO_MIGRATE``; ``auto`` overrides it). The view tables
         are the generations': a rebuild makes them when their schema changes."""
         engine = create_engine(self.settings.view_database_url,
-                               self.settings.data_dir / "projections.sqlite")  # fmt: skip
+                               self.settings.sqlite_path)  # fmt: skip
         try:
             return migrate(
                 engine,

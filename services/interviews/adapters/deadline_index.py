@@ -20,9 +20,8 @@ from uuid import UUID
 import sqlalchemy as sa
 from eventsourcing import persistence as es_persistence
 
-from ...common.db import DATABASE_OUTAGES
+from ...common.db import DATABASE_OUTAGES, insert_ignore, upsert
 from ..domain import Interview
-from .leases import upsert_insert
 from .tables import DEADLINES, ISOLATED, POSITIONS
 
 log = logging.getLogger(__name__)
@@ -106,9 +105,7 @@ class DeadlineIndex:
         """The follower's position row (its tables come from the interviews migrations)."""
         with self.engine.begin() as conn:
             conn.execute(
-                upsert_insert(self.engine, POSITIONS)
-                .values(name=self.name, position=0)
-                .on_conflict_do_nothing(index_elements=["name"])
+                insert_ignore(self.engine, POSITIONS, ["name"]).values(name=self.name, position=0)
             )
 
     def position(self) -> int:
@@ -218,13 +215,14 @@ class DeadlineIndex:
             "error": row.error,
             "isolated_at": row.isolated_at,
         }
-        stmt = upsert_insert(self.engine, ISOLATED).values(interview_id=row.interview_id, **values)
         conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["interview_id"],
-                set_={name: stmt.excluded[name] for name in values},
-                where=ISOLATED.c.version <= stmt.excluded.version,
-            )
+            upsert(
+                self.engine,
+                ISOLATED,
+                ["interview_id"],
+                list(values),
+                where=lambda new: ISOLATED.c.version <= new.version,
+            ).values(interview_id=row.interview_id, **values)
         )
 
     def isolated(self) -> list[IsolatedDeadline]:
@@ -272,21 +270,18 @@ class DeadlineIndex:
         return [Deadline(r.interview_id, r.what, r.due_at, r.version) for r in rows]
 
     def _put(self, conn: sa.Connection, deadline: Deadline) -> None:
-        stmt = upsert_insert(self.engine, DEADLINES).values(
-            interview_id=deadline.interview_id,
-            what=deadline.what,
-            due_at=deadline.due_at,
-            version=deadline.version,
-        )
         conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["interview_id"],
-                set_={
-                    "what": stmt.excluded.what,
-                    "due_at": stmt.excluded.due_at,
-                    "version": stmt.excluded.version,
-                },
-                where=DEADLINES.c.version <= stmt.excluded.version,
+            upsert(
+                self.engine,
+                DEADLINES,
+                ["interview_id"],
+                ["what", "due_at", "version"],
+                where=lambda new: DEADLINES.c.version <= new.version,
+            ).values(
+                interview_id=deadline.interview_id,
+                what=deadline.what,
+                due_at=deadline.due_at,
+                version=deadline.version,
             )
         )
         self._supersede(conn, deadline.interview_id, below=deadline.version)

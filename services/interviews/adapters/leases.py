@@ -24,7 +24,7 @@ from uuid import uuid4
 
 import sqlalchemy as sa
 
-from ...common.db import dialect_insert, insert_ignore
+from ...common.db import insert_ignore
 from .tables import LEASES
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,6 @@ def lock_key(name: str) -> int:
 def new_holder() -> str:
     """``host:pid:random``: who holds a lease, and whether it can still be alive."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
-
-
-# The relay and the scheduler still import it from here; common.db is its home.
-upsert_insert = dialect_insert
 
 
 class Lease(Protocol):

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from ...common.db import insert_ignore
 from ..settings import RelaySettings
-from .leases import AdvisoryLock, Lease, holder_gone, lock_key, new_holder, upsert_insert
+from .leases import AdvisoryLock, Lease, holder_gone, lock_key, new_holder
 from .tables import relay_position
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,9 @@ class PositionStore:
         # The table comes from the interviews migrations; the topic's row is made here.
         with engine.begin() as conn:
             conn.execute(
-                upsert_insert(engine, relay_position)
-                .values(topic=topic, position=0, updated_at=datetime.now(UTC), epoch=0)
-                .on_conflict_do_nothing(index_elements=["topic"])
+                insert_ignore(engine, relay_position, ["topic"]).values(
+                    topic=topic, position=0, updated_at=datetime.now(UTC), epoch=0
+                )
             )
 
     def load(self) -> int:
