@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .asgi_mux import PathMux
 from .common.readiness import ReadinessRules
-from .common.runner import ConsumerRunner
+from .common.runner.loop import ConsumerRunner
 from .common.tracing import setup_tracing
 from .interviews.bootstrap import InterviewsContainer, create_app
 from .interviews.scheduler import SchedulerCollector
@@ -153,7 +153,7 @@ def embedded_runner_for(
     app: InterviewsApplication, spec: ConsumerSpec, registry: Any = None
 ) -> ConsumerRunner:
     """A consumer of ``spec`` fed directly by the event store's log (no Kafka)."""
-    from .common.runner import embedded_runner
+    from .common.runner.embedded import embedded_runner
 
     read, wake = embedded_feed(app)
     return embedded_runner(

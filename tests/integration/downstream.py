@@ -25,14 +25,11 @@ import sqlalchemy as sa
 from eventsourcing.utils import get_topic
 
 from services.common.consumer import ConsumerSpec
-from services.common.runner import (
-    ConsumerRunner,
-    EmbeddedSource,
-    ParkedEvent,
-    SourceRecord,
-    list_parked,
-    migrate_consumer_database,
-)
+from services.common.runner.embedded import EmbeddedSource
+from services.common.runner.loop import ConsumerRunner
+from services.common.runner.parked import ParkedEvent, list_parked
+from services.common.runner.source import SourceRecord
+from services.common.runner.tables import migrate_consumer_database
 from services.contracts import EventEnvelope
 from services.interviews.application import InterviewsApplication
 from services.interviews.bootstrap import InterviewsContainer

@@ -14,7 +14,7 @@ import pytest
 
 from services.common.db import create_engine
 from services.common.migrations import migrate
-from services.common.runner import RUNNER_HISTORY, parked_events
+from services.common.runner.tables import RUNNER_HISTORY, parked_events
 from services.contracts import EventEnvelope
 from services.interviews.migrations import HISTORY as INTERVIEWS_HISTORY
 from services.interviews.scheduler import DeadlineIndex

@@ -94,12 +94,13 @@ class Workers:
                 self.runner = self.runner_factory(consumer_spec(self.container), self.registry)
                 self.runner.start()
             elif settings.kafka_bootstrap_servers:
-                from ...common.runner import kafka_runner
+                from ...common.runner.kafka_source import kafka_runner
 
                 self.runner = kafka_runner(
                     consumer_spec(self.container),
                     settings.kafka_bootstrap_servers,
                     settings.topic,
+                    layout=settings.topic_layout(),
                     registry=self.registry,
                     **({"readiness": settings.readiness_rules()} | self.runner_options),
                 ).start()

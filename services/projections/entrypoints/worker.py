@@ -37,7 +37,7 @@ class ConsumerWorker:
         return self
 
     def _start(self) -> None:
-        from ...common.runner import kafka_runner
+        from ...common.runner.kafka_source import kafka_runner
 
         settings = self.container.settings
         assert settings.kafka_bootstrap_servers, "the consumer worker reads Kafka"
@@ -59,6 +59,7 @@ class ConsumerWorker:
             spec,
             settings.kafka_bootstrap_servers,
             settings.topic,
+            layout=settings.topic_layout(),
             registry=self.registry,
             **({"readiness": settings.readiness_rules()} | self.runner_options),
         ).start()
