@@ -164,7 +164,7 @@ class Downstream:
                 spec, EmbeddedSource(self.read, threading.Event()), retry_backoff=0.001
             )
             migrate_consumer_database(spec)
-            runner.source.open(runner)
+            runner.source.open(group, spec.engine, runner.metrics)
             self.runners[group] = runner
         self.scheduler = Scheduler(interviews, clock=clock, max_sleep=0.05, lease_seconds=1.0)
 

@@ -240,6 +240,23 @@ def test_the_views_show_the_schedule_who_acts_next_and_the_next_deadline(
     assert stats["by_status"]["accepted"] == 1 and stats["by_status"]["in_progress"] == 1
 
 
+def test_a_batch_s_rows_are_written_by_its_apply_call_in_the_caller_s_transaction(
+    container: ProjectionsContainer,
+) -> None:
+    events = synthetic_events(scripts(5))
+    spec = consumer_spec(container)
+    with spec.engine.connect() as conn:
+        transaction = conn.begin()
+        spec.apply(conn, Batch(events))
+        generation = current_generation(conn)
+        assert generation is not None
+        interviews = schema.view_tables(generation.number).interviews
+        count = sa.select(sa.func.count()).select_from(interviews)
+        assert conn.execute(count).scalar() == 5, "written by the call, before any commit"
+        transaction.rollback()
+        assert conn.execute(count).scalar() == 0, "and undone with the caller's transaction"
+
+
 def test_a_failing_write_rolls_back_with_the_batch(
     container: ProjectionsContainer, api: TestClient, token: Token, monkeypatch: pytest.MonkeyPatch
 ) -> None:
