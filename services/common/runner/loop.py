@@ -177,31 +177,17 @@ class ConsumerRunner:
     def process(self, records: Sequence[SourceRecord]) -> None:
         """One batch: dead-letter the poison, apply the rest in one transaction."""
         items = [(record, self._decode(record)) for record in records]
-        try:
-            with self.engine.begin() as conn:
-                self._apply(conn, items)
-                self.source.store_position(conn, records)
-        # The consumer's database is down: not the events' fault, never a reason to
-        # park; run() backs off and replays the batch.
-        except DATABASE_OUTAGES:
-            raise
-        except Exception as failure:
-            if schema_problem(failure) is not None:
-                raise  # never park for it: run() steps aside
-            self.metrics.handler_failures.labels(self.group).inc()
+        failure = self._commit(items, records)
+        if failure is not None:
             log.warning(
-                "consumer %s: batch failed (%s); applying it event by event",
-                self.group,
-                failure,
+                "consumer %s: batch failed (%s); applying it event by event", self.group, failure
             )
             for record, envelope in items:
-                if envelope is None:
-                    self._skip_poison(record)
+                if envelope is None:  # dead-lettered: only its position moves on
+                    self._commit([(record, None)], [record])
                 else:
                     with event_log_context(record, envelope):
                         self._apply_or_park(record, envelope)
-        else:
-            self.source.committed(records)
         self.halted = None
         positions = [e.position for _, e in items if e is not None]
         if positions and self.spec.on_committed is not None:
@@ -209,6 +195,27 @@ class ConsumerRunner:
                 self.spec.on_committed(max(positions))
             except Exception:
                 log.exception("consumer %s: on_committed failed", self.group)
+
+    def _commit(self, items: Sequence[Item], records: Sequence[SourceRecord]) -> Exception | None:
+        """``items`` applied and the position after ``records`` stored, in one
+        transaction; returns why the consumer refused them (None: committed).
+
+        Raises what is not the events' fault, never a reason to park: the
+        consumer's database being down (run() backs off and replays the batch) or
+        a schema this code does not know (run() steps aside)."""
+        try:
+            with self.engine.begin() as conn:
+                self._apply(conn, items)
+                self.source.store_position(conn, records)
+        except DATABASE_OUTAGES:
+            raise
+        except Exception as failure:
+            if schema_problem(failure) is not None:
+                raise
+            self.metrics.handler_failures.labels(self.group).inc()
+            return failure
+        self.source.committed(records)
+        return None
 
     def _decode(self, record: SourceRecord) -> EventEnvelope | None:
         """The record's envelope; None for poison, sent to the dead-letter topic."""
@@ -279,43 +286,24 @@ class ConsumerRunner:
         self.metrics.processed.labels(self.group).inc(len(batch))
         self.metrics.duplicates.labels(self.group).inc(duplicates)
 
-    def _skip_poison(self, record: SourceRecord) -> None:
-        """A dead-lettered record of a failed batch: only its position moves on."""
-        with self.engine.begin() as conn:
-            self.source.store_position(conn, [record])
-        self.source.committed([record])
-
     def _apply_or_park(self, record: SourceRecord, envelope: EventEnvelope) -> None:
         """One event in its own transaction, retried with backoff, else parked."""
         delay = self.retry_backoff
         attempt = 0
-        while True:
+        while (failure := self._commit([(record, envelope)], [record])) is not None:
             attempt += 1
-            try:
-                with self.engine.begin() as conn:
-                    self._apply(conn, [(record, envelope)])
-                    self.source.store_position(conn, [record])
-            except DATABASE_OUTAGES:
-                raise
-            except Exception as failure:
-                if schema_problem(failure) is not None:
-                    raise  # never park for it: run() steps aside
-                self.metrics.handler_failures.labels(self.group).inc()
-                log.warning(
-                    "consumer %s: attempt %d/%d failed: %s",
-                    self.group,
-                    attempt,
-                    self.max_attempts,
-                    failure,
-                )
-                if attempt >= self.max_attempts:
-                    self._park_failed(record, envelope, failure)
-                    return
-                self._stop.wait(delay)
-                delay *= 2
-                continue
-            self.source.committed([record])
-            return
+            log.warning(
+                "consumer %s: attempt %d/%d failed: %s",
+                self.group,
+                attempt,
+                self.max_attempts,
+                failure,
+            )
+            if attempt >= self.max_attempts:
+                self._park_failed(record, envelope, failure)
+                return
+            self._stop.wait(delay)
+            delay *= 2
 
     def _park_failed(
         self, record: SourceRecord, envelope: EventEnvelope, error: BaseException
