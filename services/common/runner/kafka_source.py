@@ -42,9 +42,10 @@ class KafkaSource:
     On every assignment the consumer seeks to the offsets stored in table
     ``consumer_offsets`` (the earliest offset where none is stored), so a
     rebalance or a restart resumes exactly after the last committed batch.
-    Batches are committed to the database before the next ``poll``, and the
-    rebalance callbacks run inside ``poll``, so nothing is in flight when
-    partitions are revoked.
+    The rebalance callbacks (``_Rebalance``, on kafka-python's IO thread) take
+    the lock a batch holds while it is processed (``hold``), so partitions are
+    revoked between batches, and records of a partition revoked since the poll
+    are left to its new owner.
     """
 
     def __init__(
@@ -220,8 +221,6 @@ class KafkaSource:
             self._committed[tp] = max(self._committed.get(tp, 0), offset)
 
     def rewind(self) -> None:
-        if self.consumer is None:
-            return
         for tp in self.consumer.assignment():
             if tp in self._committed:
                 self.consumer.seek(tp, self._committed[tp])
@@ -265,8 +264,6 @@ class KafkaSource:
                 self.consumer.wakeup()
 
     def update_lag(self, metrics: RunnerMetrics, group: str) -> int | None:
-        if self.consumer is None:
-            return None
         total: int | None = None
         for tp in self.consumer.assignment():
             try:
