@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,11 @@ from services.common.runner.embedded import EmbeddedSource
 from services.common.runner.kafka_source import KafkaSource
 from services.common.runner.loop import ConsumerRunner
 from services.common.runner.parked import list_parked
+from services.common.runner.parked import park as park_event
 from services.common.runner.tables import (
     RUNNER_HISTORY,
     consumer_positions,
     migrate_consumer_database,
-    parked_events,
 )
 from services.contracts import EventEnvelope
 from services.notifications.bootstrap import NotificationsContainer
@@ -48,21 +47,7 @@ pytestmark = pytest.mark.integration
 
 def park(engine: sa.Engine, group: str, event: EventEnvelope, error: str = "boom") -> None:
     with engine.begin() as conn:
-        conn.execute(
-            parked_events.insert().values(
-                group=group,
-                interview_id=str(event.interview_id),
-                event_id=str(event.id),
-                type=event.type,
-                version=event.version,
-                position=event.position,
-                source=None,
-                payload=event.model_dump_json(),
-                error=error,
-                attempts=3,
-                parked_at=datetime.now(UTC),
-            )
-        )
+        park_event(conn, group, event, where=None, error=error, attempts=3)
 
 
 @pytest.fixture
