@@ -29,7 +29,7 @@ from services.common.runner.embedded import EmbeddedSource
 from services.common.runner.loop import ConsumerRunner
 from services.common.runner.parked import ParkedEvent, list_parked
 from services.common.runner.source import SourceRecord
-from services.common.runner.tables import migrate_consumer_database
+from services.common.runner.tables import consumer_positions, migrate_consumer_database
 from services.contracts import EventEnvelope
 from services.interviews.application import InterviewsApplication
 from services.interviews.bootstrap import InterviewsContainer
@@ -171,12 +171,18 @@ class Downstream:
     def drain(self) -> None:
         """Every consumer applies the log up to its end (the runner's ``process``,
         batch by batch, as its loop would), and the scheduler takes one tick."""
-        for runner in self.runners.values():
-            source = runner.source
-            assert isinstance(source, EmbeddedSource)
-            while batch := self.read(source.position, 200):
+        for group, runner in self.runners.items():
+            while batch := self.read(self.position(group), 200):
                 runner.process([SourceRecord(envelope=e) for e in batch])
         self.scheduler.run_once()
+
+    def position(self, group: str) -> int:
+        """The log position the group's runner committed (``consumer_positions``)."""
+        with self.specs[group].engine.connect() as conn:
+            stored = conn.execute(
+                sa.select(consumer_positions.c.position).where(consumer_positions.c.group == group)
+            ).scalar()
+        return int(stored or 0)
 
     def log(self) -> list[EventEnvelope]:
         return self.read(0, 1_000_000)

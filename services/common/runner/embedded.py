@@ -44,7 +44,6 @@ class EmbeddedSource:
         self.batch = batch
         self.poll_seconds = poll_seconds
         self.max_position = max_position
-        self.reads = 0
         self._committed = 0
         self._read_to = 0
         self._group = ""
@@ -58,14 +57,8 @@ class EmbeddedSource:
             ).scalar()
         self._committed = self._read_to = int(value or 0)
 
-    @property
-    def position(self) -> int:
-        """The log position of the last committed batch."""
-        return self._committed
-
     def poll(self, timeout: float) -> list[SourceRecord]:
         self.wake.clear()
-        self.reads += 1
         envelopes = self.read(self._read_to, self.batch)
         if not envelopes:
             if not self._interrupted:
