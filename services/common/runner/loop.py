@@ -184,7 +184,8 @@ class ConsumerRunner:
             )
             for record, envelope in items:
                 if envelope is None:  # dead-lettered: only its position moves on
-                    self._commit([(record, None)], [record])
+                    if (stuck := self._commit([(record, None)], [record])) is not None:
+                        raise stuck  # nothing of the events' doing: run() replays
                 else:
                     with event_log_context(record, envelope):
                         self._apply_or_park(record, envelope)

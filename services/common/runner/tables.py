@@ -2,7 +2,7 @@
 
 ``processed_events`` (ids already applied, per group), ``consumer_offsets``
 (Kafka: the next offset per partition), ``consumer_positions`` (embedded: the
-log position) and ``parked_events`` (events a handler could not apply, with
+log position) and ``parked_events`` (events the consumer could not apply, with
 every later event of their interview). The tables are a migration history of
 their own (``services/common/runner_migrations``), applied with the service's
 histories before a consumer starts.
