@@ -156,7 +156,8 @@ def consumer_throughput(admin_url: str, bootstrap: str, n: int, repetitions: int
 
 
 def _notifications_drain(admin_url: str, bootstrap: str, topic: str, n: int) -> float:
-    from services.common.runner import kafka_runner
+    from services.common.kafka import TopicLayout
+    from services.common.runner.kafka_source import kafka_runner
     from services.notifications.bootstrap import NotificationsContainer, consumer_spec
     from services.notifications.settings import NotificationsSettings
 
@@ -179,7 +180,12 @@ def _notifications_drain(admin_url: str, bootstrap: str, topic: str, n: int) -> 
             if processed >= n:
                 done.set()
 
-        runner = kafka_runner(consumer_spec(container, committed), bootstrap, topic)
+        runner = kafka_runner(
+            consumer_spec(container, committed),
+            bootstrap,
+            topic,
+            layout=TopicLayout(PARTITIONS, -1),
+        )
         runner.start()
         try:
             if not done.wait(600):

@@ -241,7 +241,8 @@ def _container(url: str, tmp: str, bootstrap: str | None, topic: str | None = No
 
 
 def _projections_drain(admin_url: str, bootstrap: str, topic: str, n: int) -> float:
-    from services.common.runner import kafka_runner
+    from services.common.kafka import TopicLayout
+    from services.common.runner.kafka_source import kafka_runner
     from services.projections.bootstrap import consumer_spec
 
     marks: list[tuple[float, int]] = []
@@ -261,7 +262,7 @@ def _projections_drain(admin_url: str, bootstrap: str, topic: str, n: int) -> fl
                 done.set()
 
         spec.on_committed = committed
-        runner = kafka_runner(spec, bootstrap, topic)
+        runner = kafka_runner(spec, bootstrap, topic, layout=TopicLayout(PARTITIONS, -1))
         runner.start()
         try:
             if not done.wait(600):

@@ -189,7 +189,7 @@ def publish_rates(
                     data_dir=Path(tmp),
                     kafka_bootstrap_servers=bootstrap,
                     EVENTS_TOPIC=topic,
-                    RELAY_PARTITIONS=PARTITIONS,
+                    KAFKA_TOPIC_PARTITIONS=PARTITIONS,
                 )
                 process = RelayProcess(app, settings)
                 process.relay.connect().close()  # create the topic outside the timing
@@ -234,10 +234,11 @@ def end_to_end(admin_url: str, bootstrap: str, seconds: float) -> tuple[list[flo
     """Latencies (s) from a command returning to the consumer committing its event."""
     import sqlalchemy as sa
 
-    from services.common.consumer import ConsumerSpec
+    from services.common.consumer import Batch, ConsumerSpec
     from services.common.db import create_engine
-    from services.common.runner import ConsumerRunner, KafkaSource
-    from services.contracts import EVENT_TYPES
+    from services.common.kafka import TopicLayout
+    from services.common.runner.kafka_source import KafkaSource
+    from services.common.runner.loop import ConsumerRunner
     from services.interviews.adapters.envelope import event_id
     from services.interviews.bootstrap import RelayProcess
     from services.interviews.settings import RelaySettings
@@ -272,9 +273,13 @@ def end_to_end(admin_url: str, bootstrap: str, seconds: float) -> tuple[list[flo
                 handled.setdefault(eid, now)
             in_batch.clear()
 
-        spec = ConsumerSpec(
-            "bench-e2e", engine, {t: handle for t in EVENT_TYPES}, committed, (metadata,)
-        )
+        metadata.create_all(engine)
+
+        def apply(conn: sa.Connection, batch: Batch) -> None:
+            for event in batch.events:
+                handle(conn, event)
+
+        spec = ConsumerSpec("bench-e2e", engine, apply, committed)
         relay = RelayProcess(
             app,
             RelaySettings(
@@ -282,10 +287,12 @@ def end_to_end(admin_url: str, bootstrap: str, seconds: float) -> tuple[list[flo
                 data_dir=Path(tmp),
                 kafka_bootstrap_servers=bootstrap,
                 EVENTS_TOPIC=topic,
-                RELAY_PARTITIONS=PARTITIONS,
+                KAFKA_TOPIC_PARTITIONS=PARTITIONS,
             ),
         )
-        runner = ConsumerRunner(spec, KafkaSource(bootstrap, topic, partitions=PARTITIONS))
+        runner = ConsumerRunner(
+            spec, KafkaSource(bootstrap, topic, layout=TopicLayout(PARTITIONS, -1))
+        )
         try:
             relay.relay.connect().close()  # topic first, so the consumer finds it
             relay.start()

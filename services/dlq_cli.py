@@ -1,8 +1,8 @@
 """``interviewctl dlq list|retry|skip``: parked events of a consumer group.
 
-A handler that keeps failing on a well-formed event parks it, and every later
+A consumer that keeps failing on a well-formed event parks it, and every later
 event of the same interview, in the consumer's own database. ``list`` shows
-them, ``retry`` re-applies them in order through the group's handlers (after
+them, ``retry`` re-applies them in order through the group's spec (after
 the bug or the data is fixed), ``skip`` drops them for good. Poison messages
 (malformed) are not here: they are on the ``interviews.events.dlq`` topic.
 """
@@ -90,7 +90,7 @@ def _service_of(group: str) -> str:
 def _require_group_database(group: str, database_url: str | None) -> None:
     """The group's own database must exist already: nothing here creates one."""
     from .common.db import require_database
-    from .common.runner import parked_events, processed_events
+    from .common.runner.tables import parked_events, processed_events
 
     if database_url and database_url.startswith("sqlite:///"):
         url, sqlite_path = None, Path(database_url.removeprefix("sqlite:///"))
@@ -126,7 +126,7 @@ def _spec(group: str, spec: str | None) -> ConsumerSpec:
         _require_group_database(group, None)
         from .platform import consumer_spec
 
-        # The service's handlers, whichever of its names the parked rows carry.
+        # The service's spec, whichever of its names the parked rows carry.
         return dataclasses.replace(consumer_spec(_service_of(group)), group=group)
     if built.group != group:
         raise typer.BadParameter(f"--spec builds group {built.group!r}, not {group!r}")
@@ -159,7 +159,7 @@ def list_(
 ) -> None:
     """Parked events, oldest first, with the error that parked them."""
     _apply_data_dir(data_dir)
-    from .common.runner import list_parked
+    from .common.runner.parked import list_parked
 
     parked = list_parked(_engine(group, spec, database_url), group, interview)
     typer.echo(f"{len(parked)} parked event(s) in group {group}")
@@ -185,7 +185,7 @@ def retry(
 ) -> None:
     """Re-apply parked events in order through the group's handlers."""
     _apply_data_dir(data_dir)
-    from .common.runner import retry_parked
+    from .common.runner.parked import retry_parked
 
     report = retry_parked(_spec(group, spec), interview)
     typer.echo(f"applied {len(report.applied)} event(s)")
@@ -210,7 +210,7 @@ def skip(
     _apply_data_dir(data_dir)
     if not event and not interview:
         raise CliError("dlq skip: name --event ID or --interview ID")
-    from .common.runner import skip_parked
+    from .common.runner.parked import skip_parked
 
     skipped = skip_parked(
         _engine(group, spec, database_url), group, event_id=event, interview_id=interview
@@ -239,7 +239,7 @@ def prune(
 ) -> None:
     """Forget old processed event ids (the table grows by one row per event)."""
     _apply_data_dir(data_dir)
-    from .common.runner import prune_processed
+    from .common.runner.parked import prune_processed
 
     removed = prune_processed(_engine(group, spec, database_url), group, keep)
     typer.echo(f"forgot {removed} processed event id(s) of group {group}")

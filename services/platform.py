@@ -19,7 +19,8 @@ from typing import Any
 from .asgi_mux import PathMux
 from .common.consumer import ConsumerSpec
 from .common.readiness import ReadinessRules
-from .common.runner import ConsumerRunner, embedded_runner
+from .common.runner.embedded import embedded_runner
+from .common.runner.loop import ConsumerRunner
 from .common.settings import CommonSettings
 from .common.tracing import setup_tracing
 from .contracts import EventEnvelope

@@ -1,22 +1,21 @@
 """The consumer runner's interface, shared by every downstream service.
 
 A downstream service (projections, notifications) supplies a ``ConsumerSpec``:
-its group name, its own database engine and a mapping from event type to
-handler. The runner (built on this interface) feeds it events either from
-Kafka or, in the embedded default, from the event store's notification log,
-and for each batch commits in ONE transaction of the consumer's database:
-the handlers' effects, the processed event ids (duplicates are skipped) and
-the source position. Handlers therefore never commit, never see duplicates
-and never deal with offsets or poison messages. A spec may also give ``flush``,
-called after a batch's handlers in its transaction, so that handlers can
-collect their writes and make them once per batch.
+its group name, its own database engine and ``apply``, the one function that
+writes a batch's effects. The runner (``services/common/runner/``) feeds it
+events either from Kafka or, in the embedded default, from the event store's
+notification log, and for each batch commits in ONE transaction of the
+consumer's database: what ``apply`` wrote, the processed event ids and the
+source position. ``apply`` therefore never commits, never sees an event twice
+or an event of a parked interview, and never deals with offsets or poison
+messages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import sqlalchemy as sa
 
@@ -24,17 +23,33 @@ from ..contracts import EventEnvelope
 from .migrations import History
 
 
-class EventHandler(Protocol):
-    """Applies one event's effects inside the consumer's open transaction."""
+@dataclass(frozen=True)
+class Batch:
+    """The events of one batch that take effect, in the order they were read (per
+    interview, the order of its versions): none already processed, none of an
+    interview with a parked event."""
 
-    def __call__(self, conn: sa.Connection, event: EventEnvelope) -> None: ...
+    events: Sequence[EventEnvelope]
+    # By event id, the W3C traceparent of the consumer span that received the
+    # event: an effect that happens later (a webhook sent by another worker)
+    # continues that trace.
+    traceparents: Mapping[str, str | None] = field(default_factory=dict)
+
+
+class BatchHandler(Protocol):
+    """Writes a batch's effects inside the runner's open transaction.
+
+    It raises to refuse the batch; the runner then applies the events one by
+    one, each in its own transaction, and parks the one that still fails."""
+
+    def __call__(self, conn: sa.Connection, batch: Batch) -> None: ...
 
 
 @dataclass
 class ConsumerSpec:
     group: str
     engine: sa.Engine
-    handlers: Mapping[str, EventHandler]
+    apply: BatchHandler
     # Called after each committed batch with the highest event-store position applied
     # (for read-your-writes waits and live updates). Runs outside the transaction.
     on_committed: Callable[[int], None] | None = None
@@ -42,48 +57,3 @@ class ConsumerSpec:
     # runner's before consuming (AUTO_MIGRATE), or checked when ``auto_migrate`` is off.
     histories: Sequence[History] = ()
     auto_migrate: bool = True
-    # Called once per batch after its handlers, in the same transaction: handlers
-    # may collect what they would write and write it here in a few set-based
-    # statements. A failure here fails the batch like a handler's would (the
-    # runner then applies it event by event, each with its own flush).
-    flush: Callable[[sa.Connection], None] | None = None
-
-    def apply(self, conn: sa.Connection, events: Iterable[EventEnvelope]) -> None:
-        """The handlers of ``events`` in order, then ``flush``: what the runner
-        does in a batch's transaction, without its bookkeeping (for tools and tests)."""
-        for event in events:
-            handler = self.handlers.get(event.type)
-            if handler is not None:
-                handler(conn, event)
-        if self.flush is not None:
-            self.flush(conn)
-
-
-T = TypeVar("T")
-
-
-class PerTransaction(Generic[T]):
-    """Items collected on a connection for its current transaction only: what a
-    handler defers to its ``flush`` (items left by a transaction that failed
-    before its flush are dropped, never written by the next one)."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    def add(self, conn: sa.Connection, item: T) -> None:
-        transaction = conn.get_transaction()
-        pending = conn.info.get(self.key)
-        if pending is None or pending[0] is not transaction:
-            items: list[T] = []
-            pending = (transaction, items)
-            conn.info[self.key] = pending
-        pending[1].append(item)
-
-    def take(self, conn: sa.Connection) -> list[T]:
-        pending = conn.info.pop(self.key, None)
-        if pending is None or pending[0] is not conn.get_transaction():
-            return []
-        return pending[1]
-
-    def discard(self, conn: sa.Connection) -> None:
-        conn.info.pop(self.key, None)

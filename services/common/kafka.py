@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kafka.partitioner.default import DefaultPartitioner, murmur2
@@ -133,6 +134,37 @@ def ensure_topics(
         return created
     finally:
         admin.close()
+
+
+@dataclass(frozen=True)
+class TopicLayout:
+    """How the events topic is created when missing, by whichever process comes
+    first (the relay or a consumer): ``CommonSettings.topic_layout()``, from
+    ``KAFKA_TOPIC_PARTITIONS`` and ``KAFKA_REPLICATION_FACTOR``."""
+
+    partitions: int
+    replication_factor: int  # -1: the broker's default.replication.factor
+
+
+def dlq_topic_for(topic: str) -> str:
+    """The dead-letter topic of ``topic``: ``interviews.events.dlq`` for DESIGN's topic."""
+    return f"{topic}.dlq"
+
+
+def ensure_event_topics(
+    bootstrap_servers: str, topic: str, layout: TopicLayout, *, client_id: str
+) -> list[str]:
+    """The events topic (unlimited retention, ``layout``) and its dead-letter topic
+    (one partition, room for any message of the topic), if missing."""
+    return ensure_topics(
+        bootstrap_servers,
+        {
+            topic: (layout.partitions, UNLIMITED_RETENTION),
+            dlq_topic_for(topic): (1, DLQ_TOPIC_CONFIG),
+        },
+        replication_factor=layout.replication_factor,
+        client_id=client_id,
+    )
 
 
 def topic_exists(bootstrap_servers: str, topic: str, timeout_ms: int = 5_000) -> bool:

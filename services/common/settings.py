@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import unquote, urlparse
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .kafka import TopicLayout
 from .readiness import ReadinessRules
 
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
@@ -45,6 +46,16 @@ class CommonSettings(BaseSettings):
     data_dir: Path = Path("./data")
     log_level: str = "INFO"
     topic: str = Field(default="interviews.events", alias="EVENTS_TOPIC")
+    # How the topic is created when missing, whichever process comes first (the
+    # relay or a consumer). RELAY_* are the names of earlier releases.
+    kafka_topic_partitions: int = Field(
+        default=6, ge=1, validation_alias=AliasChoices("KAFKA_TOPIC_PARTITIONS", "RELAY_PARTITIONS")
+    )
+    kafka_replication_factor: int = Field(
+        default=-1,
+        ge=-1,
+        validation_alias=AliasChoices("KAFKA_REPLICATION_FACTOR", "RELAY_REPLICATION_FACTOR"),
+    )
     # A consumer's /readyz (see readiness.py): unready when behind by more than
     # CONSUMER_READY_MAX_LAG events for longer than CONSUMER_READY_LAG_SECONDS, or
     # when each of the last CONSUMER_READY_PARKED_WINDOW events was parked.
@@ -61,6 +72,10 @@ class CommonSettings(BaseSettings):
             parked_window=self.consumer_ready_parked_window,
             halt_retry_seconds=self.consumer_halt_retry_seconds,
         )
+
+    def topic_layout(self) -> TopicLayout:
+        """The events topic's partitions and replication factor (-1: the broker's default)."""
+        return TopicLayout(self.kafka_topic_partitions, self.kafka_replication_factor)
 
     # Migrate the service's database on start (under a lock); false: refuse to start
     # while it is behind, and leave it to ``interviewctl migrate``.

@@ -259,8 +259,7 @@ class RelayProcess:
             publisher = KafkaPublisher(
                 bootstrap,
                 settings.topic,
-                partitions=settings.partitions,
-                replication_factor=settings.replication_factor,
+                layout=settings.topic_layout(),
                 linger_ms=settings.linger_ms,
             )
             try:

@@ -37,8 +37,6 @@ class RelaySettings(CommonSettings):
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
-    partitions: int = Field(default=6, ge=1, alias="RELAY_PARTITIONS")
-    replication_factor: int = Field(default=-1, alias="RELAY_REPLICATION_FACTOR")
     read_batch: int = Field(default=1000, ge=1, alias="RELAY_READ_BATCH")
     max_in_flight: int = Field(default=20_000, ge=1, alias="RELAY_MAX_IN_FLIGHT")
     linger_ms: int = Field(default=5, ge=0, alias="RELAY_LINGER_MS")

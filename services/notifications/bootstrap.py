@@ -22,11 +22,12 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 
-from ..common.consumer import ConsumerSpec, PerTransaction
+from ..common.consumer import Batch, ConsumerSpec
 from ..common.db import DATABASE_UNAVAILABLE, create_engine
 from ..common.migrations import Report, migrate
-from ..common.runner import RUNNER_HISTORY, ConsumerRunner, kafka_runner
-from ..common.tracing import current_traceparent
+from ..common.runner.kafka_source import kafka_runner
+from ..common.runner.loop import ConsumerRunner
+from ..common.runner.tables import RUNNER_HISTORY
 from ..common.web import (
     Metrics,
     health_router,
@@ -35,13 +36,11 @@ from ..common.web import (
     install_observability,
     install_offline_docs,
 )
-from ..contracts import EventEnvelope
 from .application import Inbox, NotificationRecorder
 from .delivery import BackoffPolicy, DeliveryWorker, Sender
 from .migrations import HISTORY as NOTIFICATIONS_HISTORY
 from .preferences import Preferences
 from .reminders import ReminderIndex, ReminderWorker
-from .rules import EVENT_TYPES
 from .settings import NotificationsSettings
 from .webhook_urls import Resolver, UrlGuard, system_resolver
 
@@ -254,24 +253,13 @@ def consumer_spec(
     and e-mails go out at once, and the reminder worker if a deadline was opened."""
     recorder, index = container.recorder, container.reminder_index
     opened = index.opened
-    pending: PerTransaction[tuple[EventEnvelope, str | None]] = PerTransaction(
-        "notifications.pending"
-    )
 
-    def handler(conn: sa.Connection, event: EventEnvelope) -> None:
-        # With the span applying it: the event's deliveries continue its trace.
-        pending.add(conn, (event, current_traceparent()))
-
-    def flush(conn: sa.Connection) -> None:
+    def apply(conn: sa.Connection, batch: Batch) -> None:
         # The batch's inbox rows, deliveries and deadlines in a few statements
         # rather than two or three per event.
-        taken = pending.take(conn)
-        if taken:
-            events = [event for event, _ in taken]
-            # The index first: it folds the meetings' calendar sequences the e-mails carry.
-            calendars = index.apply(conn, events)
-            traceparents = {str(event.id): traceparent for event, traceparent in taken}
-            recorder.record_events(conn, events, calendars, traceparents)
+        # The index first: it folds the meetings' calendar sequences the e-mails carry.
+        calendars = index.apply(conn, batch.events)
+        recorder.record_events(conn, batch.events, calendars, batch.traceparents)
 
     def committed(position: int) -> None:
         nonlocal opened
@@ -286,11 +274,10 @@ def consumer_spec(
     return ConsumerSpec(
         group=container.settings.notifications_consumer_group,
         engine=container.engine(),
-        handlers={event_type: handler for event_type in EVENT_TYPES},
+        apply=apply,
         on_committed=committed,
         histories=(NOTIFICATIONS_HISTORY,),
         auto_migrate=container.settings.auto_migrate,
-        flush=flush,
     )
 
 
@@ -366,6 +353,7 @@ class Workers:
                     consumer_spec(self.container),
                     settings.kafka_bootstrap_servers,
                     settings.topic,
+                    layout=settings.topic_layout(),
                     registry=self.registry,
                     **({"readiness": settings.readiness_rules()} | self.runner_options),
                 ).start()

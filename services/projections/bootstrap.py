@@ -22,14 +22,10 @@ from sqlalchemy import event as sa_event
 from ..common.consumer import ConsumerSpec
 from ..common.db import DATABASE_UNAVAILABLE, create_engine
 from ..common.migrations import Report, migrate
-from ..common.runner import (
-    RUNNER_HISTORY,
-    ConsumerRunner,
-    RunnerMetrics,
-    consumer_positions,
-    kafka_runner,
-    parked_events,
-)
+from ..common.runner.kafka_source import kafka_runner
+from ..common.runner.loop import ConsumerRunner
+from ..common.runner.metrics import RunnerMetrics
+from ..common.runner.tables import RUNNER_HISTORY, consumer_positions, parked_events
 from ..common.web import (
     Metrics,
     error_response,
@@ -184,9 +180,7 @@ class ProjectionsContainer:
     def writer(self) -> LiveWriter:
         with self._lock:
             if self._writer is None:
-                self._writer = LiveWriter(
-                    self.engine(), on_result=self.count_result, schemas=self.view_schemas
-                )
+                self._writer = LiveWriter(on_result=self.count_result, schemas=self.view_schemas)
             return self._writer
 
     def views(self) -> ProjectionViews:
@@ -308,8 +302,6 @@ class ProjectionsContainer:
 
     def close(self) -> None:
         with self._lock:
-            # The writer stays attached to its engine: a runner still holding the
-            # spec must never record events as processed without their effects.
             self._writer = None
             if self._read_engine is not None and self._read_engine is not self._engine:
                 self._read_engine.dispose()
@@ -323,14 +315,14 @@ class ProjectionsContainer:
 def consumer_spec(container: ProjectionsContainer) -> ConsumerSpec:
     """What the consumer runner needs to keep the views (group ``projections``).
 
-    Its handlers collect each batch's events and write them just before the
-    runner's transaction commits; ``on_committed`` wakes ``min_position``
-    waiters and live streams of this process."""
+    ``LiveWriter.apply`` folds each batch into the views in the runner's
+    transaction; ``on_committed`` wakes ``min_position`` waiters and live
+    streams of this process."""
     container.ensure_schema()
     return ConsumerSpec(
         group=container.settings.projections_consumer_group,
         engine=container.engine(),
-        handlers=container.writer().handlers,
+        apply=container.writer().apply,
         on_committed=container.on_committed,
         histories=(PROJECTIONS_HISTORY,),
         auto_migrate=container.settings.auto_migrate,
@@ -376,6 +368,7 @@ class ConsumerWorker:
             spec,
             settings.kafka_bootstrap_servers,
             settings.topic,
+            layout=settings.topic_layout(),
             registry=self.registry,
             **({"readiness": settings.readiness_rules()} | self.runner_options),
         ).start()

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..common.runner import embedded_runner
+from ..common.runner.embedded import embedded_runner
 from ..contracts import SCHEMA_VERSIONS, EventEnvelope
 from .bootstrap import ProjectionsContainer, consumer_spec, create_app
 from .settings import ProjectionsSettings

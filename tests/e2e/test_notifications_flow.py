@@ -19,7 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.common.consumer import ConsumerSpec
-from services.common.runner import ConsumerRunner, embedded_runner, kafka_runner
+from services.common.runner.embedded import embedded_runner
+from services.common.runner.kafka_source import kafka_runner
+from services.common.runner.loop import ConsumerRunner
 from services.interviews.bootstrap import InterviewsContainer, RelayProcess
 from services.interviews.bootstrap import create_app as interviews_app
 from services.interviews.feed import InterviewEventFeed, wake_on_interview_events
@@ -27,6 +29,7 @@ from services.interviews.settings import InterviewsSettings, RelaySettings
 from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.bootstrap import create_app as notifications_app
 from tests.conftest import TEST_SECRET, FakeClock
+from tests.integration.eventflow import TEST_LAYOUT
 from tests.integration.test_notifications_support import (
     SmtpSink,
     WebhookReceiver,
@@ -126,7 +129,9 @@ def platform(
 
         spec.on_committed = committed
         if source == "kafka":
-            return kafka_runner(spec, kafka["kafka_bootstrap_servers"], kafka["topic"])
+            return kafka_runner(
+                spec, kafka["kafka_bootstrap_servers"], kafka["topic"], layout=TEST_LAYOUT
+            )
         app = interviews.interviews()
         return embedded_runner(
             spec,

@@ -16,7 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.common.consumer import ConsumerSpec
-from services.common.runner import ConsumerRunner, embedded_runner
+from services.common.runner.embedded import embedded_runner
+from services.common.runner.loop import ConsumerRunner
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.bootstrap import create_app as interviews_app
 from services.interviews.feed import InterviewEventFeed, wake_on_interview_events

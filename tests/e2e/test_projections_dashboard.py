@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.runner import embedded_runner
+from services.common.runner.embedded import embedded_runner
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.bootstrap import create_app as create_interviews_app
 from services.interviews.feed import InterviewEventFeed, wake_on_interview_events

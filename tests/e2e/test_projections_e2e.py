@@ -342,10 +342,14 @@ def test_views_equal_the_fold_of_the_event_store_through_kafka_kills_rebuilds_an
                         }
                     )
                 )
-                from services.common.runner import kafka_runner
+                from services.common.runner.kafka_source import kafka_runner
 
                 runner = kafka_runner(
-                    consumer_spec(other), kafka_bootstrap, reordered_topic, poll_timeout=0.2
+                    consumer_spec(other),
+                    kafka_bootstrap,
+                    reordered_topic,
+                    layout=other.settings.topic_layout(),
+                    poll_timeout=0.2,
                 ).start()
                 try:
                     with TestClient(create_projections_app(other)) as other_api:

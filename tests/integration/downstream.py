@@ -25,14 +25,11 @@ import sqlalchemy as sa
 from eventsourcing.utils import get_topic
 
 from services.common.consumer import ConsumerSpec
-from services.common.runner import (
-    ConsumerRunner,
-    EmbeddedSource,
-    ParkedEvent,
-    SourceRecord,
-    list_parked,
-    migrate_consumer_database,
-)
+from services.common.runner.embedded import EmbeddedSource
+from services.common.runner.loop import ConsumerRunner
+from services.common.runner.parked import ParkedEvent, list_parked
+from services.common.runner.source import SourceRecord
+from services.common.runner.tables import consumer_positions, migrate_consumer_database
 from services.contracts import EventEnvelope
 from services.interviews.application import InterviewsApplication
 from services.interviews.bootstrap import InterviewsContainer
@@ -167,19 +164,25 @@ class Downstream:
                 spec, EmbeddedSource(self.read, threading.Event()), retry_backoff=0.001
             )
             migrate_consumer_database(spec)
-            runner.source.open(runner)
+            runner.source.open(group, spec.engine, runner.metrics)
             self.runners[group] = runner
         self.scheduler = Scheduler(interviews, clock=clock, max_sleep=0.05, lease_seconds=1.0)
 
     def drain(self) -> None:
         """Every consumer applies the log up to its end (the runner's ``process``,
         batch by batch, as its loop would), and the scheduler takes one tick."""
-        for runner in self.runners.values():
-            source = runner.source
-            assert isinstance(source, EmbeddedSource)
-            while batch := self.read(source.position, 200):
+        for group, runner in self.runners.items():
+            while batch := self.read(self.position(group), 200):
                 runner.process([SourceRecord(envelope=e) for e in batch])
         self.scheduler.run_once()
+
+    def position(self, group: str) -> int:
+        """The log position the group's runner committed (``consumer_positions``)."""
+        with self.specs[group].engine.connect() as conn:
+            stored = conn.execute(
+                sa.select(consumer_positions.c.position).where(consumer_positions.c.group == group)
+            ).scalar()
+        return int(stored or 0)
 
     def log(self) -> list[EventEnvelope]:
         return self.read(0, 1_000_000)

@@ -19,13 +19,28 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from services.common.consumer import ConsumerSpec
+from services.common.consumer import Batch, BatchHandler, ConsumerSpec
 from services.common.db import create_engine
-from services.contracts import EVENT_TYPES, EventEnvelope
+from services.common.kafka import TopicLayout
+from services.contracts import EventEnvelope
 from services.interviews.adapters.envelope import event_id
 from services.interviews.application import InterviewsApplication
 from services.interviews.domain import Actor, CommandContext
 from tests.jobs import ensure_job
+
+# How a test consumer creates its topic if it is first (the broker's replication).
+TEST_LAYOUT = TopicLayout(partitions=6, replication_factor=-1)
+
+
+def each_event(handle: Callable[[sa.Connection, EventEnvelope], None]) -> BatchHandler:
+    """A ``ConsumerSpec.apply`` that applies a batch's events one by one with ``handle``."""
+
+    def apply(conn: sa.Connection, batch: Batch) -> None:
+        for event in batch.events:
+            handle(conn, event)
+
+    return apply
+
 
 # ------------------------------------------------------------------ workload
 
@@ -210,7 +225,7 @@ def recording_spec(
     return ConsumerSpec(
         group=group,
         engine=engine,
-        handlers={t: handle for t in EVENT_TYPES},
+        apply=each_event(handle),
         on_committed=on_committed,
     )
 

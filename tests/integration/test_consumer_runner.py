@@ -23,18 +23,13 @@ from typer.testing import CliRunner
 
 from services.cli import app as cli_app
 from services.common.db import create_engine
-from services.common.kafka import ensure_topics
+from services.common.kafka import TopicLayout, ensure_topics
 from services.common.migrations import migrate
-from services.common.runner import (
-    RUNNER_HISTORY,
-    ConsumerRunner,
-    EmbeddedSource,
-    KafkaSource,
-    consumer_offsets,
-    list_parked,
-    processed_events,
-    prune_processed,
-)
+from services.common.runner.embedded import EmbeddedSource
+from services.common.runner.kafka_source import KafkaSource
+from services.common.runner.loop import ConsumerRunner
+from services.common.runner.parked import list_parked, prune_processed
+from services.common.runner.tables import RUNNER_HISTORY, consumer_offsets, processed_events
 from services.contracts import SCHEMA_VERSIONS, EventEnvelope
 from services.interviews.adapters.envelope import event_id
 from services.interviews.bootstrap import InterviewsContainer
@@ -134,7 +129,7 @@ def topic(kafka_bootstrap: str) -> Iterator[str]:
 
 def kafka_runner(spec, bootstrap: str, topic: str, **options) -> ConsumerRunner:  # type: ignore[no-untyped-def]
     options.setdefault("retry_backoff", 0.05)
-    return ConsumerRunner(spec, KafkaSource(bootstrap, topic, partitions=3), **options)
+    return ConsumerRunner(spec, KafkaSource(bootstrap, topic, layout=TopicLayout(3, -1)), **options)
 
 
 def stop(*runners: ConsumerRunner) -> None:
@@ -154,7 +149,14 @@ def test_embedded_consumer_follows_an_sqlite_store_once_in_order_without_busy_po
         InterviewsSettings(database_url=None, data_dir=tmp_path, auth_secret=TEST_SECRET)
     )
     app = container.interviews()
-    read, wake = embedded_feed(app)
+    read_log, wake = embedded_feed(app)
+    reads = 0
+
+    def read(after: int, limit: int) -> list[EventEnvelope]:
+        nonlocal reads
+        reads += 1
+        return read_log(after, limit)
+
     source = EmbeddedSource(read, wake, poll_seconds=30.0)  # only the wake-up can be quick
     runner = ConsumerRunner(recording_spec(consumer_engine, "embedded"), source).start()
     try:
@@ -164,9 +166,9 @@ def test_embedded_consumer_follows_an_sqlite_store_once_in_order_without_busy_po
         assert wait_until(lambda: len(effects(consumer_engine, "embedded")) >= len(expected), 60)
         check_exactly_once_in_order(effects(consumer_engine, "embedded"), expected)
 
-        reads = source.reads
+        before = reads
         time.sleep(1.5)
-        assert source.reads - reads <= 1, "an idle embedded consumer must not poll in a loop"
+        assert reads - before <= 1, "an idle embedded consumer must not poll in a loop"
 
         started = time.monotonic()
         Workload(app, counter=10_000).step()
@@ -352,15 +354,17 @@ def test_sigterm_stops_a_consumer_process_cleanly(
     kafka_bootstrap: str, topic: str, tmp_path: Path
 ) -> None:
     script = f"""
-import logging, sys
+import signal
 from pathlib import Path
 from services.common.db import create_engine
-from services.common.migrations import migrate
-from services.common.runner import ConsumerRunner, KafkaSource, install_signal_handlers
-from tests.integration.eventflow import recording_spec
+from services.common.runner.kafka_source import KafkaSource
+from services.common.runner.loop import ConsumerRunner
+from tests.integration.eventflow import TEST_LAYOUT, recording_spec
 engine = create_engine(None, Path({str(tmp_path / "sig.sqlite")!r}))
-runner = ConsumerRunner(recording_spec(engine, "sig"), KafkaSource({kafka_bootstrap!r}, {topic!r}))
-install_signal_handlers(runner)
+source = KafkaSource({kafka_bootstrap!r}, {topic!r}, layout=TEST_LAYOUT)
+runner = ConsumerRunner(recording_spec(engine, "sig"), source)
+for stop_signal in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(stop_signal, lambda *_: runner.stop())
 print("ready", flush=True)
 runner.run()
 print("stopped", flush=True)

@@ -12,7 +12,7 @@ cannot apply an event stands for a later bug.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -20,11 +20,12 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from services.cli import app as cli_app
-from services.common.consumer import ConsumerSpec, EventHandler
-from services.common.runner import retry_parked
+from services.common.consumer import Batch, ConsumerSpec
+from services.common.runner.parked import retry_parked
 from services.contracts import EventEnvelope
 from services.interviews.application import InterviewsApplication
 from services.interviews.audit import InterviewAudit
@@ -178,24 +179,20 @@ def test_instants_at_the_edges_of_the_calendar_are_stored_and_shown_not_parked(
 
 
 class Faulty:
-    """Wraps a spec's handlers: they fail for the interviews in ``broken``."""
+    """Wraps a spec's ``apply``: it refuses any batch with an event of an interview
+    in ``broken``."""
 
     def __init__(self) -> None:
         self.broken: set[str] = set()
 
     def wrap(self, spec: ConsumerSpec) -> ConsumerSpec:
-        return replace(spec, handlers=self.handlers(spec.handlers))
-
-    def handlers(self, handlers: Mapping[str, EventHandler]) -> dict[str, EventHandler]:
-        def guarded(handler: EventHandler) -> EventHandler:
-            def handle(conn: Any, event: EventEnvelope) -> None:
+        def apply(conn: sa.Connection, batch: Batch) -> None:
+            for event in batch.events:
                 if str(event.interview_id) in self.broken:
                     raise RuntimeError(f"handler bug for {event.interview_id}")
-                handler(conn, event)
+            spec.apply(conn, batch)
 
-            return handle
-
-        return {event_type: guarded(h) for event_type, h in handlers.items()}
+        return replace(spec, apply=apply)
 
 
 def test_an_event_a_consumer_cannot_apply_parks_its_interview_only_and_retry_applies_it(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,17 @@ from services.common.consumer import ConsumerSpec
 from services.common.db import create_engine
 from services.common.migrations import migrate
 from services.common.readiness import NotReadyError, ReadinessRules
-from services.common.runner import (
+from services.common.runner.embedded import EmbeddedSource
+from services.common.runner.kafka_source import KafkaSource
+from services.common.runner.loop import ConsumerRunner
+from services.common.runner.parked import list_parked
+from services.common.runner.parked import park as park_event
+from services.common.runner.tables import (
     RUNNER_HISTORY,
-    ConsumerRunner,
-    EmbeddedSource,
-    KafkaSource,
     consumer_positions,
-    list_parked,
     migrate_consumer_database,
-    parked_events,
 )
-from services.contracts import EVENT_TYPES, EventEnvelope
+from services.contracts import EventEnvelope
 from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.bootstrap import consumer_spec as notifications_spec
 from services.projections.adapters.schema import VIEW_SCHEMAS, pv_generations, view_tables
@@ -41,28 +40,14 @@ from tests.conftest import TEST_SECRET
 from tests.integration.test_notifications_support import make_container  # noqa: F401
 from tests.unit.test_projections_reference import scripts, synthetic_events
 
-from .eventflow import wait_until
+from .eventflow import TEST_LAYOUT, each_event, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def park(engine: sa.Engine, group: str, event: EventEnvelope, error: str = "boom") -> None:
     with engine.begin() as conn:
-        conn.execute(
-            parked_events.insert().values(
-                group=group,
-                interview_id=str(event.interview_id),
-                event_id=str(event.id),
-                type=event.type,
-                version=event.version,
-                position=event.position,
-                source=None,
-                payload=event.model_dump_json(),
-                error=error,
-                attempts=3,
-                parked_at=datetime.now(UTC),
-            )
-        )
+        park_event(conn, group, event, where=None, error=error, attempts=3)
 
 
 @pytest.fixture
@@ -196,7 +181,7 @@ def failing_spec(engine: sa.Engine, group: str) -> ConsumerSpec:
     def broken(conn: sa.Connection, event: EventEnvelope) -> None:
         raise ValueError("cannot store this")
 
-    return ConsumerSpec(group, engine, {t: broken for t in EVENT_TYPES})
+    return ConsumerSpec(group, engine, each_event(broken))
 
 
 def test_the_consumer_gauges_are_exported_before_the_first_batch(engine: sa.Engine) -> None:
@@ -235,7 +220,7 @@ def test_a_consumer_behind_for_longer_than_allowed_is_not_ready(engine: sa.Engin
             release.wait(30)
 
     clock = Clock()
-    spec = ConsumerSpec("slow", engine, {t: slow for t in EVENT_TYPES})
+    spec = ConsumerSpec("slow", engine, each_event(slow))
     behind = events[-1].position - events[9].position
     rules = ReadinessRules(max_lag=behind - 1, lag_seconds=60)
     runner = Log(events).runner(spec, readiness=rules, clock=clock).start()
@@ -258,7 +243,11 @@ def test_a_consumer_whose_database_or_broker_is_gone_is_not_ready(postgres_url: 
     from tests.conftest import drop_database, require_postgres
 
     engine = create_engine(postgres_url, Path("unused"), pool_pre_ping=False)
-    runner = Log(synthetic_events(scripts(2))).runner(ConsumerSpec("db", engine, {})).start()
+    runner = (
+        Log(synthetic_events(scripts(2)))
+        .runner(ConsumerSpec("db", engine, each_event(lambda conn, event: None)))
+        .start()
+    )
     try:
         assert wait_until(lambda: runner.stats.processed > 0, 30)
         assert not_ready_reason(runner) is None
@@ -270,7 +259,9 @@ def test_a_consumer_whose_database_or_broker_is_gone_is_not_ready(postgres_url: 
         runner.join(10)
         engine.dispose()
     with pytest.raises(NotReadyError, match="broker"):
-        KafkaSource("127.0.0.1:1", "interviews.events").check_reachable(timeout=1)
+        KafkaSource("127.0.0.1:1", "interviews.events", layout=TEST_LAYOUT).check_reachable(
+            timeout=1
+        )
 
 
 # -------------------------------------------------------- an unknown schema

@@ -24,7 +24,7 @@ from services.common.migrations import (
     compare,
     migrate,
 )
-from services.common.runner import RUNNER_HISTORY
+from services.common.runner.tables import RUNNER_HISTORY
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.migrations import HISTORY as INTERVIEWS
 from services.interviews.migrations import check_event_store

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from icalendar import Calendar
 
+from services.common.consumer import Batch
 from services.contracts import EventEnvelope
 from services.notifications.adapters.tables import reminder_deadlines
 from services.notifications.bootstrap import NotificationsContainer, consumer_spec
@@ -51,7 +52,7 @@ def consume(container: NotificationsContainer, *batches: list[EventEnvelope]) ->
     spec = consumer_spec(container)
     for batch in batches:
         with container.engine().begin() as conn:
-            spec.apply(conn, batch)
+            spec.apply(conn, Batch(batch))
 
 
 def at(event: EventEnvelope, when: datetime) -> EventEnvelope:

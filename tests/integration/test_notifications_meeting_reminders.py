@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from services.common.consumer import Batch
 from services.contracts import EventEnvelope
 from services.notifications.adapters.tables import reminder_deadlines
 from services.notifications.bootstrap import NotificationsContainer, consumer_spec
@@ -37,7 +38,7 @@ def feed(container: NotificationsContainer, *events: EventEnvelope) -> None:
     spec = consumer_spec(container)
     for event in events:
         with container.engine().begin() as conn:
-            spec.apply(conn, [event])
+            spec.apply(conn, Batch([event]))
         assert spec.on_committed is not None
         spec.on_committed(event.position)
 

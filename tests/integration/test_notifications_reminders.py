@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from services.common.consumer import Batch
 from services.contracts import EventEnvelope
 from services.notifications.adapters.tables import notifications, reminder_deadlines
 from services.notifications.bootstrap import NotificationsContainer, Workers, consumer_spec
@@ -41,7 +42,7 @@ def feed(container: NotificationsContainer, *events: EventEnvelope) -> None:
     spec = consumer_spec(container)
     for event in events:
         with container.engine().begin() as conn:
-            spec.apply(conn, [event])
+            spec.apply(conn, Batch([event]))
         assert spec.on_committed is not None
         spec.on_committed(event.position)
 
@@ -266,7 +267,7 @@ def test_a_batch_in_one_transaction_leaves_what_event_by_event_leaves(
     feed(one_by_one, *history)
     spec = consumer_spec(batched)
     with batched.engine().begin() as conn:
-        spec.apply(conn, history)
+        spec.apply(conn, Batch(history))
 
     def state(c: NotificationsContainer) -> tuple[Any, ...]:
         deadlines = {

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from services.common.consumer import Batch
 from services.contracts import EventEnvelope
 from services.projections.adapters import schema
 from services.projections.adapters.sources import LogSource
@@ -85,7 +86,7 @@ def feed(container: ProjectionsContainer, events: list[EventEnvelope], batch: in
     spec = consumer_spec(container)
     for chunk in batches(events, batch):
         with spec.engine.begin() as conn:
-            spec.apply(conn, chunk)
+            spec.apply(conn, Batch(chunk))
         assert spec.on_committed is not None
         spec.on_committed(max(e.position for e in chunk))
 
@@ -112,7 +113,8 @@ def test_views_equal_the_reference_after_duplicated_and_reordered_deliveries(
 def test_the_consumer_runner_keeps_the_views_from_the_event_log(
     container: ProjectionsContainer, api: TestClient, token: Token
 ) -> None:
-    from services.common.runner import ConsumerRunner, EmbeddedSource
+    from services.common.runner.embedded import EmbeddedSource
+    from services.common.runner.loop import ConsumerRunner
 
     events = synthetic_events(scripts(120))
     log: list[EventEnvelope] = []
@@ -238,6 +240,23 @@ def test_the_views_show_the_schedule_who_acts_next_and_the_next_deadline(
     assert stats["by_status"]["accepted"] == 1 and stats["by_status"]["in_progress"] == 1
 
 
+def test_a_batch_s_rows_are_written_by_its_apply_call_in_the_caller_s_transaction(
+    container: ProjectionsContainer,
+) -> None:
+    events = synthetic_events(scripts(5))
+    spec = consumer_spec(container)
+    with spec.engine.connect() as conn:
+        transaction = conn.begin()
+        spec.apply(conn, Batch(events))
+        generation = current_generation(conn)
+        assert generation is not None
+        interviews = schema.view_tables(generation.number).interviews
+        count = sa.select(sa.func.count()).select_from(interviews)
+        assert conn.execute(count).scalar() == 5, "written by the call, before any commit"
+        transaction.rollback()
+        assert conn.execute(count).scalar() == 0, "and undone with the caller's transaction"
+
+
 def test_a_failing_write_rolls_back_with_the_batch(
     container: ProjectionsContainer, api: TestClient, token: Token, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -254,8 +273,7 @@ def test_a_failing_write_rolls_back_with_the_batch(
     monkeypatch.setattr(live, "apply_events", broken)
     with pytest.raises(RuntimeError, match="disk on fire"), spec.engine.begin() as conn:
         conn.execute(side.insert().values(x=1))  # e.g. the runner's offsets
-        for e in events:
-            spec.handlers[e.type](conn, e)
+        spec.apply(conn, Batch(events))
     with spec.engine.connect() as conn:
         assert conn.execute(sa.select(side)).all() == []
     monkeypatch.undo()
@@ -654,7 +672,7 @@ def test_the_consumers_health_is_for_auditors_and_admins_and_counts_parked_event
     container: ProjectionsContainer, api: TestClient, token: Token
 ) -> None:
     from services.common.migrations import migrate
-    from services.common.runner import RUNNER_HISTORY, parked_events
+    from services.common.runner.tables import RUNNER_HISTORY, parked_events
 
     feed(container, synthetic_events(scripts(3)))
     for role in ("client", "freelancer"):

@@ -22,13 +22,15 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 
 from services.common.db import create_engine
-from services.common.runner import ConsumerRunner, KafkaSource
+from services.common.runner.kafka_source import KafkaSource
+from services.common.runner.loop import ConsumerRunner
 from services.interviews.adapters.tables import relay_position
 from services.interviews.bootstrap import InterviewsContainer, RelayProcess
 from services.interviews.settings import InterviewsSettings, RelaySettings
 from tests.conftest import TEST_SECRET
 
 from .eventflow import (
+    TEST_LAYOUT,
     Workload,
     check_exactly_once_in_order,
     effects,
@@ -67,7 +69,9 @@ def store_and_relay_settings(
 
 
 def consumer(engine: sa.Engine, group: str, bootstrap: str, topic: str) -> ConsumerRunner:
-    return ConsumerRunner(recording_spec(engine, group), KafkaSource(bootstrap, topic)).start()
+    return ConsumerRunner(
+        recording_spec(engine, group), KafkaSource(bootstrap, topic, layout=TEST_LAYOUT)
+    ).start()
 
 
 def test_relay_publishes_every_event_once_keyed_and_in_order_per_interview(

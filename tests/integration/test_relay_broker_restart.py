@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 
 from services.common.db import create_engine
-from services.common.runner import ConsumerRunner, KafkaSource
+from services.common.runner.kafka_source import KafkaSource
+from services.common.runner.loop import ConsumerRunner
 from services.interviews.bootstrap import InterviewsContainer, RelayProcess
 from services.interviews.settings import InterviewsSettings, RelaySettings
 from tests.conftest import TEST_SECRET
 
 from .eventflow import (
+    TEST_LAYOUT,
     Workload,
     check_exactly_once_in_order,
     effects,
@@ -62,7 +64,9 @@ def test_broker_restart_mid_stream_loses_nothing_and_the_relay_recovers_by_itsel
     relay = RelayProcess(app, settings).start()
     engine = create_engine(postgres_url, tmp_path / "unused.sqlite")
     runner = ConsumerRunner(
-        recording_spec(engine, "restart"), KafkaSource(kafka_bootstrap, topic), max_backoff=2.0
+        recording_spec(engine, "restart"),
+        KafkaSource(kafka_bootstrap, topic, layout=TEST_LAYOUT),
+        max_backoff=2.0,
     ).start()
     workload = Workload(app)
     commands = None

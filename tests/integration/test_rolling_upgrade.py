@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from services.common.kafka import ensure_topics
 from services.common.readiness import NotReadyError
-from services.common.runner import list_parked
+from services.common.runner.parked import list_parked
 from services.contracts import EventEnvelope
 from services.projections.adapters.schema import VIEW_SCHEMAS, view_tables
 from services.projections.adapters.store import current_generation

@@ -29,7 +29,7 @@ from fastapi.testclient import TestClient
 from services.common.auth import mint_token
 from services.common.db import create_engine
 from services.common.migrations import compare
-from services.common.runner import RUNNER_HISTORY
+from services.common.runner.tables import RUNNER_HISTORY
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.domain.job import Job
 from services.interviews.migrations import HISTORY as INTERVIEWS

@@ -5,7 +5,6 @@ and the scheduler's isolated deadlines (what ``check_everything`` adds up)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,7 +13,8 @@ import pytest
 
 from services.common.db import create_engine
 from services.common.migrations import migrate
-from services.common.runner import RUNNER_HISTORY, parked_events
+from services.common.runner.parked import park as park_event
+from services.common.runner.tables import RUNNER_HISTORY
 from services.contracts import EventEnvelope
 from services.interviews.migrations import HISTORY as INTERVIEWS_HISTORY
 from services.interviews.scheduler import DeadlineIndex
@@ -50,20 +50,7 @@ def park(url: str, group: str, event: EventEnvelope) -> None:
     engine = create_engine(url, Path("unused.sqlite"))
     migrate(engine, [RUNNER_HISTORY])
     with engine.begin() as conn:
-        conn.execute(
-            parked_events.insert().values(
-                group=group,
-                interview_id=str(event.interview_id),
-                event_id=str(event.id),
-                type=event.type,
-                version=event.version,
-                position=event.position,
-                payload=event.model_dump_json(),
-                error="RuntimeError: handler bug",
-                attempts=3,
-                parked_at=datetime.now(UTC),
-            )
-        )
+        park_event(conn, group, event, where=None, error="RuntimeError: handler bug", attempts=3)
     engine.dispose()
 
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from services.common.runner import RunnerMetrics
+from services.common.runner.metrics import RunnerMetrics
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.bootstrap import create_app as create_interviews_app
 from services.interviews.relay import RelayCollector, RelayStats

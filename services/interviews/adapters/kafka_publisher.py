@@ -7,13 +7,7 @@ from typing import Any, Protocol
 
 from opentelemetry.trace import SpanKind
 
-from ...common.kafka import (
-    DLQ_TOPIC_CONFIG,
-    UNLIMITED_RETENTION,
-    MemoPartitioner,
-    ensure_topics,
-    producer_settings,
-)
+from ...common.kafka import MemoPartitioner, TopicLayout, ensure_event_topics, producer_settings
 from ...common.tracing import context_from, traceparent_of, tracer
 from ...contracts import EventEnvelope
 from ...contracts.envelope import CONTENT_TYPE
@@ -66,8 +60,7 @@ class KafkaPublisher:
         bootstrap_servers: str,
         topic: str,
         *,
-        partitions: int = 6,
-        replication_factor: int = -1,
+        layout: TopicLayout,
         linger_ms: int = 5,
         client_id: str = "interviews-relay",
         **overrides: Any,
@@ -76,21 +69,15 @@ class KafkaPublisher:
 
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
-        self.partitions = partitions
-        self.replication_factor = replication_factor
+        self.layout = layout
         settings = producer_settings(bootstrap_servers, client_id=client_id, linger_ms=linger_ms)
         settings["partitioner"] = MemoPartitioner()  # the default placement, memoised
         self._producer = KafkaProducer(**(settings | overrides))
 
     def ensure_topic(self) -> list[str]:
-        """The topic (retention unlimited) and its dead-letter topic, if missing."""
-        return ensure_topics(
-            self.bootstrap_servers,
-            {
-                self.topic: (self.partitions, UNLIMITED_RETENTION),
-                f"{self.topic}.dlq": (1, DLQ_TOPIC_CONFIG),
-            },
-            replication_factor=self.replication_factor,
+        """The topic and its dead-letter topic, if missing (``ensure_event_topics``)."""
+        return ensure_event_topics(
+            self.bootstrap_servers, self.topic, self.layout, client_id="interviews-admin"
         )
 
     def publish(self, envelope: EventEnvelope) -> Delivery:

@@ -1,12 +1,10 @@
-"""The live consumer's side of the views: handlers per event type for the runner.
+"""The live consumer's side of the views: ``LiveWriter.apply`` is the projections'
+``ConsumerSpec.apply``.
 
-The runner calls one handler per event inside the batch's transaction. The
-handlers only collect the events on the connection; just before that
-transaction commits, everything collected is folded and written with
-``apply_events`` in a handful of statements (the ORM's flush-before-commit,
-done with SQLAlchemy's ``commit`` connection event). Effects and the runner's
-position therefore still commit together, in one transaction, and a batch of
-500 events costs a few round trips instead of 2000.
+The runner hands it each batch inside the batch's transaction; it folds the
+whole batch into the current generation of the views with ``apply_events``,
+in a handful of statements. The views, the processed ids and the runner's
+position commit together, in one transaction.
 """
 
 from __future__ import annotations
@@ -18,11 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy import event as sa_event
 
-from ...common.consumer import EventHandler, PerTransaction
+from ...common.consumer import Batch
 from ...common.readiness import UnknownSchemaError
-from ...contracts import EVENT_TYPES, EventEnvelope
 from .schema import VIEW_SCHEMAS, view_tables
 from .store import ApplyResult, apply_events, current_generation
 
@@ -56,41 +52,23 @@ class LiveStats:
 
 
 class LiveWriter:
-    """Collects the runner's events per transaction and writes them at commit."""
+    """Writes the runner's batches into the current generation of the views."""
 
     def __init__(
         self,
-        engine: sa.Engine,
         on_result: Callable[[ApplyResult], None] | None = None,
         schemas: Mapping[str, int] = VIEW_SCHEMAS,
     ) -> None:
-        self.engine = engine
         self.schemas = schemas  # the view schemas this release writes
         self.stats = LiveStats()
         self.on_result = on_result
         self._warned_outdated = 0.0
-        self._pending: PerTransaction[EventEnvelope] = PerTransaction("projections.pending")
-        sa_event.listen(engine, "commit", self._before_commit)
-        sa_event.listen(engine, "rollback", self._discard)
 
-    def close(self) -> None:
-        sa_event.remove(self.engine, "commit", self._before_commit)
-        sa_event.remove(self.engine, "rollback", self._discard)
-
-    @property
-    def handlers(self) -> Mapping[str, EventHandler]:
-        """One handler per event type, as ``ConsumerSpec.handlers`` wants."""
-        return {event_type: self.handle for event_type in EVENT_TYPES}
-
-    def handle(self, conn: sa.Connection, event: EventEnvelope) -> None:
-        self._pending.add(conn, event)
-
-    def flush(self, conn: sa.Connection) -> ApplyResult:
-        """Writes what was collected in this transaction (also called at commit)."""
-        events = self._pending.take(conn)
-        return self._write(conn, events) if events else ApplyResult()
-
-    def _write(self, conn: sa.Connection, events: list[EventEnvelope]) -> ApplyResult:
+    def apply(self, conn: sa.Connection, batch: Batch) -> None:
+        """``ConsumerSpec.apply``: folds the batch's events into the current
+        generation of the views, in the runner's transaction (none while a rebuild
+        to a newer view schema is pending: the rebuild reads them itself)."""
+        events = batch.events
         generation = current_generation(conn, for_write=True)
         if generation is None:
             raise RuntimeError("the projection tables do not exist (ensure_schema not run)")
@@ -115,16 +93,8 @@ class LiveWriter:
                     generation.number,
                     generation.schemas,
                 )
-            return ApplyResult()
+            return
         result = apply_events(conn, view_tables(generation.number), events)
         self.stats.add(result)
         if self.on_result is not None:
             self.on_result(result)
-        return result
-
-    def _before_commit(self, conn: sa.Connection) -> None:
-        if self._pending.key in conn.info:
-            self.flush(conn)
-
-    def _discard(self, conn: sa.Connection) -> None:
-        self._pending.discard(conn)

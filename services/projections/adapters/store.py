@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from ...common.instants import to_utc
 from ...common.migrations import migrate
-from ...common.runner import RUNNER_HISTORY
+from ...common.runner.tables import RUNNER_HISTORY
 from ...contracts import EventEnvelope
 from ..fold import EMPTY_ROW, Row, fold
 from ..migrations import HISTORY as PROJECTIONS_HISTORY

@@ -1,0 +1,122 @@
+"""What a runner reads from: a ``Source`` of ``SourceRecord``s that keeps its
+position in the consumer's database, in the batch's transaction."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from opentelemetry.trace import SpanKind
+
+from ...contracts import EventEnvelope
+from ..logs import EventLogContext, trace_id_from
+from ..tracing import continued_span
+from .metrics import RunnerMetrics
+
+
+@dataclass
+class SourceRecord:
+    """One message from a source: already an envelope (embedded) or raw bytes (Kafka)."""
+
+    envelope: EventEnvelope | None = None
+    raw: bytes | None = None
+    key: bytes | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def where(self) -> str | None:
+        if self.topic is None:
+            return None
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+    def traceparent(self) -> bytes | None:
+        """The Kafka ``traceparent`` header, if the message has one."""
+        for key, value in self.headers:
+            if key == "traceparent":
+                return value
+        return None
+
+
+class Source(Protocol):
+    """Where a runner's events come from, and where it keeps its position."""
+
+    # The lag metric's ``topic`` label.
+    topic: str
+
+    def open(self, group: str, engine: sa.Engine, metrics: RunnerMetrics) -> None:
+        """Starts reading after the position stored for ``group`` in ``engine``."""
+        ...
+
+    def poll(self, timeout: float) -> list[SourceRecord]: ...
+
+    def hold(
+        self, records: list[SourceRecord]
+    ) -> contextlib.AbstractContextManager[list[SourceRecord]]:
+        """While a batch is processed: the records still ours (no rebalance meanwhile)."""
+        ...
+
+    def store_position(self, conn: sa.Connection, records: Sequence[SourceRecord]) -> None:
+        """Inside the batch's transaction: the position after ``records``."""
+        ...
+
+    def committed(self, records: Sequence[SourceRecord]) -> None:
+        """After the transaction committed."""
+        ...
+
+    def rewind(self) -> None:
+        """Forget what was read but not committed (the batch will be read again)."""
+        ...
+
+    def dead_letter(self, record: SourceRecord, error: str, group: str) -> None:
+        """Sends a record that is no valid event where an operator can find it."""
+        ...
+
+    def interrupt(self) -> None:
+        """Wake up a blocked ``poll`` (used by ``stop``)."""
+        ...
+
+    def update_lag(self, metrics: RunnerMetrics, group: str) -> int | None:
+        """Sets the lag gauges; returns the total lag (None: no partition is ours)."""
+        ...
+
+    def check_reachable(self) -> None:
+        """Raises ``NotReadyError`` when what the source reads from does not answer."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def consumer_span(
+    group: str, record: SourceRecord, envelope: EventEnvelope
+) -> contextlib.AbstractContextManager[Any]:
+    """The consumer span of one event, continuing the command's trace: from the
+    Kafka ``traceparent`` header, or (embedded) the envelope read in-process."""
+    return continued_span(
+        f"{group} apply",
+        record.traceparent() or envelope.traceparent,
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "kafka" if record.topic else "event store",
+            "messaging.operation.type": "process",
+            "messaging.consumer.group.name": group,
+            "messaging.message.id": str(envelope.id),
+            "interview.id": str(envelope.interview_id),
+            "event.type": envelope.type,
+        },
+    )
+
+
+def event_log_context(
+    record: SourceRecord, envelope: EventEnvelope
+) -> contextlib.AbstractContextManager[None]:
+    """Log lines written while one event is applied carry its ids."""
+    return EventLogContext(
+        envelope.correlation_id,
+        envelope.interview_id,
+        trace_id_from(record.traceparent() or envelope.traceparent or envelope.correlation_id),
+    )

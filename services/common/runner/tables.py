@@ -1,0 +1,136 @@
+"""The runner's bookkeeping in each consumer's own database, and how it writes it.
+
+``processed_events`` (ids already applied, per group), ``consumer_offsets``
+(Kafka: the next offset per partition), ``consumer_positions`` (embedded: the
+log position) and ``parked_events`` (events the consumer could not apply, with
+every later event of their interview). The tables are a migration history of
+their own (``services/common/runner_migrations``), applied with the service's
+histories before a consumer starts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..consumer import ConsumerSpec
+from ..migrations import History, migrate
+
+if TYPE_CHECKING:
+    import psycopg
+
+runner_metadata = sa.MetaData()
+
+processed_events = sa.Table(
+    "processed_events",
+    runner_metadata,
+    sa.Column("group", sa.String(100), primary_key=True),
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+consumer_offsets = sa.Table(
+    "consumer_offsets",
+    runner_metadata,
+    sa.Column("group", sa.String(100), primary_key=True),
+    sa.Column("topic", sa.String(255), primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
+)
+consumer_positions = sa.Table(
+    "consumer_positions",
+    runner_metadata,
+    sa.Column("group", sa.String(100), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+parked_events = sa.Table(
+    "parked_events",
+    runner_metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("group", sa.String(100), nullable=False),
+    sa.Column("interview_id", sa.String(36), nullable=False),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.String(255), nullable=True),  # topic/partition/offset, if any
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("parked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("group", "event_id", name="uq_parked_group_event"),
+    sa.Index("ix_parked_group_interview", "group", "interview_id"),
+)
+
+RUNNER_HISTORY = History(
+    name="runner",
+    package="services.common.runner_migrations",
+    metadata=runner_metadata,
+    first_release_tables=("processed_events", "consumer_offsets", "consumer_positions",
+                          "parked_events"),
+)  # fmt: skip
+
+
+def migrate_consumer_database(spec: ConsumerSpec) -> None:
+    """The runner's tables and the service's own (``spec.histories``) at their heads
+    in the consumer's database (or ``SchemaError`` if it must not be used)."""
+    migrate(
+        spec.engine,
+        [RUNNER_HISTORY, *spec.histories],
+        auto=spec.auto_migrate,
+        database=f"database of consumer {spec.group}",
+    )
+
+
+def one_of(conn: sa.Connection, column: sa.Column[str], values: list[str]) -> Any:
+    """``column IN values``; one array parameter on PostgreSQL (a 500-item IN list
+    makes psycopg parse a 500-placeholder statement in Python on every batch)."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.literal(values, postgresql.ARRAY(sa.String)))
+    return column.in_(values)
+
+
+def processed_ids(conn: sa.Connection, group: str, event_ids: list[str]) -> set[str]:
+    """Which of ``event_ids`` the group has processed."""
+    return set(
+        conn.execute(
+            sa.select(processed_events.c.event_id).where(
+                processed_events.c.group == group,
+                one_of(conn, processed_events.c.event_id, event_ids),
+            )
+        ).scalars()
+    )
+
+
+def record_processed(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Inserts the processed ids (``group``, ``event_id``, ``position``); with COPY
+    on PostgreSQL (several times cheaper than a multi-row INSERT, which psycopg
+    parses in Python)."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(processed_events.insert(), rows)
+        return
+    statement = 'COPY processed_events ("group", event_id, position) FROM STDIN'
+    # On PostgreSQL the driver connection is psycopg's (the only driver configured).
+    dbapi = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+    cursor = dbapi.cursor()
+    with cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row((row["group"], row["event_id"], row["position"]))
+
+
+def upsert_greater(
+    conn: sa.Connection, table: sa.Table, keys: dict[str, Any], column: str, value: int
+) -> None:
+    """Sets ``column`` to ``value`` for the row ``keys``, never moving it backwards."""
+    # The two dialects' inserts share on_conflict_do_update(index_elements=, set_=),
+    # but no common type declares it.
+    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table).values(**keys, **{column: value})
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={column: stmt.excluded[column]},
+            where=table.c[column] < stmt.excluded[column],
+        )
+    )
