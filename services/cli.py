@@ -58,6 +58,20 @@ def _check_database_urls() -> None:
                 raise CliError(f"{name}: {error}") from None
 
 
+def _check_key_service(service: str) -> None:
+    """A consumer run as its own process on Kafka opens sealed texts through the
+    interviews service's key API: without KEY_SERVICE_URL it refuses to start."""
+    from .common.key_client import KeyServiceConfigError, require_key_service_url
+    from .common.settings import CommonSettings
+
+    if not CommonSettings().kafka_bootstrap_servers:
+        return  # embedded: no consumer in this process (``interviewctl up`` runs it)
+    try:
+        require_key_service_url(os.environ.get("KEY_SERVICE_URL"), service)
+    except KeyServiceConfigError as error:
+        raise CliError(str(error)) from None
+
+
 def _check_can_listen(host: str, port: int) -> None:
     """A port in use or a host that is not ours: one line now, not a server log later."""
     import socket
@@ -246,6 +260,7 @@ def serve_notifications(
     _check_database_urls()
     _check_can_listen(host, port)
     _check_schemas("notifications")
+    _check_key_service("notifications")
     from .notifications.bootstrap import NotificationsContainer, create_app
 
     _run(create_app(NotificationsContainer(), workers=True), host, port, "notifications")
@@ -341,6 +356,7 @@ def serve_projections(
     _check_database_urls()
     _check_can_listen(host, port)
     _check_schemas("projections")
+    _check_key_service("projections")
     from .projections.bootstrap import ProjectionsContainer, create_app
 
     _run(create_app(ProjectionsContainer(), workers=True), host, port, "projections")
@@ -389,6 +405,7 @@ def replay(
     _apply_data_dir(data_dir)
     from .common.db import require_database
     from .common.logs import configure_logging
+    from .platform import key_store
     from .projections.bootstrap import ProjectionsContainer
     from .projections.rebuild import Progress, RebuildRunningError
     from .projections.settings import ProjectionsSettings
@@ -415,7 +432,11 @@ def replay(
         )
         store = interviews.interviews()
         container = ProjectionsContainer(
-            settings, log_reader=InterviewEventFeed(store).read, log_head=store.max_position
+            settings,
+            log_reader=InterviewEventFeed(store).read,
+            log_head=store.max_position,
+            # Sealed texts are opened with the key store beside the log (erased: null).
+            key_service=key_store(interviews),
         )
     else:
         from .common.kafka import topic_exists

@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from .asgi_mux import PathMux
+from .common.privacy import InMemoryKeys, KeyService
 from .common.readiness import ReadinessRules
 from .common.runner import ConsumerRunner
 from .common.tracing import setup_tracing
+from .interviews import bootstrap as interviews_bootstrap
 from .interviews.bootstrap import InterviewsContainer, create_app
 from .interviews.scheduler import SchedulerCollector
 
@@ -51,11 +53,14 @@ def create_platform_app() -> PathMux:
             feed["read"], feed["wake"] = embedded_feed(interviews.interviews())
         return feed["read"](after, limit)
 
+    # The consumers open sealed texts with the interviews service's key store, in-process.
+    keys = key_store(interviews)
     projections = ProjectionsContainer(
         log_reader=None if with_kafka else read_log,
         log_head=lambda: interviews.interviews().max_position(),
+        key_service=keys,
     )
-    notifications = NotificationsContainer()
+    notifications = NotificationsContainer(key_service=keys)
 
     def embedded_factory(spec: ConsumerSpec, registry: Any) -> ConsumerRunner:
         return embedded_runner_for(interviews.interviews(), spec, registry)
@@ -87,6 +92,8 @@ def create_platform_app() -> PathMux:
                 ).start()
                 projections.consumer = runner
                 started.append(runner)
+                # With Kafka the projections app's lifespan runs it (workers=True).
+                started.append(projections.erasure_worker().start())
             scheduler = start_scheduler(interviews, interviews_app.state.metrics.registry)
             if scheduler is not None:
                 started.append(scheduler)
@@ -117,6 +124,14 @@ def create_platform_app() -> PathMux:
         default=interviews_app,
         background=[background],
     )
+
+
+def key_store(interviews: InterviewsContainer) -> KeyService:
+    """The interviews service's key store (``build_key_store``), shared in-process by
+    the consumers. Until that store exists in this build: an in-memory one (texts
+    are then sealed by no one, so the consumers only meet plain text)."""
+    build = getattr(interviews_bootstrap, "build_key_store", None)  # SEAM(#17): P1's store
+    return build(interviews.settings) if build is not None else InMemoryKeys()
 
 
 def start_scheduler(container: InterviewsContainer, registry: Any = None) -> Any:

@@ -46,6 +46,7 @@ from .consumer import ConsumerSpec
 from .db import DATABASE_OUTAGES
 from .logs import EventLogContext, trace_id_from
 from .migrations import History, SchemaError, migrate
+from .privacy import KeyServiceUnavailable
 from .readiness import NotReadyError, ReadinessRules, schema_problem
 from .tracing import continued_span
 
@@ -103,9 +104,10 @@ RUNNER_HISTORY = History(
                           "parked_events"),
 )  # fmt: skip
 
-# Errors of the consumer's database itself (down, disconnected): never a reason to
-# park an event; the runner backs off and replays the batch instead.
-INFRASTRUCTURE_ERRORS = DATABASE_OUTAGES
+# Errors of the consumer's database itself (down, disconnected), or of the key service
+# that opens sealed texts: never a reason to park an event; the runner backs off and
+# replays the batch instead.
+INFRASTRUCTURE_ERRORS = (*DATABASE_OUTAGES, KeyServiceUnavailable)
 
 
 # ------------------------------------------------------------------ records

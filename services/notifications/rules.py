@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from ..common.calendar import interview_uid
 from ..common.instants import to_utc
+from ..common.revealed import erased_copy, erased_of_event, key_id_of_event
 from ..contracts import DATA_MODELS, EventEnvelope
 
 Party = Literal["client", "freelancer"]
@@ -274,6 +275,12 @@ class Draft:
     event_id: UUID | None
     position: int | None
     details: dict[str, Any]
+    # Crypto-shredding: the data key of the personal text the message and details
+    # hold (None: they hold none), the message without those words (what an erasure
+    # leaves), and the personal fields already erased when the event was consumed.
+    key_id: str | None = None
+    message_redacted: str | None = None
+    erased_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -401,8 +408,11 @@ def _context(event: EventEnvelope, zone: tzinfo) -> tuple[dict[str, str], dict[s
         "duration": "",
         "deadline": "",
     }
+    erased = erased_of_event(event)
     if data.get("message"):
         values["message_part"] = f' Their message: "{data["message"]}"'
+    elif "message" in erased:
+        values["message_part"] = " Their message was erased."
     expires_at = _parse_datetime(data.get("expires_at"))
     if expires_at is not None:
         values["deadline"] = format_when(expires_at, zone)
@@ -411,6 +421,10 @@ def _context(event: EventEnvelope, zone: tzinfo) -> tuple[dict[str, str], dict[s
     if data.get("reason"):
         values["reason_part"] = f" Reason: {_sentence(str(data['reason']))}"
         details["reason"] = data["reason"]
+    elif "reason" in erased:
+        values["reason"] = "(erased)."
+        values["reason_part"] = " The reason given was erased."
+        details["reason"] = None
     if event.type in ("interview.started", "interview.rescheduled"):
         duration = data.get("duration_minutes") or 30  # started v1: the default
         values["duration"] = str(duration)
@@ -486,6 +500,10 @@ def drafts_for_event(
     extra = {"calendar": calendar.as_details()} if calendar is not None else {}
     cancelled_by = event.data.get("cancelled_by") or event.actor.role
     contexts: dict[tzinfo, tuple[dict[str, str], dict[str, Any]]] = {}
+    key_id, erased = key_id_of_event(event), tuple(erased_of_event(event))
+    # The same sentence as an erasure will leave it (only when words are shown).
+    shredded = erased_copy(event) if key_id is not None and not erased else None
+    redacted: dict[tzinfo, dict[str, str]] = {}
     drafts = []
     for rule in rules_for("event", event.type):
         if any(str(_field(event, k)) != v for k, v in rule.when.items()):
@@ -499,6 +517,8 @@ def drafts_for_event(
         if zone not in contexts:
             contexts[zone] = _context(event, zone)
         values, details = contexts[zone]
+        if shredded is not None and zone not in redacted:
+            redacted[zone] = _context(shredded, zone)[0]
         drafts.append(
             Draft(
                 id=notification_id(f"event:{event.id}", rule.to),
@@ -514,6 +534,11 @@ def drafts_for_event(
                 event_id=event.id,
                 position=event.position,
                 details=details | {"other_party": {"id": other, "role": _other(rule.to)}} | extra,
+                key_id=key_id,
+                message_redacted=(
+                    rule.template.format(**redacted[zone]) if zone in redacted else None
+                ),
+                erased_fields=erased,
             )
         )
     return drafts

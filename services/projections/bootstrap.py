@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,7 +24,10 @@ from sqlalchemy import event as sa_event
 
 from ..common.consumer import ConsumerSpec
 from ..common.db import create_engine
+from ..common.erasure_worker import ErasureWorker
+from ..common.key_client import KeyServiceHealth, install_key_metrics, key_service_for
 from ..common.migrations import Report, migrate
+from ..common.privacy import CachingKeys, KeyService
 from ..common.runner import (
     RUNNER_HISTORY,
     ConsumerRunner,
@@ -53,6 +56,7 @@ from .adapters.store import (
     ensure_schema,
 )
 from .application import ProjectionViews, ViewBehindError, ViewsNotReadyError
+from .erasure import redact_views
 from .migrations import HISTORY as PROJECTIONS_HISTORY
 from .rebuild import Progress, RebuildReport, RebuildRunningError, rebuild
 from .settings import ProjectionsSettings
@@ -86,6 +90,7 @@ class ProjectionsContainer:
         log_reader: LogReader | None = None,
         log_head: Callable[[], int] | None = None,
         view_schemas: Mapping[str, int] | None = None,
+        key_service: KeyService | None = None,
     ) -> None:
         self.settings = settings or ProjectionsSettings()
         # The view schema versions this code writes; another only to run two
@@ -107,7 +112,16 @@ class ProjectionsContainer:
         self.last_rebuild: RebuildReport | None = None
         self.rebuild_progress: Progress | None = None
         self.count_result: Callable[[ApplyResult], None] = lambda result: None
+        # Sealed personal texts are opened through the key service (in-process when
+        # embedded, KEY_SERVICE_URL otherwise) behind a short-TTL cache.
+        self.key_health = KeyServiceHealth()
+        self.key_service = key_service_for(
+            self.settings, "projections", key_service, self.key_health
+        )
+        self.keys = CachingKeys(self.key_service, self.settings.key_cache_ttl_seconds)
+        self._erasures: ErasureWorker | None = None
         _install_metrics(self)
+        install_key_metrics(self.metrics.registry, self.key_health)
 
     # ----------------------------------------------------------- resources
 
@@ -190,7 +204,10 @@ class ProjectionsContainer:
         with self._lock:
             if self._writer is None:
                 self._writer = LiveWriter(
-                    self.engine(), on_result=self.count_result, schemas=self.view_schemas
+                    self.engine(),
+                    on_result=self.count_result,
+                    schemas=self.view_schemas,
+                    keys=self.keys,
                 )
             return self._writer
 
@@ -244,6 +261,26 @@ class ProjectionsContainer:
             "dead_lettered": metrics.group_dead_letters(group) if metrics is not None else None,
         }
 
+    def erasure_worker(self) -> ErasureWorker:
+        """The projections' erasure worker (``start()`` it; one per container)."""
+        with self._lock:
+            if self._erasures is None:
+                self._erasures = ErasureWorker(
+                    "projections",
+                    self.key_service,
+                    self.keys,
+                    self.redact,
+                    ttl_seconds=self.settings.key_cache_ttl_seconds,
+                    poll_seconds=self.settings.erasure_poll_seconds,
+                    registry=self.metrics.registry,
+                )
+            return self._erasures
+
+    def redact(self, key_ids: Sequence[str]) -> int:
+        """Every view text sealed with ``key_ids`` becomes NULL and is marked erased."""
+        self.ensure_schema()
+        return redact_views(self.engine(), key_ids)
+
     def on_committed(self, max_position: int) -> None:
         """The runner committed a batch: wake waiters and live streams."""
         self.watch.advance(max_position)
@@ -279,6 +316,7 @@ class ProjectionsContainer:
                 batch=self.settings.rebuild_batch,
                 progress=track,
                 schemas=self.view_schemas,
+                keys=self.keys,
             )
         finally:
             source.close()
@@ -365,9 +403,14 @@ def create_app(container: ProjectionsContainer, *, workers: bool = False) -> Fas
             container.start_rebuild_if_needed()
         except UNAVAILABLE as error:
             log.warning("views database unavailable at start-up, will retry on demand: %s", error)
+        erasures: ErasureWorker | None = None
         if workers and container.settings.kafka_bootstrap_servers:
             worker = ConsumerWorker(container, registry=metrics.registry).start()
+        if workers:
+            erasures = container.erasure_worker().start()
         yield
+        if erasures is not None:
+            erasures.stop()
         if worker is not None:
             worker.stop()
         container.close()
@@ -409,6 +452,9 @@ def create_app(container: ProjectionsContainer, *, workers: bool = False) -> Fas
         container.views().position()
         if container.consumer is not None:
             container.consumer.check_ready()
+        container.key_health.check_ready()
+        if container._erasures is not None:
+            container._erasures.check_ready()
 
     app.include_router(api.router)
     app.include_router(dashboard.router)

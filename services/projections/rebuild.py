@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..common.db import DATABASE_OUTAGES
+from ..common.privacy import CachingKeys, KeyService, KeyServiceUnavailable
 from ..contracts import EventEnvelope
 from .adapters.schema import VIEW, VIEW_SCHEMAS, pv_meta
 from .adapters.sources import RebuildSource
@@ -91,8 +92,9 @@ class Progress:
         return f"[{bar}] {pct} {self.events:>9,} events  {self.rate:>9,.0f} ev/s  {eta_text}"
 
 
-# The database itself failing: the rebuild stops (and can be run again), no event is blamed.
-OUTAGES = DATABASE_OUTAGES
+# The database or the key service failing: the rebuild stops (and can be run again),
+# no event is blamed (a text the key service could not open is never left out).
+OUTAGES = (*DATABASE_OUTAGES, KeyServiceUnavailable)
 
 
 @dataclass(frozen=True)
@@ -208,11 +210,12 @@ def _apply_chunk(
     chunk: Sequence[EventEnvelope],
     total: ApplyResult,
     unfoldable: list[Unfoldable],
+    keys: CachingKeys | KeyService | None = None,
 ) -> None:
     """One chunk in one transaction; if it fails, one event per transaction."""
     try:
         with engine.begin() as conn:
-            total.add(apply_events(conn, tables, chunk, lock_rows=False))
+            total.add(apply_events(conn, tables, chunk, lock_rows=False, keys=keys))
         return
     except OUTAGES:
         raise
@@ -221,7 +224,7 @@ def _apply_chunk(
     for event in chunk:
         try:
             with engine.begin() as conn:
-                total.add(apply_events(conn, tables, [event], lock_rows=False))
+                total.add(apply_events(conn, tables, [event], lock_rows=False, keys=keys))
         except OUTAGES:
             raise
         except Exception as error:  # left out, reported
@@ -234,11 +237,12 @@ def _apply_chunk_locked(
     chunk: Sequence[EventEnvelope],
     total: ApplyResult,
     unfoldable: list[Unfoldable],
+    keys: CachingKeys | KeyService | None = None,
 ) -> None:
     """The same inside the swap's transaction, with savepoints."""
     try:
         with conn.begin_nested():
-            total.add(apply_events(conn, tables, chunk, lock_rows=False))
+            total.add(apply_events(conn, tables, chunk, lock_rows=False, keys=keys))
         return
     except OUTAGES:
         raise
@@ -247,7 +251,7 @@ def _apply_chunk_locked(
     for event in chunk:
         try:
             with conn.begin_nested():
-                total.add(apply_events(conn, tables, [event], lock_rows=False))
+                total.add(apply_events(conn, tables, [event], lock_rows=False, keys=keys))
         except OUTAGES:
             raise
         except Exception as error:  # left out, reported
@@ -283,6 +287,7 @@ def rebuild(
     progress: Callable[[Progress], None] | None = None,
     progress_every: float = 0.5,
     schemas: Mapping[str, int] = VIEW_SCHEMAS,
+    keys: CachingKeys | KeyService | None = None,
 ) -> RebuildReport:
     """Rebuilds every view from ``source`` into a new generation (of the view
     schemas ``schemas``: this release's) and swaps it in."""
@@ -310,7 +315,7 @@ def rebuild(
         log.info("rebuilding the views into generation %d from %s", tables.generation, source.name)
         try:
             for chunk in _prefetched(source, batch):
-                _apply_chunk(engine, tables, chunk, total, unfoldable)
+                _apply_chunk(engine, tables, chunk, total, unfoldable, keys)
                 events += len(chunk)
                 report()
             with engine.begin() as conn:
@@ -318,7 +323,7 @@ def rebuild(
             with engine.begin() as conn:
                 _lock_pointer(conn)
                 for chunk in source.catch_up(batch):
-                    _apply_chunk_locked(conn, tables, chunk, total, unfoldable)
+                    _apply_chunk_locked(conn, tables, chunk, total, unfoldable, keys)
                     events += len(chunk)
                 replaced = swap_to(conn, tables.generation)
         except BaseException:

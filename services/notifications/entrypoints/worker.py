@@ -104,6 +104,8 @@ class Workers:
                     **({"readiness": settings.readiness_rules()} | self.runner_options),
                 ).start()
             self.container.consumer = self.runner
+            # The erasure worker goes with the consumer: it redacts what the consumer stored.
+            self.container.erasure_worker(self.registry).start()
             if self.runner is None:
                 log.warning(
                     "KAFKA_BOOTSTRAP_SERVERS is not set: no consumer here (in the embedded "
@@ -119,6 +121,8 @@ class Workers:
             self.runner.join(15)
             self.runner = None
             self.container.consumer = None
+        if self.consumer and self.container._erasures is not None:
+            self.container._erasures.stop()
         if self.reminders and self.container._reminders is not None:
             self.container._reminders.stop()
         if self.delivery and self.container._worker is not None:

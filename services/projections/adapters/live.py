@@ -21,7 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
 from ...common.consumer import EventHandler, PerTransaction
+from ...common.privacy import CachingKeys, KeyService
 from ...common.readiness import UnknownSchemaError
+from ...common.revealed import reveal_event
 from ...contracts import EVENT_TYPES, EventEnvelope
 from .schema import VIEW_SCHEMAS, view_tables
 from .store import ApplyResult, apply_events, current_generation
@@ -63,8 +65,11 @@ class LiveWriter:
         engine: sa.Engine,
         on_result: Callable[[ApplyResult], None] | None = None,
         schemas: Mapping[str, int] = VIEW_SCHEMAS,
+        keys: CachingKeys | KeyService | None = None,
     ) -> None:
         self.engine = engine
+        # Opens the events' sealed personal texts as they arrive (fold.reveal_event).
+        self.keys = keys
         self.schemas = schemas  # the view schemas this release writes
         self.stats = LiveStats()
         self.on_result = on_result
@@ -83,7 +88,9 @@ class LiveWriter:
         return {event_type: self.handle for event_type in EVENT_TYPES}
 
     def handle(self, conn: sa.Connection, event: EventEnvelope) -> None:
-        self._pending.add(conn, event)
+        # Opened here, in the handler: a key service that does not answer fails the
+        # batch, which the runner replays (never parks, never skips).
+        self._pending.add(conn, reveal_event(event, self.keys))
 
     def flush(self, conn: sa.Connection) -> ApplyResult:
         """Writes what was collected in this transaction (also called at commit)."""
@@ -116,7 +123,7 @@ class LiveWriter:
                     generation.schemas,
                 )
             return ApplyResult()
-        result = apply_events(conn, view_tables(generation.number), events)
+        result = apply_events(conn, view_tables(generation.number), events, keys=self.keys)
         self.stats.add(result)
         if self.on_result is not None:
             self.on_result(result)
