@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..contracts import EventEnvelope
+from ..contracts import DATA_MODELS, EventEnvelope
 from .privacy import PERSONAL_FIELDS, CachingKeys, KeyService, is_sealed, reveal_value
 
 # ``data[REVEALED]``: ``{field: {"key_id": ..., "erased": bool}}`` for each sealed field.
@@ -68,3 +68,19 @@ def erased_copy(event: EventEnvelope) -> EventEnvelope:
         data[name] = None
     data[REVEALED] = {name: dict(info, erased=True) for name, info in revealed.items()}
     return event.model_copy(update={"data": data})
+
+
+def typed_data(event: EventEnvelope) -> Any:
+    """The event's typed ``data`` for code that reads its facts, never its texts
+    (schedules, deadlines): the personal fields (opened, erased or sealed) and the
+    ``REVEALED`` note are left out of the validation, so whichever form the texts
+    take, the facts read the same."""
+    texts = PERSONAL_FIELDS.get(event.type, ())
+    facts = {k: v for k, v in event.data.items() if k != REVEALED and k not in texts}
+    model = DATA_MODELS[event.type]
+    placeholders = {
+        name: "-"
+        for name in texts
+        if name in model.model_fields and model.model_fields[name].is_required()
+    }
+    return model.model_validate(facts | placeholders)
