@@ -258,9 +258,9 @@ def serve_notifications(
     is set, its consumer (group "notifications")."""
     _apply_data_dir(data_dir)
     _check_database_urls()
+    _check_key_service("notifications")
     _check_can_listen(host, port)
     _check_schemas("notifications")
-    _check_key_service("notifications")
     from .notifications.bootstrap import NotificationsContainer, create_app
 
     _run(create_app(NotificationsContainer(), workers=True), host, port, "notifications")
@@ -354,9 +354,9 @@ def serve_projections(
     when KAFKA_BOOTSTRAP_SERVERS is set."""
     _apply_data_dir(data_dir)
     _check_database_urls()
+    _check_key_service("projections")
     _check_can_listen(host, port)
     _check_schemas("projections")
-    _check_key_service("projections")
     from .projections.bootstrap import ProjectionsContainer, create_app
 
     _run(create_app(ProjectionsContainer(), workers=True), host, port, "projections")
