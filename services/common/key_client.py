@@ -135,12 +135,12 @@ class HttpKeyService:
             raise unavailable
         if response.status_code in (401, 403):
             # A wrong AUTH_SECRET: nothing retrying fixes, but never "erased" either.
-            error = KeyServiceUnavailable(
+            refused = KeyServiceUnavailable(
                 f"{method} {path}: the key service refused this service's token "
                 f"({response.status_code}); is AUTH_SECRET the interviews service's?"
             )
-            self.health.failed(error)
-            raise error
+            self.health.failed(refused)
+            raise refused
         self.health.ok()
         return response
 

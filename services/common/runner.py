@@ -107,7 +107,10 @@ RUNNER_HISTORY = History(
 # Errors of the consumer's database itself (down, disconnected), or of the key service
 # that opens sealed texts: never a reason to park an event; the runner backs off and
 # replays the batch instead.
-INFRASTRUCTURE_ERRORS = (*DATABASE_OUTAGES, KeyServiceUnavailable)
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    *DATABASE_OUTAGES,
+    KeyServiceUnavailable,
+)
 
 
 # ------------------------------------------------------------------ records

@@ -94,7 +94,7 @@ class Progress:
 
 # The database or the key service failing: the rebuild stops (and can be run again),
 # no event is blamed (a text the key service could not open is never left out).
-OUTAGES = (*DATABASE_OUTAGES, KeyServiceUnavailable)
+OUTAGES: tuple[type[BaseException], ...] = (*DATABASE_OUTAGES, KeyServiceUnavailable)
 
 
 @dataclass(frozen=True)
