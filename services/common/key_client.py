@@ -229,25 +229,57 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
+class MonitoredKeys:
+    """A key service whose every answer tells ``health`` whether it is reachable."""
+
+    def __init__(self, inner: KeyService, health: KeyServiceHealth) -> None:
+        self.inner = inner
+        self.health = health
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        try:
+            result = fn()
+        except KeyServiceUnavailable as error:
+            self.health.failed(error)
+            raise
+        except (KeyErased, KeyNotFound):
+            self.health.ok()
+            raise
+        self.health.ok()
+        return result
+
+    def data_key(self, key_id: str) -> bytes:
+        return self._call(lambda: self.inner.data_key(key_id))  # type: ignore[no-any-return]
+
+    def pending_erasures(self, service: str) -> list[ErasureTask]:
+        return self._call(lambda: self.inner.pending_erasures(service))  # type: ignore[no-any-return]
+
+    def erasure_done(self, erasure_id: str, service: str) -> None:
+        self._call(lambda: self.inner.erasure_done(erasure_id, service))
+
+
 def key_service_for(
     settings: Any, service: str, in_process: KeyService | None, health: KeyServiceHealth
-) -> KeyService:
-    """The key service a consumer container uses: the one given (embedded: the
-    interviews service's key store in this process), else ``KEY_SERVICE_URL``'s
-    internal API, else none (sealed texts then wait and readiness says why)."""
+) -> MonitoredKeys:
+    """The key service a consumer container uses, reporting to ``health``: the one
+    given (embedded: the interviews service's key store in this process), else
+    ``KEY_SERVICE_URL``'s internal API, else none (sealed texts then wait and
+    readiness says why)."""
+    inner: KeyService
     if in_process is not None:
-        return in_process
-    url = getattr(settings, "key_service_url", None)
-    if url:
-        return HttpKeyService(
-            require_key_service_url(url, service),
+        inner = in_process
+    elif getattr(settings, "key_service_url", None):
+        inner = HttpKeyService(
+            require_key_service_url(settings.key_service_url, service),
             settings.resolved_auth_secret(),
             service,
             health=health,
         )
-    return UnconfiguredKeyService(
-        f"{service} has no key service (set KEY_SERVICE_URL) to open sealed texts", health
-    )
+    else:
+        inner = UnconfiguredKeyService(
+            f"{service} has no key service (set KEY_SERVICE_URL) to open sealed texts", health
+        )
+    return MonitoredKeys(inner, health)
 
 
 def install_key_metrics(registry: Any, health: KeyServiceHealth) -> None:

@@ -227,13 +227,18 @@ def test_a_key_service_that_does_not_answer_holds_the_batch_and_loses_nothing(
     consumers: Consumers, log: SealedLog, wall: FakeClock
 ) -> None:
     scenario(log)
-    flaky = consumers.projections.key_service
+    flaky = consumers.projections.key_service.inner
     assert isinstance(flaky, Flaky)
     flaky.down = True
     for group, runner in consumers.runners.items():
         with pytest.raises(KeyServiceUnavailable):
             runner.process([*map(_record, log.read(0, 200))])
         assert list_parked(consumers.specs[group].engine, group) == []
+    for app in (projections_app(consumers.projections), notifications_app(consumers.notifications)):
+        with TestClient(app) as api:
+            ready = api.get("/readyz")
+            assert ready.status_code == 503 and "key service does not answer" in ready.text
+            assert "key_service_up 0.0" in api.get("/metrics").text
     with pytest.raises(NotReadyError):
         erasures = workers(consumers, wall)[0]
         erasures.run_once()
@@ -250,7 +255,7 @@ def test_the_notifications_consumer_asks_the_key_service_once_per_key_within_the
     consumers: Consumers, log: SealedLog
 ) -> None:
     scenario(log)
-    flaky = consumers.notifications.key_service
+    flaky = consumers.notifications.key_service.inner
     assert isinstance(flaky, Flaky)
     consumers.drain()
     # Three authors wrote sealed texts (c-1, f-1, f-2); two consumers share the key
