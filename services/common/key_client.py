@@ -249,10 +249,10 @@ class MonitoredKeys:
         return result
 
     def data_key(self, key_id: str) -> bytes:
-        return self._call(lambda: self.inner.data_key(key_id))  # type: ignore[no-any-return]
+        return self._call(lambda: self.inner.data_key(key_id))
 
     def pending_erasures(self, service: str) -> list[ErasureTask]:
-        return self._call(lambda: self.inner.pending_erasures(service))  # type: ignore[no-any-return]
+        return self._call(lambda: self.inner.pending_erasures(service))
 
     def erasure_done(self, erasure_id: str, service: str) -> None:
         self._call(lambda: self.inner.erasure_done(erasure_id, service))
