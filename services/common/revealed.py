@@ -59,15 +59,9 @@ def erased_of_event(event: EventEnvelope) -> list[str]:
     return [name for name, info in (event.data.get(REVEALED) or {}).items() if info.get("erased")]
 
 
-def erased_copy(event: EventEnvelope) -> EventEnvelope:
-    """A revealed event as it reads once its author is erased: every sealed field
-    None and marked erased (what a consumer renders to redact later)."""
-    revealed = event.data.get(REVEALED) or {}
-    data = dict(event.data)
-    for name in revealed:
-        data[name] = None
-    data[REVEALED] = {name: dict(info, erased=True) for name, info in revealed.items()}
-    return event.model_copy(update={"data": data})
+def sealed_fields(event: EventEnvelope) -> list[str]:
+    """The personal fields of a revealed event that arrived sealed."""
+    return list(event.data.get(REVEALED) or {})
 
 
 def typed_data(event: EventEnvelope) -> Any:

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from ..common.calendar import interview_uid
 from ..common.instants import to_utc
-from ..common.revealed import erased_copy, erased_of_event, key_id_of_event
+from ..common.revealed import erased_of_event, key_id_of_event, sealed_fields
 from ..contracts import DATA_MODELS, EventEnvelope
 
 Party = Literal["client", "freelancer"]
@@ -374,10 +374,22 @@ def _terms(data: Mapping[str, Any]) -> str:
     return f"{shown} {currency} fixed price"
 
 
+def _shredded(values: dict[str, str], fields: list[str]) -> dict[str, str]:
+    """Template values as they read once the personal ``fields`` are erased."""
+    out = dict(values)
+    if "message" in fields:
+        out["message_part"] = " Their message was erased."
+    if "reason" in fields:
+        out["reason"] = "(erased)."
+        out["reason_part"] = " The reason given was erased."
+    return out
+
+
 def _context(event: EventEnvelope, zone: tzinfo) -> tuple[dict[str, str], dict[str, Any]]:
     """Template values (times in ``zone``), and the structured details stored beside
     the sentence."""
     data = event.data
+    erased = erased_of_event(event)
     role = event.actor.role
     actor = {
         "client": f"Client {event.client_id}",
@@ -408,11 +420,8 @@ def _context(event: EventEnvelope, zone: tzinfo) -> tuple[dict[str, str], dict[s
         "duration": "",
         "deadline": "",
     }
-    erased = erased_of_event(event)
     if data.get("message"):
         values["message_part"] = f' Their message: "{data["message"]}"'
-    elif "message" in erased:
-        values["message_part"] = " Their message was erased."
     expires_at = _parse_datetime(data.get("expires_at"))
     if expires_at is not None:
         values["deadline"] = format_when(expires_at, zone)
@@ -422,9 +431,8 @@ def _context(event: EventEnvelope, zone: tzinfo) -> tuple[dict[str, str], dict[s
         values["reason_part"] = f" Reason: {_sentence(str(data['reason']))}"
         details["reason"] = data["reason"]
     elif "reason" in erased:
-        values["reason"] = "(erased)."
-        values["reason_part"] = " The reason given was erased."
         details["reason"] = None
+    values = _shredded(values, erased) if erased else values
     if event.type in ("interview.started", "interview.rescheduled"):
         duration = data.get("duration_minutes") or 30  # started v1: the default
         values["duration"] = str(duration)
@@ -502,8 +510,7 @@ def drafts_for_event(
     contexts: dict[tzinfo, tuple[dict[str, str], dict[str, Any]]] = {}
     key_id, erased = key_id_of_event(event), tuple(erased_of_event(event))
     # The same sentence as an erasure will leave it (only when words are shown).
-    shredded = erased_copy(event) if key_id is not None and not erased else None
-    redacted: dict[tzinfo, dict[str, str]] = {}
+    sealed = sealed_fields(event) if key_id is not None and not erased else []
     drafts = []
     for rule in rules_for("event", event.type):
         if any(str(_field(event, k)) != v for k, v in rule.when.items()):
@@ -517,8 +524,6 @@ def drafts_for_event(
         if zone not in contexts:
             contexts[zone] = _context(event, zone)
         values, details = contexts[zone]
-        if shredded is not None and zone not in redacted:
-            redacted[zone] = _context(shredded, zone)[0]
         drafts.append(
             Draft(
                 id=notification_id(f"event:{event.id}", rule.to),
@@ -536,7 +541,7 @@ def drafts_for_event(
                 details=details | {"other_party": {"id": other, "role": _other(rule.to)}} | extra,
                 key_id=key_id,
                 message_redacted=(
-                    rule.template.format(**redacted[zone]) if zone in redacted else None
+                    rule.template.format(**_shredded(values, sealed)) if sealed else None
                 ),
                 erased_fields=erased,
             )
