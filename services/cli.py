@@ -7,6 +7,7 @@ problem, 2 a usage or user error, 3 a dependency is down, 70 an internal error.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -34,6 +35,20 @@ app.add_typer(deadlines_app, name="deadlines")
 
 HostOpt = Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on")]
 PortOpt = Annotated[int, typer.Option(metavar="PORT", min=1, max=65535, help="TCP port")]
+
+
+def _check_key_service(service: str) -> None:
+    """A consumer run as its own process on Kafka opens sealed texts through the
+    interviews service's key API: without KEY_SERVICE_URL it refuses to start."""
+    from .common.key_client import KeyServiceConfigError, require_key_service_url
+    from .common.settings import CommonSettings
+
+    if not CommonSettings().kafka_bootstrap_servers:
+        return  # embedded: no consumer in this process (``interviewctl up`` runs it)
+    try:
+        require_key_service_url(os.environ.get("KEY_SERVICE_URL"), service)
+    except KeyServiceConfigError as error:
+        raise CliError(str(error)) from None
 
 
 def _check_can_listen(host: str, port: int) -> None:
@@ -221,6 +236,7 @@ def serve_notifications(
     is set, its consumer (group "notifications")."""
     apply_data_dir(data_dir)
     check_database_urls()
+    _check_key_service("notifications")
     _check_can_listen(host, port)
     _check_schemas("notifications")
     from .notifications.bootstrap import NotificationsContainer, create_app
@@ -240,6 +256,7 @@ def serve_projections(
     when KAFKA_BOOTSTRAP_SERVERS is set."""
     apply_data_dir(data_dir)
     check_database_urls()
+    _check_key_service("projections")
     _check_can_listen(host, port)
     _check_schemas("projections")
     from .projections.bootstrap import ProjectionsContainer, create_app
@@ -290,6 +307,7 @@ def replay(
     apply_data_dir(data_dir)
     from .common.db import require_database
     from .common.logs import configure_logging
+    from .platform import key_store
     from .projections.bootstrap import ProjectionsContainer
     from .projections.rebuild import Progress, RebuildRunningError
     from .projections.settings import ProjectionsSettings
@@ -316,7 +334,11 @@ def replay(
         )
         store = interviews.interviews()
         container = ProjectionsContainer(
-            settings, log_reader=InterviewEventFeed(store).read, log_head=store.max_position
+            settings,
+            log_reader=InterviewEventFeed(store).read,
+            log_head=store.max_position,
+            # Sealed texts are opened with the key store beside the log (erased: null).
+            key_service=key_store(interviews),
         )
     else:
         from .common.kafka import topic_exists

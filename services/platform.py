@@ -18,12 +18,14 @@ from typing import Any
 
 from .asgi_mux import PathMux
 from .common.consumer import ConsumerSpec
+from .common.privacy import InMemoryKeys, KeyService
 from .common.readiness import ReadinessRules
 from .common.runner.embedded import embedded_runner
 from .common.runner.loop import ConsumerRunner
 from .common.settings import CommonSettings
 from .common.tracing import setup_tracing
 from .contracts import EventEnvelope
+from .interviews import bootstrap as interviews_bootstrap
 from .interviews.application import InterviewsApplication
 from .interviews.bootstrap import InterviewsContainer, create_app, start_relay, start_scheduler
 from .interviews.feed import InterviewEventFeed, wake_on_interview_events
@@ -54,11 +56,14 @@ def create_platform_app() -> PathMux:
             feed["read"], feed["wake"] = embedded_feed(interviews.interviews())
         return feed["read"](after, limit)
 
+    # The consumers open sealed texts with the interviews service's key store, in-process.
+    keys = key_store(interviews)
     projections = ProjectionsContainer(
         log_reader=None if with_kafka else read_log,
         log_head=lambda: interviews.interviews().max_position(),
+        key_service=keys,
     )
-    notifications = NotificationsContainer()
+    notifications = NotificationsContainer(key_service=keys)
 
     def embedded_factory(spec: ConsumerSpec, registry: Any) -> ConsumerRunner:
         return embedded_runner_for(interviews.interviews(), spec, registry)
@@ -87,6 +92,8 @@ def create_platform_app() -> PathMux:
                 ).start()
                 projections.consumer = runner
                 started.append(runner)
+                # With Kafka the projections app's lifespan runs it (workers=True).
+                started.append(projections.erasure_worker().start())
             started.append(start_scheduler(interviews, interviews_app.state.metrics.registry))
             yield
         finally:
@@ -111,6 +118,14 @@ def create_platform_app() -> PathMux:
         default=interviews_app,
         background=[background],
     )
+
+
+def key_store(interviews: InterviewsContainer) -> KeyService:
+    """The interviews service's key store (``build_key_store``), shared in-process by
+    the consumers. Until that store exists in this build: an in-memory one (texts
+    are then sealed by no one, so the consumers only meet plain text)."""
+    build = getattr(interviews_bootstrap, "build_key_store", None)  # SEAM(#17): P1's store
+    return build(interviews.settings) if build is not None else InMemoryKeys()
 
 
 # ------------------------------------------------------------ embedded consumers

@@ -20,7 +20,14 @@ from typing import Protocol
 import sqlalchemy as sa
 
 from ..contracts import EventEnvelope
+from .db import DATABASE_OUTAGES
 from .migrations import History
+from .privacy import KeyServiceUnavailable
+
+# Errors of the consumer's database itself (down, disconnected), or of the key service
+# that opens sealed texts: never the events' fault, never a reason to park one; the
+# runner backs off and replays the batch instead.
+INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (*DATABASE_OUTAGES, KeyServiceUnavailable)
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,9 @@ def create_engine(database_url: str | None, sqlite_path: Path, **kwargs: object)
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # Freed space is zeroed: an erased person's words leave no bytes behind
+            # (see sqlite_privacy.py for the WAL's part).
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine

@@ -116,6 +116,9 @@ class NotificationRecorder:
                     "created_at": now,
                     "read_at": None,
                     "details": d.details,
+                    "key_id": d.key_id,
+                    "message_redacted": d.message_redacted,
+                    "erased_fields": list(d.erased_fields),
                 }
                 for d in drafts
             ],

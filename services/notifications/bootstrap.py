@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +24,11 @@ from fastapi import FastAPI, Request
 
 from ..common.consumer import Batch, ConsumerSpec
 from ..common.db import DATABASE_UNAVAILABLE, create_engine
+from ..common.erasure_worker import ErasureWorker
+from ..common.key_client import KeyServiceHealth, install_key_metrics, key_service_for
 from ..common.migrations import Report, migrate
+from ..common.privacy import CachingKeys, KeyService
+from ..common.revealed import reveal_event
 from ..common.runner.kafka_source import kafka_runner
 from ..common.runner.loop import ConsumerRunner
 from ..common.runner.tables import RUNNER_HISTORY
@@ -38,6 +42,7 @@ from ..common.web import (
 )
 from .application import Inbox, NotificationRecorder
 from .delivery import BackoffPolicy, DeliveryWorker, Sender
+from .erasure import redact_notifications
 from .migrations import HISTORY as NOTIFICATIONS_HISTORY
 from .preferences import Preferences
 from .reminders import ReminderIndex, ReminderWorker
@@ -73,8 +78,17 @@ class NotificationsContainer:
         senders: dict[str, Sender] | None = None,
         rng: random.Random | None = None,
         resolver: Resolver = system_resolver,
+        key_service: KeyService | None = None,
     ) -> None:
         self.settings = settings or NotificationsSettings()
+        # Sealed personal texts are opened through the key service (in-process when
+        # embedded, KEY_SERVICE_URL otherwise) behind a short-TTL cache.
+        self.key_health = KeyServiceHealth()
+        self.key_service = key_service_for(
+            self.settings, "notifications", key_service, self.key_health
+        )
+        self.keys = CachingKeys(self.key_service, self.settings.key_cache_ttl_seconds)
+        self._erasures: ErasureWorker | None = None
         self.clock = clock
         # One URL policy for registration and delivery (tests inject the resolver).
         self.url_guard = UrlGuard(self.settings.allowed_webhook_hosts, resolver)
@@ -219,6 +233,25 @@ class NotificationsContainer:
                 )
             return self._reminders
 
+    def erasure_worker(self, registry: Any = None) -> ErasureWorker:
+        """The notifications' erasure worker (``start()`` it; one per container)."""
+        with self._lock:
+            if self._erasures is None:
+                self._erasures = ErasureWorker(
+                    "notifications",
+                    self.key_service,
+                    self.keys,
+                    self.redact,
+                    ttl_seconds=self.settings.key_cache_ttl_seconds,
+                    poll_seconds=self.settings.erasure_poll_seconds,
+                    registry=registry,
+                )
+            return self._erasures
+
+    def redact(self, key_ids: Sequence[str]) -> int:
+        """Every inbox text quoting words sealed with ``key_ids`` loses them."""
+        return redact_notifications(self.engine(), key_ids)
+
     def _wake_delivery(self) -> None:
         if self._worker is not None:
             self._worker.wake()
@@ -228,9 +261,15 @@ class NotificationsContainer:
             conn.execute(sa.text("SELECT 1"))
         if self.consumer is not None:
             self.consumer.check_ready()
+        self.key_health.check_ready()
+        if self._erasures is not None:
+            self._erasures.check_ready()
 
     def close(self) -> None:
         with self._lock:
+            if self._erasures is not None:
+                self._erasures.stop()
+                self._erasures = None
             if self._reminders is not None:
                 self._reminders.stop()
                 self._reminders = None
@@ -257,9 +296,12 @@ def consumer_spec(
     def apply(conn: sa.Connection, batch: Batch) -> None:
         # The batch's inbox rows, deliveries and deadlines in a few statements
         # rather than two or three per event.
+        # Their sealed texts opened now: a key service that does not answer fails the
+        # batch, which the runner replays (never parks, never skips).
+        events = [reveal_event(event, container.keys) for event in batch.events]
         # The index first: it folds the meetings' calendar sequences the e-mails carry.
-        calendars = index.apply(conn, batch.events)
-        recorder.record_events(conn, batch.events, calendars, batch.traceparents)
+        calendars = index.apply(conn, events)
+        recorder.record_events(conn, events, calendars, batch.traceparents)
 
     def committed(position: int) -> None:
         nonlocal opened
@@ -358,6 +400,8 @@ class Workers:
                     **({"readiness": settings.readiness_rules()} | self.runner_options),
                 ).start()
             self.container.consumer = self.runner
+            # The erasure worker goes with the consumer: it redacts what the consumer stored.
+            self.container.erasure_worker(self.registry).start()
             if self.runner is None:
                 log.warning(
                     "KAFKA_BOOTSTRAP_SERVERS is not set: no consumer here (in the embedded "
@@ -373,6 +417,8 @@ class Workers:
             self.runner.join(15)
             self.runner = None
             self.container.consumer = None
+        if self.consumer and self.container._erasures is not None:
+            self.container._erasures.stop()
         if self.reminders and self.container._reminders is not None:
             self.container._reminders.stop()
         if self.delivery and self.container._worker is not None:
@@ -430,6 +476,7 @@ def create_app(
     install_observability(app, metrics)
     install_offline_docs(app)
     _install_domain_metrics(metrics, container)
+    install_key_metrics(metrics.registry, container.key_health)
 
     def ready(_: Request) -> None:
         container.check_ready()

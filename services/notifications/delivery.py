@@ -130,6 +130,7 @@ def notification_body(row: Mapping[str, Any] | sa.RowMapping) -> bytes:
         "occurred_at": row["occurred_at"].isoformat(),
         "created_at": row["created_at"].isoformat(),
         "details": row["details"],
+        "erased_fields": list(row.get("erased_fields") or []),
     }
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 

@@ -48,6 +48,7 @@ import sqlalchemy as sa
 from ..common.db import in_transaction, upsert
 from ..common.instants import shifted, to_utc
 from ..common.loop import BackgroundLoop, until_idle
+from ..common.revealed import typed_data
 from ..contracts import EventEnvelope
 from ..contracts.envelope import RescheduledData, StartedData
 from .adapters.tables import reminder_deadlines
@@ -206,7 +207,7 @@ class ReminderIndex:
             meeting = meetings.get(event.interview_id)
             if meeting is not None and event.version <= meeting.version:
                 continue
-            data = event.typed_data()
+            data = typed_data(event)
             if isinstance(data, StartedData):
                 meeting = _Meeting(
                     event.version,
@@ -272,7 +273,7 @@ class ReminderIndex:
         }
 
     def _open(self, event: EventEnvelope, what: What) -> dict[str, Any]:
-        data = event.typed_data()
+        data = typed_data(event)
         row = self._row(event, what)
         if what == "meeting":
             raw = getattr(data, "scheduled_at", None)

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from ..common.calendar import interview_uid
 from ..common.instants import to_utc
+from ..common.revealed import erased_of_event, key_id_of_event, sealed_fields
 from ..contracts import DATA_MODELS, EventEnvelope
 
 Party = Literal["client", "freelancer"]
@@ -274,6 +275,12 @@ class Draft:
     event_id: UUID | None
     position: int | None
     details: dict[str, Any]
+    # Crypto-shredding: the data key of the personal text the message and details
+    # hold (None: they hold none), the message without those words (what an erasure
+    # leaves), and the personal fields already erased when the event was consumed.
+    key_id: str | None = None
+    message_redacted: str | None = None
+    erased_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -367,10 +374,22 @@ def _terms(data: Mapping[str, Any]) -> str:
     return f"{shown} {currency} fixed price"
 
 
+def _shredded(values: dict[str, str], fields: list[str]) -> dict[str, str]:
+    """Template values as they read once the personal ``fields`` are erased."""
+    out = dict(values)
+    if "message" in fields:
+        out["message_part"] = " Their message was erased."
+    if "reason" in fields:
+        out["reason"] = "(erased)."
+        out["reason_part"] = " The reason given was erased."
+    return out
+
+
 def _context(event: EventEnvelope, zone: tzinfo) -> tuple[dict[str, str], dict[str, Any]]:
     """Template values (times in ``zone``), and the structured details stored beside
     the sentence."""
     data = event.data
+    erased = erased_of_event(event)
     role = event.actor.role
     actor = {
         "client": f"Client {event.client_id}",
@@ -411,6 +430,9 @@ def _context(event: EventEnvelope, zone: tzinfo) -> tuple[dict[str, str], dict[s
     if data.get("reason"):
         values["reason_part"] = f" Reason: {_sentence(str(data['reason']))}"
         details["reason"] = data["reason"]
+    elif "reason" in erased:
+        details["reason"] = None
+    values = _shredded(values, erased) if erased else values
     if event.type in ("interview.started", "interview.rescheduled"):
         duration = data.get("duration_minutes") or 30  # started v1: the default
         values["duration"] = str(duration)
@@ -486,6 +508,9 @@ def drafts_for_event(
     extra = {"calendar": calendar.as_details()} if calendar is not None else {}
     cancelled_by = event.data.get("cancelled_by") or event.actor.role
     contexts: dict[tzinfo, tuple[dict[str, str], dict[str, Any]]] = {}
+    key_id, erased = key_id_of_event(event), tuple(erased_of_event(event))
+    # The same sentence as an erasure will leave it (only when words are shown).
+    sealed = sealed_fields(event) if key_id is not None and not erased else []
     drafts = []
     for rule in rules_for("event", event.type):
         if any(str(_field(event, k)) != v for k, v in rule.when.items()):
@@ -514,6 +539,11 @@ def drafts_for_event(
                 event_id=event.id,
                 position=event.position,
                 details=details | {"other_party": {"id": other, "role": _other(rule.to)}} | extra,
+                key_id=key_id,
+                message_redacted=(
+                    rule.template.format(**_shredded(values, sealed)) if sealed else None
+                ),
+                erased_fields=erased,
             )
         )
     return drafts

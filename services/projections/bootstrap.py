@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,7 +21,10 @@ from sqlalchemy import event as sa_event
 
 from ..common.consumer import ConsumerSpec
 from ..common.db import DATABASE_UNAVAILABLE, create_engine
+from ..common.erasure_worker import ErasureWorker
+from ..common.key_client import KeyServiceHealth, install_key_metrics, key_service_for
 from ..common.migrations import Report, migrate
+from ..common.privacy import CachingKeys, KeyService
 from ..common.runner.kafka_source import kafka_runner
 from ..common.runner.loop import ConsumerRunner
 from ..common.runner.metrics import RunnerMetrics
@@ -47,6 +50,7 @@ from .adapters.store import (
     ensure_schema,
 )
 from .application import ProjectionViews, ViewBehindError, ViewsNotReadyError
+from .erasure import redact_views
 from .metrics import ProjectionMetrics
 from .migrations import HISTORY as PROJECTIONS_HISTORY
 from .rebuild import Progress, RebuildReport, RebuildRunningError, rebuild
@@ -74,6 +78,7 @@ class ProjectionsContainer:
         log_reader: LogReader | None = None,
         log_head: Callable[[], int] | None = None,
         view_schemas: Mapping[str, int] | None = None,
+        key_service: KeyService | None = None,
     ) -> None:
         self.settings = settings or ProjectionsSettings()
         # The view schema versions this code writes; another only to run two
@@ -99,6 +104,15 @@ class ProjectionsContainer:
             position=lambda: float(self.watch.position),
             rebuild_rate=lambda: self.rebuild_progress.rate if self.rebuild_progress else 0.0,
         ).count
+        # Sealed personal texts are opened through the key service (in-process when
+        # embedded, KEY_SERVICE_URL otherwise) behind a short-TTL cache.
+        self.key_health = KeyServiceHealth()
+        self.key_service = key_service_for(
+            self.settings, "projections", key_service, self.key_health
+        )
+        self.keys = CachingKeys(self.key_service, self.settings.key_cache_ttl_seconds)
+        self._erasures: ErasureWorker | None = None
+        install_key_metrics(self.metrics.registry, self.key_health)
 
     # ----------------------------------------------------------- resources
 
@@ -180,7 +194,9 @@ class ProjectionsContainer:
     def writer(self) -> LiveWriter:
         with self._lock:
             if self._writer is None:
-                self._writer = LiveWriter(on_result=self.count_result, schemas=self.view_schemas)
+                self._writer = LiveWriter(
+                    on_result=self.count_result, schemas=self.view_schemas, keys=self.keys
+                )
             return self._writer
 
     def views(self) -> ProjectionViews:
@@ -233,6 +249,26 @@ class ProjectionsContainer:
             "dead_lettered": metrics.group_dead_letters(group) if metrics is not None else None,
         }
 
+    def erasure_worker(self) -> ErasureWorker:
+        """The projections' erasure worker (``start()`` it; one per container)."""
+        with self._lock:
+            if self._erasures is None:
+                self._erasures = ErasureWorker(
+                    "projections",
+                    self.key_service,
+                    self.keys,
+                    self.redact,
+                    ttl_seconds=self.settings.key_cache_ttl_seconds,
+                    poll_seconds=self.settings.erasure_poll_seconds,
+                    registry=self.metrics.registry,
+                )
+            return self._erasures
+
+    def redact(self, key_ids: Sequence[str]) -> int:
+        """Every view text sealed with ``key_ids`` becomes NULL and is marked erased."""
+        self.ensure_schema()
+        return redact_views(self.engine(), key_ids)
+
     def on_committed(self, max_position: int) -> None:
         """The runner committed a batch: wake waiters and live streams."""
         self.watch.advance(max_position)
@@ -268,6 +304,7 @@ class ProjectionsContainer:
                 batch=self.settings.rebuild_batch,
                 progress=track,
                 schemas=self.view_schemas,
+                keys=self.keys,
             )
         finally:
             source.close()
@@ -402,9 +439,14 @@ def create_app(container: ProjectionsContainer, *, workers: bool = False) -> Fas
             container.start_rebuild_if_needed()
         except UNAVAILABLE as error:
             log.warning("views database unavailable at start-up, will retry on demand: %s", error)
+        erasures: ErasureWorker | None = None
         if workers and container.settings.kafka_bootstrap_servers:
             worker = ConsumerWorker(container, registry=metrics.registry).start()
+        if workers:
+            erasures = container.erasure_worker().start()
         yield
+        if erasures is not None:
+            erasures.stop()
         if worker is not None:
             worker.stop()
         container.close()
@@ -446,6 +488,9 @@ def create_app(container: ProjectionsContainer, *, workers: bool = False) -> Fas
         container.views().position()
         if container.consumer is not None:
             container.consumer.check_ready()
+        container.key_health.check_ready()
+        if container._erasures is not None:
+            container._erasures.check_ready()
 
     app.include_router(api.router)
     app.include_router(dashboard.router)

@@ -36,6 +36,8 @@ from datetime import datetime
 from typing import Any, Literal, cast
 
 from ..common.instants import to_utc
+from ..common.privacy import is_sealed
+from ..common.revealed import REVEALED
 from ..contracts import EventEnvelope
 
 Row = dict[str, Any]
@@ -91,10 +93,14 @@ EMPTY_ROW: Mapping[str, Any] = {
     "updated_at": None,
     "invited_at": None,
     "invitation_message": None,
+    # The data key each personal text was sealed with (None: plain or no text):
+    # an erasure finds the copies to redact by it.
+    "invitation_message_key_id": None,
     "invitation_expires_at": None,
     "accepted_at": None,
     "declined_at": None,
     "decline_reason": None,
+    "decline_reason_key_id": None,
     "started_at": None,
     "scheduled_at": None,
     "duration_minutes": None,
@@ -119,6 +125,7 @@ EMPTY_ROW: Mapping[str, Any] = {
     "hired_at": None,
     "cancelled_at": None,
     "cancel_reason": None,
+    "cancel_reason_key_id": None,
     "cancelled_by": None,
     "expired_at": None,
     "expired_what": None,
@@ -127,7 +134,21 @@ EMPTY_ROW: Mapping[str, Any] = {
     "time_to_hire_s": None,
     "missing": [],
     "gaps_detected": 0,
+    # Personal texts whose author was erased (API field names), in the order met.
+    "erased_fields": [],
 }
+
+# The API name of each personal column of the interview row.
+PERSONAL_COLUMNS: Mapping[str, str] = {
+    "invitation_message": "invitation_message",
+    "decline_reason": "decline_reason",
+    "cancel_reason": "cancellation.reason",
+}
+
+
+class SealedTextNotRevealedError(ValueError):
+    """A sealed personal text reached the fold unopened: the events must pass through
+    ``erasure.reveal_event`` first (a wiring error, never stored as is)."""
 
 
 def _dt(value: Any) -> datetime | None:
@@ -157,9 +178,31 @@ def _latest(current: datetime | None, new: datetime) -> datetime:
 # ------------------------------------------------------------ facts per type
 
 
+def personal_text(e: EventEnvelope, name: str) -> tuple[str | None, str | None, bool]:
+    """``(text, key_id, erased)`` of one personal field of a revealed event."""
+    value = e.data.get(name)
+    if is_sealed(value):
+        raise SealedTextNotRevealedError(f"{e.type} {e.id}: data.{name} is still sealed")
+    info = (e.data.get(REVEALED) or {}).get(name) or {}
+    return (
+        None if value is None else str(value),
+        info.get("key_id"),
+        bool(info.get("erased")),
+    )
+
+
+def _text(row: Row, e: EventEnvelope, name: str, column: str) -> None:
+    text, key_id, erased = personal_text(e, name)
+    row[column] = text
+    row[f"{column}_key_id"] = key_id
+    api_name = PERSONAL_COLUMNS[column]
+    fields = [f for f in row["erased_fields"] if f != api_name]
+    row["erased_fields"] = [*fields, api_name] if erased else fields
+
+
 def _invited(row: Row, e: EventEnvelope) -> None:
     row["invited_at"] = _at(e)
-    row["invitation_message"] = e.data.get("message")
+    _text(row, e, "message", "invitation_message")
     row["invitation_expires_at"] = _dt(e.data.get("expires_at"))
 
 
@@ -169,7 +212,7 @@ def _accepted(row: Row, e: EventEnvelope) -> None:
 
 def _declined(row: Row, e: EventEnvelope) -> None:
     row["declined_at"] = _at(e)
-    row["decline_reason"] = e.data.get("reason")
+    _text(row, e, "reason", "decline_reason")
     row["closed_at"] = _at(e)
 
 
@@ -218,7 +261,7 @@ def _offer_withdrawn(row: Row, e: EventEnvelope) -> None:
 
 def _cancelled(row: Row, e: EventEnvelope) -> None:
     row["cancelled_at"] = _at(e)
-    row["cancel_reason"] = e.data.get("reason")
+    _text(row, e, "reason", "cancel_reason")
     row["cancelled_by"] = e.data.get("cancelled_by") or e.actor.role
     row["closed_at"] = _at(e)
 
@@ -317,6 +360,16 @@ def new_row(event: EventEnvelope) -> Row:
 
 
 def timeline_entry(event: EventEnvelope) -> Row:
+    data = {k: v for k, v in event.data.items() if k != REVEALED}
+    key_id: str | None = None
+    erased: list[str] = []
+    for name, info in (event.data.get(REVEALED) or {}).items():
+        key_id = info.get("key_id") or key_id
+        if info.get("erased"):
+            erased.append(name)
+    sealed = [name for name, value in data.items() if is_sealed(value)]
+    if sealed:
+        raise SealedTextNotRevealedError(f"{event.type} {event.id}: data.{sealed[0]} is sealed")
     return {
         "interview_id": str(event.interview_id),
         "version": event.version,
@@ -326,14 +379,24 @@ def timeline_entry(event: EventEnvelope) -> Row:
         "occurred_at": _at(event),
         "actor_id": event.actor.id,
         "actor_role": event.actor.role,
-        "data": json.dumps(event.data, sort_keys=True, separators=(",", ":")),
+        "data": json.dumps(data, sort_keys=True, separators=(",", ":")),
+        # The key of the personal text in ``data`` (one per event at most) and the
+        # personal fields that were erased.
+        "key_id": key_id,
+        "erased_fields": erased,
     }
 
 
 def fold(row: Row | None, event: EventEnvelope) -> Folded:
     """Applies ``event`` to a copy of ``row`` (``None``: the interview is new)."""
     created = row is None
-    current = new_row(event) if row is None else dict(row, missing=list(row["missing"]))
+    current = (
+        new_row(event)
+        if row is None
+        else dict(
+            row, missing=list(row["missing"]), erased_fields=list(row.get("erased_fields") or [])
+        )
+    )
     version = event.version
     if version <= current["version"]:
         if version not in current["missing"]:

@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..common.db import DATABASE_OUTAGES
+from ..common.privacy import CachingKeys, KeyService, KeyServiceUnavailable
 from ..contracts import EventEnvelope
 from .adapters.schema import VIEW, VIEW_SCHEMAS, pv_meta
 from .adapters.sources import RebuildSource
@@ -89,6 +90,11 @@ class Progress:
         eta = self.eta_seconds
         eta_text = f"ETA {eta:5.1f}s" if eta is not None else "ETA   ?  "
         return f"[{bar}] {pct} {self.events:>9,} events  {self.rate:>9,.0f} ev/s  {eta_text}"
+
+
+# The database or the key service failing: the rebuild stops (and can be run again),
+# no event is blamed (a text the key service could not open is never left out).
+OUTAGES: tuple[type[Exception], ...] = (*DATABASE_OUTAGES, KeyServiceUnavailable)
 
 
 @dataclass(frozen=True)
@@ -204,22 +210,23 @@ def _apply_chunk(
     chunk: Sequence[EventEnvelope],
     total: ApplyResult,
     unfoldable: list[Unfoldable],
+    keys: CachingKeys | KeyService | None = None,
 ) -> None:
     """One chunk in one ``transaction``; if it fails, one event per transaction.
     A database outage stops the rebuild (run it again): no event is blamed."""
     try:
         with transaction() as conn:
-            total.add(apply_events(conn, tables, chunk, lock_rows=False))
+            total.add(apply_events(conn, tables, chunk, lock_rows=False, keys=keys))
         return
-    except DATABASE_OUTAGES:
+    except OUTAGES:
         raise
     except Exception as error:  # find the event(s) at fault
         log.warning("rebuild: a chunk failed (%s); folding it event by event", error)
     for event in chunk:
         try:
             with transaction() as conn:
-                total.add(apply_events(conn, tables, [event], lock_rows=False))
-        except DATABASE_OUTAGES:
+                total.add(apply_events(conn, tables, [event], lock_rows=False, keys=keys))
+        except OUTAGES:
             raise
         except Exception as error:  # left out, reported
             unfoldable.append(_left_out(event, error))
@@ -267,6 +274,7 @@ def rebuild(
     progress: Callable[[Progress], None] | None = None,
     progress_every: float = 0.5,
     schemas: Mapping[str, int] = VIEW_SCHEMAS,
+    keys: CachingKeys | KeyService | None = None,
 ) -> RebuildReport:
     """Rebuilds every view from ``source`` into a new generation (of the view
     schemas ``schemas``: this release's) and swaps it in."""
@@ -294,7 +302,7 @@ def rebuild(
         log.info("rebuilding the views into generation %d from %s", tables.generation, source.name)
         try:
             for chunk in _prefetched(source, batch):
-                _apply_chunk(engine.begin, tables, chunk, total, unfoldable)
+                _apply_chunk(engine.begin, tables, chunk, total, unfoldable, keys)
                 events += len(chunk)
                 report()
             with engine.begin() as conn:
@@ -302,7 +310,7 @@ def rebuild(
             with engine.begin() as conn:
                 _lock_pointer(conn)
                 for chunk in source.catch_up(batch):
-                    _apply_chunk(_savepoints(conn), tables, chunk, total, unfoldable)
+                    _apply_chunk(_savepoints(conn), tables, chunk, total, unfoldable, keys)
                     events += len(chunk)
                 replaced = swap_to(conn, tables.generation)
         except BaseException:

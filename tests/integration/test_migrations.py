@@ -215,12 +215,12 @@ def test_interviewctl_migrate_brings_every_database_current_and_says_so(
         "interviews database: event store: recorded eventsourcing",
         "projections database: projections created at 0001",
         "projections database: runner created at 0001",
-        "notifications database: notifications created at 0002",
+        "notifications database: notifications created at 0003",
     ):
         assert line in first.stdout
     assert second.returncode == 0, second.stderr
     assert "created" not in second.stdout and "upgraded" not in second.stdout
-    assert "notifications database: notifications is current (0002)" in second.stdout
+    assert "notifications database: notifications is current (0003)" in second.stdout
 
 
 def test_serve_refuses_a_newer_database_in_one_line_with_exit_2(

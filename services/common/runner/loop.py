@@ -29,8 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ...contracts import EventEnvelope, UnsupportedEventError, decode_envelope
-from ..consumer import Batch, ConsumerSpec
-from ..db import DATABASE_OUTAGES
+from ..consumer import INFRASTRUCTURE_ERRORS, Batch, ConsumerSpec
 from ..migrations import SchemaError
 from ..readiness import NotReadyError, ReadinessRules, schema_problem
 from ..tracing import current_traceparent
@@ -208,7 +207,7 @@ class ConsumerRunner:
             with self.engine.begin() as conn:
                 self._apply(conn, items)
                 self.source.store_position(conn, records)
-        except DATABASE_OUTAGES:
+        except INFRASTRUCTURE_ERRORS:
             raise
         except Exception as failure:
             if schema_problem(failure) is not None:

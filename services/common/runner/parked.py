@@ -15,8 +15,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from ...contracts import EventEnvelope
-from ..consumer import Batch, ConsumerSpec
-from ..db import DATABASE_OUTAGES
+from ..consumer import INFRASTRUCTURE_ERRORS, Batch, ConsumerSpec
 from ..migrations import migrate
 from .tables import (
     RUNNER_HISTORY,
@@ -152,7 +151,7 @@ def retry_parked(spec: ConsumerSpec, interview_id: str | None = None) -> RetryRe
         for event in events:
             try:
                 _apply_parked(spec, event)
-            except DATABASE_OUTAGES:
+            except INFRASTRUCTURE_ERRORS:
                 raise
             except Exception as error:
                 message = f"{type(error).__name__}: {error}"

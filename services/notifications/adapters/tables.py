@@ -35,6 +35,12 @@ notifications = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("read_at", UtcDateTime, nullable=True),
     sa.Column("details", sa.JSON, nullable=False),
+    # Added in the third release (migration 0003, crypto-shredding): the data key the
+    # personal text in message/details was sealed with, the message without those
+    # words (it replaces message on erasure), and the personal fields erased.
+    sa.Column("key_id", sa.String(64), nullable=True, index=True),
+    sa.Column("message_redacted", sa.Text, nullable=True),
+    sa.Column("erased_fields", sa.JSON, nullable=True),
     sa.Index("ix_notifications_recipient_seq", "recipient_id", "seq"),
 )
 

@@ -193,6 +193,11 @@ class NotificationPublic(BaseModel):
     read: bool
     read_at: datetime | None
     details: dict[str, Any]
+    erased_fields: list[str] = Field(
+        default_factory=list,
+        description="personal texts erased with their author's keys: the message no longer "
+        "quotes them and details show them as null (e.g. reason)",
+    )
     deliveries: list[DeliveryPublic] = Field(description="e-mail and webhook deliveries")
 
 
@@ -225,6 +230,7 @@ def notification_public(row: dict[str, Any]) -> NotificationPublic:
     # A system notice is about no interview (stored as "" in the NOT NULL columns).
     values["interview_id"] = values.get("interview_id") or None
     values["job_id"] = values.get("job_id") or None
+    values["erased_fields"] = list(values.get("erased_fields") or [])
     return NotificationPublic(
         **values,
         read=row["read_at"] is not None,

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from ...common.consumer import Batch
+from ...common.privacy import CachingKeys, KeyService
 from ...common.readiness import UnknownSchemaError
+from ...common.revealed import reveal_event
 from .schema import VIEW_SCHEMAS, view_tables
 from .store import ApplyResult, apply_events, current_generation
 
@@ -58,7 +60,10 @@ class LiveWriter:
         self,
         on_result: Callable[[ApplyResult], None] | None = None,
         schemas: Mapping[str, int] = VIEW_SCHEMAS,
+        keys: CachingKeys | KeyService | None = None,
     ) -> None:
+        # Opens the events' sealed personal texts as they arrive (common.revealed).
+        self.keys = keys
         self.schemas = schemas  # the view schemas this release writes
         self.stats = LiveStats()
         self.on_result = on_result
@@ -67,8 +72,11 @@ class LiveWriter:
     def apply(self, conn: sa.Connection, batch: Batch) -> None:
         """``ConsumerSpec.apply``: folds the batch's events into the current
         generation of the views, in the runner's transaction (none while a rebuild
-        to a newer view schema is pending: the rebuild reads them itself)."""
-        events = batch.events
+        to a newer view schema is pending: the rebuild reads them itself).
+
+        Sealed texts are opened here: a key service that does not answer fails the
+        batch, which the runner replays (never parks, never skips)."""
+        events = [reveal_event(event, self.keys) for event in batch.events]
         generation = current_generation(conn, for_write=True)
         if generation is None:
             raise RuntimeError("the projection tables do not exist (ensure_schema not run)")
@@ -94,7 +102,7 @@ class LiveWriter:
                     generation.schemas,
                 )
             return
-        result = apply_events(conn, view_tables(generation.number), events)
+        result = apply_events(conn, view_tables(generation.number), events, keys=self.keys)
         self.stats.add(result)
         if self.on_result is not None:
             self.on_result(result)

@@ -22,8 +22,8 @@ VIEW = "interviews"
 VIEW_SCHEMAS: dict[str, int] = {
     # 2: schedule, duration, reschedules, who acts next, next deadline, withdrawn
     # offers; a declined or withdrawn offer returns to the state before it.
-    "interview_summary": 2,
-    "timeline": 1,
+    "interview_summary": 3,  # 3: personal texts' key ids and erased fields (#17)
+    "timeline": 2,  # 2: the personal text's key id and erased fields (#17)
     "job_candidates": 1,
     "freelancer_interviews": 1,
     "stats": 2,  # 2: "started" counts only interviews that were started
@@ -90,10 +90,12 @@ def _interviews(md: sa.MetaData, g: int) -> sa.Table:
         sa.Column("updated_at", _Ts, nullable=False),
         sa.Column("invited_at", _Ts),
         sa.Column("invitation_message", sa.Text),
+        sa.Column("invitation_message_key_id", sa.String(64)),
         sa.Column("invitation_expires_at", _Ts),
         sa.Column("accepted_at", _Ts),
         sa.Column("declined_at", _Ts),
         sa.Column("decline_reason", sa.Text),
+        sa.Column("decline_reason_key_id", sa.String(64)),
         sa.Column("started_at", _Ts),
         sa.Column("scheduled_at", _Ts),
         sa.Column("duration_minutes", sa.Integer),
@@ -118,6 +120,7 @@ def _interviews(md: sa.MetaData, g: int) -> sa.Table:
         sa.Column("hired_at", _Ts),
         sa.Column("cancelled_at", _Ts),
         sa.Column("cancel_reason", sa.Text),
+        sa.Column("cancel_reason_key_id", sa.String(64)),
         sa.Column("cancelled_by", sa.String(20)),
         sa.Column("expired_at", _Ts),
         sa.Column("expired_what", sa.String(20)),
@@ -127,6 +130,8 @@ def _interviews(md: sa.MetaData, g: int) -> sa.Table:
         # Versions skipped by a gap and not (yet) received.
         sa.Column("missing", sa.JSON, nullable=False),
         sa.Column("gaps_detected", sa.Integer, nullable=False),
+        # Personal texts erased with their author's keys (API field names).
+        sa.Column("erased_fields", sa.JSON, nullable=False),
         sa.Index(f"ix_pv_interviews_g{g}_created", "created_position", "interview_id"),
         sa.Index(f"ix_pv_interviews_g{g}_job", "job_id", "created_position"),
         sa.Index(f"ix_pv_interviews_g{g}_client", "client_id", "created_position"),
@@ -150,7 +155,11 @@ def _timeline(md: sa.MetaData, g: int) -> sa.Table:
         sa.Column("actor_id", sa.String(128), nullable=False),
         sa.Column("actor_role", sa.String(20), nullable=False),
         sa.Column("data", sa.Text, nullable=False),
+        # The data key the personal text in ``data`` was sealed with; erased fields.
+        sa.Column("key_id", sa.String(64)),
+        sa.Column("erased_fields", sa.JSON, nullable=False),
         sa.Index(f"ix_pv_timeline_g{g}_position", "position"),
+        sa.Index(f"ix_pv_timeline_g{g}_key", "key_id"),
     )
 
 

@@ -19,6 +19,8 @@ import sqlalchemy as sa
 
 from ...common.instants import to_utc
 from ...common.migrations import migrate
+from ...common.privacy import CachingKeys, KeyService
+from ...common.revealed import reveal_event
 from ...common.runner.tables import RUNNER_HISTORY
 from ...contracts import EventEnvelope
 from ..fold import EMPTY_ROW, Row, fold
@@ -381,11 +383,14 @@ def apply_events(
     events: Sequence[EventEnvelope],
     *,
     lock_rows: bool = True,
+    keys: CachingKeys | KeyService | None = None,
 ) -> ApplyResult:
-    """Folds ``events`` (in the order given) into generation ``tables``."""
+    """Folds ``events`` (in the order given) into generation ``tables``, their sealed
+    personal texts opened through ``keys`` (``fold.reveal_event``)."""
     result = ApplyResult()
     if not events:
         return result
+    events = [reveal_event(e, keys) for e in events]
     ids = list(dict.fromkeys(str(e.interview_id) for e in events))
     rows = load_rows(conn, tables, ids, lock=lock_rows and conn.dialect.name != "sqlite")
     touched: dict[str, None] = {}

@@ -76,6 +76,11 @@ class InterviewSummary(BaseModel):
     missing_versions: list[int] = Field(
         description="versions skipped by a gap in the stream and not received yet"
     )
+    erased_fields: list[str] = Field(
+        default_factory=list,
+        description="personal texts erased with their author's keys: they read null "
+        "(invitation_message, decline_reason, cancellation.reason)",
+    )
 
 
 class TimelineEntry(BaseModel):
@@ -86,6 +91,10 @@ class TimelineEntry(BaseModel):
     occurred_at: datetime
     actor: dict[str, str]
     data: dict[str, Any]
+    erased_fields: list[str] = Field(
+        default_factory=list,
+        description="personal texts of ``data`` erased with their author's keys (null)",
+    )
 
 
 class InterviewDetail(InterviewSummary):
@@ -225,6 +234,7 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
         "time_to_accept_seconds": row.get("time_to_accept_s"),
         "time_to_hire_seconds": row.get("time_to_hire_s"),
         "missing_versions": sorted(row.get("missing") or []),
+        "erased_fields": list(row.get("erased_fields") or []),
     }
 
 
@@ -237,4 +247,5 @@ def timeline_entry(entry: dict[str, Any]) -> dict[str, Any]:
         "occurred_at": entry["occurred_at"],
         "actor": {"id": entry["actor_id"], "role": entry["actor_role"]},
         "data": entry["data"],
+        "erased_fields": list(entry.get("erased_fields") or []),
     }

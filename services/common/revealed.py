@@ -1,0 +1,80 @@
+"""An integration event with its sealed personal texts opened, at consume time.
+
+Consumers (projections, notifications) open each event's sealed fields through the
+key service once, as the event arrives, and keep beside ``data`` which key sealed
+each field and whether it was erased, so every copy they store can carry its key
+id (an erasure finds the copies to redact by it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..contracts import DATA_MODELS, EventEnvelope
+from .privacy import PERSONAL_FIELDS, CachingKeys, KeyService, is_sealed, reveal_value
+
+# ``data[REVEALED]``: ``{field: {"key_id": ..., "erased": bool}}`` for each sealed field.
+REVEALED = "_revealed"
+
+
+def reveal_event(event: EventEnvelope, keys: CachingKeys | KeyService | None) -> EventEnvelope:
+    """``event`` with its personal fields in clear (or None once erased) and, under
+    ``data[REVEALED]``, each field's key id and whether it was erased.
+
+    An event with nothing sealed is returned as it is. ``KeyServiceUnavailable``
+    propagates: the batch is retried, never folded without its texts."""
+    names = [n for n in PERSONAL_FIELDS.get(event.type, ()) if is_sealed(event.data.get(n))]
+    if not names:
+        return event
+    if keys is None:
+        raise RuntimeError(
+            f"{event.type} {event.id} carries sealed text and no key service is wired here"
+        )
+    data = dict(event.data)
+    revealed: dict[str, dict[str, Any]] = {}
+    for name in names:
+        key_id = str(data[name]["key_id"])
+        data[name], erased = reveal_value(data[name], keys)
+        revealed[name] = {"key_id": key_id, "erased": erased}
+    data[REVEALED] = revealed
+    return event.model_copy(update={"data": data})
+
+
+def revealed_info(event: EventEnvelope, name: str) -> tuple[str | None, bool]:
+    """``(key_id, erased)`` of one personal field of a revealed event."""
+    info = (event.data.get(REVEALED) or {}).get(name) or {}
+    return info.get("key_id"), bool(info.get("erased"))
+
+
+def key_id_of_event(event: EventEnvelope) -> str | None:
+    """The key of the (single) sealed personal field of a revealed event, if any."""
+    for info in (event.data.get(REVEALED) or {}).values():
+        if info.get("key_id"):
+            return str(info["key_id"])
+    return None
+
+
+def erased_of_event(event: EventEnvelope) -> list[str]:
+    """The personal fields of a revealed event whose key was destroyed."""
+    return [name for name, info in (event.data.get(REVEALED) or {}).items() if info.get("erased")]
+
+
+def sealed_fields(event: EventEnvelope) -> list[str]:
+    """The personal fields of a revealed event that arrived sealed."""
+    return list(event.data.get(REVEALED) or {})
+
+
+def typed_data(event: EventEnvelope) -> Any:
+    """The event's typed ``data`` for code that reads its facts, never its texts
+    (schedules, deadlines): the personal fields (opened, erased or sealed) and the
+    ``REVEALED`` note are left out of the validation, so whichever form the texts
+    take, the facts read the same."""
+    texts = PERSONAL_FIELDS.get(event.type, ())
+    facts = {k: v for k, v in event.data.items() if k != REVEALED and k not in texts}
+    model = DATA_MODELS[event.type]
+    placeholders = {
+        name: "-"
+        for name in texts
+        if name in model.model_fields and model.model_fields[name].is_required()
+    }
+    return model.model_validate(facts | placeholders)
