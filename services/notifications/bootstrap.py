@@ -43,6 +43,7 @@ from ..common.web import (
 from .application import Inbox, NotificationRecorder
 from .delivery import BackoffPolicy, DeliveryWorker, Sender
 from .erasure import redact_notifications
+from .metrics import install_notification_metrics
 from .migrations import HISTORY as NOTIFICATIONS_HISTORY
 from .preferences import Preferences
 from .reminders import ReminderIndex, ReminderWorker
@@ -475,7 +476,12 @@ def create_app(
     install_body_limit(app)
     install_observability(app, metrics)
     install_offline_docs(app)
-    _install_domain_metrics(metrics, container)
+    install_notification_metrics(
+        metrics.registry,
+        recorded=lambda: container.recorder.recorded,
+        delivery=lambda: container._worker,
+        reminders=lambda: container._reminders,
+    )
     install_key_metrics(metrics.registry, container.key_health)
 
     def ready(_: Request) -> None:
@@ -485,44 +491,3 @@ def create_app(
     app.include_router(preferences_api.router)
     app.include_router(health_router(metrics, ready))
     return app
-
-
-def _install_domain_metrics(metrics: Metrics, container: NotificationsContainer) -> None:
-    from prometheus_client import Gauge
-
-    recorded = Gauge(
-        "notifications_recorded_total",
-        "Inbox entries recorded by this process's consumer",
-        registry=metrics.registry,
-    )
-    recorded.set_function(lambda: float(container.recorder.recorded))
-    outcomes = Gauge(
-        "notification_delivery_attempts_total",
-        "Delivery attempts made by this process's worker, by outcome",
-        ["outcome"],
-        registry=metrics.registry,
-    )
-    for outcome in ("delivered", "failed", "dead", "unknown"):
-
-        def delivery_count(o: str = outcome) -> float:
-            return float(container._worker.counts[o]) if container._worker else 0.0
-
-        outcomes.labels(outcome).set_function(delivery_count)
-    disabled = Gauge(
-        "notification_webhooks_disabled_total",
-        "Webhooks this process's worker deactivated (410 Gone or too many dead deliveries)",
-        registry=metrics.registry,
-    )
-    disabled.set_function(lambda: float(container._worker.disabled) if container._worker else 0.0)
-    reminders = Gauge(
-        "notification_reminders_total",
-        "Reminders settled by this process's reminder worker: sent, or skipped (deadline passed)",
-        ["outcome"],
-        registry=metrics.registry,
-    )
-    for outcome in ("sent", "skipped"):
-
-        def reminder_count(o: str = outcome) -> float:
-            return float(container._reminders.counts[o]) if container._reminders else 0.0
-
-        reminders.labels(outcome).set_function(reminder_count)
