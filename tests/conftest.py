@@ -1,4 +1,7 @@
-"""Shared fixtures: real databases (SQLite file and PostgreSQL), tokens, clocks.
+"""Shared fixtures: real databases (SQLite file and PostgreSQL), tokens, clocks;
+the notifications fixtures (``make_container``, ``receiver``, ``smtp``) come from
+``tests/support/notifications.py``, and the suite's one ``wait_until`` from
+``tests/support/waiting.py``.
 
 PostgreSQL tests need ``DATABASE_URL`` (``make test`` starts a local server and
 sets it). Outside CI they are skipped without it; in CI (``CI=true``) a missing
@@ -17,6 +20,11 @@ from urllib.parse import urlparse, urlunparse
 import pytest
 
 from services.common.auth import mint_token
+from tests.support.waiting import Ticks, WaitTimeout, wait_until
+
+__all__ = ["TEST_SECRET", "FakeClock", "Ticks", "WaitTimeout", "wait_until"]
+
+pytest_plugins = ["tests.support.notifications"]
 
 TEST_SECRET = "test-secret-" + "x" * 32
 

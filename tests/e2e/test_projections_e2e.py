@@ -38,7 +38,7 @@ from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET, create_database, drop_database, require_postgres
 from tests.integration.eventflow import topic_cleanup, unique_topic, wait_until
 from tests.jobs import register_job
-from tests.unit.test_projections_reference import (
+from tests.support.projections_reference import (
     Script,
     assert_views_equal_reference,
     scripts,

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """Webhook and e-mail delivery against a real HTTP receiver and a real SMTP
 server on loopback: signed, stable ids, retried on the backoff schedule, dead."""
 
@@ -15,16 +14,7 @@ from services.notifications.adapters.tables import attempts, deliveries
 from services.notifications.adapters.webhooks import verify
 from services.notifications.bootstrap import NotificationsContainer
 from tests.conftest import FakeClock
-from tests.integration.test_notifications_support import (  # noqa: F401 - fixtures
-    Interview,
-    SmtpSink,
-    WebhookReceiver,
-    apply,
-    inbox_of,
-    make_container,  # fixture
-    receiver,  # fixture
-    smtp,  # fixture
-)
+from tests.support.notifications import Interview, SmtpSink, WebhookReceiver, apply, inbox_of
 
 pytestmark = pytest.mark.integration
 
@@ -164,7 +154,7 @@ def test_a_receiver_that_recovers_gets_the_notification_once(
 def test_an_unreachable_receiver_is_a_failed_attempt_not_a_crash(
     make_container: Make, clock: FakeClock
 ) -> None:
-    from tests.integration.test_notifications_support import free_port
+    from tests.support.notifications import free_port
 
     c = make_container(delivery_timeout_seconds=1)
     c.inbox().register_webhook(

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """Reminders before a scheduled interview, on a real database (SQLite file and
 PostgreSQL): both parties are reminded once, ``MEETING_REMINDER_LEAD_MINUTES``
 before the meeting, in their own time zones; a reschedule moves the reminder, a
@@ -20,12 +19,7 @@ from services.notifications.adapters.tables import reminder_deadlines
 from services.notifications.bootstrap import NotificationsContainer, consumer_spec
 from services.notifications.settings import NotificationsSettings
 from tests.conftest import FakeClock
-from tests.integration.test_notifications_support import (
-    OFFER,
-    Interview,
-    inbox_of,
-    make_container,  # noqa: F401 - fixture
-)
+from tests.support.notifications import OFFER, Interview, inbox_of
 
 pytestmark = pytest.mark.integration
 

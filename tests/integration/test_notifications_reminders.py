@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """Reminders on a real database (SQLite file and PostgreSQL): the party who must
 answer an invitation or offer is reminded once, ``REMINDER_LEAD_HOURS`` before its
 deadline; an answer, cancellation or expiry first means no reminder; two workers,
@@ -7,7 +6,6 @@ or a worker restarted after a crash, send it once. Time is a FakeClock moved by 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,14 +19,8 @@ from services.notifications.bootstrap import NotificationsContainer, consumer_sp
 from services.notifications.entrypoints.worker import Workers
 from services.notifications.settings import NotificationsSettings
 from tests.conftest import FakeClock
-from tests.integration.test_notifications_support import (  # noqa: F401 - fixtures
-    OFFER,
-    Interview,
-    WebhookReceiver,
-    inbox_of,
-    make_container,  # fixture
-    receiver,  # fixture
-)
+from tests.support.notifications import OFFER, Interview, WebhookReceiver, inbox_of
+from tests.support.waiting import Ticks
 
 pytestmark = pytest.mark.integration
 
@@ -437,38 +429,47 @@ def test_the_worker_sleeps_until_the_next_reminder_is_due_never_longer_than_the_
 def test_the_running_worker_sends_a_due_reminder_within_moments(
     make_container: Make, clock: FakeClock
 ) -> None:
+    """Driven through its own loop, round by round: a round a second before the
+    reminder is due sends nothing, the round at that moment sends it; a worker
+    asleep for ten minutes is woken by the consumer, or by ``wake``."""
     c = make_container(reminder_max_sleep_seconds=0.2)
+    worker = c.reminder_worker()
+    rounds = Ticks.install(worker, "run_once", clock)  # what each round saw and settled
+    sleeps = Ticks.install(worker, "sleep_seconds")  # how long each round then slept
     workers = Workers(c, consumer=False, delivery=False).start()
     try:
         start = clock.now
         feed(c, Interview().event("interview.invited", "client", deadline_at(clock, 72)))
-        time.sleep(0.3)
+        at(clock, start + timedelta(hours=48, seconds=-1))
+        early = rounds.wait_for(len(rounds), where=lambda tick: tick.at == clock.now)
+        assert early.result == 0, "reminded before its time"
         assert reminders(c) == []
         at(clock, start + timedelta(hours=48))  # no wake: the capped sleep finds it
-        deadline = time.monotonic() + 10
-        while not reminders(c) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        due = rounds.wait_for(len(rounds), where=lambda tick: tick.at == clock.now)
+        assert due.result == 1
         assert len(reminders(c)) == 1
 
         # A long maximum: the consumer wakes the worker when it opens a deadline (this
         # invitation was sent 48 hours ago, the consumer is late: its reminder is due now).
-        c.reminder_worker().max_sleep_seconds = 600
-        time.sleep(0.3)  # the worker is now asleep for (up to) ten minutes
+        worker.max_sleep_seconds = 600
+        asleep = sleeps.wait_for(len(sleeps), where=lambda tick: tick.result == 600)
         feed(c, Interview("job-2").event("interview.invited", "client", deadline_at(clock, 12)))
-        deadline = time.monotonic() + 10
-        while len(reminders(c)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        woken = rounds.wait_for(asleep.number)  # well within the ten minutes it meant to sleep
+        assert woken.result == 1
         assert sorted(r["job_id"] for r in reminders(c)) == ["job-1", "job-2"]
 
-        # Moving the clock past the next due time, then waking it, sends that one too.
+        # A round after the next deadline was opened, half an hour before it is due:
+        # nothing. Moving the clock past it, then waking the worker, sends that one too.
         feed(c, Interview("job-3").event("interview.invited", "client", deadline_at(clock, 24.5)))
-        time.sleep(0.3)
+        clock.advance(seconds=1)
+        worker.wake()
+        before = rounds.wait_for(len(rounds), where=lambda tick: tick.at == clock.now)
+        assert before.result == 0
         assert len(reminders(c)) == 2
-        at(clock, clock.now + timedelta(hours=1))
-        c.reminder_worker().wake()
-        deadline = time.monotonic() + 10
-        while len(reminders(c)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        clock.advance(hours=1)
+        worker.wake()
+        after = rounds.wait_for(len(rounds), where=lambda tick: tick.at == clock.now)
+        assert after.result == 1
         assert sorted(r["job_id"] for r in reminders(c)) == ["job-1", "job-2", "job-3"]
     finally:
         workers.stop()

@@ -27,7 +27,7 @@ from services.interviews.relay import (
     fenced_lease,
 )
 from tests.integration.eventflow import wait_until
-from tests.unit.test_relay_outbox import FakeBroker, FakeDelivery, FakeFeed, envelope
+from tests.support.relay_fakes import FakeBroker, FakeDelivery, FakeFeed, envelope
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ from services.projections.bootstrap import ProjectionsContainer, create_app
 from services.projections.entrypoints.worker import ConsumerWorker
 from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET
-from tests.unit.test_projections_reference import (
+from tests.support.projections_reference import (
     assert_views_equal_reference,
     batches,
     scripts,

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (a pytest fixture imported from test_notifications_support)
 """Structured logs: JSON lines with the request's and the event's ids, and never
 a word a user wrote."""
 
@@ -24,12 +23,8 @@ from services.notifications.bootstrap import NotificationsContainer
 from services.platform import create_platform_app, embedded_runner_for
 from tests.conftest import TEST_SECRET
 from tests.integration.eventflow import Workload, recording_spec, wait_until
-from tests.integration.test_notifications_support import (  # noqa: F401 - fixture
-    Interview,
-    apply,
-    make_container,
-)
 from tests.jobs import register_job
+from tests.support.notifications import Interview, apply
 
 SECRET_MESSAGE = "SECRET-WORDS-123"
 SECRET_REASON = "SECRET-REASON-456"

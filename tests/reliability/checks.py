@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from services.contracts import EventEnvelope
 from services.notifications.rules import drafts_for_event
-from tests.unit.test_projections_reference import (
+from tests.support.projections_reference import (
     all_interviews,
     assert_views_equal_reference,
     normalize_api_interview,

@@ -21,7 +21,7 @@ from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.rules import NOTIFICATION_TYPES
 from services.notifications.settings import NotificationsSettings
 from tests.conftest import TEST_SECRET
-from tests.integration.test_notifications_support import WebhookReceiver
+from tests.support.notifications import WebhookReceiver
 
 from .checks import check_everything
 from .harness import TALLY, Db, HttpCommands, Platform, Service, wait_until

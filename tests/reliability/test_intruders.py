@@ -23,8 +23,8 @@ import pytest
 
 from services.notifications.rules import NOTIFICATION_TYPES
 from tests.conftest import TEST_SECRET
-from tests.integration.test_notifications_support import WebhookReceiver
 from tests.jobs import register_job
+from tests.support.notifications import WebhookReceiver
 
 from .harness import TALLY, Platform, bearer, fresh_databases, wait_until
 

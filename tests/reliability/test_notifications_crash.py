@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """SIGKILL mid-stream: a notifications consumer on real Kafka and a delivery
 worker, each a real subprocess, are killed while events and deliveries flow;
 after restarts every notification exists exactly once and every webhook
@@ -27,12 +26,11 @@ from services.notifications.adapters.tables import deliveries, notifications
 from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.rules import NOTIFICATION_TYPES, drafts_for_event
 from tests.conftest import TEST_SECRET
-from tests.integration.test_notifications_support import (
+from tests.support.notifications import (
     OFFER,
     Interview,
     WebhookReceiver,
     delete_topics,
-    receiver,  # noqa: F401 - fixture
     settings_for,
 )
 

@@ -19,7 +19,7 @@ import pytest
 
 from services.common.kafka import UNLIMITED_RETENTION, ensure_topics, producer_settings
 from services.contracts import EventEnvelope
-from tests.integration.test_notifications_support import OFFER, Interview
+from tests.support.notifications import OFFER, Interview
 
 from .harness import TALLY, Db, Platform, read_topic, wait_until
 
