@@ -40,6 +40,7 @@ from services.interviews.scheduler import DeadlineIndex, Scheduler, TickReport
 from services.interviews.settings import InterviewsSettings
 from tests.conftest import FakeClock
 from tests.jobs import ensure_job, owner_of, register_job
+from tests.support.waiting import Ticks, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -137,13 +138,6 @@ def kinds(app: InterviewsApplication, interview_id: str | UUID) -> list[str]:
 
 def expired_events(app: InterviewsApplication, interview_id: str | UUID) -> list[Any]:
     return [e for e in events(app, interview_id) if isinstance(e, Interview.Expired)]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def iso(moment: datetime) -> str:
@@ -406,18 +400,33 @@ def test_two_schedulers_record_one_expired_per_deadline(
 ) -> None:
     app = interviews_container.interviews()
     ids = invite_freelancers(app, clock, "job-2", 6, minutes=10, step=1)
-    first = make_scheduler().start()
-    second = make_scheduler(other_container).start()
+    first, second = make_scheduler(), make_scheduler(other_container)
+    rounds = [Ticks.install(s, "run_once", clock) for s in (first, second)]
+    first.start()
+    second.start()
     wait_until(lambda: first.is_leader or second.is_leader)
 
     clock.advance(hours=1)
     first.wake()
     second.wake()
     wait_until(lambda: all(expired_events(app, iid) for iid in ids))
-    time.sleep(0.3)  # several more ticks of both
+    # Two more whole rounds of each, begun after the last expiry: they find nothing to do.
+    done = [len(r) for r in rounds]
+    for scheduler, counted, seen in zip((first, second), rounds, done, strict=True):
+        scheduler.wake()
+        counted.wait_for(seen)
+        scheduler.wake()
+        counted.wait_for(seen + 1)
     first.stop()
     second.stop()
 
+    later = [
+        tick.result
+        for counted, seen in zip(rounds, done, strict=True)
+        for tick in counted.since(seen + 1)
+    ]
+    assert len(later) >= 2
+    assert [(r.expired, r.settled, r.failed) for r in later] == [(0, 0, 0)] * len(later)
     assert [len(expired_events(app, iid)) for iid in ids] == [1] * 6
     assert sorted([first.expired_total, second.expired_total]) == [0, 6]
 
@@ -526,12 +535,13 @@ def test_a_crashed_scheduler_is_replaced_and_the_next_resumes_from_the_stored_po
     successor = make_scheduler()
     stored = successor.index().position()
     assert stored > 0  # the crashed instance had indexed the log before dying
-    report = TickReport()
-    deadline = time.monotonic() + 5  # an SQLite lease lapses after its 1 s
-    while not report.leader:
-        assert time.monotonic() < deadline, "the crashed scheduler's lease never lapsed"
-        report = successor.run_once()
-        time.sleep(0.05)
+    # An SQLite lease lapses after its 1 s.
+    report = wait_until(
+        successor.run_once,
+        5,
+        what="the crashed scheduler's lease to lapse",
+        until=lambda tick: tick.leader,
+    )
 
     # It reads only what the crashed instance had not: its Expired (which clears the
     # row it left behind) and the late invitation; then expires the other two.
@@ -552,22 +562,16 @@ def test_the_loop_wakes_for_new_invitations_and_sleeps_when_idle(
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
     scheduler = make_scheduler(max_sleep=30.0)
-    ticks: list[TickReport] = []
-    run_once = scheduler.run_once
-
-    def counted() -> TickReport:
-        report = run_once()
-        ticks.append(report)
-        return report
-
-    scheduler.run_once = counted  # type: ignore[method-assign]
+    ticks = Ticks.install(scheduler, "run_once", clock)
+    pauses = Ticks.install(scheduler, "_pause_after")  # what each round chose to sleep
     scheduler.start()
-    wait_until(lambda: len(ticks) >= 1)
-    time.sleep(0.3)
-    assert len(ticks) == 1  # idle: asleep for max_sleep, not polling
+    idle = pauses.wait_for(0)
+    assert idle.result == 30.0, "idle: asleep for max_sleep, not polling"
 
     iid = invite(api, client, expires_at=iso(clock.now + timedelta(minutes=30)))
     wait_until(lambda: len(scheduler.index().all()) == 1)  # woken by the commit, not max_sleep
+    assert len(ticks) == 2
+    assert pauses.wait_for(1).result == 30.0  # the deadline is 30 minutes away
 
     clock.advance(minutes=30)
     scheduler.wake()
