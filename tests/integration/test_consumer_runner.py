@@ -41,6 +41,7 @@ from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.settings import InterviewsSettings
 from services.platform import embedded_feed
 from tests.conftest import TEST_SECRET
+from tests.support.waiting import wait_until
 
 from .eventflow import (
     Workload,
@@ -52,7 +53,6 @@ from .eventflow import (
     set_failing,
     topic_cleanup,
     unique_topic,
-    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -155,6 +155,14 @@ def test_embedded_consumer_follows_an_sqlite_store_once_in_order_without_busy_po
     )
     app = container.interviews()
     read, wake = embedded_feed(app)
+    naps: list[float] = []  # how long the source let itself sleep each time it found nothing
+    nap = wake.wait
+
+    def recorded_nap(timeout: float | None = None) -> bool:
+        naps.append(float("inf") if timeout is None else timeout)
+        return nap(timeout)
+
+    wake.wait = recorded_nap  # type: ignore[method-assign]
     source = EmbeddedSource(read, wake, poll_seconds=30.0)  # only the wake-up can be quick
     runner = ConsumerRunner(recording_spec(consumer_engine, "embedded"), source).start()
     try:
@@ -164,9 +172,9 @@ def test_embedded_consumer_follows_an_sqlite_store_once_in_order_without_busy_po
         assert wait_until(lambda: len(effects(consumer_engine, "embedded")) >= len(expected), 60)
         check_exactly_once_in_order(effects(consumer_engine, "embedded"), expected)
 
-        reads = source.reads
-        time.sleep(1.5)
-        assert source.reads - reads <= 1, "an idle embedded consumer must not poll in a loop"
+        # Idle, it sleeps on the wake-up flag for its whole poll interval: no busy loop.
+        wait_until(lambda: naps, what="the idle source to sleep on its wake-up flag")
+        assert min(naps) >= 30.0, "an idle embedded consumer must not poll in a loop"
 
         started = time.monotonic()
         Workload(app, counter=10_000).step()

@@ -39,8 +39,7 @@ from services.projections.bootstrap import ProjectionsContainer, consumer_spec
 from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET
 from tests.support.projections_reference import scripts, synthetic_events
-
-from .eventflow import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -27,6 +27,7 @@ from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.relay import RelayProcess, RelaySettings, relay_position
 from services.interviews.settings import InterviewsSettings
 from tests.conftest import TEST_SECRET
+from tests.support.waiting import wait_until
 
 from .eventflow import (
     Workload,
@@ -37,7 +38,6 @@ from .eventflow import (
     recording_spec,
     topic_cleanup,
     unique_topic,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]

@@ -26,8 +26,8 @@ from services.interviews.relay import (
     RelaySettings,
     fenced_lease,
 )
-from tests.integration.eventflow import wait_until
 from tests.support.relay_fakes import FakeBroker, FakeDelivery, FakeFeed, envelope
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -34,8 +34,9 @@ from tests.support.projections_reference import (
     scripts,
     synthetic_events,
 )
+from tests.support.waiting import wait_until
 
-from .eventflow import topic_cleanup, unique_topic, wait_until
+from .eventflow import topic_cleanup, unique_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

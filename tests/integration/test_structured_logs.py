@@ -22,9 +22,10 @@ from services.interviews.bootstrap import InterviewsContainer
 from services.notifications.bootstrap import NotificationsContainer
 from services.platform import create_platform_app, embedded_runner_for
 from tests.conftest import TEST_SECRET
-from tests.integration.eventflow import Workload, recording_spec, wait_until
+from tests.integration.eventflow import Workload, recording_spec
 from tests.jobs import register_job
 from tests.support.notifications import Interview, apply
+from tests.support.waiting import wait_until
 
 SECRET_MESSAGE = "SECRET-WORDS-123"
 SECRET_REASON = "SECRET-REASON-456"

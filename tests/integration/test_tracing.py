@@ -28,9 +28,9 @@ from services.common.logs import trace_id_from
 from services.common.tracing import setup_tracing
 from services.platform import create_platform_app
 from tests.conftest import TEST_SECRET
-from tests.integration.eventflow import wait_until
 from tests.jobs import register_job
 from tests.reliability.harness import free_port
+from tests.support.waiting import wait_until
 
 GIVEN = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 _EXPORTER: list[InMemorySpanExporter] = []

@@ -17,7 +17,8 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.jobs import register_job
-from tests.reliability.harness import Platform, bearer, fresh_databases, wait_until
+from tests.reliability.harness import Platform, bearer, fresh_databases
+from tests.support.waiting import holds_within
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -184,7 +185,7 @@ def test_one_command_is_one_trace_across_the_api_relay_consumers_and_delivery(
         def seen() -> set[tuple[str, str]]:
             return {(s.service, s.name) for s in collector.in_trace(trace_id)}
 
-        assert wait_until(lambda: wanted <= seen(), timeout=60), (
+        assert holds_within(lambda: wanted <= seen(), timeout=60), (
             sorted(wanted - seen()),
             platform.logs(),
         )

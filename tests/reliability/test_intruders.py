@@ -25,8 +25,9 @@ from services.notifications.rules import NOTIFICATION_TYPES
 from tests.conftest import TEST_SECRET
 from tests.jobs import register_job
 from tests.support.notifications import WebhookReceiver
+from tests.support.waiting import holds_within
 
-from .harness import TALLY, Platform, bearer, fresh_databases, wait_until
+from .harness import TALLY, Platform, bearer, fresh_databases
 
 pytestmark = [
     pytest.mark.reliability,
@@ -182,7 +183,7 @@ def seed(urls: dict[str, str], receiver_url: str) -> World:
     ok(httpx.post(iv + "/interviews", json=own, headers=bearer(ic, "client")))
 
     auditor = bearer(f"auditor-{tag}", "auditor")
-    assert wait_until(
+    assert holds_within(
         lambda: (
             httpx.get(
                 f"{urls['projections']}/views/interviews/{interview}",
@@ -201,7 +202,7 @@ def seed(urls: dict[str, str], receiver_url: str) -> World:
                                 headers=bearer(vf, "freelancer")))["items"]  # fmt: skip
         return len(inbox) >= 2
 
-    assert wait_until(notified, 60, 0.3), "the victim was never notified"
+    assert holds_within(notified, 60, 0.3), "the victim was never notified"
     victim = {
         "client": vc,
         "freelancer": vf,

@@ -69,11 +69,12 @@ def holds_within(
     interval: float = 0.05,
     *,
     what: str | None = None,
-    ignoring: tuple[type[BaseException], ...] = (),
+    ignoring: tuple[type[BaseException], ...] = (Exception,),
 ) -> bool:
     """``wait_until`` for a caller that tallies a timeout instead of failing at
-    once (the reliability checks): True if it held, else False after writing the
-    timeout's report to stderr."""
+    once (the reliability checks, among services that crash and restart): True if
+    it held, else False after writing the timeout's report to stderr. An error
+    from ``check`` counts as "not yet" unless ``ignoring`` says otherwise."""
     try:
         wait_until(check, timeout, interval, what=what, ignoring=ignoring)
     except WaitTimeout as timed_out:
