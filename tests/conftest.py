@@ -84,6 +84,16 @@ def postgres_url() -> Iterator[str]:
         drop_database(admin, name)
 
 
+@pytest.fixture
+def databases() -> Iterator[Callable[[str], str]]:
+    """``databases("views")`` -> the URL of a fresh PostgreSQL database, dropped
+    afterwards (for tests that run the services as processes)."""
+    from tests.reliability.harness import fresh_databases
+
+    with fresh_databases() as make:
+        yield make
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
     """Runs a test on both event stores: None means an SQLite file under DATA_DIR."""
