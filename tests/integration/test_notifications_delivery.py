@@ -15,6 +15,7 @@ from services.notifications.adapters.webhooks import verify
 from services.notifications.bootstrap import NotificationsContainer
 from tests.conftest import FakeClock
 from tests.support.notifications import Interview, SmtpSink, WebhookReceiver, apply, inbox_of
+from tests.support.reminders import drain_together
 
 pytestmark = pytest.mark.integration
 
@@ -187,24 +188,13 @@ def test_a_worker_that_died_mid_send_is_replaced_after_its_lease(
 def test_two_workers_share_the_outbox_without_sending_anything_twice(
     make_container: Make, receiver: WebhookReceiver
 ) -> None:
-    import threading
-
     c = make_container(delivery_concurrency=4, delivery_batch_size=7)
     c.inbox().register_webhook("f-1", receiver.url, SECRET, ["interview.invited"])
     for n in range(60):
         apply(c, Interview(f"job-{n}").event("interview.invited", "client"))
     other = make_container(delivery_concurrency=4, delivery_batch_size=7)
     workers = [c.delivery_worker(), other.delivery_worker()]
-    done = [0, 0]
-
-    def drain(i: int) -> None:
-        done[i] = workers[i].run_until_idle()
-
-    threads = [threading.Thread(target=drain, args=(i,)) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    done = drain_together(workers)
     assert sum(done) == 60
     ids = [r.headers["X-Notification-Id"] for r in receiver.received]
     assert len(ids) == len(set(ids)) == 60

@@ -6,7 +6,6 @@ twice. Time is a FakeClock moved by hand."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,28 +15,15 @@ import sqlalchemy as sa
 
 from services.contracts import EventEnvelope
 from services.notifications.adapters.tables import reminder_deadlines
-from services.notifications.bootstrap import NotificationsContainer, consumer_spec
+from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.settings import NotificationsSettings
 from tests.conftest import FakeClock
 from tests.support.notifications import OFFER, Interview, inbox_of
+from tests.support.reminders import drain_together, feed, reminders
 
 pytestmark = pytest.mark.integration
 
 Make = Callable[..., NotificationsContainer]
-
-
-def feed(container: NotificationsContainer, *events: EventEnvelope) -> None:
-    """What the runner does with the real consumer spec: each event in one transaction."""
-    spec = consumer_spec(container)
-    for event in events:
-        with container.engine().begin() as conn:
-            spec.apply(conn, [event])
-        assert spec.on_committed is not None
-        spec.on_committed(event.position)
-
-
-def reminders(container: NotificationsContainer, user: str) -> list[dict[str, Any]]:
-    return [n for n in inbox_of(container, user) if n["kind"] == "reminder"]
 
 
 def meeting_row(container: NotificationsContainer, interview: Interview) -> Any:
@@ -287,18 +273,7 @@ def test_two_workers_send_each_meeting_reminder_once(
     workers = [c.reminder_worker(), other.reminder_worker()]
     for w in workers:
         w.batch_size = 4
-    barrier = threading.Barrier(2)
-    done = [0, 0]
-
-    def drain(i: int) -> None:
-        barrier.wait()
-        done[i] = workers[i].run_until_idle()
-
-    threads = [threading.Thread(target=drain, args=(i,)) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    done = drain_together(workers)
     assert sum(done) == 30
     assert workers[0].counts["sent"] + workers[1].counts["sent"] == 30
     for user in ("c-1", "f-1"):

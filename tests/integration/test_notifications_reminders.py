@@ -5,7 +5,6 @@ or a worker restarted after a crash, send it once. Time is a FakeClock moved by 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,13 +12,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from services.contracts import EventEnvelope
 from services.notifications.adapters.tables import notifications, reminder_deadlines
 from services.notifications.bootstrap import NotificationsContainer, consumer_spec
 from services.notifications.entrypoints.worker import Workers
 from services.notifications.settings import NotificationsSettings
 from tests.conftest import FakeClock
 from tests.support.notifications import OFFER, Interview, WebhookReceiver, inbox_of
+from tests.support.reminders import drain_together, feed, reminders
 from tests.support.waiting import Ticks
 
 pytestmark = pytest.mark.integration
@@ -28,23 +27,8 @@ Make = Callable[..., NotificationsContainer]
 SECRET = "whsec-" + "r" * 24
 
 
-def feed(container: NotificationsContainer, *events: EventEnvelope) -> None:
-    """What the runner does with the service's real consumer spec: each event's
-    effects in one transaction, then ``on_committed``."""
-    spec = consumer_spec(container)
-    for event in events:
-        with container.engine().begin() as conn:
-            spec.apply(conn, [event])
-        assert spec.on_committed is not None
-        spec.on_committed(event.position)
-
-
 def deadline_at(clock: FakeClock, hours: float) -> dict[str, Any]:
     return {"expires_at": (clock.now + timedelta(hours=hours)).isoformat()}
-
-
-def reminders(container: NotificationsContainer, user: str = "f-1") -> list[dict[str, Any]]:
-    return [n for n in inbox_of(container, user) if n["kind"] == "reminder"]
 
 
 def rows(container: NotificationsContainer) -> dict[tuple[str, str], Any]:
@@ -295,18 +279,7 @@ def test_two_workers_send_each_reminder_once(
     workers = [c.reminder_worker(), other.reminder_worker()]
     for w in workers:
         w.batch_size = 7
-    barrier = threading.Barrier(2)
-    done = [0, 0]
-
-    def drain(i: int) -> None:
-        barrier.wait()
-        done[i] = workers[i].run_until_idle()
-
-    threads = [threading.Thread(target=drain, args=(i,)) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    done = drain_together(workers)
     assert sum(done) == 40
     assert len(reminders(c)) == 40
     assert {r.status for r in rows(c).values()} == {"sent"}
