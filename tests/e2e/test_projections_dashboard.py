@@ -26,7 +26,7 @@ from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET
 from tests.e2e.browser import CHROMIUM, FLAGS, browser_or_skip
 from tests.e2e.servers import serving
-from tests.jobs import owner_of, register_job
+from tests.jobs import invite
 
 pytestmark = pytest.mark.e2e
 
@@ -71,19 +71,6 @@ def platform(tmp_path: Path) -> Iterator[tuple[str, TestClient]]:
         runner.join(10)
         views.close()
         interviews.close()
-
-
-def invite(
-    commands: TestClient, client: dict[str, str], job_id: str, freelancer_id: str
-) -> dict[str, Any]:
-    """The one place these tests create an interview (through the interviews API),
-    its job registered for the client first."""
-    register_job(commands, job_id, owner_of(client))
-    response = commands.post(
-        "/interviews", json={"job_id": job_id, "freelancer_id": freelancer_id}, headers=client
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json())
 
 
 def test_the_dashboard_changes_live_when_a_command_is_sent(
@@ -134,7 +121,7 @@ def test_the_dashboard_changes_live_when_a_command_is_sent(
             board = signed_in(browser, "client-1", "client")
             assert board.locator("#jobs .card").count() == 0
 
-            invited = invite(commands, client, "job-7", "fl-1")
+            invited = invite(commands, client, "fl-1", "job-7")
             wait_text(auditor, "count-invited", "1")
             assert text(auditor, "funnel-invited") == "1"
             assert "Invited" in text(auditor, "recent")

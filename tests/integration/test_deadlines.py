@@ -39,7 +39,7 @@ from services.interviews.domain import (
 from services.interviews.scheduler import DeadlineIndex, Scheduler, TickReport
 from services.interviews.settings import InterviewsSettings
 from tests.conftest import FakeClock
-from tests.jobs import ensure_job, owner_of, register_job
+from tests.jobs import ensure_job, invite, register_job
 from tests.support.waiting import Ticks, wait_until
 
 pytestmark = pytest.mark.integration
@@ -118,16 +118,6 @@ def invite_freelancers(
     ]
 
 
-def invite(
-    api: TestClient, headers: dict[str, str], freelancer_id: str = FREELANCER, **body: Any
-) -> str:
-    body = {"job_id": "job-1", "freelancer_id": freelancer_id, **body}
-    register_job(api, body["job_id"], owner_of(headers))
-    response = api.post("/interviews", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]  # type: ignore[no-any-return]
-
-
 def events(app: InterviewsApplication, interview_id: str | UUID) -> list[Interview.Event]:
     return app.interview_events(UUID(str(interview_id)))
 
@@ -155,7 +145,7 @@ def test_an_unanswered_invitation_expires_once_its_deadline_passes(
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
     sent_at = clock.now
-    iid = invite(api, client)  # the default: 7 days
+    iid = invite(api, client)["id"]  # the default: 7 days
     scheduler = make_scheduler()
 
     report = scheduler.run_once()
@@ -195,7 +185,7 @@ def test_an_unanswered_offer_expires_and_the_answered_invitation_does_not(
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
     scheduler = make_scheduler()
-    iid = invite(api, client, expires_at=iso(clock.now + timedelta(hours=1)))
+    iid = invite(api, client, expires_at=iso(clock.now + timedelta(hours=1)))["id"]
     assert api.post(f"/interviews/{iid}/accept", headers=freelancer).status_code == 200
     scheduler.run_once()
     assert scheduler.index().all() == []  # the answered invitation left the index
@@ -224,7 +214,7 @@ def test_the_default_offer_deadline_is_seven_days(
     clock: FakeClock,
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
-    iid = invite(api, client)
+    iid = invite(api, client)["id"]
     api.post(f"/interviews/{iid}/accept", headers=freelancer)
     offered_at = clock.advance(hours=5)
     offer = {"amount": "900.00", "currency": "EUR", "rate_type": "fixed"}
@@ -246,7 +236,7 @@ def test_a_reschedule_keeps_the_open_offers_deadline_and_a_withdrawal_drops_it(
     same_tick: bool,
 ) -> None:
     scheduler = make_scheduler()
-    iid = invite(api, client)
+    iid = invite(api, client)["id"]
     api.post(f"/interviews/{iid}/accept", headers=freelancer)
     api.post(f"/interviews/{iid}/start", json={"scheduled_at": iso(clock.now)}, headers=client)
     offer = {"amount": "900.00", "currency": "EUR", "rate_type": "fixed"}
@@ -285,8 +275,8 @@ def test_a_late_answer_is_409_expired_naming_what_expired(
 ) -> None:
     scheduler = make_scheduler()
     in_an_hour = iso(clock.now + timedelta(hours=1))
-    late_invitation = invite(api, client, "freelancer-1", expires_at=in_an_hour)
-    offered = invite(api, client, "freelancer-2")
+    late_invitation = invite(api, client, "freelancer-1", expires_at=in_an_hour)["id"]
+    offered = invite(api, client, "freelancer-2")["id"]
     freelancer_2 = token("freelancer-2", "freelancer")
     api.post(f"/interviews/{offered}/accept", headers=freelancer_2)
     offer = {"amount": "900.00", "currency": "EUR", "rate_type": "fixed"}
@@ -321,7 +311,7 @@ def test_an_answer_before_the_deadline_wins(
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
     scheduler = make_scheduler()
-    iid = invite(api, client, expires_at=iso(clock.now + timedelta(hours=1)))
+    iid = invite(api, client, expires_at=iso(clock.now + timedelta(hours=1)))["id"]
     scheduler.run_once()  # indexed while it was open
     clock.advance(minutes=59, seconds=59)
     assert api.post(f"/interviews/{iid}/accept", headers=freelancer).status_code == 200
@@ -568,7 +558,7 @@ def test_the_loop_wakes_for_new_invitations_and_sleeps_when_idle(
     idle = pauses.wait_for(0)
     assert idle.result == 30.0, "idle: asleep for max_sleep, not polling"
 
-    iid = invite(api, client, expires_at=iso(clock.now + timedelta(minutes=30)))
+    iid = invite(api, client, expires_at=iso(clock.now + timedelta(minutes=30)))["id"]
     wait_until(lambda: len(scheduler.index().all()) == 1)  # woken by the commit, not max_sleep
     assert len(ticks) == 2
     assert pauses.wait_for(1).result == 30.0  # the deadline is 30 minutes away
@@ -654,7 +644,7 @@ def test_the_exclusive_window_refuses_invitations_until_it_ends(
     register_job(api, "job-1", CLIENT)
     policy = api.put("/jobs/job-1/policy", json={"exclusive_hours": 24}, headers=client)
     assert policy.status_code == 200, policy.text
-    iid = invite(api, client)
+    iid = invite(api, client)["id"]
     api.post(f"/interviews/{iid}/accept", headers=freelancer)
     assert api.post(f"/interviews/{iid}/start", headers=freelancer).status_code == 200
 
@@ -665,17 +655,17 @@ def test_the_exclusive_window_refuses_invitations_until_it_ends(
     assert refused.status_code == 409, refused.text
     assert refused.json()["code"] == "exclusive_window"
     assert int(refused.headers["Retry-After"]) == 23 * 3600 + 1
-    other_job = invite(api, client, "freelancer-2", job_id="job-other")  # other jobs are free
+    other_job = invite(api, client, "freelancer-2", job_id="job-other")["id"]  # other jobs are free
     assert other_job
 
     clock.advance(hours=23)
-    assert invite(api, client, "freelancer-2")
+    assert invite(api, client, "freelancer-2")["id"]
 
 
 def test_the_first_invitation_can_set_the_exclusive_window(
     api: TestClient, client: dict[str, str], freelancer: dict[str, str], clock: FakeClock
 ) -> None:
-    iid = invite(api, client, job_id="job-6", exclusive_hours=2)
+    iid = invite(api, client, job_id="job-6", exclusive_hours=2)["id"]
     api.post(f"/interviews/{iid}/accept", headers=freelancer)
     api.post(f"/interviews/{iid}/start", headers=client)
     refused = api.post(
@@ -684,7 +674,7 @@ def test_the_first_invitation_can_set_the_exclusive_window(
     assert refused.status_code == 409
     assert refused.headers["Retry-After"] == str(2 * 3600 + 1)
     clock.advance(hours=2)
-    assert invite(api, client, "freelancer-2", job_id="job-6")
+    assert invite(api, client, "freelancer-2", job_id="job-6")["id"]
 
 
 def window_violations(app: InterviewsApplication, job_id: str) -> list[str]:
