@@ -131,6 +131,18 @@ def token() -> Callable[[str, str], dict[str, str]]:
     return make
 
 
+@pytest.fixture
+def client(token: Callable[[str, str], dict[str, str]]) -> dict[str, str]:
+    """The Authorization header of client-1."""
+    return token("client-1", "client")
+
+
+@pytest.fixture
+def freelancer(token: Callable[[str, str], dict[str, str]]) -> dict[str, str]:
+    """The Authorization header of freelancer-1."""
+    return token("freelancer-1", "freelancer")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``runs_last`` (they stop shared infrastructure) run after all others."""
     items.sort(key=lambda item: item.get_closest_marker("runs_last") is not None)

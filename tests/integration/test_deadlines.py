@@ -53,16 +53,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def client(token: Token) -> dict[str, str]:
-    return token(CLIENT, "client")
-
-
-@pytest.fixture
-def freelancer(token: Token) -> dict[str, str]:
-    return token(FREELANCER, "freelancer")
-
-
-@pytest.fixture
 def make_scheduler(
     interviews_container: InterviewsContainer,
 ) -> Iterator[Callable[..., Scheduler]]:

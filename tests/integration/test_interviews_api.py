@@ -67,16 +67,6 @@ def new_job() -> str:
     return f"job-{uuid4().hex[:12]}"
 
 
-@pytest.fixture
-def client(token: Token) -> dict[str, str]:
-    return token(CLIENT, "client")
-
-
-@pytest.fixture
-def freelancer(token: Token) -> dict[str, str]:
-    return token(FREELANCER, "freelancer")
-
-
 def ok(response: httpx.Response, status: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body = response.json()

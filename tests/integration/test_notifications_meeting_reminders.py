@@ -19,7 +19,7 @@ from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.settings import NotificationsSettings
 from tests.conftest import FakeClock
 from tests.support.notifications import OFFER, Interview, inbox_of
-from tests.support.reminders import drain_together, feed, reminders
+from tests.support.reminders import crash_mid_round, drain_together, feed, reminders
 
 pytestmark = pytest.mark.integration
 
@@ -290,13 +290,7 @@ def test_a_crashed_worker_sends_the_meeting_reminder_once_after_restart(
     feed(c, *opened(interview), started(interview, meeting))
     clock.now = meeting - timedelta(minutes=45)
     worker = c.reminder_worker()
-
-    def crash(*_: Any) -> int:
-        raise RuntimeError("killed mid-transaction")
-
-    worker.recorder.record = crash  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        worker.run_once()
+    crash_mid_round(worker)
     assert meeting_row(c, interview).status == "pending"
     c.close()
 

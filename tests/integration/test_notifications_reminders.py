@@ -18,7 +18,7 @@ from services.notifications.entrypoints.worker import Workers
 from services.notifications.settings import NotificationsSettings
 from tests.conftest import FakeClock
 from tests.support.notifications import OFFER, Interview, WebhookReceiver, inbox_of
-from tests.support.reminders import drain_together, feed, reminders
+from tests.support.reminders import crash_mid_round, drain_together, feed, reminders
 from tests.support.waiting import Ticks
 
 pytestmark = pytest.mark.integration
@@ -300,13 +300,7 @@ def test_a_restarted_or_crashed_worker_sends_a_reminder_once(
 
     # The process dies after marking the row sent, before committing the inbox entry.
     worker = c.reminder_worker()
-
-    def crash(*_: Any) -> int:
-        raise RuntimeError("killed mid-transaction")
-
-    worker.recorder.record = crash  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        worker.run_once()
+    crash_mid_round(worker)
     assert reminders(c) == []
     assert {r.status for r in rows(c).values()} == {"pending"}
     c.close()

@@ -8,8 +8,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import pytest
+
 from services.contracts import EventEnvelope
 from services.notifications.bootstrap import NotificationsContainer, consumer_spec
+from services.notifications.reminders import ReminderWorker
 from tests.support.notifications import inbox_of
 
 
@@ -50,3 +53,15 @@ def drain_together(workers: Sequence[Drains], timeout: float = 60) -> list[int]:
         thread.join(timeout)
     assert not any(t.is_alive() for t in threads), "a worker did not finish draining"
     return done
+
+
+def crash_mid_round(worker: ReminderWorker) -> None:
+    """One round of ``worker`` that dies after marking its rows sent, before the
+    inbox entries commit (the process killed mid-transaction)."""
+
+    def crash(*_: Any) -> int:
+        raise RuntimeError("killed mid-transaction")
+
+    worker.recorder.record = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        worker.run_once()
