@@ -549,8 +549,8 @@ def test_the_loop_wakes_for_new_invitations_and_sleeps_when_idle(
     assert idle.result == 30.0, "idle: asleep for max_sleep, not polling"
 
     iid = invite(api, client, expires_at=iso(clock.now + timedelta(minutes=30)))["id"]
-    wait_until(lambda: len(scheduler.index().all()) == 1)  # woken by the commit, not max_sleep
-    assert len(ticks) == 2
+    # Within seconds, though it meant to sleep 30: woken by the commit.
+    wait_until(lambda: len(scheduler.index().all()) == 1)
     assert pauses.wait_for(1).result == 30.0  # the deadline is 30 minutes away
 
     clock.advance(minutes=30)
