@@ -18,8 +18,11 @@ from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 import pytest
+from fastapi.testclient import TestClient
 
 from services.common.auth import mint_token
+from services.interviews.bootstrap import InterviewsContainer, create_app
+from services.interviews.settings import InterviewsSettings
 from tests.support.waiting import Ticks, WaitTimeout, wait_until
 
 __all__ = ["TEST_SECRET", "FakeClock", "Ticks", "WaitTimeout", "wait_until"]
@@ -119,6 +122,27 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def interviews_settings(database_url: str | None, tmp_path: Path) -> InterviewsSettings:
+    """The interviews service's settings on the test's event store (SQLite or PostgreSQL)."""
+    return InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET)
+
+
+@pytest.fixture
+def interviews_container(
+    interviews_settings: InterviewsSettings, clock: FakeClock
+) -> Iterator[InterviewsContainer]:
+    container = InterviewsContainer(interviews_settings, clock=clock)
+    yield container
+    container.close()
+
+
+@pytest.fixture
+def api(interviews_container: InterviewsContainer) -> Iterator[TestClient]:
+    with TestClient(create_app(interviews_container)) as client:
+        yield client
 
 
 @pytest.fixture

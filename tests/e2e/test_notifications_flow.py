@@ -21,10 +21,9 @@ from services.common.runner import ConsumerRunner, kafka_runner
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.bootstrap import create_app as interviews_app
 from services.interviews.relay import RelayProcess, RelaySettings
-from services.interviews.settings import InterviewsSettings
 from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.bootstrap import create_app as notifications_app
-from tests.conftest import TEST_SECRET, FakeClock
+from tests.conftest import FakeClock
 from tests.e2e.inbox_platform import Platform, Token, report_commits, store_runner
 from tests.support.notifications import SmtpSink, WebhookReceiver, delete_topics, settings_for
 from tests.support.waiting import wait_until
@@ -39,12 +38,9 @@ def platform(
     tmp_path: Path,
     clock: FakeClock,
     token: Token,
+    interviews_container: InterviewsContainer,
     smtp: SmtpSink,
 ) -> Iterator[Platform]:
-    interviews = InterviewsContainer(
-        InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET),
-        clock=clock,
-    )
     source = request.param
     kafka: dict[str, Any] = {"kafka_bootstrap_servers": None}
     if source == "kafka":
@@ -74,13 +70,13 @@ def platform(
         report_commits(spec, platform.on_committed)
         if source == "kafka":
             return kafka_runner(spec, kafka["kafka_bootstrap_servers"], kafka["topic"])
-        return store_runner(spec, interviews, registry)
+        return store_runner(spec, interviews_container, registry)
 
-    with TestClient(interviews_app(interviews)) as commands:
+    with TestClient(interviews_app(interviews_container)) as commands:
         relay = None
         if source == "kafka":
             relay = RelayProcess(
-                interviews.interviews(),
+                interviews_container.interviews(),
                 RelaySettings(
                     kafka_bootstrap_servers=kafka["kafka_bootstrap_servers"],
                     topic=kafka["topic"],
@@ -98,7 +94,6 @@ def platform(
             if relay is not None:
                 relay.stop()
                 delete_topics(kafka["kafka_bootstrap_servers"], kafka["topic"])
-    interviews.close()
 
 
 def test_every_transition_tells_exactly_whom_the_rules_say(

@@ -18,10 +18,9 @@ from services.common.consumer import ConsumerSpec
 from services.common.runner import ConsumerRunner
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.bootstrap import create_app as interviews_app
-from services.interviews.settings import InterviewsSettings
 from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.bootstrap import create_app as notifications_app
-from tests.conftest import TEST_SECRET, FakeClock
+from tests.conftest import FakeClock
 from tests.e2e.inbox_platform import Platform, Token, report_commits, store_runner
 from tests.support.notifications import settings_for
 from tests.support.waiting import Ticks, wait_until
@@ -53,26 +52,22 @@ def platform(
     tmp_path: Path,
     clock: FakeClock,
     token: Token,
+    interviews_container: InterviewsContainer,
     notifications: NotificationsContainer,
     reminder_rounds: Ticks,
 ) -> Iterator[Platform]:
-    interviews = InterviewsContainer(
-        InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET),
-        clock=clock,
-    )
     platform: Platform | None = None
 
     def runner(spec: ConsumerSpec, registry: Any) -> ConsumerRunner:
         assert platform is not None
         report_commits(spec, platform.on_committed)
-        return store_runner(spec, interviews, registry)
+        return store_runner(spec, interviews_container, registry)
 
-    with TestClient(interviews_app(interviews)) as commands:
+    with TestClient(interviews_app(interviews_container)) as commands:
         inbox_app = notifications_app(notifications, workers=True, runner_factory=runner)
         platform = Platform(commands, TestClient(inbox_app), token)
         with platform.inbox:
             yield platform
-    interviews.close()
 
 
 def test_the_party_who_must_answer_is_reminded_once_before_the_deadline(
