@@ -354,6 +354,18 @@ class Platform:
         for service in self.services.values():
             service.wait_ready()
 
+    def start_everything(self) -> dict[str, str]:
+        """The interviews API, the relay, the projections API with its consumer and
+        the notifications API with its workers, started; each API's base URL."""
+        apis = {
+            "interviews": self.interviews_api(),
+            "projections": self.projections_api(consumer=True),
+            "notifications": self.notifications_api(workers=True),
+        }
+        self.relay()
+        self.start()
+        return {name: service.url for name, service in apis.items()}
+
     def __getitem__(self, name: str) -> Service:
         return self.services[name]
 

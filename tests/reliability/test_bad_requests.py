@@ -71,16 +71,7 @@ def services(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> 
     ):
         # ``min_position`` far ahead answers view_behind after this bounded wait.
         platform.extra_env["MIN_POSITION_TIMEOUT_S"] = "0.05"
-        interviews = platform.interviews_api()
-        platform.relay()
-        projections = platform.projections_api(consumer=True)
-        notifications = platform.notifications_api(workers=True)
-        platform.start()
-        urls = {
-            "interviews": interviews.url,
-            "projections": projections.url,
-            "notifications": notifications.url,
-        }
+        urls = platform.start_everything()
         yield Services(urls, seed_data(urls), platform)
         errors = platform.server_errors()
         TALLY.add(server_errors=errors)

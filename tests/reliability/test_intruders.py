@@ -125,16 +125,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Ite
         fresh_databases() as databases,
         Platform(tmp, kafka_bootstrap, databases, name="intruders") as platform,
     ):
-        interviews = platform.interviews_api()
-        platform.relay()
-        projections = platform.projections_api(consumer=True)
-        notifications = platform.notifications_api(workers=True)
-        platform.start()
-        urls = {
-            "interviews": interviews.url,
-            "projections": projections.url,
-            "notifications": notifications.url,
-        }
+        urls = platform.start_everything()
         receiver = WebhookReceiver().start()  # the victim's webhooks answer 200: none dies
         try:
             yield seed(urls, receiver.url)
