@@ -1,4 +1,7 @@
-"""Shared fixtures: real databases (SQLite file and PostgreSQL), tokens, clocks.
+"""Shared fixtures: real databases (SQLite file and PostgreSQL), tokens, clocks;
+the notifications fixtures (``make_container``, ``receiver``, ``smtp``) come from
+``tests/support/notifications.py``, and the suite's one ``wait_until`` from
+``tests/support/waiting.py``.
 
 PostgreSQL tests need ``DATABASE_URL`` (``make test`` starts a local server and
 sets it). Outside CI they are skipped without it; in CI (``CI=true``) a missing
@@ -15,8 +18,16 @@ from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 import pytest
+from fastapi.testclient import TestClient
 
 from services.common.auth import mint_token
+from services.interviews.bootstrap import InterviewsContainer, create_app
+from services.interviews.settings import InterviewsSettings
+from tests.support.waiting import Ticks, WaitTimeout, wait_until
+
+__all__ = ["TEST_SECRET", "FakeClock", "Ticks", "WaitTimeout", "wait_until"]
+
+pytest_plugins = ["tests.support.notifications"]
 
 TEST_SECRET = "test-secret-" + "x" * 32
 
@@ -76,6 +87,16 @@ def postgres_url() -> Iterator[str]:
         drop_database(admin, name)
 
 
+@pytest.fixture
+def databases() -> Iterator[Callable[[str], str]]:
+    """``databases("views")`` -> the URL of a fresh PostgreSQL database, dropped
+    afterwards (for tests that run the services as processes)."""
+    from tests.reliability.harness import fresh_databases
+
+    with fresh_databases() as make:
+        yield make
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
     """Runs a test on both event stores: None means an SQLite file under DATA_DIR."""
@@ -104,6 +125,27 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
+def interviews_settings(database_url: str | None, tmp_path: Path) -> InterviewsSettings:
+    """The interviews service's settings on the test's event store (SQLite or PostgreSQL)."""
+    return InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET)
+
+
+@pytest.fixture
+def interviews_container(
+    interviews_settings: InterviewsSettings, clock: FakeClock
+) -> Iterator[InterviewsContainer]:
+    container = InterviewsContainer(interviews_settings, clock=clock)
+    yield container
+    container.close()
+
+
+@pytest.fixture
+def api(interviews_container: InterviewsContainer) -> Iterator[TestClient]:
+    with TestClient(create_app(interviews_container)) as client:
+        yield client
+
+
+@pytest.fixture
 def token() -> Callable[[str, str], dict[str, str]]:
     """``token("c1", "client")`` -> an Authorization header for that user."""
 
@@ -111,6 +153,18 @@ def token() -> Callable[[str, str], dict[str, str]]:
         return {"Authorization": f"Bearer {mint_token(TEST_SECRET, sub, role)}"}
 
     return make
+
+
+@pytest.fixture
+def client(token: Callable[[str, str], dict[str, str]]) -> dict[str, str]:
+    """The Authorization header of client-1."""
+    return token("client-1", "client")
+
+
+@pytest.fixture
+def freelancer(token: Callable[[str, str], dict[str, str]]) -> dict[str, str]:
+    """The Authorization header of freelancer-1."""
+    return token("freelancer-1", "freelancer")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

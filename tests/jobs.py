@@ -25,6 +25,8 @@ class Puts(Protocol):
 
     def put(self, url: str, *, json: Any, headers: dict[str, str]) -> Any: ...
 
+    def post(self, url: str, *, json: Any, headers: dict[str, str]) -> Any: ...
+
 
 def service_headers(secret: str = TEST_SECRET) -> dict[str, str]:
     """An Authorization header of the marketplace's job service."""
@@ -53,6 +55,31 @@ def register_job(
         body["title"] = title
     response = http.put(f"{base_url}/jobs/{job_id}", json=body, headers=service_headers(secret))
     assert response.status_code in (200, 201), response.text
+
+
+def invite(
+    http: Puts,
+    headers: dict[str, str],
+    freelancer_id: str = "freelancer-1",
+    job_id: str = "job-1",
+    *,
+    register: bool = True,
+    base_url: str = "",
+    secret: str = TEST_SECRET,
+    **body: Any,
+) -> dict[str, Any]:
+    """``POST /interviews`` as the client of ``headers`` (201 or the test fails);
+    the job is registered for that client first unless ``register`` is False (a
+    test that made the job itself). Returns the command's answer."""
+    if register:
+        register_job(http, job_id, owner_of(headers), base_url=base_url, secret=secret)
+    response = http.post(
+        f"{base_url}/interviews",
+        json={"job_id": job_id, "freelancer_id": freelancer_id, **body},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
 
 
 def ensure_job(

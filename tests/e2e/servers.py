@@ -1,16 +1,20 @@
-"""Real HTTP servers for browser and socket tests: each service's app, and the
-whole platform as ``interviewctl up`` builds it, on free loopback ports."""
+"""Real HTTP servers for browser, socket and process tests: each service's app,
+the whole platform as ``interviewctl up`` builds it, and ``interviewctl`` itself
+run as a process, on free loopback ports."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from services.interviews.bootstrap import InterviewsContainer
@@ -23,6 +27,7 @@ from services.projections.bootstrap import ProjectionsContainer
 from services.projections.bootstrap import create_app as create_projections_app
 from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET
+from tests.support.waiting import wait_until
 
 SERVICES = ("interviews", "projections", "notifications", "platform")
 
@@ -46,9 +51,7 @@ def serving(app: Any) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: server.started or not thread.is_alive(), 20, 0.02, what="uvicorn to start")
     assert server.started, "the server did not start"
     try:
         yield f"http://127.0.0.1:{port}"
@@ -78,3 +81,65 @@ def build_app(service: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("DATA_DIR", str(data_dir))
     monkeypatch.setenv("AUTH_SECRET", TEST_SECRET)
     return create_platform_app()
+
+
+def embedded_env(data_dir: Path, *dropped: str, **extra: str) -> dict[str, str]:
+    """This process's environment for ``interviewctl`` on the embedded default:
+    no database URL, no broker and none of ``dropped``; ``DATA_DIR`` is ``data_dir``."""
+    unset = {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", *dropped}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    return env | {"DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"} | extra
+
+
+def cli(*args: str, env: dict[str, str]) -> str:
+    """``interviewctl ARGS`` to completion; its standard output (it must succeed)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return out.stdout.strip()
+
+
+@contextmanager
+def running_cli(
+    command: list[str], env: dict[str, str], *, ready: str = "/readyz", timeout: float = 10
+) -> Iterator[tuple[subprocess.Popen[bytes], httpx.Client]]:
+    """``interviewctl COMMAND --port P`` as a process, once it answers 200 on
+    ``ready``; a client on its base URL. Stopped (SIGTERM, then kill) afterwards."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", *command, "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout)
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            stderr = process.stderr.read() if process.stderr else b""
+            raise AssertionError(f"interviewctl {' '.join(command)} exited: {stderr!r}")
+        return client.get(ready).status_code == 200
+
+    try:
+        wait_until(
+            answers,
+            60,
+            0.2,
+            what=f"interviewctl {' '.join(command)} to answer {ready}",
+            ignoring=(httpx.TransportError,),
+        )
+        yield process, client
+    finally:
+        client.close()
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

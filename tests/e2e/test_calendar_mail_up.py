@@ -7,10 +7,6 @@ STATUS, so a calendar application that got both sees one event updating in place
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -21,8 +17,9 @@ import httpx
 import pytest
 from icalendar import Calendar
 
-from tests.e2e.test_platform_up import _cli, _free_port
-from tests.integration.test_notifications_support import SmtpSink
+from tests.e2e.servers import cli, embedded_env, running_cli
+from tests.support.notifications import SmtpSink
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -35,58 +32,32 @@ def platform_with_mail(
 ) -> Iterator[tuple[httpx.Client, dict[str, str], SmtpSink]]:
     sink = SmtpSink()
     sink.controller.start()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "AUTH_SECRET")
-    }
-    env |= {
-        "DATA_DIR": str(tmp_path / "data"),
-        "LOG_LEVEL": "WARNING",
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(sink.port),
-        "EMAIL_DOMAIN": DOMAIN,
-        "DELIVERY_POLL_SECONDS": "0.2",
-    }
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    env = embedded_env(
+        tmp_path / "data",
+        "AUTH_SECRET",
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(sink.port),
+        EMAIL_DOMAIN=DOMAIN,
+        DELIVERY_POLL_SECONDS="0.2",
     )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if client.get("/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"interviewctl up did not start: {process.stderr.read()!r}")
-            time.sleep(0.2)
-        yield client, env, sink
+        with running_cli(["up"], env) as (_, client):
+            yield client, env, sink
     finally:
-        client.close()
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
         sink.controller.stop()
 
 
 def mails_to(sink: SmtpSink, address: str, subject: str, count: int) -> list[EmailMessage]:
     """The e-mails with this subject to this address, once ``count`` have arrived."""
-    deadline = time.monotonic() + 20
-    while True:
-        found = [m for m in sink.parsed() if m["To"] == address and m["Subject"] == subject]
-        if len(found) >= count or time.monotonic() > deadline:
-            assert len(found) == count, (address, subject, [m["Subject"] for m in sink.parsed()])
-            return found
-        time.sleep(0.1)
+    found = wait_until(
+        lambda: [m for m in sink.parsed() if m["To"] == address and m["Subject"] == subject],
+        20,
+        0.1,
+        what=f"{count} e-mail(s) {subject!r} to {address}",
+        until=lambda mails: len(mails) >= count,
+    )
+    assert len(found) == count, (address, subject, [m["Subject"] for m in sink.parsed()])
+    return found
 
 
 def attached(mail: EmailMessage) -> tuple[str, Any, str]:
@@ -119,14 +90,14 @@ def test_each_mailed_invitation_matches_the_feed_at_that_moment(
 ) -> None:
     http, env, sink = platform_with_mail
     auth = {
-        role: {"Authorization": "Bearer " + _cli("token", "--sub", sub, "--role", role, env=env)}
+        role: {"Authorization": "Bearer " + cli("token", "--sub", sub, "--role", role, env=env)}
         for sub, role in (("client-1", "client"), ("freelancer-1", "freelancer"))
     }
     client, freelancer = f"client-1@{DOMAIN}", f"freelancer-1@{DOMAIN}"
     soon = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
 
     service = {
-        "Authorization": "Bearer " + _cli("token", "--sub", "jobs", "--role", "service", env=env)
+        "Authorization": "Bearer " + cli("token", "--sub", "jobs", "--role", "service", env=env)
     }
     job = http.put("/jobs/job-cal", json={"client_id": "client-1"}, headers=service)
     assert job.status_code == 201, job.text

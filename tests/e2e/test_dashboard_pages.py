@@ -24,7 +24,7 @@ import pytest
 from services.common.auth import mint_token
 from services.projections.demo import DemoLog, d, demo_log, serve
 from tests.conftest import TEST_SECRET
-from tests.e2e.test_projections_dashboard import CHROMIUM, FLAGS, _browser_or_skip
+from tests.e2e.browser import CHROMIUM, FLAGS, browser_or_skip
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +60,7 @@ def base(demo: DemoLog) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    _browser_or_skip()
+    browser_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -18,8 +18,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from tests.e2e.browser import CHROMIUM, FLAGS, browser_or_skip
 from tests.e2e.servers import SERVICES, build_app, serving
-from tests.e2e.test_projections_dashboard import CHROMIUM, FLAGS, _browser_or_skip
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +64,7 @@ class OfflineBrowser:
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    _browser_or_skip()
+    browser_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:

@@ -54,16 +54,6 @@ def api(container: InterviewsContainer) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.fixture
-def client(token: Token) -> dict[str, str]:
-    return token(CLIENT, "client")
-
-
-@pytest.fixture
-def freelancer(token: Token) -> dict[str, str]:
-    return token(FREELANCER, "freelancer")
-
-
 def ok(response: Any) -> dict[str, Any]:
     assert response.status_code in (200, 201), response.text
     return response.json()  # type: ignore[no-any-return]

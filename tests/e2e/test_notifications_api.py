@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """The notifications API over HTTP: own inbox, read marks, webhooks, isolation, errors."""
 
 from __future__ import annotations
@@ -10,13 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.notifications.bootstrap import NotificationsContainer, create_app
-from tests.integration.test_notifications_support import (
-    Interview,
-    WebhookReceiver,
-    apply,
-    make_container,  # noqa: F401 - fixture
-    receiver,  # noqa: F401 - fixture
-)
+from tests.support.notifications import Interview, WebhookReceiver, apply
 
 pytestmark = pytest.mark.e2e
 
@@ -197,7 +190,7 @@ def test_health_readiness_metrics_and_openapi(api: TestClient) -> None:
 
 
 def test_a_database_that_is_down_gives_503_not_500(tmp_path: Path, token: Token) -> None:
-    from tests.integration.test_notifications_support import free_port, settings_for
+    from tests.support.notifications import free_port, settings_for
 
     down = f"postgresql://nobody:secret@127.0.0.1:{free_port()}/nothing"
     container = NotificationsContainer(settings_for(down, tmp_path, kafka_bootstrap_servers=None))

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """The whole way through: HTTP commands on the interview service, its events
 brought to the notifications consumer either straight from the event store's
 log (embedded) or by the relay over real Kafka, and each party's inbox,
@@ -7,9 +6,8 @@ table gives exactly the rules table's notifications."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,66 +17,20 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.common.consumer import ConsumerSpec
-from services.common.runner.embedded import embedded_runner
 from services.common.runner.kafka_source import kafka_runner
 from services.common.runner.loop import ConsumerRunner
 from services.interviews.bootstrap import InterviewsContainer, RelayProcess
 from services.interviews.bootstrap import create_app as interviews_app
-from services.interviews.feed import InterviewEventFeed, wake_on_interview_events
-from services.interviews.settings import InterviewsSettings, RelaySettings
+from services.interviews.settings import RelaySettings
 from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.bootstrap import create_app as notifications_app
-from tests.conftest import TEST_SECRET, FakeClock
+from tests.conftest import FakeClock
+from tests.e2e.inbox_platform import Platform, Token, report_commits, store_runner
 from tests.integration.eventflow import TEST_LAYOUT
-from tests.integration.test_notifications_support import (
-    SmtpSink,
-    WebhookReceiver,
-    delete_topics,
-    receiver,  # noqa: F401 - fixture
-    settings_for,
-    smtp,  # noqa: F401 - fixture
-)
-from tests.jobs import register_job
+from tests.support.notifications import SmtpSink, WebhookReceiver, delete_topics, settings_for
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
-
-Token = Callable[[str, str], dict[str, str]]
-
-
-class Platform:
-    """The interview API, the notifications API and the embedded consumer, wired."""
-
-    def __init__(self, commands: TestClient, inbox: TestClient, token: Token) -> None:
-        self.commands, self.inbox, self.token = commands, inbox, token
-        self.applied = 0
-        self.changed = threading.Condition()
-
-    def on_committed(self, position: int) -> None:
-        with self.changed:
-            self.applied = max(self.applied, position)
-            self.changed.notify_all()
-
-    def wait_for(self, position: int) -> None:
-        with self.changed:
-            assert self.changed.wait_for(lambda: self.applied >= position, timeout=30)
-
-    def do(self, user: str, role: str, path: str, body: Any = None) -> dict[str, Any]:
-        """A command as ``user``; an invitation registers its job for them first."""
-        if path == "/interviews":
-            register_job(self.commands, body["job_id"], user)
-        answer = self.commands.post(path, json=body, headers=self.token(user, role))
-        assert answer.status_code in (200, 201), answer.text
-        result: dict[str, Any] = answer.json()
-        self.wait_for(result["position"])
-        return result
-
-    def told(self, user: str) -> list[tuple[str, str]]:
-        """(type, job) of each notification of ``user``, oldest first."""
-        role = "client" if user.startswith("c") else "freelancer"
-        items = self.inbox.get(
-            "/notifications", params={"limit": 200}, headers=self.token(user, role)
-        ).json()["items"]
-        return [(n["type"].removeprefix("interview."), n["job_id"]) for n in reversed(items)]
 
 
 @pytest.fixture(params=["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
@@ -88,12 +40,9 @@ def platform(
     tmp_path: Path,
     clock: FakeClock,
     token: Token,
+    interviews_container: InterviewsContainer,
     smtp: SmtpSink,
 ) -> Iterator[Platform]:
-    interviews = InterviewsContainer(
-        InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET),
-        clock=clock,
-    )
     source = request.param
     kafka: dict[str, Any] = {"kafka_bootstrap_servers": None}
     if source == "kafka":
@@ -120,32 +69,18 @@ def platform(
         """What `interviewctl up` passes (embedded: the event store's own log), or
         the Kafka runner that `serve notifications` builds, told to report in."""
         assert platform is not None
-        recorded = spec.on_committed
-
-        def committed(position: int) -> None:
-            if recorded is not None:
-                recorded(position)
-            platform.on_committed(position)
-
-        spec.on_committed = committed
+        report_commits(spec, platform.on_committed)
         if source == "kafka":
             return kafka_runner(
                 spec, kafka["kafka_bootstrap_servers"], kafka["topic"], layout=TEST_LAYOUT
             )
-        app = interviews.interviews()
-        return embedded_runner(
-            spec,
-            InterviewEventFeed(app).read,
-            wake_on_interview_events(app),
-            registry=registry,
-            max_position=app.max_position,
-        )
+        return store_runner(spec, interviews_container, registry)
 
-    with TestClient(interviews_app(interviews)) as commands:
+    with TestClient(interviews_app(interviews_container)) as commands:
         relay = None
         if source == "kafka":
             relay = RelayProcess(
-                interviews.interviews(),
+                interviews_container.interviews(),
                 RelaySettings(
                     kafka_bootstrap_servers=kafka["kafka_bootstrap_servers"],
                     topic=kafka["topic"],
@@ -163,7 +98,6 @@ def platform(
             if relay is not None:
                 relay.stop()
                 delete_topics(kafka["kafka_bootstrap_servers"], kafka["topic"])
-    interviews.close()
 
 
 def test_every_transition_tells_exactly_whom_the_rules_say(
@@ -245,7 +179,7 @@ def test_every_transition_tells_exactly_whom_the_rules_say(
         hooks = p.inbox.get("/webhooks", headers=p.token("c-1", "client")).json()
         return hooks[0]["delivery_counts"] == {"delivered": 1} and len(smtp.messages) == 22
 
-    _eventually(settled)
+    wait_until(settled, what="the webhook delivered and 22 e-mails sent")
     (call,) = receiver.received
     assert call.json()["type"] == "interview.started" and call.json()["job_id"] == "job-1"
     mails = Counter(mail["To"] for mail in smtp.parsed())
@@ -258,12 +192,3 @@ def test_every_transition_tells_exactly_whom_the_rules_say(
         "f-5@example.test": 2,
         "f-6@example.test": 3,
     }
-
-
-def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)

@@ -5,8 +5,7 @@ and each party's inbox read over HTTP while a FakeClock moves across the deadlin
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,73 +15,63 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.common.consumer import ConsumerSpec
-from services.common.runner.embedded import embedded_runner
 from services.common.runner.loop import ConsumerRunner
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.bootstrap import create_app as interviews_app
-from services.interviews.feed import InterviewEventFeed, wake_on_interview_events
-from services.interviews.settings import InterviewsSettings
 from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.bootstrap import create_app as notifications_app
-from tests.conftest import TEST_SECRET, FakeClock
-from tests.e2e.test_notifications_flow import Platform
-from tests.integration.test_notifications_support import settings_for
+from tests.conftest import FakeClock
+from tests.e2e.inbox_platform import Platform, Token, report_commits, store_runner
+from tests.support.notifications import settings_for
+from tests.support.waiting import Ticks, wait_until
 
 pytestmark = pytest.mark.e2e
 
-Token = Callable[[str, str], dict[str, str]]
+
+@pytest.fixture
+def notifications(
+    database_url: str | None, tmp_path: Path, clock: FakeClock
+) -> Iterator[NotificationsContainer]:
+    # A short maximum sleep: the reminder worker notices the moved clock by itself.
+    container = NotificationsContainer(
+        settings_for(database_url, tmp_path, reminder_max_sleep_seconds=0.1), clock=clock
+    )
+    yield container
+    container.close()
+
+
+@pytest.fixture
+def reminder_rounds(notifications: NotificationsContainer, clock: FakeClock) -> Ticks:
+    """Every round of the running reminder worker: the clock it saw, what it settled."""
+    return Ticks.install(notifications.reminder_worker(), "run_once", clock)
 
 
 @pytest.fixture
 def platform(
-    database_url: str | None, tmp_path: Path, clock: FakeClock, token: Token
+    database_url: str | None,
+    tmp_path: Path,
+    clock: FakeClock,
+    token: Token,
+    interviews_container: InterviewsContainer,
+    notifications: NotificationsContainer,
+    reminder_rounds: Ticks,
 ) -> Iterator[Platform]:
-    interviews = InterviewsContainer(
-        InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET),
-        clock=clock,
-    )
-    # A short maximum sleep: the reminder worker notices the moved clock by itself.
-    notifications = NotificationsContainer(
-        settings_for(database_url, tmp_path, reminder_max_sleep_seconds=0.1), clock=clock
-    )
     platform: Platform | None = None
 
     def runner(spec: ConsumerSpec, registry: Any) -> ConsumerRunner:
         assert platform is not None
-        recorded = spec.on_committed
+        report_commits(spec, platform.on_committed)
+        return store_runner(spec, interviews_container, registry)
 
-        def committed(position: int) -> None:
-            if recorded is not None:
-                recorded(position)
-            platform.on_committed(position)
-
-        spec.on_committed = committed
-        app = interviews.interviews()
-        return embedded_runner(
-            spec,
-            InterviewEventFeed(app).read,
-            wake_on_interview_events(app),
-            registry=registry,
-            max_position=app.max_position,
-        )
-
-    with TestClient(interviews_app(interviews)) as commands:
+    with TestClient(interviews_app(interviews_container)) as commands:
         inbox_app = notifications_app(notifications, workers=True, runner_factory=runner)
         platform = Platform(commands, TestClient(inbox_app), token)
         with platform.inbox:
             yield platform
-    interviews.close()
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_the_party_who_must_answer_is_reminded_once_before_the_deadline(
-    platform: Platform, clock: FakeClock
+    platform: Platform, clock: FakeClock, reminder_rounds: Ticks
 ) -> None:
     p = platform
     client = ("c-1", "client")
@@ -107,21 +96,24 @@ def test_the_party_who_must_answer_is_reminded_once_before_the_deadline(
     p.do(*client, f"/interviews/{offered}/offer", offer)
 
     clock.advance(hours=20)  # job-3 (due at 30 h) is within 24 hours of its deadline
-    eventually(lambda: ("reminder", "job-3") in p.told("f-3"))
+    wait_until(lambda: ("reminder", "job-3") in p.told("f-3"))
     assert p.told("f-4") == [("invited", "job-4"), ("offer_extended", "job-4")]
     assert p.told("f-1") == [("invited", "job-1")], "not yet 24 hours before"
 
     clock.advance(hours=16)  # 36 h: job-4's offer (due at 60 h) is
-    eventually(lambda: ("reminder", "job-4") in p.told("f-4"))
+    wait_until(lambda: ("reminder", "job-4") in p.told("f-4"))
     assert p.told("f-1") == [("invited", "job-1")]
 
     clock.advance(hours=12)  # 48 h: job-1's reminder is due; job-3 has lapsed
-    eventually(lambda: ("reminder", "job-1") in p.told("f-1"))
+    wait_until(lambda: ("reminder", "job-1") in p.told("f-1"))
     app = p.commands.app.state.container.interviews()  # what the expiry scheduler does
     p.wait_for(app.expire(UUID(lapsing)).position)
     p.do("f-1", "freelancer", f"/interviews/{waiting}/accept")
     clock.advance(hours=30)
-    time.sleep(0.3)
+    # A whole round of the running worker at 78 h (past every deadline) that sends nothing.
+    rounds = len(reminder_rounds)
+    late = reminder_rounds.wait_for(rounds + 1, where=lambda tick: tick.at == clock.now)
+    assert late.result == 0, "a round past the deadlines settled something"
 
     assert p.told("f-1") == [("invited", "job-1"), ("reminder", "job-1")]
     assert p.told("f-2") == [("invited", "job-2")], "answered first: no reminder"

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """The webhooks API cannot be turned against the platform: public destinations
 only, no read-back of what a receiver answers, delete, pause, a cap per user,
 duplicates on the normalised URL, secret rotation and redelivery."""
@@ -13,14 +12,7 @@ from fastapi.testclient import TestClient
 
 from services.notifications.bootstrap import NotificationsContainer, create_app
 from tests.conftest import FakeClock
-from tests.integration.test_notifications_support import (
-    FakeDns,
-    Interview,
-    WebhookReceiver,
-    apply,
-    make_container,  # noqa: F401 - fixture
-    receiver,  # noqa: F401 - fixture
-)
+from tests.support.notifications import FakeDns, Interview, WebhookReceiver, apply
 
 pytestmark = pytest.mark.e2e
 

@@ -6,74 +6,23 @@ checks that the views, the inboxes and the audit trail follow the commands.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.e2e.servers import cli, embedded_env, running_cli
+from tests.support.waiting import wait_until
+
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cli(*args: str, env: dict[str, str]) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return out.stdout.strip()
 
 
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "AUTH_SECRET")
-    }
-    env["DATA_DIR"] = str(tmp_path / "data")
-    env["LOG_LEVEL"] = "WARNING"
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if client.get("/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"interviewctl up did not start: {process.stderr.read()!r}")
-            time.sleep(0.2)
+    env = embedded_env(tmp_path / "data", "AUTH_SECRET")
+    with running_cli(["up"], env) as (_, client):
         yield client, env
-    finally:
-        client.close()
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def test_the_documented_flow_works_end_to_end_on_the_embedded_default(
@@ -81,7 +30,7 @@ def test_the_documented_flow_works_end_to_end_on_the_embedded_default(
 ) -> None:
     http, env = platform
     auth = {
-        name: {"Authorization": "Bearer " + _cli("token", "--sub", sub, "--role", role, env=env)}
+        name: {"Authorization": "Bearer " + cli("token", "--sub", sub, "--role", role, env=env)}
         for name, sub, role in (
             ("client", "client-1", "client"),
             ("freelancer", "freelancer-1", "freelancer"),
@@ -162,30 +111,22 @@ def test_the_documented_flow_works_end_to_end_on_the_embedded_default(
     assert "cancelled" in board.text and "hired" in board.text
 
     # Both parties were told; the cancelled freelancer too.
-    def inbox(who: str) -> list[dict]:
-        deadline = time.monotonic() + 15
-        while True:
-            items = http.get("/notifications", headers=auth[who]).json()["items"]
-            if (
-                len(items) >= {"freelancer": 4, "client": 3, "other": 2}[who]
-                or time.monotonic() > deadline
-            ):
-                return items
-            time.sleep(0.2)
+    def told(who: str, *types: str) -> list[dict]:
+        """``who``'s notifications, once they include one of each of ``types``."""
+        return wait_until(
+            lambda: http.get("/notifications", headers=auth[who]).json()["items"],
+            15,
+            0.2,
+            what=f"notifications {types} for {who}",
+            until=lambda items: {f"interview.{t}" for t in types} <= {n["type"] for n in items},
+        )
 
-    assert {n["type"] for n in inbox("freelancer")} >= {
-        "interview.invited",
-        "interview.started",
-        "interview.offer_extended",
-    }
-    (started,) = [n for n in inbox("freelancer") if n["type"] == "interview.started"]
+    freelancer_inbox = told("freelancer", "invited", "started", "offer_extended")
+    (started,) = [n for n in freelancer_inbox if n["type"] == "interview.started"]
     assert "Tuesday 1 December 2026 at 11:00 CET" in started["message"]
-    assert {n["type"] for n in inbox("client")} >= {
-        "interview.accepted",
-        "interview.started",
-        "interview.offer_accepted",
-    }
-    assert {n["type"] for n in inbox("other")} == {"interview.invited", "interview.cancelled"}
+    told("client", "accepted", "started", "offer_accepted")
+    other_inbox = told("other", "invited", "cancelled")
+    assert {n["type"] for n in other_inbox} == {"interview.invited", "interview.cancelled"}
 
     # Auditors see the whole chain, and it verifies.
     verify = http.get(f"/audit/interviews/{interview}/verify", headers=auth["auditor"]).json()
@@ -209,13 +150,16 @@ def test_the_documented_flow_works_end_to_end_on_the_embedded_default(
     assert seen.json()["status"] == "cancelled", seen.text
 
     def told_of_closing(who: str) -> list[str]:
-        deadline = time.monotonic() + 15
-        while True:
-            items = http.get("/notifications", headers=auth[who]).json()["items"]
-            titles = [n["message"] for n in items if n["title"] == "Job closed"]
-            if titles or time.monotonic() > deadline:
-                return titles
-            time.sleep(0.2)
+        return wait_until(
+            lambda: [
+                n["message"]
+                for n in http.get("/notifications", headers=auth[who]).json()["items"]
+                if n["title"] == "Job closed"
+            ],
+            15,
+            0.2,
+            what=f"a 'Job closed' notification for {who}",
+        )
 
     assert told_of_closing("third") == [
         f"Client client-1 closed job {job_id}; your interview is cancelled."

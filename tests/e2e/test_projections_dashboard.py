@@ -8,11 +8,6 @@ Chromium: ``scripts/chromium.sh`` installs and checks it.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,48 +24,17 @@ from services.projections.bootstrap import ProjectionsContainer, consumer_spec
 from services.projections.bootstrap import create_app as create_projections_app
 from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET
-from tests.jobs import owner_of, register_job
+from tests.e2e.browser import CHROMIUM, FLAGS, browser_or_skip
+from tests.e2e.servers import serving
+from tests.jobs import invite
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _browser_or_skip() -> None:
-    missing = None
-    if not (shutil.which(CHROMIUM) or os.access(CHROMIUM, os.X_OK)):
-        missing = f"no Chromium at {CHROMIUM} (run scripts/chromium.sh)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            missing = "the playwright package is not installed (pip install -e '.[dev]')"
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(missing)
-        pytest.skip(missing)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[tuple[str, TestClient]]:
     """Embedded default: interviews on SQLite, the projections consumer reading
     the event store's log in-process, the projections app on a real port."""
-    import uvicorn
 
     interviews = InterviewsContainer(
         InterviewsSettings(
@@ -96,52 +60,24 @@ def platform(tmp_path: Path) -> Iterator[tuple[str, TestClient]]:
         wake_on_interview_events(app),
         poll_timeout=0.2,
     ).start()
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_projections_app(views),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            timeout_graceful_shutdown=2,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "the projections app did not start"
     try:
-        with TestClient(create_interviews_app(interviews)) as commands:
-            yield f"http://127.0.0.1:{port}", commands
+        with (
+            serving(create_projections_app(views)) as url,
+            TestClient(create_interviews_app(interviews)) as commands,
+        ):
+            yield url, commands
     finally:
-        server.should_exit = True
-        thread.join(10)
         runner.stop()
         runner.join(10)
         views.close()
         interviews.close()
 
 
-def invite(
-    commands: TestClient, client: dict[str, str], job_id: str, freelancer_id: str
-) -> dict[str, Any]:
-    """The one place these tests create an interview (through the interviews API),
-    its job registered for the client first."""
-    register_job(commands, job_id, owner_of(client))
-    response = commands.post(
-        "/interviews", json={"job_id": job_id, "freelancer_id": freelancer_id}, headers=client
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
 def test_the_dashboard_changes_live_when_a_command_is_sent(
     platform: tuple[str, TestClient], token: Callable[[str, str], dict[str, str]]
 ) -> None:
     """The auditor's figures and the client's board move without a reload."""
-    _browser_or_skip()
+    browser_or_skip()
     from playwright.sync_api import sync_playwright
 
     base, commands = platform
@@ -185,7 +121,7 @@ def test_the_dashboard_changes_live_when_a_command_is_sent(
             board = signed_in(browser, "client-1", "client")
             assert board.locator("#jobs .card").count() == 0
 
-            invited = invite(commands, client, "job-7", "fl-1")
+            invited = invite(commands, client, "fl-1", "job-7")
             wait_text(auditor, "count-invited", "1")
             assert text(auditor, "funnel-invited") == "1"
             assert "Invited" in text(auditor, "recent")

@@ -35,14 +35,15 @@ from services.projections.bootstrap import ProjectionsContainer, consumer_spec
 from services.projections.bootstrap import create_app as create_projections_app
 from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET, create_database, drop_database, require_postgres
-from tests.integration.eventflow import topic_cleanup, unique_topic, wait_until
+from tests.integration.eventflow import topic_cleanup, unique_topic
 from tests.jobs import register_job
-from tests.unit.test_projections_reference import (
+from tests.support.projections_reference import (
     Script,
     assert_views_equal_reference,
     scripts,
     shuffled_across_interviews,
 )
+from tests.support.waiting import holds_within, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -217,7 +218,7 @@ def wait_for_views(api: TestClient, token: Token, events: list[EventEnvelope]) -
             return False
         return True
 
-    wait_until(equal, 60, interval=0.5)
+    holds_within(equal, 60, 0.5, what="the views to equal the reference", ignoring=())
     assert_views_equal_reference(api, token, events, details=60)
 
 

@@ -3,11 +3,8 @@ open, and lets a request in flight finish."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +16,7 @@ import pytest
 
 from services.common.auth import mint_token
 from tests.conftest import TEST_SECRET
+from tests.e2e.servers import embedded_env, running_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -27,48 +25,14 @@ STOPS_WITHIN_S = 10.0
 HEADERS = {"Authorization": "Bearer " + mint_token(TEST_SECRET, "client-1", "client", 3600)}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serving(
     command: list[str], tmp_path: Path, **env_extra: str
 ) -> Iterator[tuple[subprocess.Popen[bytes], httpx.Client]]:
     """``interviewctl COMMAND`` on the embedded default, answering on a free port."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "LOG_FORMAT")
-    }
-    env.update(DATA_DIR=str(tmp_path / "data"), AUTH_SECRET=TEST_SECRET, LOG_LEVEL="WARNING")
-    env.update(env_extra)
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", *command, "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
-            yield process, http
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    env = embedded_env(tmp_path / "data", "LOG_FORMAT", AUTH_SECRET=TEST_SECRET, **env_extra)
+    with running_cli(command, env, ready="/healthz", timeout=30) as running:
+        yield running
 
 
 def stop(process: subprocess.Popen[bytes]) -> tuple[int, float]:

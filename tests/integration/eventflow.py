@@ -272,15 +272,6 @@ def check_exactly_once_in_order(rows: list[Any], expected: dict[str, tuple[str, 
         assert seen == list(range(1, len(seen) + 1)), f"{interview_id} applied as {seen}"
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
 # ------------------------------------------------------------------ Kafka
 
 

@@ -31,7 +31,6 @@ from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.settings import InterviewsSettings
 from tests.conftest import (
     TEST_SECRET,
-    create_database,
     drop_database,
     require_kafka,
     require_postgres,
@@ -170,17 +169,6 @@ def test_a_read_only_command_on_a_missing_postgres_database_fails_and_creates_no
     assert tree(tmp_path) == before
 
 
-@pytest.fixture
-def empty_database() -> Iterator[str]:
-    admin = require_postgres()
-    name = f"t_empty_{uuid.uuid4().hex[:10]}"
-    url = create_database(admin, name)
-    try:
-        yield url
-    finally:
-        drop_database(admin, name)
-
-
 def _tables(url: str) -> list[str]:
     import psycopg
 
@@ -193,12 +181,12 @@ def _tables(url: str) -> list[str]:
 
 @pytest.mark.parametrize("args", READ_ONLY[:3] + READ_ONLY[4:], ids=" ".join)
 def test_a_read_only_command_on_an_empty_postgres_database_creates_no_table(
-    args: list[str], env: dict[str, str], tmp_path: Path, empty_database: str
+    args: list[str], env: dict[str, str], tmp_path: Path, postgres_url: str
 ) -> None:
-    result = interviewctl(*_args(args, tmp_path), env={**env, "DATABASE_URL": empty_database})
+    result = interviewctl(*_args(args, tmp_path), env={**env, "DATABASE_URL": postgres_url})
 
     fails_cleanly(result, USAGE, "no table")
-    assert _tables(empty_database) == []
+    assert _tables(postgres_url) == []
 
 
 # ---------------------------------------------------------------- databases down or malformed

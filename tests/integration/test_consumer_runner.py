@@ -36,6 +36,7 @@ from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.settings import InterviewsSettings
 from services.platform import embedded_feed
 from tests.conftest import TEST_SECRET
+from tests.support.waiting import wait_until
 
 from .eventflow import (
     Workload,
@@ -47,7 +48,6 @@ from .eventflow import (
     set_failing,
     topic_cleanup,
     unique_topic,
-    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -149,14 +149,15 @@ def test_embedded_consumer_follows_an_sqlite_store_once_in_order_without_busy_po
         InterviewsSettings(database_url=None, data_dir=tmp_path, auth_secret=TEST_SECRET)
     )
     app = container.interviews()
-    read_log, wake = embedded_feed(app)
-    reads = 0
+    read, wake = embedded_feed(app)
+    naps: list[float] = []  # how long the source let itself sleep each time it found nothing
+    nap = wake.wait
 
-    def read(after: int, limit: int) -> list[EventEnvelope]:
-        nonlocal reads
-        reads += 1
-        return read_log(after, limit)
+    def recorded_nap(timeout: float | None = None) -> bool:
+        naps.append(float("inf") if timeout is None else timeout)
+        return nap(timeout)
 
+    wake.wait = recorded_nap  # type: ignore[method-assign]
     source = EmbeddedSource(read, wake, poll_seconds=30.0)  # only the wake-up can be quick
     runner = ConsumerRunner(recording_spec(consumer_engine, "embedded"), source).start()
     try:
@@ -166,9 +167,9 @@ def test_embedded_consumer_follows_an_sqlite_store_once_in_order_without_busy_po
         assert wait_until(lambda: len(effects(consumer_engine, "embedded")) >= len(expected), 60)
         check_exactly_once_in_order(effects(consumer_engine, "embedded"), expected)
 
-        before = reads
-        time.sleep(1.5)
-        assert reads - before <= 1, "an idle embedded consumer must not poll in a loop"
+        # Idle, it sleeps on the wake-up flag for its whole poll interval: no busy loop.
+        wait_until(lambda: naps, what="the idle source to sleep on its wake-up flag")
+        assert min(naps) >= 30.0, "an idle embedded consumer must not poll in a loop"
 
         started = time.monotonic()
         Workload(app, counter=10_000).step()

@@ -39,7 +39,8 @@ from services.interviews.domain import (
 from services.interviews.scheduler import DeadlineIndex, Scheduler, TickReport
 from services.interviews.settings import InterviewsSettings
 from tests.conftest import FakeClock
-from tests.jobs import ensure_job, owner_of, register_job
+from tests.jobs import ensure_job, invite, register_job
+from tests.support.waiting import Ticks, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -49,16 +50,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------ helpers
-
-
-@pytest.fixture
-def client(token: Token) -> dict[str, str]:
-    return token(CLIENT, "client")
-
-
-@pytest.fixture
-def freelancer(token: Token) -> dict[str, str]:
-    return token(FREELANCER, "freelancer")
 
 
 @pytest.fixture
@@ -117,16 +108,6 @@ def invite_freelancers(
     ]
 
 
-def invite(
-    api: TestClient, headers: dict[str, str], freelancer_id: str = FREELANCER, **body: Any
-) -> str:
-    body = {"job_id": "job-1", "freelancer_id": freelancer_id, **body}
-    register_job(api, body["job_id"], owner_of(headers))
-    response = api.post("/interviews", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]  # type: ignore[no-any-return]
-
-
 def events(app: InterviewsApplication, interview_id: str | UUID) -> list[Interview.Event]:
     return app.interview_events(UUID(str(interview_id)))
 
@@ -137,13 +118,6 @@ def kinds(app: InterviewsApplication, interview_id: str | UUID) -> list[str]:
 
 def expired_events(app: InterviewsApplication, interview_id: str | UUID) -> list[Any]:
     return [e for e in events(app, interview_id) if isinstance(e, Interview.Expired)]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def iso(moment: datetime) -> str:
@@ -161,7 +135,7 @@ def test_an_unanswered_invitation_expires_once_its_deadline_passes(
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
     sent_at = clock.now
-    iid = invite(api, client)  # the default: 7 days
+    iid = invite(api, client)["id"]  # the default: 7 days
     scheduler = make_scheduler()
 
     report = scheduler.run_once()
@@ -201,7 +175,7 @@ def test_an_unanswered_offer_expires_and_the_answered_invitation_does_not(
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
     scheduler = make_scheduler()
-    iid = invite(api, client, expires_at=iso(clock.now + timedelta(hours=1)))
+    iid = invite(api, client, expires_at=iso(clock.now + timedelta(hours=1)))["id"]
     assert api.post(f"/interviews/{iid}/accept", headers=freelancer).status_code == 200
     scheduler.run_once()
     assert scheduler.index().all() == []  # the answered invitation left the index
@@ -230,7 +204,7 @@ def test_the_default_offer_deadline_is_seven_days(
     clock: FakeClock,
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
-    iid = invite(api, client)
+    iid = invite(api, client)["id"]
     api.post(f"/interviews/{iid}/accept", headers=freelancer)
     offered_at = clock.advance(hours=5)
     offer = {"amount": "900.00", "currency": "EUR", "rate_type": "fixed"}
@@ -252,7 +226,7 @@ def test_a_reschedule_keeps_the_open_offers_deadline_and_a_withdrawal_drops_it(
     same_tick: bool,
 ) -> None:
     scheduler = make_scheduler()
-    iid = invite(api, client)
+    iid = invite(api, client)["id"]
     api.post(f"/interviews/{iid}/accept", headers=freelancer)
     api.post(f"/interviews/{iid}/start", json={"scheduled_at": iso(clock.now)}, headers=client)
     offer = {"amount": "900.00", "currency": "EUR", "rate_type": "fixed"}
@@ -291,8 +265,8 @@ def test_a_late_answer_is_409_expired_naming_what_expired(
 ) -> None:
     scheduler = make_scheduler()
     in_an_hour = iso(clock.now + timedelta(hours=1))
-    late_invitation = invite(api, client, "freelancer-1", expires_at=in_an_hour)
-    offered = invite(api, client, "freelancer-2")
+    late_invitation = invite(api, client, "freelancer-1", expires_at=in_an_hour)["id"]
+    offered = invite(api, client, "freelancer-2")["id"]
     freelancer_2 = token("freelancer-2", "freelancer")
     api.post(f"/interviews/{offered}/accept", headers=freelancer_2)
     offer = {"amount": "900.00", "currency": "EUR", "rate_type": "fixed"}
@@ -327,7 +301,7 @@ def test_an_answer_before_the_deadline_wins(
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
     scheduler = make_scheduler()
-    iid = invite(api, client, expires_at=iso(clock.now + timedelta(hours=1)))
+    iid = invite(api, client, expires_at=iso(clock.now + timedelta(hours=1)))["id"]
     scheduler.run_once()  # indexed while it was open
     clock.advance(minutes=59, seconds=59)
     assert api.post(f"/interviews/{iid}/accept", headers=freelancer).status_code == 200
@@ -406,18 +380,33 @@ def test_two_schedulers_record_one_expired_per_deadline(
 ) -> None:
     app = interviews_container.interviews()
     ids = invite_freelancers(app, clock, "job-2", 6, minutes=10, step=1)
-    first = make_scheduler().start()
-    second = make_scheduler(other_container).start()
+    first, second = make_scheduler(), make_scheduler(other_container)
+    rounds = [Ticks.install(s, "run_once", clock) for s in (first, second)]
+    first.start()
+    second.start()
     wait_until(lambda: first.is_leader or second.is_leader)
 
     clock.advance(hours=1)
     first.wake()
     second.wake()
     wait_until(lambda: all(expired_events(app, iid) for iid in ids))
-    time.sleep(0.3)  # several more ticks of both
+    # Two more whole rounds of each, begun after the last expiry: they find nothing to do.
+    done = [len(r) for r in rounds]
+    for scheduler, counted, seen in zip((first, second), rounds, done, strict=True):
+        scheduler.wake()
+        counted.wait_for(seen)
+        scheduler.wake()
+        counted.wait_for(seen + 1)
     first.stop()
     second.stop()
 
+    later = [
+        tick.result
+        for counted, seen in zip(rounds, done, strict=True)
+        for tick in counted.since(seen + 1)
+    ]
+    assert len(later) >= 2
+    assert [(r.expired, r.settled, r.failed) for r in later] == [(0, 0, 0)] * len(later)
     assert [len(expired_events(app, iid)) for iid in ids] == [1] * 6
     assert sorted([first.expired_total, second.expired_total]) == [0, 6]
 
@@ -526,12 +515,13 @@ def test_a_crashed_scheduler_is_replaced_and_the_next_resumes_from_the_stored_po
     successor = make_scheduler()
     stored = successor.index().position()
     assert stored > 0  # the crashed instance had indexed the log before dying
-    report = TickReport()
-    deadline = time.monotonic() + 5  # an SQLite lease lapses after its 1 s
-    while not report.leader:
-        assert time.monotonic() < deadline, "the crashed scheduler's lease never lapsed"
-        report = successor.run_once()
-        time.sleep(0.05)
+    # An SQLite lease lapses after its 1 s.
+    report = wait_until(
+        successor.run_once,
+        5,
+        what="the crashed scheduler's lease to lapse",
+        until=lambda tick: tick.leader,
+    )
 
     # It reads only what the crashed instance had not: its Expired (which clears the
     # row it left behind) and the late invitation; then expires the other two.
@@ -552,22 +542,16 @@ def test_the_loop_wakes_for_new_invitations_and_sleeps_when_idle(
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
     scheduler = make_scheduler(max_sleep=30.0)
-    ticks: list[TickReport] = []
-    run_once = scheduler.run_once
-
-    def counted() -> TickReport:
-        report = run_once()
-        ticks.append(report)
-        return report
-
-    scheduler.run_once = counted  # type: ignore[method-assign]
+    ticks = Ticks.install(scheduler, "run_once", clock)
+    pauses = Ticks.install(scheduler, "_pause_after")  # what each round chose to sleep
     scheduler.start()
-    wait_until(lambda: len(ticks) >= 1)
-    time.sleep(0.3)
-    assert len(ticks) == 1  # idle: asleep for max_sleep, not polling
+    idle = pauses.wait_for(0)
+    assert idle.result == 30.0, "idle: asleep for max_sleep, not polling"
 
-    iid = invite(api, client, expires_at=iso(clock.now + timedelta(minutes=30)))
-    wait_until(lambda: len(scheduler.index().all()) == 1)  # woken by the commit, not max_sleep
+    iid = invite(api, client, expires_at=iso(clock.now + timedelta(minutes=30)))["id"]
+    # Within seconds, though it meant to sleep 30: woken by the commit.
+    wait_until(lambda: len(scheduler.index().all()) == 1)
+    assert pauses.wait_for(1).result == 30.0  # the deadline is 30 minutes away
 
     clock.advance(minutes=30)
     scheduler.wake()
@@ -650,7 +634,7 @@ def test_the_exclusive_window_refuses_invitations_until_it_ends(
     register_job(api, "job-1", CLIENT)
     policy = api.put("/jobs/job-1/policy", json={"exclusive_hours": 24}, headers=client)
     assert policy.status_code == 200, policy.text
-    iid = invite(api, client)
+    iid = invite(api, client)["id"]
     api.post(f"/interviews/{iid}/accept", headers=freelancer)
     assert api.post(f"/interviews/{iid}/start", headers=freelancer).status_code == 200
 
@@ -661,17 +645,17 @@ def test_the_exclusive_window_refuses_invitations_until_it_ends(
     assert refused.status_code == 409, refused.text
     assert refused.json()["code"] == "exclusive_window"
     assert int(refused.headers["Retry-After"]) == 23 * 3600 + 1
-    other_job = invite(api, client, "freelancer-2", job_id="job-other")  # other jobs are free
+    other_job = invite(api, client, "freelancer-2", job_id="job-other")["id"]  # other jobs are free
     assert other_job
 
     clock.advance(hours=23)
-    assert invite(api, client, "freelancer-2")
+    assert invite(api, client, "freelancer-2")["id"]
 
 
 def test_the_first_invitation_can_set_the_exclusive_window(
     api: TestClient, client: dict[str, str], freelancer: dict[str, str], clock: FakeClock
 ) -> None:
-    iid = invite(api, client, job_id="job-6", exclusive_hours=2)
+    iid = invite(api, client, job_id="job-6", exclusive_hours=2)["id"]
     api.post(f"/interviews/{iid}/accept", headers=freelancer)
     api.post(f"/interviews/{iid}/start", headers=client)
     refused = api.post(
@@ -680,7 +664,7 @@ def test_the_first_invitation_can_set_the_exclusive_window(
     assert refused.status_code == 409
     assert refused.headers["Retry-After"] == str(2 * 3600 + 1)
     clock.advance(hours=2)
-    assert invite(api, client, "freelancer-2", job_id="job-6")
+    assert invite(api, client, "freelancer-2", job_id="job-6")["id"]
 
 
 def window_violations(app: InterviewsApplication, job_id: str) -> list[str]:

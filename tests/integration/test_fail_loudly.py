@@ -37,10 +37,10 @@ from services.projections.adapters.store import current_generation
 from services.projections.bootstrap import ProjectionsContainer, consumer_spec
 from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET
-from tests.integration.test_notifications_support import make_container  # noqa: F401
-from tests.unit.test_projections_reference import scripts, synthetic_events
+from tests.support.projections_reference import scripts, synthetic_events
+from tests.support.waiting import wait_until
 
-from .eventflow import TEST_LAYOUT, each_event, wait_until
+from .eventflow import TEST_LAYOUT, each_event
 
 pytestmark = pytest.mark.integration
 
@@ -324,13 +324,13 @@ def test_a_consumer_meeting_a_schema_it_does_not_know_stops_and_says_so(
 
 
 def test_the_inbox_of_a_table_of_an_older_shape_answers_a_json_503(
-    make_container: Callable[..., NotificationsContainer],  # noqa: F811 - the fixture
+    make_container: Callable[..., NotificationsContainer],
     token: Callable[[str, str], dict[str, str]],
 ) -> None:
     from fastapi.testclient import TestClient
 
     from services.notifications.bootstrap import create_app as notifications_app
-    from tests.integration.test_notifications_support import Interview
+    from tests.support.notifications import Interview
 
     container = make_container()
     with TestClient(notifications_app(container)) as api:

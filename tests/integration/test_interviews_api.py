@@ -25,7 +25,7 @@ from tests.conftest import (
     drop_database,
     require_postgres,
 )
-from tests.jobs import owner_of, register_job
+from tests.jobs import invite, register_job
 
 pytestmark = pytest.mark.integration
 
@@ -65,33 +65,6 @@ def container_of(api: TestClient) -> InterviewsContainer:
 
 def new_job() -> str:
     return f"job-{uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def client(token: Token) -> dict[str, str]:
-    return token(CLIENT, "client")
-
-
-@pytest.fixture
-def freelancer(token: Token) -> dict[str, str]:
-    return token(FREELANCER, "freelancer")
-
-
-def invite(
-    api: TestClient,
-    headers: dict[str, str],
-    freelancer_id: str = FREELANCER,
-    job_id: str = "job-1",
-    **body: Any,
-) -> dict[str, Any]:
-    register_job(api, job_id, owner_of(headers))
-    response = api.post(
-        "/interviews",
-        json={"job_id": job_id, "freelancer_id": freelancer_id, **body},
-        headers=headers,
-    )
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
 
 
 def ok(response: httpx.Response, status: str) -> dict[str, Any]:

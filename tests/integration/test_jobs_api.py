@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.domain import Job
 from tests.conftest import FakeClock
-from tests.jobs import register_job, service_headers
+from tests.jobs import invite, register_job, service_headers
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +36,6 @@ def refused(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 def events(container: InterviewsContainer) -> int:
     return container.interviews().max_position()
-
-
-def invite(api: TestClient, client: dict[str, str], job_id: str, freelancer_id: str) -> str:
-    response = api.post(
-        "/interviews", json={"job_id": job_id, "freelancer_id": freelancer_id}, headers=client
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 def post(api: TestClient, path: str, headers: dict[str, str], body: Any = None) -> Any:
@@ -72,7 +64,7 @@ def test_a_client_creates_a_job_and_invites_to_it(api: TestClient, token: Token)
         24,
     )
     assert api.get(f"/jobs/{job['job_id']}", headers=client).json() == job
-    invite(api, client, job["job_id"], "freelancer-1")
+    invite(api, client, "freelancer-1", job["job_id"], register=False)["id"]
     another = api.post("/jobs", json={"title": "Backend engineer"}, headers=client).json()
     assert another["job_id"] != job["job_id"]
 
@@ -157,7 +149,7 @@ def test_the_job_service_registers_an_external_job_once(
     )
     assert "another client" in body["detail"]
     assert events(interviews_container) == after_first
-    invite(api, token(CLIENT, "client"), "ext-42", "freelancer-1")
+    invite(api, token(CLIENT, "client"), "freelancer-1", "ext-42", register=False)["id"]
 
 
 def test_an_admin_registers_a_job_too(api: TestClient, token: Token) -> None:
@@ -217,7 +209,7 @@ def test_an_invitation_or_policy_for_an_unknown_job_is_404_and_takes_nothing(
     assert (
         api.put("/jobs/job-9/policy", json={"exclusive_hours": 2}, headers=owner).status_code == 200
     )
-    invite(api, owner, "job-9", "f-1")
+    invite(api, owner, "f-1", "job-9", register=False)["id"]
 
 
 @pytest.mark.parametrize(
@@ -265,13 +257,13 @@ def test_closing_a_job_cancels_its_open_interviews_for_both_parties(
     client = token(CLIENT, "client")
     register_job(api, "job-1", CLIENT)
     fl = {n: token(f"f-{n}", "freelancer") for n in range(4)}
-    invited = invite(api, client, "job-1", "f-0")
-    accepted = invite(api, client, "job-1", "f-1")
+    invited = invite(api, client, "f-0", "job-1", register=False)["id"]
+    accepted = invite(api, client, "f-1", "job-1", register=False)["id"]
     post(api, f"/interviews/{accepted}/accept", fl[1])
-    offered = invite(api, client, "job-1", "f-2")
+    offered = invite(api, client, "f-2", "job-1", register=False)["id"]
     post(api, f"/interviews/{offered}/accept", fl[2])
     post(api, f"/interviews/{offered}/offer", client, OFFER)
-    declined = invite(api, client, "job-1", "f-3")
+    declined = invite(api, client, "f-3", "job-1", register=False)["id"]
     post(api, f"/interviews/{declined}/decline", fl[3], {"reason": "busy"})
 
     closed = post(api, "/jobs/job-1/close", client, {"reason": "position filled"})
@@ -334,7 +326,7 @@ def test_only_the_jobs_client_closes_it(
     code: str,
 ) -> None:
     register_job(api, "job-1", CLIENT)
-    iid = invite(api, token(CLIENT, "client"), "job-1", "f-1")
+    iid = invite(api, token(CLIENT, "client"), "f-1", "job-1", register=False)["id"]
     before = events(interviews_container)
 
     refused(api.post("/jobs/job-1/close", json={}, headers=token(sub, role)), status, code)
@@ -354,7 +346,7 @@ def test_a_freelancer_hired_for_a_job_is_not_invited_to_it_again(
 ) -> None:
     client, fl = token(CLIENT, "client"), token("f-1", "freelancer")
     register_job(api, "job-1", CLIENT)
-    iid = invite(api, client, "job-1", "f-1")
+    iid = invite(api, client, "f-1", "job-1", register=False)["id"]
     post(api, f"/interviews/{iid}/accept", fl)
     post(api, f"/interviews/{iid}/offer", client, OFFER)
     post(api, f"/interviews/{iid}/offer/accept", fl)
@@ -368,7 +360,7 @@ def test_a_freelancer_hired_for_a_job_is_not_invited_to_it_again(
 
     assert iid in body["detail"]
     assert events(interviews_container) == before
-    invite(api, client, "job-1", "f-2")  # another freelancer still can be
+    invite(api, client, "f-2", "job-1", register=False)["id"]  # another freelancer still can be
 
 
 def test_the_job_routes_declare_the_bearer_scheme(api: TestClient) -> None:
@@ -405,7 +397,7 @@ def test_a_job_the_first_invitation_registered_before_this_rule_keeps_its_owner(
     )
 
     seen = api.get("/jobs/old-job", headers=token(CLIENT, "client"))
-    invite(api, token(CLIENT, "client"), "old-job", "f-1")
+    invite(api, token(CLIENT, "client"), "f-1", "old-job", register=False)["id"]
 
     assert seen.json() == {
         "job_id": "old-job",

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """E-mails about a meeting carry its calendar event, on a real database (SQLite
 file and PostgreSQL) and a real SMTP server: the attachment is parsed back with
 the icalendar library and checked field by field through start, two reschedules
@@ -21,13 +20,7 @@ from services.common.consumer import Batch
 from services.contracts import EventEnvelope
 from services.notifications.adapters.tables import reminder_deadlines
 from services.notifications.bootstrap import NotificationsContainer, consumer_spec
-from tests.integration.test_notifications_support import (
-    Interview,
-    SmtpSink,
-    inbox_of,
-    make_container,  # noqa: F401 - fixture
-    smtp,  # noqa: F401 - fixture
-)
+from tests.support.notifications import Interview, SmtpSink, inbox_of
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """Webhook and e-mail delivery against a real HTTP receiver and a real SMTP
 server on loopback: signed, stable ids, retried on the backoff schedule, dead."""
 
@@ -15,16 +14,8 @@ from services.notifications.adapters.tables import attempts, deliveries
 from services.notifications.adapters.webhooks import verify
 from services.notifications.bootstrap import NotificationsContainer
 from tests.conftest import FakeClock
-from tests.integration.test_notifications_support import (  # noqa: F401 - fixtures
-    Interview,
-    SmtpSink,
-    WebhookReceiver,
-    apply,
-    inbox_of,
-    make_container,  # fixture
-    receiver,  # fixture
-    smtp,  # fixture
-)
+from tests.support.notifications import Interview, SmtpSink, WebhookReceiver, apply, inbox_of
+from tests.support.reminders import drain_together
 
 pytestmark = pytest.mark.integration
 
@@ -164,7 +155,7 @@ def test_a_receiver_that_recovers_gets_the_notification_once(
 def test_an_unreachable_receiver_is_a_failed_attempt_not_a_crash(
     make_container: Make, clock: FakeClock
 ) -> None:
-    from tests.integration.test_notifications_support import free_port
+    from tests.support.notifications import free_port
 
     c = make_container(delivery_timeout_seconds=1)
     c.inbox().register_webhook(
@@ -197,24 +188,13 @@ def test_a_worker_that_died_mid_send_is_replaced_after_its_lease(
 def test_two_workers_share_the_outbox_without_sending_anything_twice(
     make_container: Make, receiver: WebhookReceiver
 ) -> None:
-    import threading
-
     c = make_container(delivery_concurrency=4, delivery_batch_size=7)
     c.inbox().register_webhook("f-1", receiver.url, SECRET, ["interview.invited"])
     for n in range(60):
         apply(c, Interview(f"job-{n}").event("interview.invited", "client"))
     other = make_container(delivery_concurrency=4, delivery_batch_size=7)
     workers = [c.delivery_worker(), other.delivery_worker()]
-    done = [0, 0]
-
-    def drain(i: int) -> None:
-        done[i] = workers[i].run_until_idle()
-
-    threads = [threading.Thread(target=drain, args=(i,)) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    done = drain_together(workers)
     assert sum(done) == 60
     ids = [r.headers["X-Notification-Id"] for r in receiver.received]
     assert len(ids) == len(set(ids)) == 60

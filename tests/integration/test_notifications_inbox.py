@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """The consumer handler on a real database: each transition of DESIGN's table
 records exactly the inbox entries (and pending deliveries) of the rules table."""
 
@@ -12,13 +11,7 @@ import sqlalchemy as sa
 
 from services.notifications.adapters.tables import deliveries, notifications
 from services.notifications.bootstrap import NotificationsContainer
-from tests.integration.test_notifications_support import (  # noqa: F401 - fixtures
-    OFFER,
-    Interview,
-    apply,
-    inbox_of,
-    make_container,  # fixture
-)
+from tests.support.notifications import OFFER, Interview, apply, inbox_of
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """Reminders before a scheduled interview, on a real database (SQLite file and
 PostgreSQL): both parties are reminded once, ``MEETING_REMINDER_LEAD_MINUTES``
 before the meeting, in their own time zones; a reschedule moves the reminder, a
@@ -7,7 +6,6 @@ twice. Time is a FakeClock moved by hand."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,36 +13,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from services.common.consumer import Batch
 from services.contracts import EventEnvelope
 from services.notifications.adapters.tables import reminder_deadlines
-from services.notifications.bootstrap import NotificationsContainer, consumer_spec
+from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.settings import NotificationsSettings
 from tests.conftest import FakeClock
-from tests.integration.test_notifications_support import (
-    OFFER,
-    Interview,
-    inbox_of,
-    make_container,  # noqa: F401 - fixture
-)
+from tests.support.notifications import OFFER, Interview, inbox_of
+from tests.support.reminders import crash_mid_round, drain_together, feed, reminders
 
 pytestmark = pytest.mark.integration
 
 Make = Callable[..., NotificationsContainer]
-
-
-def feed(container: NotificationsContainer, *events: EventEnvelope) -> None:
-    """What the runner does with the real consumer spec: each event in one transaction."""
-    spec = consumer_spec(container)
-    for event in events:
-        with container.engine().begin() as conn:
-            spec.apply(conn, Batch([event]))
-        assert spec.on_committed is not None
-        spec.on_committed(event.position)
-
-
-def reminders(container: NotificationsContainer, user: str) -> list[dict[str, Any]]:
-    return [n for n in inbox_of(container, user) if n["kind"] == "reminder"]
 
 
 def meeting_row(container: NotificationsContainer, interview: Interview) -> Any:
@@ -294,18 +273,7 @@ def test_two_workers_send_each_meeting_reminder_once(
     workers = [c.reminder_worker(), other.reminder_worker()]
     for w in workers:
         w.batch_size = 4
-    barrier = threading.Barrier(2)
-    done = [0, 0]
-
-    def drain(i: int) -> None:
-        barrier.wait()
-        done[i] = workers[i].run_until_idle()
-
-    threads = [threading.Thread(target=drain, args=(i,)) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    done = drain_together(workers)
     assert sum(done) == 30
     assert workers[0].counts["sent"] + workers[1].counts["sent"] == 30
     for user in ("c-1", "f-1"):
@@ -322,13 +290,7 @@ def test_a_crashed_worker_sends_the_meeting_reminder_once_after_restart(
     feed(c, *opened(interview), started(interview, meeting))
     clock.now = meeting - timedelta(minutes=45)
     worker = c.reminder_worker()
-
-    def crash(*_: Any) -> int:
-        raise RuntimeError("killed mid-transaction")
-
-    worker.recorder.record = crash  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        worker.run_once()
+    crash_mid_round(worker)
     assert meeting_row(c, interview).status == "pending"
     c.close()
 

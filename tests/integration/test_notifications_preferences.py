@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """Time-zone preferences on a real database (SQLite file and PostgreSQL), over HTTP:
 each user's zone is stored, unknown names are refused and change nothing, and texts,
 reminders and e-mails recorded afterwards show times in the recipient's zone."""
@@ -13,14 +12,7 @@ from fastapi.testclient import TestClient
 
 from services.notifications.bootstrap import NotificationsContainer, create_app
 from tests.conftest import FakeClock
-from tests.integration.test_notifications_support import (
-    Interview,
-    SmtpSink,
-    apply,
-    inbox_of,
-    make_container,  # noqa: F401 - fixture
-    smtp,  # noqa: F401 - fixture
-)
+from tests.support.notifications import Interview, SmtpSink, apply, inbox_of
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """Reminders on a real database (SQLite file and PostgreSQL): the party who must
 answer an invitation or offer is reminded once, ``REMINDER_LEAD_HOURS`` before its
 deadline; an answer, cancellation or expiry first means no reminder; two workers,
@@ -6,8 +5,6 @@ or a worker restarted after a crash, send it once. Time is a FakeClock moved by 
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,19 +13,13 @@ import pytest
 import sqlalchemy as sa
 
 from services.common.consumer import Batch
-from services.contracts import EventEnvelope
 from services.notifications.adapters.tables import notifications, reminder_deadlines
 from services.notifications.bootstrap import NotificationsContainer, Workers, consumer_spec
 from services.notifications.settings import NotificationsSettings
 from tests.conftest import FakeClock
-from tests.integration.test_notifications_support import (  # noqa: F401 - fixtures
-    OFFER,
-    Interview,
-    WebhookReceiver,
-    inbox_of,
-    make_container,  # fixture
-    receiver,  # fixture
-)
+from tests.support.notifications import OFFER, Interview, WebhookReceiver, inbox_of
+from tests.support.reminders import crash_mid_round, drain_together, feed, reminders
+from tests.support.waiting import Ticks
 
 pytestmark = pytest.mark.integration
 
@@ -36,23 +27,8 @@ Make = Callable[..., NotificationsContainer]
 SECRET = "whsec-" + "r" * 24
 
 
-def feed(container: NotificationsContainer, *events: EventEnvelope) -> None:
-    """What the runner does with the service's real consumer spec: each event's
-    effects in one transaction, then ``on_committed``."""
-    spec = consumer_spec(container)
-    for event in events:
-        with container.engine().begin() as conn:
-            spec.apply(conn, Batch([event]))
-        assert spec.on_committed is not None
-        spec.on_committed(event.position)
-
-
 def deadline_at(clock: FakeClock, hours: float) -> dict[str, Any]:
     return {"expires_at": (clock.now + timedelta(hours=hours)).isoformat()}
-
-
-def reminders(container: NotificationsContainer, user: str = "f-1") -> list[dict[str, Any]]:
-    return [n for n in inbox_of(container, user) if n["kind"] == "reminder"]
 
 
 def rows(container: NotificationsContainer) -> dict[tuple[str, str], Any]:
@@ -303,18 +279,7 @@ def test_two_workers_send_each_reminder_once(
     workers = [c.reminder_worker(), other.reminder_worker()]
     for w in workers:
         w.batch_size = 7
-    barrier = threading.Barrier(2)
-    done = [0, 0]
-
-    def drain(i: int) -> None:
-        barrier.wait()
-        done[i] = workers[i].run_until_idle()
-
-    threads = [threading.Thread(target=drain, args=(i,)) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    done = drain_together(workers)
     assert sum(done) == 40
     assert len(reminders(c)) == 40
     assert {r.status for r in rows(c).values()} == {"sent"}
@@ -335,13 +300,7 @@ def test_a_restarted_or_crashed_worker_sends_a_reminder_once(
 
     # The process dies after marking the row sent, before committing the inbox entry.
     worker = c.reminder_worker()
-
-    def crash(*_: Any) -> int:
-        raise RuntimeError("killed mid-transaction")
-
-    worker.recorder.record = crash  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        worker.run_once()
+    crash_mid_round(worker)
     assert reminders(c) == []
     assert {r.status for r in rows(c).values()} == {"pending"}
     c.close()
@@ -437,38 +396,47 @@ def test_the_worker_sleeps_until_the_next_reminder_is_due_never_longer_than_the_
 def test_the_running_worker_sends_a_due_reminder_within_moments(
     make_container: Make, clock: FakeClock
 ) -> None:
+    """Driven through its own loop, round by round: a round a second before the
+    reminder is due sends nothing, the round at that moment sends it; a worker
+    asleep for ten minutes is woken by the consumer, or by ``wake``."""
     c = make_container(reminder_max_sleep_seconds=0.2)
+    worker = c.reminder_worker()
+    rounds = Ticks.install(worker, "run_once", clock)  # what each round saw and settled
+    sleeps = Ticks.install(worker, "sleep_seconds")  # how long each round then slept
     workers = Workers(c, consumer=False, delivery=False).start()
     try:
         start = clock.now
         feed(c, Interview().event("interview.invited", "client", deadline_at(clock, 72)))
-        time.sleep(0.3)
+        at(clock, start + timedelta(hours=48, seconds=-1))
+        early = rounds.wait_for(len(rounds), where=lambda tick: tick.at == clock.now)
+        assert early.result == 0, "reminded before its time"
         assert reminders(c) == []
         at(clock, start + timedelta(hours=48))  # no wake: the capped sleep finds it
-        deadline = time.monotonic() + 10
-        while not reminders(c) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        due = rounds.wait_for(len(rounds), where=lambda tick: tick.at == clock.now)
+        assert due.result == 1
         assert len(reminders(c)) == 1
 
         # A long maximum: the consumer wakes the worker when it opens a deadline (this
         # invitation was sent 48 hours ago, the consumer is late: its reminder is due now).
-        c.reminder_worker().max_sleep_seconds = 600
-        time.sleep(0.3)  # the worker is now asleep for (up to) ten minutes
+        worker.max_sleep_seconds = 600
+        asleep = sleeps.wait_for(len(sleeps), where=lambda tick: tick.result == 600)
         feed(c, Interview("job-2").event("interview.invited", "client", deadline_at(clock, 12)))
-        deadline = time.monotonic() + 10
-        while len(reminders(c)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        woken = rounds.wait_for(asleep.number)  # well within the ten minutes it meant to sleep
+        assert woken.result == 1
         assert sorted(r["job_id"] for r in reminders(c)) == ["job-1", "job-2"]
 
-        # Moving the clock past the next due time, then waking it, sends that one too.
+        # A round after the next deadline was opened, half an hour before it is due:
+        # nothing. Moving the clock past it, then waking the worker, sends that one too.
         feed(c, Interview("job-3").event("interview.invited", "client", deadline_at(clock, 24.5)))
-        time.sleep(0.3)
+        clock.advance(seconds=1)
+        worker.wake()
+        before = rounds.wait_for(len(rounds), where=lambda tick: tick.at == clock.now)
+        assert before.result == 0
         assert len(reminders(c)) == 2
-        at(clock, clock.now + timedelta(hours=1))
-        c.reminder_worker().wake()
-        deadline = time.monotonic() + 10
-        while len(reminders(c)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        clock.advance(hours=1)
+        worker.wake()
+        after = rounds.wait_for(len(rounds), where=lambda tick: tick.at == clock.now)
+        assert after.result == 1
         assert sorted(r["job_id"] for r in reminders(c)) == ["job-1", "job-2", "job-3"]
     finally:
         workers.stop()

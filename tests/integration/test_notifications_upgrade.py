@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """A notifications database of the previous release (SQLite file and PostgreSQL)
 gets the new table and columns when the service starts on it, keeps its rows, and
 goes on sending the reminders it had pending."""
@@ -17,11 +16,7 @@ from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.migrations import HISTORY
 from tests.conftest import FakeClock
 from tests.integration.first_release import first_release_schema
-from tests.integration.test_notifications_support import (
-    Interview,
-    inbox_of,
-    make_container,  # noqa: F401 - fixture
-)
+from tests.support.notifications import Interview, inbox_of
 
 pytestmark = pytest.mark.integration
 

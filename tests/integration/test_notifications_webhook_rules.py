@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """Webhook rules at delivery time, against a real receiver: the URL is checked
 again before each call, 410 Gone deactivates, deliveries that keep dying
 disable the webhook and tell its owner, a rotated secret signs beside the new
@@ -20,14 +19,12 @@ from services.notifications.adapters.webhooks import verify
 from services.notifications.application import DuplicateWebhookError
 from services.notifications.bootstrap import NotificationsContainer
 from tests.conftest import FakeClock
-from tests.integration.test_notifications_support import (
+from tests.support.notifications import (
     FakeDns,
     Interview,
     WebhookReceiver,
     apply,
     inbox_of,
-    make_container,  # noqa: F401 - fixture
-    receiver,  # noqa: F401 - fixture
     settings_for,
 )
 

@@ -20,7 +20,7 @@ from services.common.runner.parked import list_parked, retry_parked
 from services.common.runner.source import SourceRecord
 from services.common.runner.tables import migrate_consumer_database
 from services.contracts import EventEnvelope
-from tests.unit.test_projections_reference import scripts, synthetic_events
+from tests.support.projections_reference import scripts, synthetic_events
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from services.common.health import HealthServer
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.relay import RelayStats, relay_readiness
 from services.interviews.scheduler import Scheduler, SchedulerNotReadyError
-from tests.integration.eventflow import wait_until
+from tests.support.waiting import wait_until
 
 
 class Switch:

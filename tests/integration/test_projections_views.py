@@ -26,7 +26,7 @@ from services.projections.bootstrap import ProjectionsContainer, consumer_spec, 
 from services.projections.demo import demo_log
 from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET
-from tests.unit.test_projections_reference import (
+from tests.support.projections_reference import (
     Script,
     all_interviews,
     assert_views_equal_reference,

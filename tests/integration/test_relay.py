@@ -28,6 +28,7 @@ from services.interviews.adapters.tables import relay_position
 from services.interviews.bootstrap import InterviewsContainer, RelayProcess
 from services.interviews.settings import InterviewsSettings, RelaySettings
 from tests.conftest import TEST_SECRET
+from tests.support.waiting import wait_until
 
 from .eventflow import (
     TEST_LAYOUT,
@@ -39,7 +40,6 @@ from .eventflow import (
     recording_spec,
     topic_cleanup,
     unique_topic,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]

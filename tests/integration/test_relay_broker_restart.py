@@ -20,6 +20,7 @@ from services.common.runner.loop import ConsumerRunner
 from services.interviews.bootstrap import InterviewsContainer, RelayProcess
 from services.interviews.settings import InterviewsSettings, RelaySettings
 from tests.conftest import TEST_SECRET
+from tests.support.waiting import wait_until
 
 from .eventflow import (
     TEST_LAYOUT,
@@ -30,7 +31,6 @@ from .eventflow import (
     recording_spec,
     topic_cleanup,
     unique_topic,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.runs_last]

@@ -22,8 +22,8 @@ from services.interviews.adapters.relay_position import FencedLease, PositionSto
 from services.interviews.migrations import HISTORY as INTERVIEWS_HISTORY
 from services.interviews.relay import Relay
 from services.interviews.settings import RelaySettings
-from tests.integration.eventflow import wait_until
-from tests.unit.test_relay_outbox import FakeBroker, FakeDelivery, FakeFeed, envelope
+from tests.support.relay_fakes import FakeBroker, FakeDelivery, FakeFeed, envelope
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

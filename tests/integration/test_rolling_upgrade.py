@@ -27,14 +27,15 @@ from services.projections.adapters.store import current_generation
 from services.projections.bootstrap import ConsumerWorker, ProjectionsContainer, create_app
 from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET
-from tests.unit.test_projections_reference import (
+from tests.support.projections_reference import (
     assert_views_equal_reference,
     batches,
     scripts,
     synthetic_events,
 )
+from tests.support.waiting import wait_until
 
-from .eventflow import topic_cleanup, unique_topic, wait_until
+from .eventflow import topic_cleanup, unique_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (a pytest fixture imported from test_notifications_support)
 """Structured logs: JSON lines with the request's and the event's ids, and never
 a word a user wrote."""
 
@@ -7,9 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +20,10 @@ from services.interviews.bootstrap import InterviewsContainer
 from services.notifications.bootstrap import NotificationsContainer
 from services.platform import create_platform_app, embedded_runner_for
 from tests.conftest import TEST_SECRET
-from tests.integration.eventflow import Workload, recording_spec, wait_until
-from tests.integration.test_notifications_support import (  # noqa: F401 - fixture
-    Interview,
-    apply,
-    make_container,
-)
+from tests.integration.eventflow import Workload, recording_spec
 from tests.jobs import register_job
+from tests.support.notifications import Interview, WebhookReceiver, apply
+from tests.support.waiting import wait_until
 
 SECRET_MESSAGE = "SECRET-WORDS-123"
 SECRET_REASON = "SECRET-REASON-456"
@@ -161,39 +155,11 @@ def test_a_poison_message_s_error_names_the_field_but_not_what_was_written() -> 
     assert SECRET_MESSAGE not in str(refused.value)
 
 
-class EchoingReceiver:
-    """A webhook receiver that answers 500, quoting the text it was sent."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                outer.bodies.append(body)
-                quoted = b"cannot handle: " + body[body.find(SECRET_MESSAGE.encode()) :]
-                self.send_response(500)
-                self.send_header("Content-Length", str(len(quoted)))
-                self.end_headers()
-                self.wfile.write(quoted)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_a_dead_webhook_delivery_does_not_log_what_the_receiver_echoed(
     captured: io.StringIO, make_container: Callable[..., NotificationsContainer]
 ) -> None:
-    receiver = EchoingReceiver()
+    # It answers 500, quoting the text it was sent.
+    receiver = WebhookReceiver([500], b"cannot handle: " + SECRET_MESSAGE.encode()).start()
     try:
         container = make_container(delivery_max_attempts=1)
         container.inbox().register_webhook(
@@ -206,7 +172,7 @@ def test_a_dead_webhook_delivery_does_not_log_what_the_receiver_echoed(
     finally:
         receiver.stop()
 
-    assert any(SECRET_MESSAGE.encode() in body for body in receiver.bodies)  # it was sent
+    assert any(SECRET_MESSAGE.encode() in r.body for r in receiver.received)  # it was sent
     dead = [e for e in lines(captured) if "is dead after" in e["message"]]
     assert len(dead) == 1 and "status 500" in dead[0]["message"]
     assert SECRET_MESSAGE not in captured.getvalue()

@@ -9,11 +9,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import httpx
@@ -28,9 +25,10 @@ from services.common.logs import trace_id_from
 from services.common.tracing import setup_tracing
 from services.platform import create_platform_app
 from tests.conftest import TEST_SECRET
-from tests.integration.eventflow import wait_until
 from tests.jobs import register_job
 from tests.reliability.harness import free_port
+from tests.support.notifications import WebhookReceiver
+from tests.support.waiting import wait_until
 
 GIVEN = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 _EXPORTER: list[InMemorySpanExporter] = []
@@ -64,32 +62,6 @@ def embedded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[TestCl
     monkeypatch.setenv("DELIVERY_POLL_SECONDS", "0.1")
     with TestClient(create_platform_app()) as http:
         yield http
-
-
-class Receiver:
-    """A webhook receiver on loopback that answers 204."""
-
-    def __init__(self) -> None:
-        self.hits = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # http.server's naming
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                outer.hits += 1
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def names_in(spans: InMemorySpanExporter, trace_id: int) -> list[str]:
@@ -135,39 +107,31 @@ def test_a_caller_s_traceparent_is_continued(
 
 
 def test_one_command_is_one_trace_through_store_consumers_and_delivery(
-    spans: InMemorySpanExporter, embedded: TestClient
+    spans: InMemorySpanExporter, embedded: TestClient, receiver: WebhookReceiver
 ) -> None:
-    receiver = Receiver()
-    try:
-        freelancer = auth("freelancer-1", "freelancer")
-        hook = embedded.post(
-            "/webhooks",
-            json={"url": receiver.url, "secret": "s" * 24, "event_types": ["interview.invited"]},
-            headers=freelancer,
-        )
-        assert hook.status_code == 201, hook.text
-        register_job(embedded, "job-trace", "client-1")
-        invited = embedded.post(
-            "/interviews",
-            json={"job_id": "job-trace", "freelancer_id": "freelancer-1", "message": "hello"},
-            headers=auth("client-1", "client"),
-        )
-        assert invited.status_code == 201, invited.text
-        trace_id = int(trace_id_from(invited.headers["traceparent"]) or "0", 16)
+    freelancer = auth("freelancer-1", "freelancer")
+    hook = embedded.post(
+        "/webhooks",
+        json={"url": receiver.url, "secret": "s" * 24, "event_types": ["interview.invited"]},
+        headers=freelancer,
+    )
+    assert hook.status_code == 201, hook.text
+    register_job(embedded, "job-trace", "client-1")
+    invited = embedded.post(
+        "/interviews",
+        json={"job_id": "job-trace", "freelancer_id": "freelancer-1", "message": "hello"},
+        headers=auth("client-1", "client"),
+    )
+    assert invited.status_code == 201, invited.text
+    trace_id = int(trace_id_from(invited.headers["traceparent"]) or "0", 16)
 
-        def complete() -> bool:
-            names = names_in(spans, trace_id)
-            return all(
-                n in names for n in ("projections apply", "notifications apply", "webhook deliver")
-            )
-
-        assert wait_until(complete, timeout=20), (
-            names_in(spans, trace_id),
-            receiver.hits,
-            [(s.name, s.parent) for s in spans.get_finished_spans() if "deliver" in s.name],
-        )
-    finally:
-        receiver.stop()
+    wanted = {"projections apply", "notifications apply", "webhook deliver"}
+    wait_until(
+        lambda: names_in(spans, trace_id),
+        20,
+        what=f"the command's trace to hold {sorted(wanted)}",
+        until=lambda names: wanted <= set(names),
+    )
 
     names = names_in(spans, trace_id)
     assert "POST /interviews" in names
@@ -185,7 +149,7 @@ def test_one_command_is_one_trace_through_store_consumers_and_delivery(
         if s.name.endswith(" apply") and s.context.trace_id == trace_id
     ]
     assert {s.parent.span_id for s in applies if s.parent} == {store.context.span_id}
-    assert receiver.hits == 1
+    assert len(receiver.received) == 1
 
 
 def test_the_stored_traceparent_is_outside_the_hash_chain_and_the_audit(

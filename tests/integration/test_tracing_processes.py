@@ -5,10 +5,8 @@ receiver this test runs on loopback."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,9 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.jobs import register_job
-from tests.reliability.harness import Platform, bearer, fresh_databases, wait_until
+from tests.reliability.harness import Platform, bearer
+from tests.support.notifications import WebhookReceiver
+from tests.support.waiting import holds_within
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -33,103 +33,53 @@ class ReceivedSpan:
     attributes: dict[str, Any]
 
 
-class OtlpReceiver:
-    """A collector's OTLP/HTTP endpoint (``/v1/traces``, protobuf) that keeps every span."""
+class OtlpCollector:
+    """A collector's OTLP/HTTP endpoint (``/v1/traces``, protobuf): a loopback
+    receiver that keeps every export; the spans are read from what it kept."""
 
-    def __init__(self) -> None:
-        self.spans: list[ReceivedSpan] = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                outer.keep(request)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def keep(self, request: ExportTraceServiceRequest) -> None:
-        received = []
-        for resource_spans in request.resource_spans:
-            resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    received.append(
-                        ReceivedSpan(
-                            service=resource.get("service.name", ""),
-                            name=span.name,
-                            trace_id=span.trace_id.hex(),
-                            span_id=span.span_id.hex(),
-                            parent_id=span.parent_span_id.hex(),
-                            links=tuple(link.span_id.hex() for link in span.links),
-                            attributes={
-                                a.key: a.value.string_value or a.value.int_value
-                                for a in span.attributes
-                            },
-                        )
-                    )
-        with self.lock:
-            self.spans.extend(received)
-
-    def in_trace(self, trace_id: str) -> list[ReceivedSpan]:
-        with self.lock:
-            return [s for s in self.spans if s.trace_id == trace_id]
+    def __init__(self, receiver: WebhookReceiver) -> None:
+        self.receiver = receiver
+        self.endpoint = receiver.base_url
 
     def all(self) -> list[ReceivedSpan]:
-        with self.lock:
-            return list(self.spans)
+        with self.receiver.lock:
+            bodies = [r.body for r in self.receiver.received if r.path == "/v1/traces"]
+        return [span for body in bodies for span in spans_of(body)]
 
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class WebhookReceiver:
-    def __init__(self) -> None:
-        self.hits = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # http.server's naming
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                outer.hits += 1
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def in_trace(self, trace_id: str) -> list[ReceivedSpan]:
+        return [s for s in self.all() if s.trace_id == trace_id]
 
 
-@pytest.fixture
-def collector() -> Iterator[OtlpReceiver]:
-    receiver = OtlpReceiver()
-    yield receiver
-    receiver.stop()
+def spans_of(body: bytes) -> list[ReceivedSpan]:
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(body)
+    received = []
+    for resource_spans in request.resource_spans:
+        resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                received.append(
+                    ReceivedSpan(
+                        service=resource.get("service.name", ""),
+                        name=span.name,
+                        trace_id=span.trace_id.hex(),
+                        span_id=span.span_id.hex(),
+                        parent_id=span.parent_span_id.hex(),
+                        links=tuple(link.span_id.hex() for link in span.links),
+                        attributes={
+                            a.key: a.value.string_value or a.value.int_value
+                            for a in span.attributes
+                        },
+                    )
+                )
+    return received
 
 
 @pytest.fixture
-def databases() -> Iterator[Callable[[str], str]]:
-    with fresh_databases() as make:
-        yield make
+def collector() -> Iterator[OtlpCollector]:
+    exports = WebhookReceiver(answer=b"").start()
+    yield OtlpCollector(exports)
+    exports.stop()
 
 
 @pytest.fixture
@@ -137,7 +87,7 @@ def platform(
     tmp_path: Path,
     kafka_bootstrap: str,
     databases: Callable[[str], str],
-    collector: OtlpReceiver,
+    collector: OtlpCollector,
 ) -> Iterator[Platform]:
     with Platform(tmp_path, kafka_bootstrap, databases, name="trace") as running:
         running.extra_env = {
@@ -154,44 +104,40 @@ def platform(
 
 
 def test_one_command_is_one_trace_across_the_api_relay_consumers_and_delivery(
-    platform: Platform, collector: OtlpReceiver
+    platform: Platform, collector: OtlpCollector, receiver: WebhookReceiver
 ) -> None:
-    webhook = WebhookReceiver()
-    try:
-        hook = httpx.post(
-            platform["notifications-api"].url + "/webhooks",
-            json={"url": webhook.url, "secret": "s" * 24, "event_types": ["interview.invited"]},
-            headers=bearer("freelancer-t", "freelancer"),
-        )
-        assert hook.status_code == 201, hook.text
-        register_job(httpx, "job-t", "client-t", base_url=platform["interviews-api"].url)
-        invited = httpx.post(
-            platform["interviews-api"].url + "/interviews",
-            json={"job_id": "job-t", "freelancer_id": "freelancer-t", "message": "hello"},
-            headers=bearer("client-t", "client"),
-        )
-        assert invited.status_code == 201, invited.text
-        trace_id = invited.headers["traceparent"].split("-")[1]
-        wanted = {
-            ("interviews", "POST /interviews"),
-            ("interviews", "interviews store"),
-            ("relay", f"{platform.topic} publish"),
-            ("projections", f"{platform.projections_group} apply"),
-            ("notifications", f"{platform.notifications_group} apply"),
-            ("notifications", "webhook deliver"),
-        }
+    hook = httpx.post(
+        platform["notifications-api"].url + "/webhooks",
+        json={"url": receiver.url, "secret": "s" * 24, "event_types": ["interview.invited"]},
+        headers=bearer("freelancer-t", "freelancer"),
+    )
+    assert hook.status_code == 201, hook.text
+    register_job(httpx, "job-t", "client-t", base_url=platform["interviews-api"].url)
+    invited = httpx.post(
+        platform["interviews-api"].url + "/interviews",
+        json={"job_id": "job-t", "freelancer_id": "freelancer-t", "message": "hello"},
+        headers=bearer("client-t", "client"),
+    )
+    assert invited.status_code == 201, invited.text
+    trace_id = invited.headers["traceparent"].split("-")[1]
+    wanted = {
+        ("interviews", "POST /interviews"),
+        ("interviews", "interviews store"),
+        ("relay", f"{platform.topic} publish"),
+        ("projections", f"{platform.projections_group} apply"),
+        ("notifications", f"{platform.notifications_group} apply"),
+        ("notifications", "webhook deliver"),
+    }
 
-        def seen() -> set[tuple[str, str]]:
-            return {(s.service, s.name) for s in collector.in_trace(trace_id)}
+    def seen() -> set[tuple[str, str]]:
+        return {(s.service, s.name) for s in collector.in_trace(trace_id)}
 
-        assert wait_until(lambda: wanted <= seen(), timeout=60), (
-            sorted(wanted - seen()),
-            platform.logs(),
-        )
-    finally:
-        webhook.stop()
+    assert holds_within(lambda: wanted <= seen(), timeout=60), (
+        sorted(wanted - seen()),
+        platform.logs(),
+    )
 
-    assert webhook.hits == 1
+    assert len(receiver.received) == 1
     spans = collector.in_trace(trace_id)
     (store,) = [s for s in spans if s.name == "interviews store"]
     (publish,) = [s for s in spans if s.name.endswith(" publish")]

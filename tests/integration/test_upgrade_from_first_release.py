@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +37,7 @@ from services.notifications.migrations import HISTORY as NOTIFICATIONS
 from services.notifications.webhook_urls import normalised_url
 from services.projections.migrations import HISTORY as PROJECTIONS
 from tests.conftest import TEST_SECRET
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -129,16 +129,6 @@ def engine_of(database_url: str | None, sqlite_path: Path) -> sa.Engine:
     return create_engine(database_url, sqlite_path)
 
 
-def wait_for(check: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def test_data_of_the_first_release_is_served_after_migrating(
     old_data: dict[str, Any],
     database_url: str | None,
@@ -195,9 +185,12 @@ def test_data_of_the_first_release_is_served_after_migrating(
             return {i["id"]: i for i in page.json()["items"]}
 
         assert set(summaries()) == {hired, pending}
-        views = wait_for(
-            lambda: (s := summaries()) and s[pending]["next_actor"] is not None and s,
-            "the rebuilt views",
+        views = wait_until(
+            summaries,
+            60,
+            0.1,
+            what="the rebuilt views",
+            until=lambda views: views[pending]["next_actor"] is not None,
         )
         assert views[hired]["status"] == "hired"
         assert (views[pending]["status"], views[pending]["next_actor"]) == ("invited", "freelancer")

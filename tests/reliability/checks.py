@@ -24,15 +24,16 @@ import sqlalchemy as sa
 
 from services.contracts import EventEnvelope
 from services.notifications.rules import drafts_for_event
-from tests.unit.test_projections_reference import (
+from tests.support.projections_reference import (
     all_interviews,
     assert_views_equal_reference,
     normalize_api_interview,
     reference_interviews,
     without,
 )
+from tests.support.waiting import holds_within
 
-from .harness import TALLY, Ack, Db, Platform, bearer, read_topic, store_envelopes, wait_until
+from .harness import TALLY, Ack, Db, Platform, bearer, read_topic, store_envelopes
 
 AUDITOR = ("auditor-reliability", "auditor")
 
@@ -86,7 +87,7 @@ def relay_caught_up(platform: Platform, store: list[EventEnvelope], timeout: flo
         return True
     head = max(e.position for e in store)
     with Db(platform.interviews_db) as db:
-        return wait_until(
+        return holds_within(
             lambda: (
                 db.scalar(
                     "SELECT coalesce(max(position), 0) FROM relay_position WHERE topic = :t",
@@ -157,7 +158,7 @@ def check_views(
     """Waits (bounded) until the views equal the fold of the store, then compares
     everything: summaries, timelines, statistics and candidate boards."""
     with Db(platform.views_db) as db:
-        applied = wait_until(
+        applied = holds_within(
             lambda: (
                 db.scalar(
                     'SELECT count(*) FROM processed_events WHERE "group" = :g',
@@ -174,7 +175,7 @@ def check_views(
     found.lost["event parked by the projections consumer"] += parked
     with httpx.Client(base_url=api_url, timeout=30) as api:
         patience = 60 if applied else 5
-        converged = wait_until(lambda: compare_views(api, store, None) == 0, patience, 1)
+        converged = holds_within(lambda: compare_views(api, store, None) == 0, patience, 1)
         compare_views(api, store, found)
         if converged:
             assert_views_equal(api, store, details=80)
@@ -203,7 +204,7 @@ def check_notifications(
     }
     with Db(platform.notifications_db) as db:
         group = platform.notifications_group
-        wait_until(
+        holds_within(
             lambda: (
                 db.scalar('SELECT count(*) FROM processed_events WHERE "group" = :g', g=group)
                 >= len(store)
@@ -214,7 +215,7 @@ def check_notifications(
         parked = db.scalar('SELECT count(*) FROM parked_events WHERE "group" = :g', g=group)
         found.lost["event parked by the notifications consumer"] += parked
         wanted_deliveries = {n for n, _, user in expected if user in webhook_users}
-        wait_until(
+        holds_within(
             lambda: (
                 db.scalar("SELECT count(*) FROM notification_deliveries WHERE status = 'delivered'")
                 >= len(wanted_deliveries)

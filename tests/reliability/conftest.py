@@ -7,14 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import TALLY, Platform, fresh_databases
-
-
-@pytest.fixture
-def databases() -> Iterator[Callable[[str], str]]:
-    """``databases("views")`` -> the URL of a fresh PostgreSQL database, dropped afterwards."""
-    with fresh_databases() as make:
-        yield make
+from .harness import TALLY, Platform
 
 
 @pytest.fixture

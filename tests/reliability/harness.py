@@ -30,6 +30,7 @@ from services.common.kafka import UNLIMITED_RETENTION, ensure_topics
 from services.contracts import EventEnvelope
 from tests.conftest import TEST_SECRET
 from tests.jobs import service_headers
+from tests.support.waiting import WaitTimeout, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES_SCRIPT = ROOT / "scripts" / "services.sh"
@@ -79,18 +80,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except Exception:  # e.g. a database that is still coming up
-            pass
-        time.sleep(interval)
-    return predicate()
 
 
 def infrastructure(command: str) -> None:
@@ -148,17 +137,18 @@ class Service:
     def wait_ready(self, timeout: float = 60) -> None:
         if self.port is None:
             return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
             if not self.alive():
                 raise AssertionError(f"{self.name} exited at start-up:\n{self.tail()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name} not ready after {timeout}s:\n{self.tail()}")
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+
+        try:
+            wait_until(
+                healthy, timeout, what=f"{self.name} to be healthy", ignoring=(httpx.HTTPError,)
+            )
+        except WaitTimeout as timed_out:
+            raise AssertionError(f"{timed_out}:\n{self.tail()}") from None
 
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind; counted as an injected fault."""
@@ -239,15 +229,13 @@ class Platform:
         self.extra_env: dict[str, str] = {}  # applied last, to every service
         # Right after a broker restart (an earlier test's) creating a topic can fail
         # for a few seconds: try again for up to a minute.
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                ensure_topics(bootstrap, {self.topic: (6, UNLIMITED_RETENTION)})
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
+        wait_until(
+            lambda: ensure_topics(bootstrap, {self.topic: (6, UNLIMITED_RETENTION)}) or True,
+            60,
+            1,
+            what=f"topic {self.topic} to be created",
+            ignoring=(Exception,),
+        )
 
     # -- environment
 
@@ -365,6 +353,18 @@ class Platform:
                 service.start()
         for service in self.services.values():
             service.wait_ready()
+
+    def start_everything(self) -> dict[str, str]:
+        """The interviews API, the relay, the projections API with its consumer and
+        the notifications API with its workers, started; each API's base URL."""
+        apis = {
+            "interviews": self.interviews_api(),
+            "projections": self.projections_api(consumer=True),
+            "notifications": self.notifications_api(workers=True),
+        }
+        self.relay()
+        self.start()
+        return {name: service.url for name, service in apis.items()}
 
     def __getitem__(self, name: str) -> Service:
         return self.services[name]

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.jobs import register_job
+from tests.support.waiting import holds_within
 
 from .checks import Findings, check_poison_accepted, check_topic
 from .harness import (
@@ -34,7 +35,6 @@ from .harness import (
     fresh_databases,
     read_topic,
     store_envelopes,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka]
@@ -71,16 +71,7 @@ def services(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> 
     ):
         # ``min_position`` far ahead answers view_behind after this bounded wait.
         platform.extra_env["MIN_POSITION_TIMEOUT_S"] = "0.05"
-        interviews = platform.interviews_api()
-        platform.relay()
-        projections = platform.projections_api(consumer=True)
-        notifications = platform.notifications_api(workers=True)
-        platform.start()
-        urls = {
-            "interviews": interviews.url,
-            "projections": projections.url,
-            "notifications": notifications.url,
-        }
+        urls = platform.start_everything()
         yield Services(urls, seed_data(urls), platform)
         errors = platform.server_errors()
         TALLY.add(server_errors=errors)
@@ -120,7 +111,7 @@ def seed_data(urls: dict[str, str]) -> Known:
             known.notifications = list({*known.notifications, *(i["id"] for i in items)})
         return len(known.notifications) >= 6
 
-    assert wait_until(notified, 60, 0.3), "the seeded interviews never reached the inbox"
+    assert holds_within(notified, 60, 0.3), "the seeded interviews never reached the inbox"
     return known
 
 
@@ -285,7 +276,7 @@ def test_what_the_generated_commands_recorded_poisons_no_consumer(services: Serv
         (platform.notifications_db, platform.notifications_group),
     ):
         with Db(url) as db:
-            wait_until(lambda db=db, g=group: db.scalar(processed, g=g) >= len(store), 60, 0.3)
+            holds_within(lambda db=db, g=group: db.scalar(processed, g=g) >= len(store), 60, 0.3)
             parked = db.rows('SELECT type, error FROM parked_events WHERE "group" = :g', g=group)
             found.lost[f"parked by {group}"] += len(parked)
             found.examples += [f"{group} parked {row.type}: {row.error[:300]}" for row in parked]

@@ -21,10 +21,11 @@ from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.rules import NOTIFICATION_TYPES
 from services.notifications.settings import NotificationsSettings
 from tests.conftest import TEST_SECRET
-from tests.integration.test_notifications_support import WebhookReceiver
+from tests.support.notifications import WebhookReceiver
+from tests.support.waiting import holds_within, wait_until
 
 from .checks import check_everything
-from .harness import TALLY, Db, HttpCommands, Platform, Service, wait_until
+from .harness import TALLY, Db, HttpCommands, Platform, Service
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka]
 
@@ -65,7 +66,7 @@ class Killer(threading.Thread):
     def run(self) -> None:
         while not self.halt.is_set() and not self.satisfied:
             before = self.safe_progress()
-            if not wait_until(lambda b=before: self.safe_progress() > b, 60, 0.02):
+            if not holds_within(lambda b=before: self.safe_progress() > b, 60, 0.02):
                 self.failure = f"{self.service.name} made no progress in 60s"
                 return
             if self.halt.wait(self.rng.uniform(*self.pause)):
@@ -144,10 +145,16 @@ def test_sigkill_of_every_process_mid_stream_loses_nothing_and_does_nothing_twic
         for killer in killers:
             killer.start()
         # The load goes on until it sent its 2,000 commands and every killer had its kills.
-        while traffic.is_alive() and not load.failures:
-            if load.sent >= COMMANDS and all(k.satisfied or k.failure for k in killers):
-                break
-            time.sleep(0.2)
+        wait_until(
+            lambda: (
+                not traffic.is_alive()
+                or load.failures
+                or (load.sent >= COMMANDS and all(k.satisfied or k.failure for k in killers))
+            ),
+            3 * COMMANDS / RATE + 600,
+            0.2,
+            what="the load and every killer to finish",
+        )
         load.stop()
         traffic.join(180)
         for killer in killers:

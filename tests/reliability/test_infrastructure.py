@@ -21,9 +21,10 @@ import httpx
 import pytest
 
 from tests.jobs import register_job
+from tests.support.waiting import holds_within
 
 from .checks import check_everything
-from .harness import TALLY, HttpCommands, Platform, bearer, infrastructure, wait_until
+from .harness import TALLY, HttpCommands, Platform, bearer, infrastructure
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka, pytest.mark.runs_last]
 
@@ -45,7 +46,7 @@ def test_commands_keep_succeeding_while_kafka_is_down_and_nothing_is_lost(
     try:
         platform.start()
         traffic = load.in_background(900, 30.0)
-        assert wait_until(lambda: len(load.acks) >= 150, 60)
+        assert holds_within(lambda: len(load.acks) >= 150, 60)
         infrastructure("stop-kafka")
         TALLY.add(faults=1)
         down_at = time.monotonic()
@@ -87,7 +88,7 @@ def test_without_postgresql_every_service_answers_503_and_recovers_by_itself(
     try:
         platform.start()
         traffic = load.in_background(600, 25.0)
-        assert wait_until(lambda: len(load.acks) >= 100, 60)
+        assert holds_within(lambda: len(load.acks) >= 100, 60)
         for job in (f"job-{tag}", f"job2-{tag}"):
             register_job(httpx, job, client[0], base_url=api.url)
         known = httpx.post(
@@ -133,7 +134,7 @@ def test_without_postgresql_every_service_answers_503_and_recovers_by_itself(
         # The load keeps knocking: its requests caught in flight come back 503 after
         # the store's retries, or time out after 15 s and are sent again (503 at once).
         # Keep the database down until it has seen that, however slow the machine.
-        assert wait_until(lambda: load.answers[503] > 0, 60, 0.2), "the load never met the outage"
+        assert holds_within(lambda: load.answers[503] > 0, 60, 0.2), "the load never met the outage"
         infrastructure("start-pg")
 
         def serving() -> bool:
@@ -146,7 +147,7 @@ def test_without_postgresql_every_service_answers_503_and_recovers_by_itself(
                 method, url, body, headers = probes["invite"]  # idempotent: safe to repeat
                 return http.request(method, url, json=body, headers=headers).is_success
 
-        assert wait_until(serving, 60, 0.5), "the services did not recover by themselves"
+        assert holds_within(serving, 60, 0.5), "the services did not recover by themselves"
         traffic.join(180)
         assert not traffic.is_alive() and not load.failures, load.failures[:5]
         accepted = httpx.post(probes["accept"][1], headers=probes["accept"][3])

@@ -23,10 +23,11 @@ import pytest
 
 from services.notifications.rules import NOTIFICATION_TYPES
 from tests.conftest import TEST_SECRET
-from tests.integration.test_notifications_support import WebhookReceiver
 from tests.jobs import register_job
+from tests.support.notifications import WebhookReceiver
+from tests.support.waiting import holds_within
 
-from .harness import TALLY, Platform, bearer, fresh_databases, wait_until
+from .harness import TALLY, Platform, bearer, fresh_databases
 
 pytestmark = [
     pytest.mark.reliability,
@@ -124,16 +125,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Ite
         fresh_databases() as databases,
         Platform(tmp, kafka_bootstrap, databases, name="intruders") as platform,
     ):
-        interviews = platform.interviews_api()
-        platform.relay()
-        projections = platform.projections_api(consumer=True)
-        notifications = platform.notifications_api(workers=True)
-        platform.start()
-        urls = {
-            "interviews": interviews.url,
-            "projections": projections.url,
-            "notifications": notifications.url,
-        }
+        urls = platform.start_everything()
         receiver = WebhookReceiver().start()  # the victim's webhooks answer 200: none dies
         try:
             yield seed(urls, receiver.url)
@@ -182,7 +174,7 @@ def seed(urls: dict[str, str], receiver_url: str) -> World:
     ok(httpx.post(iv + "/interviews", json=own, headers=bearer(ic, "client")))
 
     auditor = bearer(f"auditor-{tag}", "auditor")
-    assert wait_until(
+    assert holds_within(
         lambda: (
             httpx.get(
                 f"{urls['projections']}/views/interviews/{interview}",
@@ -201,7 +193,7 @@ def seed(urls: dict[str, str], receiver_url: str) -> World:
                                 headers=bearer(vf, "freelancer")))["items"]  # fmt: skip
         return len(inbox) >= 2
 
-    assert wait_until(notified, 60, 0.3), "the victim was never notified"
+    assert holds_within(notified, 60, 0.3), "the victim was never notified"
     victim = {
         "client": vc,
         "freelancer": vf,

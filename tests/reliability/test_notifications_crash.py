@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_notifications_support)
 """SIGKILL mid-stream: a notifications consumer on real Kafka and a delivery
 worker, each a real subprocess, are killed while events and deliveries flow;
 after restarts every notification exists exactly once and every webhook
@@ -14,7 +13,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +25,14 @@ from services.notifications.adapters.tables import deliveries, notifications
 from services.notifications.bootstrap import NotificationsContainer
 from services.notifications.rules import NOTIFICATION_TYPES, drafts_for_event
 from tests.conftest import TEST_SECRET
-from tests.integration.test_notifications_support import (
+from tests.support.notifications import (
     OFFER,
     Interview,
     WebhookReceiver,
     delete_topics,
-    receiver,  # noqa: F401 - fixture
     settings_for,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka]
 
@@ -83,14 +81,6 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_killed_consumer_and_delivery_worker_lose_nothing_and_duplicate_no_inbox_entry(
@@ -155,22 +145,21 @@ def test_killed_consumer_and_delivery_worker_lose_nothing_and_duplicate_no_inbox
         worker.start()
         feeder.start()
         total = len(expected)
-        wait_for("a quarter of the inbox", lambda: count(notifications) >= total // 4, 60)
+        wait_until(lambda: count(notifications) >= total // 4, 60, what="a quarter of the inbox")
         consumer.kill()
         killed_at = count(notifications)
         consumer.start()
-        wait_for("some deliveries", lambda: len(receiver.received) >= 50, 60)
+        wait_until(lambda: len(receiver.received) >= 50, 60, what="some deliveries")
         worker.kill()
         progress = {"inbox at first kill": killed_at, "sent at worker kill": len(receiver.received)}
         worker.start()
-        wait_for("more inbox", lambda: count(notifications) >= killed_at + total // 4, 60)
+        wait_until(lambda: count(notifications) >= killed_at + total // 4, 60, what="more inbox")
         consumer.kill()
         progress["inbox at second kill"] = count(notifications)
         consumer.start()
         feeder.join(30)
-        wait_for("the whole inbox", lambda: count(notifications) >= total, 90)
-        wait_for("every delivery", lambda: delivered() >= total, 90)
-        time.sleep(0.5)  # let anything that would duplicate show up
+        wait_until(lambda: count(notifications) >= total, 90, what="the whole inbox")
+        wait_until(lambda: delivered() >= total, 90, what="every delivery")
     finally:
         consumer.stop()
         worker.stop()

@@ -19,9 +19,10 @@ import pytest
 
 from services.common.kafka import UNLIMITED_RETENTION, ensure_topics, producer_settings
 from services.contracts import EventEnvelope
-from tests.integration.test_notifications_support import OFFER, Interview
+from tests.support.notifications import OFFER, Interview
+from tests.support.waiting import holds_within
 
-from .harness import TALLY, Db, Platform, read_topic, wait_until
+from .harness import TALLY, Db, Platform, read_topic
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka]
 
@@ -117,7 +118,7 @@ def test_poison_messages_go_to_the_dlq_once_per_group_and_the_consumers_keep_goi
         processed = 'SELECT count(*) FROM processed_events WHERE "group" = :g'
         for url, group in groups:
             with Db(url) as db:
-                assert wait_until(lambda db=db, g=group: db.scalar(processed, g=g) >= len(valid),
+                assert holds_within(lambda db=db, g=group: db.scalar(processed, g=g) >= len(valid),
                                   90, 0.3), f"{group} stopped at a poison message"  # fmt: skip
                 assert db.scalar(processed, g=group) == len(valid)
                 parked = 'SELECT count(*) FROM parked_events WHERE "group" = :g'

@@ -15,7 +15,7 @@ from services.contracts.generate import ROOT, schema_file_name
 from services.interviews.adapters.envelope import to_envelope
 from services.interviews.domain import Interview
 from services.interviews.domain.interview import EVENT_TYPES
-from tests.unit.test_interview_transitions import CLIENT, FREELANCER, T0, ctx, extend, invite
+from tests.support.interview_domain import CLIENT, FREELANCER, T0, ctx, extend, invite
 
 
 def every_kind_of_event() -> list[Interview.Event]:

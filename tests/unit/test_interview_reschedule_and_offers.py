@@ -19,7 +19,7 @@ from services.interviews.domain import (
     TransitionNotAllowedError,
 )
 from services.interviews.scheduler import change_for
-from tests.unit.test_interview_transitions import (
+from tests.support.interview_domain import (
     CLIENT,
     FREELANCER,
     SOON,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.projections.fold import fold
-from tests.unit.test_projections_reference import (
+from tests.support.projections_reference import (
     FINAL_PLANS,
     Script,
     reference_interviews,
@@ -208,7 +208,7 @@ def test_who_acts_next_and_the_next_deadline_follow_the_state() -> None:
 
 
 def test_the_funnel_reference_counts_as_started_only_interviews_that_were_started() -> None:
-    from tests.unit.test_projections_reference import reference_stats
+    from tests.support.projections_reference import reference_stats
 
     offered_at_once = reference_interviews(play("accept", "offer", "decline_offer"))
     stats = reference_stats(offered_at_once.values())

@@ -5,94 +5,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 
 from services.contracts import EventEnvelope
-from services.interviews.adapters.envelope import event_id
 from services.interviews.relay import Relay, RelaySettings
-from tests.integration.eventflow import wait_until
+from tests.support.relay_fakes import FakeBroker, FakeFeed, envelope
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.unit
-
-
-def envelope(interview_id: UUID, version: int, position: int) -> EventEnvelope:
-    return EventEnvelope(
-        id=event_id(interview_id, version),
-        type="interview.invited" if version == 1 else "interview.accepted",
-        schema_version=1,
-        interview_id=interview_id,
-        version=version,
-        position=position,
-        occurred_at=datetime(2026, 11, 25, tzinfo=UTC),
-        actor={"id": "c1", "role": "client"},  # type: ignore[arg-type]
-        job_id="j",
-        client_id="c1",
-        freelancer_id="f1",
-        correlation_id="r",
-        causation_id="r",
-        data={"message": None, "expires_at": None} if version == 1 else {},
-    )
-
-
-class FakeFeed:
-    """A log with interview events at some positions and other aggregates' in between."""
-
-    def __init__(self, events: list[EventEnvelope], max_position: int) -> None:
-        self.events = events
-        self.max = max_position
-
-    def read(self, after: int, limit: int) -> list[EventEnvelope]:
-        return [e for e in self.events if e.position > after][:limit]
-
-    def max_position(self) -> int:
-        return self.max
-
-
-@dataclass
-class FakeDelivery:
-    is_done: bool = False
-    exception: BaseException | None = None
-
-    def failed(self) -> bool:
-        return self.is_done and self.exception is not None
-
-
-@dataclass
-class FakeBroker:
-    """Remembers what was published; acknowledges on flush unless told to refuse."""
-
-    published: list[EventEnvelope] = field(default_factory=list)
-    pending: list[FakeDelivery] = field(default_factory=list)
-    refuse_next_flush: bool = False
-    auto_ack: bool = True
-    connections: int = 0
-
-    def connect(self) -> FakeBroker:
-        self.connections += 1
-        return self
-
-    def publish(self, event: EventEnvelope) -> FakeDelivery:
-        self.published.append(event)
-        delivery = FakeDelivery()
-        self.pending.append(delivery)
-        return delivery
-
-    def flush(self, timeout: float) -> bool:
-        if not self.auto_ack:
-            return False
-        for delivery in self.pending:
-            delivery.is_done = True
-            if self.refuse_next_flush:
-                delivery.exception = RuntimeError("broker refused")
-        self.refuse_next_flush = False
-        self.pending.clear()
-        return True
-
-    def close(self, timeout: float = 5.0) -> None:
-        self.pending.clear()
 
 
 @dataclass

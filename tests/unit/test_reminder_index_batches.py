@@ -11,7 +11,7 @@ import pytest
 
 from services.notifications import reminders
 from services.notifications.reminders import ReminderIndex
-from tests.integration.test_notifications_support import OFFER, Interview
+from tests.support.notifications import OFFER, Interview
 
 pytestmark = pytest.mark.unit
 

@@ -1,5 +1,8 @@
-"""Shared helpers for the notifications tests (no tests here): a real webhook
-receiver and a real SMTP server on loopback, envelopes, a wired container."""
+"""Shared helpers and fixtures for the notifications tests: a real webhook
+receiver and a real SMTP server on loopback, envelopes, a wired container.
+
+``tests/conftest.py`` registers this module as a plugin, so its fixtures
+(``receiver``, ``smtp``, ``make_container``) reach every test without an import."""
 
 from __future__ import annotations
 
@@ -47,10 +50,14 @@ class WebhookReceiver:
     server: ThreadingHTTPServer | None = None
 
     @property
-    def url(self) -> str:
+    def base_url(self) -> str:
         assert self.server is not None
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/hook"
+        return f"http://{host}:{port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/hook"
 
     def start(self) -> WebhookReceiver:
         receiver = self
