@@ -23,6 +23,7 @@ from .common.cli_errors import CliError, run, tool_app
 from .dlq_cli import consumer_app, dlq_app
 from .interviews.entrypoints.audit_cli import audit_app
 from .interviews.entrypoints.deadlines_cli import deadlines_app
+from .interviews.entrypoints.keys_cli import keys_app
 
 app = tool_app("Run, operate and audit the interview platform.")
 serve_app = tool_app("Run one service on its own.")
@@ -31,6 +32,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(consumer_app, name="consumer")
 app.add_typer(audit_app, name="audit")
 app.add_typer(deadlines_app, name="deadlines")
+app.add_typer(keys_app, name="keys")
 
 HostOpt = Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on")]
 PortOpt = Annotated[int, typer.Option(metavar="PORT", min=1, max=65535, help="TCP port")]
@@ -56,6 +58,18 @@ def _check_database_urls() -> None:
                 check_database_url(value)
             except ValueError as error:
                 raise CliError(f"{name}: {error}") from None
+
+
+def _check_key_encryption_key() -> None:
+    """A malformed KEY_ENCRYPTION_KEY is refused now, in one line, before anything starts."""
+    from .interviews.adapters.key_encryption import KeyEncryptionKeyError, parse_kek
+
+    value = os.environ.get("KEY_ENCRYPTION_KEY")
+    if value:
+        try:
+            parse_kek(value)
+        except KeyEncryptionKeyError as error:
+            raise CliError(str(error)) from None
 
 
 def _check_can_listen(host: str, port: int) -> None:
@@ -155,6 +169,7 @@ def up(
     """Run every service in one process (embedded default: SQLite, no broker)."""
     _apply_data_dir(data_dir)
     _check_database_urls()
+    _check_key_encryption_key()
     _check_can_listen(host, port)
     _check_schemas("interviews", "projections", "notifications")
     from .platform import create_platform_app
@@ -224,6 +239,7 @@ def serve_interviews(
     """The interview command API alone."""
     _apply_data_dir(data_dir)
     _check_database_urls()
+    _check_key_encryption_key()
     _check_can_listen(host, port)
     _check_schemas("interviews")
     if workers > 1:
@@ -267,6 +283,7 @@ def serve_scheduler(
     Safe to run several (one leads, the others stand by); stops on SIGTERM or Ctrl-C."""
     _apply_data_dir(data_dir)
     _check_database_urls()
+    _check_key_encryption_key()
     _check_schemas("interviews")
 
     from .common.logs import configure_logging
@@ -315,6 +332,7 @@ def relay(
     """Publish the event store's interview events to Kafka (KAFKA_BOOTSTRAP_SERVERS)."""
     _apply_data_dir(data_dir)
     _check_database_urls()
+    _check_key_encryption_key()
     from .common.logs import configure_logging
     from .common.settings import CommonSettings
     from .common.tracing import setup_tracing

@@ -153,6 +153,8 @@ def create_engine(database_url: str | None, sqlite_path: Path, **kwargs: object)
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # Freed pages are zeroed: redacted text or a destroyed key leaves no trace.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine

@@ -24,6 +24,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 from eventsourcing.utils import get_topic
 
+from ..common.privacy import InMemoryKeys, KeyIssuer
 from .adapters.audit_store import AuditStore
 from .adapters.group_commit import GroupCommitter
 from .adapters.transcodings import register_domain_transcodings
@@ -41,6 +42,7 @@ from .domain import (
 from .domain.interview import RateType
 from .domain.job import check_can_register
 from .idempotency import IdempotentResponse, fingerprint
+from .personal_data import Keys, private_payload, sealing
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +196,14 @@ class InterviewsApplication(Application[UUID]):
         invitation_ttl: timedelta = timedelta(days=7),
         offer_ttl: timedelta = timedelta(days=7),
         max_batch: int = 128,
+        keys: KeyIssuer | None = None,
+        reader: Keys | None = None,
     ) -> None:
+        """``keys`` seals the free text of commands with each author's key (None:
+        recorded as written); ``reader`` reveals it (None: sealed text reads erased)."""
         super().__init__(env)
+        self.keys = keys
+        self.reader: Keys = reader if reader is not None else InMemoryKeys()
         self.clock = clock
         self.invitation_ttl = invitation_ttl
         self.offer_ttl = offer_ttl
@@ -235,6 +243,7 @@ class InterviewsApplication(Application[UUID]):
             "expires_at": expires_at,
             "exclusive_hours": exclusive_hours,
         }
+        ctx = sealing(ctx, self.keys)
 
         def decide() -> tuple[list[Any], Interview]:
             if ctx.actor.role != "client":
@@ -268,6 +277,7 @@ class InterviewsApplication(Application[UUID]):
     def decline(
         self, ctx: CommandContext, interview_id: UUID, reason: str | None = None, **opts: Any
     ) -> CommandResult:
+        ctx = sealing(ctx, self.keys)
         return self._transition(
             ctx,
             "decline",
@@ -318,6 +328,7 @@ class InterviewsApplication(Application[UUID]):
             "duration_minutes": duration_minutes,
             "reason": reason,
         }
+        ctx = sealing(ctx, self.keys)
         return self._transition(
             ctx,
             "reschedule",
@@ -340,6 +351,7 @@ class InterviewsApplication(Application[UUID]):
         expires_at: datetime | None = None,
         **opts: Any,
     ) -> CommandResult:
+        ctx = sealing(ctx, self.keys)
         terms = OfferTerms(amount, currency, rate_type, start_date, message)
         payload = {**terms.__dict__, "expires_at": expires_at}
         return self._transition(
@@ -359,6 +371,7 @@ class InterviewsApplication(Application[UUID]):
     def decline_offer(
         self, ctx: CommandContext, interview_id: UUID, reason: str | None = None, **opts: Any
     ) -> CommandResult:
+        ctx = sealing(ctx, self.keys)
         return self._transition(
             ctx,
             "offer/decline",
@@ -372,6 +385,7 @@ class InterviewsApplication(Application[UUID]):
         self, ctx: CommandContext, interview_id: UUID, reason: str | None = None, **opts: Any
     ) -> CommandResult:
         """The client takes back an unanswered offer."""
+        ctx = sealing(ctx, self.keys)
         return self._transition(
             ctx,
             "offer/withdraw",
@@ -384,6 +398,7 @@ class InterviewsApplication(Application[UUID]):
     def cancel(
         self, ctx: CommandContext, interview_id: UUID, reason: str, **opts: Any
     ) -> CommandResult:
+        ctx = sealing(ctx, self.keys)
         return self._transition(
             ctx, "cancel", interview_id, {"reason": reason}, lambda i: i.cancel(ctx, reason), **opts
         )
@@ -487,6 +502,7 @@ class InterviewsApplication(Application[UUID]):
         nothing, so a client may safely retry."""
         if ctx.actor.role != "client":
             raise NotAllowedError("only the job's client closes it")
+        ctx = sealing(ctx, self.keys)  # the close reason, and "job closed" on each cancel
         with self._job_locks.hold(job_id):
             for _ in range(MAX_ATTEMPTS):
                 job = self._get_job(job_id)
@@ -600,7 +616,7 @@ class InterviewsApplication(Application[UUID]):
         idempotency_key: str | None,
         decide: Callable[[], tuple[list[Any], Interview]],
     ) -> CommandResult:
-        fp = fingerprint(action, target, payload) if idempotency_key else ""
+        fp = fingerprint(action, target, private_payload(ctx, payload)) if idempotency_key else ""
         for _ in range(MAX_ATTEMPTS):
             if idempotency_key:
                 replay = self._replay(ctx.actor.id, idempotency_key, fp)

@@ -27,6 +27,9 @@ from ..common.web import (
     install_observability,
     install_offline_docs,
 )
+from ..common.privacy import CachingKeys
+from .adapters.key_encryption import KeyEncryptionKeyError, load_kek
+from .adapters.key_store import SqlKeyStore
 from .adapters.leases import lock_key
 from .application import InterviewsApplication, utcnow
 from .migrations import HISTORY, check_event_store
@@ -118,6 +121,7 @@ class InterviewsContainer:
         self.clock = clock
         self.create_tables = create_tables
         self._app: InterviewsApplication | None = None
+        self._keys: SqlKeyStore | None = None
         self._migrated = False
         self._lock = threading.Lock()
         self.watch: DatabaseWatch | None = None  # started by the HTTP app (PostgreSQL only)
@@ -183,6 +187,16 @@ class InterviewsContainer:
     def _open(self) -> InterviewsApplication:
         if self.create_tables and not self._migrated:
             self.migrate()
+        keys: SqlKeyStore | None = None
+        try:
+            keys = self.key_store()
+        except KeyEncryptionKeyError:
+            if self.create_tables:
+                raise
+            # A reader (the audit CLI) of a store never given a key: nothing to reveal,
+            # and no key file created.
+        if keys is not None and self._migrated:
+            keys.check_kek()
         with _schema_lock(self.settings.database_url):
             return InterviewsApplication(
                 self.env(),
@@ -190,7 +204,17 @@ class InterviewsContainer:
                 invitation_ttl=timedelta(hours=self.settings.invitation_ttl_hours),
                 offer_ttl=timedelta(hours=self.settings.offer_ttl_hours),
                 max_batch=self.settings.max_commit_batch,
+                keys=keys,
+                reader=CachingKeys(keys, self.settings.key_cache_ttl_seconds) if keys else None,
             )
+
+    def key_store(self) -> SqlKeyStore:
+        """The data keys of this service's database (built once)."""
+        if self._keys is None:
+            self._keys = build_key_store(
+                self.settings, sqlite_path=self.sqlite_path, create=self.create_tables
+            )
+        return self._keys
 
     @property
     def opened(self) -> InterviewsApplication | None:
@@ -216,6 +240,33 @@ class InterviewsContainer:
             if self._app is not None:
                 self._app.close()
                 self._app = None
+            if self._keys is not None:
+                self._keys.engine.dispose()
+                self._keys = None
+
+
+def build_key_store(
+    settings: InterviewsSettings, *, sqlite_path: Path | None = None, create: bool = True
+) -> SqlKeyStore:
+    """The key store (``KeyIssuer`` and ``KeyService``) of the interviews database,
+    for the interview service and, embedded, for the consumers in the same process.
+    Raises KeyEncryptionKeyError for a malformed key-encryption key (or, with
+    ``create=False``, none at all)."""
+    kek = load_kek(
+        settings.key_encryption_key,
+        settings.data_dir,
+        postgres=bool(settings.database_url),
+        create=create,
+    )
+    engine = create_engine(
+        settings.database_url, sqlite_path or settings.data_dir / "interviews.sqlite"
+    )
+    return SqlKeyStore(
+        engine,
+        kek,
+        services=settings.erasure_service_names,
+        issue_ttl_seconds=settings.key_cache_ttl_seconds,
+    )
 
 
 # Serialises opening the event store across processes (see _schema_lock).
@@ -242,7 +293,7 @@ def _schema_lock(database_url: str | None) -> Iterator[None]:
 
 def create_app(container: InterviewsContainer) -> FastAPI:
     """The interviews HTTP app (commands, state, audit)."""
-    from .entrypoints import api, audit_api
+    from .entrypoints import api, audit_api, privacy_api
 
     metrics = Metrics("interviews")
 
@@ -283,6 +334,7 @@ def create_app(container: InterviewsContainer) -> FastAPI:
 
     app.include_router(api.router)
     app.include_router(audit_api.router)
+    app.include_router(privacy_api.router)
     app.include_router(health_router(metrics, ready))
     return app
 

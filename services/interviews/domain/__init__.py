@@ -16,6 +16,7 @@ from .errors import (
     NotYetDueError,
     TransitionNotAllowedError,
 )
+from .erasure import Erasure
 from .interview import (
     ALL_STATES,
     DEFAULT_DURATION_MINUTES,
@@ -25,6 +26,7 @@ from .interview import (
     CommandContext,
     Interview,
     OfferTerms,
+    PersonalText,
 )
 from .job import Job
 
@@ -40,6 +42,7 @@ __all__ = [
     "DeadlinePassedError",
     "DomainError",
     "DuplicateOpenInterviewError",
+    "Erasure",
     "ExclusiveWindowError",
     "InputOutOfBoundsError",
     "Interview",
@@ -51,5 +54,6 @@ __all__ = [
     "NotAllowedError",
     "NotYetDueError",
     "OfferTerms",
+    "PersonalText",
     "TransitionNotAllowedError",
 ]
