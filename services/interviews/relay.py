@@ -41,6 +41,7 @@ from .adapters.leases import (
 )
 from .adapters.tables import relay_position
 from .application import InterviewsApplication
+from .erasure_feed import ERASURES_TOPIC, ErasureFeed
 from .feed import InterviewEventFeed, unhook, wake_on_interview_events
 
 log = logging.getLogger(__name__)
@@ -704,6 +705,33 @@ def fenced_lease(
     )
 
 
+def erasure_relay(app: InterviewsApplication, settings: RelaySettings, engine: sa.Engine) -> Relay:
+    """The relay of erasures: ``subject.erased`` on ``privacy.erasures``, from the
+    same log, with its own position and lease (it polls: erasures are rare)."""
+    from .adapters.erasure_publisher import ErasurePublisher
+
+    own = settings.model_copy(update={"topic": ERASURES_TOPIC})
+
+    def connect() -> Any:
+        publisher = ErasurePublisher(
+            settings.kafka_bootstrap_servers or "",
+            ERASURES_TOPIC,
+            partitions=settings.partitions,
+            replication_factor=settings.replication_factor,
+        )
+        try:
+            publisher.ensure_topic()
+        except Exception:
+            publisher.close(timeout=0)
+            raise
+        return publisher
+
+    feed = ErasureFeed(app)
+    positions = PositionStore(engine, ERASURES_TOPIC)
+    lease = fenced_lease(positions, own, feed.max_position)
+    return Relay(feed, positions, connect, settings=own, lease=lease)  # type: ignore[arg-type]
+
+
 class RelayProcess:
     """A relay wired from settings: feed, position table, producer, wake-ups, metrics."""
 
@@ -756,13 +784,20 @@ class RelayProcess:
         if registry is not None:
             registry.register(RelayCollector(self.relay))
         self._thread: threading.Thread | None = None
+        self.erasures = erasure_relay(app, settings, self.engine)
+        self._erasures_thread = threading.Thread(
+            target=self.erasures.run, name="erasure-relay", daemon=True
+        )
 
     def run(self) -> None:
         if self.listener is not None:
             self.listener.start()
+        self._erasures_thread.start()
         try:
             self.relay.run()
         finally:
+            self.erasures.stop()
+            self._erasures_thread.join(15.0)
             self.close()
 
     def start(self) -> RelayProcess:
@@ -772,6 +807,7 @@ class RelayProcess:
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
+        self.erasures.stop()
         self.relay.stop()
         if self._thread is not None:
             self._thread.join(timeout)
