@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 
 from ..common.db import create_engine
 from ..common.migrations import Report, migrate
+from ..common.privacy import CachingKeys
 from ..common.web import (
     Metrics,
     health_router,
@@ -27,7 +28,6 @@ from ..common.web import (
     install_observability,
     install_offline_docs,
 )
-from ..common.privacy import CachingKeys
 from .adapters.key_encryption import KeyEncryptionKeyError, load_kek
 from .adapters.key_store import SqlKeyStore
 from .adapters.leases import lock_key

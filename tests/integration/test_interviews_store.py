@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from services.common.privacy import is_sealed
-from services.interviews.personal_data import reveal_interview
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.domain import Actor, CommandContext, OfferTerms
+from services.interviews.personal_data import reveal_interview
 from services.interviews.settings import InterviewsSettings
 from tests.conftest import FakeClock
 from tests.jobs import ensure_job

@@ -34,7 +34,9 @@ WORDS = "Would you walk us through your last release?"
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, database_url: str | None, tmp_path: Path) -> Iterator[None]:
+def env(
+    monkeypatch: pytest.MonkeyPatch, database_url: str | None, tmp_path: Path
+) -> Iterator[None]:
     for name in ("DATABASE_URL", "KEY_ENCRYPTION_KEY", "NEW_KEY_ENCRYPTION_KEY"):
         monkeypatch.delenv(name, raising=False)
     if database_url:
@@ -68,7 +70,9 @@ def reveal_with(settings: InterviewsSettings, sealed: dict[str, object]) -> str 
 def test_rotation_in_the_embedded_default_replaces_the_key_file(
     env: None, database_url: str | None, tmp_path: Path
 ) -> None:
-    settings = InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET)
+    settings = InterviewsSettings(
+        database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET
+    )
     sealed = write_some_text(settings)
     old = parse_kek(kek_file(tmp_path).read_text())
 
@@ -108,7 +112,10 @@ def test_rotation_to_a_given_key_then_only_the_new_key_opens_the_data_keys(
     assert result.exit_code == 0, result.output
     assert "set KEY_ENCRYPTION_KEY" in result.output
 
-    assert reveal_with(settings.model_copy(update={"key_encryption_key": encode_kek(new)}), sealed) == WORDS
+    assert (
+        reveal_with(settings.model_copy(update={"key_encryption_key": encode_kek(new)}), sealed)
+        == WORDS
+    )
     with pytest.raises(KeyEncryptionKeyError):
         reveal_with(settings, sealed)
     # Starting the service with the old key is refused, in words.
@@ -123,7 +130,9 @@ def test_rotation_to_a_given_key_then_only_the_new_key_opens_the_data_keys(
 def test_rotation_refuses_a_malformed_new_key_and_changes_nothing(
     env: None, database_url: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = InterviewsSettings(database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET)
+    settings = InterviewsSettings(
+        database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET
+    )
     sealed = write_some_text(settings)
     before = kek_file(tmp_path).read_text()
     monkeypatch.setenv("NEW_KEY_ENCRYPTION_KEY", "not-a-key")

@@ -42,7 +42,9 @@ def erasure_settings(database_url: str | None, tmp_path: Path) -> InterviewsSett
 
 
 @pytest.fixture
-def container(erasure_settings: InterviewsSettings, clock: FakeClock) -> Iterator[InterviewsContainer]:
+def container(
+    erasure_settings: InterviewsSettings, clock: FakeClock
+) -> Iterator[InterviewsContainer]:
     container = InterviewsContainer(erasure_settings, clock=clock)
     yield container
     container.close()
@@ -84,7 +86,9 @@ def stored_states(container: InterviewsContainer) -> list[str]:
     return [bytes(r[0]).decode("utf-8", "replace") for r in rows]
 
 
-def erase(api: TestClient, token: Token, subject_id: str, reason: str = "GDPR art. 17 request") -> dict[str, Any]:
+def erase(
+    api: TestClient, token: Token, subject_id: str, reason: str = "GDPR art. 17 request"
+) -> dict[str, Any]:
     response = api.post(
         "/admin/erasures",
         json={"subject_id": subject_id, "reason": reason},
@@ -118,9 +122,7 @@ def test_free_text_is_stored_sealed_and_shown_in_clear(
     assert [e["erased_fields"] for e in history] == [[], []]
 
 
-def test_bounds_are_checked_on_the_words_not_the_ciphertext(
-    api: TestClient, token: Token
-) -> None:
+def test_bounds_are_checked_on_the_words_not_the_ciphertext(api: TestClient, token: Token) -> None:
     client = token(CLIENT, "client")
     register_job(api, "job-bounds", owner_of(client))
     long_enough = "x" * 2000  # sealed, it is far longer than 2000 characters
@@ -354,8 +356,7 @@ def test_consumers_list_their_pending_erasures_and_report_them_done(
             assert bad.status_code == 422
             assert api.get("/internal/erasures", headers=service).status_code == 422
             assert (
-                api.get("/internal/erasures?service=projections", headers=admin).status_code
-                == 403
+                api.get("/internal/erasures?service=projections", headers=admin).status_code == 403
             )
     finally:
         container.close()

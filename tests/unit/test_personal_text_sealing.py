@@ -278,7 +278,8 @@ def test_only_an_admin_erases(actor: Actor) -> None:
 
 
 @pytest.mark.parametrize(
-    ("subject", "reason"), [("", "why"), (" x", "why"), ("x" * 129, "why"), ("x", ""), ("x", "\x00")]
+    ("subject", "reason"),
+    [("", "why"), (" x", "why"), ("x" * 129, "why"), ("x", ""), ("x", "\x00")],
 )
 def test_a_bad_erasure_request_is_refused(subject: str, reason: str) -> None:
     from services.interviews.domain import DomainError

@@ -35,6 +35,6 @@ def record_with(app: Application[Any], work: Work) -> None:
             for event in aggregate.collect_events()
         ]
         if isinstance(recorder, PostgresApplicationRecorder):
-            recorder._insert_stored_events(cursor, stored)  # noqa: SLF001 - see module docstring
+            recorder._insert_stored_events(cursor, stored)
         else:
-            recorder._insert_events(cursor, stored)  # noqa: SLF001 - see module docstring
+            recorder._insert_events(cursor, stored)

@@ -45,7 +45,7 @@ class ErasurePublisher:
         )
 
     def publish(self, announcement: Announcement) -> Delivery:
-        return self._producer.send(  # type: ignore[no-any-return]
+        return self._producer.send(
             self.topic,
             key=announcement.key.encode(),
             value=announcement.to_bytes(),

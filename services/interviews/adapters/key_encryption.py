@@ -26,7 +26,7 @@ KEK_FILE = "key_encryption_key"
 KEK_BYTES = 32
 NONCE_BYTES = 12
 HOW_TO_MAKE_ONE = (
-    "make one with: python -c \"import base64, os; "
+    'make one with: python -c "import base64, os; '
     'print(base64.urlsafe_b64encode(os.urandom(32)).decode())"'
 )
 
@@ -68,7 +68,9 @@ def kek_file(data_dir: Path) -> Path:
     return data_dir / KEK_FILE
 
 
-def load_kek(configured: str | None, data_dir: Path, *, postgres: bool, create: bool = True) -> bytes:
+def load_kek(
+    configured: str | None, data_dir: Path, *, postgres: bool, create: bool = True
+) -> bytes:
     """``KEY_ENCRYPTION_KEY`` if set, else the generated file under ``data_dir``
     (created, mode 0600, when ``create``; a warning when the store is PostgreSQL,
     whose keys then depend on one machine's file)."""

@@ -176,7 +176,10 @@ class SqlKeyStore:
     def erasure_done(self, erasure_id: str, service: str) -> None:
         """Records that ``service`` redacted its copies (again: no change)."""
         with self._outage_guard(), self.engine.begin() as conn:
-            if conn.execute(sa.select(ERASURES.c.id).where(ERASURES.c.id == erasure_id)).first() is None:
+            if (
+                conn.execute(sa.select(ERASURES.c.id).where(ERASURES.c.id == erasure_id)).first()
+                is None
+            ):
                 raise UnknownErasureError(erasure_id)
             exists = conn.execute(
                 sa.select(ERASURE_REPORTS.c.service).where(

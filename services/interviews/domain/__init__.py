@@ -1,5 +1,6 @@
 """The interview domain: pure Python and ``eventsourcing.domain``, no infrastructure."""
 
+from .erasure import Erasure
 from .errors import (
     AlreadyHiredError,
     AlreadyScheduledError,
@@ -16,7 +17,6 @@ from .errors import (
     NotYetDueError,
     TransitionNotAllowedError,
 )
-from .erasure import Erasure
 from .interview import (
     ALL_STATES,
     DEFAULT_DURATION_MINUTES,

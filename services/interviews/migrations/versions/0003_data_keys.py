@@ -34,9 +34,7 @@ def upgrade() -> None:
         sa.Column("erased_at", Ts, nullable=True),
         sa.Column("erasure_id", sa.String(36), nullable=True),
     )
-    op.create_index(
-        "ix_interview_data_keys_subject_id", "interview_data_keys", ["subject_id"]
-    )
+    op.create_index("ix_interview_data_keys_subject_id", "interview_data_keys", ["subject_id"])
     op.create_table(
         "interview_erasures",
         sa.Column("id", sa.String(36), primary_key=True),
