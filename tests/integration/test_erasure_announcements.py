@@ -20,10 +20,13 @@ from services.interviews.erasures import ErasureService
 from services.interviews.relay import RelayProcess, RelaySettings, relay_position
 from services.interviews.settings import InterviewsSettings
 from tests.conftest import TEST_SECRET
+from tests.jobs import ensure_job
 
 from .eventflow import read_topic, topic_cleanup, unique_topic, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+
+WORDS = "Could we talk on Thursday about the data pipeline?"
 
 
 @pytest.fixture
@@ -56,6 +59,9 @@ def test_every_recorded_erasure_is_announced_keyed_by_its_subject(
     )
     relay = RelayProcess(app, settings).start()
     try:
+        client = CommandContext(Actor("client-k", "client"), datetime.now(UTC), "c", "r")
+        ensure_job(app, "job-k", "client-k", client.at)
+        app.invite(client, job_id="job-k", freelancer_id="f-k", message=WORDS)
         after = erasures.request(admin, subjects[1], "asked in writing")
         ours = {before.id, after.id}
 
@@ -85,6 +91,10 @@ def test_every_recorded_erasure_is_announced_keyed_by_its_subject(
                 ).scalar()
             return int(value or 0)
 
+        # The interview event went out sealed: the topic never holds the words.
+        (published,) = read_topic(kafka_bootstrap, topic, expect=1)
+        assert WORDS.encode() not in published.value
+        assert json.loads(published.value)["data"]["message"]["alg"] == "A256GCM"
         # Its own position, moved past the erasures once the broker acknowledged them.
         assert wait_until(lambda: checkpoint() >= head, 30, interval=0.2)
     finally:

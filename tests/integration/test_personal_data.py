@@ -402,3 +402,20 @@ def assert_no_file_holds(data_dir: Path, secrets: list[bytes]) -> None:
         content = path.read_bytes()
         for secret in secrets:
             assert secret not in content, f"{path.name} holds {secret[:12]!r}"
+
+
+def test_no_log_line_holds_the_words(
+    api: TestClient, token: Token, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    iid = invited_and_declined(api, token)
+    too_long = api.post(
+        f"/interviews/{iid}/cancel",
+        json={"reason": DECLINE + "!" * 500},
+        headers=token(CLIENT, "client"),
+    )
+    assert too_long.status_code == 422 and DECLINE not in too_long.text
+    erase(api, token, FREELANCER)
+    assert caplog.records, "the service logs its commands"
+    logged = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
+    assert INVITATION not in logged and DECLINE not in logged
