@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +39,9 @@ from .key_encryption import KeyEncryptionKeyError, kek_id, unwrap, wrap
 from .key_tables import DATA_KEYS, ERASURE_REPORTS, ERASURES
 
 log = logging.getLogger(__name__)
+
+
+CURRENT_KEYS_KEPT = 100_000
 
 
 class UnknownErasureError(LookupError):
@@ -99,10 +103,13 @@ class SqlKeyStore:
         self.clock = clock
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        # subject -> (fetched at, key id, key): the author's current key, so a
-        # command seals without a query. Short-lived: another process's erasure
-        # is seen within the TTL.
-        self._current: dict[str, tuple[float, str, bytes]] = {}
+        # subject -> (key id, key): the author's current key, so a command seals
+        # without a query. Dropped whole when the erasures table changed (checked
+        # at most every ``issue_ttl`` seconds): another process's erasure is seen
+        # within that time, at the cost of one query, not one per author.
+        self._current: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._erasures_seen: tuple[Any, ...] | None = None
+        self._erasures_checked = -1e18
 
     @property
     def is_sqlite(self) -> bool:
@@ -112,11 +119,12 @@ class SqlKeyStore:
 
     def key_for(self, subject_id: str) -> tuple[str, bytes]:
         """The subject's current data key, created on first use (or after an erasure)."""
-        now = self._monotonic()
+        self._drop_current_keys_after_erasures()
         with self._lock:
             hit = self._current.get(subject_id)
-        if hit is not None and now - hit[0] < self.issue_ttl:
-            return hit[1], hit[2]
+            if hit is not None:
+                self._current.move_to_end(subject_id)
+                return hit
         with self._outage_guard(), self.engine.begin() as conn:
             row = conn.execute(
                 sa.select(DATA_KEYS.c.key_id, DATA_KEYS.c.wrapped_key)
@@ -138,8 +146,26 @@ class SqlKeyStore:
                     )
                 )
         with self._lock:
-            self._current[subject_id] = (now, key_id, key)
+            self._current[subject_id] = (key_id, key)
+            if len(self._current) > CURRENT_KEYS_KEPT:
+                self._current.popitem(last=False)
         return key_id, key
+
+    def _drop_current_keys_after_erasures(self) -> None:
+        now = self._monotonic()
+        if now - self._erasures_checked < self.issue_ttl:
+            return
+        with self._outage_guard(), self.engine.connect() as conn:
+            seen = tuple(
+                conn.execute(
+                    sa.select(sa.func.count(), sa.func.max(ERASURES.c.keys_destroyed_at))
+                ).one()
+            )
+        with self._lock:
+            if seen != self._erasures_seen:
+                self._current.clear()
+                self._erasures_seen = seen
+            self._erasures_checked = now
 
     # ------------------------------------------------------------ KeyService
 
