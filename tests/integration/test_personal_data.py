@@ -419,3 +419,28 @@ def test_no_log_line_holds_the_words(
     assert caplog.records, "the service logs its commands"
     logged = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
     assert INVITATION not in logged and DECLINE not in logged
+
+
+def test_another_process_stops_sealing_with_an_erased_key_within_the_cache_ttl(
+    api: TestClient, token: Token, container: InterviewsContainer
+) -> None:
+    from services.interviews.adapters.key_encryption import load_kek
+    from services.interviews.adapters.key_store import SqlKeyStore
+
+    settings = container.settings
+    ticks = [0.0]
+    other = SqlKeyStore(
+        container.key_store().engine,
+        load_kek(settings.key_encryption_key, settings.data_dir, postgres=False),
+        issue_ttl_seconds=5.0,
+        monotonic=lambda: ticks[0],
+    )
+    before, _ = other.key_for(FREELANCER)
+    assert other.key_for(FREELANCER)[0] == before  # kept: no query per command
+    erase(api, token, FREELANCER)  # in this service's process, not ``other``'s
+    ticks[0] += 1.0
+    assert other.key_for(FREELANCER)[0] == before  # within the TTL
+    ticks[0] += 5.0
+    after, _ = other.key_for(FREELANCER)
+    assert after != before
+    assert other.data_key(after) and other.key_for(CLIENT)[0] != after
