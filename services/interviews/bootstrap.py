@@ -28,7 +28,7 @@ from ..common.web import (
     install_observability,
     install_offline_docs,
 )
-from .adapters.key_encryption import KeyEncryptionKeyError, load_kek
+from .adapters.key_encryption import KeyEncryptionKeyError, load_kek, warn_if_file_kek
 from .adapters.key_store import SqlKeyStore
 from .adapters.leases import lock_key
 from .application import InterviewsApplication, utcnow
@@ -299,6 +299,10 @@ def create_app(container: InterviewsContainer) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> Any:
+        settings = container.settings
+        warn_if_file_kek(
+            settings.key_encryption_key, settings.data_dir, postgres=bool(settings.database_url)
+        )
         try:
             container.interviews()
         except DependencyUnavailableError as error:

@@ -23,6 +23,7 @@ from services.interviews.adapters.key_encryption import (
     load_kek,
     parse_kek,
     unwrap,
+    warn_if_file_kek,
     wrap,
 )
 from services.interviews.domain import (
@@ -239,8 +240,12 @@ def test_without_a_configured_kek_one_is_generated_owner_only_and_kept(tmp_path:
 def test_postgres_without_a_configured_kek_warns(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    load_kek(None, tmp_path, postgres=True)
+    warn_if_file_kek(None, tmp_path, postgres=True)
     assert "KEY_ENCRYPTION_KEY is not set" in caplog.text
+    caplog.clear()
+    warn_if_file_kek("set", tmp_path, postgres=True)
+    warn_if_file_kek(None, tmp_path, postgres=False)
+    assert caplog.text == ""
 
 
 def test_a_reader_creates_no_key_file(tmp_path: Path) -> None:

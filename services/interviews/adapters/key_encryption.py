@@ -72,17 +72,12 @@ def load_kek(
     configured: str | None, data_dir: Path, *, postgres: bool, create: bool = True
 ) -> bytes:
     """``KEY_ENCRYPTION_KEY`` if set, else the generated file under ``data_dir``
-    (created, mode 0600, when ``create``; a warning when the store is PostgreSQL,
-    whose keys then depend on one machine's file)."""
+    (created, mode 0600, when ``create``). With PostgreSQL the service warns at
+    start (:func:`warn_if_file_kek`): its keys then depend on one machine's file."""
+    del postgres  # the same rule for both stores; the warning is the service's
     if configured:
         return parse_kek(configured)
     path = kek_file(data_dir)
-    if postgres:
-        log.warning(
-            "KEY_ENCRYPTION_KEY is not set: the data keys in PostgreSQL are wrapped by the "
-            "file %s on this machine; set KEY_ENCRYPTION_KEY for every process instead",
-            path,
-        )
     if path.exists():
         return parse_kek(path.read_text(encoding="ascii", errors="replace"), str(path))
     if not create:
@@ -90,6 +85,16 @@ def load_kek(
     data_dir.mkdir(parents=True, exist_ok=True)
     write_kek_file(path, secrets.token_bytes(KEK_BYTES))
     return parse_kek(path.read_text(encoding="ascii"), str(path))
+
+
+def warn_if_file_kek(configured: str | None, data_dir: Path, *, postgres: bool) -> None:
+    """The warning a PostgreSQL deployment without ``KEY_ENCRYPTION_KEY`` gets at start."""
+    if postgres and not configured:
+        log.warning(
+            "KEY_ENCRYPTION_KEY is not set: the data keys in PostgreSQL are wrapped by the "
+            "file %s on this machine; set KEY_ENCRYPTION_KEY for every process instead",
+            kek_file(data_dir),
+        )
 
 
 def write_kek_file(path: Path, kek: bytes) -> None:
