@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 TOPIC = "interviews.events"
 DLQ_TOPIC = "interviews.events.dlq"
+# ``subject.erased`` announcements (key = the erased person's id), see asyncapi.yaml.
+ERASURES_TOPIC = "privacy.erasures"
 CONTENT_TYPE = "application/json"
 
 

@@ -18,7 +18,6 @@ from eventsourcing.utils import get_topic
 from .application import InterviewsApplication
 from .domain import Erasure
 
-ERASURES_TOPIC = "privacy.erasures"
 SUBJECT_ERASED = "subject.erased"
 ERASURE_TOPICS = (get_topic(Erasure.Requested),)
 

@@ -30,6 +30,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from ..common.settings import CommonSettings
+from ..contracts.envelope import ERASURES_TOPIC
 from .adapters.kafka_publisher import Delivery, EventPublisher
 from .adapters.leases import (
     AdvisoryLock,
@@ -41,7 +42,7 @@ from .adapters.leases import (
 )
 from .adapters.tables import relay_position
 from .application import InterviewsApplication
-from .erasure_feed import ERASURES_TOPIC, ErasureFeed
+from .erasure_feed import ErasureFeed
 from .feed import InterviewEventFeed, unhook, wake_on_interview_events
 
 log = logging.getLogger(__name__)

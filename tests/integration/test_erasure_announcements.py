@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from services.contracts.envelope import ERASURES_TOPIC
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.domain import Actor, CommandContext
-from services.interviews.erasure_feed import ERASURES_TOPIC
 from services.interviews.erasures import ErasureService
 from services.interviews.relay import RelayProcess, RelaySettings, relay_position
 from services.interviews.settings import InterviewsSettings
