@@ -37,6 +37,7 @@ BENCHES: list[str] = [
     "bench.projections",
     "bench.notifications",
     "bench.memory",
+    "bench.privacy",
 ]
 
 RESULTS = Path(__file__).with_name("results.json")

@@ -23,6 +23,7 @@ from .common.cli_options import DataDirOpt, apply_data_dir, check_database_urls
 from .dlq_cli import consumer_app, dlq_app
 from .interviews.entrypoints.audit_cli import audit_app
 from .interviews.entrypoints.deadlines_cli import deadlines_app
+from .interviews.entrypoints.keys_cli import check_key_encryption_key, keys_app
 from .interviews.entrypoints.process_cli import relay, serve_scheduler
 
 app = tool_app("Run, operate and audit the interview platform.")
@@ -32,6 +33,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(consumer_app, name="consumer")
 app.add_typer(audit_app, name="audit")
 app.add_typer(deadlines_app, name="deadlines")
+app.add_typer(keys_app, name="keys")
 
 HostOpt = Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on")]
 PortOpt = Annotated[int, typer.Option(metavar="PORT", min=1, max=65535, help="TCP port")]
@@ -147,6 +149,7 @@ def up(
     """Run every service in one process (embedded default: SQLite, no broker)."""
     apply_data_dir(data_dir)
     check_database_urls()
+    check_key_encryption_key()
     _check_can_listen(host, port)
     _check_schemas("interviews", "projections", "notifications")
     from .platform import create_platform_app
@@ -216,6 +219,7 @@ def serve_interviews(
     """The interview command API alone."""
     apply_data_dir(data_dir)
     check_database_urls()
+    check_key_encryption_key()
     _check_can_listen(host, port)
     _check_schemas("interviews")
     if workers > 1:
@@ -307,7 +311,6 @@ def replay(
     apply_data_dir(data_dir)
     from .common.db import require_database
     from .common.logs import configure_logging
-    from .platform import key_store
     from .projections.bootstrap import ProjectionsContainer
     from .projections.rebuild import Progress, RebuildRunningError
     from .projections.settings import ProjectionsSettings
@@ -321,6 +324,8 @@ def replay(
         settings = settings.model_copy(update={"rebuild_batch": batch})
     interviews = None
     if source == "log" or (source == "auto" and settings.embedded):
+        from .common.privacy import InMemoryKeys, KeyService
+        from .interviews.adapters.key_encryption import KeyEncryptionKeyError
         from .interviews.bootstrap import InterviewsContainer
         from .interviews.feed import InterviewEventFeed
 
@@ -333,12 +338,17 @@ def replay(
             "interview event store to replay",
         )
         store = interviews.interviews()
+        try:
+            keys: KeyService = interviews.key_store()
+        except KeyEncryptionKeyError:
+            # A store from before sealing has no key-encryption key and no sealed text.
+            keys = InMemoryKeys()
         container = ProjectionsContainer(
             settings,
             log_reader=InterviewEventFeed(store).read,
             log_head=store.max_position,
             # Sealed texts are opened with the key store beside the log (erased: null).
-            key_service=key_store(interviews),
+            key_service=keys,
         )
     else:
         from .common.kafka import topic_exists

@@ -18,14 +18,12 @@ from typing import Any
 
 from .asgi_mux import PathMux
 from .common.consumer import ConsumerSpec
-from .common.privacy import InMemoryKeys, KeyService
 from .common.readiness import ReadinessRules
 from .common.runner.embedded import embedded_runner
 from .common.runner.loop import ConsumerRunner
 from .common.settings import CommonSettings
 from .common.tracing import setup_tracing
 from .contracts import EventEnvelope
-from .interviews import bootstrap as interviews_bootstrap
 from .interviews.application import InterviewsApplication
 from .interviews.bootstrap import InterviewsContainer, create_app, start_relay, start_scheduler
 from .interviews.feed import InterviewEventFeed, wake_on_interview_events
@@ -57,7 +55,7 @@ def create_platform_app() -> PathMux:
         return feed["read"](after, limit)
 
     # The consumers open sealed texts with the interviews service's key store, in-process.
-    keys = key_store(interviews)
+    keys = interviews.key_store()
     projections = ProjectionsContainer(
         log_reader=None if with_kafka else read_log,
         log_head=lambda: interviews.interviews().max_position(),
@@ -118,14 +116,6 @@ def create_platform_app() -> PathMux:
         default=interviews_app,
         background=[background],
     )
-
-
-def key_store(interviews: InterviewsContainer) -> KeyService:
-    """The interviews service's key store (``build_key_store``), shared in-process by
-    the consumers. Until that store exists in this build: an in-memory one (texts
-    are then sealed by no one, so the consumers only meet plain text)."""
-    build = getattr(interviews_bootstrap, "build_key_store", None)  # SEAM(#17): P1's store
-    return build(interviews.settings) if build is not None else InMemoryKeys()
 
 
 # ------------------------------------------------------------ embedded consumers

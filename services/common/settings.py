@@ -42,6 +42,14 @@ class CommonSettings(BaseSettings):
 
     database_url: DatabaseUrl = None
     kafka_bootstrap_servers: str | None = None
+    # Crypto-shredding: how long any process may keep a data key (or its erasure)
+    # cached; consumers' erasure workers wait this long past a key's destruction.
+    key_cache_ttl_seconds: float = Field(default=5.0, ge=0, le=300)
+    # The interviews service's internal key API, for a consumer run as its own process
+    # with Kafka (required then); embedded, the key store is used in-process.
+    key_service_url: str | None = None
+    # How often a consumer's erasure worker asks for erasures still to carry out.
+    erasure_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     auth_secret: str | None = Field(default=None, repr=False)
     data_dir: Path = Path("./data")
     log_level: str = "INFO"

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 TOPIC = "interviews.events"
 DLQ_TOPIC = "interviews.events.dlq"
+# ``subject.erased`` announcements (key = the erased person's id), see asyncapi.yaml.
+ERASURES_TOPIC = "privacy.erasures"
 CONTENT_TYPE = "application/json"
 
 
@@ -24,8 +26,27 @@ class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SealedText(BaseModel):
+    """Personal free text sealed with its author's key (AES-256-GCM, the key id as
+    associated data): see services/common/privacy.py. A consumer reveals it through
+    the key service; once the author is erased it cannot be read by anyone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_id: str = Field(min_length=1, max_length=64)
+    alg: Literal["A256GCM"]
+    nonce: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    ciphertext: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+
+
+# A free-text field: sealed (current schema versions) or, in events recorded
+# before sealing, the plain text.
+PersonalText = str | SealedText
+PERSONAL_TEXT = "sealed with the author's key (a plain string in events recorded before sealing)"
+
+
 class InvitedData(_Data):
-    message: str | None = None
+    message: PersonalText | None = Field(default=None, description=PERSONAL_TEXT)
     expires_at: datetime | None = None
 
 
@@ -34,7 +55,7 @@ class AcceptedData(_Data):
 
 
 class DeclinedData(_Data):
-    reason: str | None = None
+    reason: PersonalText | None = Field(default=None, description=PERSONAL_TEXT)
 
 
 DURATION_MINUTES = Field(
@@ -53,7 +74,7 @@ class RescheduledData(_Data):
     scheduled_at: datetime
     duration_minutes: int = DURATION_MINUTES
     previous_scheduled_at: datetime | None = None
-    reason: str | None = None
+    reason: PersonalText | None = Field(default=None, description=PERSONAL_TEXT)
 
 
 class OfferExtendedData(_Data):
@@ -61,7 +82,7 @@ class OfferExtendedData(_Data):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     rate_type: Literal["fixed", "hourly"]
     start_date: date | None = None
-    message: str | None = None
+    message: PersonalText | None = Field(default=None, description=PERSONAL_TEXT)
     expires_at: datetime | None = None
 
 
@@ -70,7 +91,7 @@ class OfferAcceptedData(_Data):
 
 
 class OfferDeclinedData(_Data):
-    reason: str | None = None
+    reason: PersonalText | None = Field(default=None, description=PERSONAL_TEXT)
     status: ReturnedStatus = Field(
         default="in_progress",
         description="the state the interview returns to: the one before the offer "
@@ -79,14 +100,14 @@ class OfferDeclinedData(_Data):
 
 
 class OfferWithdrawnData(_Data):
-    reason: str | None = None
+    reason: PersonalText | None = Field(default=None, description=PERSONAL_TEXT)
     status: ReturnedStatus = Field(
         description="the state the interview returns to: the one before the offer"
     )
 
 
 class CancelledData(_Data):
-    reason: str
+    reason: PersonalText = Field(description=PERSONAL_TEXT)
     cancelled_by: str = Field(description="role of the party who cancelled (schema_version 2)")
     job_closed: bool = Field(
         default=False,
@@ -113,10 +134,18 @@ DATA_MODELS: dict[str, type[_Data]] = {
     "interview.offer_withdrawn": OfferWithdrawnData,
 }
 EVENT_TYPES: tuple[str, ...] = tuple(DATA_MODELS)
+# Sealed free text (#17) bumped every type with a personal field by one:
+# invited, declined, rescheduled, offer_extended, offer_withdrawn 2,
+# offer_declined 3, cancelled 4 (older versions carry plain strings).
 SCHEMA_VERSIONS: dict[str, int] = {t: 1 for t in EVENT_TYPES} | {
-    "interview.cancelled": 3,
+    "interview.invited": 2,
+    "interview.declined": 2,
+    "interview.rescheduled": 2,
+    "interview.offer_extended": 2,
+    "interview.offer_withdrawn": 2,
+    "interview.cancelled": 4,
     "interview.started": 2,
-    "interview.offer_declined": 2,
+    "interview.offer_declined": 3,
 }
 
 
@@ -233,6 +262,8 @@ def _upcast(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     v1 and v2 no ``job_closed`` (false);
     ``interview.started`` v1 had no ``duration_minutes`` (the default, 30, applies);
     ``interview.offer_declined`` v1 always returned the interview to ``in_progress``.
+    Versions before sealing (#17) carry free text as plain strings, which the
+    current models still accept: nothing to change for them.
     """
     data = dict(payload["data"])
     if event_type == "interview.cancelled":

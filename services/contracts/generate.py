@@ -21,6 +21,7 @@ from .envelope import (
     CONTENT_TYPE,
     DATA_MODELS,
     DLQ_TOPIC,
+    ERASURES_TOPIC,
     EVENT_TYPES,
     SCHEMA_VERSIONS,
     TOPIC,
@@ -142,6 +143,26 @@ def asyncapi_document() -> dict[str, Any]:
         },
         "payload": {"description": "the original message value, unchanged"},
     }
+    messages["subjectErased"] = {
+        "name": "subject.erased",
+        "title": "A person was erased",
+        "summary": "An admin erased a person (crypto-shredding): their data keys are "
+        "destroyed, so every free text they wrote, sealed in the interview events, can no "
+        "longer be read. Services holding copies of their words redact them.",
+        "contentType": CONTENT_TYPE,
+        "payload": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id", "type", "subject_id", "occurred_at"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid", "description": "the erasure's id"},
+                "type": {"const": "subject.erased"},
+                "subject_id": {"type": "string", "description": "the erased person's user id"},
+                "occurred_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "bindings": {"kafka": {"key": {"type": "string"}, "bindingVersion": "0.5.0"}},
+    }
     event_refs = {
         message_name(t): {"$ref": f"#/channels/interviewEvents/messages/{message_name(t)}"}
         for t in EVENT_TYPES
@@ -189,6 +210,20 @@ def asyncapi_document() -> dict[str, Any]:
                     }
                 },
             },
+            "subjectErasures": {
+                "address": ERASURES_TOPIC,
+                "title": "Erasures",
+                "description": "Key: the erased person's id. One message per erasure, "
+                "published by the relay from the event store's log (at least once).",
+                "messages": {"subjectErased": {"$ref": "#/components/messages/subjectErased"}},
+                "bindings": {
+                    "kafka": {
+                        "topic": ERASURES_TOPIC,
+                        "topicConfiguration": {"retention.ms": -1},
+                        "bindingVersion": "0.5.0",
+                    }
+                },
+            },
             "deadLetters": {
                 "address": DLQ_TOPIC,
                 "title": "Poison messages",
@@ -216,6 +251,12 @@ def asyncapi_document() -> dict[str, Any]:
                 "title": "Downstream services (groups projections, notifications) consume",
                 "channel": {"$ref": "#/channels/interviewEvents"},
                 "messages": event_messages(),
+            },
+            "announceErasures": {
+                "action": "send",
+                "title": "The relay announces every recorded erasure",
+                "channel": {"$ref": "#/channels/subjectErasures"},
+                "messages": [{"$ref": "#/channels/subjectErasures/messages/subjectErased"}],
             },
             "deadLetterPoison": {
                 "action": "send",

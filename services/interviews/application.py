@@ -29,6 +29,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
+from ..common.privacy import InMemoryKeys, KeyIssuer
 from .adapters.transcodings import register_domain_transcodings
 from .domain import (
     DEFAULT_DURATION_MINUTES,
@@ -44,6 +45,7 @@ from .domain import (
 from .domain.interview import EVENT_TYPES, RateType
 from .domain.job import check_can_register
 from .idempotency import IdempotentResponse, fingerprint
+from .personal_data import Keys, private_payload, sealing
 
 log = logging.getLogger(__name__)
 
@@ -206,13 +208,19 @@ class InterviewsApplication(Application[UUID]):
         clock: Callable[[], datetime] = utcnow,
         invitation_ttl: timedelta = timedelta(days=7),
         offer_ttl: timedelta = timedelta(days=7),
+        keys: KeyIssuer | None = None,
+        reader: Keys | None = None,
     ) -> None:
         """``env`` picks the event store (eventsourcing's ``PERSISTENCE_MODULE``; none:
         in memory). Both collaborators need what the application builds from it, so
         they come as factories: ``audit_store`` is given the recorder, ``committer``
         the function that records one batch (the caller decides their kind, e.g.
-        ``AuditStore`` and ``GroupCommitter``)."""
+        ``AuditStore`` and ``GroupCommitter``). ``keys`` seals the free text of
+        commands with each author's key (None: recorded as written); ``reader``
+        reveals it (None: sealed text reads erased)."""
         super().__init__(env)
+        self.keys = keys
+        self.reader: Keys = reader if reader is not None else InMemoryKeys()
         self.clock = clock
         self.invitation_ttl = invitation_ttl
         self.offer_ttl = offer_ttl
@@ -252,6 +260,7 @@ class InterviewsApplication(Application[UUID]):
             "expires_at": expires_at,
             "exclusive_hours": exclusive_hours,
         }
+        ctx = sealing(ctx, self.keys)
 
         def decide() -> tuple[list[Any], Interview]:
             if ctx.actor.role != "client":
@@ -285,6 +294,7 @@ class InterviewsApplication(Application[UUID]):
     def decline(
         self, ctx: CommandContext, interview_id: UUID, reason: str | None = None, **opts: Any
     ) -> CommandResult:
+        ctx = sealing(ctx, self.keys)
         return self._transition(
             ctx,
             "decline",
@@ -335,6 +345,7 @@ class InterviewsApplication(Application[UUID]):
             "duration_minutes": duration_minutes,
             "reason": reason,
         }
+        ctx = sealing(ctx, self.keys)
         return self._transition(
             ctx,
             "reschedule",
@@ -357,6 +368,7 @@ class InterviewsApplication(Application[UUID]):
         expires_at: datetime | None = None,
         **opts: Any,
     ) -> CommandResult:
+        ctx = sealing(ctx, self.keys)
         terms = OfferTerms(amount, currency, rate_type, start_date, message)
         payload = {**terms.__dict__, "expires_at": expires_at}
         return self._transition(
@@ -376,6 +388,7 @@ class InterviewsApplication(Application[UUID]):
     def decline_offer(
         self, ctx: CommandContext, interview_id: UUID, reason: str | None = None, **opts: Any
     ) -> CommandResult:
+        ctx = sealing(ctx, self.keys)
         return self._transition(
             ctx,
             "offer/decline",
@@ -389,6 +402,7 @@ class InterviewsApplication(Application[UUID]):
         self, ctx: CommandContext, interview_id: UUID, reason: str | None = None, **opts: Any
     ) -> CommandResult:
         """The client takes back an unanswered offer."""
+        ctx = sealing(ctx, self.keys)
         return self._transition(
             ctx,
             "offer/withdraw",
@@ -401,6 +415,7 @@ class InterviewsApplication(Application[UUID]):
     def cancel(
         self, ctx: CommandContext, interview_id: UUID, reason: str, **opts: Any
     ) -> CommandResult:
+        ctx = sealing(ctx, self.keys)
         return self._transition(
             ctx, "cancel", interview_id, {"reason": reason}, lambda i: i.cancel(ctx, reason), **opts
         )
@@ -495,6 +510,7 @@ class InterviewsApplication(Application[UUID]):
         nothing, so a client may safely retry."""
         if ctx.actor.role != "client":
             raise NotAllowedError("only the job's client closes it")
+        ctx = sealing(ctx, self.keys)  # the close reason, and "job closed" on each cancel
 
         def decide() -> tuple[list[Any], tuple[JobView, list[UUID]]]:
             job = self._get_job(job_id)
@@ -602,7 +618,7 @@ class InterviewsApplication(Application[UUID]):
         idempotency_key: str | None,
         decide: Callable[[], tuple[list[Any], Interview]],
     ) -> CommandResult:
-        fp = fingerprint(action, target, payload) if idempotency_key else ""
+        fp = fingerprint(action, target, private_payload(ctx, payload)) if idempotency_key else ""
         for _ in range(MAX_ATTEMPTS):
             if idempotency_key:
                 replay = self._replay(ctx.actor.id, idempotency_key, fp)

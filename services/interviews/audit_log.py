@@ -38,6 +38,7 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
+from ..common.privacy import is_sealed
 from .domain.hashing import GENESIS, chain_hash
 from .domain.interview import BASE_FIELDS, EVENT_TYPES, META_FIELDS, TRACE_CONTEXT, Interview
 
@@ -273,7 +274,9 @@ def _fields(event_class: type[Interview.Event]) -> dict[str, _Field]:
         for f in dataclasses.fields(event_class):
             hint = hints.get(f.name)
             options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-            kinds = tuple(o for o in options if isinstance(o, type))
+            # dict[str, str] (sealed text) is checked as a dict.
+            origins = tuple(typing.get_origin(o) or o for o in options)
+            kinds = tuple(o for o in origins if isinstance(o, type))
             convert = next((c for kind, c in _FROM_JSON if kind in options), None)
             fields[f.name] = _Field(kinds if len(kinds) == len(options) else (), convert)
         _FIELDS[event_class] = fields
@@ -494,6 +497,15 @@ def interview_state(interview: Interview) -> dict[str, Any]:
     state["offer"] = offer
     state["duration_minutes"] = interview.meeting_minutes
     state["reschedules"] = interview.reschedules
+    # Offline there is no key service: sealed text cannot be opened, so it shows
+    # as erased (null, named in erased_fields), as if its author had been erased.
+    erased = []
+    for name, holder in (("message", state), ("closed_reason", state), ("offer.message", offer)):
+        key = name.rsplit(".", 1)[-1]
+        if holder is not None and is_sealed(holder.get(key)):
+            holder[key] = None
+            erased.append(name)
+    state["erased_fields"] = erased
     return state
 
 

@@ -21,10 +21,12 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 
 from ..common.db import DATABASE_UNAVAILABLE, create_engine
 from ..common.migrations import Report, migrate, schema_lock
+from ..common.privacy import CachingKeys
 from ..common.web import (
     Metrics,
     health_router,
@@ -33,12 +35,17 @@ from ..common.web import (
     install_observability,
     install_offline_docs,
 )
+from ..contracts.envelope import ERASURES_TOPIC
 from .adapters.audit_store import AuditStore
+from .adapters.erasure_publisher import ErasurePublisher
 from .adapters.group_commit import GroupCommitter
 from .adapters.kafka_publisher import EventPublisher, KafkaPublisher
+from .adapters.key_encryption import KeyEncryptionKeyError, load_kek, warn_if_file_kek
+from .adapters.key_store import SqlKeyStore
 from .adapters.pg_listen import PostgresWakeUp
 from .adapters.relay_position import PositionStore, fenced_lease
 from .application import InterviewsApplication, utcnow
+from .erasure_feed import ErasureFeed
 from .feed import InterviewEventFeed, unhook, wake_on_interview_events
 from .migrations import HISTORY, check_event_store
 from .relay import Relay, RelayCollector
@@ -124,6 +131,7 @@ class InterviewsContainer:
         self.clock = clock
         self.create_tables = create_tables
         self._app: InterviewsApplication | None = None
+        self._keys: SqlKeyStore | None = None
         self._migrated = False
         self._lock = threading.Lock()
         self.watch: DatabaseWatch | None = None  # started by the HTTP app (PostgreSQL only)
@@ -189,8 +197,18 @@ class InterviewsContainer:
     def _open(self) -> InterviewsApplication:
         if self.create_tables and not self._migrated:
             self.migrate()
+        keys: SqlKeyStore | None = None
+        try:
+            keys = self.key_store()
+        except KeyEncryptionKeyError:
+            if self.create_tables:
+                raise
+            # A reader (the audit CLI) of a store never given a key: nothing to reveal,
+            # and no key file created.
+        if keys is not None and self._migrated:
+            keys.check_kek()
         if not self.create_tables:
-            return self._application()
+            return self._application(keys)
         # The API, the relay and the scheduler often start together on a new database,
         # and PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a concurrent
         # one (duplicate pg_type rows): the event store's tables are created under the
@@ -198,11 +216,11 @@ class InterviewsContainer:
         engine = create_engine(self.settings.database_url, self.sqlite_path)
         try:
             with schema_lock(engine):
-                return self._application()
+                return self._application(keys)
         finally:
             engine.dispose()
 
-    def _application(self) -> InterviewsApplication:
+    def _application(self, keys: SqlKeyStore | None) -> InterviewsApplication:
         return InterviewsApplication(
             self.env(),
             clock=self.clock,
@@ -210,7 +228,17 @@ class InterviewsContainer:
             offer_ttl=timedelta(hours=self.settings.offer_ttl_hours),
             audit_store=AuditStore,
             committer=partial(GroupCommitter, max_batch=self.settings.max_commit_batch),
+            keys=keys,
+            reader=CachingKeys(keys, self.settings.key_cache_ttl_seconds) if keys else None,
         )
+
+    def key_store(self) -> SqlKeyStore:
+        """The data keys of this service's database (built once)."""
+        if self._keys is None:
+            self._keys = build_key_store(
+                self.settings, sqlite_path=self.sqlite_path, create=self.create_tables
+            )
+        return self._keys
 
     @property
     def opened(self) -> InterviewsApplication | None:
@@ -236,10 +264,58 @@ class InterviewsContainer:
             if self._app is not None:
                 self._app.close()
                 self._app = None
+            if self._keys is not None:
+                self._keys.engine.dispose()
+                self._keys = None
+
+
+def build_key_store(
+    settings: InterviewsSettings, *, sqlite_path: Path | None = None, create: bool = True
+) -> SqlKeyStore:
+    """The key store (``KeyIssuer`` and ``KeyService``) of the interviews database,
+    for the interview service and, embedded, for the consumers in the same process.
+    Raises KeyEncryptionKeyError for a malformed key-encryption key (or, with
+    ``create=False``, none at all)."""
+    kek = load_kek(
+        settings.key_encryption_key,
+        settings.data_dir,
+        postgres=bool(settings.database_url),
+        create=create,
+    )
+    engine = create_engine(settings.database_url, sqlite_path or settings.sqlite_path)
+    return SqlKeyStore(
+        engine,
+        kek,
+        services=settings.erasure_service_names,
+        issue_ttl_seconds=settings.key_cache_ttl_seconds,
+    )
+
+
+def erasure_relay(app: InterviewsApplication, settings: RelaySettings, engine: sa.Engine) -> Relay:
+    """The relay of erasures: ``subject.erased`` on ``privacy.erasures``, from the
+    same log, with its own position and lease (it polls: erasures are rare)."""
+    own = settings.model_copy(update={"topic": ERASURES_TOPIC})
+
+    def connect() -> Any:
+        publisher = ErasurePublisher(
+            settings.kafka_bootstrap_servers or "", ERASURES_TOPIC, layout=settings.topic_layout()
+        )
+        try:
+            publisher.ensure_topic()
+        except Exception:
+            publisher.close(timeout=0)
+            raise
+        return publisher
+
+    feed = ErasureFeed(app)
+    positions = PositionStore(engine, ERASURES_TOPIC)
+    lease = fenced_lease(positions, own, feed.max_position)
+    return Relay(feed, positions, connect, settings=own, lease=lease)  # type: ignore[arg-type]  # ErasureFeed yields announcements, not envelopes: the relay only counts and publishes them
 
 
 class RelayProcess:
-    """A relay wired from settings: feed, position table, producer, wake-ups, metrics."""
+    """A relay wired from settings: feed, position table, producer, wake-ups, metrics;
+    beside it the erasure relay (``privacy.erasures``) on its own thread."""
 
     def __init__(
         self,
@@ -288,13 +364,20 @@ class RelayProcess:
         if registry is not None:
             registry.register(RelayCollector(self.relay))
         self._thread: threading.Thread | None = None
+        self.erasures = erasure_relay(app, settings, self.engine)
+        self._erasures_thread = threading.Thread(
+            target=self.erasures.run, name="erasure-relay", daemon=True
+        )
 
     def run(self) -> None:
         if self.listener is not None:
             self.listener.start()
+        self._erasures_thread.start()
         try:
             self.relay.run()
         finally:
+            self.erasures.stop()
+            self._erasures_thread.join(15.0)
             self.close()
 
     def start(self) -> RelayProcess:
@@ -304,6 +387,7 @@ class RelayProcess:
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
+        self.erasures.stop()
         self.relay.stop()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -338,12 +422,16 @@ def start_scheduler(container: InterviewsContainer, registry: Any = None) -> Sch
 
 def create_app(container: InterviewsContainer) -> FastAPI:
     """The interviews HTTP app (commands, state, audit)."""
-    from .entrypoints import api, audit_api
+    from .entrypoints import api, audit_api, privacy_api
 
     metrics = Metrics("interviews")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> Any:
+        settings = container.settings
+        warn_if_file_kek(
+            settings.key_encryption_key, settings.data_dir, postgres=bool(settings.database_url)
+        )
         try:
             container.interviews()
         except DependencyUnavailableError as error:
@@ -379,6 +467,7 @@ def create_app(container: InterviewsContainer) -> FastAPI:
 
     app.include_router(api.router)
     app.include_router(audit_api.router)
+    app.include_router(privacy_api.router)
     app.include_router(health_router(metrics, ready))
     return app
 

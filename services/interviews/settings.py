@@ -25,6 +25,16 @@ class InterviewsSettings(CommonSettings):
         default=15.0, gt=0, description="How long a crashed scheduler's SQLite lease blocks others"
     )
     scheduler_batch_size: int = Field(default=500, ge=1)
+    # Crypto-shredding (#17): the key-encryption key wrapping every data key
+    # (base64url of 32 bytes; unset: a generated file under DATA_DIR).
+    key_encryption_key: str | None = Field(default=None, repr=False)
+    # The consumer services that must report an erasure done (comma-separated;
+    # empty: an erasure is done once the keys are destroyed).
+    erasure_services: str = "projections,notifications"
+
+    @property
+    def erasure_service_names(self) -> tuple[str, ...]:
+        return tuple(s.strip() for s in self.erasure_services.split(",") if s.strip())
 
     @property
     def sqlite_path(self) -> Path:

@@ -56,12 +56,6 @@ class NotificationsSettings(CommonSettings):
     meeting_reminder_lead_minutes: float = Field(default=60.0, ge=0, le=7 * 24 * 60)
     reminder_max_sleep_seconds: float = Field(default=5.0, gt=0)
     reminder_batch_size: int = Field(default=100, ge=1, le=1000)
-    # The interviews service's internal key API, for a consumer run as its own process
-    # with Kafka (required then); embedded, the key store is used in-process.
-    key_service_url: str | None = None
-    # How long a data key (or its erasure) is cached; erasure workers wait this long.
-    key_cache_ttl_seconds: float = Field(default=5.0, ge=0, le=300)
-    erasure_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
     @property
     def allowed_webhook_hosts(self) -> list[str]:

@@ -25,12 +25,6 @@ class ProjectionsSettings(CommonSettings):
     stream_interval_s: float = Field(default=0.25, gt=0)
     stream_lifetime_s: float = Field(default=30.0, gt=0)
     postgres_pool_size: int = Field(default=8, ge=1)
-    # The interviews service's internal key API, for a consumer run as its own process
-    # with Kafka (required then); embedded, the key store is used in-process.
-    key_service_url: str | None = None
-    # How long a data key (or its erasure) is cached; erasure workers wait this long.
-    key_cache_ttl_seconds: float = Field(default=5.0, ge=0, le=300)
-    erasure_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
     @property
     def view_database_url(self) -> str | None:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from services.common.privacy import is_sealed
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.domain import Actor, CommandContext, OfferTerms
+from services.interviews.personal_data import reveal_interview
 from services.interviews.settings import InterviewsSettings
 from tests.conftest import FakeClock
 from tests.jobs import ensure_job
@@ -56,13 +58,16 @@ def test_every_value_of_an_offer_survives_a_restart(
     other = reopened(interviews_settings, clock)
     try:
         interview = other.interviews().get_interview(iid)
+        # Free text is stored sealed; it reads back exactly through the key store.
+        texts = reveal_interview(interview, other.interviews().reader)
     finally:
         other.close()
 
-    assert interview.message == text
+    assert is_sealed(interview.message)
+    assert (texts.message, texts.offer_message) == (text, text)
     assert interview.scheduled_at == datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
     assert interview.offer == OfferTerms(
-        Decimal("1234.50"), "EUR", "hourly", date(2027, 1, 4), text
+        Decimal("1234.50"), "EUR", "hourly", date(2027, 1, 4), interview.offer.message
     )
 
 

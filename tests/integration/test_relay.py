@@ -96,7 +96,12 @@ def test_relay_publishes_every_event_once_keyed_and_in_order_per_interview(
         for m in messages:
             headers = dict(m.headers)
             assert headers["content-type"] == b"application/json"
-            assert headers["type"] in m.value and headers["schema_version"] in (b"1", b"2", b"3")
+            assert headers["type"] in m.value and headers["schema_version"] in (
+                b"1",
+                b"2",
+                b"3",
+                b"4",
+            )
             partitions[m.key].add(m.partition)
         assert all(len(p) == 1 for p in partitions.values()), "one partition per interview"
         assert {k.decode() for k in partitions} == {i for i, _ in expected.values()}

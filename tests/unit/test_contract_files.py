@@ -105,9 +105,9 @@ def test_asyncapi_document_names_the_topics_and_every_message() -> None:
     doc = yaml.safe_load((ROOT / "asyncapi.yaml").read_text())
     assert doc["asyncapi"].startswith("3.")
     addresses = {c["address"] for c in doc["channels"].values()}
-    assert addresses == {"interviews.events", "interviews.events.dlq"}
+    assert addresses == {"interviews.events", "interviews.events.dlq", "privacy.erasures"}
     names = {m["name"] for m in doc["components"]["messages"].values()}
-    assert set(EVENT_TYPES) <= names
+    assert set(EVENT_TYPES) | {"subject.erased"} <= names
     for message in doc["components"]["messages"].values():
         ref = message["payload"].get("$ref")
         if ref:

@@ -1,5 +1,6 @@
 """The interview domain: pure Python and ``eventsourcing.domain``, no infrastructure."""
 
+from .erasure import Erasure
 from .errors import (
     AlreadyHiredError,
     AlreadyScheduledError,
@@ -25,6 +26,7 @@ from .interview import (
     CommandContext,
     Interview,
     OfferTerms,
+    PersonalText,
 )
 from .job import Job
 
@@ -40,6 +42,7 @@ __all__ = [
     "DeadlinePassedError",
     "DomainError",
     "DuplicateOpenInterviewError",
+    "Erasure",
     "ExclusiveWindowError",
     "InputOutOfBoundsError",
     "Interview",
@@ -51,5 +54,6 @@ __all__ = [
     "NotAllowedError",
     "NotYetDueError",
     "OfferTerms",
+    "PersonalText",
     "TransitionNotAllowedError",
 ]

@@ -11,7 +11,8 @@ the interview's hash chain (see :mod:`.hashing`).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Literal, cast
@@ -32,6 +33,11 @@ from .hashing import GENESIS, chain_hash
 
 Role = Literal["client", "freelancer", "auditor", "admin", "service", "system"]
 RateType = Literal["fixed", "hourly"]
+# Free text a person wrote, as recorded: sealed with the author's key (a dict in
+# services/common/privacy.py's format), or a plain string in events recorded
+# before sealing existed.
+PersonalText = str | dict[str, str]
+Sealer = Callable[[str], dict[str, str]]
 
 INVITED = "invited"
 ACCEPTED = "accepted"
@@ -79,6 +85,16 @@ class CommandContext:
     at: datetime
     correlation_id: str
     causation_id: str
+    # Seals the actor's free text before it is recorded (the application gives
+    # one keyed to the actor; none: the text is recorded as written).
+    sealer: Sealer | None = field(default=None, compare=False, repr=False)
+
+    def seal(self, text: str | None) -> PersonalText | None:
+        """``text`` as it is recorded: sealed with the actor's key when a sealer is set.
+        Call it only after the text passed its bounds."""
+        if text is None or self.sealer is None:
+            return text
+        return self.sealer(text)
 
 
 @dataclass(frozen=True)
@@ -87,7 +103,7 @@ class OfferTerms:
     currency: str
     rate_type: RateType
     start_date: date | None = None
-    message: str | None = None
+    message: PersonalText | None = None
 
 
 DEFAULT_DURATION_MINUTES = 30
@@ -154,7 +170,7 @@ class Interview(Aggregate):
         job_id: str
         client_id: str
         freelancer_id: str
-        message: str | None
+        message: PersonalText | None
         expires_at: datetime | None
 
         def apply_to(self, aggregate: Interview) -> None:
@@ -172,7 +188,7 @@ class Interview(Aggregate):
             aggregate.accepted_at = self.timestamp
 
     class Declined(Event):
-        reason: str | None
+        reason: PersonalText | None
 
         def apply_to(self, aggregate: Interview) -> None:
             aggregate.status = DECLINED
@@ -205,7 +221,7 @@ class Interview(Aggregate):
         scheduled_at: datetime
         duration_minutes: int
         previous_scheduled_at: datetime | None
-        reason: str | None
+        reason: PersonalText | None
 
         def apply_to(self, aggregate: Interview) -> None:
             aggregate.scheduled_at = self.scheduled_at
@@ -218,7 +234,7 @@ class Interview(Aggregate):
         currency: str
         rate_type: str
         start_date: date | None
-        message: str | None
+        message: PersonalText | None
         expires_at: datetime | None
 
         def apply_to(self, aggregate: Interview) -> None:
@@ -248,7 +264,7 @@ class Interview(Aggregate):
 
         class_version: ClassVar[int] = 2
 
-        reason: str | None
+        reason: PersonalText | None
         status: str
 
         @staticmethod
@@ -266,7 +282,7 @@ class Interview(Aggregate):
         """The client took the offer back before it was answered; ``status`` is
         the state the interview returns to (the one before the offer)."""
 
-        reason: str | None
+        reason: PersonalText | None
         status: str
 
         def apply_to(self, aggregate: Interview) -> None:
@@ -282,7 +298,7 @@ class Interview(Aggregate):
 
         class_version: ClassVar[int] = 3
 
-        reason: str
+        reason: PersonalText
         cancelled_by: str
         job_closed: bool
 
@@ -313,7 +329,7 @@ class Interview(Aggregate):
         self.job_id = ""
         self.client_id = ""
         self.freelancer_id = ""
-        self.message: str | None = None
+        self.message: PersonalText | None = None
         self.invited_at: datetime | None = None
         self.invitation_expires_at: datetime | None = None
         self.accepted_at: datetime | None = None
@@ -323,9 +339,9 @@ class Interview(Aggregate):
         self.offer_expires_at: datetime | None = None
         self.offers_extended = 0
         self.hired_at: datetime | None = None
-        self.closed_reason: str | None = None
+        self.closed_reason: PersonalText | None = None
         self.cancelled_by: str | None = None
-        self.last_offer_declined_reason: str | None = None
+        self.last_offer_declined_reason: PersonalText | None = None
         self.updated_at: datetime | None = None
 
     # Class defaults: snapshots taken before these existed lack them (and then no
@@ -364,7 +380,7 @@ class Interview(Aggregate):
             job_id=job_id,
             client_id=ctx.actor.id,
             freelancer_id=freelancer_id,
-            message=message,
+            message=ctx.seal(message),
             expires_at=expires_at,
         )
         meta = _meta(ctx)
@@ -402,7 +418,7 @@ class Interview(Aggregate):
         self._check_not_expired("decline")
         self._check_state(ctx, "decline", INVITED)
         self._check_deadline(ctx, "decline", "invitation", self.invitation_expires_at)
-        self._record(ctx, self.Declined, reason=reason)
+        self._record(ctx, self.Declined, reason=ctx.seal(reason))
 
     def start(
         self,
@@ -464,7 +480,7 @@ class Interview(Aggregate):
             scheduled_at=scheduled_at,
             duration_minutes=duration_minutes,
             previous_scheduled_at=self.scheduled_at,
-            reason=reason,
+            reason=ctx.seal(reason),
         )
 
     def extend_offer(
@@ -476,6 +492,8 @@ class Interview(Aggregate):
         bounds.check_currency_code(terms.currency)
         if terms.start_date is not None:
             bounds.check_start_date(terms.start_date, bounds.today_of(ctx.at))
+        if terms.message is not None and not isinstance(terms.message, str):
+            raise InvalidCommandError("an offer's message is given as text")
         bounds.check_text(terms.message, "message", bounds.MESSAGE_MAX_LENGTH)
         if expires_at is not None:
             expires_at = bounds.check_expires_at(expires_at, ctx.at)
@@ -487,7 +505,7 @@ class Interview(Aggregate):
             currency=terms.currency,
             rate_type=terms.rate_type,
             start_date=terms.start_date,
-            message=terms.message,
+            message=ctx.seal(terms.message),
             expires_at=expires_at,
         )
 
@@ -506,7 +524,9 @@ class Interview(Aggregate):
         self._check_not_expired("decline the offer")
         self._check_offer_open("decline an offer on")
         self._check_deadline(ctx, "decline the offer", "offer", self.offer_expires_at)
-        self._record(ctx, self.OfferDeclined, reason=reason, status=self._state_after_offer)
+        self._record(
+            ctx, self.OfferDeclined, reason=ctx.seal(reason), status=self._state_after_offer
+        )
 
     def withdraw_offer(self, ctx: CommandContext, reason: str | None = None) -> None:
         """The client takes back an offer nobody has answered yet; the interview
@@ -515,7 +535,9 @@ class Interview(Aggregate):
         bounds.check_text(reason, "reason", bounds.REASON_MAX_LENGTH)
         self._check_not_expired("withdraw the offer")
         self._check_state(ctx, "withdraw an offer on", OFFER_EXTENDED)
-        self._record(ctx, self.OfferWithdrawn, reason=reason, status=self._state_after_offer)
+        self._record(
+            ctx, self.OfferWithdrawn, reason=ctx.seal(reason), status=self._state_after_offer
+        )
 
     def cancel(self, ctx: CommandContext, reason: str, *, job_closed: bool = False) -> None:
         """Either party cancels an open interview, with a reason; ``job_closed``
@@ -525,7 +547,11 @@ class Interview(Aggregate):
         if self.is_final:
             raise TransitionNotAllowedError("cancel", self.status)
         self._record(
-            ctx, self.Cancelled, reason=reason, cancelled_by=ctx.actor.role, job_closed=job_closed
+            ctx,
+            self.Cancelled,
+            reason=ctx.seal(reason),
+            cancelled_by=ctx.actor.role,
+            job_closed=job_closed,
         )
 
     def expire(self, ctx: CommandContext) -> None:

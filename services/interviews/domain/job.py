@@ -21,6 +21,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from . import bounds
 from .errors import (
     AlreadyHiredError,
     DuplicateOpenInterviewError,
@@ -31,7 +32,7 @@ from .errors import (
     JobOwnerConflictError,
     NotAllowedError,
 )
-from .interview import HIRED, Actor, CommandContext, Interview
+from .interview import HIRED, Actor, CommandContext, Interview, PersonalText
 
 JOB_NAMESPACE = UUID("6f1c6c55-3b53-4a8e-9f0e-52a1a1d0b7a1")
 MAX_EXCLUSIVE_HOURS = 24 * 90
@@ -82,7 +83,7 @@ class Job(Aggregate):
             aggregate.exclusive_interview = self.interview_id
 
     class Closed(Aggregate.Event):
-        reason: str | None
+        reason: PersonalText | None
         closed_by: str
 
         def apply(self, aggregate: Job) -> None:
@@ -98,7 +99,7 @@ class Job(Aggregate):
         self.title = title
         self.exclusive_hours = exclusive_hours
         self.status = OPEN
-        self.closed_reason: str | None = None
+        self.closed_reason: PersonalText | None = None
         self.closed_at: datetime | None = None
         self.candidates: dict[str, UUID] = {}
         self.exclusive_until: datetime | None = None
@@ -204,6 +205,7 @@ class Job(Aggregate):
         closed" and ``job_closed``, and the job records ``Closed``. Returns the
         interviews it cancelled. Closing a closed job changes nothing."""
         self.check_owner(ctx.actor)
+        bounds.check_text(reason, "reason", bounds.REASON_MAX_LENGTH)
         if self.is_closed:
             return []
         cancelled = []
@@ -213,7 +215,9 @@ class Job(Aggregate):
             if not interview.is_final:
                 interview.cancel(ctx, JOB_CLOSED_REASON, job_closed=True)
                 cancelled.append(interview)
-        self.trigger_event(self.Closed, timestamp=ctx.at, reason=reason, closed_by=ctx.actor.id)
+        self.trigger_event(
+            self.Closed, timestamp=ctx.at, reason=ctx.seal(reason), closed_by=ctx.actor.id
+        )
         return cancelled
 
     def last_interview_with(self, freelancer_id: str) -> UUID | None:

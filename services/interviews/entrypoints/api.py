@@ -401,7 +401,7 @@ def get_interview(
     """The authoritative state of an interview, for its parties, auditors and admins."""
     interview = load_visible_interview(app, principal, interview_id)
     response.headers["ETag"] = f'"{interview.version}"'
-    return interview_public(interview, app.position_of(interview.id, interview.version))
+    return interview_public(interview, app.position_of(interview.id, interview.version), app.reader)
 
 
 CALENDAR_MEDIA_TYPE = "text/calendar; charset=utf-8"

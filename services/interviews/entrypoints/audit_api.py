@@ -24,6 +24,7 @@ from ..application import InterviewNotFoundError
 from ..audit import BrokenHistoryError, InterviewAudit, state_at
 from ..audit_log import RecordedEvent, verify_chain
 from ..domain import Interview
+from ..personal_data import reveal_event_json
 from .api import InterviewsDep
 from .schemas import InterviewPublic, interview_public
 
@@ -37,9 +38,10 @@ class ActorPublic(BaseModel):
 
 
 class AuditEventPublic(BaseModel):
-    """One recorded event. Values are exactly those its ``hash`` covers, so the
-    chain can be re-verified from this form; ``data`` is in the event's
-    recorded shape (``class_version``)."""
+    """One recorded event. Values are those its ``hash`` covers, except the
+    personal free text in ``data``, shown revealed (the hash covers its sealed
+    form, which ``audit export`` carries); ``data`` is in the event's recorded
+    shape (``class_version``)."""
 
     interview_id: str
     position: int | None = Field(description="Global position in the event store's log")
@@ -56,6 +58,9 @@ class AuditEventPublic(BaseModel):
     hash: str | None
     error: str | None = Field(
         default=None, description="Set when the stored event can no longer be read"
+    )
+    erased_fields: list[str] = Field(
+        default_factory=list, description="Fields of `data` whose author was erased (null)"
     )
 
 
@@ -93,7 +98,8 @@ router = APIRouter(prefix="/audit", tags=["audit"], responses=ERROR_RESPONSES)
 def interview_history(interview_id: UUID, principal: CurrentPrincipal, audit: AuditDep) -> Response:
     """Every event of an interview in order: type, data, version, position, actor,
     time, correlation and causation ids, and its link in the hash chain."""
-    return _json([r.to_json() for r in _visible_history(audit, principal, interview_id)])
+    records = _visible_history(audit, principal, interview_id)
+    return _json([reveal_event_json(r.to_json(), audit.app.reader) for r in records])
 
 
 @router.get("/interviews/{interview_id}/state", response_model=InterviewStatePublic)
@@ -118,7 +124,7 @@ def interview_state_at(
         raise ApiError(404, "not_found", str(error)) from None
     except BrokenHistoryError as error:
         raise ApiError(409, error.code, str(error)) from None
-    public = interview_public(past.interview, past.position)
+    public = interview_public(past.interview, past.position, audit.app.reader)
     return InterviewStatePublic(**public.model_dump(), as_of=moment)
 
 
@@ -151,7 +157,7 @@ def log_events(
     page = records[:limit]
     return _json(
         {
-            "events": [r.to_json() for r in page],
+            "events": [reveal_event_json(r.to_json(), audit.app.reader) for r in page],
             "next": page[-1].position if page else after,
             "has_more": len(records) > limit,
         }

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from ...common.cli_options import DataDirOpt, apply_data_dir, check_database_urls
+from .keys_cli import check_key_encryption_key
 
 
 def _check_schema() -> None:
@@ -45,6 +46,7 @@ def serve_scheduler(
     Safe to run several (one leads, the others stand by); stops on SIGTERM or Ctrl-C."""
     apply_data_dir(data_dir)
     check_database_urls()
+    check_key_encryption_key()
     _check_schema()
     from .processes import serve_scheduler as run_scheduler
 
@@ -63,6 +65,7 @@ def relay(
     """Publish the event store's interview events to Kafka (KAFKA_BOOTSTRAP_SERVERS)."""
     apply_data_dir(data_dir)
     check_database_urls()
+    check_key_encryption_key()
     from ...common.logs import configure_logging
     from ...common.settings import CommonSettings
     from ...common.tracing import setup_tracing

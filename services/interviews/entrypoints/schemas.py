@@ -27,6 +27,7 @@ from ..domain.interview import (
     MAX_DURATION_MINUTES,
     MIN_DURATION_MINUTES,
 )
+from ..personal_data import Keys, reveal_interview
 
 Identifier = Annotated[
     str,
@@ -349,6 +350,11 @@ class InterviewPublic(BaseModel):
     closed_reason: str | None
     cancelled_by: str | None
     updated_at: datetime | None
+    erased_fields: list[str] = Field(
+        default_factory=list,
+        description="Free-text fields whose author was erased: they read null "
+        "(message, offer.message, closed_reason)",
+    )
 
 
 class JobPolicyPublic(BaseModel):
@@ -358,10 +364,15 @@ class JobPolicyPublic(BaseModel):
     version: int
 
 
-def interview_public(interview: Any, position: int | None) -> InterviewPublic:
+def interview_public(interview: Any, position: int | None, keys: Keys) -> InterviewPublic:
+    """The interview as shown, its free text revealed through ``keys``."""
+    texts = reveal_interview(interview, keys)
     offer = None
     if interview.offer is not None:
-        offer = OfferPublic(**interview.offer.__dict__, expires_at=interview.offer_expires_at)
+        offer = OfferPublic(
+            **{**interview.offer.__dict__, "message": texts.offer_message},
+            expires_at=interview.offer_expires_at,
+        )
     return InterviewPublic(
         id=str(interview.id),
         status=interview.status,
@@ -370,7 +381,7 @@ def interview_public(interview: Any, position: int | None) -> InterviewPublic:
         job_id=interview.job_id,
         client_id=interview.client_id,
         freelancer_id=interview.freelancer_id,
-        message=interview.message,
+        message=texts.message,
         invited_at=interview.invited_at,
         invitation_expires_at=interview.invitation_expires_at,
         accepted_at=interview.accepted_at,
@@ -381,7 +392,8 @@ def interview_public(interview: Any, position: int | None) -> InterviewPublic:
         offer=offer,
         offers_extended=interview.offers_extended,
         hired_at=interview.hired_at,
-        closed_reason=interview.closed_reason,
+        closed_reason=texts.closed_reason,
         cancelled_by=interview.cancelled_by,
         updated_at=interview.updated_at,
+        erased_fields=texts.erased_fields,
     )

@@ -16,6 +16,7 @@ from importlib.metadata import version
 import sqlalchemy as sa
 
 from ...common.migrations import DatabaseNewerThanCodeError, History, SchemaError
+from ..adapters import key_tables  # noqa: F401 - registers the key store's tables
 from ..adapters.tables import EVENT_STORE_SCHEMA, metadata
 
 HISTORY = History(
