@@ -40,8 +40,8 @@ from .adapters.audit_store import AuditStore
 from .adapters.erasure_publisher import ErasurePublisher
 from .adapters.group_commit import GroupCommitter
 from .adapters.kafka_publisher import EventPublisher, KafkaPublisher
-from .adapters.key_encryption import KeyEncryptionKeyError, load_kek, warn_if_file_kek
-from .adapters.key_store import SqlKeyStore
+from .adapters.key_encryption import KeyEncryptionKeyError, warn_if_file_kek
+from .adapters.key_store import SqlKeyStore, build_key_store
 from .adapters.pg_listen import PostgresWakeUp
 from .adapters.relay_position import PositionStore, fenced_lease
 from .application import InterviewsApplication, utcnow
@@ -267,28 +267,6 @@ class InterviewsContainer:
             if self._keys is not None:
                 self._keys.engine.dispose()
                 self._keys = None
-
-
-def build_key_store(
-    settings: InterviewsSettings, *, sqlite_path: Path | None = None, create: bool = True
-) -> SqlKeyStore:
-    """The key store (``KeyIssuer`` and ``KeyService``) of the interviews database,
-    for the interview service and, embedded, for the consumers in the same process.
-    Raises KeyEncryptionKeyError for a malformed key-encryption key (or, with
-    ``create=False``, none at all)."""
-    kek = load_kek(
-        settings.key_encryption_key,
-        settings.data_dir,
-        postgres=bool(settings.database_url),
-        create=create,
-    )
-    engine = create_engine(settings.database_url, sqlite_path or settings.sqlite_path)
-    return SqlKeyStore(
-        engine,
-        kek,
-        services=settings.erasure_service_names,
-        issue_ttl_seconds=settings.key_cache_ttl_seconds,
-    )
 
 
 def erasure_relay(app: InterviewsApplication, settings: RelaySettings, engine: sa.Engine) -> Relay:

@@ -10,14 +10,10 @@ null with ``erased_fields``; the history still verifies; everyone else's words s
 Three deployments: ``interviewctl up`` embedded (SQLite, no broker); ``up`` with
 PostgreSQL and Kafka; and separate processes (``serve interviews``, ``relay``,
 ``serve projections|notifications`` with KEY_SERVICE_URL) on PostgreSQL and Kafka.
-
-Needs the interviews side of #17 (the key store, sealing, the erasure API and the
-internal key endpoints): skipped until ``build_key_store`` exists.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -36,15 +32,7 @@ from services.common.auth import mint_token
 from tests.conftest import TEST_SECRET, create_database, drop_database
 from tests.integration.erasure_support import files_containing, rows_containing
 
-_interviews_bootstrap = importlib.import_module("services.interviews.bootstrap")
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not hasattr(_interviews_bootstrap, "build_key_store"),
-        reason="needs the interviews side of #17 (build_key_store, /admin/erasures, /internal)",
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 FIONA = "f-1"
 FIONA_WORDS = ("Fiona-booked-until-March", "Fiona-rate-too-low", "Fiona-moving-abroad")

@@ -23,11 +23,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from ...common.db import DATABASE_OUTAGES
+from ...common.db import DATABASE_OUTAGES, create_engine
 from ...common.privacy import (
     ErasureTask,
     KeyErased,
@@ -35,7 +36,8 @@ from ...common.privacy import (
     KeyServiceUnavailable,
     new_data_key,
 )
-from .key_encryption import KeyEncryptionKeyError, kek_id, unwrap, wrap
+from ..settings import InterviewsSettings
+from .key_encryption import KeyEncryptionKeyError, kek_id, load_kek, unwrap, wrap
 from .key_tables import DATA_KEYS, ERASURE_REPORTS, ERASURES
 
 log = logging.getLogger(__name__)
@@ -365,3 +367,25 @@ class _OutageGuard:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and isinstance(exc, DATABASE_OUTAGES):
             raise KeyServiceUnavailable(str(exc).splitlines()[0]) from exc
+
+
+def build_key_store(
+    settings: InterviewsSettings, *, sqlite_path: Path | None = None, create: bool = True
+) -> SqlKeyStore:
+    """The key store (``KeyIssuer`` and ``KeyService``) of the interviews database,
+    for the interview service and, embedded, for the consumers in the same process.
+    Raises KeyEncryptionKeyError for a malformed key-encryption key (or, with
+    ``create=False``, none at all)."""
+    kek = load_kek(
+        settings.key_encryption_key,
+        settings.data_dir,
+        postgres=bool(settings.database_url),
+        create=create,
+    )
+    engine = create_engine(settings.database_url, sqlite_path or settings.sqlite_path)
+    return SqlKeyStore(
+        engine,
+        kek,
+        services=settings.erasure_service_names,
+        issue_ttl_seconds=settings.key_cache_ttl_seconds,
+    )
