@@ -14,15 +14,16 @@ import pytest
 import sqlalchemy as sa
 
 from services.contracts.envelope import ERASURES_TOPIC
-from services.interviews.bootstrap import InterviewsContainer
+from services.interviews.adapters.tables import relay_position
+from services.interviews.bootstrap import InterviewsContainer, RelayProcess
 from services.interviews.domain import Actor, CommandContext
 from services.interviews.erasures import ErasureService
-from services.interviews.relay import RelayProcess, RelaySettings, relay_position
-from services.interviews.settings import InterviewsSettings
+from services.interviews.settings import InterviewsSettings, RelaySettings
 from tests.conftest import TEST_SECRET
 from tests.jobs import ensure_job
+from tests.support.waiting import wait_until
 
-from .eventflow import read_topic, topic_cleanup, unique_topic, wait_until
+from .eventflow import read_topic, topic_cleanup, unique_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
