@@ -13,7 +13,7 @@ messages.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from ..contracts import EventEnvelope
 from .db import DATABASE_OUTAGES
+from .logs import EventLogContext, trace_id_from
 from .migrations import History
 from .privacy import KeyServiceUnavailable
 
@@ -41,6 +42,15 @@ class Batch:
     # event: an effect that happens later (a webhook sent by another worker)
     # continues that trace.
     traceparents: Mapping[str, str | None] = field(default_factory=dict)
+
+    def each(self) -> Iterator[EventEnvelope]:
+        """The events one by one, each yielded inside its log context: a line logged
+        while applying it carries its interview, correlation and trace ids."""
+        for event in self.events:
+            traceparent = self.traceparents.get(str(event.id))
+            trace = trace_id_from(traceparent or event.traceparent or event.correlation_id)
+            with EventLogContext(event.correlation_id, event.interview_id, trace):
+                yield event
 
 
 class BatchHandler(Protocol):

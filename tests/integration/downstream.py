@@ -143,6 +143,7 @@ class Downstream:
             ),
             log_reader=self.read,
             log_head=app.max_position,
+            key_service=interviews.key_store(),
         )
         self.notifications = NotificationsContainer(
             NotificationsSettings(
@@ -153,6 +154,7 @@ class Downstream:
                 auth_secret=TEST_SECRET,
             ),
             clock=clock,
+            key_service=interviews.key_store(),
         )
         self.specs = {
             "projections": wrap(projections_spec(self.projections)),

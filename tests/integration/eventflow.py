@@ -33,10 +33,11 @@ TEST_LAYOUT = TopicLayout(partitions=6, replication_factor=-1)
 
 
 def each_event(handle: Callable[[sa.Connection, EventEnvelope], None]) -> BatchHandler:
-    """A ``ConsumerSpec.apply`` that applies a batch's events one by one with ``handle``."""
+    """A ``ConsumerSpec.apply`` that applies a batch's events one by one with ``handle``
+    (each in its log context, as the services' consumers do)."""
 
     def apply(conn: sa.Connection, batch: Batch) -> None:
-        for event in batch.events:
+        for event in batch.each():
             handle(conn, event)
 
     return apply

@@ -227,6 +227,9 @@ class Platform:
         self.notifications_group = f"notifications-{tag}"
         self.services: dict[str, Service] = {}
         self.extra_env: dict[str, str] = {}  # applied last, to every service
+        # The first interviews API's port, known before it starts: the consumers open
+        # sealed texts through its internal key API (KEY_SERVICE_URL).
+        self.interviews_port = free_port()
         # Right after a broker restart (an earlier test's) creating a topic can fail
         # for a few seconds: try again for up to a minute.
         wait_until(
@@ -254,6 +257,7 @@ class Platform:
                 "DATA_DIR": str(self.tmp / "data"),
                 "LOG_LEVEL": "WARNING",
                 "PYTHONUNBUFFERED": "1",
+                "KEY_SERVICE_URL": f"http://127.0.0.1:{self.interviews_port}",
             }
             | self.extra_env
         )
@@ -303,8 +307,10 @@ class Platform:
 
     # -- the services
 
-    def _add(self, name: str, argv: list[str], env: dict[str, str], http: bool) -> Service:
-        port = free_port() if http else None
+    def _add(
+        self, name: str, argv: list[str], env: dict[str, str], http: bool, port: int | None = None
+    ) -> Service:
+        port = port or (free_port() if http else None)
         if port is not None:
             argv = [*argv, "--port", str(port)]
         service = Service(name, argv, env, self.tmp / f"{name}.log", port)
@@ -313,7 +319,8 @@ class Platform:
 
     def interviews_api(self, name: str = "interviews-api") -> Service:
         argv = ["-m", "services.cli", "serve", "interviews"]
-        return self._add(name, argv, self.interviews_env(), http=True)
+        port = self.interviews_port if name == "interviews-api" else None
+        return self._add(name, argv, self.interviews_env(), http=True, port=port)
 
     def relay(self) -> Service:
         return self._add("relay", ["-m", "services.cli", "relay"], self.interviews_env(), False)
