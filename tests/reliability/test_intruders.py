@@ -256,6 +256,8 @@ def request_for(world: World, e: Endpoint, who: Who | None) -> tuple[str, Any, d
         .replace("{job_id}", v["job"])
         .replace("{notification_id}", v["notification"])
         .replace("{webhook_id}", v["doomed_webhook" if e.method == "DELETE" else "webhook"])
+        .replace("{erasure_id}", "00000000-0000-4000-8000-000000000000")  # none such
+        .replace("{key_id}", "00000000-0000-4000-8000-000000000000")
     )
     assert "{" not in path, f"{e}: a path parameter the intruder test does not know"
     body: Any = None
@@ -285,6 +287,14 @@ def request_for(world: World, e: Endpoint, who: Who | None) -> tuple[str, Any, d
         body = {"notification_id": v["notification"]}
     elif key == ("PUT", "/me/preferences"):
         body = {"time_zone": "Europe/Berlin"}  # the caller's own
+    elif key == ("POST", "/admin/erasures"):
+        # Someone who wrote nothing: an admin's erasure of them is harmless here.
+        body = {"subject_id": "nobody-" + (who.name.replace(" ", "-") if who else "anonymous"),
+                "reason": "intruder test"}  # fmt: skip
+    elif key == ("GET", "/internal/erasures"):
+        query = {"service": "projections"}
+    elif e.path == "/internal/erasures/{erasure_id}/done":
+        body = {"service": "projections"}
     elif e.path == "/audit/interviews/{interview_id}/state":
         query = {"version": 1}
     elif e.path == "/views/stream":
@@ -337,6 +347,14 @@ def expected_status(world: World, e: Endpoint, who: Who) -> int:
         owner = who.sub == world.victim["notification_owner"]
         ok = {"DELETE": 204, "PATCH": 200}.get(e.method, 202 if "redeliver" in e.path else 200)
         return ok if owner else 404
+    if key == ("POST", "/admin/erasures"):
+        return 202 if who.role == "admin" else 403
+    if key == ("GET", "/admin/erasures/{erasure_id}"):
+        return 404 if who.role == "admin" else 403  # no such erasure
+    if e.path.startswith("/internal/"):
+        # The platform's consumers only: never another marketplace service, an
+        # admin or a party (the intruders' ``service`` token is the job service's).
+        return 403
     raise AssertionError(f"{e}: add this endpoint to the intruder test's expectations")
 
 

@@ -91,6 +91,21 @@ def _require(principal: Principal, role: str, what: str) -> None:
         raise ApiError(403, "forbidden", f"only {what} may do this")
 
 
+# The platform's own consumers, which open sealed texts (a token's ``sub``).
+KEY_READERS = frozenset({"projections", "notifications"})
+
+
+def _require_key_reader(principal: Principal, request: Request, service: str | None = None) -> None:
+    """Only the platform's own consumer services read data keys and report erasures:
+    role ``service`` and a ``sub`` naming one of them (the marketplace's other
+    services, which register jobs, never see a key); and a service answers for itself."""
+    readers = KEY_READERS | set(request.app.state.container.settings.erasure_service_names)
+    if principal.role != "service" or principal.id not in readers:
+        raise ApiError(403, "forbidden", "only the platform's consumer services may do this")
+    if service is not None and service != principal.id:
+        raise ApiError(403, "forbidden", f"{principal.id} may only answer for itself")
+
+
 def _erasure_public(record: ErasureRecord) -> ErasurePublic:
     services = {"interviews": "done"}
     services |= {s: "done" if s in record.done else "pending" for s in record.services}
@@ -163,7 +178,7 @@ async def data_key(
 ) -> Any:
     """A data key, for a consumer service that reveals sealed text. `410
     key_erased` once its owner was erased, `404 key_not_found` if never issued."""
-    _require(principal, "service", "another service (role service)")
+    _require_key_reader(principal, request)
     store = _store(request)
     try:
         key = await run_in_threadpool(store.data_key, key_id)
@@ -185,7 +200,7 @@ def pending_erasures(
     response: Response,
 ) -> ErasureTasksPublic:
     """The erasures `service` has not reported done, oldest first."""
-    _require(principal, "service", "another service (role service)")
+    _require_key_reader(principal, request, service)
     try:
         tasks = _store(request).pending_erasures(service)
     except KeyServiceUnavailable as error:
@@ -212,7 +227,7 @@ def erasure_done(
     principal: CurrentPrincipal,
 ) -> Response:
     """`service` has redacted every stored copy for this erasure (idempotent)."""
-    _require(principal, "service", "another service (role service)")
+    _require_key_reader(principal, request, body.service)
     try:
         _store(request).erasure_done(erasure_id, body.service)
     except UnknownErasureError:
