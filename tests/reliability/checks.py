@@ -315,7 +315,7 @@ def check_everything(
     webhook_calls: list[Any] | None = None,
 ) -> tuple[Findings, list[EventEnvelope]]:
     found = Findings()
-    store = store_envelopes(platform.interviews_db, Path(platform.tmp))
+    store = store_envelopes(platform.interviews_db, Path(platform.tmp) / "data")
     check_acknowledged(store, acks, found)
     check_topic(platform, store, found)
     if views_api is not None:

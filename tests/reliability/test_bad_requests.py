@@ -265,7 +265,7 @@ def test_what_the_generated_commands_recorded_poisons_no_consumer(services: Serv
     """Every command the API accepted above flows through the relay into both
     consumers' databases: none is parked (a handler failed on it), none dead-lettered."""
     platform = services.platform
-    store = store_envelopes(platform.interviews_db, platform.tmp)
+    store = store_envelopes(platform.interviews_db, platform.tmp / "data")
     seeded = services.known.seeded_events
     assert len(store) > seeded, "the generated requests recorded no events of their own"
     found = Findings()
