@@ -28,7 +28,7 @@ from typing import Any
 from uuid import uuid4
 
 from services.interviews.audit import InterviewAudit
-from services.interviews.audit_log import read_export, replay
+from services.interviews.audit_export import read_export, replay
 from services.interviews.domain import Actor, CommandContext, Interview, OfferTerms
 
 from . import baselines

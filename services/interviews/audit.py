@@ -15,6 +15,7 @@ from uuid import UUID
 
 from .adapters.audit_store import AuditStore, StoredRow
 from .application import InterviewNotFoundError, InterviewsApplication
+from .audit_export import write_line
 from .audit_log import (
     EVENT_CLASSES_BY_TOPIC,
     ChainReport,
@@ -22,7 +23,6 @@ from .audit_log import (
     LogReport,
     RecordedEvent,
     verify_chain,
-    write_line,
 )
 from .domain import Interview
 

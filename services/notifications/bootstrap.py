@@ -40,12 +40,13 @@ from ..common.web import (
     install_observability,
     install_offline_docs,
 )
-from .application import Inbox, NotificationRecorder
+from .application import Inbox
 from .delivery import BackoffPolicy, DeliveryWorker, Sender
 from .erasure import redact_notifications
 from .metrics import install_notification_metrics
 from .migrations import HISTORY as NOTIFICATIONS_HISTORY
 from .preferences import Preferences
+from .recorder import NotificationRecorder
 from .reminders import ReminderIndex, ReminderWorker
 from .settings import NotificationsSettings
 from .webhook_urls import Resolver, UrlGuard, system_resolver

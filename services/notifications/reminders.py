@@ -52,8 +52,8 @@ from ..common.revealed import typed_data
 from ..contracts import EventEnvelope
 from ..contracts.envelope import RescheduledData, StartedData
 from .adapters.tables import reminder_deadlines
-from .application import NotificationRecorder
 from .preferences import time_zones
+from .recorder import NotificationRecorder
 from .rules import CalendarChange, Deadline, drafts_for_reminder
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from icalendar import Calendar
 
 from services.interviews.audit import InterviewAudit
-from services.interviews.audit_log import replay
+from services.interviews.audit_export import replay
 from services.interviews.bootstrap import InterviewsContainer, create_app
 from services.interviews.domain import Interview
 from services.interviews.domain.hashing import chain_hash

@@ -13,7 +13,7 @@ from eventsourcing.utils import get_topic
 from fastapi.testclient import TestClient
 
 from services.interviews.audit import InterviewAudit
-from services.interviews.audit_log import replay
+from services.interviews.audit_export import replay
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.domain import Interview
 from services.interviews.domain.hashing import chain_hash

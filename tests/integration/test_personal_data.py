@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from services.common.privacy import is_sealed
 from services.interviews.audit import InterviewAudit
-from services.interviews.audit_log import replay
+from services.interviews.audit_export import replay
 from services.interviews.bootstrap import InterviewsContainer, create_app
 from services.interviews.settings import InterviewsSettings
 from tests.conftest import TEST_SECRET, FakeClock

@@ -33,10 +33,6 @@ LONG_MODULES: dict[str, str] = {
     "each with the docstring OpenAPI shows",
     "services/notifications/rules.py": "RULES, the table of who is told what, is one literal "
     "read top to bottom",
-    "services/interviews/audit_log.py": "not split yet: recorded events, the chain check, the "
-    "log checker and the offline replay would each make a module",
-    "services/notifications/application.py": "not split yet: NotificationRecorder (the "
-    "consumer's writes) and Inbox (the API's reads) would each make a module",
 }
 SERVICE_PACKAGES = ("interviews", "projections", "notifications")
 

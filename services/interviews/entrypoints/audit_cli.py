@@ -218,7 +218,7 @@ def replay(
     """Offline: verify every chain of an export and print each interview's final
     state and a summary. No database, no broker. Exit code 1 if anything is
     broken or the file holds no events, 2 if it is not an export at all."""
-    from ..audit_log import replay as replay_log
+    from ..audit_export import replay as replay_log
 
     report = replay_log(_export_lines(file))
     if report.log.checked == 0 and not report.bad_lines:

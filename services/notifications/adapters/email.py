@@ -20,8 +20,8 @@ from email.utils import format_datetime
 from typing import Any
 
 from ...common.calendar import interview_calendar, meeting_description, meeting_summary
-from ..application import email_address
 from ..delivery import OutgoingMessage, SendResult
+from ..recorder import email_address
 
 CALENDAR_FILENAME = "interview.ics"
 
