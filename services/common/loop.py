@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +80,24 @@ def until_idle(run_once: Callable[[], int], max_rounds: int = 1000) -> int:
             break
         total += done
     return total
+
+
+class BackgroundThread:
+    """A daemon thread running :meth:`_run` until :meth:`stop` sets ``_stop``
+    (a subclass's ``_run`` waits on it between its steps)."""
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5)

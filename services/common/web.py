@@ -469,3 +469,32 @@ def install_offline_docs(app: FastAPI) -> None:
     @app.get("/redoc", include_in_schema=False)
     async def redoc_ui() -> HTMLResponse:
         return redoc
+
+
+def service_app(
+    *,
+    title: str,
+    description: str,
+    lifespan: Any,
+    container: Any,
+    auth_secret: str,
+    metrics: Metrics,
+    unavailable: tuple[type[Exception], ...],
+) -> FastAPI:
+    """A service's app: JSON errors (``unavailable``: 503), body limit, metrics, docs."""
+    app = FastAPI(
+        title=title,
+        version="1.0.0",
+        description=description,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.container = container
+    app.state.auth_secret = auth_secret
+    app.state.metrics = metrics
+    install_error_handlers(app, unavailable)
+    install_body_limit(app)
+    install_observability(app, metrics)
+    install_offline_docs(app)
+    return app

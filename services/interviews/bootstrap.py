@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -25,15 +25,13 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 
 from ..common.db import DATABASE_UNAVAILABLE, create_engine
+from ..common.loop import BackgroundThread
 from ..common.migrations import Report, migrate, schema_lock
 from ..common.privacy import CachingKeys
 from ..common.web import (
     Metrics,
     health_router,
-    install_body_limit,
-    install_error_handlers,
-    install_observability,
-    install_offline_docs,
+    service_app,
 )
 from ..contracts.envelope import ERASURES_TOPIC
 from .adapters.audit_store import AuditStore
@@ -65,7 +63,7 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 
 
-class DatabaseWatch:
+class DatabaseWatch(BackgroundThread):
     """Whether the event store's PostgreSQL answers, checked every ``interval`` seconds
     over one connection of its own.
 
@@ -80,17 +78,7 @@ class DatabaseWatch:
         self.container = container
         self.interval = interval
         self.down = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="database-watch", daemon=True)
-
-    def start(self) -> DatabaseWatch:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout=5)
+        super().__init__("database-watch")
 
     def _run(self) -> None:
         url = self.container.settings.database_url
@@ -269,21 +257,32 @@ class InterviewsContainer:
                 self._keys = None
 
 
+P = TypeVar("P", KafkaPublisher, ErasurePublisher)
+
+
+def _with_topic(publisher: P) -> P:
+    """``publisher`` once its topic exists (created if missing); closed if that fails."""
+    try:
+        publisher.ensure_topic()
+    except Exception:
+        publisher.close(timeout=0)
+        raise
+    return publisher
+
+
 def erasure_relay(app: InterviewsApplication, settings: RelaySettings, engine: sa.Engine) -> Relay:
     """The relay of erasures: ``subject.erased`` on ``privacy.erasures``, from the
     same log, with its own position and lease (it polls: erasures are rare)."""
     own = settings.model_copy(update={"topic": ERASURES_TOPIC})
 
     def connect() -> Any:
-        publisher = ErasurePublisher(
-            settings.kafka_bootstrap_servers or "", ERASURES_TOPIC, layout=settings.topic_layout()
+        return _with_topic(
+            ErasurePublisher(
+                settings.kafka_bootstrap_servers or "",
+                ERASURES_TOPIC,
+                layout=settings.topic_layout(),
+            )
         )
-        try:
-            publisher.ensure_topic()
-        except Exception:
-            publisher.close(timeout=0)
-            raise
-        return publisher
 
     feed = ErasureFeed(app)
     positions = PositionStore(engine, ERASURES_TOPIC)
@@ -310,18 +309,14 @@ class RelayProcess:
         bootstrap = settings.kafka_bootstrap_servers
 
         def connect() -> EventPublisher:
-            publisher = KafkaPublisher(
-                bootstrap,
-                settings.topic,
-                layout=settings.topic_layout(),
-                linger_ms=settings.linger_ms,
+            return _with_topic(
+                KafkaPublisher(
+                    bootstrap,
+                    settings.topic,
+                    layout=settings.topic_layout(),
+                    linger_ms=settings.linger_ms,
+                )
             )
-            try:
-                publisher.ensure_topic()
-            except Exception:
-                publisher.close(timeout=0)
-                raise
-            return publisher
 
         self.wake = wake_on_interview_events(app)
         self.listener = (
@@ -422,21 +417,15 @@ def create_app(container: InterviewsContainer) -> FastAPI:
             container.watch = None
         container.close()
 
-    app = FastAPI(
+    app = service_app(
         title="Interviews",
-        version="1.0.0",
         description="Commands, authoritative state and audit of interviews.",
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
+        container=container,
+        auth_secret=container.settings.resolved_auth_secret(),
+        metrics=metrics,
+        unavailable=UNAVAILABLE,
     )
-    app.state.container = container
-    app.state.auth_secret = container.settings.resolved_auth_secret()
-    app.state.metrics = metrics
-    install_error_handlers(app, UNAVAILABLE)
-    install_body_limit(app)
-    install_observability(app, metrics)
-    install_offline_docs(app)
     _install_domain_metrics(metrics, container)
 
     def ready(_: Request) -> None:

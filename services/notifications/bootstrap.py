@@ -35,10 +35,7 @@ from ..common.runner.tables import RUNNER_HISTORY
 from ..common.web import (
     Metrics,
     health_router,
-    install_body_limit,
-    install_error_handlers,
-    install_observability,
-    install_offline_docs,
+    service_app,
 )
 from .application import Inbox
 from .delivery import BackoffPolicy, DeliveryWorker, Sender
@@ -462,21 +459,15 @@ def create_app(
             running.stop()
         container.close()
 
-    app = FastAPI(
+    app = service_app(
         title="Notifications",
-        version="1.0.0",
         description="Each party's inbox, webhooks and e-mail about interviews.",
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
+        container=container,
+        auth_secret=container.settings.resolved_auth_secret(),
+        metrics=metrics,
+        unavailable=UNAVAILABLE,
     )
-    app.state.container = container
-    app.state.auth_secret = container.settings.resolved_auth_secret()
-    app.state.metrics = metrics
-    install_error_handlers(app, UNAVAILABLE)
-    install_body_limit(app)
-    install_observability(app, metrics)
-    install_offline_docs(app)
     install_notification_metrics(
         metrics.registry,
         recorded=lambda: container.recorder.recorded,

@@ -33,10 +33,7 @@ from ..common.web import (
     Metrics,
     error_response,
     health_router,
-    install_body_limit,
-    install_error_handlers,
-    install_observability,
-    install_offline_docs,
+    service_app,
 )
 from .adapters.live import LiveWriter
 from .adapters.schema import VIEW_SCHEMAS
@@ -451,22 +448,16 @@ def create_app(container: ProjectionsContainer, *, workers: bool = False) -> Fas
             worker.stop()
         container.close()
 
-    app = FastAPI(
+    app = service_app(
         title="Projections",
-        version="1.0.0",
         description="Read models of interviews: summaries, candidate boards, statistics, "
         "a live dashboard.",
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
+        container=container,
+        auth_secret=container.settings.resolved_auth_secret(),
+        metrics=metrics,
+        unavailable=UNAVAILABLE,
     )
-    app.state.container = container
-    app.state.auth_secret = container.settings.resolved_auth_secret()
-    app.state.metrics = metrics
-    install_error_handlers(app, UNAVAILABLE)
-    install_body_limit(app)
-    install_observability(app, metrics)
-    install_offline_docs(app)
 
     @app.exception_handler(ViewBehindError)
     async def _behind(_: Request, exc: ViewBehindError) -> Any:

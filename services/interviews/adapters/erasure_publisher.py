@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from ...common.kafka import UNLIMITED_RETENTION, TopicLayout, ensure_topics, producer_settings
 from ...contracts.envelope import CONTENT_TYPE
-from .kafka_publisher import Delivery
+from .kafka_publisher import Delivery, Producer
 
 
 class Announcement(Protocol):
@@ -16,8 +16,8 @@ class Announcement(Protocol):
     def to_bytes(self) -> bytes: ...
 
 
-class ErasurePublisher:
-    """An idempotent, ``acks=all`` producer of ``subject.erased`` messages."""
+class ErasurePublisher(Producer):
+    """The producer of ``subject.erased`` messages, keyed by the subject's id."""
 
     def __init__(
         self,
@@ -27,13 +27,8 @@ class ErasurePublisher:
         layout: TopicLayout,
         **overrides: Any,
     ) -> None:
-        from kafka import KafkaProducer
-
-        self.bootstrap_servers = bootstrap_servers
-        self.topic = topic
-        self.layout = layout
         settings = producer_settings(bootstrap_servers, client_id="interviews-erasures")
-        self._producer = KafkaProducer(**(settings | overrides))
+        super().__init__(bootstrap_servers, topic, layout, settings | overrides)
 
     def ensure_topic(self) -> list[str]:
         return ensure_topics(
@@ -49,15 +44,3 @@ class ErasurePublisher:
             value=announcement.to_bytes(),
             headers=[("type", b"subject.erased"), ("content-type", CONTENT_TYPE.encode())],
         )
-
-    def flush(self, timeout: float) -> bool:
-        from kafka.errors import KafkaTimeoutError
-
-        try:
-            self._producer.flush(timeout=timeout)
-        except KafkaTimeoutError:
-            return False
-        return True
-
-    def close(self, timeout: float = 5.0) -> None:
-        self._producer.close(timeout=timeout)

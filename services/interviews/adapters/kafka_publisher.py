@@ -52,8 +52,35 @@ def headers_for(envelope: EventEnvelope, traceparent: str | None = None) -> list
     return headers
 
 
-class KafkaPublisher:
-    """An idempotent, ``acks=all`` producer keyed by interview id."""
+class Producer:
+    """An idempotent, ``acks=all`` kafka-python producer of one topic, with the
+    flush and close the relay needs."""
+
+    def __init__(
+        self, bootstrap_servers: str, topic: str, layout: TopicLayout, settings: dict[str, Any]
+    ) -> None:
+        from kafka import KafkaProducer
+
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.layout = layout
+        self._producer = KafkaProducer(**settings)
+
+    def flush(self, timeout: float) -> bool:
+        from kafka.errors import KafkaTimeoutError
+
+        try:
+            self._producer.flush(timeout=timeout)
+        except KafkaTimeoutError:
+            return False
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._producer.close(timeout=timeout)
+
+
+class KafkaPublisher(Producer):
+    """The relay's producer of the events topic, keyed by interview id."""
 
     def __init__(
         self,
@@ -65,14 +92,9 @@ class KafkaPublisher:
         client_id: str = "interviews-relay",
         **overrides: Any,
     ) -> None:
-        from kafka import KafkaProducer
-
-        self.bootstrap_servers = bootstrap_servers
-        self.topic = topic
-        self.layout = layout
         settings = producer_settings(bootstrap_servers, client_id=client_id, linger_ms=linger_ms)
         settings["partitioner"] = MemoPartitioner()  # the default placement, memoised
-        self._producer = KafkaProducer(**(settings | overrides))
+        super().__init__(bootstrap_servers, topic, layout, settings | overrides)
 
     def ensure_topic(self) -> list[str]:
         """The topic and its dead-letter topic, if missing (``ensure_event_topics``)."""
@@ -103,15 +125,3 @@ class KafkaPublisher:
             )
         finally:
             span.end()
-
-    def flush(self, timeout: float) -> bool:
-        from kafka.errors import KafkaTimeoutError
-
-        try:
-            self._producer.flush(timeout=timeout)
-        except KafkaTimeoutError:
-            return False
-        return True
-
-    def close(self, timeout: float = 5.0) -> None:
-        self._producer.close(timeout=timeout)

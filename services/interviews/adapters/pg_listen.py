@@ -10,28 +10,20 @@ from typing import Any
 import psycopg
 from psycopg.sql import SQL, Identifier
 
+from ...common.loop import BackgroundThread
+
 log = logging.getLogger(__name__)
 
 
-class PostgresWakeUp:
+class PostgresWakeUp(BackgroundThread):
     """Sets ``flag`` on every NOTIFY of the recorder's channel; reconnects on errors."""
 
     def __init__(self, recorder: Any, flag: threading.Event) -> None:
         self.recorder = recorder
         self.flag = flag
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._listen, name="relay-listen", daemon=True)
+        super().__init__("relay-listen")
 
-    def start(self) -> PostgresWakeUp:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout=5)
-
-    def _listen(self) -> None:
+    def _run(self) -> None:
         datastore = self.recorder.datastore
         backoff = 0.5
         while not self._stop.is_set():
