@@ -13,9 +13,9 @@ messages.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -24,6 +24,8 @@ from .db import DATABASE_OUTAGES
 from .logs import EventLogContext, trace_id_from
 from .migrations import History
 from .privacy import KeyServiceUnavailable
+
+T = TypeVar("T")
 
 # Errors of the consumer's database itself (down, disconnected), or of the key service
 # that opens sealed texts: never the events' fault, never a reason to park one; the
@@ -43,14 +45,16 @@ class Batch:
     # continues that trace.
     traceparents: Mapping[str, str | None] = field(default_factory=dict)
 
-    def each(self) -> Iterator[EventEnvelope]:
-        """The events one by one, each yielded inside its log context: a line logged
-        while applying it carries its interview, correlation and trace ids."""
+    def map(self, fn: Callable[[EventEnvelope], T]) -> list[T]:
+        """``fn`` of each event in turn, each call inside the event's log context: a
+        line logged while applying it carries its interview, correlation and trace ids."""
+        out: list[T] = []
         for event in self.events:
             traceparent = self.traceparents.get(str(event.id))
             trace = trace_id_from(traceparent or event.traceparent or event.correlation_id)
             with EventLogContext(event.correlation_id, event.interview_id, trace):
-                yield event
+                out.append(fn(event))
+        return out
 
 
 class BatchHandler(Protocol):

@@ -297,7 +297,7 @@ def consumer_spec(
         # rather than two or three per event.
         # Their sealed texts opened now: a key service that does not answer fails the
         # batch, which the runner replays (never parks, never skips).
-        events = [reveal_event(event, container.keys) for event in batch.each()]
+        events = batch.map(lambda event: reveal_event(event, container.keys))
         # The index first: it folds the meetings' calendar sequences the e-mails carry.
         calendars = index.apply(conn, events)
         recorder.record_events(conn, events, calendars, batch.traceparents)

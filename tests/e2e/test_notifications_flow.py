@@ -62,6 +62,7 @@ def platform(
             **kafka,
         ),
         clock=clock,
+        key_service=interviews_container.key_store(),
     )
     platform: Platform | None = None
 

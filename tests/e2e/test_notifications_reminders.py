@@ -30,11 +30,16 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def notifications(
-    database_url: str | None, tmp_path: Path, clock: FakeClock
+    database_url: str | None,
+    tmp_path: Path,
+    clock: FakeClock,
+    interviews_container: InterviewsContainer,
 ) -> Iterator[NotificationsContainer]:
     # A short maximum sleep: the reminder worker notices the moved clock by itself.
     container = NotificationsContainer(
-        settings_for(database_url, tmp_path, reminder_max_sleep_seconds=0.1), clock=clock
+        settings_for(database_url, tmp_path, reminder_max_sleep_seconds=0.1),
+        clock=clock,
+        key_service=interviews_container.key_store(),
     )
     yield container
     container.close()

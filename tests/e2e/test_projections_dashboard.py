@@ -52,7 +52,8 @@ def platform(tmp_path: Path) -> Iterator[tuple[str, TestClient]]:
             data_dir=tmp_path,
             auth_secret=TEST_SECRET,
             stream_interval_s=0.05,
-        )
+        ),
+        key_service=interviews.key_store(),
     )
     runner = embedded_runner(
         consumer_spec(views),

@@ -12,6 +12,7 @@ duplicated and reordered across interviews. A client that reads with the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from services.common.privacy import KeyService, reveal
 from services.contracts import EventEnvelope
 from services.interviews.bootstrap import InterviewsContainer, RelayProcess
 from services.interviews.bootstrap import create_app as create_interviews_app
@@ -35,6 +37,7 @@ from services.projections.bootstrap import ProjectionsContainer, consumer_spec
 from services.projections.bootstrap import create_app as create_projections_app
 from services.projections.settings import ProjectionsSettings
 from tests.conftest import TEST_SECRET, create_database, drop_database, require_postgres
+from tests.e2e.servers import serving
 from tests.integration.eventflow import topic_cleanup, unique_topic
 from tests.jobs import register_job
 from tests.support.projections_reference import (
@@ -177,6 +180,11 @@ class Commands:
                 between(round_no)
 
 
+def opened(events: list[EventEnvelope], keys: KeyService) -> list[EventEnvelope]:
+    """The events with their sealed texts in clear: what the views show."""
+    return [e.model_copy(update={"data": reveal(e.type, e.data, keys)[0]}) for e in events]
+
+
 def store_events(container: InterviewsContainer) -> list[EventEnvelope]:
     feed = InterviewEventFeed(container.interviews())
     out: list[EventEnvelope] = []
@@ -254,8 +262,13 @@ def test_views_equal_the_fold_of_the_event_store_through_kafka_kills_rebuilds_an
         projections_consumer_group=group,
         min_position_timeout_s=15.0,  # bounded; generous for a busy CI box
     )
+    # The consumer process opens the events' sealed texts through the interviews
+    # service's internal key API (KEY_SERVICE_URL), served here on a real port.
+    keys_server = contextlib.ExitStack()
+    key_service_url = keys_server.enter_context(serving(create_interviews_app(interviews)))
     env = {
         **os.environ,
+        "KEY_SERVICE_URL": key_service_url,
         "DATABASE_URL": views_url,
         "PROJECTIONS_DATABASE_URL": views_url,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -265,7 +278,7 @@ def test_views_equal_the_fold_of_the_event_store_through_kafka_kills_rebuilds_an
         "PROJECTIONS_CONSUMER_GROUP": group,
         "LOG_LEVEL": "WARNING",
     }
-    views = ProjectionsContainer(settings)
+    views = ProjectionsContainer(settings, key_service=interviews.key_store())
     consumer = start_consumer(env)
     auditor = token("audit-1", "auditor")
     try:
@@ -319,14 +332,15 @@ def test_views_equal_the_fold_of_the_event_store_through_kafka_kills_rebuilds_an
                 "interview.offer_declined", "interview.cancelled", "interview.expired",
                 "interview.rescheduled", "interview.offer_withdrawn",
             }  # fmt: skip
-            wait_for_views(api, token, events)
+            plain = opened(events, interviews.key_store())
+            wait_for_views(api, token, plain)
             relay.stop()  # everything is published (the views have it all)
 
             # Rebuild from the topic while the consumer runs and the API answers.
             report = views.rebuild()
             assert report.generation == 2 and report.events >= len(events)
             assert api.get("/views/stats", headers=auditor).headers["X-View-Generation"] == "2"
-            assert_views_equal_reference(api, token, events, details=40)
+            assert_views_equal_reference(api, token, plain, details=40)
 
             # The same events duplicated and reordered across interviews, on another topic.
             reordered_topic = unique_topic("projections-mixed")
@@ -341,7 +355,8 @@ def test_views_equal_the_fold_of_the_event_store_through_kafka_kills_rebuilds_an
                             "topic": reordered_topic,
                             "projections_consumer_group": group + "-mixed",
                         }
-                    )
+                    ),
+                    key_service=interviews.key_store(),
                 )
                 from services.common.runner.kafka_source import kafka_runner
 
@@ -354,7 +369,7 @@ def test_views_equal_the_fold_of_the_event_store_through_kafka_kills_rebuilds_an
                 ).start()
                 try:
                     with TestClient(create_projections_app(other)) as other_api:
-                        wait_for_views(other_api, token, events)
+                        wait_for_views(other_api, token, plain)
                 finally:
                     runner.stop()
                     runner.join(15)
@@ -373,6 +388,7 @@ def test_views_equal_the_fold_of_the_event_store_through_kafka_kills_rebuilds_an
                 consumer.wait(5)
         relay.stop()
         views.close()
+        keys_server.close()
         interviews.close()
 
 

@@ -37,8 +37,7 @@ def each_event(handle: Callable[[sa.Connection, EventEnvelope], None]) -> BatchH
     (each in its log context, as the services' consumers do)."""
 
     def apply(conn: sa.Connection, batch: Batch) -> None:
-        for event in batch.each():
-            handle(conn, event)
+        batch.map(lambda event: handle(conn, event))
 
     return apply
 

@@ -76,7 +76,7 @@ class LiveWriter:
 
         Sealed texts are opened here: a key service that does not answer fails the
         batch, which the runner replays (never parks, never skips)."""
-        events = [reveal_event(event, self.keys) for event in batch.each()]
+        events = batch.map(lambda event: reveal_event(event, self.keys))
         generation = current_generation(conn, for_write=True)
         if generation is None:
             raise RuntimeError("the projection tables do not exist (ensure_schema not run)")
