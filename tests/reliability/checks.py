@@ -319,7 +319,8 @@ def check_everything(
     check_acknowledged(store, acks, found)
     check_topic(platform, store, found)
     if views_api is not None:
-        check_views(platform, views_api, store, found)
+        opened = store_envelopes(platform.interviews_db, Path(platform.tmp) / "data", opened=True)
+        check_views(platform, views_api, opened, found)
     if webhook_users is not None:
         check_notifications(
             platform, store, found, webhook_users=webhook_users, webhook_calls=webhook_calls

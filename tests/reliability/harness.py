@@ -715,8 +715,12 @@ class _WorkerState:
 # ------------------------------------------------------------------ reading state
 
 
-def store_envelopes(database_url: str, data_dir: Path) -> list[EventEnvelope]:
-    """Every interview event of the event store, as the relay would publish it."""
+def store_envelopes(
+    database_url: str, data_dir: Path, *, opened: bool = False
+) -> list[EventEnvelope]:
+    """Every interview event of the event store, as the relay would publish it (sealed
+    texts sealed), or with ``opened`` as the views show them (in clear)."""
+    from services.common.privacy import reveal
     from services.interviews.bootstrap import InterviewsContainer
     from services.interviews.feed import InterviewEventFeed
     from services.interviews.settings import InterviewsSettings
@@ -729,6 +733,9 @@ def store_envelopes(database_url: str, data_dir: Path) -> list[EventEnvelope]:
         out: list[EventEnvelope] = []
         while batch := feed.read(out[-1].position if out else 0, 2000):
             out.extend(batch)
+        if opened:
+            keys = container.key_store()
+            out = [e.model_copy(update={"data": reveal(e.type, e.data, keys)[0]}) for e in out]
         return out
     finally:
         container.close()
