@@ -73,6 +73,8 @@ def run(ctx: Context) -> list[dict[str, Any]]:
             "RELAY_METRICS_PORT": "0",
         }
         ports = {name: free_port() for name in ("interviews", "projections", "notifications")}
+        # The consumers open the events' sealed texts through the interviews API's key API.
+        env["KEY_SERVICE_URL"] = f"http://127.0.0.1:{ports['interviews']}"
         services = {
             "interviews": (
                 ["serve", "interviews", "--port", str(ports["interviews"])]
