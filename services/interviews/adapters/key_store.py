@@ -39,6 +39,7 @@ from ...common.privacy import (
 from ..settings import InterviewsSettings
 from .key_encryption import KeyEncryptionKeyError, kek_id, load_kek, unwrap, wrap
 from .key_tables import DATA_KEYS, ERASURE_REPORTS, ERASURES
+from .leases import lock_key
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,9 @@ class SqlKeyStore:
         self.clock = clock
         self._monotonic = monotonic
         self._lock = threading.Lock()
+        # Held while a subject's current key is looked up or created, so two threads
+        # never create two keys for one author (processes: an advisory lock below).
+        self._issuing = threading.Lock()
         # subject -> (key id, key): the author's current key, so a command seals
         # without a query. Dropped whole when the erasures table changed (checked
         # at most every ``issue_ttl`` seconds): another process's erasure is seen
@@ -127,7 +131,15 @@ class SqlKeyStore:
             if hit is not None:
                 self._current.move_to_end(subject_id)
                 return hit
-        with self._outage_guard(), self.engine.begin() as conn:
+        with self._issuing, self._outage_guard(), self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two API processes inviting for one new author at once must agree on
+                # one key (idempotency fingerprints are keyed by it): the second waits
+                # for the first's commit and then finds its key.
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                    {"key": lock_key(f"interviews.data-key:{subject_id}")},
+                )
             row = conn.execute(
                 sa.select(DATA_KEYS.c.key_id, DATA_KEYS.c.wrapped_key)
                 .where(DATA_KEYS.c.subject_id == subject_id, DATA_KEYS.c.erased_at.is_(None))
