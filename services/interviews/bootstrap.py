@@ -27,7 +27,7 @@ from fastapi import FastAPI, Request
 from ..common.db import DATABASE_UNAVAILABLE, create_engine
 from ..common.loop import BackgroundThread
 from ..common.migrations import Report, migrate, schema_lock
-from ..common.privacy import CachingKeys
+from ..common.privacy import CachingKeys, KeyServiceUnavailable
 from ..common.web import (
     Metrics,
     health_router,
@@ -59,6 +59,8 @@ class DependencyUnavailableError(Exception):
 
 UNAVAILABLE: tuple[type[Exception], ...] = (
     DependencyUnavailableError,
+    # The key store's database failing while a command seals or a read reveals words.
+    KeyServiceUnavailable,
     *DATABASE_UNAVAILABLE,
 )
 

@@ -444,3 +444,40 @@ def test_another_process_stops_sealing_with_an_erased_key_within_the_cache_ttl(
     after, _ = other.key_for(FREELANCER)
     assert after != before
     assert other.data_key(after) and other.key_for(CLIENT)[0] != after
+
+
+def test_a_key_store_outage_answers_503_records_nothing_and_recovers(
+    api: TestClient, token: Token, container: InterviewsContainer
+) -> None:
+    """Sealing a reason or revealing a message needs the key store's database: while
+    it is down those requests answer a JSON 503 (retry), never a 500, and record
+    nothing; once it is back they succeed."""
+    client, freelancer = token(CLIENT, "client"), token(FREELANCER, "freelancer")
+    register_job(api, "job-keys-down", owner_of(client))
+    invited = api.post(
+        "/interviews",
+        json={"job_id": "job-keys-down", "freelancer_id": FREELANCER, "message": INVITATION},
+        headers=client,
+    )
+    assert invited.status_code == 201, invited.text
+    iid = invited.json()["id"]
+    keys = container.key_store()
+    working = keys.engine
+    keys.engine = sa.create_engine(
+        "postgresql+psycopg://nobody@127.0.0.1:9/none", connect_args={"connect_timeout": 2}
+    )
+    try:
+        for answer in (
+            api.post(f"/interviews/{iid}/decline", json={"reason": DECLINE}, headers=freelancer),
+            api.get(f"/interviews/{iid}", headers=client),
+        ):
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["code"] == "unavailable" and answer.headers["Retry-After"]
+    finally:
+        keys.engine.dispose()
+        keys.engine = working
+    shown = api.get(f"/interviews/{iid}", headers=client)
+    assert (shown.json()["status"], shown.json()["message"]) == ("invited", INVITATION)
+    declined = api.post(f"/interviews/{iid}/decline", json={"reason": DECLINE}, headers=freelancer)
+    assert declined.status_code == 200, declined.text
+    assert api.get(f"/interviews/{iid}", headers=client).json()["closed_reason"] == DECLINE
