@@ -48,7 +48,8 @@ except SystemExit as exit:
     code = exit.code
 names = sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[2].split(","))
 names += sorted(m for m in sys.modules if m.startswith(("eventsourcing.persistence",
-    "eventsourcing.application", "services.interviews.application")))
+    "eventsourcing.application", "services.interviews.application",
+    "services.interviews.use_cases")))
 print("RESULT " + json.dumps({"code": code, "modules": names}))
 """
 

@@ -27,8 +27,6 @@ MAX_LINES = 500
 LONG_MODULES: dict[str, str] = {
     "services/interviews/domain/interview.py": "one aggregate: the Interview's events and "
     "their guards are one state machine, read together",
-    "services/interviews/application.py": "the use cases of one Application; reshaped by the "
-    "in-memory use-case work (issue 13, bullet 5)",
     "services/interviews/entrypoints/api.py": "one route per command of the HTTP contract, "
     "each with the docstring OpenAPI shows",
     "services/notifications/rules.py": "RULES, the table of who is told what, is one literal "

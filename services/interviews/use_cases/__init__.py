@@ -1,0 +1,1 @@
+"""The use cases of the interview service; ``application.py`` composes them."""

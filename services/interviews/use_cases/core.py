@@ -1,0 +1,195 @@
+"""The machinery every use case of the interview service runs on: an ``eventsourcing``
+Application with its event store, the group committer and the aggregates' loaders.
+
+Each command loads what it needs, asks the domain to decide, and commits all
+new events (the interview's, the job's, the idempotency record's) in one
+transaction through the group committer. A command that loses a race on a
+version is run again on fresh state, so the loser gets the answer the domain
+gives it then (usually 409), never a corrupted stream. The commands themselves
+are in ``interview_commands.py`` and ``job_commands.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    JSONTranscoder,
+    Recording,
+)
+
+from ...common.privacy import InMemoryKeys, KeyIssuer
+from ..adapters.transcodings import register_domain_transcodings
+from ..domain import Interview, Job
+from ..personal_data import Keys
+from .errors import ConcurrencyConflictError, InterviewNotFoundError
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventPositions(Protocol):
+    """Where an interview's event stands in the global log (``AuditStore``)."""
+
+    def position_of(self, interview_id: UUID, version: int) -> int | None: ...
+
+
+RecordBatch = Callable[[list[Any], list[Any]], list[Recording[Any]]]
+
+
+class Committer(Protocol):
+    """Commits the new events of a command's aggregates in one transaction, through
+    the ``RecordBatch`` it was built with (``GroupCommitter``)."""
+
+    batches: int  # transactions written (a metric)
+
+    def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class KeyedLocks:
+    """One lock per key, created on demand and dropped when nobody holds it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, list[Any]] = {}  # key -> [lock, holders]
+
+    @contextlib.contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
+
+
+class ApplicationCore(Application[UUID]):
+    """The event store and how a command commits on it; ``InterviewsApplication``
+    adds the commands (``InterviewCommands``, ``JobCommands``) and the queries."""
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        audit_store: Callable[[ApplicationRecorder], EventPositions],
+        committer: Callable[[RecordBatch], Committer],
+        clock: Callable[[], datetime] = utcnow,
+        invitation_ttl: timedelta = timedelta(days=7),
+        offer_ttl: timedelta = timedelta(days=7),
+        keys: KeyIssuer | None = None,
+        reader: Keys | None = None,
+    ) -> None:
+        """``env`` picks the event store (eventsourcing's ``PERSISTENCE_MODULE``; none:
+        in memory). Both collaborators need what the application builds from it, so
+        they come as factories: ``audit_store`` is given the recorder, ``committer``
+        the function that records one batch (the caller decides their kind, e.g.
+        ``AuditStore`` and ``GroupCommitter``). ``keys`` seals the free text of
+        commands with each author's key (None: recorded as written); ``reader``
+        reveals it (None: sealed text reads erased)."""
+        super().__init__(env)
+        self.keys = keys
+        self.reader: Keys = reader if reader is not None else InMemoryKeys()
+        self.clock = clock
+        self.invitation_ttl = invitation_ttl
+        self.offer_ttl = offer_ttl
+        self.committer = committer(self._record_batch)
+        self.listeners: list[Callable[[list[Recording[UUID]]], None]] = []
+        self.events_appended = 0
+        # Invitations for one job all write that job's aggregate: queue them in
+        # this process instead of letting them race (and retry) on its version.
+        self._job_locks = KeyedLocks()
+        self._stored = audit_store(self.recorder)
+
+    def close(self) -> None:
+        self.committer.close()
+        super().close()
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        register_domain_transcodings(transcoder)
+
+    def position_of(self, interview_id: UUID, version: int) -> int | None:
+        """The global notification id of an interview's event at ``version``."""
+        return self._stored.position_of(interview_id, version)
+
+    def _until_committed(
+        self, decide: Callable[[], tuple[list[Any], T]]
+    ) -> tuple[T, list[Recording[UUID]]]:
+        """``decide`` gives the aggregates to commit and the answer; a commit that
+        lost a race on a version records nothing, and the decision is taken again
+        on fresh state (at most ``MAX_ATTEMPTS`` times)."""
+        for _ in range(MAX_ATTEMPTS):
+            aggregates, answer = decide()
+            try:
+                recordings = self._commit(aggregates)
+            except IntegrityError:
+                continue
+            return answer, recordings
+        raise ConcurrencyConflictError
+
+    def _commit(self, aggregates: list[Any]) -> list[Recording[UUID]]:
+        return self.committer.commit(aggregates)
+
+    def _record_batch(self, events: list[Any], aggregates: list[Any]) -> list[Recording[UUID]]:
+        """Runs on the committer thread: one transaction for a whole batch."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        processing_event.collect_events(*events)
+        for aggregate in aggregates:
+            processing_event.aggregates[aggregate.id] = aggregate
+        recordings = self._record(processing_event)
+        self.events_appended += len(recordings)
+        cache = self.repository.cache
+        if cache is not None:
+            # Just recorded, so the newest state: the next command on these
+            # aggregates starts from here instead of loading them cold.
+            for aggregate in aggregates:
+                cache.put(aggregate.id, aggregate)
+        try:
+            self._take_snapshots(processing_event)
+        except Exception:  # a snapshot is an optimisation; never fail a command on it
+            log.exception("taking a snapshot failed")
+        for listener in list(self.listeners):
+            try:
+                listener(recordings)
+            except Exception:
+                log.exception("a recording listener failed")
+        return recordings
+
+    def _get_interview(self, interview_id: UUID, version: int | None = None) -> Interview:
+        try:
+            aggregate: object = self.repository.get(interview_id, version=version)
+        except AggregateNotFoundError:
+            raise InterviewNotFoundError(f"interview {interview_id} not found") from None
+        if not isinstance(aggregate, Interview):
+            raise InterviewNotFoundError(f"interview {interview_id} not found")
+        return aggregate
+
+    def _get_job(self, job_id: str) -> Job | None:
+        try:
+            job: object = self.repository.get(Job.id_for(job_id))
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(job, Job)
+        return job

@@ -1,0 +1,354 @@
+"""The interview commands: invite, answer, start, reschedule, offer, cancel, expire.
+
+A command on an existing interview runs through ``_transition``: the caller must
+be a party (a stranger learns nothing, not even that the interview exists), an
+``If-Match`` version must be the current one, and with an ``Idempotency-Key`` a
+retry answers what the first attempt answered (``_execute``, ``_replay``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from ..domain import (
+    DEFAULT_DURATION_MINUTES,
+    SYSTEM,
+    CommandContext,
+    DomainError,
+    Interview,
+    JobNotFoundError,
+    NotAllowedError,
+    OfferTerms,
+)
+from ..domain.interview import RateType
+from ..idempotency import IdempotentResponse, fingerprint
+from ..personal_data import private_payload, sealing
+from .core import MAX_ATTEMPTS, ApplicationCore
+from .errors import (
+    ConcurrencyConflictError,
+    IdempotencyKeyReusedError,
+    InterviewNotFoundError,
+    VersionMismatchError,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    id: UUID
+    status: str
+    version: int
+    position: int
+    replayed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "status": self.status,
+            "version": self.version,
+            "position": self.position,
+        }
+
+
+class InterviewCommands(ApplicationCore):
+    """The commands on one interview (``invite`` creates it)."""
+
+    def invite(
+        self,
+        ctx: CommandContext,
+        *,
+        job_id: str,
+        freelancer_id: str,
+        message: str | None = None,
+        expires_at: datetime | None = None,
+        exclusive_hours: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> CommandResult:
+        payload = {
+            "job_id": job_id,
+            "freelancer_id": freelancer_id,
+            "message": message,
+            "expires_at": expires_at,
+            "exclusive_hours": exclusive_hours,
+        }
+        ctx = sealing(ctx, self.keys)
+
+        def decide() -> tuple[list[Any], Interview]:
+            if ctx.actor.role != "client":
+                raise NotAllowedError("only a client can invite a freelancer")
+            job = self._get_job(job_id)
+            if job is None:
+                raise JobNotFoundError(f"job {job_id!r} not found")
+            job.check_owner(ctx.actor)
+            if exclusive_hours is not None:
+                job.set_policy(ctx.actor, ctx.at, exclusive_hours)
+            previous_id = job.last_interview_with(freelancer_id)
+            previous = self._get_interview(previous_id) if previous_id is not None else None
+            job.check_can_invite(ctx.at, previous)
+            interview = Interview.invite(
+                ctx,
+                interview_id=uuid4(),
+                job_id=job_id,
+                freelancer_id=freelancer_id,
+                message=message,
+                expires_at=expires_at or ctx.at + self.invitation_ttl,
+            )
+            job.record_invitation(freelancer_id, interview.id, ctx.at)
+            return [job, interview], interview
+
+        with self._job_locks.hold(job_id):
+            return self._execute(ctx, "invite", job_id, payload, idempotency_key, decide)
+
+    def accept(self, ctx: CommandContext, interview_id: UUID, **opts: Any) -> CommandResult:
+        return self._transition(ctx, "accept", interview_id, {}, lambda i: i.accept(ctx), **opts)
+
+    def decline(
+        self, ctx: CommandContext, interview_id: UUID, reason: str | None = None, **opts: Any
+    ) -> CommandResult:
+        ctx = sealing(ctx, self.keys)
+        return self._transition(
+            ctx,
+            "decline",
+            interview_id,
+            {"reason": reason},
+            lambda i: i.decline(ctx, reason),
+            **opts,
+        )
+
+    def start(
+        self,
+        ctx: CommandContext,
+        interview_id: UUID,
+        scheduled_at: datetime | None = None,
+        duration_minutes: int = DEFAULT_DURATION_MINUTES,
+        **opts: Any,
+    ) -> CommandResult:
+        """Either party starts the interview, optionally at a scheduled time."""
+
+        def act(interview: Interview) -> list[Any]:
+            interview.start(ctx, scheduled_at, duration_minutes)
+            job = self._get_job(interview.job_id)
+            if job is not None and job.exclusive_hours:
+                job.open_exclusive_window(interview.id, ctx.at)
+                return [job]
+            return []
+
+        payload: dict[str, Any] = {"scheduled_at": scheduled_at}
+        if duration_minutes != DEFAULT_DURATION_MINUTES:
+            # The default leaves the fingerprint as it was before durations existed.
+            payload["duration_minutes"] = duration_minutes
+        return self._transition(ctx, "start", interview_id, payload, act, **opts)
+
+    def reschedule(
+        self,
+        ctx: CommandContext,
+        interview_id: UUID,
+        *,
+        scheduled_at: datetime,
+        duration_minutes: int | None = None,
+        reason: str | None = None,
+        **opts: Any,
+    ) -> CommandResult:
+        """Either party moves the meeting of a started interview (without a
+        duration it keeps its length)."""
+        payload = {
+            "scheduled_at": scheduled_at,
+            "duration_minutes": duration_minutes,
+            "reason": reason,
+        }
+        ctx = sealing(ctx, self.keys)
+        return self._transition(
+            ctx,
+            "reschedule",
+            interview_id,
+            payload,
+            lambda i: i.reschedule(ctx, scheduled_at, duration_minutes, reason),
+            **opts,
+        )
+
+    def extend_offer(
+        self,
+        ctx: CommandContext,
+        interview_id: UUID,
+        *,
+        amount: Decimal,
+        currency: str,
+        rate_type: RateType,
+        start_date: date | None = None,
+        message: str | None = None,
+        expires_at: datetime | None = None,
+        **opts: Any,
+    ) -> CommandResult:
+        ctx = sealing(ctx, self.keys)
+        terms = OfferTerms(amount, currency, rate_type, start_date, message)
+        payload = {**terms.__dict__, "expires_at": expires_at}
+        return self._transition(
+            ctx,
+            "offer",
+            interview_id,
+            payload,
+            lambda i: i.extend_offer(ctx, terms, expires_at or ctx.at + self.offer_ttl),
+            **opts,
+        )
+
+    def accept_offer(self, ctx: CommandContext, interview_id: UUID, **opts: Any) -> CommandResult:
+        return self._transition(
+            ctx, "offer/accept", interview_id, {}, lambda i: i.accept_offer(ctx), **opts
+        )
+
+    def decline_offer(
+        self, ctx: CommandContext, interview_id: UUID, reason: str | None = None, **opts: Any
+    ) -> CommandResult:
+        ctx = sealing(ctx, self.keys)
+        return self._transition(
+            ctx,
+            "offer/decline",
+            interview_id,
+            {"reason": reason},
+            lambda i: i.decline_offer(ctx, reason),
+            **opts,
+        )
+
+    def withdraw_offer(
+        self, ctx: CommandContext, interview_id: UUID, reason: str | None = None, **opts: Any
+    ) -> CommandResult:
+        """The client takes back an unanswered offer."""
+        ctx = sealing(ctx, self.keys)
+        return self._transition(
+            ctx,
+            "offer/withdraw",
+            interview_id,
+            {"reason": reason},
+            lambda i: i.withdraw_offer(ctx, reason),
+            **opts,
+        )
+
+    def cancel(
+        self, ctx: CommandContext, interview_id: UUID, reason: str, **opts: Any
+    ) -> CommandResult:
+        ctx = sealing(ctx, self.keys)
+        return self._transition(
+            ctx, "cancel", interview_id, {"reason": reason}, lambda i: i.cancel(ctx, reason), **opts
+        )
+
+    def expire(self, interview_id: UUID, at: datetime | None = None) -> CommandResult:
+        """Called by the scheduler when a deadline has passed."""
+        ctx = CommandContext(
+            actor=SYSTEM,
+            at=at or self.clock(),
+            correlation_id=f"expiry:{interview_id}",
+            causation_id=f"deadline:{interview_id}",
+        )
+        return self._transition(ctx, "expire", interview_id, {}, lambda i: i.expire(ctx))
+
+    def _transition(
+        self,
+        ctx: CommandContext,
+        action: str,
+        interview_id: UUID,
+        payload: dict[str, Any],
+        act: Callable[[Interview], Any],
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[list[Any], Interview]:
+            interview = self._get_interview(interview_id)
+            if interview.party_role_of(ctx.actor.id) is None and ctx.actor.role != "system":
+                # Existence must not leak to strangers.
+                raise InterviewNotFoundError(f"interview {interview_id} not found")
+            if expected_version is not None and expected_version != interview.version:
+                raise VersionMismatchError(expected_version, interview.version)
+            extra = act(interview) or []
+            return [interview, *extra], interview
+
+        return self._execute(ctx, action, str(interview_id), payload, idempotency_key, decide)
+
+    def _execute(
+        self,
+        ctx: CommandContext,
+        action: str,
+        target: str,
+        payload: dict[str, Any],
+        idempotency_key: str | None,
+        decide: Callable[[], tuple[list[Any], Interview]],
+    ) -> CommandResult:
+        fp = fingerprint(action, target, private_payload(ctx, payload)) if idempotency_key else ""
+        for _ in range(MAX_ATTEMPTS):
+            if idempotency_key:
+                replay = self._replay(ctx.actor.id, idempotency_key, fp)
+                if replay is not None:
+                    return replay
+            try:
+                aggregates, interview = decide()
+            except (DomainError, InterviewNotFoundError, VersionMismatchError):
+                # A concurrent retry of this same request may have committed
+                # since the replay check above: then its answer is the answer.
+                if idempotency_key:
+                    replay = self._replay(ctx.actor.id, idempotency_key, fp)
+                    if replay is not None:
+                        return replay
+                raise
+            if idempotency_key:
+                aggregates.append(
+                    IdempotentResponse.record(
+                        ctx.actor.id,
+                        idempotency_key,
+                        fp,
+                        200,
+                        {
+                            "id": str(interview.id),
+                            "status": interview.status,
+                            "version": interview.version,
+                        },
+                    )
+                )
+            # Read before committing: once committed, the aggregate object is the
+            # cache's, and a later command may fast-forward it.
+            status, version = interview.status, interview.version
+            try:
+                recordings = self._commit(aggregates)
+            except IntegrityError:
+                continue  # lost a race: decide again on fresh state
+            position = max(
+                r.notification.id
+                for r in recordings
+                if r.domain_event.originator_id == interview.id
+            )
+            log.info(
+                "command %s on interview %s by %s:%s -> %s v%d @%d",
+                action,
+                interview.id,
+                ctx.actor.role,
+                ctx.actor.id,
+                status,
+                version,
+                position,
+                extra={"correlation_id": ctx.correlation_id},
+            )
+            return CommandResult(interview.id, status, version, position)
+        raise ConcurrencyConflictError
+
+    def _replay(self, caller_id: str, key: str, fp: str) -> CommandResult | None:
+        try:
+            record: IdempotentResponse = self.repository.get(
+                IdempotentResponse.id_for(caller_id, key)
+            )
+        except AggregateNotFoundError:
+            return None
+        if record.fingerprint != fp:
+            raise IdempotencyKeyReusedError
+        body = record.response()
+        interview_id = UUID(body["id"])
+        position = self.position_of(interview_id, body["version"]) or 0
+        return CommandResult(interview_id, body["status"], body["version"], position, replayed=True)
