@@ -133,7 +133,12 @@ def _spec(group: str, spec: str | None) -> ConsumerSpec:
     return built
 
 
-def _engine(group: str, spec: str | None, database_url: str | None) -> sa.Engine:
+def _engine(
+    group: str, spec: str | None, database_url: str | None, data_dir: Path | None
+) -> sa.Engine:
+    """The group's database: ``--database-url``, else its spec's (``--spec``, else the
+    service's settings, under ``--data-dir``)."""
+    _apply_data_dir(data_dir)
     if database_url:
         from .common.db import create_engine
 
@@ -158,10 +163,9 @@ def list_(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Parked events, oldest first, with the error that parked them."""
-    _apply_data_dir(data_dir)
     from .common.runner.parked import list_parked
 
-    parked = list_parked(_engine(group, spec, database_url), group, interview)
+    parked = list_parked(_engine(group, spec, database_url, data_dir), group, interview)
     typer.echo(f"{len(parked)} parked event(s) in group {group}")
     current = None
     for event in parked:
@@ -207,13 +211,12 @@ def skip(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Drop parked events without applying them (they count as processed)."""
-    _apply_data_dir(data_dir)
     if not event and not interview:
         raise CliError("dlq skip: name --event ID or --interview ID")
     from .common.runner.parked import skip_parked
 
     skipped = skip_parked(
-        _engine(group, spec, database_url), group, event_id=event, interview_id=interview
+        _engine(group, spec, database_url, data_dir), group, event_id=event, interview_id=interview
     )
     typer.echo(f"skipped {len(skipped)} event(s)")
 
@@ -238,8 +241,7 @@ def prune(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Forget old processed event ids (the table grows by one row per event)."""
-    _apply_data_dir(data_dir)
     from .common.runner.parked import prune_processed
 
-    removed = prune_processed(_engine(group, spec, database_url), group, keep)
+    removed = prune_processed(_engine(group, spec, database_url, data_dir), group, keep)
     typer.echo(f"forgot {removed} processed event id(s) of group {group}")

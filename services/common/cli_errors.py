@@ -99,7 +99,7 @@ def describe(error: BaseException) -> tuple[int, str]:
         return EXIT_USAGE, str(error)  # a database newer than the code, or not migrated
     if _is(error, DB, "UnreachableDatabaseError"):
         return EXIT_UNAVAILABLE, str(error)
-    if type(error).__name__ == "DependencyUnavailableError" or any(
+    if _is(error, DB, "DependencyUnavailableError") or any(
         _is(error, module, name) for module, name in _UNAVAILABLE
     ):
         return (

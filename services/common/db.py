@@ -47,6 +47,12 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     sqlite3.OperationalError,
 )
 
+
+class DependencyUnavailableError(Exception):
+    """A service's database could not be reached: its container raises it while the
+    database is down (the API answers 503, a command exits 69)."""
+
+
 T = TypeVar("T")
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from .privacy import CachingKeys, ErasureTask, KeyService, KeyServiceUnavailable
 from .readiness import NotReadyError
+from .settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,29 @@ class ErasureWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._metrics = _Metrics(registry, self) if registry is not None else None
+
+    @classmethod
+    def for_service(
+        cls,
+        service: str,
+        settings: CommonSettings,
+        keys: KeyService,
+        cache: CachingKeys,
+        redact: Redactor,
+        *,
+        registry: Any = None,
+    ) -> ErasureWorker:
+        """The worker of a consumer service's container: it waits the key cache's
+        TTL (``KEY_CACHE_TTL_SECONDS``) and polls every ``ERASURE_POLL_SECONDS``."""
+        return cls(
+            service,
+            keys,
+            cache,
+            redact,
+            ttl_seconds=settings.key_cache_ttl_seconds,
+            poll_seconds=settings.erasure_poll_seconds,
+            registry=registry,
+        )
 
     def run_once(self) -> int:
         """One pass: carries out every due erasure; returns how many it reported done.

@@ -82,6 +82,34 @@ def until_idle(run_once: Callable[[], int], max_rounds: int = 1000) -> int:
     return total
 
 
+class LoopWorker:
+    """A worker whose rounds run on a :class:`BackgroundLoop`: ``run_once`` does one
+    batch now (tests and tools call it), ``_round`` is the loop's round (it runs a
+    batch and says how long to sleep); ``start``, ``wake`` and ``stop`` drive the
+    thread. ``wake`` takes any arguments, so it can be an event's listener."""
+
+    def __init__(self, name: str, *, on_error_delay: float, logger: logging.Logger) -> None:
+        self._loop = BackgroundLoop(name, self._round, on_error_delay, logger=logger)
+
+    def run_once(self) -> int:
+        raise NotImplementedError
+
+    def _round(self) -> float:
+        raise NotImplementedError
+
+    def run_until_idle(self, max_rounds: int = 1000) -> int:
+        return until_idle(self.run_once, max_rounds)
+
+    def start(self) -> None:
+        self._loop.start()
+
+    def wake(self, *_: object) -> None:
+        self._loop.wake()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._loop.stop(timeout)
+
+
 class BackgroundThread:
     """A daemon thread running :meth:`_run` until :meth:`stop` sets ``_stop``
     (a subclass's ``_run`` waits on it between its steps)."""

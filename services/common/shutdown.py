@@ -10,6 +10,7 @@ finish as usual.
 
 from __future__ import annotations
 
+import signal
 import threading
 
 _stopping = threading.Event()
@@ -22,3 +23,17 @@ def begin_shutdown() -> None:
 
 def shutting_down() -> bool:
     return _stopping.is_set()
+
+
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def block_stop_signals() -> None:
+    """SIGTERM and SIGINT wait for :func:`wait_for_stop_signal`: call it before
+    starting threads, which inherit the mask and so never see them."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def wait_for_stop_signal() -> str:
+    """Blocks until SIGTERM or SIGINT arrives; returns its name."""
+    return signal.Signals(signal.sigwait(STOP_SIGNALS)).name

@@ -24,15 +24,11 @@ import psycopg_pool
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 
-from ..common.db import DATABASE_UNAVAILABLE, create_engine
+from ..common.db import DATABASE_UNAVAILABLE, DependencyUnavailableError, create_engine
 from ..common.loop import BackgroundThread
 from ..common.migrations import Report, migrate, schema_lock
 from ..common.privacy import CachingKeys, KeyServiceUnavailable
-from ..common.web import (
-    Metrics,
-    health_router,
-    service_app,
-)
+from ..common.web import Metrics, health_router, service_app
 from ..contracts.envelope import ERASURES_TOPIC
 from .adapters.audit_store import AuditStore
 from .adapters.erasure_publisher import ErasurePublisher
@@ -51,10 +47,6 @@ from .scheduler import Scheduler
 from .settings import InterviewsSettings, RelaySettings
 
 log = logging.getLogger(__name__)
-
-
-class DependencyUnavailableError(Exception):
-    """The event store could not be reached."""
 
 
 UNAVAILABLE: tuple[type[Exception], ...] = (

@@ -23,20 +23,16 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 
 from ..common.consumer import Batch, ConsumerSpec
-from ..common.db import DATABASE_UNAVAILABLE, create_engine
+from ..common.db import DATABASE_UNAVAILABLE, DependencyUnavailableError, create_engine
 from ..common.erasure_worker import ErasureWorker
 from ..common.key_client import KeyServiceHealth, install_key_metrics, key_service_for
 from ..common.migrations import Report, migrate
 from ..common.privacy import CachingKeys, KeyService
 from ..common.revealed import reveal_event
-from ..common.runner.kafka_source import kafka_runner
+from ..common.runner.kafka_source import service_kafka_runner
 from ..common.runner.loop import ConsumerRunner
 from ..common.runner.tables import RUNNER_HISTORY
-from ..common.web import (
-    Metrics,
-    health_router,
-    service_app,
-)
+from ..common.web import Metrics, health_router, service_app
 from .application import Inbox
 from .delivery import BackoffPolicy, DeliveryWorker, Sender
 from .erasure import redact_notifications
@@ -51,14 +47,7 @@ from .webhook_urls import Resolver, UrlGuard, system_resolver
 log = logging.getLogger(__name__)
 
 
-class DependencyUnavailableError(Exception):
-    """The notifications database could not be reached."""
-
-
-UNAVAILABLE: tuple[type[Exception], ...] = (
-    DependencyUnavailableError,
-    *DATABASE_UNAVAILABLE,
-)
+UNAVAILABLE: tuple[type[Exception], ...] = (DependencyUnavailableError, *DATABASE_UNAVAILABLE)
 
 
 def utcnow() -> datetime:
@@ -235,16 +224,14 @@ class NotificationsContainer:
     def erasure_worker(self, registry: Any = None) -> ErasureWorker:
         """The notifications' erasure worker (``start()`` it; one per container)."""
         with self._lock:
-            if self._erasures is None:
-                self._erasures = ErasureWorker(
-                    "notifications",
-                    self.key_service,
-                    self.keys,
-                    self.redact,
-                    ttl_seconds=self.settings.key_cache_ttl_seconds,
-                    poll_seconds=self.settings.erasure_poll_seconds,
-                    registry=registry,
-                )
+            self._erasures = self._erasures or ErasureWorker.for_service(
+                "notifications",
+                self.settings,
+                self.key_service,
+                self.keys,
+                self.redact,
+                registry=registry,
+            )
             return self._erasures
 
     def redact(self, key_ids: Sequence[str]) -> int:
@@ -390,13 +377,11 @@ class Workers:
                 self.runner = self.runner_factory(consumer_spec(self.container), self.registry)
                 self.runner.start()
             elif settings.kafka_bootstrap_servers:
-                self.runner = kafka_runner(
+                self.runner = service_kafka_runner(
                     consumer_spec(self.container),
-                    settings.kafka_bootstrap_servers,
-                    settings.topic,
-                    layout=settings.topic_layout(),
+                    settings,
                     registry=self.registry,
-                    **({"readiness": settings.readiness_rules()} | self.runner_options),
+                    **self.runner_options,
                 ).start()
             self.container.consumer = self.runner
             # The erasure worker goes with the consumer: it redacts what the consumer stored.

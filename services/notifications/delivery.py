@@ -26,14 +26,9 @@ import sqlalchemy as sa
 from opentelemetry.trace import SpanKind, StatusCode
 
 from ..common.db import in_transaction, insert_ignore
-from ..common.loop import BackgroundLoop, until_idle
+from ..common.loop import LoopWorker
 from ..common.tracing import continued_span
-from .adapters.tables import (
-    attempts,
-    deliveries,
-    notifications,
-    webhooks,
-)
+from .adapters.tables import attempts, deliveries, notifications, webhooks
 from .application import webhook_disabled_notice
 
 log = logging.getLogger(__name__)
@@ -135,7 +130,7 @@ def notification_body(row: Mapping[str, Any] | sa.RowMapping) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
 
-class DeliveryWorker:
+class DeliveryWorker(LoopWorker):
     """Claims due deliveries, sends them, records each attempt. ``run_once`` for tests;
     ``start``/``stop`` run it on a thread, ``wake`` shortens the wait after new work."""
 
@@ -167,9 +162,7 @@ class DeliveryWorker:
         # Records an inbox notice (NotificationRecorder.record_notice) in the given transaction.
         self.notify = notify
         self._rng_lock = threading.Lock()
-        self._loop = BackgroundLoop(
-            "delivery-worker", self._round, on_error_delay=poll_seconds, logger=log
-        )
+        super().__init__("delivery-worker", on_error_delay=poll_seconds, logger=log)
         self._pool: ThreadPoolExecutor | None = None
         self.counts: dict[str, int] = {"delivered": 0, "failed": 0, "dead": 0, "unknown": 0}
         self.disabled = 0  # webhooks this worker disabled (410 Gone or too many dead)
@@ -190,17 +183,8 @@ class DeliveryWorker:
                 self._deliver(message)
         return len(claimed)
 
-    def run_until_idle(self, max_rounds: int = 1000) -> int:
-        return until_idle(self.run_once, max_rounds)
-
-    def start(self) -> None:
-        self._loop.start()
-
-    def wake(self, *_: object) -> None:
-        self._loop.wake()
-
     def stop(self, timeout: float = 10.0) -> None:
-        self._loop.stop(timeout)
+        super().stop(timeout)
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None

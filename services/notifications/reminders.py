@@ -47,7 +47,7 @@ import sqlalchemy as sa
 
 from ..common.db import in_transaction, upsert
 from ..common.instants import shifted, to_utc
-from ..common.loop import BackgroundLoop, until_idle
+from ..common.loop import LoopWorker
 from ..common.revealed import typed_data
 from ..contracts import EventEnvelope
 from ..contracts.envelope import RescheduledData, StartedData
@@ -318,7 +318,7 @@ class ReminderIndex:
         return row
 
 
-class ReminderWorker:
+class ReminderWorker(LoopWorker):
     """Sends due reminders. ``run_once`` for tests; ``start``/``stop`` run it on a
     thread; ``wake`` makes it look again at once (a row was opened)."""
 
@@ -338,9 +338,7 @@ class ReminderWorker:
         self.batch_size = batch_size
         self.max_sleep_seconds = max_sleep_seconds
         self.on_sent = on_sent
-        self._loop = BackgroundLoop(
-            "reminder-worker", self._round, on_error_delay=max_sleep_seconds, logger=log
-        )
+        super().__init__("reminder-worker", on_error_delay=max_sleep_seconds, logger=log)
         self.counts: dict[str, int] = {"sent": 0, "skipped": 0}
 
     # ------------------------------------------------------------------ running
@@ -354,9 +352,6 @@ class ReminderWorker:
         if sent and self.on_sent is not None:
             self.on_sent()
         return sent + skipped
-
-    def run_until_idle(self, max_rounds: int = 1000) -> int:
-        return until_idle(self.run_once, max_rounds)
 
     def next_due(self, after: datetime) -> datetime | None:
         """The earliest due time of a pending row later than ``after``."""
@@ -381,15 +376,6 @@ class ReminderWorker:
         if due is None:
             return self.max_sleep_seconds
         return min(self.max_sleep_seconds, max(0.01, (due - now).total_seconds()))
-
-    def start(self) -> None:
-        self._loop.start()
-
-    def wake(self, *_: object) -> None:
-        self._loop.wake()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._loop.stop(timeout)
 
     def _round(self) -> float:
         # A full batch: more may be due now. Otherwise sleep until the next one.

@@ -64,6 +64,17 @@ class Rule:
         return self.trigger if self.kind == "event" else REMINDER_TYPE
 
 
+def to_both_parties(
+    kind: Kind, trigger: str, title: str, template: str, **options: Any
+) -> tuple[Rule, Rule]:
+    """One row for the client and the same for the freelancer (with
+    ``other_party_only``: whichever of them did not act)."""
+    return (
+        Rule(kind, trigger, "client", title, template, **options),
+        Rule(kind, trigger, "freelancer", title, template, **options),
+    )
+
+
 # Placeholders: {job} {client} {freelancer} {actor} (e.g. "Freelancer f-1"), {reason},
 # {when} (scheduled date and time), {duration} (minutes), {deadline}, {terms}; the
 # *_part ones are whole optional sentences, empty when the event has no such detail.
@@ -125,19 +136,9 @@ RULES: tuple[Rule, ...] = (
         "Freelancer {freelancer} declined your offer for job {job}.{reason_part}"
         " You may extend a revised offer.",
     ),
-    Rule(
+    *to_both_parties(
         "event",
         "interview.rescheduled",
-        "client",
-        "Interview rescheduled",
-        "{actor} moved your interview for job {job}{previous_part}"
-        " to {when} ({duration} minutes).{reason_part}",
-        other_party_only=True,
-    ),
-    Rule(
-        "event",
-        "interview.rescheduled",
-        "freelancer",
         "Interview rescheduled",
         "{actor} moved your interview for job {job}{previous_part}"
         " to {when} ({duration} minutes).{reason_part}",
@@ -151,19 +152,9 @@ RULES: tuple[Rule, ...] = (
         "Client {client} withdrew their offer for job {job}.{reason_part}"
         " There is nothing to answer; the interview goes on.",
     ),
-    Rule(
+    *to_both_parties(
         "event",
         "interview.cancelled",
-        "client",
-        "Interview cancelled",
-        "{actor} cancelled the interview with you for job {job}. Reason: {reason}",
-        other_party_only=True,
-        when={"job_closed": "False"},
-    ),
-    Rule(
-        "event",
-        "interview.cancelled",
-        "freelancer",
         "Interview cancelled",
         "{actor} cancelled the interview with you for job {job}. Reason: {reason}",
         other_party_only=True,

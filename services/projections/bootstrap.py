@@ -25,16 +25,11 @@ from ..common.erasure_worker import ErasureWorker
 from ..common.key_client import KeyServiceHealth, install_key_metrics, key_service_for
 from ..common.migrations import Report, migrate
 from ..common.privacy import CachingKeys, KeyService
-from ..common.runner.kafka_source import kafka_runner
+from ..common.runner.kafka_source import service_kafka_runner
 from ..common.runner.loop import ConsumerRunner
 from ..common.runner.metrics import RunnerMetrics
 from ..common.runner.tables import RUNNER_HISTORY, consumer_positions, parked_events
-from ..common.web import (
-    Metrics,
-    error_response,
-    health_router,
-    service_app,
-)
+from ..common.web import Metrics, error_response, health_router, service_app
 from .adapters.live import LiveWriter
 from .adapters.schema import VIEW_SCHEMAS
 from .adapters.sources import KafkaTopicSource, LogReader, LogSource, RebuildSource
@@ -249,16 +244,14 @@ class ProjectionsContainer:
     def erasure_worker(self) -> ErasureWorker:
         """The projections' erasure worker (``start()`` it; one per container)."""
         with self._lock:
-            if self._erasures is None:
-                self._erasures = ErasureWorker(
-                    "projections",
-                    self.key_service,
-                    self.keys,
-                    self.redact,
-                    ttl_seconds=self.settings.key_cache_ttl_seconds,
-                    poll_seconds=self.settings.erasure_poll_seconds,
-                    registry=self.metrics.registry,
-                )
+            self._erasures = self._erasures or ErasureWorker.for_service(
+                "projections",
+                self.settings,
+                self.key_service,
+                self.keys,
+                self.redact,
+                registry=self.metrics.registry,
+            )
             return self._erasures
 
     def redact(self, key_ids: Sequence[str]) -> int:
@@ -398,13 +391,8 @@ class ConsumerWorker:
         else:
             return
         self.container.start_rebuild_if_needed()
-        self.runner = kafka_runner(
-            spec,
-            settings.kafka_bootstrap_servers,
-            settings.topic,
-            layout=settings.topic_layout(),
-            registry=self.registry,
-            **({"readiness": settings.readiness_rules()} | self.runner_options),
+        self.runner = service_kafka_runner(
+            spec, settings, registry=self.registry, **self.runner_options
         ).start()
         self.container.consumer = self.runner
 

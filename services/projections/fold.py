@@ -33,7 +33,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 from ..common.instants import to_utc
 from ..common.privacy import is_sealed
@@ -58,7 +58,7 @@ STATUS_AFTER: Mapping[str, str | None] = {
     "interview.rescheduled": None,
     "interview.offer_withdrawn": None,
 }
-STATUSES: tuple[str, ...] = (
+Status = Literal[
     "invited",
     "accepted",
     "declined",
@@ -67,7 +67,8 @@ STATUSES: tuple[str, ...] = (
     "hired",
     "cancelled",
     "expired",
-)
+]
+STATUSES: tuple[str, ...] = get_args(Status)
 FINAL_STATUSES = frozenset({"declined", "hired", "cancelled", "expired"})
 # Who must act next in each open state: the freelancer answers invitations and
 # offers; an accepted interview waits for the client to start it or make an offer,

@@ -28,6 +28,7 @@ from ..kafka import (
     producer_settings,
 )
 from ..readiness import NotReadyError
+from ..settings import CommonSettings
 from .loop import ConsumerRunner
 from .metrics import RunnerMetrics
 from .source import SourceRecord
@@ -337,3 +338,19 @@ def kafka_runner(
     """A runner of ``spec`` over ``topic`` (created with ``layout`` if missing)."""
     source = KafkaSource(bootstrap_servers, topic, layout=layout)
     return ConsumerRunner(spec, source, registry=registry, **options)
+
+
+def service_kafka_runner(
+    spec: ConsumerSpec, settings: CommonSettings, *, registry: Any = None, **options: Any
+) -> ConsumerRunner:
+    """A consumer service's runner of ``spec`` on Kafka, all from its settings: the
+    brokers, the topic and its layout, the readiness rules (``options`` win)."""
+    assert settings.kafka_bootstrap_servers, "a Kafka runner needs KAFKA_BOOTSTRAP_SERVERS"
+    return kafka_runner(
+        spec,
+        settings.kafka_bootstrap_servers,
+        settings.topic,
+        layout=settings.topic_layout(),
+        registry=registry,
+        **({"readiness": settings.readiness_rules()} | options),
+    )

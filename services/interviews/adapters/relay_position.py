@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -20,6 +21,9 @@ from ...common.db import insert_ignore
 from ..settings import RelaySettings
 from .leases import AdvisoryLock, Lease, holder_gone, lock_key, new_holder
 from .tables import relay_position
+
+# The columns of a topic's row, as the statements below name them.
+relay = relay_position.c
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +69,10 @@ class PositionStore:
         """Records ``position``; never moves backwards. With ``epoch``, only while that
         epoch is the current one, else ``LostLeadershipError`` (one statement: a
         takeover either happened before it, and it changes nothing, or after)."""
-        where = [relay_position.c.topic == self.topic, relay_position.c.position < position]
-        if epoch is not None:
-            where.append(relay_position.c.epoch == epoch)
-        with self.engine.begin() as conn:
-            updated = conn.execute(
-                relay_position.update()
-                .where(*where)
-                .values(position=position, updated_at=datetime.now(UTC))
-            ).rowcount
+        fence = [] if epoch is None else [relay.epoch == epoch]
+        updated = self._update(
+            relay.position < position, *fence, position=position, updated_at=datetime.now(UTC)
+        )
         if not updated and epoch is not None:
             self.check_epoch(epoch)
 
@@ -84,43 +83,30 @@ class PositionStore:
 
     def heartbeat(self, epoch: int, holder: str) -> bool:
         """The leader's beat; False when its epoch is over."""
-        with self.engine.begin() as conn:
-            return bool(
-                conn.execute(
-                    relay_position.update()
-                    .where(
-                        relay_position.c.topic == self.topic,
-                        relay_position.c.epoch == epoch,
-                        relay_position.c.holder == holder,
-                    )
-                    .values(heartbeat=relay_position.c.heartbeat + 1)
-                ).rowcount
-            )
+        return self._update(
+            relay.epoch == epoch, relay.holder == holder, heartbeat=relay.heartbeat + 1
+        )
 
     def take_over(self, seen_epoch: int, holder: str) -> bool:
         """Compare-and-set: epoch ``seen_epoch`` + 1 is ``holder``'s, unless another
         relay moved the epoch first."""
+        return self._update(
+            relay.epoch == seen_epoch, epoch=seen_epoch + 1, holder=holder, heartbeat=0
+        )
+
+    def release(self, epoch: int, holder: str) -> None:
+        self._update(relay.epoch == epoch, relay.holder == holder, holder=None)
+
+    def _update(self, *where: sa.ColumnElement[bool], **values: Any) -> bool:
+        """One statement on this topic's row, where ``where`` holds: True when it
+        changed the row."""
         with self.engine.begin() as conn:
             return bool(
                 conn.execute(
                     relay_position.update()
-                    .where(
-                        relay_position.c.topic == self.topic, relay_position.c.epoch == seen_epoch
-                    )
-                    .values(epoch=seen_epoch + 1, holder=holder, heartbeat=0)
+                    .where(relay.topic == self.topic, *where)
+                    .values(**values)
                 ).rowcount
-            )
-
-    def release(self, epoch: int, holder: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                relay_position.update()
-                .where(
-                    relay_position.c.topic == self.topic,
-                    relay_position.c.epoch == epoch,
-                    relay_position.c.holder == holder,
-                )
-                .values(holder=None)
             )
 
 

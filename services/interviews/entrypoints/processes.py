@@ -15,10 +15,12 @@ from typing import Any
 import typer
 from prometheus_client import CollectorRegistry
 
+from ...common.db import DependencyUnavailableError
 from ...common.health import HealthServer
 from ...common.logs import configure_logging
+from ...common.shutdown import block_stop_signals, wait_for_stop_signal
 from ...common.tracing import setup_tracing
-from ..bootstrap import DependencyUnavailableError, InterviewsContainer, RelayProcess
+from ..bootstrap import InterviewsContainer, RelayProcess
 from ..relay import relay_readiness
 from ..scheduler import Scheduler
 from ..settings import InterviewsSettings, RelaySettings
@@ -88,9 +90,7 @@ def serve_scheduler(metrics_port: int = 0) -> None:
     container = InterviewsContainer()
     configure_logging(container.settings.log_level, service="scheduler")
     setup_tracing("scheduler")
-    # The signals wait here; the scheduler thread (which inherits the mask) never sees them.
-    stop_signals = {signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    block_stop_signals()
     registry = CollectorRegistry()
     scheduler = Scheduler(container, registry=registry)
     server = None
@@ -98,8 +98,7 @@ def serve_scheduler(metrics_port: int = 0) -> None:
         server = HealthServer(metrics_port, registry, scheduler.check_ready).start()
     scheduler.start()
     try:
-        received = signal.sigwait(stop_signals)
-        typer.echo(f"deadline scheduler: {signal.Signals(received).name}, stopping", err=True)
+        typer.echo(f"deadline scheduler: {wait_for_stop_signal()}, stopping", err=True)
     finally:
         scheduler.stop()
         container.close()

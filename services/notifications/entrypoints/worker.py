@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 
 from ...common.logs import configure_logging
+from ...common.shutdown import block_stop_signals, wait_for_stop_signal
 from ...common.tracing import setup_tracing
 from ..bootstrap import NotificationsContainer, Workers
 
@@ -33,9 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     container = NotificationsContainer()
     configure_logging(container.settings.log_level, service="notifications")
     setup_tracing("notifications")
-    # The signals wait here; the worker threads (which inherit the mask) never see them.
-    stop_signals = {signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    block_stop_signals()
     workers = Workers(
         container,
         consumer=not args.no_consumer,
@@ -44,8 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     workers.start()
     try:
-        received = signal.sigwait(stop_signals)
-        log.info("notifications worker: %s, stopping", signal.Signals(received).name)
+        log.info("notifications worker: %s, stopping", wait_for_stop_signal())
     finally:
         workers.stop()
         container.close()

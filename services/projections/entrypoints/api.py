@@ -99,6 +99,11 @@ def _stamp(response: Response, snapshot: Snapshot) -> None:
     response.headers["X-View-Generation"] = str(snapshot.generation)
 
 
+def _not_found(snapshot: Snapshot, detail: str) -> ApiError:
+    """404, with the position it was read at (``min_position`` can wait past it)."""
+    return ApiError(404, "not_found", detail, headers={POSITION_HEADER: str(snapshot.position)})
+
+
 @router.get(
     "/views/interviews",
     response_model=schemas.InterviewPage,
@@ -170,14 +175,9 @@ async def get_interview(
     )
     _stamp(response, snapshot)
     if snapshot.value is None:
-        raise ApiError(
-            404,
-            "not_found",
-            f"interview {interview_id} not found",
-            headers={POSITION_HEADER: str(snapshot.position)},
-        )
+        raise _not_found(snapshot, f"interview {interview_id} not found")
     row, timeline = snapshot.value
-    return {**schemas.summary(row), "timeline": [schemas.timeline_entry(e) for e in timeline]}
+    return schemas.interview_detail(row, timeline)
 
 
 @router.get(
@@ -202,12 +202,7 @@ async def job_candidates(
     )
     _stamp(response, snapshot)
     if not snapshot.value:
-        raise ApiError(
-            404,
-            "not_found",
-            f"job {job_id} has no candidates you may see",
-            headers={POSITION_HEADER: str(snapshot.position)},
-        )
+        raise _not_found(snapshot, f"job {job_id} has no candidates you may see")
     counts: dict[str, int] = {}
     candidates = []
     for entry in snapshot.value:

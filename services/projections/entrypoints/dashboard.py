@@ -174,8 +174,7 @@ async def interview_page(
     if snapshot.value is None:
         return HTMLResponse(_not_found_page(principal), status_code=404)
     row, timeline = snapshot.value
-    detail = {**schemas.summary(row), "timeline": [schemas.timeline_entry(e) for e in timeline]}
-    page = render(principal, detail, tz=tz, interview_id=key)
+    page = render(principal, schemas.interview_detail(row, timeline), tz=tz, interview_id=key)
     return HTMLResponse(page, headers={POSITION_HEADER: str(snapshot.position)})
 
 

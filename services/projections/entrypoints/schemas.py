@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Status = Literal[
-    "invited",
-    "accepted",
-    "declined",
-    "in_progress",
-    "offer_extended",
-    "hired",
-    "cancelled",
-    "expired",
-]
+from ..fold import Status
 
 
 class OfferPublic(BaseModel):
@@ -249,3 +241,8 @@ def timeline_entry(entry: dict[str, Any]) -> dict[str, Any]:
         "data": entry["data"],
         "erased_fields": list(entry.get("erased_fields") or []),
     }
+
+
+def interview_detail(row: dict[str, Any], timeline: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """An interview's summary with its timeline (``InterviewDetail``)."""
+    return {**summary(row), "timeline": [timeline_entry(e) for e in timeline]}

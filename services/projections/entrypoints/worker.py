@@ -9,9 +9,9 @@ event store's log instead.
 from __future__ import annotations
 
 import logging
-import signal
 
 from ...common.logs import configure_logging
+from ...common.shutdown import block_stop_signals, wait_for_stop_signal
 from ...common.tracing import setup_tracing
 from ..bootstrap import ConsumerWorker, ProjectionsContainer
 
@@ -22,12 +22,10 @@ def main() -> None:
     container = ProjectionsContainer()
     configure_logging(container.settings.log_level, service="projections")
     setup_tracing("projections")
-    stop_signals = {signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    block_stop_signals()
     worker = ConsumerWorker(container).start()
     try:
-        received = signal.sigwait(stop_signals)
-        log.info("projections consumer: %s, stopping", signal.Signals(received).name)
+        log.info("projections consumer: %s, stopping", wait_for_stop_signal())
     finally:
         worker.stop()
         container.close()

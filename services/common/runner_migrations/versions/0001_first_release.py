@@ -1,9 +1,6 @@
 """The first release's runner tables (release 6a515ff): processed events,
 Kafka offsets, log positions and parked events. Created only where missing, so
 a first-release database is recorded at this revision with its data.
-
-Revision ID: 0001
-Revises:
 """
 
 from __future__ import annotations
@@ -13,8 +10,6 @@ from alembic import op
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -2,9 +2,6 @@
 (release 6a515ff): the relay's position, the scheduler's deadlines, positions
 and leases, the audit checkpoints. Each is created only if missing (the first
 release created them lazily, so a database may have some of them).
-
-Revision ID: 0001
-Revises:
 """
 
 from __future__ import annotations
@@ -14,8 +11,6 @@ from alembic import op
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 Ts = sa.DateTime(timezone=True)
 

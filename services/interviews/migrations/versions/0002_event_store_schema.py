@@ -6,12 +6,6 @@
   ``heartbeat`` (fencing a paused leader);
 - ``isolated_deadlines``: deadlines the scheduler could not handle, set aside
   for an operator.
-
-A column already present (a database touched by a pre-release build) is left
-as it is.
-
-Revision ID: 0002
-Revises: 0001
 """
 
 from __future__ import annotations
@@ -21,10 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from services.common.migration_ops import add_missing_columns, drop_columns
+
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 RELAY_COLUMNS: list[sa.Column[Any]] = [
     sa.Column("epoch", sa.BigInteger, nullable=False, server_default="0"),
@@ -41,10 +35,7 @@ def upgrade() -> None:
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         if_not_exists=True,
     )
-    present = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("relay_position")}
-    for column in RELAY_COLUMNS:
-        if column.name not in present:
-            op.add_column("relay_position", column)
+    add_missing_columns("relay_position", RELAY_COLUMNS)
     op.create_table(
         "isolated_deadlines",
         sa.Column("interview_id", sa.Uuid, primary_key=True),
@@ -60,7 +51,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("isolated_deadlines")
-    with op.batch_alter_table("relay_position") as batch:
-        for column in RELAY_COLUMNS:
-            batch.drop_column(column.name)
+    drop_columns("relay_position", RELAY_COLUMNS)
     op.drop_table("event_store_schema")

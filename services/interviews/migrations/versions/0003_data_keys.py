@@ -5,9 +5,6 @@
   with the wrapped bytes removed;
 - ``interview_erasures`` and ``interview_erasure_reports``: each erasure and
   the services that have redacted their copies.
-
-Revision ID: 0003
-Revises: 0002
 """
 
 from __future__ import annotations
@@ -17,8 +14,6 @@ from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 Ts = sa.DateTime(timezone=True)
 

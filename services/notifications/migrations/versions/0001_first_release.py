@@ -3,9 +3,6 @@
 A database of that release has them already but no version table: each table
 is created only if it is missing, which records such a database at this
 revision without touching its data.
-
-Revision ID: 0001
-Revises:
 """
 
 from __future__ import annotations
@@ -15,8 +12,6 @@ from alembic import op
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Ts = sa.DateTime(timezone=True)

@@ -10,12 +10,6 @@
   ``calendar_sequence``: the SEQUENCE its e-mailed invitation carries;
 - ``notification_deliveries.traceparent``: the trace a delivery continues;
 - ``notification_preferences``: each user's time zone.
-
-A column already present (a database touched by a pre-release build) is left
-as it is.
-
-Revision ID: 0002
-Revises: 0001
 """
 
 from __future__ import annotations
@@ -23,12 +17,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from services.common.migration_ops import add_missing_columns, drop_columns
 from services.notifications.webhook_urls import normalised_url
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 Ts = sa.DateTime(timezone=True)
 
@@ -51,12 +44,8 @@ NEW_COLUMNS: dict[str, list[sa.Column[object]]] = {
 
 
 def upgrade() -> None:
-    conn = op.get_bind()
     for table, columns in NEW_COLUMNS.items():
-        present = {c["name"] for c in sa.inspect(conn).get_columns(table)}
-        for column in columns:
-            if column.name not in present:
-                op.add_column(table, column)
+        add_missing_columns(table, columns)
     op.create_table(
         "notification_preferences",
         sa.Column("user_id", sa.String(128), primary_key=True),
@@ -64,7 +53,7 @@ def upgrade() -> None:
         sa.Column("updated_at", Ts, nullable=False),
         if_not_exists=True,
     )
-    _upgrade_webhook_rows(conn)
+    _upgrade_webhook_rows(op.get_bind())
 
 
 def _upgrade_webhook_rows(conn: sa.Connection) -> None:
@@ -93,6 +82,4 @@ def _upgrade_webhook_rows(conn: sa.Connection) -> None:
 def downgrade() -> None:
     op.drop_table("notification_preferences")
     for table, columns in NEW_COLUMNS.items():
-        with op.batch_alter_table(table) as batch:
-            for column in columns:
-                batch.drop_column(column.name)
+        drop_columns(table, columns)

@@ -6,9 +6,6 @@
 - ``notifications.message_redacted``: the same sentence without the words, which
   replaces ``message`` when the author is erased;
 - ``notifications.erased_fields``: the personal fields erased (JSON list).
-
-Revision ID: 0003
-Revises: 0002
 """
 
 from __future__ import annotations
@@ -16,10 +13,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from services.common.migration_ops import add_missing_columns, drop_columns
+
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 COLUMNS = [
     sa.Column("key_id", sa.String(64), nullable=True),
@@ -29,15 +26,10 @@ COLUMNS = [
 
 
 def upgrade() -> None:
-    present = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("notifications")}
-    for column in COLUMNS:
-        if column.name not in present:
-            op.add_column("notifications", column)
+    add_missing_columns("notifications", COLUMNS)
     op.create_index("ix_notifications_key_id", "notifications", ["key_id"], if_not_exists=True)
 
 
 def downgrade() -> None:
     op.drop_index("ix_notifications_key_id", "notifications")
-    with op.batch_alter_table("notifications") as batch:
-        for column in COLUMNS:
-            batch.drop_column(column.name)
+    drop_columns("notifications", COLUMNS)

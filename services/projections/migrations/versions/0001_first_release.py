@@ -1,9 +1,6 @@
 """The first release's fixed projection tables (release 6a515ff): the pointer
 to the generation the API reads, and the generations. Created only where
 missing, so a first-release database is recorded at this revision as it is.
-
-Revision ID: 0001
-Revises:
 """
 
 from __future__ import annotations
@@ -13,8 +10,6 @@ from alembic import op
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 Ts = sa.DateTime(timezone=True)
 
