@@ -7,7 +7,7 @@ calendar feed parsed back with the icalendar library."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -20,12 +20,11 @@ from icalendar import Calendar
 
 from services.interviews.audit import InterviewAudit
 from services.interviews.audit_export import replay
-from services.interviews.bootstrap import InterviewsContainer, create_app
+from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.domain import Interview
 from services.interviews.domain.hashing import chain_hash
 from services.interviews.entrypoints.schemas import InterviewPublic
-from services.interviews.settings import InterviewsSettings
-from tests.conftest import TEST_SECRET, FakeClock
+from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.e2e
 
@@ -37,21 +36,10 @@ MOVED = "2026-12-03T15:30:00+01:00"  # 14:30 UTC
 
 
 @pytest.fixture
-def container(
-    database_url: str | None, tmp_path: Any, clock: FakeClock
-) -> Iterator[InterviewsContainer]:
-    settings = InterviewsSettings(
-        database_url=database_url, data_dir=tmp_path, auth_secret=TEST_SECRET
-    )
-    built = InterviewsContainer(settings, clock=clock)
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def api(container: InterviewsContainer) -> Iterator[TestClient]:
-    with TestClient(create_app(container)) as client:
-        yield client
+def container(interviews_container: InterviewsContainer) -> InterviewsContainer:
+    """conftest's ``interviews_container`` (``api`` serves it), under the name this
+    module's tests use."""
+    return interviews_container
 
 
 def ok(response: Any) -> dict[str, Any]:

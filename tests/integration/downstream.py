@@ -14,7 +14,6 @@ the append-only log as a release before the input bounds wrote it).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -25,29 +24,19 @@ import sqlalchemy as sa
 from eventsourcing.utils import get_topic
 
 from services.common.consumer import ConsumerSpec
-from services.common.runner.embedded import EmbeddedSource
-from services.common.runner.loop import ConsumerRunner
 from services.common.runner.parked import ParkedEvent, list_parked
-from services.common.runner.source import SourceRecord
-from services.common.runner.tables import consumer_positions, migrate_consumer_database
 from services.contracts import EventEnvelope
 from services.interviews.application import InterviewsApplication
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.domain import Actor, CommandContext, Interview
 from services.interviews.domain.hashing import GENESIS, chain_hash
 from services.interviews.scheduler import Scheduler
-from services.notifications.bootstrap import NotificationsContainer
-from services.notifications.bootstrap import consumer_spec as notifications_spec
-from services.notifications.settings import NotificationsSettings
 from services.platform import embedded_feed
 from services.projections.adapters.schema import view_tables
 from services.projections.adapters.store import current_generation, row_from_db
-from services.projections.bootstrap import ProjectionsContainer
-from services.projections.bootstrap import consumer_spec as projections_spec
 from services.projections.rebuild import RebuildReport
-from services.projections.settings import ProjectionsSettings
-from tests.conftest import TEST_SECRET
 from tests.jobs import ensure_job
+from tests.support.consumers import InProcessConsumers
 
 GROUPS = ("projections", "notifications")
 CLIENT = "client-1"
@@ -117,8 +106,9 @@ def append_as_an_older_release(
     return interview_id
 
 
-class Downstream:
-    """The downstream services of one interviews container (each its own database)."""
+class Downstream(InProcessConsumers):
+    """The downstream services of one interviews container (each its own database),
+    fed from its event store's log, and its deadline scheduler."""
 
     def __init__(
         self,
@@ -130,61 +120,25 @@ class Downstream:
         notifications_url: str | None = None,
         wrap: Callable[[ConsumerSpec], ConsumerSpec] = lambda spec: spec,
     ) -> None:
-        self.interviews = interviews
         app = interviews.interviews()
-        self.read, _ = embedded_feed(app)
-        self.projections = ProjectionsContainer(
-            ProjectionsSettings(
-                database_url=projections_url,
-                projections_database_url=projections_url,
-                kafka_bootstrap_servers=None,
-                data_dir=data_dir,
-                auth_secret=TEST_SECRET,
-            ),
-            log_reader=self.read,
-            log_head=app.max_position,
-            key_service=interviews.key_store(),
-        )
-        self.notifications = NotificationsContainer(
-            NotificationsSettings(
-                database_url=notifications_url,
-                notifications_database_url=notifications_url,
-                kafka_bootstrap_servers=None,
-                data_dir=data_dir,
-                auth_secret=TEST_SECRET,
-            ),
+        read, _ = embedded_feed(app)
+        super().__init__(
+            read,
+            interviews.key_store(),
+            data_dir,
             clock=clock,
-            key_service=interviews.key_store(),
+            log_head=app.max_position,
+            projections_url=projections_url,
+            notifications_url=notifications_url,
+            wrap=wrap,
         )
-        self.specs = {
-            "projections": wrap(projections_spec(self.projections)),
-            "notifications": wrap(notifications_spec(self.notifications)),
-        }
-        self.runners: dict[str, ConsumerRunner] = {}
-        for group, spec in self.specs.items():
-            runner = ConsumerRunner(
-                spec, EmbeddedSource(self.read, threading.Event()), retry_backoff=0.001
-            )
-            migrate_consumer_database(spec)
-            runner.source.open(group, spec.engine, runner.metrics)
-            self.runners[group] = runner
+        self.interviews = interviews
         self.scheduler = Scheduler(interviews, clock=clock, max_sleep=0.05, lease_seconds=1.0)
 
     def drain(self) -> None:
-        """Every consumer applies the log up to its end (the runner's ``process``,
-        batch by batch, as its loop would), and the scheduler takes one tick."""
-        for group, runner in self.runners.items():
-            while batch := self.read(self.position(group), 200):
-                runner.process([SourceRecord(envelope=e) for e in batch])
+        """Every consumer applies the log up to its end, and the scheduler takes one tick."""
+        super().drain()
         self.scheduler.run_once()
-
-    def position(self, group: str) -> int:
-        """The log position the group's runner committed (``consumer_positions``)."""
-        with self.specs[group].engine.connect() as conn:
-            stored = conn.execute(
-                sa.select(consumer_positions.c.position).where(consumer_positions.c.group == group)
-            ).scalar()
-        return int(stored or 0)
 
     def log(self) -> list[EventEnvelope]:
         return self.read(0, 1_000_000)
@@ -213,5 +167,4 @@ class Downstream:
 
     def close(self) -> None:
         self.scheduler.stop()
-        self.projections.close()
-        self.notifications.close()
+        super().close()

@@ -8,29 +8,17 @@ The interviews side (the writer that seals, the key store) is stood in for by
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from services.common.consumer import ConsumerSpec
 from services.common.privacy import InMemoryKeys, KeyService, seal
-from services.common.runner.embedded import EmbeddedSource
-from services.common.runner.loop import ConsumerRunner
-from services.common.runner.source import SourceRecord
-from services.common.runner.tables import consumer_positions, migrate_consumer_database
 from services.contracts import SCHEMA_VERSIONS, EventEnvelope
-from services.notifications.bootstrap import NotificationsContainer
-from services.notifications.bootstrap import consumer_spec as notifications_spec
-from services.notifications.settings import NotificationsSettings
-from services.projections.bootstrap import ProjectionsContainer
-from services.projections.bootstrap import consumer_spec as projections_spec
-from services.projections.settings import ProjectionsSettings
-from tests.conftest import TEST_SECRET
+from tests.support.consumers import InProcessConsumers, ReadLog
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -113,81 +101,12 @@ def scenario(log: SealedLog) -> dict[str, uuid.UUID]:
     return {"a": a, "b": b, "c": c}
 
 
-class Consumers:
-    """The projections and notifications containers, each with its runner over ``read``."""
+class Consumers(InProcessConsumers):
+    """The projections and notifications consumers over a log of the test's own
+    (``SealedLog.read``)."""
 
-    def __init__(
-        self,
-        read: Callable[[int, int], list[EventEnvelope]],
-        keys: KeyService,
-        data_dir: Path,
-        *,
-        projections_url: str | None = None,
-        notifications_url: str | None = None,
-        clock: Callable[[], datetime] = lambda: T0,
-        ttl_seconds: float = 5.0,
-    ) -> None:
-        self.read = read
-        self.projections = ProjectionsContainer(
-            ProjectionsSettings(
-                database_url=projections_url,
-                projections_database_url=projections_url,
-                kafka_bootstrap_servers=None,
-                data_dir=data_dir,
-                auth_secret=TEST_SECRET,
-                key_cache_ttl_seconds=ttl_seconds,
-            ),
-            log_reader=read,
-            log_head=lambda: len(read(0, 10**9)),
-            key_service=keys,
-        )
-        self.notifications = NotificationsContainer(
-            NotificationsSettings(
-                database_url=notifications_url,
-                notifications_database_url=notifications_url,
-                kafka_bootstrap_servers=None,
-                data_dir=data_dir,
-                auth_secret=TEST_SECRET,
-                key_cache_ttl_seconds=ttl_seconds,
-            ),
-            clock=clock,
-            key_service=keys,
-        )
-        self.specs: dict[str, ConsumerSpec] = {
-            "projections": projections_spec(self.projections),
-            "notifications": notifications_spec(self.notifications),
-        }
-        self.runners: dict[str, ConsumerRunner] = {}
-        for group, spec in self.specs.items():
-            runner = ConsumerRunner(
-                spec, EmbeddedSource(read, threading.Event()), retry_backoff=0.001
-            )
-            migrate_consumer_database(spec)
-            runner.source.open(group, spec.engine, runner.metrics)
-            self.runners[group] = runner
-
-    def drain(self) -> None:
-        for group, runner in self.runners.items():
-            while batch := self.read(self.position(group), 200):
-                runner.process([SourceRecord(envelope=e) for e in batch])
-
-    def position(self, group: str) -> int:
-        """The log position the group's runner committed (``consumer_positions``)."""
-        with self.specs[group].engine.connect() as conn:
-            stored = conn.execute(
-                sa.select(consumer_positions.c.position).where(consumer_positions.c.group == group)
-            ).scalar()
-        return int(stored or 0)
-
-    def engines(self) -> dict[str, sa.Engine]:
-        return {
-            "projections": self.projections.engine(),
-            "notifications": self.notifications.engine(),
-        }
-
-    def close(self) -> None:
-        self.projections.close()
-        self.notifications.close()
+    def __init__(self, read: ReadLog, keys: KeyService, data_dir: Path, **options: Any) -> None:
+        super().__init__(read, keys, data_dir, log_head=lambda: len(read(0, 10**9)), **options)
 
 
 def rows_containing(engine: sa.Engine, words: Iterable[str]) -> list[tuple[str, str, str]]:

@@ -5,13 +5,12 @@ SQLite), while everyone else's words stay. The interviews side is ``InMemoryKeys
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.auth import mint_token
 from services.common.erasure_worker import ErasureWorker
 from services.common.privacy import ErasureTask, InMemoryKeys, KeyServiceUnavailable
 from services.common.readiness import NotReadyError
@@ -20,7 +19,7 @@ from services.common.runner.source import SourceRecord
 from services.contracts import EventEnvelope
 from services.notifications.bootstrap import create_app as notifications_app
 from services.projections.bootstrap import create_app as projections_app
-from tests.conftest import TEST_SECRET, FakeClock, create_database, drop_database, require_postgres
+from tests.conftest import FakeClock
 from tests.integration.erasure_support import (
     OTHER_WORDS,
     SUBJECT,
@@ -34,6 +33,8 @@ from tests.integration.erasure_support import (
 )
 
 pytestmark = pytest.mark.integration
+
+Token = Callable[[str, str], dict[str, str]]
 
 
 class Flaky:
@@ -78,26 +79,25 @@ def wall() -> FakeClock:
 
 @pytest.fixture
 def consumers(
-    database_url: str | None, tmp_path: Path, log: SealedLog, keys: InMemoryKeys, wall: FakeClock
+    database_url: str | None,
+    tmp_path: Path,
+    log: SealedLog,
+    keys: InMemoryKeys,
+    wall: FakeClock,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Consumers]:
-    second = None
-    if database_url is not None:  # the notifications in a database of their own
-        admin = require_postgres()
-        name = f"t_n_{database_url.rsplit('/', 1)[1][-12:]}"
-        second = (admin, name)
-        notifications_url = create_database(admin, name)
+    # On PostgreSQL the notifications have a database of their own.
+    notifications_url = request.getfixturevalue("databases")("n") if database_url else None
     c = Consumers(
         log.read,
         Flaky(keys),
         tmp_path,
         projections_url=database_url,
-        notifications_url=notifications_url if second else None,
+        notifications_url=notifications_url,
         clock=wall,
     )
     yield c
     c.close()
-    if second is not None:
-        drop_database(*second)
 
 
 def workers(c: Consumers, wall: FakeClock) -> list[ErasureWorker]:
@@ -112,6 +112,7 @@ def stored(c: Consumers, words: tuple[str, ...]) -> list[tuple[str, str, str]]:
 
 
 def test_after_an_erasure_the_persons_words_are_in_no_row_and_the_others_stay(
+    token: Token,
     consumers: Consumers,
     log: SealedLog,
     keys: InMemoryKeys,
@@ -141,31 +142,27 @@ def test_after_an_erasure_the_persons_words_are_in_no_row_and_the_others_stay(
         assert {w for _, w in files_containing(tmp_path, OTHER_WORDS)} == set(OTHER_WORDS)
 
     # Every API shows the erased fields as null and lists them.
-
-    def bearer(sub: str, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {mint_token(TEST_SECRET, sub, role)}"}
-
     with TestClient(projections_app(consumers.projections)) as api:
-        a = api.get(f"/views/interviews/{ids['a']}", headers=bearer("c-1", "client")).json()
+        a = api.get(f"/views/interviews/{ids['a']}", headers=token("c-1", "client")).json()
         assert a["decline_reason"] is None and a["erased_fields"] == ["decline_reason"]
         assert a["invitation_message"] == OTHER_WORDS[0]
         declined = next(e for e in a["timeline"] if e["type"] == "interview.declined")
         assert declined["data"]["reason"] is None and declined["erased_fields"] == ["reason"]
-        b = api.get(f"/views/interviews/{ids['b']}", headers=bearer(SUBJECT, "freelancer")).json()
+        b = api.get(f"/views/interviews/{ids['b']}", headers=token(SUBJECT, "freelancer")).json()
         assert b["cancellation"]["reason"] is None
         assert b["erased_fields"] == ["cancellation.reason"]
-        c = api.get(f"/views/interviews/{ids['c']}", headers=bearer("c-2", "client")).json()
+        c = api.get(f"/views/interviews/{ids['c']}", headers=token("c-2", "client")).json()
         assert c["decline_reason"] == OTHER_WORDS[3] and c["erased_fields"] == []
-        board = api.get("/views/jobs/job-a/candidates", headers=bearer("c-1", "client")).json()
+        board = api.get("/views/jobs/job-a/candidates", headers=token("c-1", "client")).json()
         assert SUBJECT_WORDS[0] not in str(board)
     with TestClient(notifications_app(consumers.notifications)) as api:
-        inbox = api.get("/notifications", headers=bearer("c-1", "client")).json()["items"]
+        inbox = api.get("/notifications", headers=token("c-1", "client")).json()["items"]
         declined_n = next(n for n in inbox if n["type"] == "interview.declined")
         assert declined_n["erased_fields"] == ["reason"]
         assert declined_n["details"]["reason"] is None
         assert "was erased" in declined_n["message"]
         assert SUBJECT_WORDS[0] not in str(inbox)
-        theirs = api.get("/notifications", headers=bearer("f-1", "freelancer")).json()["items"]
+        theirs = api.get("/notifications", headers=token("f-1", "freelancer")).json()["items"]
         invited_n = next(
             n for n in theirs if n["type"] == "interview.invited" and n["job_id"] == "job-a"
         )
@@ -178,6 +175,7 @@ def test_after_an_erasure_the_persons_words_are_in_no_row_and_the_others_stay(
 
 
 def test_a_rebuild_after_an_erasure_yields_the_same_redacted_views(
+    token: Token,
     consumers: Consumers,
     log: SealedLog,
     keys: InMemoryKeys,
@@ -197,7 +195,7 @@ def test_a_rebuild_after_an_erasure_yields_the_same_redacted_views(
     if database_url is None:
         assert files_containing(tmp_path, SUBJECT_WORDS) == []
 
-    auditor = {"Authorization": f"Bearer {mint_token(TEST_SECRET, 'au-1', 'auditor')}"}
+    auditor = token("au-1", "auditor")
     with TestClient(projections_app(consumers.projections)) as api:
         a = api.get(f"/views/interviews/{ids['a']}", headers=auditor).json()
         assert a["decline_reason"] is None and a["erased_fields"] == ["decline_reason"]

@@ -6,7 +6,7 @@ history still verifies."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,9 @@ DECLINE = "I have just signed with another studio in Lyon"
 
 
 @pytest.fixture
-def erasure_settings(database_url: str | None, tmp_path: Path) -> InterviewsSettings:
-    """No consumer service to wait for: an erasure is done once the keys are gone."""
+def interviews_settings(database_url: str | None, tmp_path: Path) -> InterviewsSettings:
+    """conftest's ``interviews_container`` and ``api`` with no consumer service to
+    wait for: an erasure is done once the keys are gone."""
     return InterviewsSettings(
         database_url=database_url,
         data_dir=tmp_path,
@@ -42,18 +43,9 @@ def erasure_settings(database_url: str | None, tmp_path: Path) -> InterviewsSett
 
 
 @pytest.fixture
-def container(
-    erasure_settings: InterviewsSettings, clock: FakeClock
-) -> Iterator[InterviewsContainer]:
-    container = InterviewsContainer(erasure_settings, clock=clock)
-    yield container
-    container.close()
-
-
-@pytest.fixture
-def api(container: InterviewsContainer) -> Iterator[TestClient]:
-    with TestClient(create_app(container)) as client:
-        yield client
+def container(interviews_container: InterviewsContainer) -> InterviewsContainer:
+    """conftest's ``interviews_container``, under the name this module's tests use."""
+    return interviews_container
 
 
 def invited_and_declined(api: TestClient, token: Token, job_id: str = "job-pd") -> str:
@@ -298,9 +290,11 @@ def test_the_internal_key_service_answers_keys_erased_and_unknown(
 
 
 def test_consumers_list_their_pending_erasures_and_report_them_done(
-    erasure_settings: InterviewsSettings, clock: FakeClock, token: Token
+    interviews_settings: InterviewsSettings, clock: FakeClock, token: Token
 ) -> None:
-    settings = erasure_settings.model_copy(update={"erasure_services": "projections,notifications"})
+    settings = interviews_settings.model_copy(
+        update={"erasure_services": "projections,notifications"}
+    )
     container = InterviewsContainer(settings, clock=clock)
     try:
         with TestClient(create_app(container)) as api:
@@ -366,11 +360,11 @@ def test_consumers_list_their_pending_erasures_and_report_them_done(
 
 
 def test_no_file_under_data_dir_holds_the_words_or_the_destroyed_key(
-    erasure_settings: InterviewsSettings, clock: FakeClock, token: Token
+    interviews_settings: InterviewsSettings, clock: FakeClock, token: Token
 ) -> None:
-    if erasure_settings.database_url:
+    if interviews_settings.database_url:
         pytest.skip("the embedded default's files")
-    container = InterviewsContainer(erasure_settings, clock=clock)
+    container = InterviewsContainer(interviews_settings, clock=clock)
     try:
         with TestClient(create_app(container)) as api:
             iid = invited_and_declined(api, token)
@@ -388,10 +382,10 @@ def test_no_file_under_data_dir_holds_the_words_or_the_destroyed_key(
                 )
             erase(api, token, FREELANCER)
             # While the service runs (its WAL open), and after it stopped.
-            assert_no_file_holds(erasure_settings.data_dir, [key, wrapped])
+            assert_no_file_holds(interviews_settings.data_dir, [key, wrapped])
     finally:
         container.close()
-    assert_no_file_holds(erasure_settings.data_dir, [key, wrapped])
+    assert_no_file_holds(interviews_settings.data_dir, [key, wrapped])
 
 
 def assert_no_file_holds(data_dir: Path, secrets: list[bytes]) -> None:
