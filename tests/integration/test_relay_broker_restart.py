@@ -8,7 +8,6 @@ other test (marker ``runs_last``) and always starts the broker again.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from services.common.runner.loop import ConsumerRunner
 from services.interviews.bootstrap import InterviewsContainer, RelayProcess
 from services.interviews.settings import InterviewsSettings, RelaySettings
 from tests.conftest import TEST_SECRET
-from tests.support.waiting import wait_until
+from tests.support.waiting import Ticks, wait_until
 
 from .eventflow import (
     TEST_LAYOUT,
@@ -74,10 +73,24 @@ def test_broker_restart_mid_stream_loses_nothing_and_the_relay_recovers_by_itsel
         assert runner.wait_opened(30)
         commands = workload.in_background(900, 60.0)
         assert wait_until(lambda: len(effects(engine, "restart")) > 50, 30)
+        stats = relay.relay.stats
+        rounds = Ticks.install(relay.relay, "_step")  # the relay's loop calls it each round
+
+        def attempts() -> int:
+            """The relay's rounds: those that finished, and those that failed (a send
+            refused, or no producer to be had) and made it reset and back off."""
+            return len(rounds) + stats.errors
+
         services("stop-kafka")
-        published_while_down = relay.relay.stats.published
-        time.sleep(4)
-        assert relay.relay.stats.published == published_while_down, "the broker is really down"
+        # Acknowledgements that arrived before the stop are settled by the next rounds.
+        settled = attempts() + 2
+        wait_until(lambda: attempts() >= settled, 60, what="2 relay rounds after the stop")
+        published_while_down, mark = stats.published, attempts()
+        # The relay goes on trying (sending the workload's new events, or failing and
+        # backing off), and the broker acknowledges none of it.
+        wait_until(lambda: attempts() >= mark + 5, 90, what="5 relay rounds while it is down")
+        assert stats.published == published_while_down, "nothing is acknowledged while down"
+        assert relay._thread is not None and relay._thread.is_alive()
         services("start-kafka")
         commands.join()
 
