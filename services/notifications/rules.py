@@ -63,6 +63,24 @@ class Rule:
         """What a webhook subscribes to: the event type, or ``interview.reminder``."""
         return self.trigger if self.kind == "event" else REMINDER_TYPE
 
+    def parties(self, client_id: str, freelancer_id: str) -> tuple[str, str]:
+        """Of an interview between these two: who this row tells, and the other."""
+        return (client_id, freelancer_id) if self.to == "client" else (freelancer_id, client_id)
+
+    def draft(self, source: str, recipient: str, values: Mapping[str, str], **fields: Any) -> Draft:
+        """This row written for ``recipient`` with ``values``; its id derives from
+        ``source`` (the event or the deadline) and the recipient's role."""
+        return Draft(
+            id=notification_id(source, self.to),
+            kind=self.kind,
+            type=self.notification_type,
+            recipient_id=recipient,
+            recipient_role=self.to,
+            title=self.title,
+            message=self.template.format(**values),
+            **fields,
+        )
+
 
 def to_both_parties(
     kind: Kind, trigger: str, title: str, template: str, **options: Any
@@ -509,21 +527,16 @@ def drafts_for_event(
         acting_role = cancelled_by if event.type == "interview.cancelled" else event.actor.role
         if rule.other_party_only and acting_role == rule.to:
             continue
-        recipient = event.client_id if rule.to == "client" else event.freelancer_id
-        other = event.freelancer_id if rule.to == "client" else event.client_id
+        recipient, other = rule.parties(event.client_id, event.freelancer_id)
         zone = (zones or {}).get(recipient, UTC_ZONE)
         if zone not in contexts:
             contexts[zone] = _context(event, zone)
         values, details = contexts[zone]
         drafts.append(
-            Draft(
-                id=notification_id(f"event:{event.id}", rule.to),
-                kind="event",
-                type=event.type,
-                recipient_id=recipient,
-                recipient_role=rule.to,
-                title=rule.title,
-                message=rule.template.format(**values),
+            rule.draft(
+                f"event:{event.id}",
+                recipient,
+                values,
                 interview_id=event.interview_id,
                 job_id=event.job_id,
                 occurred_at=event.occurred_at,
@@ -572,8 +585,7 @@ def drafts_for_reminder(
     stable (``Deadline.source``)."""
     drafts = []
     for rule in rules_for("reminder", deadline.what):
-        recipient = deadline.client_id if rule.to == "client" else deadline.freelancer_id
-        other = deadline.freelancer_id if rule.to == "client" else deadline.client_id
+        recipient, other = rule.parties(deadline.client_id, deadline.freelancer_id)
         zone = (zones or {}).get(recipient, UTC_ZONE)
         values = {
             "job": deadline.job_id,
@@ -582,16 +594,11 @@ def drafts_for_reminder(
             "deadline": format_when(deadline.expires_at, zone),
             "duration": str(deadline.duration_minutes or 30),
         }
-        source = deadline.source
         drafts.append(
-            Draft(
-                id=notification_id(source, rule.to),
-                kind="reminder",
-                type=REMINDER_TYPE,
-                recipient_id=recipient,
-                recipient_role=rule.to,
-                title=rule.title,
-                message=rule.template.format(**values),
+            rule.draft(
+                deadline.source,
+                recipient,
+                values,
                 interview_id=deadline.interview_id,
                 job_id=deadline.job_id,
                 occurred_at=at,
