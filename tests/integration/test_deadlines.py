@@ -29,8 +29,6 @@ from services.common.db import create_engine
 from services.interviews.application import InterviewsApplication
 from services.interviews.bootstrap import InterviewsContainer
 from services.interviews.domain import (
-    Actor,
-    CommandContext,
     DeadlinePassedError,
     ExclusiveWindowError,
     Interview,
@@ -41,6 +39,8 @@ from services.interviews.settings import InterviewsSettings
 from tests.conftest import FakeClock
 from tests.jobs import ensure_job, invite, register_job
 from tests.support.waiting import Ticks, wait_until
+
+from .downstream import as_party
 
 pytestmark = pytest.mark.integration
 
@@ -81,10 +81,6 @@ def other_container(
     container.close()
 
 
-def ctx(actor_id: str, role: str, at: datetime) -> CommandContext:
-    return CommandContext(Actor(actor_id, role), at, "corr", "req")  # type: ignore[arg-type]
-
-
 def invite_freelancers(
     app: InterviewsApplication,
     clock: FakeClock,
@@ -99,7 +95,7 @@ def invite_freelancers(
     ensure_job(app, job_id, CLIENT, clock.now)
     return [
         app.invite(
-            ctx(CLIENT, "client", clock.now),
+            as_party(CLIENT, "client", clock.now),
             job_id=job_id,
             freelancer_id=f"freelancer-{n}",
             expires_at=clock.now + timedelta(minutes=minutes + step * n),
@@ -329,7 +325,7 @@ def test_answers_racing_the_scheduler_leave_exactly_one_outcome_each(
     ensure_job(app, "job-race", CLIENT, clock.now)
     for n in range(8):
         result = app.invite(
-            ctx(CLIENT, "client", clock.now),
+            as_party(CLIENT, "client", clock.now),
             job_id="job-race",
             freelancer_id=f"freelancer-{n}",
             expires_at=due,
@@ -345,7 +341,9 @@ def test_answers_racing_the_scheduler_leave_exactly_one_outcome_each(
         start.wait()
         for n, iid in enumerate(ids):
             try:
-                app.accept(ctx(f"freelancer-{n}", "freelancer", due - timedelta(seconds=1)), iid)
+                app.accept(
+                    as_party(f"freelancer-{n}", "freelancer", due - timedelta(seconds=1)), iid
+                )
                 answers[iid] = "accepted"
             except DeadlinePassedError as error:
                 assert error.what == "invitation"
@@ -507,7 +505,7 @@ def test_a_crashed_scheduler_is_replaced_and_the_next_resumes_from_the_stored_po
     assert [len(expired_events(app, iid)) for iid in ids] == [1, 0, 0]
 
     later = app.invite(
-        ctx(CLIENT, "client", clock.now),
+        as_party(CLIENT, "client", clock.now),
         job_id="job-4",
         freelancer_id="freelancer-late",
         expires_at=clock.now + timedelta(days=1),
@@ -605,7 +603,7 @@ def test_serve_scheduler_expires_in_real_time_and_stops_on_sigterm(
         ensure_job(app, "job-5", CLIENT)
         due = datetime.now(UTC) + timedelta(seconds=1)
         iid = app.invite(
-            ctx(CLIENT, "client", datetime.now(UTC)),
+            as_party(CLIENT, "client", datetime.now(UTC)),
             job_id="job-5",
             freelancer_id=FREELANCER,
             expires_at=due,
@@ -696,13 +694,13 @@ def race_start_against_invite(
 
     def start() -> None:
         barrier.wait()
-        results["start"] = starter.start(ctx(CLIENT, "client", now), interview_id).status
+        results["start"] = starter.start(as_party(CLIENT, "client", now), interview_id).status
 
     def invite_b() -> None:
         barrier.wait()
         try:
             invited = inviter.invite(
-                ctx(CLIENT, "client", now), job_id=job, freelancer_id="freelancer-b"
+                as_party(CLIENT, "client", now), job_id=job, freelancer_id="freelancer-b"
             )
             results["invite"] = "invited"
             results["invited_at_position"] = invited.position
@@ -735,9 +733,12 @@ def test_an_invitation_racing_the_start_of_another_interview_never_breaks_the_wi
         now = clock.now
         ensure_job(here, job, CLIENT, now)
         a = here.invite(
-            ctx(CLIENT, "client", now), job_id=job, freelancer_id="freelancer-a", exclusive_hours=24
+            as_party(CLIENT, "client", now),
+            job_id=job,
+            freelancer_id="freelancer-a",
+            exclusive_hours=24,
         ).id
-        here.accept(ctx("freelancer-a", "freelancer", now), a)
+        here.accept(as_party("freelancer-a", "freelancer", now), a)
 
         results = race_start_against_invite(here, there, job, a, now)
 
@@ -757,5 +758,5 @@ def test_an_invitation_racing_the_start_of_another_interview_never_breaks_the_wi
             assert job_events.count("CandidateInvited") == 1
         outcomes.append(results["invite"])
         with pytest.raises(ExclusiveWindowError):  # and afterwards it holds for everyone
-            there.invite(ctx(CLIENT, "client", now), job_id=job, freelancer_id="freelancer-c")
+            there.invite(as_party(CLIENT, "client", now), job_id=job, freelancer_id="freelancer-c")
     print("invitation vs start outcomes:", outcomes)

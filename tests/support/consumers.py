@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -54,14 +55,16 @@ class InProcessConsumers:
         wrap: Callable[[ConsumerSpec], ConsumerSpec] = lambda spec: spec,
     ) -> None:
         self.read = read
+        # In process, on the log: no Kafka.
+        shared: dict[str, Any] = {
+            "kafka_bootstrap_servers": None,
+            "data_dir": data_dir,
+            "auth_secret": TEST_SECRET,
+            "key_cache_ttl_seconds": ttl_seconds,
+        }
         self.projections = ProjectionsContainer(
             ProjectionsSettings(
-                database_url=projections_url,
-                projections_database_url=projections_url,
-                kafka_bootstrap_servers=None,
-                data_dir=data_dir,
-                auth_secret=TEST_SECRET,
-                key_cache_ttl_seconds=ttl_seconds,
+                database_url=projections_url, projections_database_url=projections_url, **shared
             ),
             log_reader=read,
             log_head=log_head,
@@ -71,10 +74,7 @@ class InProcessConsumers:
             NotificationsSettings(
                 database_url=notifications_url,
                 notifications_database_url=notifications_url,
-                kafka_bootstrap_servers=None,
-                data_dir=data_dir,
-                auth_secret=TEST_SECRET,
-                key_cache_ttl_seconds=ttl_seconds,
+                **shared,
             ),
             clock=clock,
             key_service=keys,
