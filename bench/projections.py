@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import threading
 import time
@@ -33,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import baselines
+from . import baselines, scale_out
 from .common import (
     Context,
     command_to_effect,
@@ -43,6 +44,7 @@ from .common import (
     print_figure,
     split_quantile,
 )
+from .notifications import _notifications_drain
 
 PARTITIONS = 6
 RATE = 100.0  # commands/s for the latency figure
@@ -50,6 +52,8 @@ REBUILD_EVENTS = 100_000
 LIVE_GOAL = 0.4
 REBUILD_GOAL = 10_000.0
 LATENCY_GOAL_MS = 250.0
+NOTIFICATIONS_GOAL = 1.0  # the notifications consumer keeps up with the projections'
+SCALE_OUT_GOAL = 1.8  # two processes of one group against one
 
 
 def run(ctx: Context) -> list[dict[str, Any]]:
@@ -70,7 +74,13 @@ def run(ctx: Context) -> list[dict[str, Any]]:
     try:
         _fill_topic(bootstrap, topic, _envelopes(n))
         print(f"  ({n:,} events on {topic}, {PARTITIONS} partitions)", flush=True)
-        ours = [_projections_drain(admin_url, bootstrap, topic, n) for _ in range(ctx.repetitions)]
+        # Each repetition drains the topic with both consumers, one after the other,
+        # so the machine's load weighs on both alike.
+        ours: list[float] = []
+        notified: list[float] = []
+        for _ in range(ctx.repetitions):
+            ours.append(_projections_drain(admin_url, bootstrap, topic, n))
+            notified.append(_notifications_drain(admin_url, bootstrap, topic, n))
         add(
             figure(
                 "projections_live_apply",
@@ -82,6 +92,19 @@ def run(ctx: Context) -> list[dict[str, Any]]:
                 goal_text="≥ 40% of B5",
             )
         )
+        add(
+            figure(
+                "notifications_vs_projections_live",
+                notified,
+                "events/s",
+                baseline="projections_live_apply",
+                baseline_value=statistics.median(ours),
+                goal=NOTIFICATIONS_GOAL,
+                goal_text="≥ 1.0x projections_live_apply",
+            )
+        )
+        for service in ("projections", "notifications"):
+            add(_two_processes_vs_one(ctx, service, admin_url, bootstrap, topic, n))
     finally:
         delete_topics(bootstrap, [topic])
 
@@ -276,6 +299,41 @@ def _projections_drain(admin_url: str, bootstrap: str, topic: str, n: int) -> fl
             raise RuntimeError(f"the views applied {applied} of {n} events")
     (t_first, first_count), (t_last, last_count) = marks[0], marks[-1]
     return (last_count - first_count) / (t_last - t_first)
+
+
+def _two_processes_vs_one(
+    ctx: Context, service: str, admin_url: str, bootstrap: str, topic: str, n: int
+) -> dict[str, Any]:
+    """``{service}_live_two_processes_vs_one``: two processes of one consumer group
+    against one, on the same preloaded topic, each run into a fresh database; the
+    figure fails (met false, a loud line) unless both runs wrote identical views."""
+    ones: list[float] = []
+    twos: list[float] = []
+    problems: list[str] = []
+    for _ in range(ctx.repetitions):
+        one, alone = scale_out.drain(service, admin_url, bootstrap, topic, n, 1)
+        two, together = scale_out.drain(service, admin_url, bootstrap, topic, n, 2)
+        ones.append(one)
+        twos.append(two)
+        problems += scale_out.differences(alone, together)
+    f = figure(
+        f"{service}_live_two_processes_vs_one",
+        twos,
+        "events/s",
+        baseline=f"{service}_live_one_process",
+        baseline_value=statistics.median(ones),
+        goal=SCALE_OUT_GOAL,
+        goal_text=f"≥ {SCALE_OUT_GOAL:g}x one process, identical views",
+    )
+    f["one_process_spread"] = [min(ones), max(ones)]
+    f["views_identical"] = not problems
+    if problems:
+        f["met"] = False
+        print(
+            f"  !! {service}: two processes wrote other views than one: " + "; ".join(problems),
+            flush=True,
+        )
+    return f
 
 
 # ------------------------------------------------------------------ rebuild
