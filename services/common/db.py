@@ -342,20 +342,23 @@ def write_rows(
             f'CREATE TEMPORARY TABLE IF NOT EXISTS "{stage.name}" ON COMMIT DELETE ROWS AS '
             f'SELECT {names}, 0::bigint AS "{_ORDER}" FROM "{table.name}" WITH NO DATA'
         )
+        # Numbered on from the session's previous call: rows an earlier statement of
+        # this transaction staged stay out of this one without emptying the table
+        # (the commit empties it).
+        first = conn.info.get(_ORDER, 0)
         with cursor.copy(f'COPY "{stage.name}" ({names}, "{_ORDER}") FROM STDIN') as copy:
-            for number, row in enumerate(rows):
+            for number, row in enumerate(rows, first):
                 values = [
                     row[c] if process is None else process(row[c])
                     for c, process in zip(columns, processors, strict=True)
                 ]
                 values.append(number)
                 copy.write_row(values)
-    source = sa.select(*(stage.c[c] for c in columns)).order_by(stage.c[_ORDER])
+        conn.info[_ORDER] = first + len(rows)
+    order = stage.c[_ORDER]
+    source = sa.select(*(stage.c[c] for c in columns)).where(order >= first).order_by(order)
     result = conn.execute(statement.from_select(columns, source))
-    returned = result.all() if result.returns_rows else []
-    # Emptied for the next statement of this transaction (commit empties it too).
-    conn.exec_driver_sql(f'TRUNCATE "{stage.name}"')
-    return returned
+    return result.all() if result.returns_rows else []
 
 
 _ORDER = "stage_order"
