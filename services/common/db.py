@@ -311,11 +311,14 @@ def one_of(conn: sa.Connection, column: sa.Column[str], values: list[str]) -> An
 
 
 def write_rows(
-    conn: sa.Connection, statement: OnConflictInsert, rows: Sequence[Mapping[str, Any]]
+    conn: sa.Connection,
+    statement: OnConflictInsert,
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str] | None = None,
 ) -> Sequence[sa.Row[Any]]:
     """``statement`` (an ``INSERT .. ON CONFLICT`` of one table, maybe ``RETURNING``) for
-    every row of ``rows`` (all with the same keys), in the caller's transaction;
-    returns the ``RETURNING`` rows (none without it).
+    every row of ``rows``, in the caller's transaction; returns the ``RETURNING`` rows
+    (none without it). ``columns``: the rows' keys written (default: the first row's).
 
     On PostgreSQL the rows go by COPY into a session-local staging table and one
     ``INSERT .. SELECT`` reads them from there in the order given (so a serial column
@@ -325,17 +328,14 @@ def write_rows(
     runs the statement with ``rows`` as its parameters."""
     if not rows:
         return []
+    columns = list(columns or rows[0])
     if conn.dialect.name != "postgresql":
-        result = conn.execute(statement, list(rows))
+        result = conn.execute(statement, [{c: row[c] for c in columns} for row in rows])
         return result.all() if result.returns_rows else []
     table = cast(sa.Table, statement.table)
-    columns = list(rows[0])
     stage = _staging_table(table, columns)
-    dialect = conn.dialect
-    processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
     names = ", ".join(f'"{c}"' for c in columns)
-    dbapi = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
-    with dbapi.cursor() as cursor:
+    with _driver(conn).cursor() as cursor:
         # In the transaction (a rolled-back one takes the table with it): a no-op
         # once the session has it.
         cursor.execute(
@@ -346,19 +346,52 @@ def write_rows(
         # this transaction staged stay out of this one without emptying the table
         # (the commit empties it).
         first = conn.info.get(_ORDER, 0)
-        with cursor.copy(f'COPY "{stage.name}" ({names}, "{_ORDER}") FROM STDIN') as copy:
-            for number, row in enumerate(rows, first):
-                values = [
-                    row[c] if process is None else process(row[c])
-                    for c, process in zip(columns, processors, strict=True)
-                ]
-                values.append(number)
-                copy.write_row(values)
+        _copy(conn, cursor, table, stage.name, columns, rows, first)
         conn.info[_ORDER] = first + len(rows)
     order = stage.c[_ORDER]
     source = sa.select(*(stage.c[c] for c in columns)).where(order >= first).order_by(order)
     result = conn.execute(statement.from_select(columns, source))
     return result.all() if result.returns_rows else []
+
+
+def copy_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Appends ``rows`` (new ones: no conflict handling) to ``table`` by COPY, values
+    bound by the columns' types; PostgreSQL only (``write_rows`` serves both)."""
+    if rows:
+        with _driver(conn).cursor() as cursor:
+            _copy(conn, cursor, table, table.name, list(table.c.keys()), rows)
+
+
+def _driver(conn: sa.Connection) -> psycopg.Connection[Any]:
+    """The driver connection under ``conn``: on PostgreSQL (the only driver there) psycopg's."""
+    return cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+
+
+def _copy(
+    conn: sa.Connection,
+    cursor: psycopg.Cursor[Any],
+    table: sa.Table,
+    into: str,
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    first: int | None = None,
+) -> None:
+    """COPY of ``rows``' ``columns`` (values bound as ``table``'s columns bind them) into
+    table ``into``, each row followed by its number from ``first`` when that is given."""
+    dialect = conn.dialect
+    processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    names = ", ".join(f'"{c}"' for c in columns)
+    if first is not None:
+        names += f', "{_ORDER}"'
+    with cursor.copy(f'COPY "{into}" ({names}) FROM STDIN') as copy:
+        for number, row in enumerate(rows, first or 0):
+            values = [
+                row[c] if process is None else process(row[c])
+                for c, process in zip(columns, processors, strict=True)
+            ]
+            if first is not None:
+                values.append(number)
+            copy.write_row(values)
 
 
 _ORDER = "stage_order"
