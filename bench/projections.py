@@ -7,6 +7,15 @@
   the same run, no decoding, no database; ``bench.baselines``). Both count
   from the first batch each saw, so the group join is left out of both.
   Goal: at least 40% of B5.
+* ``notifications_vs_projections_live``: the notifications consumer drains the
+  same topic in each repetition, right after the projections consumer, into a
+  fresh database; its rate against ``projections_live_apply``. Goal: ≥ 1.0.
+* ``projections_live_two_processes_vs_one`` (and the same for notifications):
+  1, then 2 consumer processes of one new group on the same topic (6
+  partitions), each run into a fresh database (``bench.scale_out``); the rate
+  of the two together against one. Goal ≥ 1.8, and the two runs' views must be
+  identical, or the figure fails (met false, ``views_identical`` false, a ``!!``
+  line). The load average at the end is kept with the figure.
 * ``projections_rebuild_from_topic``: ``interviewctl replay`` in Kafka mode on
   100,000 events: a fresh consumer reads the topic from its beginning, folds
   into fresh tables and swaps them in. Goals: at least 10,000 events/s, and
