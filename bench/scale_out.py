@@ -2,9 +2,9 @@
 
 ``drain(service, ...)`` starts ``processes`` consumer processes
 (``bench.consumer_process``) of a new group, all writing to one fresh database,
-lets them join the group together, and returns their combined rate and a
-snapshot of what they wrote. The rate counts the window in which every process
-was applying (from the last one's first committed batch to the first one's
+lets them join the group together, and returns when each committed what, and
+a snapshot of what they wrote. ``window_rate`` counts the window in which every
+process was applying (from the last one's first committed batch to the first one's
 last), so neither the group join nor a process left alone with the last
 partitions counts; with one process that is the usual first-to-last-batch rate.
 
@@ -48,9 +48,10 @@ def window_rate(marks: Sequence[Marks]) -> float:
 
 def drain(
     service: str, admin_url: str, bootstrap: str, topic: str, n: int, processes: int
-) -> tuple[float, dict[str, Any]]:
+) -> tuple[list[Marks], dict[str, Any]]:
     """``processes`` consumer processes of one new group drain ``topic`` (``n``
-    events) into one fresh database: their combined rate and the snapshot."""
+    events) into one fresh database: each process's marks (``window_rate`` makes
+    their rate) and the snapshot of what they wrote."""
     from services.common.runner.tables import migrate_consumer_database
 
     from .consumer_process import spec_for
@@ -115,7 +116,7 @@ def drain(
                     proc.kill()
                     proc.wait()
         snapshot = views_snapshot(url) if service == "projections" else inbox_snapshot(url)
-    return window_rate(marks), snapshot
+    return marks, snapshot
 
 
 # ------------------------------------------------------------------ snapshots
