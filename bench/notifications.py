@@ -7,6 +7,8 @@
   the same kind of events in the same run, no decoding, no database). Both
   rates are counted from the first batch each one saw, so the group join is
   left out of both. Goal: at least half of B5.
+* ``notifications_vs_projections_live`` and ``notifications_live_two_processes_vs_one``
+  are measured in ``bench.projections``, on the projections' own topic.
 * ``command_to_inbox_latency_p50/p99``: invitations sent at 100 commands/s
   (open loop) to ``interviewctl serve interviews`` on PostgreSQL; the relay
   publishes them to Kafka; a notifications worker process records the inbox

@@ -7,6 +7,15 @@
   the same run, no decoding, no database; ``bench.baselines``). Both count
   from the first batch each saw, so the group join is left out of both.
   Goal: at least 40% of B5.
+* ``notifications_vs_projections_live``: the notifications consumer drains the
+  same topic in each repetition, right after the projections consumer, into a
+  fresh database; its rate against ``projections_live_apply``. Goal: ≥ 1.0.
+* ``projections_live_two_processes_vs_one`` (and the same for notifications):
+  1, then 2 consumer processes of one new group on the same topic (6
+  partitions), each run into a fresh database (``bench.scale_out``); the rate
+  of the two together against one. Goal ≥ 1.8, and the two runs' views must be
+  identical, or the figure fails (met false, ``views_identical`` false, a ``!!``
+  line). The load average at the end is kept with the figure.
 * ``projections_rebuild_from_topic``: ``interviewctl replay`` in Kafka mode on
   100,000 events: a fresh consumer reads the topic from its beginning, folds
   into fresh tables and swaps them in. Goals: at least 10,000 events/s, and
@@ -24,6 +33,8 @@
 
 from __future__ import annotations
 
+import os
+import statistics
 import tempfile
 import threading
 import time
@@ -33,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import baselines
+from . import baselines, scale_out
 from .common import (
     Context,
     command_to_effect,
@@ -43,6 +54,7 @@ from .common import (
     print_figure,
     split_quantile,
 )
+from .notifications import _notifications_drain
 
 PARTITIONS = 6
 RATE = 100.0  # commands/s for the latency figure
@@ -50,6 +62,8 @@ REBUILD_EVENTS = 100_000
 LIVE_GOAL = 0.4
 REBUILD_GOAL = 10_000.0
 LATENCY_GOAL_MS = 250.0
+NOTIFICATIONS_GOAL = 1.0  # the notifications consumer keeps up with the projections'
+SCALE_OUT_GOAL = 1.8  # two processes of one group against one
 
 
 def run(ctx: Context) -> list[dict[str, Any]]:
@@ -70,7 +84,13 @@ def run(ctx: Context) -> list[dict[str, Any]]:
     try:
         _fill_topic(bootstrap, topic, _envelopes(n))
         print(f"  ({n:,} events on {topic}, {PARTITIONS} partitions)", flush=True)
-        ours = [_projections_drain(admin_url, bootstrap, topic, n) for _ in range(ctx.repetitions)]
+        # Each repetition drains the topic with both consumers, one after the other,
+        # so the machine's load weighs on both alike.
+        ours: list[float] = []
+        notified: list[float] = []
+        for _ in range(ctx.repetitions):
+            ours.append(_projections_drain(admin_url, bootstrap, topic, n))
+            notified.append(_notifications_drain(admin_url, bootstrap, topic, n))
         add(
             figure(
                 "projections_live_apply",
@@ -82,6 +102,19 @@ def run(ctx: Context) -> list[dict[str, Any]]:
                 goal_text="≥ 40% of B5",
             )
         )
+        add(
+            figure(
+                "notifications_vs_projections_live",
+                notified,
+                "events/s",
+                baseline="projections_live_apply",
+                baseline_value=statistics.median(ours),
+                goal=NOTIFICATIONS_GOAL,
+                goal_text="≥ 1.0x projections_live_apply",
+            )
+        )
+        for service in ("projections", "notifications"):
+            add(_two_processes_vs_one(ctx, service, admin_url, bootstrap, topic, n))
     finally:
         delete_topics(bootstrap, [topic])
 
@@ -276,6 +309,49 @@ def _projections_drain(admin_url: str, bootstrap: str, topic: str, n: int) -> fl
             raise RuntimeError(f"the views applied {applied} of {n} events")
     (t_first, first_count), (t_last, last_count) = marks[0], marks[-1]
     return (last_count - first_count) / (t_last - t_first)
+
+
+def _two_processes_vs_one(
+    ctx: Context, service: str, admin_url: str, bootstrap: str, topic: str, n: int
+) -> dict[str, Any]:
+    """``{service}_live_two_processes_vs_one``: two processes of one consumer group
+    against one, on the same preloaded topic, each run into a fresh database; the
+    figure fails (met false, a loud line) unless both runs wrote identical views
+    and the two processes applied side by side."""
+    ones: list[float] = []
+    twos: list[float] = []
+    differ: list[str] = []
+    failed: list[str] = []
+    for _ in range(ctx.repetitions):
+        one, alone = scale_out.drain(service, admin_url, bootstrap, topic, n, 1)
+        two, together = scale_out.drain(service, admin_url, bootstrap, topic, n, 2)
+        differ += scale_out.differences(alone, together)
+        try:
+            rates = scale_out.window_rate(one), scale_out.window_rate(two)
+        except RuntimeError as error:  # e.g. one process drained the topic alone
+            failed.append(str(error))
+            continue
+        ones.append(rates[0])
+        twos.append(rates[1])
+    f = figure(
+        f"{service}_live_two_processes_vs_one",
+        twos or [0.0],
+        "events/s",
+        baseline=f"{service}_live_one_process",
+        baseline_value=statistics.median(ones or [1.0]),
+        goal=SCALE_OUT_GOAL,
+        goal_text=f"≥ {SCALE_OUT_GOAL:g}x one process, identical views",
+    )
+    if ones:
+        f["one_process_spread"] = [round(min(ones), 1), round(max(ones), 1)]
+    # Two processes need two idle cores: the ratio says as much about the machine.
+    f["load_average"] = round(os.getloadavg()[0], 2)
+    f["views_identical"] = not differ
+    if differ or failed:
+        f["met"] = False
+        f["problems"] = differ + failed
+        print(f"  !! {service}, two processes against one: " + "; ".join(differ + failed))
+    return f
 
 
 # ------------------------------------------------------------------ rebuild

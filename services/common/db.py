@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlparse
 
 import psycopg
@@ -302,3 +303,119 @@ def upsert(
         set_=dict(set_),
         where=where(new) if where is not None else None,
     )
+
+
+# ------------------------------------------------------------------ bulk reads and writes
+
+
+def one_of(conn: sa.Connection, column: sa.Column[str], values: list[str]) -> Any:
+    """``column IN values``; one array parameter on PostgreSQL (a 500-item IN list
+    makes psycopg parse a 500-placeholder statement in Python on every batch)."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.literal(values, postgresql.ARRAY(sa.String)))
+    return column.in_(values)
+
+
+def write_rows(
+    conn: sa.Connection,
+    statement: OnConflictInsert,
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str] | None = None,
+) -> Sequence[sa.Row[Any]]:
+    """``statement`` (an ``INSERT .. ON CONFLICT`` of one table, maybe ``RETURNING``) for
+    every row of ``rows``, in the caller's transaction; returns the ``RETURNING`` rows
+    (none without it). ``columns``: the rows' keys written (default: the first row's).
+
+    On PostgreSQL the rows go by COPY into a session-local staging table and one
+    ``INSERT .. SELECT`` reads them from there in the order given (so a serial column
+    numbers them in that order): psycopg's parsing of a multi-row ``VALUES`` statement
+    of a few hundred rows costs more than the server's work. Values are bound as
+    the executemany would bind them (by the columns' own types). SQLite (no COPY)
+    runs the statement with ``rows`` as its parameters."""
+    if not rows:
+        return []
+    columns = list(columns or rows[0])
+    if conn.dialect.name != "postgresql":
+        result = conn.execute(statement, [{c: row[c] for c in columns} for row in rows])
+        return result.all() if result.returns_rows else []
+    table = cast(sa.Table, statement.table)
+    stage = _staging_table(table, columns)
+    names = ", ".join(f'"{c}"' for c in columns)
+    with _driver(conn).cursor() as cursor:
+        # In the transaction (a rolled-back one takes the table with it): a no-op
+        # once the session has it.
+        cursor.execute(
+            f'CREATE TEMPORARY TABLE IF NOT EXISTS "{stage.name}" ON COMMIT DELETE ROWS AS '
+            f'SELECT {names}, 0::bigint AS "{_ORDER}" FROM "{table.name}" WITH NO DATA'
+        )
+        # Numbered on from the session's previous call: rows an earlier statement of
+        # this transaction staged stay out of this one without emptying the table
+        # (the commit empties it).
+        first = conn.info.get(_ORDER, 0)
+        _copy(conn, cursor, table, stage.name, columns, rows, first)
+        conn.info[_ORDER] = first + len(rows)
+    order = stage.c[_ORDER]
+    source = sa.select(*(stage.c[c] for c in columns)).where(order >= first).order_by(order)
+    result = conn.execute(statement.from_select(columns, source))
+    return result.all() if result.returns_rows else []
+
+
+def copy_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Appends ``rows`` (new ones: no conflict handling) to ``table`` by COPY, values
+    bound by the columns' types; PostgreSQL only (``write_rows`` serves both)."""
+    if rows:
+        with _driver(conn).cursor() as cursor:
+            _copy(conn, cursor, table, table.name, list(table.c.keys()), rows)
+
+
+def _driver(conn: sa.Connection) -> psycopg.Connection[Any]:
+    """The driver connection under ``conn``: on PostgreSQL (the only driver there) psycopg's."""
+    return cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+
+
+def _copy(
+    conn: sa.Connection,
+    cursor: psycopg.Cursor[Any],
+    table: sa.Table,
+    into: str,
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    first: int | None = None,
+) -> None:
+    """COPY of ``rows``' ``columns`` (values bound as ``table``'s columns bind them) into
+    table ``into``, each row followed by its number from ``first`` when that is given."""
+    dialect = conn.dialect
+    processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    names = ", ".join(f'"{c}"' for c in columns)
+    if first is not None:
+        names += f', "{_ORDER}"'
+    with cursor.copy(f'COPY "{into}" ({names}) FROM STDIN') as copy:
+        for number, row in enumerate(rows, first or 0):
+            values = [
+                row[c] if process is None else process(row[c])
+                for c, process in zip(columns, processors, strict=True)
+            ]
+            if first is not None:
+                values.append(number)
+            copy.write_row(values)
+
+
+_ORDER = "stage_order"
+_stages: dict[tuple[str, tuple[str, ...]], sa.Table] = {}
+
+
+def _staging_table(table: sa.Table, columns: Sequence[str]) -> sa.Table:
+    """The staging table of ``table``'s ``columns``: one name per column set, so a
+    session that staged other columns of the table (or a table since migrated) never
+    mixes them up."""
+    key = (table.name, tuple(columns))
+    stage = _stages.get(key)
+    if stage is None:
+        digest = zlib.crc32(",".join(columns).encode())
+        stage = _stages[key] = sa.Table(
+            f"stage_{table.name[:40]}_{digest:08x}",
+            sa.MetaData(),
+            *(sa.Column(c, table.c[c].type) for c in columns),
+            sa.Column(_ORDER, sa.BigInteger),
+        )
+    return stage

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import sqlalchemy as sa
 
-from ..common.db import upsert
+from ..common.db import one_of, upsert
 from .adapters.tables import preferences
 
 DEFAULT_TIME_ZONE = "UTC"
@@ -72,7 +72,7 @@ def time_zones(conn: sa.Connection, user_ids: Iterable[str]) -> dict[str, ZoneIn
         return {}
     rows = conn.execute(
         sa.select(preferences.c.user_id, preferences.c.time_zone).where(
-            preferences.c.user_id.in_(ids)
+            one_of(conn, preferences.c.user_id, ids)
         )
     )
     return {user_id: _zone(name) for user_id, name in rows}

@@ -17,7 +17,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 import sqlalchemy as sa
 
-from ..common.db import insert_ignore
+from ..common.db import insert_ignore, write_rows
 from ..common.tracing import current_traceparent
 from ..contracts import EventEnvelope
 from .adapters.tables import (
@@ -132,7 +132,7 @@ class NotificationRecorder:
         if not rows:
             return 0
         by_id = {row["id"]: row for row in rows}
-        inserted = conn.execute(self._insert(conn), rows).all()
+        inserted = write_rows(conn, self._insert(conn), rows)
         # Rows already recorded return nothing: their deliveries were recorded with them.
         new = [by_id[row.id] for row in inserted]
         with_hooks = {row.recipient_id for row in inserted if row.has_webhooks}
@@ -178,7 +178,7 @@ class NotificationRecorder:
                 for channel, hook_id, address in targets
             ]
         if outbox:
-            conn.execute(insert_ignore(conn, deliveries), outbox)
+            write_rows(conn, insert_ignore(conn, deliveries), outbox)
         self.recorded += len(new)
         return len(new)
 

@@ -45,7 +45,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from ..common.db import in_transaction, upsert
+from ..common.db import in_transaction, one_of, upsert, write_rows
 from ..common.instants import shifted, to_utc
 from ..common.loop import LoopWorker
 from ..common.revealed import typed_data
@@ -174,7 +174,7 @@ class ReminderIndex:
                 rounds[n].setdefault((kind, tuple(row)), []).append(row)
         for changes in rounds:
             for (kind, columns), rows in changes.items():
-                conn.execute(_upsert_statement(conn.dialect.name, kind, columns), rows)
+                write_rows(conn, _upsert_statement(conn.dialect.name, kind, columns), rows)
         return calendars
 
     def _fold_meetings(
@@ -194,7 +194,7 @@ class ReminderIndex:
                     t.c.calendar_sequence,
                     t.c.expires_at,
                     t.c.duration_minutes,
-                ).where(t.c.what == "meeting", t.c.interview_id.in_(ids))
+                ).where(t.c.what == "meeting", one_of(conn, t.c.interview_id, ids))
             ).all():
                 meetings[UUID(row.interview_id)] = _Meeting(
                     row.version, row.calendar_sequence, row.expires_at, row.duration_minutes or 30

@@ -16,6 +16,7 @@ UTC, and the zone the text was written in.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
@@ -394,18 +395,26 @@ def _shredded(values: dict[str, str], fields: list[str]) -> dict[str, str]:
     return out
 
 
-def _context(event: EventEnvelope, zone: tzinfo) -> tuple[dict[str, str], dict[str, Any]]:
-    """Template values (times in ``zone``), and the structured details stored beside
-    the sentence."""
-    data = event.data
-    erased = erased_of_event(event)
+def _actor(event: EventEnvelope) -> str:
     role = event.actor.role
-    actor = {
-        "client": f"Client {event.client_id}",
-        "freelancer": f"Freelancer {event.freelancer_id}",
-        "system": "The system",
-        "admin": "An administrator",
-    }.get(role, f"{role.capitalize()} {event.actor.id}")
+    if role == "client":
+        return f"Client {event.client_id}"
+    if role == "freelancer":
+        return f"Freelancer {event.freelancer_id}"
+    return _NAMED_ACTORS.get(role) or f"{role.capitalize()} {event.actor.id}"
+
+
+_NAMED_ACTORS = {"system": "The system", "admin": "An administrator"}
+
+
+def _context(
+    event: EventEnvelope, zone: tzinfo, erased: list[str]
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Template values (times in ``zone``), and the structured details stored beside
+    the sentence (``erased``: the personal fields already erased)."""
+    data = event.data
+    role = event.actor.role
+    actor = _actor(event)
     details: dict[str, Any] = {
         "job_id": event.job_id,
         "client_id": event.client_id,
@@ -498,6 +507,7 @@ def _field(event: EventEnvelope, name: str) -> Any:
     return None if model_field is None or model_field.is_required() else model_field.default
 
 
+@functools.cache
 def rules_for(kind: Kind, trigger: str) -> tuple[Rule, ...]:
     return tuple(r for r in RULES if r.kind == kind and r.trigger == trigger)
 
@@ -517,24 +527,26 @@ def drafts_for_event(
     extra = {"calendar": calendar.as_details()} if calendar is not None else {}
     cancelled_by = event.data.get("cancelled_by") or event.actor.role
     contexts: dict[tzinfo, tuple[dict[str, str], dict[str, Any]]] = {}
-    key_id, erased = key_id_of_event(event), tuple(erased_of_event(event))
+    erased_list = erased_of_event(event)
+    key_id, erased = key_id_of_event(event), tuple(erased_list)
     # The same sentence as an erasure will leave it (only when words are shown).
     sealed = sealed_fields(event) if key_id is not None and not erased else []
+    source = f"event:{event.id}"
+    acting_role = cancelled_by if event.type == "interview.cancelled" else event.actor.role
     drafts = []
     for rule in rules_for("event", event.type):
-        if any(str(_field(event, k)) != v for k, v in rule.when.items()):
+        if rule.when and any(str(_field(event, k)) != v for k, v in rule.when.items()):
             continue
-        acting_role = cancelled_by if event.type == "interview.cancelled" else event.actor.role
         if rule.other_party_only and acting_role == rule.to:
             continue
         recipient, other = rule.parties(event.client_id, event.freelancer_id)
-        zone = (zones or {}).get(recipient, UTC_ZONE)
+        zone = zones.get(recipient, UTC_ZONE) if zones else UTC_ZONE
         if zone not in contexts:
-            contexts[zone] = _context(event, zone)
+            contexts[zone] = _context(event, zone, erased_list)
         values, details = contexts[zone]
         drafts.append(
             rule.draft(
-                f"event:{event.id}",
+                source,
                 recipient,
                 values,
                 interview_id=event.interview_id,

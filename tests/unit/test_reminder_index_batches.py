@@ -35,6 +35,10 @@ def test_each_rows_changes_run_in_event_order_and_a_statement_touches_a_row_once
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(reminders, "_upsert_statement", lambda _d, kind, _c: kind)
+    # The rows of each statement as the bulk write receives them (COPY on PostgreSQL).
+    monkeypatch.setattr(
+        reminders, "write_rows", lambda conn, statement, rows: conn.execute(statement, rows)
+    )
     deadline = {"expires_at": (NOW + timedelta(hours=72)).isoformat()}
     other, negotiated = Interview("job-1"), Interview("job-2")
     events = [

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from ...contracts import EventEnvelope, UnsupportedEventError, decode_envelope
 from ..consumer import INFRASTRUCTURE_ERRORS, Batch, ConsumerSpec
+from ..db import one_of
 from ..migrations import SchemaError
 from ..readiness import NotReadyError, ReadinessRules, schema_problem
 from ..tracing import current_traceparent
@@ -38,7 +39,6 @@ from .parked import count_parked, park
 from .source import Source, SourceRecord, consumer_span, event_log_context
 from .tables import (
     migrate_consumer_database,
-    one_of,
     parked_events,
     processed_ids,
     record_processed,

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..consumer import ConsumerSpec
+from ..db import one_of
 from ..migrations import History, migrate
 
 if TYPE_CHECKING:
@@ -81,14 +82,6 @@ def migrate_consumer_database(spec: ConsumerSpec) -> None:
         auto=spec.auto_migrate,
         database=f"database of consumer {spec.group}",
     )
-
-
-def one_of(conn: sa.Connection, column: sa.Column[str], values: list[str]) -> Any:
-    """``column IN values``; one array parameter on PostgreSQL (a 500-item IN list
-    makes psycopg parse a 500-placeholder statement in Python on every batch)."""
-    if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.literal(values, postgresql.ARRAY(sa.String)))
-    return column.in_(values)
 
 
 def processed_ids(conn: sa.Connection, group: str, event_ids: list[str]) -> set[str]:

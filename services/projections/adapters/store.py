@@ -8,15 +8,15 @@ results with a few multi-row statements, inside the caller's transaction.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 
+from ...common.db import copy_rows, write_rows
 from ...common.instants import to_utc
 from ...common.migrations import migrate
 from ...common.privacy import CachingKeys, KeyService
@@ -26,9 +26,6 @@ from ...contracts import EventEnvelope
 from ..fold import EMPTY_ROW, Row, fold
 from ..migrations import HISTORY as PROJECTIONS_HISTORY
 from .schema import VIEW, VIEW_SCHEMAS, ViewTables, pv_generations, pv_meta, view_tables
-
-if TYPE_CHECKING:
-    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -330,53 +327,6 @@ def _upsert(conn: sa.Connection, table: sa.Table) -> Any:
     )
 
 
-# PostgreSQL: COPY is an order of magnitude cheaper than multi-row INSERTs here
-# (psycopg parses a 500-row VALUES statement in Python on every batch).
-
-
-def _copy_rows(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
-    names = ", ".join(f'"{c}"' for c in columns)
-    with cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row(
-                [json.dumps(row[c]) if isinstance(row[c], list) else row[c] for c in columns]
-            )
-
-
-def _psycopg(conn: sa.Connection) -> psycopg.Connection[Any]:
-    """The driver connection under ``conn``, on PostgreSQL (the only driver there) psycopg's."""
-    return cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
-
-
-def _copy_insert(conn: sa.Connection, table: sa.Table, rows: Sequence[Row]) -> None:
-    if rows:
-        with _psycopg(conn).cursor() as cursor:
-            _copy_rows(cursor, table.name, list(table.c.keys()), rows)
-
-
-def _copy_upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[Row]) -> None:
-    """COPY into a session-local staging table, then one INSERT .. ON CONFLICT."""
-    if not rows:
-        return
-    stage = f"stage_{table.name}"
-    columns = list(_ROW_KEYS)
-    names = ", ".join(f'"{c}"' for c in columns)
-    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c != "interview_id")
-    with _psycopg(conn).cursor() as cursor:
-        if not conn.info.get(stage):
-            cursor.execute(
-                f'CREATE TEMPORARY TABLE IF NOT EXISTS "{stage}" '
-                f'(LIKE "{table.name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
-            )
-        _copy_rows(cursor, stage, columns, rows)
-        cursor.execute(
-            f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}" '
-            f'ON CONFLICT ("interview_id") DO UPDATE SET {updates}'
-        )
-        cursor.execute(f'TRUNCATE "{stage}"')
-    conn.info[stage] = True
-
-
 def apply_events(
     conn: sa.Connection,
     tables: ViewTables,
@@ -426,14 +376,13 @@ def apply_events(
                     "filled_at": None,
                 }
             )
+    # By COPY on PostgreSQL (common.db): an order of magnitude cheaper than multi-row
+    # INSERTs that psycopg parses in Python on every batch.
+    write_rows(conn, _upsert(conn, tables.interviews), [rows[i] for i in touched], _ROW_KEYS)
     if conn.dialect.name == "postgresql":
-        _copy_upsert(conn, tables.interviews, [rows[i] for i in touched])
-        _copy_insert(conn, tables.timeline, timeline)
-    else:
-        if touched:
-            conn.execute(_upsert(conn, tables.interviews), [rows[i] for i in touched])
-        if timeline:
-            conn.execute(sa.insert(tables.timeline), timeline)
+        copy_rows(conn, tables.timeline, timeline)
+    elif timeline:
+        conn.execute(sa.insert(tables.timeline), timeline)
     if gaps:
         conn.execute(sa.insert(tables.gaps), gaps)
     if fills:

@@ -1,0 +1,70 @@
+"""``common.db.write_rows``: an ``INSERT .. ON CONFLICT`` for many rows, by COPY through a
+staging table on PostgreSQL and by plain parameters on SQLite, with the same outcome."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from services.common.db import UtcDateTime, create_engine, insert_ignore, upsert, write_rows
+
+pytestmark = pytest.mark.integration
+
+metadata = sa.MetaData()
+items = sa.Table(
+    "bulk_items",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("key", sa.String(16), nullable=False, unique=True),
+    sa.Column("text", sa.Text, nullable=True),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+)
+AT = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+
+
+def row(key: str, text: str | None = "x") -> dict[str, object]:
+    return {"key": key, "text": text, "details": {"k": [key, 1]}, "at": AT}
+
+
+@pytest.fixture
+def engine(database_url: str | None, tmp_path: Path) -> sa.Engine:
+    engine = create_engine(database_url, tmp_path / "bulk.sqlite")
+    metadata.create_all(engine)
+    return engine
+
+
+def test_two_writes_in_one_transaction_each_insert_their_own_rows_in_order(
+    engine: sa.Engine,
+) -> None:
+    statement = insert_ignore(engine, items).returning(items.c.key)
+    with engine.begin() as conn:
+        first = write_rows(conn, statement, [row("b"), row("a", None), row("c\t\\ \n'")])
+        second = write_rows(conn, statement, [row("a"), row("d")])
+    assert [r.key for r in first] == ["b", "a", "c\t\\ \n'"]
+    assert [r.key for r in second] == ["d"], "a row already there is not inserted again"
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(items).order_by(items.c.seq)).mappings().all()
+    assert [(r["key"], r["text"]) for r in stored] == [
+        ("b", "x"),
+        ("a", None),
+        ("c\t\\ \n'", "x"),
+        ("d", "x"),
+    ]
+    assert all(r["details"] == {"k": [r["key"], 1]} and r["at"] == AT for r in stored)
+
+
+def test_an_upsert_updates_rows_and_a_rolled_back_write_leaves_nothing(engine: sa.Engine) -> None:
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        write_rows(conn, insert_ignore(conn, items), [row("z")])
+        raise RuntimeError("the batch fails after its write")
+    with engine.begin() as conn:  # the staging table went with the rollback: made again
+        write_rows(conn, insert_ignore(conn, items), [row("a")])
+    with engine.begin() as conn:
+        write_rows(conn, upsert(conn, items, ["key"], ["text"]), [row("a", "new"), row("b")])
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(items.c.key, items.c.text).order_by(items.c.seq)).all()
+    assert [tuple(r) for r in stored] == [("a", "new"), ("b", "x")]
