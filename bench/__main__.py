@@ -118,10 +118,11 @@ def main(argv: list[str]) -> int:
 
 
 def print_table(figures: list[dict[str, Any]]) -> None:
-    """Every figure with a goal, and the baselines they are measured against."""
+    """Every figure with a goal (or a goal in words, e.g. "reported"), and the
+    baselines they are measured against."""
     rows = [("figure", "value", "baseline", "ratio", "goal", "met")]
     for f in figures:
-        if f["goal"] is None and not f["name"].startswith("B"):
+        if f["goal"] is None and not f.get("goal_text") and not f["name"].startswith("B"):
             continue
         rows.append(
             (

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import threading
 import time
 import uuid
@@ -70,8 +71,12 @@ class SealedTextError(ValueError):
     """A value claims to be sealed text but is malformed or fails authentication."""
 
 
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    """base64url without padding (``base64.urlsafe_b64encode`` in one C call)."""
+    return binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode()
 
 
 def _unb64(text: str) -> bytes:
@@ -79,6 +84,66 @@ def _unb64(text: str) -> bytes:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise SealedTextError("sealed text is not base64url") from exc
+
+
+class SealedValue(dict[str, str]):
+    """A sealed field as :func:`seal` makes it: a plain JSON object to every
+    encoder and equal to its ``dict`` copy, but unchangeable, so copying it is
+    the value itself (eventsourcing deep-copies a cached aggregate on every
+    read, and an interview holds its sealed message for life)."""
+
+    __slots__ = ()
+
+    def __copy__(self) -> SealedValue:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SealedValue:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SealedValue, (dict(self),))
+
+    def _unchangeable(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a sealed value cannot be changed: copy it with dict() first")
+
+    __setitem__ = __delitem__ = __ior__ = _unchangeable
+    update = pop = popitem = clear = setdefault = _unchangeable
+
+
+# AESGCM objects by key: building one costs more than sealing a short text with it.
+# Keyed by the key bytes themselves, so the cache gives nothing to a caller that
+# does not already hold the key; entries go after CIPHER_SECONDS (and with
+# ``forget_ciphers``), so a destroyed key does not stay here once its holders
+# (CachingKeys, the key store's current keys) have dropped it.
+CIPHER_SECONDS = 5.0
+CIPHERS_KEPT = 4096
+_ciphers: dict[bytes, tuple[float, AESGCM]] = {}
+_ciphers_swept = [0.0]
+
+
+def _cipher(key: bytes) -> AESGCM:
+    now = time.monotonic()
+    hit = _ciphers.get(key)
+    if hit is not None and now - hit[0] < CIPHER_SECONDS:
+        return hit[1]
+    cipher = AESGCM(key)
+    if now - _ciphers_swept[0] >= CIPHER_SECONDS or len(_ciphers) >= CIPHERS_KEPT:
+        _ciphers_swept[0] = now
+        for old, (made, _) in list(_ciphers.items()):
+            if now - made >= CIPHER_SECONDS:
+                _ciphers.pop(old, None)
+        if len(_ciphers) >= CIPHERS_KEPT:
+            _ciphers.clear()
+    _ciphers[key] = (now, cipher)
+    return cipher
+
+
+def forget_ciphers(keys: list[bytes] | tuple[bytes, ...] | None = None) -> None:
+    """Drops the cached AESGCM objects of ``keys`` (all of them when None)."""
+    if keys is None:
+        _ciphers.clear()
+    for key in keys or ():
+        _ciphers.pop(key, None)
 
 
 def new_data_key() -> bytes:
@@ -92,10 +157,11 @@ def is_sealed(value: object) -> bool:
 
 
 def seal(key: bytes, key_id: str, text: str) -> dict[str, str]:
-    """Encrypts ``text`` under ``key``; the result is the JSON-ready sealed field."""
-    nonce = AESGCM.generate_key(bit_length=128)[:12]
-    ciphertext = AESGCM(key).encrypt(nonce, text.encode("utf-8"), key_id.encode("utf-8"))
-    return {"key_id": key_id, "alg": ALG, "nonce": _b64(nonce), "ciphertext": _b64(ciphertext)}
+    """Encrypts ``text`` under ``key`` with a fresh random 96-bit nonce; the result
+    is the JSON-ready sealed field (a :class:`SealedValue`)."""
+    nonce = os.urandom(12)
+    ciphertext = _cipher(key).encrypt(nonce, text.encode("utf-8"), key_id.encode("utf-8"))
+    return SealedValue(key_id=key_id, alg=ALG, nonce=_b64(nonce), ciphertext=_b64(ciphertext))
 
 
 def unseal(key: bytes, sealed: Mapping[str, Any]) -> str:
@@ -103,7 +169,7 @@ def unseal(key: bytes, sealed: Mapping[str, Any]) -> str:
     if not is_sealed(sealed) or sealed["alg"] != ALG:
         raise SealedTextError("not a sealed text value")
     try:
-        plain = AESGCM(key).decrypt(
+        plain = _cipher(key).decrypt(
             _unb64(str(sealed["nonce"])),
             _unb64(str(sealed["ciphertext"])),
             str(sealed["key_id"]).encode("utf-8"),
@@ -177,8 +243,7 @@ class CachingKeys:
 
     def data_key(self, key_id: str) -> bytes:
         now = self._clock()
-        with self._lock:
-            hit = self._entries.get(key_id)
+        hit = self._entries.get(key_id)  # one dict read: atomic, no lock needed
         if hit is not None and now - hit[0] < self.ttl:
             if hit[1] is None:
                 raise KeyErased(key_id)
@@ -194,12 +259,14 @@ class CachingKeys:
         return key
 
     def forget(self, key_ids: tuple[str, ...] | list[str] | None = None) -> None:
-        """Drops cached keys (all of them when ``key_ids`` is None)."""
+        """Drops cached keys (all of them when ``key_ids`` is None), and their ciphers."""
         with self._lock:
             if key_ids is None:
+                dropped = list(self._entries.values())
                 self._entries.clear()
-            for key_id in key_ids or ():
-                self._entries.pop(key_id, None)
+            else:
+                dropped = [e for e in (self._entries.pop(k, None) for k in key_ids) if e]
+        forget_ciphers([key for _, key in dropped if key is not None])
 
 
 def reveal_value(value: object, keys: CachingKeys | KeyService) -> tuple[str | None, bool]:

@@ -9,7 +9,6 @@ field is named in ``erased_fields``.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -57,7 +56,7 @@ class ActorSealer:
         """A keyed digest of ``text``: equal for equal text while the key lives,
         unlinkable to it once the key is destroyed."""
         _, key = self.keys.key_for(self.subject_id)
-        return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.digest(key, text.encode("utf-8"), "sha256").hex()
 
 
 def sealing(ctx: CommandContext, keys: KeyIssuer | None) -> CommandContext:

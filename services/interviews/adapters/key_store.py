@@ -19,7 +19,6 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from ...common.privacy import (
     KeyErased,
     KeyNotFound,
     KeyServiceUnavailable,
+    forget_ciphers,
     new_data_key,
 )
 from ..settings import InterviewsSettings
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 
 CURRENT_KEYS_KEPT = 100_000
+ISSUING_STRIPES = 64
 
 
 class UnknownErasureError(LookupError):
@@ -106,14 +107,18 @@ class SqlKeyStore:
         self.clock = clock
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        # Held while a subject's current key is looked up or created, so two threads
-        # never create two keys for one author (processes: an advisory lock below).
-        self._issuing = threading.Lock()
+        # One of these is held while a subject's current key is looked up or created,
+        # so two threads never create two keys for one author (processes: an advisory
+        # lock below); authors on other stripes are served meanwhile.
+        self._issuing = tuple(threading.Lock() for _ in range(ISSUING_STRIPES))
         # subject -> (key id, key): the author's current key, so a command seals
-        # without a query. Dropped whole when the erasures table changed (checked
-        # at most every ``issue_ttl`` seconds): another process's erasure is seen
-        # within that time, at the cost of one query, not one per author.
-        self._current: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        # without a query or a lock. Dropped whole when the erasures table changed
+        # (checked at most every ``issue_ttl`` seconds, by one thread at a time):
+        # another process's erasure is seen within that time, at the cost of one
+        # query, not one per author.
+        self._current: dict[str, tuple[str, bytes]] = {}
+        self._generation = 0  # bumped whenever current keys are dropped
+        self._checking = threading.Lock()
         self._erasures_seen: tuple[Any, ...] | None = None
         self._erasures_checked = -1e18
 
@@ -126,12 +131,26 @@ class SqlKeyStore:
     def key_for(self, subject_id: str) -> tuple[str, bytes]:
         """The subject's current data key, created on first use (or after an erasure)."""
         self._drop_current_keys_after_erasures()
-        with self._lock:
-            hit = self._current.get(subject_id)
+        hit = self._current.get(subject_id)  # one dict read: atomic, no lock needed
+        if hit is not None:
+            return hit
+        with self._issuing[hash(subject_id) % ISSUING_STRIPES]:
+            hit = self._current.get(subject_id)  # issued by another thread meanwhile
             if hit is not None:
-                self._current.move_to_end(subject_id)
                 return hit
-        with self._issuing, self._outage_guard(), self.engine.begin() as conn:
+            generation = self._generation
+            key_id, key = self._current_key_in_database(subject_id)
+            with self._lock:
+                # Current keys dropped while this one was read (an erasure seen): it
+                # may be a destroyed key, so it serves this command only.
+                if generation == self._generation:
+                    if len(self._current) >= CURRENT_KEYS_KEPT:
+                        self._current.pop(next(iter(self._current)))  # the oldest issued
+                    self._current[subject_id] = (key_id, key)
+        return key_id, key
+
+    def _current_key_in_database(self, subject_id: str) -> tuple[str, bytes]:
+        with self._outage_guard(), self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # Two API processes inviting for one new author at once must agree on
                 # one key (idempotency fingerprints are keyed by it): the second waits
@@ -147,39 +166,45 @@ class SqlKeyStore:
                 .limit(1)
             ).first()
             if row is not None and row.wrapped_key is not None:
-                key_id, key = row.key_id, unwrap(self.kek, row.key_id, bytes(row.wrapped_key))
-            else:
-                key_id, key = str(uuid.uuid4()), new_data_key()
-                conn.execute(
-                    DATA_KEYS.insert().values(
-                        key_id=key_id,
-                        subject_id=subject_id,
-                        wrapped_key=wrap(self.kek, key_id, key),
-                        kek_id=self.kek_id,
-                        created_at=self.clock(),
-                    )
+                return row.key_id, unwrap(self.kek, row.key_id, bytes(row.wrapped_key))
+            key_id, key = str(uuid.uuid4()), new_data_key()
+            conn.execute(
+                DATA_KEYS.insert().values(
+                    key_id=key_id,
+                    subject_id=subject_id,
+                    wrapped_key=wrap(self.kek, key_id, key),
+                    kek_id=self.kek_id,
+                    created_at=self.clock(),
                 )
-        with self._lock:
-            self._current[subject_id] = (key_id, key)
-            if len(self._current) > CURRENT_KEYS_KEPT:
-                self._current.popitem(last=False)
+            )
         return key_id, key
 
     def _drop_current_keys_after_erasures(self) -> None:
         now = self._monotonic()
         if now - self._erasures_checked < self.issue_ttl:
             return
-        with self._outage_guard(), self.engine.connect() as conn:
-            seen = tuple(
-                conn.execute(
-                    sa.select(sa.func.count(), sa.func.max(ERASURES.c.keys_destroyed_at))
-                ).one()
-            )
-        with self._lock:
-            if seen != self._erasures_seen:
-                self._current.clear()
-                self._erasures_seen = seen
-            self._erasures_checked = now
+        if not self._checking.acquire(blocking=False):
+            return  # another thread is asking right now
+        try:
+            with self._outage_guard(), self.engine.connect() as conn:
+                seen = tuple(
+                    conn.execute(
+                        sa.select(sa.func.count(), sa.func.max(ERASURES.c.keys_destroyed_at))
+                    ).one()
+                )
+            with self._lock:
+                if seen != self._erasures_seen:
+                    self._drop_current_keys()
+                    self._erasures_seen = seen
+                self._erasures_checked = now
+        finally:
+            self._checking.release()
+
+    def _drop_current_keys(self) -> None:
+        """With ``_lock`` held: forgets every author's current key (and its cipher)."""
+        forget_ciphers([key for _, key in self._current.values()])
+        self._current = {}
+        self._generation += 1
 
     # ------------------------------------------------------------ KeyService
 
@@ -310,9 +335,12 @@ class SqlKeyStore:
         return key_ids
 
     def forget_subject(self, subject_id: str) -> None:
-        """Drops the subject's current key from this process's memory."""
+        """Drops the subject's current key (and its cipher) from this process's memory."""
         with self._lock:
-            self._current.pop(subject_id, None)
+            dropped = self._current.pop(subject_id, None)
+            self._generation += 1
+        if dropped is not None:
+            forget_ciphers([dropped[1]])
 
     def scrub(self) -> None:
         """SQLite: moves every WAL frame into the database and truncates the WAL, so
