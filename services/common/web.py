@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Securit
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -203,6 +204,17 @@ def app_secret(request: Request) -> str:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(bearer_principal(app_secret))]
+
+
+def request_principal(request: Request) -> Principal:
+    """The caller, read from the request as ``CurrentPrincipal`` reads it (for a
+    route whose hot path declares no dependency tree; ``BEARER_DOCUMENT`` then
+    states the scheme in its ``openapi_extra``)."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    return principal_from_token(app_secret(request), token if scheme.lower() == "bearer" else "")
+
+
+BEARER_DOCUMENT: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
 
 
 class Metrics:
