@@ -256,6 +256,9 @@ class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled series by (method, route, status): as many as the metrics
+        # hold, looked up without the client library's checks and lock.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -287,8 +290,14 @@ class ObservabilityMiddleware:
             elapsed = time.perf_counter() - start
             method = scope["method"]
             template = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(elapsed)
+            series = self._series.get((method, template, status))
+            if series is None:
+                series = self._series[(method, template, status)] = (
+                    self.metrics.requests.labels(method, template, str(status)),
+                    self.metrics.latency.labels(method, template),
+                )
+            series[0].inc()
+            series[1].observe(elapsed)
             if log.isEnabledFor(logging.INFO):
                 # The path holds ids only; the query string and body are never logged.
                 log.info(
