@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from .common.web import docs_pages
+from .common.docs import docs_pages
 
 
 class PathMux:

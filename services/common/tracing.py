@@ -32,19 +32,28 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.instrumentation.propagators import (
-    ResponsePropagator,
-    set_global_response_propagator,
+from opentelemetry import propagate, trace
+from opentelemetry.instrumentation._semconv import (
+    _OpenTelemetrySemanticConventionStability,
+    _OpenTelemetryStabilitySignalType,
 )
-from opentelemetry.propagators.textmap import Setter, default_setter
+from opentelemetry.instrumentation.asgi import (
+    asgi_getter,
+    collect_request_attributes,
+    set_status_code,
+)
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.status import Status, StatusCode
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +86,6 @@ def setup_tracing(service: str) -> TracerProvider | None:
         for exporter in _exporters():
             provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
-        set_global_response_propagator(TraceparentResponsePropagator())
         _instrument_database_driver()
         _provider = provider
         return provider
@@ -150,27 +158,89 @@ def _instrument_database_driver() -> None:
 
 def instrument_app(app: Any, service: str) -> None:
     """The HTTP server span of every request, and its ``traceparent`` on every
-    response (``setup_tracing`` is called if the process has not yet)."""
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    response (``setup_tracing`` is called if the process has not yet).
 
+    The span wraps the app's whole middleware stack inside a second
+    ``ServerErrorMiddleware``, as OpenTelemetry's FastAPI instrumentation does: a
+    500 answer carries the ``traceparent`` too, and the exception is on the span."""
     provider = setup_tracing(service)
-    FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, exclude_spans=["receive", "send"]
-    )
+    span_tracer = trace.get_tracer(SERVER_TRACER, tracer_provider=provider)
+    build = app.build_middleware_stack
+
+    def build_middleware_stack() -> Any:
+        stack = build()
+        if isinstance(stack, ServerErrorMiddleware):
+            stack = ServerErrorMiddleware(stack.app, handler=stack.handler, debug=stack.debug)
+        return ServerSpanMiddleware(stack, span_tracer)
+
+    app.build_middleware_stack = build_middleware_stack
 
 
-class TraceparentResponsePropagator(ResponsePropagator):
-    """Writes the server span's W3C ``traceparent`` on the response (DESIGN)."""
+SERVER_TRACER = "opentelemetry.instrumentation.fastapi"
 
-    def inject(
-        self,
-        carrier: Any,
-        context: otel_context.Context | None = None,
-        setter: Setter[Any] = default_setter,
-    ) -> None:
-        span_context = trace.get_current_span(context).get_span_context()
-        if span_context.is_valid:
-            setter.set(carrier, TRACEPARENT, traceparent_of(span_context))
+
+class ServerSpanMiddleware:
+    """The server span of a request: continued from the caller's context (the
+    ``OTEL_PROPAGATORS``), with the attributes of OpenTelemetry's ASGI
+    instrumentation (``OTEL_SEMCONV_STABILITY_OPT_IN`` as it reads it), named
+    ``METHOD /route/{template}`` once the router has matched the request, and its
+    ``traceparent`` on the response.
+
+    In place of that instrumentation's middleware, which found the route by
+    matching every route before routing, set each attribute twice and recorded
+    metrics nobody collects: on the command path it cost more than the use case."""
+
+    def __init__(self, app: ASGIApp, span_tracer: trace.Tracer) -> None:
+        self.app = app
+        self.tracer = span_tracer
+        stability = _OpenTelemetrySemanticConventionStability
+        stability._initialize()
+        self.mode = stability._get_opentelemetry_stability_opt_in_mode(
+            _OpenTelemetryStabilitySignalType.HTTP
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method", "")
+        attributes = collect_request_attributes(scope, self.mode)
+        span = self.tracer.start_span(
+            method,
+            context=propagate.extract(cast("dict[str, Any]", scope), getter=asgi_getter),
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        mode = self.mode
+        answered = 0
+
+        async def send_with_traceparent(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = message["status"]
+                if span.is_recording():
+                    set_status_code(span, message["status"], sem_conv_opt_in_mode=mode)
+                span_context = span.get_span_context()
+                if span_context.is_valid:
+                    MutableHeaders(scope=message).append(TRACEPARENT, traceparent_of(span_context))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_traceparent)
+        except Exception as error:
+            if span.is_recording():
+                span.record_exception(error)
+                if answered < 500:  # a 500 answer has set the span's status
+                    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            raise
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            if route and span.is_recording():
+                span.update_name(f"{method} {route}")
+                span.set_attribute(HTTP_ROUTE, route)
+            otel_context.detach(token)
+            span.end()
 
 
 @cache

@@ -6,17 +6,14 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from fastapi.staticfiles import StaticFiles
+from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -30,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import AuthError, Principal, decode_token
+from .docs import install_offline_docs
 from .logs import bind_log_context, trace_id_from, unbind_log_context
 from .readiness import schema_problem
 from .tracing import instrument_app
@@ -208,6 +206,17 @@ def app_secret(request: Request) -> str:
 CurrentPrincipal = Annotated[Principal, Depends(bearer_principal(app_secret))]
 
 
+def request_principal(request: Request) -> Principal:
+    """The caller, read from the request as ``CurrentPrincipal`` reads it (for a
+    route whose hot path declares no dependency tree; ``BEARER_DOCUMENT`` then
+    states the scheme in its ``openapi_extra``)."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    return principal_from_token(app_secret(request), token if scheme.lower() == "bearer" else "")
+
+
+BEARER_DOCUMENT: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
+
+
 class Metrics:
     """A registry per app, so several apps (and tests) can live in one process."""
 
@@ -247,18 +256,20 @@ class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled series by (method, route, status): as many as the metrics
+        # hold, looked up without the client library's checks and lock.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        headers = Headers(scope=scope)
-        given = headers.get("x-request-id")
+        given, correlation, traceparent = _request_headers(scope)
         request_id = given if given and len(given) <= 128 else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         # The same correlation id the interviews API records on the events.
-        correlation_id = headers.get("x-correlation-id", "")[:128] or request_id
+        correlation_id = correlation[:128] or request_id
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -271,7 +282,7 @@ class ObservabilityMiddleware:
         bound = bind_log_context(
             service=self.metrics.service,
             correlation_id=correlation_id,
-            trace_id=trace_id_from(headers.get("traceparent")),
+            trace_id=trace_id_from(traceparent),
         )
         try:
             await self.app(scope, receive, send_with_id)
@@ -279,8 +290,14 @@ class ObservabilityMiddleware:
             elapsed = time.perf_counter() - start
             method = scope["method"]
             template = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(elapsed)
+            series = self._series.get((method, template, status))
+            if series is None:
+                series = self._series[(method, template, status)] = (
+                    self.metrics.requests.labels(method, template, str(status)),
+                    self.metrics.latency.labels(method, template),
+                )
+            series[0].inc()
+            series[1].observe(elapsed)
             if log.isEnabledFor(logging.INFO):
                 # The path holds ids only; the query string and body are never logged.
                 log.info(
@@ -299,6 +316,22 @@ class ObservabilityMiddleware:
                     },
                 )
             unbind_log_context(bound)
+
+
+_CONTEXT_HEADERS = (b"x-request-id", b"x-correlation-id", b"traceparent")
+
+
+def _request_headers(scope: Scope) -> tuple[str, str, str]:
+    """``X-Request-Id``, ``X-Correlation-Id`` and ``traceparent`` ("" when absent,
+    the first one when repeated), in one pass over the request's headers."""
+    found: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        if name in _CONTEXT_HEADERS:
+            found.setdefault(name, value)
+    request_id, correlation_id, traceparent = (
+        found.get(name, b"").decode("latin-1") for name in _CONTEXT_HEADERS
+    )
+    return request_id, correlation_id, traceparent
 
 
 def health_router(metrics: Metrics, ready_check: Callable[[Request], None]) -> APIRouter:
@@ -361,7 +394,8 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        repeated = _repeated_query_parameter(scope.get("query_string", b""))
+        query = scope.get("query_string", b"")
+        repeated = _repeated_query_parameter(query) if query else None
         if repeated is not None:
             response = error_response(
                 422, "invalid_input", f"query parameter {repeated!r} is given more than once"
@@ -420,57 +454,6 @@ async def _no_body() -> Message:
     return {"type": "http.disconnect"}
 
 
-DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
-DOCS_ASSETS_URL = "/docs-assets"
-# The pages may load nothing from another origin (ReDoc's bundle hard-codes a
-# CDN logo; the browser now skips it and the page hides the broken image).
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
-)
-
-
-def docs_pages(title: str, openapi_url: str = "/openapi.json") -> tuple[HTMLResponse, HTMLResponse]:
-    """Swagger UI and ReDoc pages whose scripts, styles and icon come from this
-    server (``DOCS_ASSETS_URL``), not a CDN: the docs work with no internet."""
-    swagger = get_swagger_ui_html(
-        openapi_url=openapi_url,
-        title=f"{title} - Swagger UI",
-        swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
-        swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
-        swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
-    )
-    redoc = get_redoc_html(
-        openapi_url=openapi_url,
-        title=f"{title} - ReDoc",
-        redoc_js_url=f"{DOCS_ASSETS_URL}/redoc.standalone.js",
-        redoc_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
-        with_google_fonts=False,
-    )
-    for page in (swagger, redoc):
-        page.headers["Content-Security-Policy"] = DOCS_CSP
-    return swagger, redoc
-
-
-def docs_assets() -> StaticFiles:
-    return StaticFiles(directory=DOCS_ASSETS)
-
-
-def install_offline_docs(app: FastAPI) -> None:
-    """``/docs`` and ``/redoc`` from pinned local assets (create the app with
-    ``docs_url=None, redoc_url=None``)."""
-    app.mount(DOCS_ASSETS_URL, docs_assets(), name="docs-assets")
-    swagger, redoc = docs_pages(app.title)
-
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> HTMLResponse:
-        return swagger
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc_ui() -> HTMLResponse:
-        return redoc
-
-
 def service_app(
     *,
     title: str,
@@ -489,6 +472,8 @@ def service_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # The server span is ours (install_observability); FastAPI's own would be a second.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.container = container
     app.state.auth_secret = auth_secret

@@ -7,19 +7,29 @@ never touch the database themselves.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 
 from ...common.auth import Principal
 from ...common.calendar import interview_calendar, meeting_description, meeting_summary
-from ...common.web import ERROR_RESPONSES, ApiError, CurrentPrincipal
+from ...common.web import (
+    BEARER_DOCUMENT,
+    ERROR_RESPONSES,
+    ApiError,
+    CurrentPrincipal,
+    request_principal,
+)
 from ..application import (
     CommandResult,
     ConcurrencyConflictError,
@@ -60,26 +70,41 @@ from .schemas import (
     interview_public,
 )
 
-_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")
-# The documents state these formats, so a generated client or a fuzzer knows them.
-# Typed ``str`` (not ``str | None``): a header is absent or a string, never null.
-IdempotencyKey = Annotated[
-    str,
-    Header(
-        alias="Idempotency-Key",
-        pattern=r"^[\x21-\x7e]{1,128}$",
-        description="Repeating a command with the same key changes nothing and returns "
-        "the first answer (1 to 128 visible ASCII characters)",
+IDEMPOTENCY_KEY = "Idempotency-Key"
+IF_MATCH = "If-Match"
+# The formats of the two headers, as the documents state them.
+HEADER_FORMATS = {
+    IDEMPOTENCY_KEY: (
+        r"^[\x21-\x7e]{1,128}$",
+        "Repeating a command with the same key changes nothing and returns the first "
+        "answer (1 to 128 visible ASCII characters)",
     ),
-]
-IfMatch = Annotated[
-    str,
-    Header(
-        alias="If-Match",
-        pattern=r'^(W/)?"?[0-9]{1,18}"?$',
-        description="The version the command expects the interview to be at, e.g. 3",
+    IF_MATCH: (
+        r'^(W/)?"?[0-9]{1,18}"?$',
+        "The version the command expects the interview to be at, e.g. 3",
     ),
-]
+}
+_HEADER_PATTERNS = {name: re.compile(pattern) for name, (pattern, _) in HEADER_FORMATS.items()}
+# What a command route's document says beyond its path and body: the bearer
+# scheme and the two optional headers.
+COMMAND_DOCUMENT: dict[str, Any] = {
+    **BEARER_DOCUMENT,
+    "parameters": [
+        {
+            "name": name,
+            "in": "header",
+            "required": False,
+            "description": description,
+            "schema": {
+                "type": "string",
+                "pattern": pattern,
+                "title": name,
+                "description": description,
+            },
+        }
+        for name, (pattern, description) in HEADER_FORMATS.items()
+    ],
+}
 
 
 async def get_interviews(request: Request) -> InterviewsApplication:
@@ -97,68 +122,8 @@ async def get_interviews(request: Request) -> InterviewsApplication:
 InterviewsDep = Annotated[InterviewsApplication, Depends(get_interviews)]
 
 
-class CommandOptions:
-    """``Idempotency-Key`` and ``If-Match`` headers, validated."""
-
-    def __init__(
-        self,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-        if_match: Annotated[str | None, Header(alias="If-Match")] = None,
-    ) -> None:
-        if idempotency_key is not None and not _KEY_PATTERN.match(idempotency_key):
-            raise ApiError(
-                422, "invalid_input", "Idempotency-Key must be 1 to 128 visible ASCII characters"
-            )
-        self.idempotency_key = idempotency_key
-        self.expected_version: int | None = None
-        if if_match is not None:
-            raw = if_match.strip()
-            raw = raw.removeprefix("W/").strip('"')
-            if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-                raise ApiError(422, "invalid_input", "If-Match must be a version number, e.g. 3")
-            self.expected_version = int(raw)
-
-    def kwargs(self) -> dict[str, Any]:
-        return {
-            "idempotency_key": self.idempotency_key,
-            "expected_version": self.expected_version,
-        }
-
-
-async def command_options(
-    # Typed str for the documents (see IdempotencyKey); an absent header gives None.
-    idempotency_key: IdempotencyKey = None,  # type: ignore[assignment]
-    if_match: IfMatch = None,  # type: ignore[assignment]
-) -> CommandOptions:
-    return CommandOptions(idempotency_key, if_match)
-
-
-OptionsDep = Annotated[CommandOptions, Depends(command_options)]
-
-
-async def command_context(request: Request, principal: CurrentPrincipal) -> CommandContext:
-    if principal.is_reader:
-        raise ApiError(403, "forbidden", f"{principal.role}s read but never change interviews")
-    request_id = getattr(request.state, "request_id", "")
-    correlation = request.headers.get("x-correlation-id", "")[:128] or request_id
-    return CommandContext(
-        actor=Actor(principal.id, principal.role),
-        at=request.app.state.container.clock(),
-        correlation_id=correlation,
-        causation_id=request_id,
-    )
-
-
-ContextDep = Annotated[CommandContext, Depends(command_context)]
-
-
-async def registrar_context(request: Request, principal: CurrentPrincipal) -> CommandContext:
-    """The caller registering a job: the marketplace's job service or an admin."""
-    if principal.role not in REGISTRARS:
-        raise ApiError(
-            403, "forbidden", "only the marketplace's job service or an admin registers jobs"
-        )
-    request_id = getattr(request.state, "request_id", "")
+def _context(request: Request, principal: Principal) -> CommandContext:
+    request_id = request.scope.get("state", {}).get("request_id", "")
     return CommandContext(
         actor=Actor(principal.id, principal.role),
         at=request.app.state.container.clock(),
@@ -167,7 +132,99 @@ async def registrar_context(request: Request, principal: CurrentPrincipal) -> Co
     )
 
 
-RegistrarDep = Annotated[CommandContext, Depends(registrar_context)]
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sends a command, when, and the application it goes to."""
+
+    ctx: CommandContext
+    app: InterviewsApplication
+
+
+async def command_caller(request: Request) -> Caller:
+    """401 without a valid token, 403 for readers, 503 while the store is down:
+    in that order, and before any header or body is looked at."""
+    principal = request_principal(request)
+    if principal.is_reader:
+        raise ApiError(403, "forbidden", f"{principal.role}s read but never change interviews")
+    return Caller(_context(request, principal), await get_interviews(request))
+
+
+async def registrar_caller(request: Request) -> Caller:
+    """The caller registering a job: the marketplace's job service or an admin."""
+    principal = request_principal(request)
+    if principal.role not in REGISTRARS:
+        raise ApiError(
+            403, "forbidden", "only the marketplace's job service or an admin registers jobs"
+        )
+    return Caller(_context(request, principal), await get_interviews(request))
+
+
+# Their routes state the bearer scheme with ``openapi_extra=BEARER_DOCUMENT``.
+CallerDep = Annotated[Caller, Depends(command_caller)]
+RegistrarDep = Annotated[Caller, Depends(registrar_caller)]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command's caller and its ``Idempotency-Key`` and ``If-Match`` headers
+    (their formats checked once, by ``command``)."""
+
+    ctx: CommandContext
+    app: InterviewsApplication
+    idempotency_key: str | None
+    expected_version: int | None
+
+    def run(
+        self,
+        use_case: Callable[..., CommandResult],
+        interview_id: UUID,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Response:
+        """``use_case(ctx, interview_id, ...)`` with the headers' options, answered."""
+        return run_command(
+            Response(),
+            lambda: use_case(
+                self.ctx,
+                interview_id,
+                *args,
+                **kwargs,
+                idempotency_key=self.idempotency_key,
+                expected_version=self.expected_version,
+            ),
+        )
+
+
+async def command(request: Request) -> Command:
+    """The caller (as ``command_caller``), then the ``Idempotency-Key`` and
+    ``If-Match`` headers, each checked once against its documented format (422).
+
+    One dependency that reads the request, instead of a tree of them (bearer
+    scheme, principal, caller, two declared headers) that FastAPI solves anew for
+    every request, at a cost comparable to the use case's own Python. The routes
+    state the scheme and the headers with ``openapi_extra=COMMAND_DOCUMENT``; a
+    malformed header is answered before the body is read."""
+    caller = await command_caller(request)
+    headers = request.headers
+    key, if_match = headers.get(IDEMPOTENCY_KEY), headers.get(IF_MATCH)
+    for name, value in ((IDEMPOTENCY_KEY, key), (IF_MATCH, if_match)):
+        if value is not None and not _HEADER_PATTERNS[name].fullmatch(value):
+            pattern = HEADER_FORMATS[name][0]
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "string_pattern_mismatch",
+                        "loc": ("header", name),
+                        "msg": f"String should match pattern '{pattern}'",
+                        "input": value,
+                    }
+                ]
+            )
+    expected = None if if_match is None else int(if_match.removeprefix("W/").strip('"'))
+    return Command(caller.ctx, caller.app, key, expected)
+
+
+CommandDep = Annotated[Command, Depends(command)]
 JobIdPath = Annotated[
     str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
 ]
@@ -176,7 +233,11 @@ JOB_READERS = ("auditor", "admin", "service")
 
 def run_command(
     response: Response, call: Callable[[], CommandResult], now: datetime | None = None
-) -> CommandResponse:
+) -> Response:
+    """Runs a use case and writes its answer into ``response`` (whose status code
+    it keeps): the command's JSON rendered once, its ``ETag``, and
+    ``Idempotent-Replayed`` on a replay. Domain and use-case errors become
+    :class:`ApiError` with their status."""
     try:
         result = call()
     except ExclusiveWindowError as error:
@@ -200,208 +261,157 @@ def run_command(
         raise ApiError(422, error.code, str(error)) from None
     except ConcurrencyConflictError as error:
         raise ApiError(409, error.code, str(error)) from None
-    response.headers["ETag"] = f'"{result.version}"'
+    headers = {"ETag": f'"{result.version}"'}
     if result.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return CommandResponse(**result.as_dict())
+        headers["Idempotent-Replayed"] = "true"
+    response.body = json_bytes(result.as_dict())
+    response.media_type = JSON
+    response.init_headers(headers)
+    return response
 
 
+def json_bytes(content: Any) -> bytes:
+    """``content`` as the framework's JSON responses write it (compact, UTF-8)."""
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def model_response(
+    model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A response model validated once (when it was built) and serialised once;
+    the route's ``response_model`` documents it."""
+    return Response(model.model_dump_json(), status_code, headers, JSON)
+
+
+JSON = "application/json"
+
+F = TypeVar("F", bound=Callable[..., Any])
 router = APIRouter(tags=["interviews"], responses=ERROR_RESPONSES)
 
 
-@router.post("/interviews", status_code=201, response_model=CommandResponse)
-def invite(
-    body: InviteRequest, ctx: ContextDep, opts: OptionsDep, app: InterviewsDep, response: Response
-) -> CommandResponse:
+def command_route(path: str, status_code: int = 200) -> Callable[[F], F]:
+    """``POST path``: a command answering a ``CommandResponse``, its document
+    stating the bearer scheme and the two optional headers."""
+    return router.post(
+        path,
+        status_code=status_code,
+        response_model=CommandResponse,
+        openapi_extra=COMMAND_DOCUMENT,
+    )
+
+
+@command_route("/interviews", status_code=201)
+def invite(body: InviteRequest, command: CommandDep) -> Response:
     """The job's client invites a freelancer to interview for it. The job must
     exist (`404 job_not_found`, also for another client's job) and be open
     (`409 job_closed`); one open interview per job and freelancer; a freelancer
     hired for the job is not invited again (`409 already_hired`)."""
+    ctx = command.ctx
     return run_command(
-        response,
-        lambda: app.invite(
+        Response(status_code=201),
+        lambda: command.app.invite(
             ctx,
             job_id=body.job_id,
             freelancer_id=body.freelancer_id,
             message=body.message,
             expires_at=body.expires_at,
             exclusive_hours=body.exclusive_hours,
-            idempotency_key=opts.idempotency_key,
+            idempotency_key=command.idempotency_key,
         ),
         now=ctx.at,
     )
 
 
-@router.post("/interviews/{interview_id}/accept", response_model=CommandResponse)
-def accept(
-    interview_id: UUID,
-    ctx: ContextDep,
-    opts: OptionsDep,
-    app: InterviewsDep,
-    response: Response,
-    body: NoBody | None = None,
-) -> CommandResponse:
+@command_route("/interviews/{interview_id}/accept")
+def accept(interview_id: UUID, command: CommandDep, body: NoBody | None = None) -> Response:
     """The invited freelancer accepts the invitation. No body (or ``{}``): any
     field is refused."""
-    return run_command(response, lambda: app.accept(ctx, interview_id, **opts.kwargs()))
+    return command.run(command.app.accept, interview_id)
 
 
-@router.post("/interviews/{interview_id}/decline", response_model=CommandResponse)
+@command_route("/interviews/{interview_id}/decline")
 def decline(
-    interview_id: UUID,
-    ctx: ContextDep,
-    opts: OptionsDep,
-    app: InterviewsDep,
-    response: Response,
-    body: DeclineRequest | None = None,
-) -> CommandResponse:
+    interview_id: UUID, command: CommandDep, body: DeclineRequest | None = None
+) -> Response:
     """The invited freelancer declines the invitation (final)."""
-    reason = body.reason if body else None
-    return run_command(response, lambda: app.decline(ctx, interview_id, reason, **opts.kwargs()))
+    return command.run(command.app.decline, interview_id, body.reason if body else None)
 
 
-@router.post("/interviews/{interview_id}/start", response_model=CommandResponse)
-def start(
-    interview_id: UUID,
-    ctx: ContextDep,
-    opts: OptionsDep,
-    app: InterviewsDep,
-    response: Response,
-    body: StartRequest | None = None,
-) -> CommandResponse:
+@command_route("/interviews/{interview_id}/start")
+def start(interview_id: UUID, command: CommandDep, body: StartRequest | None = None) -> Response:
     """Either party marks the accepted interview as started, optionally with a
     date and time and the meeting's length (15 to 240 minutes, default 30).
     An interview left in progress without a start can be started too."""
     body = body or StartRequest()
-    return run_command(
-        response,
-        lambda: app.start(
-            ctx, interview_id, body.scheduled_at, body.duration_minutes, **opts.kwargs()
-        ),
-    )
+    return command.run(command.app.start, interview_id, body.scheduled_at, body.duration_minutes)
 
 
-@router.post("/interviews/{interview_id}/reschedule", response_model=CommandResponse)
-def reschedule(
-    interview_id: UUID,
-    body: RescheduleRequest,
-    ctx: ContextDep,
-    opts: OptionsDep,
-    app: InterviewsDep,
-    response: Response,
-) -> CommandResponse:
+@command_route("/interviews/{interview_id}/reschedule")
+def reschedule(interview_id: UUID, body: RescheduleRequest, command: CommandDep) -> Response:
     """Either party moves the meeting of a started interview (in progress or
     with an open offer) to a new time, optionally with a new length and a
     reason. The calendar event keeps its UID and its SEQUENCE goes up."""
-    return run_command(
-        response,
-        lambda: app.reschedule(
-            ctx,
-            interview_id,
-            scheduled_at=body.scheduled_at,
-            duration_minutes=body.duration_minutes,
-            reason=body.reason,
-            **opts.kwargs(),
-        ),
+    return command.run(
+        command.app.reschedule,
+        interview_id,
+        scheduled_at=body.scheduled_at,
+        duration_minutes=body.duration_minutes,
+        reason=body.reason,
     )
 
 
-@router.post("/interviews/{interview_id}/offer", response_model=CommandResponse)
-def extend_offer(
-    interview_id: UUID,
-    body: OfferRequest,
-    ctx: ContextDep,
-    opts: OptionsDep,
-    app: InterviewsDep,
-    response: Response,
-) -> CommandResponse:
+@command_route("/interviews/{interview_id}/offer")
+def extend_offer(interview_id: UUID, body: OfferRequest, command: CommandDep) -> Response:
     """The interview's client extends an offer (again after a declined one)."""
-    return run_command(
-        response,
-        lambda: app.extend_offer(
-            ctx,
-            interview_id,
-            amount=Decimal(body.amount),
-            currency=body.currency,
-            rate_type=body.rate_type,
-            start_date=body.start_date,
-            message=body.message,
-            expires_at=body.expires_at,
-            **opts.kwargs(),
-        ),
+    return command.run(
+        command.app.extend_offer,
+        interview_id,
+        amount=Decimal(body.amount),
+        currency=body.currency,
+        rate_type=body.rate_type,
+        start_date=body.start_date,
+        message=body.message,
+        expires_at=body.expires_at,
     )
 
 
-@router.post("/interviews/{interview_id}/offer/accept", response_model=CommandResponse)
-def accept_offer(
-    interview_id: UUID,
-    ctx: ContextDep,
-    opts: OptionsDep,
-    app: InterviewsDep,
-    response: Response,
-    body: NoBody | None = None,
-) -> CommandResponse:
+@command_route("/interviews/{interview_id}/offer/accept")
+def accept_offer(interview_id: UUID, command: CommandDep, body: NoBody | None = None) -> Response:
     """The freelancer accepts the offer: hired (final). No body (or ``{}``): any
     field is refused."""
-    return run_command(response, lambda: app.accept_offer(ctx, interview_id, **opts.kwargs()))
+    return command.run(command.app.accept_offer, interview_id)
 
 
-@router.post("/interviews/{interview_id}/offer/decline", response_model=CommandResponse)
+@command_route("/interviews/{interview_id}/offer/decline")
 def decline_offer(
-    interview_id: UUID,
-    ctx: ContextDep,
-    opts: OptionsDep,
-    app: InterviewsDep,
-    response: Response,
-    body: DeclineRequest | None = None,
-) -> CommandResponse:
+    interview_id: UUID, command: CommandDep, body: DeclineRequest | None = None
+) -> Response:
     """The freelancer declines the offer; the client may extend a revised one."""
-    reason = body.reason if body else None
-    return run_command(
-        response, lambda: app.decline_offer(ctx, interview_id, reason, **opts.kwargs())
-    )
+    return command.run(command.app.decline_offer, interview_id, body.reason if body else None)
 
 
-@router.post("/interviews/{interview_id}/offer/withdraw", response_model=CommandResponse)
+@command_route("/interviews/{interview_id}/offer/withdraw")
 def withdraw_offer(
-    interview_id: UUID,
-    ctx: ContextDep,
-    opts: OptionsDep,
-    app: InterviewsDep,
-    response: Response,
-    body: WithdrawOfferRequest | None = None,
-) -> CommandResponse:
+    interview_id: UUID, command: CommandDep, body: WithdrawOfferRequest | None = None
+) -> Response:
     """The client takes back an offer the freelancer has not answered; the
     interview returns to the state it was in before the offer."""
-    reason = body.reason if body else None
-    return run_command(
-        response, lambda: app.withdraw_offer(ctx, interview_id, reason, **opts.kwargs())
-    )
+    return command.run(command.app.withdraw_offer, interview_id, body.reason if body else None)
 
 
-@router.post("/interviews/{interview_id}/cancel", response_model=CommandResponse)
-def cancel(
-    interview_id: UUID,
-    body: CancelRequest,
-    ctx: ContextDep,
-    opts: OptionsDep,
-    app: InterviewsDep,
-    response: Response,
-) -> CommandResponse:
+@command_route("/interviews/{interview_id}/cancel")
+def cancel(interview_id: UUID, body: CancelRequest, command: CommandDep) -> Response:
     """Either party cancels an open interview, with a reason (final)."""
-    return run_command(
-        response, lambda: app.cancel(ctx, interview_id, body.reason, **opts.kwargs())
-    )
+    return command.run(command.app.cancel, interview_id, body.reason)
 
 
 @router.get("/interviews/{interview_id}", response_model=InterviewPublic)
-def get_interview(
-    interview_id: UUID, principal: CurrentPrincipal, app: InterviewsDep, response: Response
-) -> InterviewPublic:
+def get_interview(interview_id: UUID, principal: CurrentPrincipal, app: InterviewsDep) -> Response:
     """The authoritative state of an interview, for its parties, auditors and admins."""
     interview = load_visible_interview(app, principal, interview_id)
-    response.headers["ETag"] = f'"{interview.version}"'
-    return interview_public(interview, app.position_of(interview.id, interview.version), app.reader)
+    position = app.position_of(interview.id, interview.version)
+    shown = interview_public(interview, position, app.reader)
+    return model_response(shown, headers={"ETag": f'"{interview.version}"'})
 
 
 CALENDAR_MEDIA_TYPE = "text/calendar; charset=utf-8"
@@ -469,64 +479,47 @@ def interview_calendar_feed(
     )
 
 
-@router.put("/jobs/{job_id}/policy", response_model=JobPolicyPublic)
-def set_job_policy(
-    job_id: JobIdPath,
-    body: JobPolicyRequest,
-    ctx: ContextDep,
-    app: InterviewsDep,
-) -> JobPolicyPublic:
+@router.put("/jobs/{job_id}/policy", response_model=JobPolicyPublic, openapi_extra=BEARER_DOCUMENT)
+def set_job_policy(job_id: JobIdPath, body: JobPolicyRequest, caller: CallerDep) -> Response:
     """The job's client sets its exclusive window (hours; null or 0 turns it off).
     A job that does not exist (or is another client's) is `404 job_not_found`."""
     with job_errors():
-        policy = app.set_job_policy(ctx, job_id, body.exclusive_hours)
-    return JobPolicyPublic(**policy.__dict__)
+        policy = caller.app.set_job_policy(caller.ctx, job_id, body.exclusive_hours)
+    return model_response(JobPolicyPublic(**policy.__dict__))
 
 
-@router.post("/jobs", status_code=201, response_model=JobPublic)
-def create_job(
-    body: JobCreateRequest,
-    ctx: ContextDep,
-    opts: OptionsDep,
-    app: InterviewsDep,
-    response: Response,
-) -> JobPublic:
+@router.post("/jobs", status_code=201, response_model=JobPublic, openapi_extra=COMMAND_DOCUMENT)
+def create_job(body: JobCreateRequest, command: CommandDep) -> Response:
     """A client creates a job of their own; the answer carries its new `job_id`.
     With an `Idempotency-Key`, a retry (same title) answers with the job the
     first created (`Idempotent-Replayed: true`); another title is 422."""
     with job_errors():
-        job, created = app.create_job(
-            ctx, body.title, body.exclusive_hours, idempotency_key=opts.idempotency_key
+        job, created = command.app.create_job(
+            command.ctx, body.title, body.exclusive_hours, idempotency_key=command.idempotency_key
         )
-    if not created:
-        response.headers["Idempotent-Replayed"] = "true"
-    return job_public(job)
+    return model_response(
+        job_public(job), 201, None if created else {"Idempotent-Replayed": "true"}
+    )
 
 
 @router.put(
     "/jobs/{job_id}",
     response_model=JobPublic,
     responses={201: {"model": JobPublic, "description": "Registered"}},
+    openapi_extra=BEARER_DOCUMENT,
 )
-def register_job(
-    job_id: JobIdPath,
-    body: JobRegisterRequest,
-    ctx: RegistrarDep,
-    app: InterviewsDep,
-    response: Response,
-) -> JobPublic:
+def register_job(job_id: JobIdPath, body: JobRegisterRequest, caller: RegistrarDep) -> Response:
     """The marketplace's job service (role `service`) or an admin registers an
     external job id and the client who owns it: 201 when new, 200 (changing
     nothing) when it is already registered to that client, `409
     job_owner_conflict` when it belongs to another."""
     with job_errors():
-        job, created = app.register_job(ctx, job_id, body.client_id, body.title)
-    response.status_code = 201 if created else 200
-    return job_public(job)
+        job, created = caller.app.register_job(caller.ctx, job_id, body.client_id, body.title)
+    return model_response(job_public(job), 201 if created else 200)
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic)
-def get_job(job_id: JobIdPath, principal: CurrentPrincipal, app: InterviewsDep) -> JobPublic:
+def get_job(job_id: JobIdPath, principal: CurrentPrincipal, app: InterviewsDep) -> Response:
     """A job, for its client, the job service, auditors and admins. To anyone
     else it is `404 job_not_found`, as if it did not exist (no probing)."""
     job = app.get_job(job_id)
@@ -536,26 +529,24 @@ def get_job(job_id: JobIdPath, principal: CurrentPrincipal, app: InterviewsDep) 
     )
     if job is None or not visible:
         raise ApiError(404, "job_not_found", f"job {job_id!r} not found")
-    return job_public(job)
+    return model_response(job_public(job))
 
 
-@router.post("/jobs/{job_id}/close", response_model=JobClosedPublic)
+@router.post("/jobs/{job_id}/close", response_model=JobClosedPublic, openapi_extra=BEARER_DOCUMENT)
 def close_job(
-    job_id: JobIdPath,
-    ctx: ContextDep,
-    app: InterviewsDep,
-    body: JobCloseRequest | None = None,
-) -> JobClosedPublic:
+    job_id: JobIdPath, caller: CallerDep, body: JobCloseRequest | None = None
+) -> Response:
     """The job's client closes it: every open interview of the job is cancelled
     (reason "job closed"; both parties see it cancelled and are told), and new
     invitations get `409 job_closed`. Closing a closed job changes nothing."""
     with job_errors():
-        closing = app.close_job(ctx, job_id, body.reason if body else None)
-    return JobClosedPublic(
+        closing = caller.app.close_job(caller.ctx, job_id, body.reason if body else None)
+    closed = JobClosedPublic(
         **job_public(closing.job).model_dump(),
         cancelled=[str(i) for i in closing.cancelled],
         position=closing.position,
     )
+    return model_response(closed)
 
 
 def job_public(job: JobView) -> JobPublic:
