@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import closing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -341,7 +341,7 @@ def write_rows(
     table = cast(sa.Table, statement.table)
     stage = _staging_table(table, columns)
     names = ", ".join(f'"{c}"' for c in columns)
-    with _driver(conn).cursor() as cursor:
+    with _driver_cursor(conn) as cursor:
         # In the transaction (a rolled-back one takes the table with it): a no-op
         # once the session has it.
         cursor.execute(
@@ -364,13 +364,25 @@ def copy_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, 
     """Appends ``rows`` (new ones: no conflict handling) to ``table`` by COPY, values
     bound by the columns' types; PostgreSQL only (``write_rows`` serves both)."""
     if rows:
-        with _driver(conn).cursor() as cursor:
+        with _driver_cursor(conn) as cursor:
             _copy(conn, cursor, table, table.name, list(table.c.keys()), rows)
 
 
-def _driver(conn: sa.Connection) -> psycopg.Connection[Any]:
-    """The driver connection under ``conn``: on PostgreSQL (the only driver there) psycopg's."""
-    return cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+@contextmanager
+def _driver_cursor(conn: sa.Connection) -> Iterator[psycopg.Cursor[Any]]:
+    """A cursor of the psycopg connection under ``conn`` (PostgreSQL's only driver here),
+    whose errors are raised as SQLAlchemy raises a statement's: an outage is an
+    ``OperationalError`` (retried, never blamed on the events), a missing column a
+    ``ProgrammingError`` whose ``orig`` readiness reads as a schema mismatch. Raw,
+    they would be neither, and the consumer would park good events."""
+    driver = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+    try:
+        with driver.cursor() as cursor:
+            yield cursor
+    except psycopg.Error as error:
+        raise sa_exc.DBAPIError.instance(
+            "COPY (common.db.write_rows)", None, error, psycopg.Error, dialect=conn.dialect
+        ) from error
 
 
 def _copy(

@@ -68,3 +68,33 @@ def test_an_upsert_updates_rows_and_a_rolled_back_write_leaves_nothing(engine: s
     with engine.connect() as conn:
         stored = conn.execute(sa.select(items.c.key, items.c.text).order_by(items.c.seq)).all()
     assert [tuple(r) for r in stored] == [("a", "new"), ("b", "x")]
+
+
+def test_driver_errors_of_the_copy_are_raised_as_sqlalchemy_raises_them(
+    engine: sa.Engine,
+) -> None:
+    """A consumer tells an outage (retry) and a schema it does not know (halt) from a bad
+    event (park) by SQLAlchemy's error classes: the COPY path raises those too."""
+    from services.common.db import DATABASE_OUTAGES
+    from services.common.readiness import schema_problem
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("COPY is PostgreSQL's path")
+    statement = insert_ignore(engine, items)
+    with engine.begin() as conn:
+        conn.exec_driver_sql('ALTER TABLE "bulk_items" DROP COLUMN "text"')
+    with pytest.raises(sa.exc.ProgrammingError) as missing, engine.begin() as conn:
+        write_rows(conn, statement, [row("a")])
+    assert "text" in (schema_problem(missing.value) or "")
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql('ALTER TABLE "bulk_items" ADD COLUMN "text" TEXT')
+    with pytest.raises(DATABASE_OUTAGES), engine.begin() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with engine.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid or 0)})")
+        write_rows(conn, statement, [row("b")])
+    with engine.begin() as conn:  # the pool hands out a live connection again
+        assert [r.key for r in write_rows(conn, statement.returning(items.c.key), [row("c")])] == [
+            "c"
+        ]

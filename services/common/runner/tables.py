@@ -10,17 +10,17 @@ histories before a consumer starts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..consumer import ConsumerSpec
-from ..db import one_of
+from ..db import copy_rows, one_of
 from ..migrations import History, migrate
 
 if TYPE_CHECKING:
-    import psycopg
+    pass
 
 runner_metadata = sa.MetaData()
 
@@ -103,13 +103,7 @@ def record_processed(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     if conn.dialect.name != "postgresql":
         conn.execute(processed_events.insert(), rows)
         return
-    statement = 'COPY processed_events ("group", event_id, position) FROM STDIN'
-    # On PostgreSQL the driver connection is psycopg's (the only driver configured).
-    dbapi = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
-    cursor = dbapi.cursor()
-    with cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row((row["group"], row["event_id"], row["position"]))
+    copy_rows(conn, processed_events, rows)
 
 
 def upsert_greater(
