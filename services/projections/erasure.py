@@ -66,29 +66,36 @@ def _redact_rows(conn: sa.Connection, t: sa.Table, ids: list[str]) -> int:
         t.c.interview_id, t.c.erased_fields, *key_columns, *(t.c[c] for c in _ROW_TEXTS)
     )
     query = query.where(sa.or_(*(col.in_(ids) for col in key_columns)))
-    changed = 0
+    # One UPDATE per set of columns redacted, run for all its rows at once (an
+    # executemany: psycopg pipelines it), not one round trip per row.
+    updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for record in conn.execute(query).mappings().all():
         erased = list(record["erased_fields"] or [])
-        values: dict[str, Any] = {}
+        columns: list[str] = []
         for column in _ROW_TEXTS:
             if record[f"{column}_key_id"] in ids:
                 api_name = PERSONAL_COLUMNS[column]
                 if record[column] is not None or api_name not in erased:
-                    values[column] = None
+                    columns.append(column)
                     if api_name not in erased:
                         erased.append(api_name)
-        if values:
-            values["erased_fields"] = erased
-            conn.execute(
-                sa.update(t).where(t.c.interview_id == record["interview_id"]).values(**values)
+        if columns:
+            updates.setdefault(tuple(columns), []).append(
+                {"b_id": record["interview_id"], "b_erased": erased}
             )
-            changed += 1
-    return changed
+    for redacted, params in updates.items():
+        conn.execute(
+            sa.update(t)
+            .where(t.c.interview_id == sa.bindparam("b_id"))
+            .values({c: None for c in redacted} | {"erased_fields": sa.bindparam("b_erased")}),
+            params,
+        )
+    return sum(len(params) for params in updates.values())
 
 
 def _redact_timeline(conn: sa.Connection, tl: sa.Table, ids: list[str]) -> int:
     query = sa.select(tl.c.interview_id, tl.c.version, tl.c.type, tl.c.data, tl.c.erased_fields)
-    changed = 0
+    params: list[dict[str, Any]] = []
     for record in conn.execute(query.where(tl.c.key_id.in_(ids))).mappings().all():
         data = json.loads(record["data"])
         erased = list(record["erased_fields"] or [])
@@ -100,15 +107,20 @@ def _redact_timeline(conn: sa.Connection, tl: sa.Table, ids: list[str]) -> int:
                     erased.append(name)
                 dirty = True
         if dirty:
-            conn.execute(
-                sa.update(tl)
-                .where(
-                    tl.c.interview_id == record["interview_id"], tl.c.version == record["version"]
-                )
-                .values(
-                    data=json.dumps(data, sort_keys=True, separators=(",", ":")),
-                    erased_fields=erased,
-                )
+            params.append(
+                {
+                    "b_id": record["interview_id"],
+                    "b_version": record["version"],
+                    "b_data": json.dumps(data, sort_keys=True, separators=(",", ":")),
+                    "b_erased": erased,
+                }
             )
-            changed += 1
-    return changed
+    if params:
+        conn.execute(
+            sa.update(tl)
+            .where(tl.c.interview_id == sa.bindparam("b_id"))
+            .where(tl.c.version == sa.bindparam("b_version"))
+            .values(data=sa.bindparam("b_data"), erased_fields=sa.bindparam("b_erased")),
+            params,
+        )
+    return len(params)
