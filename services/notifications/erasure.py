@@ -39,11 +39,23 @@ def redact_notifications(engine: sa.Engine, key_ids: Sequence[str]) -> int:
                     n.c.erased_fields,
                 ).where(n.c.key_id.in_(chunk))
             ).mappings().all()  # fmt: skip
+            # One UPDATE per set of columns changed, for all its rows at once (an
+            # executemany: psycopg pipelines it), not one round trip per row.
+            updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for row in rows:
                 values = _redacted(row)
                 if values:
-                    conn.execute(sa.update(n).where(n.c.id == row["id"]).values(**values))
-                    changed += 1
+                    updates.setdefault(tuple(sorted(values)), []).append(
+                        {"b_id": row["id"], **{f"b_{c}": v for c, v in values.items()}}
+                    )
+            for columns, params in updates.items():
+                conn.execute(
+                    sa.update(n)
+                    .where(n.c.id == sa.bindparam("b_id"))
+                    .values({c: sa.bindparam(f"b_{c}") for c in columns}),
+                    params,
+                )
+                changed += len(params)
     checkpoint_truncate(engine)
     return changed
 
