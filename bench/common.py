@@ -529,3 +529,20 @@ def command_to_effect(
         to_kafka = [on_kafka[i] - t for i, t in ok if i in on_kafka]
         lost = len(sent) - len(latencies)
     return latencies, to_kafka, lost
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the service process on ``port`` answers ``/readyz`` with 200 (90 s at
+    most); raises, naming its log, if it exits or never gets ready."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"a service exited with {proc.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"a service did not become ready; see {log}")

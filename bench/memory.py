@@ -38,6 +38,7 @@ from .common import (
     rss_mb,
     service_bearer,
     stop_process,
+    wait_ready,
 )
 from .loadgen import Connection, run_load
 
@@ -100,7 +101,7 @@ def run(ctx: Context) -> list[dict[str, Any]]:
             )
             stack.callback(stop_process, procs[name])
         for name, port in ports.items():
-            _wait_ready(port, procs[name], tmp / f"{name}.log")
+            wait_ready(port, procs[name], tmp / f"{name}.log")
 
         def bearer(sub: str, role: str) -> dict[str, str]:
             return {"Authorization": f"Bearer {mint_token(secret, sub, role, 3600)}"}
@@ -164,21 +165,6 @@ def run(ctx: Context) -> list[dict[str, Any]]:
             print_figure(f)
             figures.append(f)
     return figures
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"a service exited with {proc.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"a service did not become ready; see {log}")
 
 
 def _wait_for_views(port: int, position: int, headers: dict[str, str]) -> bool:

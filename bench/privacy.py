@@ -67,6 +67,7 @@ from .common import (
     print_figure,
     python,
     stop_process,
+    wait_ready,
 )
 
 THREADS = 16
@@ -213,7 +214,7 @@ def erasure_time(
             *("serve", "interviews", "--port", str(ports["interviews"]), "--workers", str(workers)),
             KAFKA_BOOTSTRAP_SERVERS="",
         )
-        _wait_ready(ports["interviews"], interviews, tmp / "interviews.log")
+        wait_ready(ports["interviews"], interviews, tmp / "interviews.log")
         start("relay", "relay")
         published = _wait_published(bootstrap, topic, ERASED_EVENTS)
         started = time.perf_counter()
@@ -314,21 +315,6 @@ def _call(
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read())  # type: ignore[no-any-return]
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"a service exited with {proc.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"a service did not become ready; see {log}")
 
 
 def _wait_published(bootstrap: str, topic: str, at_least: int) -> int:

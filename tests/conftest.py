@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import pytest
@@ -170,3 +171,27 @@ def freelancer(token: Callable[[str, str], dict[str, str]]) -> dict[str, str]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``runs_last`` (they stop shared infrastructure) run after all others."""
     items.sort(key=lambda item: item.get_closest_marker("runs_last") is not None)
+
+
+# A W3C traceparent a caller sends: the tracing tests check spans continue it.
+GIVEN_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+_SPAN_EXPORTER: list[Any] = []
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """Every span this process ends from now on (an InMemorySpanExporter): the
+    process's tracer provider, set up once, plus a processor that keeps them."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from services.common.tracing import setup_tracing
+
+    if not _SPAN_EXPORTER:
+        provider = setup_tracing("tests")
+        assert provider is not None
+        _SPAN_EXPORTER.append(InMemorySpanExporter())
+        provider.add_span_processor(SimpleSpanProcessor(_SPAN_EXPORTER[0]))
+    _SPAN_EXPORTER[0].clear()
+    yield _SPAN_EXPORTER[0]
+    _SPAN_EXPORTER[0].clear()

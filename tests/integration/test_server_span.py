@@ -9,28 +9,14 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from services.common.logs import trace_id_from
-from services.common.tracing import setup_tracing
 from services.common.web import Metrics, service_app
+from tests.conftest import GIVEN_TRACEPARENT
 
-GIVEN = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-_EXPORTER: list[InMemorySpanExporter] = []
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    if not _EXPORTER:
-        provider = setup_tracing("tests")
-        assert provider is not None
-        _EXPORTER.append(InMemorySpanExporter())
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER[0]))
-    _EXPORTER[0].clear()
-    yield _EXPORTER[0]
-    _EXPORTER[0].clear()
+GIVEN = GIVEN_TRACEPARENT
 
 
 @pytest.fixture

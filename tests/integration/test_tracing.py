@@ -17,35 +17,18 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.common.auth import mint_token
 from services.common.logs import trace_id_from
-from services.common.tracing import setup_tracing
 from services.platform import create_platform_app
-from tests.conftest import TEST_SECRET
+from tests.conftest import GIVEN_TRACEPARENT, TEST_SECRET
 from tests.jobs import register_job
 from tests.reliability.harness import free_port
 from tests.support.notifications import WebhookReceiver
 from tests.support.waiting import wait_until
 
-GIVEN = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-_EXPORTER: list[InMemorySpanExporter] = []
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Every span this process ends from now on (the process's provider, plus a
-    processor that keeps them in memory)."""
-    if not _EXPORTER:
-        provider = setup_tracing("tests")
-        assert provider is not None
-        _EXPORTER.append(InMemorySpanExporter())
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER[0]))
-    _EXPORTER[0].clear()
-    yield _EXPORTER[0]
-    _EXPORTER[0].clear()
+GIVEN = GIVEN_TRACEPARENT
 
 
 def auth(sub: str, role: str) -> dict[str, str]:
