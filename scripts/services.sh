@@ -16,7 +16,7 @@
 # git-ignored. Delete them to start from scratch.
 #
 # Environment overrides:
-#   PG_PORT (55432), KAFKA_PORT (59092), KAFKA_CONTROLLER_PORT (KAFKA_PORT+1),
+#   PG_PORT (25432), KAFKA_PORT (29092), KAFKA_CONTROLLER_PORT (KAFKA_PORT+1),
 #   SERVICES_TIMEOUT (120, seconds to wait for each service), JAVA17 (path to a
 #   Java 17 `java` binary).
 set -euo pipefail
@@ -27,10 +27,14 @@ DIST=$REPO/.kafka-dist
 KAFKA_POM=$REPO/scripts/kafka/pom.xml
 KAFKA_LOG4J=$REPO/scripts/kafka/log4j2.xml
 
-PG_PORT=${PG_PORT:-55432}
-KAFKA_PORT=${KAFKA_PORT:-59092}
+PG_PORT=${PG_PORT:-25432}
+KAFKA_PORT=${KAFKA_PORT:-29092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
 TIMEOUT=${SERVICES_TIMEOUT:-120}
+# The default ports sit below Linux's ephemeral range (32768-60999): a port in
+# that range can be taken at any moment as the local end of some client's
+# connection (a pooled database connection, say), and a broker restarted while
+# that connection lives fails to bind ("Address already in use").
 
 DB_USER=interviews
 DB_PASSWORD=interviews
@@ -70,6 +74,16 @@ port_frees() {
     ((waited == 0)) && log "port $1 is taken; waiting up to ${PORT_WAIT:-60}s for it to free ..."
     sleep 1
     waited=$((waited + 1))
+  done
+}
+
+# Log every socket whose local end is one of the given ports (to say who holds
+# a port a server could not bind).
+port_holders() {
+  local p
+  for p; do
+    log "sockets on local port $p:"
+    ss -tanpH "( sport = :$p )" >&2 2>/dev/null || true
   done
 }
 
@@ -433,6 +447,7 @@ kafka_start() {
   until port_open "$KAFKA_PORT" && kafka_metadata_ok; do
     if ! kafka_running; then
       kafka_tail_logs
+      port_holders "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
       rm -f "$KPID"
       die "Kafka exited during startup"
     fi

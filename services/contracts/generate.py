@@ -189,7 +189,7 @@ def asyncapi_document() -> dict[str, Any]:
         "defaultContentType": CONTENT_TYPE,
         "servers": {
             "local": {
-                "host": "127.0.0.1:59092",
+                "host": "127.0.0.1:29092",
                 "protocol": "kafka",
                 "description": "scripts/services.sh (docker compose: kafka:9092)",
             }

@@ -7,7 +7,6 @@ other test (marker ``runs_last``) and always starts the broker again.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from services.common.runner.loop import ConsumerRunner
 from services.interviews.bootstrap import InterviewsContainer, RelayProcess
 from services.interviews.settings import InterviewsSettings, RelaySettings
 from tests.conftest import TEST_SECRET
+from tests.support.services import infrastructure
 from tests.support.waiting import Ticks, wait_until
 
 from .eventflow import (
@@ -33,12 +33,6 @@ from .eventflow import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.runs_last]
-
-SERVICES = Path(__file__).resolve().parents[2] / "scripts" / "services.sh"
-
-
-def services(command: str) -> None:
-    subprocess.run([str(SERVICES), command], check=True, stdout=subprocess.DEVNULL, timeout=180)
 
 
 @pytest.fixture
@@ -81,7 +75,7 @@ def test_broker_restart_mid_stream_loses_nothing_and_the_relay_recovers_by_itsel
             refused, or no producer to be had) and made it reset and back off."""
             return len(rounds) + stats.errors
 
-        services("stop-kafka")
+        infrastructure("stop-kafka")
         # Acknowledgements that arrived before the stop are settled by the next rounds.
         settled = attempts() + 2
         wait_until(lambda: attempts() >= settled, 60, what="2 relay rounds after the stop")
@@ -91,7 +85,7 @@ def test_broker_restart_mid_stream_loses_nothing_and_the_relay_recovers_by_itsel
         wait_until(lambda: attempts() >= mark + 5, 90, what="5 relay rounds while it is down")
         assert stats.published == published_while_down, "nothing is acknowledged while down"
         assert relay._thread is not None and relay._thread.is_alive()
-        services("start-kafka")
+        infrastructure("start-kafka")
         commands.join()
 
         expected = expected_events(app)
@@ -100,7 +94,7 @@ def test_broker_restart_mid_stream_loses_nothing_and_the_relay_recovers_by_itsel
         assert relay._thread is not None and relay._thread.is_alive(), "the same relay recovered"
     finally:
         workload.stop(commands)
-        services("start-kafka")  # whatever happened, leave the broker running
+        infrastructure("start-kafka")  # whatever happened, leave the broker running
         runner.stop()
         relay.stop()
         runner.join(15)

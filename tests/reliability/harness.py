@@ -33,7 +33,6 @@ from tests.jobs import service_headers
 from tests.support.waiting import WaitTimeout, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES_SCRIPT = ROOT / "scripts" / "services.sh"
 
 # ------------------------------------------------------------------ the tally
 
@@ -80,13 +79,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def infrastructure(command: str) -> None:
-    """``scripts/services.sh start-kafka|stop-kafka|start-pg|stop-pg`` (idempotent)."""
-    subprocess.run(
-        [str(SERVICES_SCRIPT), command], check=True, stdout=subprocess.DEVNULL, timeout=240
-    )
 
 
 # ------------------------------------------------------------------ processes

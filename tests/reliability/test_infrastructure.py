@@ -21,10 +21,11 @@ import httpx
 import pytest
 
 from tests.jobs import register_job
+from tests.support.services import infrastructure
 from tests.support.waiting import holds_within
 
 from .checks import check_everything
-from .harness import TALLY, HttpCommands, Platform, bearer, infrastructure
+from .harness import TALLY, HttpCommands, Platform, bearer
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka, pytest.mark.runs_last]
 
