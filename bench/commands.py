@@ -21,6 +21,7 @@ import statistics
 import tempfile
 import urllib.request
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -122,17 +123,53 @@ def interview_commands(
     """The hiring flow against ``interviewctl <command>`` on PostgreSQL at ``url``
     (SQLite files in ``tmp`` when None): rates per window, latencies, errors,
     server CPU ms per command."""
-    from services.common.auth import mint_token
-
     secret = secrets.token_urlsafe(32)
     port = free_port()
-    env = {
+    env = server_env(url, tmp, secret)
+    hiring = hiring_flow(secret)
+
+    args = [python(), "-m", "services.cli", *command, "--port", str(port)]
+    if workers > 1:
+        args += ["--workers", str(workers)]
+    with server(args, port, env, tmp / "interviews.log", ready_path="/readyz") as proc:
+        before = process_cpu_seconds(proc.pid)
+        rates, stats = run_load("127.0.0.1", port, CLIENTS, hiring, warmup, seconds, windows)
+        after = process_cpu_seconds(proc.pid)
+        try:
+            counters = scrape(port)
+        except OSError as error:  # the counters are a diagnostic, not a figure
+            print(f"  !! could not read the server's /metrics: {error}", flush=True)
+            counters = {}
+    commands = len(stats.done)
+    cpu_ms = (after - before) * 1000 / commands if before is not None and after else None
+    batches = counters.get("interview_commit_batches_total", 0)
+    events = counters.get("interview_events_appended_total", 0)
+    if batches:  # /metrics answers from one worker process: its own counters
+        print(
+            f"  ({commands} commands; one worker wrote {events:.0f} events in {batches:.0f}"
+            f" transactions: {events / batches:.1f} events per transaction)",
+            flush=True,
+        )
+    return rates, stats.latencies, stats.errors, cpu_ms
+
+
+def server_env(url: str | None, tmp: Path, secret: str) -> dict[str, str]:
+    """The interviews API's environment: PostgreSQL at ``url`` (SQLite files in
+    ``tmp`` when None), tokens signed with ``secret``, no broker."""
+    return {
         "DATABASE_URL": url or "",
         "AUTH_SECRET": secret,
         "DATA_DIR": str(tmp / "data"),
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO"),
         "KAFKA_BOOTSTRAP_SERVERS": "",
     }
+
+
+def hiring_flow(secret: str) -> Callable[[Connection, int, int], Awaitable[None]]:
+    """One client's hiring loop (``run_load``'s flow): register a job, invite, then
+    decline (10%), cancel (10%) or accept, start (60%), offer, sometimes decline
+    it and offer more, and hire."""
+    from services.common.auth import mint_token
 
     def bearer(sub: str, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {mint_token(secret, sub, role, 3600)}"}
@@ -146,7 +183,6 @@ def interview_commands(
     rngs = [random.Random(k) for k in range(CLIENTS)]
     offer = {"amount": "1200.00", "currency": "EUR", "rate_type": "fixed"}
     in_a_month = (datetime.now(UTC) + timedelta(days=30)).isoformat()
-
     service = service_bearer(secret)
 
     async def hiring(conn: Connection, k: int, n: int) -> None:
@@ -181,29 +217,7 @@ def interview_commands(
             await conn.call("POST", base + "/offer", {**offer, "amount": "1500.00"}, client)
         await conn.call("POST", base + "/offer/accept", None, freelancer)
 
-    args = [python(), "-m", "services.cli", *command, "--port", str(port)]
-    if workers > 1:
-        args += ["--workers", str(workers)]
-    with server(args, port, env, tmp / "interviews.log", ready_path="/readyz") as proc:
-        before = process_cpu_seconds(proc.pid)
-        rates, stats = run_load("127.0.0.1", port, CLIENTS, hiring, warmup, seconds, windows)
-        after = process_cpu_seconds(proc.pid)
-        try:
-            counters = scrape(port)
-        except OSError as error:  # the counters are a diagnostic, not a figure
-            print(f"  !! could not read the server's /metrics: {error}", flush=True)
-            counters = {}
-    commands = len(stats.done)
-    cpu_ms = (after - before) * 1000 / commands if before is not None and after else None
-    batches = counters.get("interview_commit_batches_total", 0)
-    events = counters.get("interview_events_appended_total", 0)
-    if batches:  # /metrics answers from one worker process: its own counters
-        print(
-            f"  ({commands} commands; one worker wrote {events:.0f} events in {batches:.0f}"
-            f" transactions: {events / batches:.1f} events per transaction)",
-            flush=True,
-        )
-    return rates, stats.latencies, stats.errors, cpu_ms
+    return hiring
 
 
 def scrape(port: int) -> dict[str, float]:

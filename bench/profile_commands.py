@@ -2,19 +2,19 @@
 
 Not a figure of ``make bench``: a tool for the command path. It serves the
 interviews API in one process (one worker; PostgreSQL in a fresh database, or
-SQLite files with ``--sqlite``), drives it with the bench's load generator
-from another process (16 clients, each registering a job, inviting, accepting,
-offering and hiring in a loop) and reports commands/s and server CPU per
-command. With ``--py-spy FILE`` the server is sampled while it holds the GIL
-and the functions with the largest inclusive and exclusive shares are printed
-(the CPU picture). With ``--profile FILE`` it runs under cProfile in every
-thread (the event loop and the thread pool's workers), top of the merged
-profile by cumulative time printed: wall time, so waits dominate, and
-cProfile inflates call-heavy code; take the CPU figure from a run without it.
+SQLite files with ``--sqlite``), drives it with the bench's load generator from
+another process (the ``commands`` figure's hiring flow, 16 clients) and reports
+commands/s and server CPU per command. With ``--py-spy FILE`` the server is
+sampled while it holds the GIL and the functions with the largest inclusive and
+exclusive shares are printed (the CPU picture). With ``--profile FILE`` it runs
+under cProfile in every thread (the event loop and the thread pool's workers),
+top of the merged profile by cumulative time printed: wall time, so waits
+dominate, and cProfile inflates call-heavy code; take the CPU figure from a run
+without it.
 
-``--tree DIR`` serves another checkout's code (e.g. main's, exported with
-``git archive``) with this tree's load generator, for a before/after within
-one run: ``python -m bench.profile_commands --tree /tmp/main --tree .``.
+``--tree DIR`` serves another checkout's code (e.g. main's, exported with ``git
+archive``) with this tree's load generator, for a before/after within one run:
+``python -m bench.profile_commands --tree /tmp/main --tree .``.
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .commands import CLIENTS, hiring_flow, server_env
 from .common import free_port, fresh_database, process_cpu_seconds, python, server
-from .loadgen import Connection, run_load
+from .loadgen import run_load
 
-CLIENTS = 16
-FREELANCERS_PER_CLIENT = 25
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = str(Path(__file__).with_name("profile_server.py"))
 
@@ -98,46 +97,11 @@ def measure(
     profile: str | None,
     samples: str | None = None,
 ) -> tuple[float, float, int]:
-    """Commands/s, server CPU ms per command and errors of one server."""
-    from services.common.auth import mint_token
-
+    """Commands/s, server CPU ms per command and errors of one server, driven by
+    the ``commands`` figure's hiring flow."""
     secret = secrets.token_urlsafe(32)
     port = free_port()
-    env = {
-        "DATABASE_URL": url or "",
-        "AUTH_SECRET": secret,
-        "DATA_DIR": str(tmp / "data"),
-        "LOG_LEVEL": "INFO",
-        "KAFKA_BOOTSTRAP_SERVERS": "",
-        "PYTHONPATH": str(tree),
-    }
-    run_id = secrets.token_hex(3)
-
-    def bearer(sub: str, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {mint_token(secret, sub, role, 3600)}"}
-
-    clients = [bearer(f"bench-client-{k}", "client") for k in range(CLIENTS)]
-    freelancers = [
-        [bearer(f"bench-fl-{k}-{j}", "freelancer") for j in range(FREELANCERS_PER_CLIENT)]
-        for k in range(CLIENTS)
-    ]
-    service = bearer("bench-job-service", "service")
-    offer = {"amount": "1200.00", "currency": "EUR", "rate_type": "fixed"}
-
-    async def hiring(conn: Connection, k: int, n: int) -> None:
-        j = n % FREELANCERS_PER_CLIENT
-        job = f"job-{run_id}-{k}-{n}"
-        await conn.call("PUT", f"/jobs/{job}", {"client_id": f"bench-client-{k}"}, service)
-        invited = await conn.call(
-            "POST",
-            "/interviews",
-            {"job_id": job, "freelancer_id": f"bench-fl-{k}-{j}", "message": "Shall we talk?"},
-            clients[k],
-        )
-        base = f"/interviews/{invited['id']}"
-        await conn.call("POST", base + "/accept", None, freelancers[k][j])
-        await conn.call("POST", base + "/offer", offer, clients[k])
-        await conn.call("POST", base + "/offer/accept", None, freelancers[k][j])
+    env = {**server_env(url, tmp, secret), "PYTHONPATH": str(tree)}
 
     # The server imports ``services`` from ``tree`` only (not from this checkout).
     code = f"import runpy, sys; sys.path.insert(0, {str(tree)!r}); runpy.run_path({SERVER!r})"
@@ -152,7 +116,7 @@ def measure(
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
         before = process_cpu_seconds(proc.pid)
-        rates, stats = run_load("127.0.0.1", port, CLIENTS, hiring, warmup, seconds, 1)
+        rates, stats = run_load("127.0.0.1", port, CLIENTS, hiring_flow(secret), warmup, seconds, 1)
         if spy is not None:
             spy.wait(60)
         after = process_cpu_seconds(proc.pid)
