@@ -255,12 +255,8 @@ class Scheduler:
             batch = list(app.iter_interview_notifications(after=position, limit=self.batch_size))
             if not batch:
                 break
-            changes: dict[UUID, IndexChange] = {}
-            for _, event in batch:  # the last event of an interview in the batch decides
-                change = self._change_for(event)
-                if change is not None:
-                    changes[event.originator_id] = change
-            isolated = index.advance(position, batch[-1][0], changes.values())
+            changes = (self._change_for(event) for _, event in batch)
+            isolated = index.advance(position, batch[-1][0], [c for c in changes if c])
             if isolated is None:
                 continue  # another instance moved the position: read from there
             for row in isolated:

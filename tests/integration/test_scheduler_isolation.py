@@ -47,10 +47,13 @@ class BrokenIndex(DeadlineIndex):
         super().__init__(engine)
         self.broken = broken
 
-    def _put(self, conn: sa.Connection, deadline: Deadline) -> None:
-        if deadline.interview_id in self.broken:
-            raise ValueError(f"cannot store the deadline of {deadline.interview_id}")
-        super()._put(conn, deadline)
+    def _write(
+        self, conn: sa.Connection, puts: list[Deadline], clears: list[tuple[UUID, int]]
+    ) -> None:
+        for deadline in puts:
+            if deadline.interview_id in self.broken:
+                raise ValueError(f"cannot store the deadline of {deadline.interview_id}")
+        super()._write(conn, puts, clears)
 
 
 @pytest.fixture

@@ -100,6 +100,15 @@ class DeadlineIndex:
     def __init__(self, engine: sa.Engine, name: str = FOLLOWER) -> None:
         self.engine = engine
         self.name = name
+        # Built once and run with a list of rows: building a statement per change
+        # cost more than running it.
+        self._upsert = upsert(
+            engine,
+            DEADLINES,
+            ["interview_id"],
+            ["what", "due_at", "version"],
+            where=lambda new: DEADLINES.c.version <= new.version,
+        )
 
     def create(self) -> None:
         """The follower's position row (its tables come from the interviews migrations)."""
@@ -121,9 +130,11 @@ class DeadlineIndex:
         """Applies ``changes`` and moves the position from ``expected`` to ``new`` in one
         transaction; None (and nothing written) if the position is no longer ``expected``.
 
-        A change that cannot be written is isolated in the same transaction (the
-        others are written); the isolated ones are returned."""
-        changes = list(changes)
+        ``changes`` come in log order; the last one of an interview decides its
+        deadline, so only that one is applied. A change that cannot be written is
+        isolated in the same transaction (the others are written); the isolated
+        ones are returned."""
+        changes = list({change.interview_id: change for change in changes}.values())
         try:
             return self._advance(expected, new, changes, {})
         except OUTAGES:
@@ -144,14 +155,17 @@ class DeadlineIndex:
             ).rowcount
             if moved != 1:
                 return None
+            puts: list[Deadline] = []
+            clears: list[tuple[UUID, int]] = []
             for n, change in enumerate(changes):
                 problem = change.problem or failing.get(n)
                 if problem is not None:
                     isolated.append(self._isolate(conn, change, problem))
                 elif change.deadline is not None:
-                    self._put(conn, change.deadline)
+                    puts.append(change.deadline)
                 else:
-                    self._clear(conn, change.interview_id, below=change.version)
+                    clears.append((change.interview_id, change.version))
+            self._write(conn, puts, clears)
         return isolated
 
     def _probe(self, changes: list[IndexChange]) -> dict[int, str]:
@@ -163,7 +177,7 @@ class DeadlineIndex:
             with self.engine.connect() as conn:
                 try:
                     with conn.begin() as transaction:
-                        self._put(conn, change.deadline)
+                        self._write(conn, [change.deadline], [])
                         transaction.rollback()
                 except OUTAGES:
                     raise
@@ -243,12 +257,12 @@ class DeadlineIndex:
 
     def put(self, deadline: Deadline) -> None:
         with self.engine.begin() as conn:
-            self._put(conn, deadline)
+            self._write(conn, [deadline], [])
 
     def clear(self, interview_id: UUID, below: int) -> None:
         """Forgets the interview's deadline if it was set before version ``below``."""
         with self.engine.begin() as conn:
-            self._clear(conn, interview_id, below)
+            self._write(conn, [], [(interview_id, below)])
 
     def due(self, now: datetime, limit: int) -> list[Deadline]:
         with self.engine.connect() as conn:
@@ -269,40 +283,35 @@ class DeadlineIndex:
             rows = conn.execute(sa.select(DEADLINES).order_by(DEADLINES.c.due_at)).all()
         return [Deadline(r.interview_id, r.what, r.due_at, r.version) for r in rows]
 
-    def _put(self, conn: sa.Connection, deadline: Deadline) -> None:
-        conn.execute(
-            upsert(
-                self.engine,
-                DEADLINES,
-                ["interview_id"],
-                ["what", "due_at", "version"],
-                where=lambda new: DEADLINES.c.version <= new.version,
-            ).values(
-                interview_id=deadline.interview_id,
-                what=deadline.what,
-                due_at=deadline.due_at,
-                version=deadline.version,
-            )
-        )
-        self._supersede(conn, deadline.interview_id, below=deadline.version)
+    def _write(
+        self, conn: sa.Connection, puts: list[Deadline], clears: list[tuple[UUID, int]]
+    ) -> None:
+        """Sets each deadline of ``puts`` (unless the index holds a later one) and
+        forgets each interview's deadline set before the version in ``clears``; a
+        deadline set aside before either is moot. At most one entry per interview."""
+        if puts:
+            conn.execute(
+                self._upsert,
+                [
+                    {"interview_id": d.interview_id, "what": d.what, "due_at": d.due_at,
+                     "version": d.version}
+                    for d in puts
+                ],
+            )  # fmt: skip
+        if clears:
+            conn.execute(_CLEAR, [{"id": i, "below": v} for i, v in clears])
+        moot = [{"id": d.interview_id, "below": d.version} for d in puts]
+        moot += [{"id": i, "below": v} for i, v in clears]
+        if moot:
+            conn.execute(_SUPERSEDE, moot)
 
-    @classmethod
-    def _clear(cls, conn: sa.Connection, interview_id: UUID, below: int) -> None:
-        conn.execute(
-            sa.delete(DEADLINES).where(
-                DEADLINES.c.interview_id == interview_id, DEADLINES.c.version < below
-            )
-        )
-        cls._supersede(conn, interview_id, below)
 
-    @staticmethod
-    def _supersede(conn: sa.Connection, interview_id: UUID, below: int) -> None:
-        """A later event of the interview decides its deadline: an isolated older one is moot."""
-        conn.execute(
-            sa.delete(ISOLATED).where(
-                ISOLATED.c.interview_id == interview_id, ISOLATED.c.version < below
-            )
-        )
+_CLEAR = sa.delete(DEADLINES).where(
+    DEADLINES.c.interview_id == sa.bindparam("id"), DEADLINES.c.version < sa.bindparam("below")
+)
+_SUPERSEDE = sa.delete(ISOLATED).where(
+    ISOLATED.c.interview_id == sa.bindparam("id"), ISOLATED.c.version < sa.bindparam("below")
+)
 
 
 def _text_of(value: datetime) -> str:
