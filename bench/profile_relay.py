@@ -7,7 +7,9 @@ fresh topic while py-spy samples this process (``--gil``: the threads holding
 the GIL, so the CPU picture of the relay thread, its prefetching reader and
 kafka-python's sender thread together). Prints the publish rate and the
 functions with the largest inclusive and exclusive shares of the samples.
-``--threads`` splits the samples by thread.
+``--threads`` splits the samples by thread; ``--raw`` measures B4's CPU per event
+first; ``--tracing`` installs the tracer provider as ``interviewctl relay`` does
+(a producer span per event; the bench itself runs without one).
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--raw", action="store_true", help="first the raw producer (B4) on the same messages"
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="with the tracer provider `interviewctl relay` sets up",
+    )
     args = parser.parse_args(argv)
     admin_url = os.environ.get("DATABASE_URL")
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -44,6 +51,10 @@ def main(argv: list[str]) -> int:
     from services.interviews.bootstrap import RelayProcess
     from services.interviews.settings import RelaySettings
 
+    if args.tracing:
+        from services.common.tracing import setup_tracing
+
+        setup_tracing("relay")
     topic = f"bench.profile.{uuid.uuid4().hex[:8]}"
     with fresh_database(admin_url, "profile_relay") as url, TemporaryDirectory() as tmp:
         container = _application(url, Path(tmp))
