@@ -74,13 +74,14 @@ class MemoPartitioner(DefaultPartitioner):
         if all_partitions is None:
             raise ValueError(f"Topic {topic} not found in ClusterMetadata")
         memo_key = (serialized_key, len(all_partitions))
-        index = self._memo.get(memo_key)
-        if index is None:
+        partition = self._memo.get(memo_key)
+        if partition is None:
             index = (murmur2(serialized_key) & 0x7FFFFFFF) % len(all_partitions)
-            self._memo[memo_key] = index
+            partition = sorted(all_partitions)[index]
+            self._memo[memo_key] = partition
             if len(self._memo) > self._maxsize:
                 self._memo.popitem(last=False)
-        return sorted(all_partitions)[index]
+        return partition
 
 
 def ensure_topics(

@@ -253,6 +253,14 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
 
 
+def tracing_records() -> bool:
+    """Whether a span made now is a real one: ``setup_tracing`` (the one place the
+    platform installs a provider) has installed the SDK's. Until then, and with
+    ``OTEL_SDK_DISABLED``, every span is a no-op that carries its parent's context.
+    Cheap enough for every event (the API's own lookup reads the environment)."""
+    return _provider is not None
+
+
 def traceparent_of(span_context: trace.SpanContext) -> str:
     ids = f"{span_context.trace_id:032x}-{span_context.span_id:016x}"
     return f"00-{ids}-{span_context.trace_flags:02x}"

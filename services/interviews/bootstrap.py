@@ -40,7 +40,7 @@ from .adapters.pg_listen import PostgresWakeUp
 from .adapters.relay_position import PositionStore, fenced_lease
 from .application import InterviewsApplication, utcnow
 from .erasure_feed import ErasureFeed
-from .feed import InterviewEventFeed, unhook, wake_on_interview_events
+from .feed import InterviewMessageFeed, unhook, wake_on_interview_events
 from .migrations import HISTORY, check_event_store
 from .relay import Relay, RelayCollector
 from .scheduler import Scheduler
@@ -281,7 +281,7 @@ def erasure_relay(app: InterviewsApplication, settings: RelaySettings, engine: s
     feed = ErasureFeed(app)
     positions = PositionStore(engine, ERASURES_TOPIC)
     lease = fenced_lease(positions, own, feed.max_position)
-    return Relay(feed, positions, connect, settings=own, lease=lease)  # type: ignore[arg-type]  # ErasureFeed yields announcements, not envelopes: the relay only counts and publishes them
+    return Relay(feed, positions, connect, settings=own, lease=lease)
 
 
 class RelayProcess:
@@ -318,7 +318,7 @@ class RelayProcess:
             if hasattr(app.recorder, "channel_name")
             else None
         )
-        feed = InterviewEventFeed(app)
+        feed = InterviewMessageFeed(app)
         positions = PositionStore(self.engine, settings.topic)
         self.relay = Relay(
             feed,

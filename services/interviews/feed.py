@@ -1,7 +1,9 @@
 """The interview events of the store's notification log, as published envelopes.
 
-One conversion for every reader of the log: the relay (to Kafka) and, in the
-embedded default, the downstream consumers that read the log directly.
+One reading and one conversion for every reader of the log: the relay (to Kafka,
+``InterviewMessageFeed``: the envelopes as the bytes it sends) and, in the
+embedded default, the downstream consumers that read the log directly
+(``InterviewEventFeed``: the validated envelopes).
 """
 
 from __future__ import annotations
@@ -9,13 +11,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import Recording
 
 from ..contracts import EventEnvelope
-from .adapters.envelope import to_envelope
+from .adapters.envelope import OutgoingEvent, to_envelope, to_outgoing
 from .application import InterviewsApplication
 from .domain import Interview
 
@@ -58,29 +60,54 @@ class PartiesCache:
         return parties
 
 
-class InterviewEventFeed:
-    """``read(after, limit)``: envelopes of the interview events after a position."""
+T = TypeVar("T")
 
-    def __init__(self, app: InterviewsApplication, cache_size: int = 100_000) -> None:
+
+class _InterviewLog(Generic[T]):
+    """``read(after, limit)``: the interview events after a position, converted."""
+
+    def __init__(
+        self,
+        app: InterviewsApplication,
+        convert: Callable[[Interview.Event, int, Parties], T],
+        cache_size: int = 100_000,
+    ) -> None:
         self.app = app
         self.parties = PartiesCache(app, cache_size)
+        self._convert = convert
 
-    def envelope(self, position: int, event: Interview.Event) -> EventEnvelope:
-        if isinstance(event, Interview.Invited):
+    def convert(self, position: int, event: Interview.Event) -> T:
+        if type(event) is Interview.Invited:
             parties = (event.job_id, event.client_id, event.freelancer_id)
             self.parties.remember(event.originator_id, parties)
         else:
             parties = self.parties.get(event.originator_id)
-        return to_envelope(event, position, parties)
+        return self._convert(event, position, parties)
 
-    def read(self, after: int, limit: int) -> list[EventEnvelope]:
+    def read(self, after: int, limit: int) -> list[T]:
+        convert = self.convert
         return [
-            self.envelope(position, event)
+            convert(position, event)
             for position, event in self.app.iter_interview_notifications(after, limit)
         ]
 
     def max_position(self) -> int:
         return self.app.max_position()
+
+
+class InterviewEventFeed(_InterviewLog[EventEnvelope]):
+    """``read(after, limit)``: envelopes of the interview events after a position."""
+
+    def __init__(self, app: InterviewsApplication, cache_size: int = 100_000) -> None:
+        super().__init__(app, to_envelope, cache_size)
+
+
+class InterviewMessageFeed(_InterviewLog[OutgoingEvent]):
+    """``read(after, limit)``: the interview events after a position as the relay
+    sends them (the envelope's bytes, its key and header values)."""
+
+    def __init__(self, app: InterviewsApplication, cache_size: int = 100_000) -> None:
+        super().__init__(app, to_outgoing, cache_size)
 
 
 class _SetOnInterviewEvents:

@@ -21,20 +21,32 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .adapters.kafka_publisher import Delivery, EventPublisher
 from .adapters.leases import Lease
 from .adapters.relay_position import FencedLease, LostLeadershipError, PositionStore
-from .feed import InterviewEventFeed
 from .settings import RelaySettings
 
 log = logging.getLogger(__name__)
+
+
+class Positioned(Protocol):
+    @property
+    def position(self) -> int: ...
+
+
+class LogFeed(Protocol):
+    """What the relay follows: ``feed.InterviewMessageFeed``, or the erasures' feed."""
+
+    def read(self, after: int, limit: int) -> Sequence[Positioned]: ...
+
+    def max_position(self) -> int: ...
 
 
 @dataclass
@@ -52,7 +64,7 @@ class Relay:
 
     def __init__(
         self,
-        feed: InterviewEventFeed,
+        feed: LogFeed,
         positions: PositionStore,
         connect: Callable[[], EventPublisher],
         *,
@@ -76,7 +88,7 @@ class Relay:
         self._read = 0  # highest position handed to the publisher
         self._scanned = 0  # every interview event up to here has been handed over
         self._reader: ThreadPoolExecutor | None = None
-        self._prefetched: tuple[Future[tuple[int, list[Any]]], int, int] | None = None
+        self._prefetched: tuple[Future[tuple[int, Sequence[Any]]], int, int] | None = None
         self._saved = 0
         self._last_checkpoint = 0.0
         self._rate_mark = (time.monotonic(), 0)
@@ -150,6 +162,8 @@ class Relay:
     def _start(self) -> None:
         self._acked = self._saved = self._read = self._scanned = self.positions.load()
         self.stats.published_position = self._acked
+        # The first batch is read while the producer connects.
+        self._prefetch_batch(min(self.settings.read_batch, self.settings.max_in_flight))
         publisher = self.connect()
         self._publisher = publisher
         self.stats.connected = True
@@ -168,17 +182,21 @@ class Relay:
             if len(envelopes) == limit and room - limit >= limit:
                 # A backlog: read and convert the next batch while this one is sent.
                 self._prefetch_batch(limit)
+        publish, pending = self._publisher.publish, self._pending
         for envelope in envelopes:
-            self._pending.append((envelope.position, self._publisher.publish(envelope)))
-        if limit and len(envelopes) < limit:
+            pending.append((envelope.position, publish(envelope)))
+        caught_up = bool(limit) and len(envelopes) < limit
+        if caught_up:
             # Every interview event up to store_max has been read: positions
             # are assigned in commit order, so nothing below it can still appear.
             self._read = max(self._read, store_max)
             self._scanned = max(self._scanned, store_max)
         before = self._acked
         self._settle()
-        if self._pending and (not envelopes or room <= len(envelopes)):
-            # Idle or full: wait for the broker rather than for more events.
+        if pending and (caught_up or room <= len(envelopes)):
+            # Caught up: send now (no linger, nothing more is coming) and wait for
+            # the broker. Full: wait for the broker rather than for more events.
+            # A backlog is sent in full batches, each read while the last one goes.
             self._publisher.flush(1.0)
             self._settle()
         self._checkpoint()
@@ -188,12 +206,12 @@ class Relay:
             self.wake.wait(self._idle_timeout())
         return bool(envelopes) or self._acked > before
 
-    def _read_batch(self, after: int, limit: int) -> tuple[int, list[Any]]:
+    def _read_batch(self, after: int, limit: int) -> tuple[int, Sequence[Any]]:
         # The store's max first: every event up to it is then visible to the read.
         store_max = self.feed.max_position()
         return store_max, self.feed.read(after, limit) if limit else []
 
-    def _next_batch(self, limit: int) -> tuple[int, list[Any]]:
+    def _next_batch(self, limit: int) -> tuple[int, Sequence[Any]]:
         prefetched, self._prefetched = self._prefetched, None
         if prefetched is not None:
             future, after, prefetch_limit = prefetched

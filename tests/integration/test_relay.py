@@ -24,8 +24,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from services.common.db import create_engine
 from services.common.runner.kafka_source import KafkaSource
 from services.common.runner.loop import ConsumerRunner
+from services.contracts import decode_envelope
 from services.interviews.adapters.tables import relay_position
 from services.interviews.bootstrap import InterviewsContainer, RelayProcess
+from services.interviews.feed import InterviewEventFeed
 from services.interviews.settings import InterviewsSettings, RelaySettings
 from tests.conftest import TEST_SECRET
 from tests.support.waiting import wait_until
@@ -92,16 +94,17 @@ def test_relay_publishes_every_event_once_keyed_and_in_order_per_interview(
         assert wait_until(lambda: b"relay_lag_positions 0.0" in generate_latest(registry), 5)
 
         messages = read_topic(kafka_bootstrap, topic, expect=len(expected))
+        feed = InterviewEventFeed(app)
+        envelopes = {e.position: e for e in feed.read(0, len(expected) + 10)}
         partitions = defaultdict(set)
         for m in messages:
+            envelope = envelopes[decode_envelope(m.value).position]
+            assert m.value == envelope.to_bytes(), "exactly the contract model's bytes"
+            assert m.key == str(envelope.interview_id).encode()
             headers = dict(m.headers)
             assert headers["content-type"] == b"application/json"
-            assert headers["type"] in m.value and headers["schema_version"] in (
-                b"1",
-                b"2",
-                b"3",
-                b"4",
-            )
+            assert headers["type"] == envelope.type.encode()
+            assert headers["schema_version"] == str(envelope.schema_version).encode()
             partitions[m.key].add(m.partition)
         assert all(len(p) == 1 for p in partitions.values()), "one partition per interview"
         assert {k.decode() for k in partitions} == {i for i, _ in expected.values()}

@@ -58,10 +58,12 @@ class FakeBroker:
     """Remembers what was published; acknowledges on flush unless told to refuse."""
 
     published: list[EventEnvelope] = field(default_factory=list)
-    pending: list[FakeDelivery] = field(default_factory=list)
+    pending: list[tuple[int, FakeDelivery]] = field(default_factory=list)
     refuse_next_flush: bool = False
+    refuse_once: set[int] = field(default_factory=set)  # positions refused the first time
     auto_ack: bool = True
     connections: int = 0
+    flushes: int = 0
 
     def connect(self) -> FakeBroker:
         self.connections += 1
@@ -70,15 +72,17 @@ class FakeBroker:
     def publish(self, event: EventEnvelope) -> FakeDelivery:
         self.published.append(event)
         delivery = FakeDelivery()
-        self.pending.append(delivery)
+        self.pending.append((event.position, delivery))
         return delivery
 
     def flush(self, timeout: float) -> bool:
+        self.flushes += 1
         if not self.auto_ack:
             return False
-        for delivery in self.pending:
+        for position, delivery in self.pending:
             delivery.is_done = True
-            if self.refuse_next_flush:
+            if self.refuse_next_flush or position in self.refuse_once:
+                self.refuse_once.discard(position)
                 delivery.exception = RuntimeError("broker refused")
         self.refuse_next_flush = False
         self.pending.clear()

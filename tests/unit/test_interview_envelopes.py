@@ -6,16 +6,25 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from uuid import uuid4, uuid5
 
 import jsonschema
 import pytest
+from pydantic import ValidationError
 
 from services.contracts import SCHEMA_VERSIONS, decode_envelope
 from services.contracts.generate import ROOT, schema_file_name
-from services.interviews.adapters.envelope import to_envelope
-from services.interviews.domain import Interview
-from services.interviews.domain.interview import EVENT_TYPES
-from tests.support.interview_domain import CLIENT, FREELANCER, T0, ctx, extend, invite
+from services.interviews.adapters.envelope import (
+    EVENT_ID_NAMESPACE,
+    event_id,
+    event_id_text,
+    to_envelope,
+    to_outgoing,
+)
+from services.interviews.adapters.kafka_publisher import headers_for
+from services.interviews.domain import SYSTEM, CommandContext, Interview
+from services.interviews.domain.interview import EVENT_TYPES, TRACE_CONTEXT
+from tests.support.interview_domain import CLIENT, FREELANCER, LATER, T0, ctx, extend, invite
 
 
 def every_kind_of_event() -> list[Interview.Event]:
@@ -78,3 +87,53 @@ def test_each_event_becomes_exactly_its_contract(event: Interview.Event) -> None
     assert decode_envelope(envelope.to_bytes()) == envelope
     if envelope.type in EXPECTED_DATA:
         assert json.loads(typed.model_dump_json()) == EXPECTED_DATA[envelope.type]
+
+
+GIVEN_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def events_with_awkward_values() -> list[Interview.Event]:
+    """Texts JSON must escape, sealed text, microseconds, the system's Expired."""
+    at = T0 + timedelta(microseconds=123456)
+    sealer = lambda text: {"key_id": "k1", "alg": "A256GCM", "nonce": "bm9u", "ciphertext": text}  # noqa: E731
+    interview = invite(message='Zoë says "hi" \\ / — 面试 😀')
+    interview.decline(CommandContext(FREELANCER, at, "00-corr", "req", sealer), "nope\tnope")
+    expired = invite()
+    expired.expire(ctx(SYSTEM, LATER))
+    return interview.collect_events() + expired.collect_events()[1:]
+
+
+@pytest.mark.parametrize(
+    "event", every_kind_of_event() + events_with_awkward_values(), ids=lambda e: type(e).__name__
+)
+def test_what_the_relay_sends_is_byte_for_byte_the_contract_model(event: Interview.Event) -> None:
+    parties = ("job-1", CLIENT.id, FREELANCER.id)
+    object.__setattr__(event, TRACE_CONTEXT, GIVEN_TRACEPARENT)
+    envelope = to_envelope(event, position=7, parties=parties)
+
+    outgoing = to_outgoing(event, position=7, parties=parties)
+
+    assert outgoing.value == envelope.to_bytes()
+    assert outgoing.key == str(envelope.interview_id).encode()
+    assert (outgoing.id, outgoing.position) == (str(envelope.id), envelope.position)
+    assert (outgoing.type, outgoing.schema_version) == (envelope.type, envelope.schema_version)
+    assert outgoing.correlation_id == envelope.correlation_id
+    assert outgoing.traceparent == envelope.traceparent
+    assert headers_for(outgoing) == headers_for(envelope)
+
+
+def test_the_relay_refuses_an_actor_role_the_contract_does_not_know() -> None:
+    event = invite().collect_events()[0]
+    object.__setattr__(event, "actor_role", "service")
+    with pytest.raises(ValidationError):
+        to_envelope(event, position=1)
+    with pytest.raises(ValueError, match="actor role 'service'"):
+        to_outgoing(event, position=1)
+
+
+def test_event_ids_are_uuid5_of_the_interview_and_version() -> None:
+    interview_id = uuid4()
+    for version in range(1, 40):
+        expected = uuid5(EVENT_ID_NAMESPACE, f"{interview_id}:{version}")
+        assert event_id(interview_id, version) == expected
+        assert event_id_text(str(interview_id), version) == str(expected)

@@ -96,6 +96,44 @@ def test_run_backs_off_and_recovers_without_a_restart() -> None:
     assert [e.position for e in broker.published] == [1, 4, 5, 8, 1, 4, 5, 8]
 
 
+def test_a_send_refused_mid_batch_keeps_the_position_before_it_and_is_published_again() -> None:
+    broker, positions = FakeBroker(refuse_once={5}), MemoryPositions()
+    subject = relay(FakeFeed(history(), max_position=9), broker, positions)
+    subject._start()
+    with pytest.raises(RuntimeError, match="refused"):
+        subject._step()  # 1 and 4 acknowledged, 5 refused, 8 acknowledged
+    recorded = positions.position
+    assert recorded < 5, "never past an event the broker did not take"
+
+    subject._reset()
+    subject._start()
+    subject._step()
+    assert [e.position for e in broker.published[4:]] == [p for p in (1, 4, 5, 8) if p > recorded]
+    assert positions.position == 9
+
+
+def test_a_caught_up_relay_sends_at_once_and_records_in_the_same_round() -> None:
+    broker, positions = FakeBroker(), MemoryPositions()
+    subject = relay(FakeFeed(history()[:2], max_position=4), broker, positions)
+    subject._start()
+    subject._step()
+    assert broker.flushes == 1, "no lingering for more: nothing more is coming"
+    assert positions.position == 4
+
+
+def test_a_backlog_goes_in_full_batches_without_waiting_for_the_broker_between_them() -> None:
+    broker, positions = FakeBroker(), MemoryPositions()
+    subject = relay(FakeFeed(history(), max_position=9), broker, positions)
+    subject.settings = subject.settings.model_copy(update={"read_batch": 2})
+    subject._start()
+    subject._step()
+    subject._step()
+    assert [e.position for e in broker.published] == [1, 4, 5, 8]
+    assert broker.flushes == 0 and positions.saves == []
+    subject._step()  # the log is read to its end: now it waits for the broker
+    assert broker.flushes == 1 and positions.position == 9
+
+
 @dataclass
 class ScriptedLease:
     """Held or not, as the test says; counts how often it was asked."""

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any, Protocol
 
 from opentelemetry.trace import SpanKind
 
 from ...common.kafka import MemoPartitioner, TopicLayout, ensure_event_topics, producer_settings
-from ...common.tracing import context_from, traceparent_of, tracer
-from ...contracts import EventEnvelope
+from ...common.tracing import (
+    context_from,
+    span_context_from,
+    traceparent_of,
+    tracer,
+    tracing_records,
+)
 from ...contracts.envelope import CONTENT_TYPE
+from .envelope import OutgoingEvent
 
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -28,7 +35,7 @@ class Delivery(Protocol):
 
 
 class EventPublisher(Protocol):
-    def publish(self, envelope: EventEnvelope) -> Delivery: ...
+    def publish(self, event: OutgoingEvent) -> Delivery: ...
 
     def flush(self, timeout: float) -> bool:
         """True when every delivery has settled within ``timeout`` seconds."""
@@ -37,19 +44,37 @@ class EventPublisher(Protocol):
     def close(self, timeout: float = 5.0) -> None: ...
 
 
-def headers_for(envelope: EventEnvelope, traceparent: str | None = None) -> list[tuple[str, bytes]]:
+class HeaderFields(Protocol):
+    """What the headers say about an event (an ``EventEnvelope`` or ``OutgoingEvent``)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def schema_version(self) -> int: ...
+
+    @property
+    def correlation_id(self) -> str: ...
+
+
+def headers_for(event: HeaderFields, traceparent: str | None = None) -> list[tuple[str, bytes]]:
     """The message's headers; ``traceparent`` is the producer span's, else (an event
     recorded before traces were kept) a correlation id that is one."""
-    headers = [
-        ("type", envelope.type.encode()),
-        ("schema_version", str(envelope.schema_version).encode()),
-        ("content-type", CONTENT_TYPE.encode()),
-    ]
-    if traceparent is None and TRACEPARENT.match(envelope.correlation_id):
-        traceparent = envelope.correlation_id
+    headers = list(_fixed_headers(event.type, event.schema_version))
+    if traceparent is None and TRACEPARENT.match(event.correlation_id):
+        traceparent = event.correlation_id
     if traceparent is not None:
         headers.append(("traceparent", traceparent.encode()))
     return headers
+
+
+@cache
+def _fixed_headers(event_type: str, schema_version: int) -> tuple[tuple[str, bytes], ...]:
+    return (
+        ("type", event_type.encode()),
+        ("schema_version", str(schema_version).encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    )
 
 
 class Producer:
@@ -102,26 +127,31 @@ class KafkaPublisher(Producer):
             self.bootstrap_servers, self.topic, self.layout, client_id="interviews-admin"
         )
 
-    def publish(self, envelope: EventEnvelope) -> Delivery:
-        """Sends one event, in a producer span continuing the command's trace."""
+    def publish(self, event: OutgoingEvent) -> Delivery:
+        """Sends one event, in a producer span continuing the command's trace.
+
+        With no tracer provider installed that span would record nothing and
+        carry the command's own context: the headers then say the same without it.
+        """
+        if not tracing_records():
+            parent = span_context_from(event.traceparent)
+            return self._send(event, traceparent_of(parent) if parent else None)
         span = tracer().start_span(
             f"{self.topic} publish",
-            context_from(envelope.traceparent),
+            context_from(event.traceparent),
             kind=SpanKind.PRODUCER,
             attributes={
                 "messaging.system": "kafka",
                 "messaging.destination.name": self.topic,
-                "messaging.message.id": str(envelope.id),
+                "messaging.message.id": event.id,
             },
         )
         try:
-            span_context = span.get_span_context()
-            traceparent = traceparent_of(span_context) if span_context.is_valid else None
-            return self._producer.send(
-                self.topic,
-                key=str(envelope.interview_id).encode(),
-                value=envelope.to_bytes(),
-                headers=headers_for(envelope, traceparent),
-            )
+            context = span.get_span_context()
+            return self._send(event, traceparent_of(context) if context.is_valid else None)
         finally:
             span.end()
+
+    def _send(self, event: OutgoingEvent, traceparent: str | None) -> Delivery:
+        headers = headers_for(event, traceparent)
+        return self._producer.send(self.topic, key=event.key, value=event.value, headers=headers)
