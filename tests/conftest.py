@@ -185,13 +185,12 @@ def spans() -> Iterator[Any]:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from services.common.tracing import setup_tracing
+    from services.common.tracing import export_spans, setup_tracing
 
     if not _SPAN_EXPORTER:
-        provider = setup_tracing("tests")
-        assert provider is not None
+        assert setup_tracing("tests") is not None
         _SPAN_EXPORTER.append(InMemorySpanExporter())
-        provider.add_span_processor(SimpleSpanProcessor(_SPAN_EXPORTER[0]))
+        export_spans(SimpleSpanProcessor(_SPAN_EXPORTER[0]))
     _SPAN_EXPORTER[0].clear()
     yield _SPAN_EXPORTER[0]
     _SPAN_EXPORTER[0].clear()

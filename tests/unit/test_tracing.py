@@ -7,6 +7,7 @@ import io
 import json
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -14,6 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind
 
+from services.common import tracing
 from services.common.tracing import (
     NoOrphanClientSpans,
     _exporters,
@@ -21,9 +23,11 @@ from services.common.tracing import (
     continued_span,
     current_traceparent,
     setup_tracing,
+    traceparent_of,
 )
 from services.contracts import EventEnvelope
-from services.interviews.adapters.kafka_publisher import headers_for
+from services.interviews.adapters.envelope import OutgoingEvent
+from services.interviews.adapters.kafka_publisher import KafkaPublisher, headers_for
 
 pytestmark = pytest.mark.unit
 
@@ -117,3 +121,54 @@ def test_no_exporter_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _exporters() == []
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp,console")
     assert [type(e).__name__ for e in _exporters()] == ["OTLPSpanExporter", "ConsoleSpanExporter"]
+
+
+class _Sent:
+    """Stands for kafka-python's producer: keeps each message's headers."""
+
+    def __init__(self) -> None:
+        self.headers: list[dict[str, bytes]] = []
+
+    def send(self, topic: str, *, key: bytes, value: bytes, headers: list[Any]) -> None:
+        self.headers.append(dict(headers))
+
+
+def _publisher(producer: _Sent) -> KafkaPublisher:
+    publisher = object.__new__(KafkaPublisher)  # no broker: only publish() is used
+    publisher._producer = producer  # type: ignore[assignment]  # the fake above
+    publisher.topic = "interviews.events"
+    return publisher
+
+
+def _outgoing(traceparent: str | None) -> OutgoingEvent:
+    return OutgoingEvent(
+        position=7,
+        id=str(uuid.uuid4()),
+        key=b"i-1",
+        value=b"{}",
+        type="Invited",
+        schema_version=1,
+        correlation_id="corr-1",
+        traceparent=traceparent,
+    )
+
+
+def test_with_nothing_exported_the_relay_passes_the_stored_traceparent_on(
+    spans: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tracing, "_exporting", False)  # as with OTEL_TRACES_EXPORTER unset
+    sent = _Sent()
+    _publisher(sent).publish(_outgoing(GIVEN))
+    _publisher(sent).publish(_outgoing(None))
+    assert sent.headers[0]["traceparent"] == GIVEN.encode()
+    assert "traceparent" not in sent.headers[1], "an event recorded before traces were kept"
+    assert spans.get_finished_spans() == (), "no producer span is made"
+
+
+def test_with_an_exporter_the_relay_sends_its_producer_span(spans: Any) -> None:
+    sent = _Sent()
+    _publisher(sent).publish(_outgoing(GIVEN))
+    (publish,) = [s for s in spans.get_finished_spans() if s.name.endswith(" publish")]
+    assert publish.kind == SpanKind.PRODUCER
+    assert publish.parent.span_id == int(GIVEN.split("-")[2], 16)
+    assert sent.headers[0]["traceparent"].decode() == traceparent_of(publish.context)

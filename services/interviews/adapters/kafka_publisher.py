@@ -14,7 +14,7 @@ from ...common.tracing import (
     span_context_from,
     traceparent_of,
     tracer,
-    tracing_records,
+    tracing_exports,
 )
 from ...contracts.envelope import CONTENT_TYPE
 from .envelope import OutgoingEvent
@@ -130,10 +130,10 @@ class KafkaPublisher(Producer):
     def publish(self, event: OutgoingEvent) -> Delivery:
         """Sends one event, in a producer span continuing the command's trace.
 
-        With no tracer provider installed that span would record nothing and
-        carry the command's own context: the headers then say the same without it.
+        With nothing exported (``tracing_exports``) the span is not made, and the
+        headers carry the command's own context.
         """
-        if not tracing_records():
+        if not tracing_exports():
             parent = span_context_from(event.traceparent)
             return self._send(event, traceparent_of(parent) if parent else None)
         span = tracer().start_span(
