@@ -32,7 +32,7 @@ from ..settings import CommonSettings
 from .loop import ConsumerRunner
 from .metrics import RunnerMetrics
 from .source import SourceRecord
-from .tables import consumer_offsets, upsert_greater
+from .tables import consumer_offsets, upsert_greater_many
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class KafkaSource:
         topic: str,
         *,
         layout: TopicLayout,
-        max_records: int = 500,
+        max_records: int = 2000,
         **consumer_overrides: Any,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
@@ -207,14 +207,11 @@ class KafkaSource:
             self._needs_seek.clear()
 
     def store_position(self, conn: sa.Connection, records: Sequence[SourceRecord]) -> None:
-        for (topic, partition), offset in _next_offsets(records).items():
-            upsert_greater(
-                conn,
-                consumer_offsets,
-                {"group": self._group, "topic": topic, "partition": partition},
-                "next_offset",
-                offset,
-            )
+        rows = [
+            {"group": self._group, "topic": topic, "partition": partition, "next_offset": offset}
+            for (topic, partition), offset in sorted(_next_offsets(records).items())
+        ]
+        upsert_greater_many(conn, consumer_offsets, rows, "next_offset")
 
     def committed(self, records: Sequence[SourceRecord]) -> None:
         for (topic, partition), offset in _next_offsets(records).items():
