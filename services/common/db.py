@@ -307,6 +307,9 @@ def upsert(
 
 # ------------------------------------------------------------------ bulk reads and writes
 
+# Rows up to which a bulk write is one multi-row statement rather than a COPY.
+SMALL_BATCH = 50
+
 
 def one_of(conn: sa.Connection, column: sa.Column[str], values: list[str]) -> Any:
     """``column IN values``; one array parameter on PostgreSQL (a 500-item IN list
@@ -326,16 +329,19 @@ def write_rows(
     every row of ``rows``, in the caller's transaction; returns the ``RETURNING`` rows
     (none without it). ``columns``: the rows' keys written (default: the first row's).
 
-    On PostgreSQL the rows go by COPY into a session-local staging table and one
-    ``INSERT .. SELECT`` reads them from there in the order given (so a serial column
-    numbers them in that order): psycopg's parsing of a multi-row ``VALUES`` statement
-    of a few hundred rows costs more than the server's work. Values are bound as
-    the executemany would bind them (by the columns' own types). SQLite (no COPY)
-    runs the statement with ``rows`` as its parameters."""
+    On PostgreSQL the rows of a large batch go by COPY into a session-local staging
+    table and one ``INSERT .. SELECT`` reads them from there in the order given (so a
+    serial column numbers them in that order): psycopg's parsing of a multi-row
+    ``VALUES`` statement of a few hundred rows costs more than the server's work.
+    Values are bound as the executemany would bind them (by the columns' own types).
+    A small batch (``SMALL_BATCH`` rows or fewer: light traffic, where each round trip
+    delays the effect) and SQLite (no COPY) run the statement with ``rows`` as its
+    parameters, one multi-row statement in the order given, one round trip instead
+    of four."""
     if not rows:
         return []
     columns = list(columns or rows[0])
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql" or len(rows) <= SMALL_BATCH:
         result = conn.execute(statement, [{c: row[c] for c in columns} for row in rows])
         return result.all() if result.returns_rows else []
     table = cast(sa.Table, statement.table)
@@ -362,8 +368,12 @@ def write_rows(
 
 def copy_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Appends ``rows`` (new ones: no conflict handling) to ``table`` by COPY, values
-    bound by the columns' types; PostgreSQL only (``write_rows`` serves both)."""
-    if rows:
+    bound by the columns' types; PostgreSQL only (``write_rows`` serves both). A
+    small batch is one multi-row ``INSERT`` (one round trip; a COPY takes two)."""
+    if 0 < len(rows) <= SMALL_BATCH:
+        columns = list(table.c.keys())
+        conn.execute(sa.insert(table), [{c: row[c] for c in columns} for row in rows])
+    elif rows:
         with _driver_cursor(conn) as cursor:
             _copy(conn, cursor, table, table.name, list(table.c.keys()), rows)
 

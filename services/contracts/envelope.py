@@ -221,7 +221,33 @@ class UnsupportedEventError(ValueError):
 
 
 def decode_envelope(raw: bytes | str) -> EventEnvelope:
-    """Parses and fully validates a message; raises UnsupportedEventError if poison."""
+    """Parses and fully validates a message; raises UnsupportedEventError if poison.
+
+    A well-formed message of a known version is parsed and validated in one pass
+    (pydantic's JSON parser); anything that pass refuses or cannot judge alone is
+    decoded step by step (``_decode_checked``), which says why it is poison."""
+    try:
+        envelope = EventEnvelope.model_validate_json(raw)
+    except ValidationError:
+        return _decode_checked(raw)
+    event_type = envelope.type
+    version = envelope.schema_version
+    current = SCHEMA_VERSIONS[event_type]
+    if version > current:
+        return _decode_checked(raw)
+    if version < current and event_type in _UPCAST_TYPES:
+        payload = {"actor": {"role": envelope.actor.role}, "data": envelope.data}
+        envelope = envelope.model_copy(update={"data": _upcast(event_type, payload)})
+    try:
+        envelope.typed_data()
+    except ValidationError:
+        return _decode_checked(raw)
+    return envelope
+
+
+def _decode_checked(raw: bytes | str) -> EventEnvelope:
+    """``decode_envelope`` step by step: the type, then the version, then the fields,
+    naming the first that makes the message poison."""
     try:
         payload = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as error:
@@ -253,6 +279,10 @@ def decode_envelope(raw: bytes | str) -> EventEnvelope:
             f"invalid fields: {error.error_count()} error(s): {problems}"
         ) from None
     return envelope
+
+
+# The types whose older versions' ``data`` ``_upcast`` changes.
+_UPCAST_TYPES = frozenset({"interview.cancelled", "interview.started", "interview.offer_declined"})
 
 
 def _upcast(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """``common.db.write_rows``: an ``INSERT .. ON CONFLICT`` for many rows, by COPY through a
-staging table on PostgreSQL and by plain parameters on SQLite, with the same outcome."""
+staging table on PostgreSQL (or, for a small batch, one multi-row statement) and by plain
+parameters on SQLite, with the same outcome. Every test runs both PostgreSQL paths."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from services.common import db
 from services.common.db import UtcDateTime, create_engine, insert_ignore, upsert, write_rows
 
 pytestmark = pytest.mark.integration
@@ -28,6 +30,14 @@ AT = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
 def row(key: str, text: str | None = "x") -> dict[str, object]:
     return {"key": key, "text": text, "details": {"k": [key, 1]}, "at": AT}
+
+
+@pytest.fixture(params=["copy", "one statement"], autouse=True)
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which way PostgreSQL writes these few rows: by COPY (as a large batch) or as
+    one multi-row statement (a small batch's way)."""
+    monkeypatch.setattr(db, "SMALL_BATCH", 0 if request.param == "copy" else 1_000)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -71,15 +81,15 @@ def test_an_upsert_updates_rows_and_a_rolled_back_write_leaves_nothing(engine: s
 
 
 def test_driver_errors_of_the_copy_are_raised_as_sqlalchemy_raises_them(
-    engine: sa.Engine,
+    engine: sa.Engine, write_path: str
 ) -> None:
     """A consumer tells an outage (retry) and a schema it does not know (halt) from a bad
     event (park) by SQLAlchemy's error classes: the COPY path raises those too."""
     from services.common.db import DATABASE_OUTAGES
     from services.common.readiness import schema_problem
 
-    if engine.dialect.name != "postgresql":
-        pytest.skip("COPY is PostgreSQL's path")
+    if engine.dialect.name != "postgresql" or write_path != "copy":
+        pytest.skip("COPY is PostgreSQL's path for a large batch")
     statement = insert_ignore(engine, items)
     with engine.begin() as conn:
         conn.exec_driver_sql('ALTER TABLE "bulk_items" DROP COLUMN "text"')

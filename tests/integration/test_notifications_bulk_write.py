@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from services.common import db
 from services.common.consumer import Batch
 from services.contracts import EventEnvelope
 from services.notifications.adapters.tables import (
@@ -128,9 +129,13 @@ def containers(
         container.close()
 
 
-def test_copy_on_postgresql_records_the_inbox_sqlite_records(
+@pytest.mark.parametrize("small_batch", [0, 1_000], ids=["copy", "one statement"])
+def test_postgresql_records_the_inbox_sqlite_records_by_copy_or_in_one_statement(
     containers: dict[str, NotificationsContainer],
+    small_batch: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(db, "SMALL_BATCH", small_batch)
     statements: list[str] = []
     sa.event.listen(
         containers["postgresql"].engine(),
@@ -157,7 +162,10 @@ def test_copy_on_postgresql_records_the_inbox_sqlite_records(
     }
     assert sum(d[1] == "email" for d in on_postgresql["deliveries"]) == 16
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO NOTIFICATIONS")]
-    assert inserts and all("stage_notifications" in s and "VALUES" not in s for s in inserts)
+    if small_batch:  # 16 entries: a small batch, one multi-row statement
+        assert len(inserts) == 1 and "stage_notifications" not in inserts[0]
+    else:
+        assert inserts and all("stage_notifications" in s and "VALUES" not in s for s in inserts)
 
 
 def test_a_batch_consumed_again_records_nothing_more(

@@ -19,6 +19,7 @@ interview, so per-interview order holds while other interviews go on.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -30,17 +31,14 @@ import sqlalchemy as sa
 
 from ...contracts import EventEnvelope, UnsupportedEventError, decode_envelope
 from ..consumer import INFRASTRUCTURE_ERRORS, Batch, ConsumerSpec
-from ..db import one_of
 from ..migrations import SchemaError
 from ..readiness import NotReadyError, ReadinessRules, schema_problem
-from ..tracing import current_traceparent
 from .metrics import RunnerMetrics, RunnerStats
 from .parked import count_parked, park
-from .source import Source, SourceRecord, consumer_span, event_log_context
+from .source import Source, SourceRecord, consumer_traceparent, event_log_context
 from .tables import (
     migrate_consumer_database,
-    parked_events,
-    processed_ids,
+    processed_or_parked,
     record_processed,
 )
 
@@ -138,6 +136,10 @@ class ConsumerRunner:
         else:
             return
         self._opened.set()
+        # What the process holds once it consumes (modules, engines, clients) lives
+        # as long as it does: out of the collector's sight, a batch's envelopes no
+        # longer make every full collection scan it again.
+        gc.freeze()
         self._refresh_parked(force=True)
         backoff = 0.2
         try:
@@ -205,7 +207,7 @@ class ConsumerRunner:
         a schema this code does not know (run() steps aside)."""
         try:
             with self.engine.begin() as conn:
-                self._apply(conn, items)
+                applied, duplicates = self._apply(conn, items)
                 self.source.store_position(conn, records)
         except INFRASTRUCTURE_ERRORS:
             raise
@@ -215,6 +217,11 @@ class ConsumerRunner:
             self.metrics.handler_failures.labels(self.group).inc()
             return failure
         self.source.committed(records)
+        # Counted once committed: whoever reads the counts finds the effects.
+        self.stats.processed += applied
+        self.stats.duplicates += duplicates
+        self.metrics.processed.labels(self.group).inc(applied)
+        self.metrics.duplicates.labels(self.group).inc(duplicates)
         return None
 
     def _decode(self, record: SourceRecord) -> EventEnvelope | None:
@@ -235,25 +242,19 @@ class ConsumerRunner:
             )
             return None
 
-    def _apply(self, conn: sa.Connection, items: Sequence[Item]) -> None:
+    def _apply(self, conn: sa.Connection, items: Sequence[Item]) -> tuple[int, int]:
         """In ``conn``'s transaction: ``spec.apply`` on the batch's new events of
-        interviews that are not parked, parking the others' behind their interview."""
+        interviews that are not parked, parking the others' behind their interview;
+        returns how many it applied and how many it skipped as duplicates."""
         envelopes = [e for _, e in items if e is not None]
         if not envelopes:
-            return
-        seen = processed_ids(conn, self.group, list({str(e.id) for e in envelopes}))
-        parked_rows = conn.execute(
-            sa.select(parked_events.c.event_id, parked_events.c.interview_id).where(
-                parked_events.c.group == self.group,
-                one_of(
-                    conn,
-                    parked_events.c.interview_id,
-                    list({str(e.interview_id) for e in envelopes}),
-                ),
-            )
-        ).all()
-        seen.update(row.event_id for row in parked_rows)
-        blocked = {row.interview_id: row.event_id for row in parked_rows}
+            return 0, 0
+        seen, blocked = processed_or_parked(
+            conn,
+            self.group,
+            list({str(e.id) for e in envelopes}),
+            list({str(e.interview_id) for e in envelopes}),
+        )
         batch: list[EventEnvelope] = []
         traceparents: dict[str, str | None] = {}
         duplicates = 0
@@ -270,8 +271,7 @@ class ConsumerRunner:
                 reason = f"interview parked behind event {blocked[interview_id]}"
                 self._park(conn, record, envelope, reason, attempts=0)
                 continue
-            with consumer_span(self.group, record, envelope):
-                traceparents[event_id] = current_traceparent()
+            traceparents[event_id] = consumer_traceparent(self.group, record, envelope)
             batch.append(envelope)
         if batch:
             self.spec.apply(conn, Batch(batch, traceparents))
@@ -281,10 +281,7 @@ class ConsumerRunner:
                  for e in batch],
             )  # fmt: skip
             self._recent_parked.extend([False] * min(len(batch), self.readiness.parked_window))
-        self.stats.processed += len(batch)
-        self.stats.duplicates += duplicates
-        self.metrics.processed.labels(self.group).inc(len(batch))
-        self.metrics.duplicates.labels(self.group).inc(duplicates)
+        return len(batch), duplicates
 
     def _apply_or_park(self, record: SourceRecord, envelope: EventEnvelope) -> None:
         """One event in its own transaction, retried with backoff, else parked."""

@@ -6,14 +6,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import sqlalchemy as sa
 from opentelemetry.trace import SpanKind
 
 from ...contracts import EventEnvelope
 from ..logs import EventLogContext, trace_id_from
-from ..tracing import continued_span
+from ..tracing import context_from, traceparent_of, tracer
 from .metrics import RunnerMetrics
 
 
@@ -91,14 +91,16 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def consumer_span(
-    group: str, record: SourceRecord, envelope: EventEnvelope
-) -> contextlib.AbstractContextManager[Any]:
-    """The consumer span of one event, continuing the command's trace: from the
-    Kafka ``traceparent`` header, or (embedded) the envelope read in-process."""
-    return continued_span(
+def consumer_traceparent(group: str, record: SourceRecord, envelope: EventEnvelope) -> str | None:
+    """Records the consumer span of one event, continuing the command's trace (from
+    the Kafka ``traceparent`` header, or, embedded, the envelope read in-process),
+    and returns its ``traceparent``: the effects that happen later (a webhook sent by
+    another worker) continue it. The span marks the event's receipt; it is started
+    and ended here, never made the current span, which costs a fraction of a
+    context manager's attach and detach for every event of a batch."""
+    span = tracer().start_span(
         f"{group} apply",
-        record.traceparent() or envelope.traceparent,
+        context=context_from(record.traceparent() or envelope.traceparent),
         kind=SpanKind.CONSUMER,
         attributes={
             "messaging.system": "kafka" if record.topic else "event store",
@@ -109,6 +111,9 @@ def consumer_span(
             "event.type": envelope.type,
         },
     )
+    span.end()
+    span_context = span.get_span_context()
+    return traceparent_of(span_context) if span_context.is_valid else None
 
 
 def event_log_context(

@@ -96,6 +96,31 @@ def processed_ids(conn: sa.Connection, group: str, event_ids: list[str]) -> set[
     )
 
 
+def processed_or_parked(
+    conn: sa.Connection, group: str, event_ids: list[str], interview_ids: list[str]
+) -> tuple[set[str], dict[str, str]]:
+    """In one round trip: the ids the group must not apply again (those of
+    ``event_ids`` it processed, and every parked event of ``interview_ids``), and
+    the interviews among ``interview_ids`` with a parked event (with one of them)."""
+    processed = sa.select(
+        processed_events.c.event_id, sa.null().cast(sa.String).label("interview_id")
+    ).where(
+        processed_events.c.group == group,
+        one_of(conn, processed_events.c.event_id, event_ids),
+    )
+    parked = sa.select(parked_events.c.event_id, parked_events.c.interview_id).where(
+        parked_events.c.group == group,
+        one_of(conn, parked_events.c.interview_id, interview_ids),
+    )
+    seen: set[str] = set()
+    blocked: dict[str, str] = {}
+    for event_id, interview_id in conn.execute(sa.union_all(processed, parked)):
+        seen.add(event_id)
+        if interview_id is not None:
+            blocked[interview_id] = event_id
+    return seen, blocked
+
+
 def record_processed(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Inserts the processed ids (``group``, ``event_id``, ``position``); with COPY
     on PostgreSQL (several times cheaper than a multi-row INSERT, which psycopg
@@ -110,13 +135,23 @@ def upsert_greater(
     conn: sa.Connection, table: sa.Table, keys: dict[str, Any], column: str, value: int
 ) -> None:
     """Sets ``column`` to ``value`` for the row ``keys``, never moving it backwards."""
+    upsert_greater_many(conn, table, [{**keys, column: value}], column)
+
+
+def upsert_greater_many(
+    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], column: str
+) -> None:
+    """``upsert_greater`` of every row (its keys and ``column``) in one statement:
+    one round trip for all the partitions a batch read."""
+    if not rows:
+        return
     # The two dialects' inserts share on_conflict_do_update(index_elements=, set_=),
     # but no common type declares it.
     insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table).values(**keys, **{column: value})
+    stmt = insert(table).values(rows)
     conn.execute(
         stmt.on_conflict_do_update(
-            index_elements=list(keys),
+            index_elements=[k for k in rows[0] if k != column],
             set_={column: stmt.excluded[column]},
             where=table.c[column] < stmt.excluded[column],
         )

@@ -145,11 +145,14 @@ def current_generation(conn: sa.Connection, *, for_write: bool = False) -> Gener
                 sa.select(pv_meta.c.generation).where(pv_meta.c.view == VIEW)
             ).scalar()
         else:
-            pointer = conn.execute(
-                sa.select(pv_meta.c.generation)
+            # The pointer locked and its generation read in one round trip.
+            row = conn.execute(
+                sa.select(pv_generations)
+                .join(pv_meta, pv_meta.c.generation == pv_generations.c.generation)
                 .where(pv_meta.c.view == VIEW)
-                .with_for_update(read=True)
-            ).scalar()
+                .with_for_update(read=True, of=pv_meta)
+            ).first()
+            return _generation(row) if row is not None else None
     else:
         pointer = conn.execute(
             sa.select(pv_meta.c.generation).where(pv_meta.c.view == VIEW)
@@ -311,9 +314,21 @@ def load_rows(
 _ROW_KEYS = tuple(EMPTY_ROW)
 
 
+_upserts: dict[tuple[str, sa.Table], Any] = {}
+
+
 def _upsert(conn: sa.Connection, table: sa.Table) -> Any:
     """INSERT .. ON CONFLICT (id) DO UPDATE every column: the folded row wins
-    (the batch holds the row locks it read them with)."""
+    (the batch holds the row locks it read them with). Built once per table: its
+    construction costs more than a small batch's fold."""
+    key = (conn.dialect.name, table)
+    statement = _upserts.get(key)
+    if statement is None:
+        statement = _upserts[key] = _build_upsert(conn, table)
+    return statement
+
+
+def _build_upsert(conn: sa.Connection, table: sa.Table) -> Any:
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:

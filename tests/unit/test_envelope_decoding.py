@@ -1,0 +1,76 @@
+"""``decode_envelope``: one pass for a good message, the same verdict as before for
+poison (the consumers dead-letter on it, with its reason in the headers)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from services.contracts import SCHEMA_VERSIONS, UnsupportedEventError, decode_envelope
+
+from .test_contract_files import SAMPLE_DATA, sample
+
+
+def envelope_json(event_type: str, **changes: Any) -> dict[str, Any]:
+    return sample(event_type) | {"data": SAMPLE_DATA[event_type]} | changes
+
+
+@pytest.mark.parametrize("event_type", sorted(SAMPLE_DATA))
+def test_a_current_message_decodes_to_the_envelope_it_was_made_from(event_type: str) -> None:
+    payload = envelope_json(event_type)
+    envelope = decode_envelope(json.dumps(payload).encode())
+    assert envelope.type == event_type
+    assert envelope.schema_version == SCHEMA_VERSIONS[event_type]
+    assert str(envelope.id) == payload["id"]
+    assert envelope.data == payload["data"]
+    assert envelope.traceparent is None
+
+
+def test_an_older_cancellation_gets_the_fields_its_version_lacked() -> None:
+    payload = envelope_json(
+        "interview.cancelled", schema_version=1, data={"reason": "position filled"}
+    )
+    envelope = decode_envelope(json.dumps(payload))
+    assert envelope.data == {
+        "reason": "position filled",
+        "cancelled_by": payload["actor"]["role"],
+        "job_closed": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xff not json", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (json.dumps(envelope_json("interview.invited", type="interview.teleported")), "unknown"),
+        (
+            json.dumps(envelope_json("interview.invited", schema_version=99)),
+            "unsupported schema_version 99 for interview.invited",
+        ),
+        (json.dumps(envelope_json("interview.invited", schema_version=0)), "unsupported"),
+        (json.dumps(envelope_json("interview.invited", version="two")), "invalid fields"),
+        (
+            json.dumps(envelope_json("interview.expired", data={"what": "lunch"})),
+            "invalid fields: 1 error(s): what:",
+        ),
+        (
+            json.dumps(envelope_json("interview.invited", data={"message": 3})),
+            "invalid fields",
+        ),
+        (json.dumps(envelope_json("interview.invited", extra=1)), "invalid fields"),
+    ],
+)
+def test_poison_is_refused_with_its_reason(raw: bytes | str, reason: str) -> None:
+    with pytest.raises(UnsupportedEventError) as refused:
+        decode_envelope(raw)
+    assert reason in str(refused.value)
+
+
+def test_a_newer_version_is_refused_even_when_its_fields_look_valid() -> None:
+    # A consumer must not guess at a version it does not know.
+    payload = envelope_json("interview.accepted", schema_version=2)
+    with pytest.raises(UnsupportedEventError, match="knows up to 1"):
+        decode_envelope(json.dumps(payload))
