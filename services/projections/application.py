@@ -88,9 +88,12 @@ class ProjectionViews:
         return tables
 
     def read(self, fn: Callable[[sa.Connection, ViewTables], T]) -> Snapshot:
-        return self._read(lambda conn, tables, _: fn(conn, tables))
+        return self.read_at(lambda conn, tables, _: fn(conn, tables))
 
-    def _read(self, fn: Callable[[sa.Connection, ViewTables, Generation], T]) -> Snapshot:
+    def read_at(self, fn: Callable[[sa.Connection, ViewTables, Generation], T]) -> Snapshot:
+        """``fn``'s reads in one transaction, given the generation they are at. The
+        read engine gives a transaction one snapshot (``read_engine``), so every
+        read sees the views at the snapshot's position, whatever commits meanwhile."""
         with self.engine.begin() as conn:
             generation = current_generation(conn)
             if generation is None:
@@ -103,28 +106,30 @@ class ProjectionViews:
         return self.read(lambda conn, tables: None)
 
     def stats(self, scope: Scope) -> Snapshot:
+        """Statistics (``stats_in``)."""
+        return self.read_at(
+            lambda conn, tables, generation: self.stats_in(conn, tables, generation, scope)
+        )
+
+    def stats_in(
+        self, conn: sa.Connection, tables: ViewTables, generation: Generation, scope: Scope
+    ) -> dict[str, Any]:
         """Statistics, computed once per (generation, change count, scope).
 
         The generation's ``events_applied`` grows with every batch that changed
         a row, whatever its positions (Kafka partitions deliver below the highest
         position applied), and lives in the database: every replica sees it move."""
-
-        def compute(
-            conn: sa.Connection, tables: ViewTables, generation: Generation
-        ) -> dict[str, Any]:
-            key = (generation.number, generation.events_applied, scope)
-            with self._lock:
-                cached = self._stats_cache.get(key)
-            if cached is not None:
-                return cached
-            value = queries.stats(conn, tables, scope)
-            with self._lock:
-                self._stats_cache[key] = value
-                while len(self._stats_cache) > 256:
-                    self._stats_cache.popitem(last=False)
-            return value
-
-        return self._read(compute)
+        key = (generation.number, generation.events_applied, scope)
+        with self._lock:
+            cached = self._stats_cache.get(key)
+        if cached is not None:
+            return cached
+        value = queries.stats(conn, tables, scope)
+        with self._lock:
+            self._stats_cache[key] = value
+            while len(self._stats_cache) > 256:
+                self._stats_cache.popitem(last=False)
+        return value
 
     # ----------------------------------------------------- read-your-writes
 

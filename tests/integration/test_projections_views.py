@@ -599,7 +599,8 @@ def test_the_stream_sends_an_update_when_the_views_move(
 ) -> None:
     events = synthetic_events(scripts(30))
     feed(container, events[:20])
-    later = threading.Thread(target=feed, args=(container, events[20:]))
+    # The rest in one commit: the views move once, from events[19] to the last.
+    later = threading.Thread(target=feed, args=(container, events[20:], len(events)))
     updates = []
     with api.stream(
         "GET", "/views/stream", params={"max_events": 2}, headers=token("a", "auditor")
@@ -614,6 +615,37 @@ def test_the_stream_sends_an_update_when_the_views_move(
     assert [u["position"] for u in updates] == [events[19].position, events[-1].position]
     assert updates[1]["stats"]["total"] == len(reference_interviews(events))
     assert updates[1]["recent"][0]["position"] == events[-1].position
+
+
+def test_a_live_update_is_read_at_one_position_even_when_batches_commit_while_it_reads(
+    container: ProjectionsContainer, api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.projections.adapters import queries
+    from services.projections.entrypoints.api import live_payload
+
+    events = synthetic_events(scripts(30))
+    feed(container, events[:20])
+    real = queries.stats
+    moved: list[bool] = []
+
+    def commits_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        stats = real(*args, **kwargs)
+        if not moved:  # read at events[19]; the consumer commits the rest now
+            moved.append(True)
+            feed(container, events[20:])
+        return stats
+
+    monkeypatch.setattr(queries, "stats", commits_meanwhile)
+    payload = live_payload(container.views(), queries.Scope(), None)
+    assert moved, "the rest committed between the payload's reads"
+    # Everything as of events[19], where the stats were read: not the stats of
+    # one position beside the activity of another.
+    assert payload["position"] == payload["stats"]["position"] == events[19].position
+    assert payload["stats"]["total"] == len(reference_interviews(events[:20]))
+    assert payload["recent"][0]["position"] == events[19].position
+    assert live_payload(container.views(), queries.Scope(), None)["position"] == (
+        events[-1].position
+    )
 
 
 def test_the_dashboard_renders_the_callers_figures_and_logs_in_by_cookie(

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
 from fastapi.responses import StreamingResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials
@@ -26,6 +27,8 @@ from ...common.shutdown import shutting_down
 from ...common.web import BEARER, ERROR_RESPONSES, ApiError, principal_from_token
 from ..adapters import queries
 from ..adapters.queries import InvalidCursorError, Scope
+from ..adapters.schema import ViewTables
+from ..adapters.store import Generation
 from ..application import ProjectionViews, Snapshot
 from . import schemas
 from .schemas import Status
@@ -250,23 +253,26 @@ def live_payload(
     """What the dashboard shows, at one position: stats and recent activity; a
     client's or freelancer's own interviews (``interviews``); for auditors and
     admins the consumer's health (``consumer``) when ``health`` is given."""
-    stats_snapshot = views.stats(scope)
-    recent = views.read(lambda conn, tables: queries.recent_activity(conn, tables, scope, 15))
-    position = max(stats_snapshot.position, recent.position)
-    payload: dict[str, Any] = {
-        "generation": recent.generation,
-        "stats": {**stats_snapshot.value, "position": stats_snapshot.position},
-        "recent": recent.value,
-    }
-    if scope.client_id is not None or scope.freelancer_id is not None:
-        mine = views.read(
-            lambda conn, tables: queries.list_interviews(conn, tables, scope, limit=OWN_LIMIT)[0]
-        )
-        position = max(position, mine.position)
-        payload["interviews"] = [schemas.summary(row) for row in mine.value]
-    elif health is not None:
+    own = scope.client_id is not None or scope.freelancer_id is not None
+
+    def read(conn: sa.Connection, tables: ViewTables, generation: Generation) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "stats": {
+                **views.stats_in(conn, tables, generation, scope),
+                "position": generation.position,
+            },
+            "recent": queries.recent_activity(conn, tables, scope, 15),
+        }
+        if own:
+            rows = queries.list_interviews(conn, tables, scope, limit=OWN_LIMIT)[0]
+            payload["interviews"] = [schemas.summary(row) for row in rows]
+        return payload
+
+    snapshot = views.read_at(read)  # one snapshot: every part at the same position
+    payload = {"position": snapshot.position, "generation": snapshot.generation, **snapshot.value}
+    if not own and health is not None:
         payload["consumer"] = health()
-    return {"position": position, **payload}
+    return payload
 
 
 # The newest interviews a client's or freelancer's dashboard shows.
