@@ -26,7 +26,7 @@ from typing import Any
 
 from .common import delete_topics, fresh_database, python
 from .profile_commands import print_samples
-from .relay import PARTITIONS, _application, _fill
+from .relay import PARTITIONS, _application, _fill, relay_process
 
 
 def main(argv: list[str]) -> int:
@@ -48,8 +48,6 @@ def main(argv: list[str]) -> int:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not admin_url or not bootstrap:
         raise SystemExit("DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS are needed")
-    from services.interviews.bootstrap import RelayProcess
-    from services.interviews.settings import RelaySettings
 
     if args.tracing:
         from services.common.tracing import setup_tracing
@@ -61,15 +59,7 @@ def main(argv: list[str]) -> int:
         try:
             app = container.interviews()
             _fill(app, args.events)
-            settings = RelaySettings(
-                database_url=url,
-                data_dir=Path(tmp),
-                kafka_bootstrap_servers=bootstrap,
-                EVENTS_TOPIC=topic,
-                KAFKA_TOPIC_PARTITIONS=PARTITIONS,
-            )
-            process = RelayProcess(app, settings)
-            process.relay.connect().close()  # the topic, outside the timing
+            process = relay_process(app, url, Path(tmp), bootstrap, topic)
             if args.raw:
                 raw_cpu_per_event(app, bootstrap, topic + ".raw")
             spy = None

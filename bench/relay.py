@@ -25,7 +25,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from services.interviews.application import InterviewsApplication
+    from services.interviews.bootstrap import RelayProcess
 
 from .common import (
     Context,
@@ -158,9 +162,7 @@ def publish_rates(
 
     from services.common.kafka import ensure_topics, producer_settings
     from services.interviews.adapters.kafka_publisher import headers_for
-    from services.interviews.bootstrap import RelayProcess
     from services.interviews.feed import InterviewEventFeed
-    from services.interviews.settings import RelaySettings
 
     relay_rates: list[float] = []
     raw_rates: list[float] = []
@@ -184,15 +186,7 @@ def publish_rates(
             def relay_once() -> None:
                 topic = f"bench.relay.{uuid.uuid4().hex[:8]}"
                 topics.extend([topic, f"{topic}.dlq"])
-                settings = RelaySettings(
-                    database_url=url,
-                    data_dir=Path(tmp),
-                    kafka_bootstrap_servers=bootstrap,
-                    EVENTS_TOPIC=topic,
-                    KAFKA_TOPIC_PARTITIONS=PARTITIONS,
-                )
-                process = RelayProcess(app, settings)
-                process.relay.connect().close()  # create the topic outside the timing
+                process = relay_process(app, url, Path(tmp), bootstrap, topic)
                 started = time.perf_counter()
                 process.start()
                 while process.relay.stats.published < events:
@@ -343,3 +337,22 @@ def _warm_up(app: Any, runner: Any) -> None:
     deadline = time.monotonic() + 30
     while runner.stats.processed < target and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def relay_process(
+    app: InterviewsApplication, url: str, data_dir: Path, bootstrap: str, topic: str
+) -> RelayProcess:
+    """A relay of ``app``'s log to ``topic`` (made now, outside any timing), not started."""
+    from services.interviews.bootstrap import RelayProcess
+    from services.interviews.settings import RelaySettings
+
+    settings = RelaySettings(
+        database_url=url,
+        data_dir=data_dir,
+        kafka_bootstrap_servers=bootstrap,
+        EVENTS_TOPIC=topic,
+        KAFKA_TOPIC_PARTITIONS=PARTITIONS,
+    )
+    process = RelayProcess(app, settings)
+    process.relay.connect().close()
+    return process
