@@ -227,7 +227,9 @@ def decode_envelope(raw: bytes | str) -> EventEnvelope:
     (pydantic's JSON parser); anything that pass refuses or cannot judge alone is
     decoded step by step (``_decode_checked``), which says why it is poison."""
     try:
-        envelope = EventEnvelope.model_validate_json(raw)
+        # Strict: the lax JSON reading would coerce a string or bool in a number's
+        # place (``"schema_version": "1"``), which the step-by-step path refuses.
+        envelope = EventEnvelope.model_validate_json(raw, strict=True)
     except ValidationError:
         return _decode_checked(raw)
     event_type = envelope.type
@@ -258,7 +260,11 @@ def _decode_checked(raw: bytes | str) -> EventEnvelope:
     if event_type not in DATA_MODELS:
         raise UnsupportedEventError(f"unknown event type {event_type!r}")
     version = payload.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSIONS[event_type] or version < 1:
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, int)
+        or not 1 <= version <= SCHEMA_VERSIONS[event_type]
+    ):
         raise UnsupportedEventError(
             f"unsupported schema_version {version!r} for {event_type} "
             f"(this consumer knows up to {SCHEMA_VERSIONS[event_type]})"

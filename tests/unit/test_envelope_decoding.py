@@ -51,6 +51,9 @@ def test_an_older_cancellation_gets_the_fields_its_version_lacked() -> None:
             "unsupported schema_version 99 for interview.invited",
         ),
         (json.dumps(envelope_json("interview.invited", schema_version=0)), "unsupported"),
+        # JSON's lax reading would take these for 1: the contract's version is a number.
+        (json.dumps(envelope_json("interview.invited", schema_version="1")), "unsupported"),
+        (json.dumps(envelope_json("interview.invited", schema_version=True)), "unsupported"),
         (json.dumps(envelope_json("interview.invited", version="two")), "invalid fields"),
         (
             json.dumps(envelope_json("interview.expired", data={"what": "lunch"})),
