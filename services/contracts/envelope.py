@@ -237,7 +237,7 @@ def decode_envelope(raw: bytes | str) -> EventEnvelope:
     current = SCHEMA_VERSIONS[event_type]
     if version > current:
         return _decode_checked(raw)
-    if version < current and event_type in _UPCAST_TYPES:
+    if version < current:
         payload = {"actor": {"role": envelope.actor.role}, "data": envelope.data}
         envelope = envelope.model_copy(update={"data": _upcast(event_type, payload)})
     try:
@@ -285,10 +285,6 @@ def _decode_checked(raw: bytes | str) -> EventEnvelope:
             f"invalid fields: {error.error_count()} error(s): {problems}"
         ) from None
     return envelope
-
-
-# The types whose older versions' ``data`` ``_upcast`` changes.
-_UPCAST_TYPES = frozenset({"interview.cancelled", "interview.started", "interview.offer_declined"})
 
 
 def _upcast(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from functools import cache
 from hashlib import sha1
-from typing import Any, NamedTuple, get_args
+from typing import Any, NamedTuple, cast, get_args
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic_core import to_json, to_jsonable_python
@@ -55,7 +55,7 @@ def envelope_fields(
     event_class = type(event)
     event_type = EVENT_TYPES[event_class]
     if event_class is Interview.Invited:
-        invited: Interview.Invited = event  # type: ignore[assignment]
+        invited = cast(Interview.Invited, event)
         job_id, client_id, freelancer_id = invited.job_id, invited.client_id, invited.freelancer_id
         data: dict[str, Any] = {"message": invited.message, "expires_at": invited.expires_at}
     elif parties is not None:

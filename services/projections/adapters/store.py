@@ -12,11 +12,12 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 
-from ...common.db import copy_rows, write_rows
+from ...common.db import OnConflictInsert, copy_rows, upsert, write_rows
 from ...common.instants import to_utc
 from ...common.migrations import migrate
 from ...common.privacy import CachingKeys, KeyService
@@ -314,32 +315,19 @@ def load_rows(
 _ROW_KEYS = tuple(EMPTY_ROW)
 
 
-_upserts: dict[tuple[str, sa.Table], Any] = {}
-
-
-def _upsert(conn: sa.Connection, table: sa.Table) -> Any:
+def _upsert(conn: sa.Connection, table: sa.Table) -> OnConflictInsert:
     """INSERT .. ON CONFLICT (id) DO UPDATE every column: the folded row wins
     (the batch holds the row locks it read them with). Built once per table: its
     construction costs more than a small batch's fold."""
-    key = (conn.dialect.name, table)
-    statement = _upserts.get(key)
-    if statement is None:
-        statement = _upserts[key] = _build_upsert(conn, table)
-    return statement
+    return _upsert_of(conn.dialect.name, table)
 
 
-def _build_upsert(conn: sa.Connection, table: sa.Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        # The two dialects' inserts share on_conflict_do_update(index_elements=, set_=),
-        # but no common type declares it.
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    stmt = insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.interview_id],
-        set_={k: stmt.excluded[k] for k in _ROW_KEYS if k != "interview_id"},
-    )
+_UPDATED_KEYS = tuple(k for k in _ROW_KEYS if k != "interview_id")
+
+
+@cache
+def _upsert_of(dialect: str, table: sa.Table) -> OnConflictInsert:
+    return upsert(dialect, table, ["interview_id"], _UPDATED_KEYS)
 
 
 def apply_events(
