@@ -14,7 +14,7 @@ process's composition calls it; nothing happens at import time):
   ``OTEL_SDK_DISABLED``: as the SDK reads them. A stored event, a Kafka message and
   a response always carry the W3C ``traceparent`` (DESIGN).
 
-A command's trace: the HTTP server span (FastAPI instrumentation), the
+A command's trace: the HTTP server span (``ServerSpans``), the
 ``interviews store`` span around its events' write (the group commit's batch
 span links every command it wrote; the database driver's spans are its
 children), the relay's ``publish`` producer span (a child of the store span:
@@ -52,9 +52,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
-from starlette.datastructures import MutableHeaders
-from starlette.middleware.errors import ServerErrorMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 log = logging.getLogger(__name__)
 
@@ -176,91 +174,61 @@ def _instrument_database_driver() -> None:
         instrumentor.instrument(skip_dep_check=True)
 
 
-def instrument_app(app: Any, service: str) -> None:
-    """The HTTP server span of every request, and its ``traceparent`` on every
-    response (``setup_tracing`` is called if the process has not yet).
-
-    The span wraps the app's whole middleware stack inside a second
-    ``ServerErrorMiddleware``, as OpenTelemetry's FastAPI instrumentation does: a
-    500 answer carries the ``traceparent`` too, and the exception is on the span."""
-    provider = setup_tracing(service)
-    span_tracer = trace.get_tracer(SERVER_TRACER, tracer_provider=provider)
-    build = app.build_middleware_stack
-
-    def build_middleware_stack() -> Any:
-        stack = build()
-        if isinstance(stack, ServerErrorMiddleware):
-            stack = ServerErrorMiddleware(stack.app, handler=stack.handler, debug=stack.debug)
-        return ServerSpanMiddleware(stack, span_tracer)
-
-    app.build_middleware_stack = build_middleware_stack
-
-
 SERVER_TRACER = "opentelemetry.instrumentation.fastapi"
 
 
-class ServerSpanMiddleware:
-    """The server span of a request: continued from the caller's context (the
-    ``OTEL_PROPAGATORS``), with the attributes of OpenTelemetry's ASGI
-    instrumentation (``OTEL_SEMCONV_STABILITY_OPT_IN`` as it reads it), named
-    ``METHOD /route/{template}`` once the router has matched the request, and its
-    ``traceparent`` on the response.
+class ServerSpans:
+    """The server span of each request (the HTTP layer's one middleware drives
+    it): continued from the caller's context (the ``OTEL_PROPAGATORS``), with the
+    attributes of OpenTelemetry's ASGI instrumentation (``OTEL_SEMCONV_STABILITY_OPT_IN``
+    as it reads it), named ``METHOD /route/{template}`` once the router has
+    matched the request, and its ``traceparent`` on the response.
 
     In place of that instrumentation's middleware, which found the route by
     matching every route before routing, set each attribute twice and recorded
-    metrics nobody collects: on the command path it cost more than the use case."""
+    metrics nobody collects. The attributes, status and name are what an exported
+    trace shows: they are set only while spans are exported (``export_spans``);
+    the span and its context are made for every request."""
 
-    def __init__(self, app: ASGIApp, span_tracer: trace.Tracer) -> None:
-        self.app = app
-        self.tracer = span_tracer
+    def __init__(self, service: str) -> None:
+        provider = setup_tracing(service)  # if the process has not yet
+        self.tracer = trace.get_tracer(SERVER_TRACER, tracer_provider=provider)
         stability = _OpenTelemetrySemanticConventionStability
         stability._initialize()
         self.mode = stability._get_opentelemetry_stability_opt_in_mode(
             _OpenTelemetryStabilitySignalType.HTTP
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        method = scope.get("method", "")
-        attributes = collect_request_attributes(scope, self.mode)
-        span = self.tracer.start_span(
-            method,
+    def start(self, scope: Scope) -> Span:
+        """The request's span, started (not yet current)."""
+        return self.tracer.start_span(
+            scope.get("method", ""),
             context=propagate.extract(cast("dict[str, Any]", scope), getter=asgi_getter),
             kind=SpanKind.SERVER,
-            attributes=attributes,
+            attributes=collect_request_attributes(scope, self.mode) if _exporting else None,
         )
-        token = otel_context.attach(trace.set_span_in_context(span))
-        mode = self.mode
-        answered = 0
 
-        async def send_with_traceparent(message: Message) -> None:
-            nonlocal answered
-            if message["type"] == "http.response.start":
-                answered = message["status"]
-                if span.is_recording():
-                    set_status_code(span, message["status"], sem_conv_opt_in_mode=mode)
-                span_context = span.get_span_context()
-                if span_context.is_valid:
-                    MutableHeaders(scope=message).append(TRACEPARENT, traceparent_of(span_context))
-            await send(message)
+    def answered(self, span: Span, status: int) -> bytes | None:
+        """Records the response's status; the ``traceparent`` header's value."""
+        if _exporting and span.is_recording():
+            set_status_code(span, status, sem_conv_opt_in_mode=self.mode)
+        span_context = span.get_span_context()
+        return traceparent_of(span_context).encode() if span_context.is_valid else None
 
-        try:
-            await self.app(scope, receive, send_with_traceparent)
-        except Exception as error:
-            if span.is_recording():
-                span.record_exception(error)
-                if answered < 500:  # a 500 answer has set the span's status
-                    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-            raise
-        finally:
-            route = getattr(scope.get("route"), "path", None)
-            if route and span.is_recording():
-                span.update_name(f"{method} {route}")
-                span.set_attribute(HTTP_ROUTE, route)
-            otel_context.detach(token)
-            span.end()
+    def failed(self, span: Span, error: Exception, status: int) -> None:
+        """An exception escaped the app (``status``: the answer sent, 0 if none)."""
+        if span.is_recording():
+            span.record_exception(error)
+            if status < 500:  # a 500 answer has set the span's status
+                span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+
+    def end(self, span: Span, scope: Scope) -> None:
+        """Names the span by the route that answered, if one did, and ends it."""
+        route = getattr(scope.get("route"), "path", None)
+        if route and _exporting and span.is_recording():
+            span.update_name(f"{scope.get('method', '')} {route}")
+            span.set_attribute(HTTP_ROUTE, route)
+        span.end()
 
 
 @cache

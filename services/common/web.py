@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -22,7 +24,6 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy import exc as sa_exc
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,7 +31,7 @@ from .auth import AuthError, Principal, decode_token
 from .docs import install_offline_docs
 from .logs import bind_log_context, trace_id_from, unbind_log_context
 from .readiness import schema_problem
-from .tracing import instrument_app
+from .tracing import ServerSpans
 
 log = logging.getLogger("http")
 
@@ -241,21 +242,58 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def install_observability(app: FastAPI, metrics: Metrics) -> None:
+MAX_BODY_BYTES = 64 * 1024
+
+
+class PayloadTooLargeError(HTTPException):
+    """A request body over the limit (FastAPI passes an HTTPException through
+    its body parsing untouched, so the app's handler answers it)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over the limit of {limit // 1024} KiB")
+
+
+def install_observability(app: FastAPI, metrics: Metrics, limit: int = MAX_BODY_BYTES) -> None:
     """Request metrics, one structured log line per request, a request id header,
-    and the request's server span with its ``traceparent`` on every response."""
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
-    instrument_app(app, metrics.service)
+    the request's server span with its ``traceparent`` on every response, and the
+    body limit: ``RequestMiddleware``, outside the app's whole middleware stack."""
+    spans = ServerSpans(metrics.service)
+    build = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        return RequestMiddleware(build(), metrics, spans, limit)
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
 
-class ObservabilityMiddleware:
-    """Plain ASGI rather than ``@app.middleware("http")``: Starlette's
-    BaseHTTPMiddleware wraps every response in a stream and a task group, which
-    cost about a sixth of the event loop's time per command under load."""
+class RequestMiddleware:
+    """What every request passes through, in one plain ASGI layer with one
+    ``send`` hook (a layer per concern cost a sixth of the event loop's time per
+    command):
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    - the server span (``ServerSpans``), current while the app runs, and its
+      ``traceparent`` on the answer. It wraps the app's error handling, as
+      OpenTelemetry's FastAPI instrumentation does, so a 500 carries it too and
+      the exception is on the span;
+    - an ``X-Request-Id`` (the caller's, up to 128 characters, or a new one),
+      the log context (service, correlation id, the caller's trace id), then the
+      request's metrics and one log line;
+    - the body limit: a declared Content-Length over ``limit`` is refused (413)
+      before the app runs; a body without one (chunked) is counted as it arrives
+      and refused at the first chunk past the limit, by the app's handler of the
+      ``PayloadTooLargeError`` raised where it is read. The rest is never read:
+      the server closes the connection rather than drain it;
+    - a query parameter given more than once is refused (422): no operation
+      takes a list in its query, and the framework would otherwise read the
+      last value and ignore the others."""
+
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, spans: ServerSpans, limit: int = MAX_BODY_BYTES
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.spans = spans
+        self.limit = limit
         # The labelled series by (method, route, status): as many as the metrics
         # hold, looked up without the client library's checks and lock.
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -265,73 +303,122 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        given, correlation, traceparent = _request_headers(scope)
+        given, correlation, traceparent, declared = _request_headers(scope)
         request_id = given if given and len(given) <= 128 else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         # The same correlation id the interviews API records on the events.
         correlation_id = correlation[:128] or request_id
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                MutableHeaders(scope=message).append("X-Request-Id", request_id)
-            await send(message)
-
+        spans = self.spans
+        span = spans.start(scope)
+        token = otel_context.attach(trace.set_span_in_context(span))
         bound = bind_log_context(
             service=self.metrics.service,
             correlation_id=correlation_id,
             trace_id=trace_id_from(traceparent),
         )
+        status = 0
+        request_id_header = (b"x-request-id", request_id.encode("latin-1"))
+
+        async def send_once_marked(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                headers.append(request_id_header)
+                value = spans.answered(span, status)
+                if value is not None:
+                    headers.append((b"traceparent", value))
+                message["headers"] = headers
+            await send(message)
+
+        limit = self.limit
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLargeError(limit)
+            return message
+
         try:
-            await self.app(scope, receive, send_with_id)
+            refusal = self._refusal(scope.get("query_string", b""), declared)
+            if refusal is not None:
+                await refusal(scope, _no_body, send_once_marked)
+            else:
+                await self.app(scope, counting_receive, send_once_marked)
+        except Exception as error:
+            spans.failed(span, error, status)
+            raise
         finally:
-            elapsed = time.perf_counter() - start
-            method = scope["method"]
-            template = getattr(scope.get("route"), "path", "unmatched")
-            series = self._series.get((method, template, status))
-            if series is None:
-                series = self._series[(method, template, status)] = (
-                    self.metrics.requests.labels(method, template, str(status)),
-                    self.metrics.latency.labels(method, template),
-                )
-            series[0].inc()
-            series[1].observe(elapsed)
-            if log.isEnabledFor(logging.INFO):
-                # The path holds ids only; the query string and body are never logged.
-                log.info(
-                    "%s %s %d %.2fms",
-                    method,
-                    scope["path"],
-                    status,
-                    elapsed * 1000,
-                    extra={
-                        "method": method,
-                        "path": scope["path"],
-                        "route": template,
-                        "status": status,
-                        "ms": round(elapsed * 1000, 2),
-                        "request_id": request_id,
-                    },
-                )
+            self._record(scope, status or 500, time.perf_counter() - start, request_id)
             unbind_log_context(bound)
+            otel_context.detach(token)
+            spans.end(span, scope)
+
+    def _refusal(self, query: bytes, declared: str) -> Response | None:
+        """The answer to a request refused before the app runs, if it is."""
+        repeated = _repeated_query_parameter(query) if query else None
+        if repeated is not None:
+            return error_response(
+                422, "invalid_input", f"query parameter {repeated!r} is given more than once"
+            )
+        if declared and declared.strip().isdigit() and int(declared) > self.limit:
+            response = error_response(
+                413, "payload_too_large", str(PayloadTooLargeError(self.limit).detail)
+            )
+            response.headers["Connection"] = "close"
+            return response
+        return None
+
+    def _record(self, scope: Scope, status: int, elapsed: float, request_id: str) -> None:
+        """The request's metrics and its log line."""
+        method = scope["method"]
+        template = getattr(scope.get("route"), "path", "unmatched")
+        series = self._series.get((method, template, status))
+        if series is None:
+            series = self._series[(method, template, status)] = (
+                self.metrics.requests.labels(method, template, str(status)),
+                self.metrics.latency.labels(method, template),
+            )
+        series[0].inc()
+        series[1].observe(elapsed)
+        if log.isEnabledFor(logging.INFO):
+            # The path holds ids only; the query string and body are never logged.
+            log.info(
+                "%s %s %d %.2fms",
+                method,
+                scope["path"],
+                status,
+                elapsed * 1000,
+                extra={
+                    "method": method,
+                    "path": scope["path"],
+                    "route": template,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                    "request_id": request_id,
+                },
+            )
 
 
-_CONTEXT_HEADERS = (b"x-request-id", b"x-correlation-id", b"traceparent")
+_CONTEXT_HEADERS = (b"x-request-id", b"x-correlation-id", b"traceparent", b"content-length")
 
 
-def _request_headers(scope: Scope) -> tuple[str, str, str]:
-    """``X-Request-Id``, ``X-Correlation-Id`` and ``traceparent`` ("" when absent,
-    the first one when repeated), in one pass over the request's headers."""
+def _request_headers(scope: Scope) -> tuple[str, str, str, str]:
+    """``X-Request-Id``, ``X-Correlation-Id``, ``traceparent`` and
+    ``Content-Length`` ("" when absent, the first one when repeated), in one pass
+    over the request's headers."""
     found: dict[bytes, bytes] = {}
     for name, value in scope["headers"]:
         if name in _CONTEXT_HEADERS:
             found.setdefault(name, value)
-    request_id, correlation_id, traceparent = (
+    request_id, correlation_id, traceparent, length = (
         found.get(name, b"").decode("latin-1") for name in _CONTEXT_HEADERS
     )
-    return request_id, correlation_id, traceparent
+    return request_id, correlation_id, traceparent, length
 
 
 def health_router(metrics: Metrics, ready_check: Callable[[Request], None]) -> APIRouter:
@@ -358,86 +445,6 @@ def health_router(metrics: Metrics, ready_check: Callable[[Request], None]) -> A
         return metrics.render()
 
     return router
-
-
-MAX_BODY_BYTES = 64 * 1024
-
-
-class PayloadTooLargeError(HTTPException):
-    """A request body over the limit (FastAPI passes an HTTPException through
-    its body parsing untouched, so the app's handler answers it)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is over the limit of {limit // 1024} KiB")
-
-
-def install_body_limit(app: FastAPI, limit: int = MAX_BODY_BYTES) -> None:
-    """Refuse bodies over ``limit`` bytes with 413 before they are read in full."""
-    app.add_middleware(BodyLimitMiddleware, limit=limit)
-
-
-class BodyLimitMiddleware:
-    """A declared Content-Length over the limit is refused before the app runs;
-    a body without one (chunked) is counted as it arrives and refused at the
-    first chunk past the limit. The rest is never read: the server closes the
-    connection rather than drain it.
-
-    It also refuses a query parameter given more than once (422): no operation
-    takes a list in its query, and the framework would otherwise read the last
-    value and ignore the others."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        query = scope.get("query_string", b"")
-        repeated = _repeated_query_parameter(query) if query else None
-        if repeated is not None:
-            response = error_response(
-                422, "invalid_input", f"query parameter {repeated!r} is given more than once"
-            )
-            await response(scope, receive, send)
-            return
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
-            return
-        received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise PayloadTooLargeError(self.limit)
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except PayloadTooLargeError:
-            # Read outside a route's body parsing (no handler on the way): answer here.
-            if started:
-                raise
-            await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        response = error_response(
-            413, "payload_too_large", str(PayloadTooLargeError(self.limit).detail)
-        )
-        response.headers["Connection"] = "close"
-        await response({"type": "http"}, _no_body, send)
 
 
 def _repeated_query_parameter(query: bytes) -> str | None:
@@ -479,7 +486,6 @@ def service_app(
     app.state.auth_secret = auth_secret
     app.state.metrics = metrics
     install_error_handlers(app, unavailable)
-    install_body_limit(app)
     install_observability(app, metrics)
     install_offline_docs(app)
     return app

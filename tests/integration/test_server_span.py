@@ -1,4 +1,4 @@
-"""The HTTP server span of every service (``services.common.tracing.ServerSpanMiddleware``):
+"""The HTTP server span of every service (``services.common.tracing.ServerSpans``):
 named by the route that answered, a child of the caller's trace, its status and
 its ``traceparent`` on the answer, an unhandled error recorded on it."""
 

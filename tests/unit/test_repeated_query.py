@@ -9,12 +9,12 @@ from typing import Annotated
 from fastapi import FastAPI, Query
 from fastapi.testclient import TestClient
 
-from services.common.web import install_body_limit
+from services.common.web import Metrics, install_observability
 
 
 def app() -> FastAPI:
     api = FastAPI()
-    install_body_limit(api)
+    install_observability(api, Metrics("things"))
 
     @api.get("/things")
     def things(limit: Annotated[int, Query(ge=1)] = 10) -> dict[str, int]:
