@@ -1,5 +1,6 @@
-"""``/healthz``, ``/readyz`` and ``/metrics`` for a process that has no web app
-(the relay, the scheduler): a small threaded HTTP server beside its work.
+"""``/healthz``, ``/readyz`` and ``/metrics``: the routes of every web service
+(``health_router``), and for a process that has no web app (the relay, the
+scheduler) a small threaded HTTP server beside its work (``HealthServer``).
 
 ``ready`` raises when the process cannot do its work; ``/readyz`` then answers
 503 ``{code, detail}`` as the web services' do.
@@ -12,7 +13,11 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from .web import ERROR_RESPONSES, Metrics, error_response
 
 
 class HealthServer:
@@ -77,3 +82,29 @@ def _handler(
             """Probes every few seconds are not worth a log line."""
 
     return Handler
+
+
+def health_router(metrics: Metrics, ready_check: Callable[[Request], None]) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz",
+        summary="Readiness: the dependencies answer",
+        responses={503: ERROR_RESPONSES[503]},
+    )
+    def readyz(request: Request) -> JSONResponse:
+        try:
+            ready_check(request)
+        except Exception as error:  # any failure means not ready
+            return error_response(503, "unavailable", f"not ready: {type(error).__name__}: {error}")
+        return JSONResponse({"status": "ready"})
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    def prometheus() -> Response:
+        return metrics.render()
+
+    return router

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
+from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import AuthError, Principal, decode_token
-from .docs import install_offline_docs
+from .docs import DOCS_ASSETS_URL, install_offline_docs
 from .logs import bind_log_context, trace_id_from, unbind_log_context
 from .readiness import schema_problem
 from .tracing import ServerSpans
@@ -387,12 +387,16 @@ class RequestMiddleware:
         series[1].observe(elapsed)
         if log.isEnabledFor(logging.INFO):
             # The path holds ids only; the query string and body are never logged.
-            log.info(
+            # A record made here, not by ``log.info``: that would look up the
+            # calling frame's file and line, which no log format shows.
+            record = log.makeRecord(
+                log.name,
+                logging.INFO,
+                "(unknown file)",
+                0,
                 "%s %s %d %.2fms",
-                method,
-                scope["path"],
-                status,
-                elapsed * 1000,
+                (method, scope["path"], status, elapsed * 1000),
+                None,
                 extra={
                     "method": method,
                     "path": scope["path"],
@@ -402,6 +406,7 @@ class RequestMiddleware:
                     "request_id": request_id,
                 },
             )
+            log.handle(record)
 
 
 _CONTEXT_HEADERS = (b"x-request-id", b"x-correlation-id", b"traceparent", b"content-length")
@@ -419,32 +424,6 @@ def _request_headers(scope: Scope) -> tuple[str, str, str, str]:
         found.get(name, b"").decode("latin-1") for name in _CONTEXT_HEADERS
     )
     return request_id, correlation_id, traceparent, length
-
-
-def health_router(metrics: Metrics, ready_check: Callable[[Request], None]) -> APIRouter:
-    router = APIRouter(tags=["operations"])
-
-    @router.get("/healthz", summary="Liveness: the process answers")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @router.get(
-        "/readyz",
-        summary="Readiness: the dependencies answer",
-        responses={503: ERROR_RESPONSES[503]},
-    )
-    def readyz(request: Request) -> JSONResponse:
-        try:
-            ready_check(request)
-        except Exception as error:  # any failure means not ready
-            return error_response(503, "unavailable", f"not ready: {type(error).__name__}: {error}")
-        return JSONResponse({"status": "ready"})
-
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    def prometheus() -> Response:
-        return metrics.render()
-
-    return router
 
 
 def _repeated_query_parameter(query: bytes) -> str | None:
@@ -488,4 +467,22 @@ def service_app(
     install_error_handlers(app, unavailable)
     install_observability(app, metrics)
     install_offline_docs(app)
+    match_documents_last(app)
     return app
+
+
+def match_documents_last(app: FastAPI) -> None:
+    """The router tries its routes in order, and FastAPI puts ``/openapi.json``
+    first, then the docs pages and their assets: every request tried those four
+    before the service's own routes. None of their paths overlaps another route's
+    and the OpenAPI document lists none of them, so they move to the end, when
+    the middleware stack is built (at the first request, every router included)."""
+    documents = {app.openapi_url, "/docs", "/redoc", DOCS_ASSETS_URL}
+    build = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        routes = app.router.routes
+        routes.sort(key=lambda route: getattr(route, "path", None) in documents)
+        return build()
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]

@@ -25,10 +25,11 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 
 from ..common.db import DATABASE_UNAVAILABLE, DependencyUnavailableError, create_engine
+from ..common.health import health_router
 from ..common.loop import BackgroundThread
 from ..common.migrations import Report, migrate, schema_lock
 from ..common.privacy import CachingKeys, KeyServiceUnavailable
-from ..common.web import Metrics, health_router, service_app
+from ..common.web import Metrics, service_app
 from ..contracts.envelope import ERASURES_TOPIC
 from .adapters.audit_store import AuditStore
 from .adapters.erasure_publisher import ErasurePublisher

@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from ..common.consumer import Batch, ConsumerSpec
 from ..common.db import DATABASE_UNAVAILABLE, DependencyUnavailableError, create_engine
 from ..common.erasure_worker import ErasureWorker
+from ..common.health import health_router
 from ..common.key_client import KeyServiceHealth, install_key_metrics, key_service_for
 from ..common.migrations import Report, migrate
 from ..common.privacy import CachingKeys, KeyService
@@ -32,7 +33,7 @@ from ..common.revealed import reveal_event
 from ..common.runner.kafka_source import service_kafka_runner
 from ..common.runner.loop import ConsumerRunner
 from ..common.runner.tables import RUNNER_HISTORY
-from ..common.web import Metrics, health_router, service_app
+from ..common.web import Metrics, service_app
 from .application import Inbox
 from .delivery import BackoffPolicy, DeliveryWorker, Sender
 from .erasure import redact_notifications

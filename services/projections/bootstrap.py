@@ -22,6 +22,7 @@ from sqlalchemy import event as sa_event
 from ..common.consumer import ConsumerSpec
 from ..common.db import DATABASE_UNAVAILABLE, create_engine
 from ..common.erasure_worker import ErasureWorker
+from ..common.health import health_router
 from ..common.key_client import KeyServiceHealth, install_key_metrics, key_service_for
 from ..common.migrations import Report, migrate
 from ..common.privacy import CachingKeys, KeyService
@@ -29,7 +30,7 @@ from ..common.runner.kafka_source import service_kafka_runner
 from ..common.runner.loop import ConsumerRunner
 from ..common.runner.metrics import RunnerMetrics
 from ..common.runner.tables import RUNNER_HISTORY, consumer_positions, parked_events
-from ..common.web import Metrics, error_response, health_router, service_app
+from ..common.web import Metrics, error_response, service_app
 from .adapters.live import LiveWriter
 from .adapters.schema import VIEW_SCHEMAS
 from .adapters.sources import KafkaTopicSource, LogReader, LogSource, RebuildSource
