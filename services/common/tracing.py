@@ -186,13 +186,17 @@ class ServerSpans:
 
     In place of that instrumentation's middleware, which found the route by
     matching every route before routing, set each attribute twice and recorded
-    metrics nobody collects. The attributes, status and name are what an exported
-    trace shows: they are set only while spans are exported (``export_spans``);
-    the span and its context are made for every request."""
+    metrics nobody collects. What only an exported trace shows is made only while
+    spans are exported (``export_spans``): the span's attributes, status and name,
+    and the span itself. Before, a request gets a span context as the SDK would
+    give it (trace id, new span id, sampling flags and trace state by the same
+    sampler), current while the app runs: its ``traceparent``, and the parent of
+    the spans made inside, are as they would be."""
 
     def __init__(self, service: str) -> None:
         provider = setup_tracing(service)  # if the process has not yet
         self.tracer = trace.get_tracer(SERVER_TRACER, tracer_provider=provider)
+        self.provider = provider
         stability = _OpenTelemetrySemanticConventionStability
         stability._initialize()
         self.mode = stability._get_opentelemetry_stability_opt_in_mode(
@@ -201,12 +205,16 @@ class ServerSpans:
 
     def start(self, scope: Scope) -> Span:
         """The request's span, started (not yet current)."""
-        return self.tracer.start_span(
-            scope.get("method", ""),
-            context=propagate.extract(cast("dict[str, Any]", scope), getter=asgi_getter),
-            kind=SpanKind.SERVER,
-            attributes=collect_request_attributes(scope, self.mode) if _exporting else None,
-        )
+        method = scope.get("method", "")
+        context = propagate.extract(cast("dict[str, Any]", scope), getter=asgi_getter)
+        if _exporting or self.provider is None:
+            return self.tracer.start_span(
+                method,
+                context=context,
+                kind=SpanKind.SERVER,
+                attributes=collect_request_attributes(scope, self.mode) if _exporting else None,
+            )
+        return NonRecordingSpan(_span_context_for(self.provider, context, method))
 
     def answered(self, span: Span, status: int) -> bytes | None:
         """Records the response's status; the ``traceparent`` header's value."""
@@ -229,6 +237,33 @@ class ServerSpans:
             span.update_name(f"{scope.get('method', '')} {route}")
             span.set_attribute(HTTP_ROUTE, route)
         span.end()
+
+
+def _span_context_for(
+    provider: TracerProvider, context: otel_context.Context, name: str
+) -> SpanContext:
+    """The context the SDK's ``Tracer.start_span`` gives a server span with no
+    attributes and no links, without the span."""
+    parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+    ids = provider.id_generator
+    if parent is None or not parent.is_valid:
+        parent = None
+        trace_id = ids.generate_trace_id()
+        random_trace_id = ids.is_trace_id_random()
+    else:
+        trace_id = parent.trace_id
+        random_trace_id = parent.trace_flags.random_trace_id
+    sampling = provider.sampler.should_sample(context, trace_id, name, SpanKind.SERVER, None, ())
+    flags = TraceFlags.SAMPLED if sampling.decision.is_sampled() else TraceFlags.DEFAULT
+    if random_trace_id:
+        flags |= TraceFlags.RANDOM_TRACE_ID
+    return SpanContext(
+        trace_id,
+        ids.generate_span_id(),
+        is_remote=False,
+        trace_flags=TraceFlags(flags),
+        trace_state=sampling.trace_state,
+    )
 
 
 @cache

@@ -91,3 +91,48 @@ def test_an_unhandled_error_is_a_500_with_its_traceparent_and_the_error_on_the_s
     assert event.name == "exception"
     assert event.attributes is not None
     assert event.attributes["exception.type"] == "RuntimeError"
+
+
+@pytest.fixture
+def nothing_exported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process as it runs with ``OTEL_TRACES_EXPORTER`` unset (another test
+    may have installed an exporter in this process)."""
+    from services.common import tracing
+
+    assert tracing.setup_tracing("tests") is not None
+    monkeypatch.setattr(tracing, "_exporting", False)
+
+
+def test_with_nothing_exported_a_request_still_continues_the_caller_s_trace(
+    nothing_exported: None,
+) -> None:
+    from services.common.tracing import current_traceparent
+
+    app = service_app(
+        title="Spans",
+        description="A service whose route shows the current trace context.",
+        lifespan=None,
+        container=None,
+        auth_secret="secret",
+        metrics=Metrics("spans"),
+        unavailable=(),
+    )
+
+    @app.get("/inside")
+    async def inside() -> dict[str, str | None]:
+        return {"traceparent": current_traceparent()}
+
+    with TestClient(app) as http:
+        continued = http.get("/inside", headers={"traceparent": GIVEN})
+        unsampled = http.get("/inside", headers={"traceparent": GIVEN[:-2] + "00"})
+        fresh = http.get("/inside")
+
+    given_trace, given_span = GIVEN.split("-")[1:3]
+    version, trace_id, span_id, flags = continued.headers["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", given_trace, "01")
+    assert span_id not in (given_span, "0" * 16)
+    # The span made for the request is the current one inside it.
+    assert continued.json()["traceparent"] == continued.headers["traceparent"]
+    assert unsampled.headers["traceparent"].split("-")[1::2] == [given_trace, "00"]
+    assert trace_id_from(fresh.headers["traceparent"]) not in (None, given_trace)
+    assert fresh.json()["traceparent"] == fresh.headers["traceparent"]
