@@ -6,10 +6,13 @@ never touch the database themselves.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import json
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -132,12 +135,28 @@ def _context(request: Request, principal: Principal) -> CommandContext:
     )
 
 
+R = TypeVar("R")
+
+
+async def in_command_thread(threads: Executor, call: Callable[..., R], *args: Any) -> R:
+    """``call(*args)`` in one of the container's ``command_threads`` (a use case
+    blocks on the store), in the request's context (its trace and log context)."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(threads, context.run, call, *args)
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who sends a command, when, and the application it goes to."""
+    """Who sends a command, when, the application it goes to and the threads
+    its use case runs in."""
 
     ctx: CommandContext
     app: InterviewsApplication
+    threads: Executor
+
+    async def offload(self, call: Callable[[], R]) -> R:
+        """``call()`` in a command thread (``in_command_thread``)."""
+        return await in_command_thread(self.threads, call)
 
 
 async def command_caller(request: Request) -> Caller:
@@ -146,7 +165,11 @@ async def command_caller(request: Request) -> Caller:
     principal = request_principal(request)
     if principal.is_reader:
         raise ApiError(403, "forbidden", f"{principal.role}s read but never change interviews")
-    return Caller(_context(request, principal), await get_interviews(request))
+    return Caller(
+        _context(request, principal),
+        await get_interviews(request),
+        request.app.state.container.command_threads,
+    )
 
 
 async def registrar_caller(request: Request) -> Caller:
@@ -156,7 +179,11 @@ async def registrar_caller(request: Request) -> Caller:
         raise ApiError(
             403, "forbidden", "only the marketplace's job service or an admin registers jobs"
         )
-    return Caller(_context(request, principal), await get_interviews(request))
+    return Caller(
+        _context(request, principal),
+        await get_interviews(request),
+        request.app.state.container.command_threads,
+    )
 
 
 # Their routes state the bearer scheme with ``openapi_extra=BEARER_DOCUMENT``.
@@ -167,14 +194,16 @@ RegistrarDep = Annotated[Caller, Depends(registrar_caller)]
 @dataclass(frozen=True, slots=True)
 class Command:
     """A command's caller and its ``Idempotency-Key`` and ``If-Match`` headers
-    (their formats checked once, by ``command``)."""
+    (their formats checked once, by ``command``), and the container's
+    ``command_threads``, where its use case runs."""
 
     ctx: CommandContext
     app: InterviewsApplication
     idempotency_key: str | None
     expected_version: int | None
+    threads: Executor
 
-    def run(
+    async def run(
         self,
         use_case: Callable[..., CommandResult],
         interview_id: UUID,
@@ -182,7 +211,7 @@ class Command:
         **kwargs: Any,
     ) -> Response:
         """``use_case(ctx, interview_id, ...)`` with the headers' options, answered."""
-        return run_command(
+        return await self.answer(
             Response(),
             lambda: use_case(
                 self.ctx,
@@ -193,6 +222,12 @@ class Command:
                 expected_version=self.expected_version,
             ),
         )
+
+    async def answer(
+        self, response: Response, call: Callable[[], CommandResult], now: datetime | None = None
+    ) -> Response:
+        """``run_command(response, call, now)`` in a command thread (``in_command_thread``)."""
+        return await in_command_thread(self.threads, run_command, response, call, now)
 
 
 async def command(request: Request) -> Command:
@@ -221,7 +256,7 @@ async def command(request: Request) -> Command:
                 ]
             )
     expected = None if if_match is None else int(if_match.removeprefix("W/").strip('"'))
-    return Command(caller.ctx, caller.app, key, expected)
+    return Command(caller.ctx, caller.app, key, expected, caller.threads)
 
 
 CommandDep = Annotated[Command, Depends(command)]
@@ -301,13 +336,13 @@ def command_route(path: str, status_code: int = 200) -> Callable[[F], F]:
 
 
 @command_route("/interviews", status_code=201)
-def invite(body: InviteRequest, command: CommandDep) -> Response:
+async def invite(body: InviteRequest, command: CommandDep) -> Response:
     """The job's client invites a freelancer to interview for it. The job must
     exist (`404 job_not_found`, also for another client's job) and be open
     (`409 job_closed`); one open interview per job and freelancer; a freelancer
     hired for the job is not invited again (`409 already_hired`)."""
     ctx = command.ctx
-    return run_command(
+    return await command.answer(
         Response(status_code=201),
         lambda: command.app.invite(
             ctx,
@@ -323,35 +358,39 @@ def invite(body: InviteRequest, command: CommandDep) -> Response:
 
 
 @command_route("/interviews/{interview_id}/accept")
-def accept(interview_id: UUID, command: CommandDep, body: NoBody | None = None) -> Response:
+async def accept(interview_id: UUID, command: CommandDep, body: NoBody | None = None) -> Response:
     """The invited freelancer accepts the invitation. No body (or ``{}``): any
     field is refused."""
-    return command.run(command.app.accept, interview_id)
+    return await command.run(command.app.accept, interview_id)
 
 
 @command_route("/interviews/{interview_id}/decline")
-def decline(
+async def decline(
     interview_id: UUID, command: CommandDep, body: DeclineRequest | None = None
 ) -> Response:
     """The invited freelancer declines the invitation (final)."""
-    return command.run(command.app.decline, interview_id, body.reason if body else None)
+    return await command.run(command.app.decline, interview_id, body.reason if body else None)
 
 
 @command_route("/interviews/{interview_id}/start")
-def start(interview_id: UUID, command: CommandDep, body: StartRequest | None = None) -> Response:
+async def start(
+    interview_id: UUID, command: CommandDep, body: StartRequest | None = None
+) -> Response:
     """Either party marks the accepted interview as started, optionally with a
     date and time and the meeting's length (15 to 240 minutes, default 30).
     An interview left in progress without a start can be started too."""
     body = body or StartRequest()
-    return command.run(command.app.start, interview_id, body.scheduled_at, body.duration_minutes)
+    return await command.run(
+        command.app.start, interview_id, body.scheduled_at, body.duration_minutes
+    )
 
 
 @command_route("/interviews/{interview_id}/reschedule")
-def reschedule(interview_id: UUID, body: RescheduleRequest, command: CommandDep) -> Response:
+async def reschedule(interview_id: UUID, body: RescheduleRequest, command: CommandDep) -> Response:
     """Either party moves the meeting of a started interview (in progress or
     with an open offer) to a new time, optionally with a new length and a
     reason. The calendar event keeps its UID and its SEQUENCE goes up."""
-    return command.run(
+    return await command.run(
         command.app.reschedule,
         interview_id,
         scheduled_at=body.scheduled_at,
@@ -361,9 +400,9 @@ def reschedule(interview_id: UUID, body: RescheduleRequest, command: CommandDep)
 
 
 @command_route("/interviews/{interview_id}/offer")
-def extend_offer(interview_id: UUID, body: OfferRequest, command: CommandDep) -> Response:
+async def extend_offer(interview_id: UUID, body: OfferRequest, command: CommandDep) -> Response:
     """The interview's client extends an offer (again after a declined one)."""
-    return command.run(
+    return await command.run(
         command.app.extend_offer,
         interview_id,
         amount=Decimal(body.amount),
@@ -376,33 +415,37 @@ def extend_offer(interview_id: UUID, body: OfferRequest, command: CommandDep) ->
 
 
 @command_route("/interviews/{interview_id}/offer/accept")
-def accept_offer(interview_id: UUID, command: CommandDep, body: NoBody | None = None) -> Response:
+async def accept_offer(
+    interview_id: UUID, command: CommandDep, body: NoBody | None = None
+) -> Response:
     """The freelancer accepts the offer: hired (final). No body (or ``{}``): any
     field is refused."""
-    return command.run(command.app.accept_offer, interview_id)
+    return await command.run(command.app.accept_offer, interview_id)
 
 
 @command_route("/interviews/{interview_id}/offer/decline")
-def decline_offer(
+async def decline_offer(
     interview_id: UUID, command: CommandDep, body: DeclineRequest | None = None
 ) -> Response:
     """The freelancer declines the offer; the client may extend a revised one."""
-    return command.run(command.app.decline_offer, interview_id, body.reason if body else None)
+    return await command.run(command.app.decline_offer, interview_id, body.reason if body else None)
 
 
 @command_route("/interviews/{interview_id}/offer/withdraw")
-def withdraw_offer(
+async def withdraw_offer(
     interview_id: UUID, command: CommandDep, body: WithdrawOfferRequest | None = None
 ) -> Response:
     """The client takes back an offer the freelancer has not answered; the
     interview returns to the state it was in before the offer."""
-    return command.run(command.app.withdraw_offer, interview_id, body.reason if body else None)
+    return await command.run(
+        command.app.withdraw_offer, interview_id, body.reason if body else None
+    )
 
 
 @command_route("/interviews/{interview_id}/cancel")
-def cancel(interview_id: UUID, body: CancelRequest, command: CommandDep) -> Response:
+async def cancel(interview_id: UUID, body: CancelRequest, command: CommandDep) -> Response:
     """Either party cancels an open interview, with a reason (final)."""
-    return command.run(command.app.cancel, interview_id, body.reason)
+    return await command.run(command.app.cancel, interview_id, body.reason)
 
 
 @router.get("/interviews/{interview_id}", response_model=InterviewPublic)
@@ -480,26 +523,37 @@ def interview_calendar_feed(
 
 
 @router.put("/jobs/{job_id}/policy", response_model=JobPolicyPublic, openapi_extra=BEARER_DOCUMENT)
-def set_job_policy(job_id: JobIdPath, body: JobPolicyRequest, caller: CallerDep) -> Response:
+async def set_job_policy(job_id: JobIdPath, body: JobPolicyRequest, caller: CallerDep) -> Response:
     """The job's client sets its exclusive window (hours; null or 0 turns it off).
     A job that does not exist (or is another client's) is `404 job_not_found`."""
-    with job_errors():
-        policy = caller.app.set_job_policy(caller.ctx, job_id, body.exclusive_hours)
-    return model_response(JobPolicyPublic(**policy.__dict__))
+
+    def set_policy() -> Response:
+        with job_errors():
+            policy = caller.app.set_job_policy(caller.ctx, job_id, body.exclusive_hours)
+        return model_response(JobPolicyPublic(**policy.__dict__))
+
+    return await caller.offload(set_policy)
 
 
 @router.post("/jobs", status_code=201, response_model=JobPublic, openapi_extra=COMMAND_DOCUMENT)
-def create_job(body: JobCreateRequest, command: CommandDep) -> Response:
+async def create_job(body: JobCreateRequest, command: CommandDep) -> Response:
     """A client creates a job of their own; the answer carries its new `job_id`.
     With an `Idempotency-Key`, a retry (same title) answers with the job the
     first created (`Idempotent-Replayed: true`); another title is 422."""
-    with job_errors():
-        job, created = command.app.create_job(
-            command.ctx, body.title, body.exclusive_hours, idempotency_key=command.idempotency_key
+
+    def create() -> Response:
+        with job_errors():
+            job, created = command.app.create_job(
+                command.ctx,
+                body.title,
+                body.exclusive_hours,
+                idempotency_key=command.idempotency_key,
+            )
+        return model_response(
+            job_public(job), 201, None if created else {"Idempotent-Replayed": "true"}
         )
-    return model_response(
-        job_public(job), 201, None if created else {"Idempotent-Replayed": "true"}
-    )
+
+    return await in_command_thread(command.threads, create)
 
 
 @router.put(
@@ -508,14 +562,20 @@ def create_job(body: JobCreateRequest, command: CommandDep) -> Response:
     responses={201: {"model": JobPublic, "description": "Registered"}},
     openapi_extra=BEARER_DOCUMENT,
 )
-def register_job(job_id: JobIdPath, body: JobRegisterRequest, caller: RegistrarDep) -> Response:
+async def register_job(
+    job_id: JobIdPath, body: JobRegisterRequest, caller: RegistrarDep
+) -> Response:
     """The marketplace's job service (role `service`) or an admin registers an
     external job id and the client who owns it: 201 when new, 200 (changing
     nothing) when it is already registered to that client, `409
     job_owner_conflict` when it belongs to another."""
-    with job_errors():
-        job, created = caller.app.register_job(caller.ctx, job_id, body.client_id, body.title)
-    return model_response(job_public(job), 201 if created else 200)
+
+    def register() -> Response:
+        with job_errors():
+            job, created = caller.app.register_job(caller.ctx, job_id, body.client_id, body.title)
+        return model_response(job_public(job), 201 if created else 200)
+
+    return await caller.offload(register)
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic)
@@ -533,20 +593,24 @@ def get_job(job_id: JobIdPath, principal: CurrentPrincipal, app: InterviewsDep) 
 
 
 @router.post("/jobs/{job_id}/close", response_model=JobClosedPublic, openapi_extra=BEARER_DOCUMENT)
-def close_job(
+async def close_job(
     job_id: JobIdPath, caller: CallerDep, body: JobCloseRequest | None = None
 ) -> Response:
     """The job's client closes it: every open interview of the job is cancelled
     (reason "job closed"; both parties see it cancelled and are told), and new
     invitations get `409 job_closed`. Closing a closed job changes nothing."""
-    with job_errors():
-        closing = caller.app.close_job(caller.ctx, job_id, body.reason if body else None)
-    closed = JobClosedPublic(
-        **job_public(closing.job).model_dump(),
-        cancelled=[str(i) for i in closing.cancelled],
-        position=closing.position,
-    )
-    return model_response(closed)
+
+    def close() -> Response:
+        with job_errors():
+            closing = caller.app.close_job(caller.ctx, job_id, body.reason if body else None)
+        closed = JobClosedPublic(
+            **job_public(closing.job).model_dump(),
+            cancelled=[str(i) for i in closing.cancelled],
+            position=closing.position,
+        )
+        return model_response(closed)
+
+    return await caller.offload(close)
 
 
 def job_public(job: JobView) -> JobPublic:
