@@ -252,6 +252,12 @@ class InterviewsContainer:
                 log.debug("checking the connection pool failed", exc_info=True)
 
     def close(self) -> None:
+        # Commands in flight finish first; a later start gets threads of its own.
+        threads, self.command_threads = (
+            self.command_threads,
+            ThreadPoolExecutor(COMMAND_THREADS, "command"),
+        )
+        threads.shutdown(wait=True)
         with self._lock:
             if self._app is not None:
                 self._app.close()
