@@ -248,9 +248,9 @@ class ConsumerRunner:
 
     def _connection(self) -> sa.Connection:
         """The connection the batches are applied on, held from one batch to the next:
-        no pool checkout, ping and reset around each batch. Any error that reaches
-        ``run()`` lets it go (``_let_go``), and the next batch checks out a new one,
-        pinged by the pool: after an outage the consumer reconnects as before."""
+        no pool checkout, ping and reset around each batch. A session the server
+        ended fails the batch, which ``run()`` replays; it also lets the connection
+        go (``_let_go``), so the next batch checks out a new one, pinged by the pool."""
         if self._conn is None:
             self._conn = self.engine.connect()
         return self._conn
