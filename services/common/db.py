@@ -414,7 +414,7 @@ def committed_together(conn: sa.Connection) -> Iterator[None]:
         raise _sa_error("pipeline (common.db.committed_together)", error, conn.dialect) from error
 
 
-def _sa_error(what: str, error: psycopg.Error, dialect: sa.Dialect) -> sa_exc.DBAPIError:
+def _sa_error(what: str, error: psycopg.Error, dialect: sa.Dialect) -> sa_exc.StatementError:
     return sa_exc.DBAPIError.instance(what, None, error, psycopg.Error, dialect=dialect)
 
 
