@@ -390,9 +390,32 @@ def _driver_cursor(conn: sa.Connection) -> Iterator[psycopg.Cursor[Any]]:
         with driver.cursor() as cursor:
             yield cursor
     except psycopg.Error as error:
-        raise sa_exc.DBAPIError.instance(
-            "COPY (common.db.write_rows)", None, error, psycopg.Error, dialect=conn.dialect
-        ) from error
+        raise _sa_error("COPY (common.db.write_rows)", error, conn.dialect) from error
+
+
+@contextmanager
+def committed_together(conn: sa.Connection) -> Iterator[None]:
+    """The statements ``conn`` executes in the block and then the ``COMMIT`` of its
+    transaction, sent to PostgreSQL together (psycopg's pipeline mode): one round
+    trip for all, where each would take its own. None of them may read a result
+    (rows, a row count) or be a COPY. The transaction ends with the block; the
+    caller's own commit then finds nothing left to do. An error is raised when the
+    block ends, as SQLAlchemy raises a statement's, and nothing is committed.
+    On SQLite the statements run one by one and the caller's commit commits."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    driver = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+    try:
+        with driver.pipeline():
+            yield
+            driver.execute("COMMIT")
+    except psycopg.Error as error:
+        raise _sa_error("pipeline (common.db.committed_together)", error, conn.dialect) from error
+
+
+def _sa_error(what: str, error: psycopg.Error, dialect: sa.Dialect) -> sa_exc.StatementError:
+    return sa_exc.DBAPIError.instance(what, None, error, psycopg.Error, dialect=dialect)
 
 
 def _copy(

@@ -16,6 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.utils import get_topic
 
+from .adapters.log_reader import read_log
 from .domain import Interview
 from .domain.interview import EVENT_TYPES
 from .use_cases.core import (
@@ -95,6 +96,17 @@ class InterviewsApplication(InterviewCommands, JobCommands):
         for n in notifications:
             # INTERVIEW_TOPICS selects Interview events only.
             yield n.id, cast(Interview.Event, self.mapper.to_domain_event(n))
+
+    def interview_notifications_from_head(
+        self, after: int, limit: int
+    ) -> tuple[int, list[tuple[int, Interview.Event]]]:
+        """The log's head and the interview events after ``after`` (at most
+        ``limit``), read together: every event up to the head is among them or
+        before ``after``, unless ``limit`` cut the read short."""
+        head, notifications = read_log(self.recorder, after, limit, INTERVIEW_TOPICS)
+        to_domain = self.mapper.to_domain_event
+        # INTERVIEW_TOPICS selects Interview events only.
+        return head, [(n.id, cast(Interview.Event, to_domain(n))) for n in notifications]
 
     def max_position(self) -> int:
         return self.recorder.max_notification_id() or 0

@@ -315,7 +315,19 @@ class RelayProcess:
             raise ValueError("the relay needs KAFKA_BOOTSTRAP_SERVERS")
         self.app = app
         self.settings = settings
-        self.engine = create_engine(settings.database_url, settings.data_dir / "interviews.sqlite")
+        # Every statement of the relays and their leases is a transaction of its own:
+        # in autocommit, each is one round trip (no BEGIN, COMMIT or ROLLBACK around
+        # it), and no ping before it. A connection broken by an outage fails its
+        # statement, the pool drops all its connections, and the relay backs off and
+        # starts again from its checkpoint.
+        hot_path = (
+            {"pool_pre_ping": False, "isolation_level": "AUTOCOMMIT"}
+            if settings.database_url
+            else {}
+        )
+        self.engine = create_engine(
+            settings.database_url, settings.data_dir / "interviews.sqlite", **hot_path
+        )
         bootstrap = settings.kafka_bootstrap_servers
 
         def connect() -> EventPublisher:

@@ -9,12 +9,15 @@ the subject's id, for the marketplace's other services:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
+from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
+from .adapters.log_reader import read_log
 from .application import InterviewsApplication
 from .domain import Erasure
 
@@ -57,6 +60,14 @@ class ErasureFeed:
         notifications = self.app.recorder.select_notifications(
             start=after, limit=limit, topics=ERASURE_TOPICS, inclusive_of_start=False
         )
+        return self._announcements(notifications)
+
+    def read_from_head(self, after: int, limit: int) -> tuple[int, list[ErasureAnnouncement]]:
+        """The log's head and ``read(after, limit)``, in one round trip."""
+        head, notifications = read_log(self.app.recorder, after, limit, ERASURE_TOPICS)
+        return head, self._announcements(notifications)
+
+    def _announcements(self, notifications: Sequence[Notification]) -> list[ErasureAnnouncement]:
         announcements = []
         for n in notifications:
             event = cast(Erasure.Requested, self.app.mapper.to_domain_event(n))

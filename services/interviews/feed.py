@@ -91,6 +91,12 @@ class _InterviewLog(Generic[T]):
             for position, event in self.app.iter_interview_notifications(after, limit)
         ]
 
+    def read_from_head(self, after: int, limit: int) -> tuple[int, list[T]]:
+        """The log's head and ``read(after, limit)``, in one round trip."""
+        head, events = self.app.interview_notifications_from_head(after, limit)
+        convert = self.convert
+        return head, [convert(position, event) for position, event in events]
+
     def max_position(self) -> int:
         return self.app.max_position()
 

@@ -46,6 +46,10 @@ class LogFeed(Protocol):
 
     def read(self, after: int, limit: int) -> Sequence[Positioned]: ...
 
+    def read_from_head(self, after: int, limit: int) -> tuple[int, Sequence[Positioned]]:
+        """``max_position()`` and then ``read(after, limit)``, in one round trip."""
+        ...
+
     def max_position(self) -> int: ...
 
 
@@ -207,9 +211,8 @@ class Relay:
         return bool(envelopes) or self._acked > before
 
     def _read_batch(self, after: int, limit: int) -> tuple[int, Sequence[Any]]:
-        # The store's max first: every event up to it is then visible to the read.
-        store_max = self.feed.max_position()
-        return store_max, self.feed.read(after, limit) if limit else []
+        # With the store's max: every event up to it is visible to the read.
+        return self.feed.read_from_head(after, limit)
 
     def _next_batch(self, limit: int) -> tuple[int, Sequence[Any]]:
         prefetched, self._prefetched = self._prefetched, None

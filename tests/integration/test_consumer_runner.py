@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from uuid import UUID, uuid4
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
 from services.cli import app as cli_app
@@ -439,3 +441,47 @@ def test_the_prune_command_keeps_what_a_republish_could_still_bring(tmp_path: Pa
     pruned = cli.invoke(cli_app, ["consumer", "prune", *spec, "--keep", "1000"], env=env)
     assert pruned.exit_code == 0, pruned.output
     assert "forgot 3999 processed event id(s) of group cli" in pruned.output
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+
+def test_a_runner_whose_connection_the_server_drops_reconnects_and_applies_each_event_once(
+    postgres_url: str,
+) -> None:
+    """The runner keeps one connection from batch to batch: when PostgreSQL ends that
+    session (a restart, a failover), the batch in hand is replayed on a new one."""
+    engine = create_engine(postgres_url, Path("unused.sqlite"))
+    log: list[EventEnvelope] = []
+    wake = threading.Event()
+
+    def read(after: int, limit: int) -> list[EventEnvelope]:
+        return [e for e in log if e.position > after][:limit]
+
+    source = EmbeddedSource(read, wake, poll_seconds=0.05, batch=10)
+    runner = ConsumerRunner(
+        recording_spec(engine, "held"), source, registry=CollectorRegistry(), max_backoff=0.2
+    ).start()
+    try:
+        assert runner.wait_opened(30)
+        log.extend(history(uuid4(), 0))
+        wake.set()
+        assert wait_until(lambda: len(effects(engine, "held")) == 5, 30)
+
+        with engine.connect() as admin:
+            ended = admin.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar()
+        assert ended, "the runner held no session to end"
+        log.extend(history(uuid4(), 5))
+        wake.set()
+
+        assert wait_until(lambda: len(effects(engine, "held")) == 10, 30)
+        check_exactly_once_in_order(effects(engine, "held"), expected_of(log))
+        assert runner.stats.errors >= 1, "the dropped session went unnoticed"
+    finally:
+        stop(runner)
+        engine.dispose()

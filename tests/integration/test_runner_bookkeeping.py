@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from services.common.db import create_engine
+from services.common.db import committed_together, create_engine
 from services.common.runner.tables import (
     consumer_offsets,
     parked_events,
@@ -89,3 +89,36 @@ def test_offsets_of_every_partition_move_in_one_statement_and_never_backwards(
     store({0: 10, 1: 5})
     store({0: 4, 1: 9, 2: 1})  # partition 0 behind what is stored: it stays at 10
     assert stored() == {0: 10, 1: 9, 2: 1}
+
+
+def test_the_bookkeeping_commits_with_the_transaction_or_not_at_all(engine: sa.Engine) -> None:
+    def offsets() -> dict[int, int]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(consumer_offsets.c.partition, consumer_offsets.c.next_offset)
+            )
+            return {row.partition: row.next_offset for row in rows}
+
+    def batch(event_ids: list[str], next_offset: int) -> None:
+        with engine.connect() as conn, conn.begin(), committed_together(conn):
+            record_processed(
+                conn, [{"group": "g", "event_id": e, "position": 1} for e in event_ids]
+            )
+            upsert_greater_many(
+                conn,
+                consumer_offsets,
+                [{"group": "g", "topic": "t", "partition": 0, "next_offset": next_offset}],
+                "next_offset",
+            )
+
+    batch(["e1", "e2"], 3)
+    assert offsets() == {0: 3}
+    # e2 again breaks the primary key: the new id and the offset stay out with it.
+    with pytest.raises(sa.exc.IntegrityError):
+        batch(["e3", "e2"], 5)
+    assert offsets() == {0: 3}
+    with engine.connect() as conn:
+        seen, _ = processed_or_parked(conn, "g", ["e1", "e2", "e3"], [])
+    assert seen == {"e1", "e2"}
+    batch(["e3"], 5)  # the connection that failed is fit for the next batch
+    assert offsets() == {0: 5}

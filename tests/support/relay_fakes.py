@@ -40,6 +40,9 @@ class FakeFeed:
     def read(self, after: int, limit: int) -> list[EventEnvelope]:
         return [e for e in self.events if e.position > after][:limit]
 
+    def read_from_head(self, after: int, limit: int) -> tuple[int, list[EventEnvelope]]:
+        return self.max, self.read(after, limit)
+
     def max_position(self) -> int:
         return self.max
 

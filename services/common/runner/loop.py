@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from ...contracts import EventEnvelope, UnsupportedEventError, decode_envelope
 from ..consumer import INFRASTRUCTURE_ERRORS, Batch, ConsumerSpec
+from ..db import SMALL_BATCH, committed_together
 from ..migrations import SchemaError
 from ..readiness import NotReadyError, ReadinessRules, schema_problem
 from .metrics import RunnerMetrics, RunnerStats
@@ -87,6 +88,7 @@ class ConsumerRunner:
         self._thread: threading.Thread | None = None
         self._opened = threading.Event()
         self._parked_checked = 0.0
+        self._conn: sa.Connection | None = None  # the runner thread's (see _connection)
 
     @property
     def group(self) -> str:
@@ -155,6 +157,7 @@ class ConsumerRunner:
                     backoff = 0.2
                 except Exception as error:
                     self.stats.errors += 1
+                    self._let_go()
                     problem = schema_problem(error)
                     if problem is not None:
                         self._step_aside(problem)
@@ -170,6 +173,7 @@ class ConsumerRunner:
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, self.max_backoff)
         finally:
+            self._let_go()
             self._safe(self.source.close)
             log.info("consumer %s stopped", self.group)
 
@@ -206,9 +210,10 @@ class ConsumerRunner:
         consumer's database being down (run() backs off and replays the batch) or
         a schema this code does not know (run() steps aside)."""
         try:
-            with self.engine.begin() as conn:
-                applied, duplicates = self._apply(conn, items)
-                self.source.store_position(conn, records)
+            conn = self._connection()
+            with conn.begin():
+                applied, duplicates, processed = self._apply(conn, items)
+                self._record(conn, processed, records)
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception as failure:
@@ -223,6 +228,37 @@ class ConsumerRunner:
         self.metrics.processed.labels(self.group).inc(applied)
         self.metrics.duplicates.labels(self.group).inc(duplicates)
         return None
+
+    def _record(
+        self,
+        conn: sa.Connection,
+        processed: list[dict[str, Any]],
+        records: Sequence[SourceRecord],
+    ) -> None:
+        """The batch's bookkeeping: the ids it applied and the source's position. For
+        the small batches of light traffic, sent with the COMMIT in one round trip;
+        a large batch's ids go by COPY, whose round trips the batch amortises."""
+        if len(processed) > SMALL_BATCH:
+            record_processed(conn, processed)
+            self.source.store_position(conn, records)
+            return
+        with committed_together(conn):
+            record_processed(conn, processed)
+            self.source.store_position(conn, records)
+
+    def _connection(self) -> sa.Connection:
+        """The connection the batches are applied on, held from one batch to the next:
+        no pool checkout, ping and reset around each batch. A session the server
+        ended fails the batch, which ``run()`` replays; it also lets the connection
+        go (``_let_go``), so the next batch checks out a new one, pinged by the pool."""
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def _let_go(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._safe(conn.close)
 
     def _decode(self, record: SourceRecord) -> EventEnvelope | None:
         """The record's envelope; None for poison, sent to the dead-letter topic."""
@@ -242,13 +278,16 @@ class ConsumerRunner:
             )
             return None
 
-    def _apply(self, conn: sa.Connection, items: Sequence[Item]) -> tuple[int, int]:
+    def _apply(
+        self, conn: sa.Connection, items: Sequence[Item]
+    ) -> tuple[int, int, list[dict[str, Any]]]:
         """In ``conn``'s transaction: ``spec.apply`` on the batch's new events of
         interviews that are not parked, parking the others' behind their interview;
-        returns how many it applied and how many it skipped as duplicates."""
+        returns how many it applied, how many it skipped as duplicates, and the
+        ``processed_events`` rows of those it applied (for the caller to record)."""
         envelopes = [e for _, e in items if e is not None]
         if not envelopes:
-            return 0, 0
+            return 0, 0, []
         seen, blocked = processed_or_parked(
             conn,
             self.group,
@@ -275,13 +314,11 @@ class ConsumerRunner:
             batch.append(envelope)
         if batch:
             self.spec.apply(conn, Batch(batch, traceparents))
-            record_processed(
-                conn,
-                [{"group": self.group, "event_id": str(e.id), "position": e.position}
-                 for e in batch],
-            )  # fmt: skip
             self._recent_parked.extend([False] * min(len(batch), self.readiness.parked_window))
-        return len(batch), duplicates
+        processed = [
+            {"group": self.group, "event_id": str(e.id), "position": e.position} for e in batch
+        ]
+        return len(batch), duplicates, processed
 
     def _apply_or_park(self, record: SourceRecord, envelope: EventEnvelope) -> None:
         """One event in its own transaction, retried with backoff, else parked."""

@@ -125,6 +125,8 @@ def record_processed(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Inserts the processed ids (``group``, ``event_id``, ``position``); with COPY
     on PostgreSQL (several times cheaper than a multi-row INSERT, which psycopg
     parses in Python)."""
+    if not rows:
+        return
     if conn.dialect.name != "postgresql":
         conn.execute(processed_events.insert(), rows)
         return
