@@ -26,7 +26,7 @@ from .adapters.tables import (
     webhooks,
 )
 from .preferences import time_zones
-from .rules import CalendarChange, Draft, drafts_for_event, uuid5_text
+from .rules import CalendarChange, Draft, drafts_for_event, uuid5_text, uuid_text
 
 DELIVERY_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:interviews:notification-delivery")
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9._%+-]{1,64}$")
@@ -103,9 +103,9 @@ class NotificationRecorder:
                     "type": d.type,
                     "title": d.title,
                     "message": d.message,
-                    "interview_id": str(d.interview_id),
+                    "interview_id": uuid_text(d.interview_id),
                     "job_id": d.job_id,
-                    "event_id": str(d.event_id) if d.event_id else None,
+                    "event_id": uuid_text(d.event_id) if d.event_id else None,
                     "position": d.position,
                     "occurred_at": d.occurred_at,
                     "created_at": now,

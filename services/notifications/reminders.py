@@ -54,7 +54,7 @@ from ..contracts.envelope import RescheduledData, StartedData
 from .adapters.tables import reminder_deadlines
 from .preferences import time_zones
 from .recorder import NotificationRecorder
-from .rules import CalendarChange, Deadline, drafts_for_reminder
+from .rules import CalendarChange, Deadline, drafts_for_reminder, uuid_text
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ class ReminderIndex:
 
     def _row(self, event: EventEnvelope, what: What, now: datetime) -> dict[str, Any]:
         return {
-            "interview_id": str(event.interview_id),
+            "interview_id": uuid_text(event.interview_id),
             "what": what,
             "version": event.version,
             "recipient_id": (

@@ -545,6 +545,14 @@ def uuid5_text(namespace: bytes, name: str) -> str:
 _NOTIFICATION_ID_PREFIX = NOTIFICATION_ID_NAMESPACE.bytes
 
 
+@functools.lru_cache(maxsize=8192)
+def uuid_text(value: UUID) -> str:
+    """``str(value)``, remembered: an event's and its interview's ids are written as text
+    several times over (ids, inbox rows, the reminders' rows), and ``UUID.__str__``
+    costs more than the lookup."""
+    return str(value)
+
+
 def drafts_for_event(
     event: EventEnvelope, zones: Zones | None = None, calendar: CalendarChange | None = None
 ) -> list[Draft]:
@@ -560,7 +568,7 @@ def drafts_for_event(
         sealed = sealed_fields(event) if key_id is not None and not erased else []
     else:  # nothing was sealed: the common case
         erased_list, key_id, erased, sealed = [], None, (), []
-    source = f"event:{event.id}"
+    source = f"event:{uuid_text(event.id)}"
     acting_role = event.actor.role
     if event.type == "interview.cancelled":
         acting_role = event.data.get("cancelled_by") or acting_role
