@@ -440,10 +440,17 @@ def _copy_processor(
         return process
     dumps = cursor.adapters.get_dumper(Json, PyFormat.TEXT)(Json, cursor).dumps  # type: ignore[attr-defined]
 
+    def text_of(value: Any) -> str:
+        text = dumps(value)
+        return text if isinstance(text, str) else bytes(text).decode()
+
+    empty_list = text_of([])  # many rows hold one (no fields erased)
+
     def to_json(value: Any) -> Any:
-        if type(value) is dict or type(value) is list:
-            text = dumps(value)
-            return text if isinstance(text, str) else bytes(text).decode()
+        if type(value) is list:
+            return text_of(value) if value else empty_list
+        if type(value) is dict:
+            return text_of(value)
         return process(value)  # None, SQL NULL, scalars: as the type binds them
 
     return to_json
