@@ -8,6 +8,7 @@ id (an erasure finds the copies to redact by it).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ..contracts import DATA_MODELS, EventEnvelope
@@ -88,11 +89,20 @@ def typed_data(event: EventEnvelope) -> Any:
     ``REVEALED`` note are left out of the validation, so whichever form the texts
     take, the facts read the same."""
     texts = PERSONAL_FIELDS.get(event.type, ())
-    facts = {k: v for k, v in event.data.items() if k != REVEALED and k not in texts}
-    model = DATA_MODELS[event.type]
-    placeholders = {
+    data = event.data
+    if texts or REVEALED in data:
+        data = {k: v for k, v in data.items() if k != REVEALED and k not in texts}
+        data |= _placeholders(event.type)
+    return DATA_MODELS[event.type].model_validate(data)
+
+
+@functools.cache
+def _placeholders(event_type: str) -> dict[str, str]:
+    """A stand-in for each personal text the event type requires (its facts validate
+    without the text)."""
+    model = DATA_MODELS[event_type]
+    return {
         name: "-"
-        for name in texts
+        for name in PERSONAL_FIELDS.get(event_type, ())
         if name in model.model_fields and model.model_fields[name].is_required()
     }
-    return model.model_validate(facts | placeholders)
