@@ -29,7 +29,7 @@ from ..common.health import health_router
 from ..common.key_client import KeyServiceHealth, install_key_metrics, key_service_for
 from ..common.migrations import Report, migrate
 from ..common.privacy import CachingKeys, KeyService
-from ..common.revealed import reveal_event
+from ..common.revealed import reveal_batch
 from ..common.runner.kafka_source import service_kafka_runner
 from ..common.runner.loop import ConsumerRunner
 from ..common.runner.tables import RUNNER_HISTORY
@@ -285,7 +285,7 @@ def consumer_spec(
         # rather than two or three per event.
         # Their sealed texts opened now: a key service that does not answer fails the
         # batch, which the runner replays (never parks, never skips).
-        events = batch.map(lambda event: reveal_event(event, container.keys))
+        events = reveal_batch(batch, container.keys)
         # The index first: it folds the meetings' calendar sequences the e-mails carry.
         calendars = index.apply(conn, events)
         recorder.record_events(conn, events, calendars, batch.traceparents)

@@ -26,14 +26,17 @@ from .adapters.tables import (
     webhooks,
 )
 from .preferences import time_zones
-from .rules import CalendarChange, Draft, drafts_for_event
+from .rules import CalendarChange, Draft, drafts_for_event, uuid5_text, uuid_text
 
 DELIVERY_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:interviews:notification-delivery")
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9._%+-]{1,64}$")
 
 
 def delivery_id(notification_id: UUID | str, channel: str, target: str) -> str:
-    return str(uuid5(DELIVERY_ID_NAMESPACE, f"{notification_id}:{channel}:{target}"))
+    return uuid5_text(_DELIVERY_ID_PREFIX, f"{notification_id}:{channel}:{target}")
+
+
+_DELIVERY_ID_PREFIX = DELIVERY_ID_NAMESPACE.bytes
 
 
 def email_address(user_id: str, domain: str | None) -> str | None:
@@ -93,16 +96,16 @@ class NotificationRecorder:
             conn,
             [
                 {
-                    "id": str(d.id),
+                    "id": d.id,
                     "recipient_id": d.recipient_id,
                     "recipient_role": d.recipient_role,
                     "kind": d.kind,
                     "type": d.type,
                     "title": d.title,
                     "message": d.message,
-                    "interview_id": str(d.interview_id),
+                    "interview_id": uuid_text(d.interview_id),
                     "job_id": d.job_id,
-                    "event_id": str(d.event_id) if d.event_id else None,
+                    "event_id": uuid_text(d.event_id) if d.event_id else None,
                     "position": d.position,
                     "occurred_at": d.occurred_at,
                     "created_at": now,

@@ -54,7 +54,7 @@ from ..contracts.envelope import RescheduledData, StartedData
 from .adapters.tables import reminder_deadlines
 from .preferences import time_zones
 from .recorder import NotificationRecorder
-from .rules import CalendarChange, Deadline, drafts_for_reminder
+from .rules import CalendarChange, Deadline, drafts_for_reminder, uuid_text
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +160,21 @@ class ReminderIndex:
 
         Returns the calendar change of each started, rescheduled or cancelled
         event (by event id) whose meeting has a time and a known sequence."""
-        sequences, calendars = self._fold_meetings(conn, events)
+        # Each event's typed data read once (the fold and the opening row both need it).
+        typed: dict[UUID, Any] = {}
+
+        def data_of(event: EventEnvelope) -> Any:
+            data = typed.get(event.id)
+            if data is None:
+                data = typed[event.id] = typed_data(event)
+            return data
+
+        sequences, calendars = self._fold_meetings(conn, events, data_of)
         rounds: list[dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]]] = []
         seen: dict[tuple[str, str], int] = {}
+        now = self.clock()
         for event in events:
-            for kind, row in self._changes(event):
+            for kind, row in self._changes(event, now, data_of):
                 if row["what"] == "meeting":
                     row["calendar_sequence"] = sequences.get(event.id)
                 key = (row["interview_id"], row["what"])
@@ -178,7 +188,10 @@ class ReminderIndex:
         return calendars
 
     def _fold_meetings(
-        self, conn: sa.Connection, events: Sequence[EventEnvelope]
+        self,
+        conn: sa.Connection,
+        events: Sequence[EventEnvelope],
+        data_of: Callable[[EventEnvelope], Any] = typed_data,
     ) -> tuple[dict[UUID, int | None], dict[UUID, CalendarChange]]:
         """Each meeting event's calendar sequence, and the calendar changes, folded
         over the stored meeting rows in event order. A stale or duplicate event (not
@@ -207,7 +220,7 @@ class ReminderIndex:
             meeting = meetings.get(event.interview_id)
             if meeting is not None and event.version <= meeting.version:
                 continue
-            data = typed_data(event)
+            data = data_of(event)
             if isinstance(data, StartedData):
                 meeting = _Meeting(
                     event.version,
@@ -247,17 +260,22 @@ class ReminderIndex:
                 )
         return sequences, calendars
 
-    def _changes(self, event: EventEnvelope) -> list[tuple[str, dict[str, Any]]]:
+    def _changes(
+        self,
+        event: EventEnvelope,
+        now: datetime,
+        data_of: Callable[[EventEnvelope], Any] = typed_data,
+    ) -> list[tuple[str, dict[str, Any]]]:
         changes = []
         if event.type in OPENS:
-            changes.append(("open", self._open(event, OPENS[event.type])))
+            changes.append(("open", self._open(event, OPENS[event.type], now, data_of(event))))
         for what in CLOSES.get(event.type, ()):
-            changes.append(("close", self._close(event, what)))
+            changes.append(("close", self._close(event, what, now)))
         return changes
 
-    def _row(self, event: EventEnvelope, what: What) -> dict[str, Any]:
+    def _row(self, event: EventEnvelope, what: What, now: datetime) -> dict[str, Any]:
         return {
-            "interview_id": str(event.interview_id),
+            "interview_id": uuid_text(event.interview_id),
             "what": what,
             "version": event.version,
             "recipient_id": (
@@ -267,14 +285,13 @@ class ReminderIndex:
             "client_id": event.client_id,
             "freelancer_id": event.freelancer_id,
             "notification_id": None,
-            "updated_at": self.clock(),
+            "updated_at": now,
             "duration_minutes": None,
             "calendar_sequence": None,
         }
 
-    def _open(self, event: EventEnvelope, what: What) -> dict[str, Any]:
-        data = typed_data(event)
-        row = self._row(event, what)
+    def _open(self, event: EventEnvelope, what: What, now: datetime, data: Any) -> dict[str, Any]:
+        row = self._row(event, what, now)
         if what == "meeting":
             raw = getattr(data, "scheduled_at", None)
             lead, nothing = self.meeting_lead, "no time scheduled"
@@ -306,10 +323,10 @@ class ReminderIndex:
             row |= {"status": status, "due_at": due_at, "expires_at": expires_at, "reason": reason}
         return row
 
-    def _close(self, event: EventEnvelope, what: What) -> dict[str, Any]:
+    def _close(self, event: EventEnvelope, what: What, now: datetime) -> dict[str, Any]:
         # With no row yet (an event out of order) the closed row is a tombstone that
         # the older opening event cannot overwrite.
-        row = self._row(event, what) | {
+        row = self._row(event, what, now) | {
             "status": "closed",
             "due_at": None,
             "expires_at": None,

@@ -17,6 +17,7 @@ UTC, and the zone the text was written in.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
@@ -27,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from ..common.calendar import interview_uid
 from ..common.instants import to_utc
-from ..common.revealed import erased_of_event, key_id_of_event, sealed_fields
+from ..common.revealed import REVEALED, erased_of_event, key_id_of_event, sealed_fields
 from ..contracts import DATA_MODELS, EventEnvelope
 
 Party = Literal["client", "freelancer"]
@@ -78,7 +79,7 @@ class Rule:
             recipient_id=recipient,
             recipient_role=self.to,
             title=self.title,
-            message=self.template.format(**values),
+            message=self.template.format_map(values),
             **fields,
         )
 
@@ -270,9 +271,10 @@ NOTIFICATION_TYPES: tuple[str, ...] = tuple(dict.fromkeys(r.notification_type fo
 
 @dataclass(frozen=True)
 class Draft:
-    """A notification to record for one recipient (before it has a row)."""
+    """A notification to record for one recipient (before it has a row); ``id`` is
+    the notification's stable id (``notification_id``) as text."""
 
-    id: UUID
+    id: str
     kind: Kind
     type: str
     recipient_id: str
@@ -405,6 +407,23 @@ def _actor(event: EventEnvelope) -> str:
 
 
 _NAMED_ACTORS = {"system": "The system", "admin": "An administrator"}
+_NO_REASON = _sentence("none given")
+# The optional parts and values an event may leave empty.
+_BLANK_VALUES: dict[str, str] = dict.fromkeys(
+    (
+        "message_part",
+        "deadline_part",
+        "reason_part",
+        "schedule_part",
+        "previous_part",
+        "start_part",
+        "terms",
+        "when",
+        "duration",
+        "deadline",
+    ),
+    "",
+)
 
 
 def _context(
@@ -413,30 +432,20 @@ def _context(
     """Template values (times in ``zone``), and the structured details stored beside
     the sentence (``erased``: the personal fields already erased)."""
     data = event.data
-    role = event.actor.role
-    actor = _actor(event)
+    actor = event.actor
     details: dict[str, Any] = {
         "job_id": event.job_id,
         "client_id": event.client_id,
         "freelancer_id": event.freelancer_id,
-        "actor": {"id": event.actor.id, "role": role},
+        "actor": {"id": actor.id, "role": actor.role},
     }
-    values = {
+    reason = data.get("reason")
+    values = _BLANK_VALUES | {
         "job": event.job_id,
         "client": event.client_id,
         "freelancer": event.freelancer_id,
-        "actor": actor,
-        "reason": _sentence(str(data.get("reason") or "none given")),
-        "message_part": "",
-        "deadline_part": "",
-        "reason_part": "",
-        "schedule_part": "",
-        "previous_part": "",
-        "start_part": "",
-        "terms": "",
-        "when": "",
-        "duration": "",
-        "deadline": "",
+        "actor": _actor(event),
+        "reason": _sentence(str(reason)) if reason else _NO_REASON,
     }
     if data.get("message"):
         values["message_part"] = f' Their message: "{data["message"]}"'
@@ -445,9 +454,9 @@ def _context(
         values["deadline"] = format_when(expires_at, zone)
         values["deadline_part"] = f" Please answer by {values['deadline']}."
         details["expires_at"] = expires_at.isoformat()
-    if data.get("reason"):
-        values["reason_part"] = f" Reason: {_sentence(str(data['reason']))}"
-        details["reason"] = data["reason"]
+    if reason:
+        values["reason_part"] = f" Reason: {values['reason']}"
+        details["reason"] = reason
     elif "reason" in erased:
         details["reason"] = None
     values = _shredded(values, erased) if erased else values
@@ -512,9 +521,36 @@ def rules_for(kind: Kind, trigger: str) -> tuple[Rule, ...]:
     return tuple(r for r in RULES if r.kind == kind and r.trigger == trigger)
 
 
-def notification_id(source: str, recipient_role: str) -> UUID:
-    """Stable: the same trigger and recipient always give the same id."""
-    return uuid5(NOTIFICATION_ID_NAMESPACE, f"{source}:{recipient_role}")
+# The event rows by event type, looked up once per event.
+_EVENT_RULES: dict[str, tuple[Rule, ...]] = {t: rules_for("event", t) for t in EVENT_TYPES}
+
+
+def notification_id(source: str, recipient_role: str) -> str:
+    """Stable: the same trigger and recipient always give the same id (the text of
+    ``uuid5(NOTIFICATION_ID_NAMESPACE, f"{source}:{recipient_role}")``)."""
+    return uuid5_text(_NOTIFICATION_ID_PREFIX, f"{source}:{recipient_role}")
+
+
+def uuid5_text(namespace: bytes, name: str) -> str:
+    """``str(uuid5(UUID(bytes=namespace), name))`` without building the ``UUID`` (the
+    consumer derives one or two ids per event; the object and its text were a tenth
+    of its time per event)."""
+    digest = bytearray(hashlib.sha1(namespace + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_NOTIFICATION_ID_PREFIX = NOTIFICATION_ID_NAMESPACE.bytes
+
+
+@functools.lru_cache(maxsize=8192)
+def uuid_text(value: UUID) -> str:
+    """``str(value)``, remembered: an event's and its interview's ids are written as text
+    several times over (ids, inbox rows, the reminders' rows), and ``UUID.__str__``
+    costs more than the lookup."""
+    return str(value)
 
 
 def drafts_for_event(
@@ -525,25 +561,30 @@ def drafts_for_event(
     meeting's calendar event as this event left it (``details["calendar"]``: the
     e-mail attaches it as an ``.ics``)."""
     extra = {"calendar": calendar.as_details()} if calendar is not None else {}
-    cancelled_by = event.data.get("cancelled_by") or event.actor.role
+    if REVEALED in event.data:
+        erased_list = erased_of_event(event)
+        key_id, erased = key_id_of_event(event), tuple(erased_list)
+        # The same sentence as an erasure will leave it (only when words are shown).
+        sealed = sealed_fields(event) if key_id is not None and not erased else []
+    else:  # nothing was sealed: the common case
+        erased_list, key_id, erased, sealed = [], None, (), []
+    source = f"event:{uuid_text(event.id)}"
+    acting_role = event.actor.role
+    if event.type == "interview.cancelled":
+        acting_role = event.data.get("cancelled_by") or acting_role
     contexts: dict[tzinfo, tuple[dict[str, str], dict[str, Any]]] = {}
-    erased_list = erased_of_event(event)
-    key_id, erased = key_id_of_event(event), tuple(erased_list)
-    # The same sentence as an erasure will leave it (only when words are shown).
-    sealed = sealed_fields(event) if key_id is not None and not erased else []
-    source = f"event:{event.id}"
-    acting_role = cancelled_by if event.type == "interview.cancelled" else event.actor.role
     drafts = []
-    for rule in rules_for("event", event.type):
+    for rule in _EVENT_RULES.get(event.type, ()):
         if rule.when and any(str(_field(event, k)) != v for k, v in rule.when.items()):
             continue
         if rule.other_party_only and acting_role == rule.to:
             continue
         recipient, other = rule.parties(event.client_id, event.freelancer_id)
         zone = zones.get(recipient, UTC_ZONE) if zones else UTC_ZONE
-        if zone not in contexts:
-            contexts[zone] = _context(event, zone, erased_list)
-        values, details = contexts[zone]
+        context = contexts.get(zone)
+        if context is None:
+            context = contexts[zone] = _context(event, zone, erased_list)
+        values, details = context
         drafts.append(
             rule.draft(
                 source,
@@ -554,10 +595,10 @@ def drafts_for_event(
                 occurred_at=event.occurred_at,
                 event_id=event.id,
                 position=event.position,
-                details=details | {"other_party": {"id": other, "role": _other(rule.to)}} | extra,
+                details={**details, "other_party": {"id": other, "role": _OTHER[rule.to]}, **extra},
                 key_id=key_id,
                 message_redacted=(
-                    rule.template.format(**_shredded(values, sealed)) if sealed else None
+                    rule.template.format_map(_shredded(values, sealed)) if sealed else None
                 ),
                 erased_fields=erased,
             )
@@ -640,6 +681,9 @@ def drafts_for_reminder(
 
 def _other(party: Party) -> Party:
     return "freelancer" if party == "client" else "client"
+
+
+_OTHER: dict[str, Party] = {"client": "freelancer", "freelancer": "client"}
 
 
 def rules_markdown() -> str:

@@ -108,3 +108,37 @@ def test_driver_errors_of_the_copy_are_raised_as_sqlalchemy_raises_them(
         assert [r.key for r in write_rows(conn, statement.returning(items.c.key), [row("c")])] == [
             "c"
         ]
+
+
+def test_json_is_stored_as_the_same_text_and_instants_as_the_same_instant_either_way(
+    engine: sa.Engine,
+) -> None:
+    """The COPY path writes a JSON column's text as the one-statement path does
+    (``json.dumps`` of the value, byte for byte: a ``json`` column keeps it as sent),
+    and an instant in any zone as the same UTC instant."""
+    import json
+    from zoneinfo import ZoneInfo
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the text a PostgreSQL json column keeps")
+    values: list[object] = [
+        [],
+        {},
+        {"k": ["tab\there", "line\nbreak", "back\\slash", 'quote"', "é ☃"], "n": None},
+        [1, 2.5, True, {"nested": {"deep": []}}],
+    ]
+    berlin = AT.astimezone(ZoneInfo("Europe/Berlin"))
+    rows = [
+        {"key": f"j{i}", "text": None, "details": value, "at": berlin if i % 2 else AT}
+        for i, value in enumerate(values)
+    ]
+    with engine.begin() as conn:
+        write_rows(conn, insert_ignore(conn, items), rows)
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            'SELECT key, details::text, at FROM "bulk_items" ORDER BY seq'
+        ).all()
+    assert [(k, text) for k, text, _ in stored] == [
+        (f"j{i}", json.dumps(value)) for i, value in enumerate(values)
+    ]
+    assert all(at == AT for _, _, at in stored)

@@ -335,3 +335,23 @@ def test_iana_names_are_time_zones(name: str) -> None:
 def test_anything_else_is_no_time_zone(name: str) -> None:
     with pytest.raises(UnknownTimeZoneError):
         parse_time_zone(name)
+
+
+def test_notification_and_delivery_ids_are_the_uuid5_of_their_source() -> None:
+    """The ids are derived without building UUID objects, and stay the ids of before:
+    a notification recorded again (a replay) keeps its id, its deliveries theirs."""
+    from uuid import NAMESPACE_URL, uuid5
+
+    from services.notifications.recorder import delivery_id
+    from services.notifications.rules import notification_id
+
+    for source in ("event:00000000-0000-0000-0000-0000000000aa", "reminder:x:offer:é ☃", ""):
+        for role in ("client", "freelancer"):
+            expected = uuid5(
+                uuid5(NAMESPACE_URL, "urn:interviews:notification"), f"{source}:{role}"
+            )
+            assert notification_id(source, role) == str(expected)
+    namespace = uuid5(NAMESPACE_URL, "urn:interviews:notification-delivery")
+    assert delivery_id("n-1", "email", "f-1@example.org") == str(
+        uuid5(namespace, "n-1:email:f-1@example.org")
+    )
