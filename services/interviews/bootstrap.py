@@ -20,19 +20,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psycopg
 import psycopg_pool
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 
 from ..common.db import DATABASE_UNAVAILABLE, DependencyUnavailableError, create_engine
 from ..common.health import health_router
-from ..common.loop import BackgroundThread
 from ..common.migrations import Report, migrate, schema_lock
 from ..common.privacy import CachingKeys, KeyServiceUnavailable
 from ..common.web import Metrics, service_app
 from ..contracts.envelope import ERASURES_TOPIC
 from .adapters.audit_store import AuditStore
+from .adapters.database_watch import DatabaseWatch
 from .adapters.erasure_publisher import ErasurePublisher
 from .adapters.group_commit import GroupCommitter
 from .adapters.kafka_publisher import EventPublisher, KafkaPublisher
@@ -57,46 +56,6 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     KeyServiceUnavailable,
     *DATABASE_UNAVAILABLE,
 )
-
-
-class DatabaseWatch(BackgroundThread):
-    """Whether the event store's PostgreSQL answers, checked every ``interval`` seconds
-    over one connection of its own.
-
-    While it does not, requests fail at once with 503 instead of each waiting out
-    the recorder's retries (ten attempts, each waiting for a pool connection: about
-    50 s), and ``/readyz`` says so. When it answers again the connection pool is
-    told to check its connections, so it reconnects now rather than after its
-    exponential backoff (by then a minute or more).
-    """
-
-    def __init__(self, container: InterviewsContainer, interval: float = 1.0) -> None:
-        self.container = container
-        self.interval = interval
-        self.down = False
-        super().__init__("database-watch")
-
-    def _run(self) -> None:
-        url = self.container.settings.database_url
-        assert url
-        conn: psycopg.Connection[Any] | None = None
-        while not self._stop.wait(self.interval):
-            try:
-                if conn is None or conn.closed:
-                    conn = psycopg.connect(url, autocommit=True, connect_timeout=2)
-                conn.execute("SELECT 1")
-            except Exception as error:  # any failure: the database is down
-                if not self.down:
-                    log.warning("event store unreachable (%s); answering 503", error)
-                self.down = True
-                if conn is not None:
-                    conn.close()
-                    conn = None
-                continue
-            if self.down:
-                log.warning("event store reachable again")
-                self.down = False
-                self.container.refresh_pool()
 
 
 # Commands in flight at once: every one waiting on the group commit joins its batch.
@@ -432,7 +391,9 @@ def create_app(container: InterviewsContainer) -> FastAPI:
         except DependencyUnavailableError as error:
             log.warning("event store unavailable at start-up, will retry on demand: %s", error)
         if container.settings.database_url and container.watch is None:
-            container.watch = DatabaseWatch(container).start()
+            container.watch = DatabaseWatch(
+                container.settings.database_url, container.refresh_pool
+            ).start()
         yield
         if container.watch is not None:
             container.watch.stop()
