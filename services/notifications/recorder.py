@@ -26,7 +26,7 @@ from .adapters.tables import (
     webhooks,
 )
 from .preferences import time_zones
-from .rules import CalendarChange, Draft, drafts_for_event, uuid5_text, uuid_text
+from .rules import CalendarChange, Draft, inbox_rows_for_event, uuid5_text, uuid_text
 
 DELIVERY_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:interviews:notification-delivery")
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9._%+-]{1,64}$")
@@ -73,12 +73,13 @@ class NotificationRecorder:
         applied it (its deliveries continue that trace); else the current span's."""
         zones = time_zones(conn, {u for e in events for u in (e.client_id, e.freelancer_id)})
         calendars = calendars or {}
-        drafts = [
-            draft
+        now = self.clock()
+        rows = [
+            row
             for event in events
-            for draft in drafts_for_event(event, zones, calendar=calendars.get(event.id))
+            for row in inbox_rows_for_event(event, now, zones, calendars.get(event.id))
         ]
-        return self.record(conn, drafts, traceparents)
+        return self._record(conn, rows, now, traceparents)
 
     def record(
         self,
@@ -134,8 +135,11 @@ class NotificationRecorder:
     ) -> int:
         if not rows:
             return 0
-        by_id = {row["id"]: row for row in rows}
         inserted = write_rows(conn, self._insert(conn), rows)
+        if not self.email_domain and not any(row.has_webhooks for row in inserted):
+            self.recorded += len(inserted)
+            return len(inserted)  # no channel but the inbox: no deliveries
+        by_id = {row["id"]: row for row in rows}
         # Rows already recorded return nothing: their deliveries were recorded with them.
         new = [by_id[row.id] for row in inserted]
         with_hooks = {row.recipient_id for row in inserted if row.has_webhooks}

@@ -154,9 +154,15 @@ class ReminderIndex:
     def apply(
         self, conn: sa.Connection, events: Sequence[EventEnvelope]
     ) -> dict[UUID, CalendarChange]:
-        """The changes of ``events`` (in order) in one statement per kind of change,
-        in rounds: a round touches a row at most once (PostgreSQL refuses a
-        statement that updates a row twice), so each row's changes keep their order.
+        """The changes of ``events`` (in order) in one statement per kind of change.
+
+        A row changed several times in the batch is written once, in its final state
+        (``_collapsed``), when its changes' versions rise and its stored version is
+        known (read with the meetings' rows): the guard would have let each of them
+        through in turn, or refused each that is not newer than the stored row. Any
+        other row's changes go in rounds: a round touches a row at most once
+        (PostgreSQL refuses a statement that updates a row twice), so each row's
+        changes keep their order.
 
         Returns the calendar change of each started, rescheduled or cancelled
         event (by event id) whose meeting has a time and a known sequence."""
@@ -169,21 +175,32 @@ class ReminderIndex:
                 data = typed[event.id] = typed_data(event)
             return data
 
-        sequences, calendars = self._fold_meetings(conn, events, data_of)
-        rounds: list[dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]]] = []
-        seen: dict[tuple[str, str], int] = {}
         now = self.clock()
+        by_row: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+        changed: list[tuple[EventEnvelope, list[tuple[str, dict[str, Any]]]]] = []
         for event in events:
-            for kind, row in self._changes(event, now, data_of):
+            changes = self._changes(event, now, data_of)
+            changed.append((event, changes))
+            for change in changes:
+                row = change[1]
+                by_row.setdefault((row["interview_id"], row["what"]), []).append(change)
+        several = {key[0] for key, changes in by_row.items() if len(changes) > 1}
+        sequences, calendars, stored = self._fold_meetings(conn, events, data_of, several)
+        for event, changes in changed:
+            sequence = sequences.get(event.id)
+            for _, row in changes:
                 if row["what"] == "meeting":
-                    row["calendar_sequence"] = sequences.get(event.id)
-                key = (row["interview_id"], row["what"])
-                n = seen[key] = seen.get(key, -1) + 1
+                    row["calendar_sequence"] = sequence
+        rounds: list[dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]]] = []
+        for key, changes in by_row.items():
+            if len(changes) > 1:
+                changes = _collapsed(changes, stored.get(key))
+            for n, (kind, row) in enumerate(changes):
                 if n == len(rounds):
                     rounds.append({})
                 rounds[n].setdefault((kind, tuple(row)), []).append(row)
-        for changes in rounds:
-            for (kind, columns), rows in changes.items():
+        for changes_of_round in rounds:
+            for (kind, columns), rows in changes_of_round.items():
                 write_rows(conn, _upsert_statement(conn.dialect.name, kind, columns), rows)
         return calendars
 
@@ -192,14 +209,21 @@ class ReminderIndex:
         conn: sa.Connection,
         events: Sequence[EventEnvelope],
         data_of: Callable[[EventEnvelope], Any] = typed_data,
-    ) -> tuple[dict[UUID, int | None], dict[UUID, CalendarChange]]:
+        several: set[str] | frozenset[str] = frozenset(),
+    ) -> tuple[dict[UUID, int | None], dict[UUID, CalendarChange], dict[tuple[str, str], int]]:
         """Each meeting event's calendar sequence, and the calendar changes, folded
         over the stored meeting rows in event order. A stale or duplicate event (not
-        newer than the row) changes nothing, as in the upsert."""
+        newer than the row) changes nothing, as in the upsert. Also the stored version
+        of every row of the interviews in ``several`` (read in the same statement)."""
         meetings: dict[UUID, _Meeting] = {}
-        ids = sorted({str(e.interview_id) for e in events if e.type in MEETING_EVENTS})
+        stored: dict[tuple[str, str], int] = {}
+        meeting_ids = {uuid_text(e.interview_id) for e in events if e.type in MEETING_EVENTS}
+        ids = sorted(meeting_ids | several)
         if ids:
             t = reminder_deadlines
+            where = one_of(conn, t.c.interview_id, ids)
+            if not several:
+                where = sa.and_(t.c.what == "meeting", where)
             for row in conn.execute(
                 sa.select(
                     t.c.interview_id,
@@ -207,11 +231,17 @@ class ReminderIndex:
                     t.c.calendar_sequence,
                     t.c.expires_at,
                     t.c.duration_minutes,
-                ).where(t.c.what == "meeting", one_of(conn, t.c.interview_id, ids))
+                    t.c.what,
+                ).where(where)
             ).all():
-                meetings[UUID(row.interview_id)] = _Meeting(
-                    row.version, row.calendar_sequence, row.expires_at, row.duration_minutes or 30
-                )
+                stored[(row.interview_id, row.what)] = row.version
+                if row.what == "meeting" and row.interview_id in meeting_ids:
+                    meetings[UUID(row.interview_id)] = _Meeting(
+                        row.version,
+                        row.calendar_sequence,
+                        row.expires_at,
+                        row.duration_minutes or 30,
+                    )
         sequences: dict[UUID, int | None] = {}
         calendars: dict[UUID, CalendarChange] = {}
         for event in events:
@@ -258,7 +288,7 @@ class ReminderIndex:
                     stamp=to_utc(event.occurred_at),
                     cancelled=event.type == CANCELLED,
                 )
-        return sequences, calendars
+        return sequences, calendars, stored
 
     def _changes(
         self,
@@ -333,6 +363,39 @@ class ReminderIndex:
             "reason": event.type,
         }
         return row
+
+
+def _collapsed(
+    changes: list[tuple[str, dict[str, Any]]], stored: int | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """One row's changes in a batch (in event order) as the fewest that leave the row
+    as executing each in turn would, given the row's stored ``version`` (None: no row).
+
+    With rising versions, a change not newer than the stored row changes nothing and
+    every later one takes effect: an opening replaces every column, so what came
+    before it does not count and the closes after it fold into its row (a close
+    closes a pending row with its reason, keeps any other status, raises the version
+    and takes its calendar sequence when it has one). Closes with no opening before
+    them become one close: the first one's row at the last version, with the last
+    calendar sequence given (the upsert decides against the stored status, which the
+    reminder worker may change meanwhile). Versions that do not rise: as they are."""
+    versions = [row["version"] for _, row in changes]
+    if any(a >= b for a, b in zip(versions, versions[1:], strict=False)):
+        return changes
+    if stored is not None:
+        changes = [(kind, row) for kind, row in changes if row["version"] > stored]
+        if len(changes) < 2:
+            return changes
+    opens = [n for n, (kind, _) in enumerate(changes) if kind == "open"]
+    first = opens[-1] if opens else 0
+    kind, row = changes[first][0], dict(changes[first][1])
+    for _, close in changes[first + 1 :]:
+        if kind == "open" and row["status"] == "pending":
+            row["status"], row["reason"] = "closed", close["reason"]
+        row["version"], row["updated_at"] = close["version"], close["updated_at"]
+        if close["calendar_sequence"] is not None:
+            row["calendar_sequence"] = close["calendar_sequence"]
+    return [(kind, row)]
 
 
 class ReminderWorker(LoopWorker):

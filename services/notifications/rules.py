@@ -560,6 +560,38 @@ def drafts_for_event(
     recipient's zone (``zones``; UTC for anyone not in it). ``calendar``: the
     meeting's calendar event as this event left it (``details["calendar"]``: the
     e-mail attaches it as an ``.ics``)."""
+    return [
+        Draft(
+            id=row["id"],
+            kind=row["kind"],
+            type=row["type"],
+            recipient_id=row["recipient_id"],
+            recipient_role=row["recipient_role"],
+            title=row["title"],
+            message=row["message"],
+            interview_id=event.interview_id,
+            job_id=row["job_id"],
+            occurred_at=row["occurred_at"],
+            event_id=event.id,
+            position=row["position"],
+            details=row["details"],
+            key_id=row["key_id"],
+            message_redacted=row["message_redacted"],
+            erased_fields=tuple(row["erased_fields"]),
+        )
+        for row in inbox_rows_for_event(event, None, zones, calendar)
+    ]
+
+
+def inbox_rows_for_event(
+    event: EventEnvelope,
+    created_at: datetime | None,
+    zones: Zones | None = None,
+    calendar: CalendarChange | None = None,
+) -> list[dict[str, Any]]:
+    """``drafts_for_event`` as the inbox rows the consumer writes (``notifications``
+    columns, ids as text, ``created_at``), built directly: a ``Draft`` per row and
+    then its row were a tenth of the consumer's time per event."""
     extra = {"calendar": calendar.as_details()} if calendar is not None else {}
     if REVEALED in event.data:
         erased_list = erased_of_event(event)
@@ -568,12 +600,14 @@ def drafts_for_event(
         sealed = sealed_fields(event) if key_id is not None and not erased else []
     else:  # nothing was sealed: the common case
         erased_list, key_id, erased, sealed = [], None, (), []
-    source = f"event:{uuid_text(event.id)}"
+    event_id = uuid_text(event.id)
+    interview_id = uuid_text(event.interview_id)
+    source = f"event:{event_id}"
     acting_role = event.actor.role
     if event.type == "interview.cancelled":
         acting_role = event.data.get("cancelled_by") or acting_role
     contexts: dict[tzinfo, tuple[dict[str, str], dict[str, Any]]] = {}
-    drafts = []
+    rows = []
     for rule in _EVENT_RULES.get(event.type, ()):
         if rule.when and any(str(_field(event, k)) != v for k, v in rule.when.items()):
             continue
@@ -585,25 +619,35 @@ def drafts_for_event(
         if context is None:
             context = contexts[zone] = _context(event, zone, erased_list)
         values, details = context
-        drafts.append(
-            rule.draft(
-                source,
-                recipient,
-                values,
-                interview_id=event.interview_id,
-                job_id=event.job_id,
-                occurred_at=event.occurred_at,
-                event_id=event.id,
-                position=event.position,
-                details={**details, "other_party": {"id": other, "role": _OTHER[rule.to]}, **extra},
-                key_id=key_id,
-                message_redacted=(
+        rows.append(
+            {
+                "id": notification_id(source, rule.to),
+                "recipient_id": recipient,
+                "recipient_role": rule.to,
+                "kind": rule.kind,
+                "type": rule.notification_type,
+                "title": rule.title,
+                "message": rule.template.format_map(values),
+                "interview_id": interview_id,
+                "job_id": event.job_id,
+                "event_id": event_id,
+                "position": event.position,
+                "occurred_at": event.occurred_at,
+                "created_at": created_at,
+                "read_at": None,
+                "details": {
+                    **details,
+                    "other_party": {"id": other, "role": _OTHER[rule.to]},
+                    **extra,
+                },
+                "key_id": key_id,
+                "message_redacted": (
                     rule.template.format_map(_shredded(values, sealed)) if sealed else None
                 ),
-                erased_fields=erased,
-            )
+                "erased_fields": list(erased),
+            }
         )
-    return drafts
+    return rows
 
 
 @dataclass(frozen=True)

@@ -440,3 +440,52 @@ def test_the_running_worker_sends_a_due_reminder_within_moments(
         assert sorted(r["job_id"] for r in reminders(c)) == ["job-1", "job-2", "job-3"]
     finally:
         workers.stop()
+
+
+def test_a_batch_over_stored_rows_leaves_every_column_as_event_by_event_does(
+    make_container: Make, clock: FakeClock
+) -> None:
+    """A row changed several times in one batch is written once, in its final state:
+    over rows earlier batches stored, with a stale redelivery and a meeting's
+    reschedule and cancellation in it, the same rows and inbox as one by one."""
+    declined, met = Interview("job-1"), Interview("job-2")
+    soon = {"scheduled_at": (clock.now + timedelta(hours=30)).isoformat()}
+    later = {"scheduled_at": (clock.now + timedelta(hours=50)).isoformat(), "duration_minutes": 45}
+    invited = met.event("interview.invited", "client", deadline_at(clock, 72))
+    before = [
+        declined.event("interview.invited", "client", deadline_at(clock, 72)),
+        invited,
+        met.event("interview.accepted", "freelancer"),
+        met.event("interview.started", "client", soon),
+    ]
+    after = [
+        declined.event("interview.declined", "freelancer", {"reason": "busy"}),
+        declined.event("interview.cancelled", "client", {"reason": "x", "cancelled_by": "client"}),
+        invited,  # a redelivery: older than the stored invitation row
+        met.event("interview.rescheduled", "client", later),
+        met.event("interview.offer_extended", "client", OFFER | deadline_at(clock, 48)),
+        met.event("interview.rescheduled", "freelancer", soon),
+        met.event(
+            "interview.cancelled", "freelancer", {"reason": "y", "cancelled_by": "freelancer"}
+        ),
+    ]
+    one_by_one, batched = make_container(), make_container()
+    feed(one_by_one, *before, *after)
+    feed(batched, *before)
+    with batched.engine().begin() as conn:
+        consumer_spec(batched).apply(conn, Batch(after))
+
+    def state(c: NotificationsContainer) -> tuple[Any, ...]:
+        deadlines = {key: tuple(r) for key, r in rows(c).items()}
+        inbox = sorted(
+            (n["id"], n["message"], repr(sorted(n["details"].items())))
+            for user in ("c-1", "f-1")
+            for n in inbox_of(c, user)
+        )
+        return deadlines, inbox
+
+    expected = state(one_by_one)
+    meeting = rows(one_by_one)[(str(met.id), "meeting")]
+    assert (meeting.status, meeting.version, meeting.calendar_sequence) == ("closed", 7, 3)
+    assert rows(one_by_one)[(str(declined.id), "invitation")].reason == "interview.declined"
+    assert state(batched) == expected

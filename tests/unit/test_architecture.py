@@ -29,6 +29,8 @@ LONG_MODULES: dict[str, str] = {
     "their guards are one state machine, read together",
     "services/interviews/entrypoints/api.py": "one route per command of the HTTP contract, "
     "each with the docstring OpenAPI shows",
+    "services/notifications/reminders.py": "the deadline index and the worker that settles "
+    "it share one table and its status and version rules, read together",
     "services/notifications/rules.py": "RULES, the table of who is told what, is one literal "
     "read top to bottom",
 }
