@@ -375,7 +375,11 @@ def timeline_entry(event: EventEnvelope, key: str | None = None, at: datetime | 
     """The timeline entry of ``event`` (``key``: its interview id as text, ``at``: its
     time in UTC, when the caller has them)."""
     notes = event.data.get(REVEALED)
-    data = event.data if notes is None else {k: v for k, v in event.data.items() if k != REVEALED}
+    data = (
+        {k: v for k, v in event.data.items() if k != REVEALED}
+        if REVEALED in event.data
+        else event.data
+    )
     key_id: str | None = None
     erased: list[str] = []
     for name, info in (notes or {}).items():
