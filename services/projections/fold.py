@@ -201,20 +201,20 @@ def _text(row: Row, e: EventEnvelope, name: str, column: str) -> None:
     row["erased_fields"] = [*fields, api_name] if erased else fields
 
 
-def _invited(row: Row, e: EventEnvelope) -> None:
-    row["invited_at"] = _at(e)
+def _invited(row: Row, e: EventEnvelope, at: datetime) -> None:
+    row["invited_at"] = at
     _text(row, e, "message", "invitation_message")
     row["invitation_expires_at"] = _dt(e.data.get("expires_at"))
 
 
-def _accepted(row: Row, e: EventEnvelope) -> None:
-    row["accepted_at"] = _earliest(row["accepted_at"], _at(e))
+def _accepted(row: Row, e: EventEnvelope, at: datetime) -> None:
+    row["accepted_at"] = _earliest(row["accepted_at"], at)
 
 
-def _declined(row: Row, e: EventEnvelope) -> None:
-    row["declined_at"] = _at(e)
+def _declined(row: Row, e: EventEnvelope, at: datetime) -> None:
+    row["declined_at"] = at
     _text(row, e, "reason", "decline_reason")
-    row["closed_at"] = _at(e)
+    row["closed_at"] = at
 
 
 def _schedule(row: Row, e: EventEnvelope) -> None:
@@ -224,19 +224,19 @@ def _schedule(row: Row, e: EventEnvelope) -> None:
         row["duration_minutes"] = e.data.get("duration_minutes", 30)  # v1: the default
 
 
-def _started(row: Row, e: EventEnvelope) -> None:
-    row["started_at"] = _earliest(row["started_at"], _at(e))
+def _started(row: Row, e: EventEnvelope, at: datetime) -> None:
+    row["started_at"] = _earliest(row["started_at"], at)
     _schedule(row, e)
 
 
-def _rescheduled(row: Row, e: EventEnvelope) -> None:
+def _rescheduled(row: Row, e: EventEnvelope, at: datetime) -> None:
     row["reschedules"] += 1
     _schedule(row, e)
 
 
-def _offer_extended(row: Row, e: EventEnvelope) -> None:
-    row["first_offer_at"] = _earliest(row["first_offer_at"], _at(e))
-    row["last_offer_at"] = _latest(row["last_offer_at"], _at(e))
+def _offer_extended(row: Row, e: EventEnvelope, at: datetime) -> None:
+    row["first_offer_at"] = _earliest(row["first_offer_at"], at)
+    row["last_offer_at"] = _latest(row["last_offer_at"], at)
     row["offers_count"] += 1
     if e.version > row["offer_version"]:
         row["offer_version"] = e.version
@@ -247,33 +247,34 @@ def _offer_extended(row: Row, e: EventEnvelope) -> None:
         row["offer_expires_at"] = _dt(e.data.get("expires_at"))
 
 
-def _offer_accepted(row: Row, e: EventEnvelope) -> None:
-    row["hired_at"] = _at(e)
-    row["closed_at"] = _at(e)
+def _offer_accepted(row: Row, e: EventEnvelope, at: datetime) -> None:
+    row["hired_at"] = at
+    row["closed_at"] = at
 
 
-def _offer_declined(row: Row, e: EventEnvelope) -> None:
+def _offer_declined(row: Row, e: EventEnvelope, at: datetime) -> None:
     row["offers_declined"] += 1
 
 
-def _offer_withdrawn(row: Row, e: EventEnvelope) -> None:
+def _offer_withdrawn(row: Row, e: EventEnvelope, at: datetime) -> None:
     row["offers_withdrawn"] += 1
 
 
-def _cancelled(row: Row, e: EventEnvelope) -> None:
-    row["cancelled_at"] = _at(e)
+def _cancelled(row: Row, e: EventEnvelope, at: datetime) -> None:
+    row["cancelled_at"] = at
     _text(row, e, "reason", "cancel_reason")
     row["cancelled_by"] = e.data.get("cancelled_by") or e.actor.role
-    row["closed_at"] = _at(e)
+    row["closed_at"] = at
 
 
-def _expired(row: Row, e: EventEnvelope) -> None:
-    row["expired_at"] = _at(e)
+def _expired(row: Row, e: EventEnvelope, at: datetime) -> None:
+    row["expired_at"] = at
     row["expired_what"] = e.data.get("what")
-    row["closed_at"] = _at(e)
+    row["closed_at"] = at
 
 
-FACTS: Mapping[str, Callable[[Row, EventEnvelope], None]] = {
+# Each takes the row, the event and the event's time (``_at``, computed once per event).
+FACTS: Mapping[str, Callable[[Row, EventEnvelope, datetime], None]] = {
     "interview.invited": _invited,
     "interview.accepted": _accepted,
     "interview.declined": _declined,
@@ -348,10 +349,20 @@ class Folded:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def new_row(event: EventEnvelope) -> Row:
-    row = {k: (list(v) if isinstance(v, list) else v) for k, v in EMPTY_ROW.items()}
+# The columns whose empty value is a list (each new row gets its own).
+_LIST_COLUMNS = tuple(k for k, v in EMPTY_ROW.items() if isinstance(v, list))
+# ``json.dumps(..., sort_keys=True, separators=(",", ":"))`` without building an
+# encoder per call.
+_encode_data = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
+def new_row(event: EventEnvelope, key: str | None = None) -> Row:
+    """The empty row of ``event``'s interview (``key``: its id as text, if known)."""
+    row = dict(EMPTY_ROW)
+    for name in _LIST_COLUMNS:
+        row[name] = []
     row.update(
-        interview_id=str(event.interview_id),
+        interview_id=str(event.interview_id) if key is None else key,
         job_id=event.job_id,
         client_id=event.client_id,
         freelancer_id=event.freelancer_id,
@@ -360,11 +371,18 @@ def new_row(event: EventEnvelope) -> Row:
     return row
 
 
-def timeline_entry(event: EventEnvelope) -> Row:
-    data = {k: v for k, v in event.data.items() if k != REVEALED}
+def timeline_entry(event: EventEnvelope, key: str | None = None, at: datetime | None = None) -> Row:
+    """The timeline entry of ``event`` (``key``: its interview id as text, ``at``: its
+    time in UTC, when the caller has them)."""
+    notes = event.data.get(REVEALED)
+    data = (
+        {k: v for k, v in event.data.items() if k != REVEALED}
+        if REVEALED in event.data
+        else event.data
+    )
     key_id: str | None = None
     erased: list[str] = []
-    for name, info in (event.data.get(REVEALED) or {}).items():
+    for name, info in (notes or {}).items():
         key_id = info.get("key_id") or key_id
         if info.get("erased"):
             erased.append(name)
@@ -372,15 +390,15 @@ def timeline_entry(event: EventEnvelope) -> Row:
     if sealed:
         raise SealedTextNotRevealedError(f"{event.type} {event.id}: data.{sealed[0]} is sealed")
     return {
-        "interview_id": str(event.interview_id),
+        "interview_id": str(event.interview_id) if key is None else key,
         "version": event.version,
         "position": event.position,
         "event_id": str(event.id),
         "type": event.type,
-        "occurred_at": _at(event),
+        "occurred_at": _at(event) if at is None else at,
         "actor_id": event.actor.id,
         "actor_role": event.actor.role,
-        "data": json.dumps(data, sort_keys=True, separators=(",", ":")),
+        "data": _encode_data(data),
         # The key of the personal text in ``data`` (one per event at most) and the
         # personal fields that were erased.
         "key_id": key_id,
@@ -388,27 +406,29 @@ def timeline_entry(event: EventEnvelope) -> Row:
     }
 
 
-def fold(row: Row | None, event: EventEnvelope) -> Folded:
-    """Applies ``event`` to a copy of ``row`` (``None``: the interview is new)."""
+def fold(row: Row | None, event: EventEnvelope, key: str | None = None) -> Folded:
+    """Applies ``event`` to a copy of ``row`` (``None``: the interview is new);
+    ``key``: the interview id as text, when the caller has it."""
+    version = event.version
+    if row is not None and version <= row["version"] and version not in row["missing"]:
+        return Folded("duplicate", row)  # nothing to copy: it changes nothing
     created = row is None
     current = (
-        new_row(event)
+        new_row(event, key)
         if row is None
         else dict(
             row, missing=list(row["missing"]), erased_fields=list(row.get("erased_fields") or [])
         )
     )
-    version = event.version
-    if version <= current["version"]:
-        if version not in current["missing"]:
-            return Folded("duplicate", row if row is not None else current)
-        FACTS[event.type](current, event)
+    at = _at(event)
+    if version <= current["version"]:  # a skipped version: it fills its gap
+        FACTS[event.type](current, event, at)
         _status(current, event)
         current["missing"].remove(version)
         _derived(current)
-        return Folded("filled", current, timeline=timeline_entry(event))
+        return Folded("filled", current, timeline=timeline_entry(event, key, at))
     gap = tuple(range(current["version"] + 1, version))
-    FACTS[event.type](current, event)
+    FACTS[event.type](current, event, at)
     _status(current, event)
     current["missing"].extend(gap)
     current["gaps_detected"] += len(gap)
@@ -416,7 +436,7 @@ def fold(row: Row | None, event: EventEnvelope) -> Folded:
         version=version,
         position=event.position,
         last_event_type=event.type,
-        updated_at=_at(event),
+        updated_at=at,
     )
     _derived(current)
-    return Folded("applied", current, gap, timeline_entry(event), created)
+    return Folded("applied", current, gap, timeline_entry(event, key, at), created)

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from ...common.consumer import Batch
 from ...common.privacy import CachingKeys, KeyService
 from ...common.readiness import UnknownSchemaError
-from ...common.revealed import reveal_event
+from ...common.revealed import reveal_batch
 from .schema import VIEW_SCHEMAS, view_tables
 from .store import ApplyResult, apply_events, current_generation
 
@@ -75,8 +75,9 @@ class LiveWriter:
         to a newer view schema is pending: the rebuild reads them itself).
 
         Sealed texts are opened here: a key service that does not answer fails the
-        batch, which the runner replays (never parks, never skips)."""
-        events = batch.map(lambda event: reveal_event(event, self.keys))
+        batch, which the runner replays (never parks, never skips). Only the events
+        that carry sealed text pay for ``Batch.map``'s log context (``reveal_batch``)."""
+        events = reveal_batch(batch, self.keys)
         generation = current_generation(conn, for_write=True)
         if generation is None:
             raise RuntimeError("the projection tables do not exist (ensure_schema not run)")
@@ -102,7 +103,9 @@ class LiveWriter:
                     generation.schemas,
                 )
             return
-        result = apply_events(conn, view_tables(generation.number), events, keys=self.keys)
+        result = apply_events(
+            conn, view_tables(generation.number), events, keys=self.keys, revealed=True
+        )
         self.stats.add(result)
         if self.on_result is not None:
             self.on_result(result)

@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from ...common.db import OnConflictInsert, copy_rows, upsert, write_rows
 from ...common.instants import to_utc
@@ -289,11 +290,22 @@ def _utc(value: Any) -> Any:
 
 
 def row_from_db(record: Any) -> Row:
-    row = dict(record._mapping)
+    return _as_row(dict(record._mapping))
+
+
+def _as_row(row: dict[str, Any]) -> Row:
+    """A row read from the database, as the fold takes it (UTC times, a list of
+    missing versions)."""
     for name in _DATETIME_COLUMNS:
-        row[name] = _utc(row.get(name))
+        value = row.get(name)
+        # PostgreSQL's are in UTC already (the session's zone); SQLite's are naive.
+        if value is None or value.__class__ is not datetime or value.tzinfo is not UTC:
+            row[name] = _utc(value)
     row["missing"] = list(row.get("missing") or [])
     return row
+
+
+_IDS = postgresql.ARRAY(sa.String)
 
 
 def load_rows(
@@ -301,13 +313,23 @@ def load_rows(
 ) -> dict[str, Row]:
     rows: dict[str, Row] = {}
     t = tables.interviews
+    postgres = conn.dialect.name == "postgresql"
     for start in range(0, len(ids), _LOAD_CHUNK):
         chunk = ids[start : start + _LOAD_CHUNK]
-        query = sa.select(t).where(t.c.interview_id.in_(chunk))
+        # PostgreSQL: one array parameter, so the statement's text is the same for
+        # every batch (an IN list is rendered and parsed anew for each length).
+        match = (
+            t.c.interview_id == sa.any_(sa.bindparam("ids", chunk, type_=_IDS))
+            if postgres
+            else t.c.interview_id.in_(chunk)
+        )
+        query = sa.select(t).where(match)
         if lock:
             query = query.with_for_update()
-        for record in conn.execute(query):
-            row = row_from_db(record)
+        result = conn.execute(query)
+        names = tuple(result.keys())
+        for record in result.all():
+            row = _as_row(dict(zip(names, record, strict=True)))
             rows[row["interview_id"]] = row
     return rows
 
@@ -337,24 +359,28 @@ def apply_events(
     *,
     lock_rows: bool = True,
     keys: CachingKeys | KeyService | None = None,
+    revealed: bool = False,
 ) -> ApplyResult:
     """Folds ``events`` (in the order given) into generation ``tables``, their sealed
-    personal texts opened through ``keys`` (``fold.reveal_event``)."""
+    personal texts opened through ``keys`` (``fold.reveal_event``); ``revealed``: the
+    caller opened them already (the fold still refuses a sealed text)."""
     result = ApplyResult()
     if not events:
         return result
-    events = [reveal_event(e, keys) for e in events]
-    ids = list(dict.fromkeys(str(e.interview_id) for e in events))
+    if not revealed:
+        events = [reveal_event(e, keys) for e in events]
+    # Each interview id as text once per event (the row key, the timeline's column).
+    keyed = [(str(e.interview_id), e) for e in events]
+    ids = list(dict.fromkeys(key for key, _ in keyed))
     rows = load_rows(conn, tables, ids, lock=lock_rows and conn.dialect.name != "sqlite")
     touched: dict[str, None] = {}
     timeline: list[Row] = []
     gaps: list[Row] = []
     fills: list[dict[str, Any]] = []
     at = now()
-    for event in events:
-        key = str(event.interview_id)
+    for key, event in keyed:
         result.max_position = max(result.max_position, event.position)
-        folded = fold(rows.get(key), event)
+        folded = fold(rows.get(key), event, key)
         if folded.outcome == "duplicate":
             result.duplicates += 1
             continue
