@@ -263,10 +263,10 @@ def test_replay_leaves_out_an_event_it_cannot_fold_says_which_and_rebuilds_the_r
     [accepted] = [e for e in app.interview_events(broken) if type(e).__name__ == "Accepted"]
     accept_fact = fold.FACTS["interview.accepted"]
 
-    def cannot_fold(row: dict[str, Any], event: EventEnvelope) -> None:
+    def cannot_fold(row: dict[str, Any], event: EventEnvelope, at: datetime) -> None:
         if event.interview_id == broken:
             raise ValueError("a value the views cannot hold")
-        accept_fact(row, event)
+        accept_fact(row, event, at)
 
     monkeypatch.setitem(fold.FACTS, "interview.accepted", cannot_fold)  # type: ignore[index]
 
@@ -338,10 +338,10 @@ def test_an_unfoldable_event_in_the_final_catch_up_is_left_out_too(
     downstream = make_downstream()
     accept_fact = fold.FACTS["interview.accepted"]
 
-    def cannot_fold(row: dict[str, Any], event: EventEnvelope) -> None:
+    def cannot_fold(row: dict[str, Any], event: EventEnvelope, at: datetime) -> None:
         if event.interview_id == broken:
             raise ValueError("a value the views cannot hold")
-        accept_fact(row, event)
+        accept_fact(row, event, at)
 
     monkeypatch.setitem(fold.FACTS, "interview.accepted", cannot_fold)  # type: ignore[index]
 
