@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -19,17 +20,22 @@ from tests.conftest import GIVEN_TRACEPARENT
 GIVEN = GIVEN_TRACEPARENT
 
 
-@pytest.fixture
-def http() -> Iterator[TestClient]:
-    app = service_app(
+def spans_app(description: str) -> FastAPI:
+    """A bare service app, its routes added by the test."""
+    return service_app(
         title="Spans",
-        description="A service with two routes.",
+        description=description,
         lifespan=None,
         container=None,
         auth_secret="secret",
         metrics=Metrics("spans"),
         unavailable=(),
     )
+
+
+@pytest.fixture
+def http() -> Iterator[TestClient]:
+    app = spans_app("A service with two routes.")
 
     @app.get("/things/{thing_id}")
     def thing(thing_id: int) -> dict[str, int]:
@@ -108,15 +114,7 @@ def test_with_nothing_exported_a_request_still_continues_the_caller_s_trace(
 ) -> None:
     from services.common.tracing import current_traceparent
 
-    app = service_app(
-        title="Spans",
-        description="A service whose route shows the current trace context.",
-        lifespan=None,
-        container=None,
-        auth_secret="secret",
-        metrics=Metrics("spans"),
-        unavailable=(),
-    )
+    app = spans_app("A service whose route shows the current trace context.")
 
     @app.get("/inside")
     async def inside() -> dict[str, str | None]:
