@@ -49,6 +49,7 @@ def _read_postgres(
         " e.state FROM (SELECT max(notification_id) AS head FROM {table}) h"
         " LEFT JOIN LATERAL (SELECT * FROM {table} WHERE notification_id > %s"
         " AND topic = ANY(%s) ORDER BY notification_id LIMIT %s) e ON true"
+        " ORDER BY e.notification_id"
     ).format(table=table)
     with recorder.datastore.get_connection() as conn:
         conn.autocommit = True
