@@ -4,12 +4,14 @@ wait for goes through its own ``send``."""
 
 from __future__ import annotations
 
+import random
+import uuid
 from typing import Any
 
-from kafka.partitioner.default import murmur2
+from kafka.partitioner.default import murmur2 as kafka_murmur2
 from kafka.structs import TopicPartition
 
-from services.common.kafka import MemoPartitioner
+from services.common.kafka import MemoPartitioner, murmur2
 from services.interviews.adapters.kafka_publisher import RecordSender
 
 TOPIC = "interviews.events"
@@ -78,7 +80,7 @@ def test_a_record_goes_to_the_partition_of_its_key_as_kafka_places_it() -> None:
         sender.send(key, b"{}", HEADERS)
 
     placed = [(tp.topic, tp.partition, key) for tp, key, _, _ in producer._accumulator.appended]
-    expected = [(TOPIC, (murmur2(key) & 0x7FFFFFFF) % 6, key) for key in keys + keys]
+    expected = [(TOPIC, (kafka_murmur2(key) & 0x7FFFFFFF) % 6, key) for key in keys + keys]
     assert placed == expected
     assert producer.sent == []
 
@@ -131,3 +133,12 @@ def test_a_transactional_producer_sends_every_record_itself() -> None:
     sender_of(producer).send(b"i-1", b"{}", HEADERS)
 
     assert producer.sent == [(TOPIC, b"i-1", b"{}")]
+
+
+def test_murmur2_is_the_java_clients_hash_as_kafka_python_computes_it() -> None:
+    rng = random.Random(7)
+    keys = [b"", b"a", b"ab", b"abc", b"abcd", str(uuid.UUID(int=0)).encode()]
+    keys += [rng.randbytes(rng.randrange(0, 300)) for _ in range(2000)]
+    keys += [str(uuid.UUID(int=rng.getrandbits(128))).encode() for _ in range(2000)]
+
+    assert [murmur2(key) for key in keys] == [kafka_murmur2(key) for key in keys]

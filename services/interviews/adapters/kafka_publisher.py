@@ -198,10 +198,10 @@ class RecordSender:
         """Where the record goes, or None when the producer's ``send`` must take it."""
         if self._parts is None or len(value) > self._max_value:
             return None
-        cluster = self._parts[2]
-        if cluster.partitions_for_topic(self.topic) is None:  # no metadata yet
+        partitions = self._parts[2].partitions_for_topic(self.topic)
+        if partitions is None:  # no metadata yet
             return None
-        partition = self.partitioner.partition(self.topic, key, key, value, value, cluster)
+        partition = self.partitioner.place(key, partitions)
         tp = self._partitions.get(partition)
         if tp is None:
             tp = self._partitions[partition] = TopicPartition(self.topic, partition)
