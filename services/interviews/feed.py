@@ -1,9 +1,10 @@
 """The interview events of the store's notification log, as published envelopes.
 
-One reading and one conversion for every reader of the log: the relay (to Kafka,
-``InterviewMessageFeed``: the envelopes as the bytes it sends) and, in the
-embedded default, the downstream consumers that read the log directly
-(``InterviewEventFeed``: the validated envelopes).
+One reading and one conversion (``adapters/envelope.py:state_fields``) for every
+reader of the log: the relay (to Kafka, ``InterviewMessageFeed``: the envelopes
+as the bytes it sends, converted from the stored states without building domain
+events) and, in the embedded default, the downstream consumers that read the log
+directly (``InterviewEventFeed``: the validated envelopes).
 """
 
 from __future__ import annotations
