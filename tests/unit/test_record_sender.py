@@ -8,6 +8,7 @@ import random
 import uuid
 from typing import Any
 
+from kafka.partitioner.default import DefaultPartitioner
 from kafka.partitioner.default import murmur2 as kafka_murmur2
 from kafka.structs import TopicPartition
 
@@ -142,3 +143,11 @@ def test_murmur2_is_the_java_clients_hash_as_kafka_python_computes_it() -> None:
     keys += [str(uuid.UUID(int=rng.getrandbits(128))).encode() for _ in range(2000)]
 
     assert [murmur2(key) for key in keys] == [kafka_murmur2(key) for key in keys]
+
+
+def test_with_another_partitioner_the_producer_places_every_record() -> None:
+    producer = FakeProducer()
+
+    RecordSender(producer, TOPIC, DefaultPartitioner()).send(b"i-1", b"{}", HEADERS)
+
+    assert producer.sent == [(TOPIC, b"i-1", b"{}")]

@@ -119,10 +119,10 @@ class KafkaPublisher(Producer):
         **overrides: Any,
     ) -> None:
         settings = producer_settings(bootstrap_servers, client_id=client_id, linger_ms=linger_ms)
-        self._partitioner = MemoPartitioner()  # the default placement, memoised
-        settings["partitioner"] = self._partitioner
-        super().__init__(bootstrap_servers, topic, layout, settings | overrides)
-        self._records = RecordSender(self._producer, topic, self._partitioner)
+        settings["partitioner"] = MemoPartitioner()  # the default placement, memoised
+        settings |= overrides
+        super().__init__(bootstrap_servers, topic, layout, settings)
+        self._records = RecordSender(self._producer, topic, settings["partitioner"])
 
     def ensure_topic(self) -> list[str]:
         """The topic and its dead-letter topic, if missing (``ensure_event_topics``)."""
@@ -169,15 +169,18 @@ class RecordSender:
     batching, idempotent sequence numbers, ``acks`` and retries are the producer's.
     While the topic's partitions are unknown, for a value near
     ``max_request_size``, and with a producer that lacks the parts used (another
-    client version, a transactional or fake producer), it is the producer's own
-    ``send``, which waits for metadata and refuses an oversized record.
+    client version, a transactional or fake producer, another partitioner than
+    ``MemoPartitioner``), it is the producer's own ``send``, which waits for
+    metadata and refuses an oversized record.
     """
 
-    def __init__(self, producer: Any, topic: str, partitioner: MemoPartitioner) -> None:
+    def __init__(self, producer: Any, topic: str, partitioner: Any) -> None:
         self.producer = producer
         self.topic = topic
-        self.partitioner = partitioner
-        self._parts = _accumulator_of(producer)
+        # Records go where the producer's own partitioner would put them.
+        self.partitioner: MemoPartitioner = partitioner
+        lean = isinstance(partitioner, MemoPartitioner)
+        self._parts = _accumulator_of(producer) if lean else None
         config = getattr(producer, "config", {})
         # Room left under the request limit for the key, headers and framing.
         self._max_value = config.get("max_request_size", 0) - 64 * 1024
