@@ -10,6 +10,8 @@
   fetch; the two alternate, and ``relay_to_raw_ratio_paired`` is the median of
   the per-repetition ratios (robust to a machine whose load changes between
   repetitions). Goal: the relay reaches at least half of raw.
+  ``relay_to_raw_cpu_ratio_paired``: the same pairs by process CPU per event
+  (raw's / the relay's), what the rates compare on a machine nobody else loads.
 * ``command_to_consumer_latency_p50/p99``: commands at 100/s (open loop)
   straight to the application on PostgreSQL; the relay (woken by LISTEN/NOTIFY)
   publishes; a consumer runner (``KafkaSource``, its own PostgreSQL database)
@@ -51,7 +53,9 @@ def run(ctx: Context) -> list[dict[str, Any]]:
         raise SystemExit("this bench needs KAFKA_BOOTSTRAP_SERVERS; run `make bench`")
     figures: list[dict[str, Any]] = []
     events = 60_000 if ctx.full else 20_000
-    relay_rates, raw_rates = publish_rates(admin_url, ctx.kafka_bootstrap, events, ctx.repetitions)
+    relay_rates, raw_rates, relay_cpu, raw_cpu = publish_rates(
+        admin_url, ctx.kafka_bootstrap, events, ctx.repetitions
+    )
     # B4 of the suite is this raw producer: the relay's settings, the very same
     # messages, alternating with the relay (bench.baselines.kafka_produce is the
     # stand-alone version when this module does not run).
@@ -71,7 +75,13 @@ def run(ctx: Context) -> list[dict[str, Any]]:
         "ratio",
         goal=0.5,
     )
-    figures += [ours, paired]
+    # What the rates above measure when the machine is not shared: CPU per event.
+    cpu_paired = figure(
+        "relay_to_raw_cpu_ratio_paired",
+        [b / r for r, b in zip(relay_cpu, raw_cpu, strict=True)],
+        "ratio",
+    )
+    figures += [ours, paired, cpu_paired]
     peak = ctx.cache.get("peak_command_rate")
     if peak:  # measured by bench.commands in this run
         figures.append(
@@ -157,7 +167,9 @@ def _fill(app: Any, events: int) -> None:
 
 def publish_rates(
     admin_url: str, bootstrap: str, events: int, repetitions: int
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Events/s of the relay and of the raw producer, and the process CPU (µs) per
+    event of each, one of each per repetition."""
     from kafka import KafkaProducer
 
     from services.common.kafka import ensure_topics, producer_settings
@@ -166,6 +178,8 @@ def publish_rates(
 
     relay_rates: list[float] = []
     raw_rates: list[float] = []
+    relay_cpu: list[float] = []
+    raw_cpu: list[float] = []
     topics: list[str] = []
     with fresh_database(admin_url, "bench_relay") as url, TemporaryDirectory() as tmp:
         container = _application(url, Path(tmp))
@@ -187,23 +201,25 @@ def publish_rates(
                 topic = f"bench.relay.{uuid.uuid4().hex[:8]}"
                 topics.extend([topic, f"{topic}.dlq"])
                 process = relay_process(app, url, Path(tmp), bootstrap, topic)
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 process.start()
                 while process.relay.stats.published < events:
                     time.sleep(0.002)
                 relay_rates.append(events / (time.perf_counter() - started))
+                relay_cpu.append((time.process_time() - cpu) * 1e6 / events)
                 process.stop()
 
             def raw_once() -> None:
                 raw_topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
                 topics.append(raw_topic)
                 ensure_topics(bootstrap, {raw_topic: (PARTITIONS, {"retention.ms": "-1"})})
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 producer = KafkaProducer(**producer_settings(bootstrap, client_id="bench-raw"))
                 for key, value, headers in messages:
                     producer.send(raw_topic, key=key, value=value, headers=headers)
                 producer.flush()
                 raw_rates.append(events / (time.perf_counter() - started))
+                raw_cpu.append((time.process_time() - cpu) * 1e6 / events)
                 producer.close()
 
             for repetition in range(repetitions):
@@ -213,12 +229,14 @@ def publish_rates(
                 ):
                     once()
                 print(
-                    f"  .. relay {relay_rates[-1]:,.0f}/s, raw {raw_rates[-1]:,.0f}/s", flush=True
+                    f"  .. relay {relay_rates[-1]:,.0f}/s ({relay_cpu[-1]:.0f} µs CPU an event),"
+                    f" raw {raw_rates[-1]:,.0f}/s ({raw_cpu[-1]:.0f} µs)",
+                    flush=True,
                 )
         finally:
             container.close()
             delete_topics(bootstrap, topics)
-    return relay_rates, raw_rates
+    return relay_rates, raw_rates, relay_cpu, raw_cpu
 
 
 # ------------------------------------------------------------------ end-to-end latency

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import struct
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kafka.partitioner.default import DefaultPartitioner, murmur2
+from kafka.partitioner.default import DefaultPartitioner
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,10 @@ class MemoPartitioner(DefaultPartitioner):
         all_partitions = cluster.partitions_for_topic(topic)
         if all_partitions is None:
             raise ValueError(f"Topic {topic} not found in ClusterMetadata")
+        return self.place(serialized_key, all_partitions)
+
+    def place(self, serialized_key: bytes, all_partitions: Collection[int]) -> int:
+        """The partition of ``serialized_key`` among the topic's ``all_partitions``."""
         memo_key = (serialized_key, len(all_partitions))
         partition = self._memo.get(memo_key)
         if partition is None:
@@ -82,6 +87,34 @@ class MemoPartitioner(DefaultPartitioner):
             if len(self._memo) > self._maxsize:
                 self._memo.popitem(last=False)
         return partition
+
+
+_M = 0x5BD1E995
+_WORDS = [struct.Struct(f"<{n}I") for n in range(64)]
+
+
+def murmur2(data: bytes) -> int:
+    """``kafka.partitioner.default.murmur2`` (the Java client's hash), the same
+    arithmetic on whole 32-bit words: a few times faster in pure Python."""
+    length = len(data)
+    words = length // 4
+    unpack = _WORDS[words] if words < len(_WORDS) else struct.Struct(f"<{words}I")
+    h = 0x9747B28C ^ length
+    for k in unpack.unpack_from(data):
+        k = (k * _M) & 0xFFFFFFFF
+        k ^= k >> 24
+        h = ((h * _M) & 0xFFFFFFFF) ^ ((k * _M) & 0xFFFFFFFF)
+    tail = length & ~3
+    extra = length & 3
+    if extra >= 3:
+        h ^= data[tail + 2] << 16
+    if extra >= 2:
+        h ^= data[tail + 1] << 8
+    if extra >= 1:
+        h = ((h ^ data[tail]) * _M) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * _M) & 0xFFFFFFFF
+    return h ^ (h >> 15)
 
 
 def ensure_topics(

@@ -14,6 +14,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from .adapters.log_reader import read_log
@@ -103,10 +104,14 @@ class InterviewsApplication(InterviewCommands, JobCommands):
         """The log's head and the interview events after ``after`` (at most
         ``limit``), read together: every event up to the head is among them or
         before ``after``, unless ``limit`` cut the read short."""
-        head, notifications = read_log(self.recorder, after, limit, INTERVIEW_TOPICS)
+        head, notifications = self.interview_log_from_head(after, limit)
         to_domain = self.mapper.to_domain_event
         # INTERVIEW_TOPICS selects Interview events only.
         return head, [(n.id, cast(Interview.Event, to_domain(n))) for n in notifications]
+
+    def interview_log_from_head(self, after: int, limit: int) -> tuple[int, list[Notification]]:
+        """``interview_notifications_from_head`` as stored: the events not decoded."""
+        return read_log(self.recorder, after, limit, INTERVIEW_TOPICS)
 
     def max_position(self) -> int:
         return self.recorder.max_notification_id() or 0

@@ -1,9 +1,10 @@
 """The interview events of the store's notification log, as published envelopes.
 
-One reading and one conversion for every reader of the log: the relay (to Kafka,
-``InterviewMessageFeed``: the envelopes as the bytes it sends) and, in the
-embedded default, the downstream consumers that read the log directly
-(``InterviewEventFeed``: the validated envelopes).
+One reading and one conversion (``adapters/envelope.py:state_fields``) for every
+reader of the log: the relay (to Kafka, ``InterviewMessageFeed``: the envelopes
+as the bytes it sends, converted from the stored states without building domain
+events) and, in the embedded default, the downstream consumers that read the log
+directly (``InterviewEventFeed``: the validated envelopes).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from eventsourcing.persistence import Recording
+from eventsourcing.persistence import Notification, Recording
 
 from ..contracts import EventEnvelope
-from .adapters.envelope import OutgoingEvent, to_envelope, to_outgoing
+from .adapters.envelope import OutgoingEvent, outgoing_from_state, to_envelope, to_outgoing
+from .adapters.event_states import EventStates
 from .application import InterviewsApplication
 from .domain import Interview
 
@@ -25,7 +27,8 @@ Parties = tuple[str, str, str]
 
 
 class PartiesCache:
-    """(job_id, client_id, freelancer_id) per interview, least recently used evicted.
+    """(job_id, client_id, freelancer_id) per interview id (as text), least recently
+    used evicted.
 
     They never change after the invitation, so a miss reads the interview's
     first event once.
@@ -34,25 +37,25 @@ class PartiesCache:
     def __init__(self, app: InterviewsApplication, maxsize: int = 100_000) -> None:
         self._app = app
         self._maxsize = maxsize
-        self._items: OrderedDict[UUID, Parties] = OrderedDict()
+        self._items: OrderedDict[str, Parties] = OrderedDict()
         self._lock = threading.Lock()
         self.misses = 0
 
-    def remember(self, interview_id: UUID, parties: Parties) -> None:
+    def remember(self, interview_id: str, parties: Parties) -> None:
         with self._lock:
             self._items[interview_id] = parties
             self._items.move_to_end(interview_id)
             if len(self._items) > self._maxsize:
                 self._items.popitem(last=False)
 
-    def get(self, interview_id: UUID) -> Parties:
+    def get(self, interview_id: str) -> Parties:
         with self._lock:
             parties = self._items.get(interview_id)
             if parties is not None:
                 self._items.move_to_end(interview_id)
                 return parties
         self.misses += 1
-        first = next(iter(self._app.events.get(interview_id, lte=1)), None)
+        first = next(iter(self._app.events.get(UUID(interview_id), lte=1)), None)
         if not isinstance(first, Interview.Invited):
             raise LookupError(f"interview {interview_id} has no Invited event")
         parties = (first.job_id, first.client_id, first.freelancer_id)
@@ -79,9 +82,9 @@ class _InterviewLog(Generic[T]):
     def convert(self, position: int, event: Interview.Event) -> T:
         if type(event) is Interview.Invited:
             parties = (event.job_id, event.client_id, event.freelancer_id)
-            self.parties.remember(event.originator_id, parties)
+            self.parties.remember(str(event.originator_id), parties)
         else:
-            parties = self.parties.get(event.originator_id)
+            parties = self.parties.get(str(event.originator_id))
         return self._convert(event, position, parties)
 
     def read(self, after: int, limit: int) -> list[T]:
@@ -110,10 +113,36 @@ class InterviewEventFeed(_InterviewLog[EventEnvelope]):
 
 class InterviewMessageFeed(_InterviewLog[OutgoingEvent]):
     """``read(after, limit)``: the interview events after a position as the relay
-    sends them (the envelope's bytes, its key and header values)."""
+    sends them (the envelope's bytes, its key and header values), converted from
+    their stored states without building the domain events."""
 
     def __init__(self, app: InterviewsApplication, cache_size: int = 100_000) -> None:
         super().__init__(app, to_outgoing, cache_size)
+        self.states = EventStates(app.mapper)
+
+    def read(self, after: int, limit: int) -> list[OutgoingEvent]:
+        return self.read_from_head(after, limit)[1]
+
+    def read_from_head(self, after: int, limit: int) -> tuple[int, list[OutgoingEvent]]:
+        head, stored = self.app.interview_log_from_head(after, limit)
+        return head, [self.convert_stored(notification) for notification in stored]
+
+    def convert_stored(self, notification: Notification) -> OutgoingEvent:
+        event_class, state = self.states.decode(notification)
+        interview_id = str(notification.originator_id)
+        if event_class is Interview.Invited:
+            parties = (state["job_id"], state["client_id"], state["freelancer_id"])
+            self.parties.remember(interview_id, parties)
+        else:
+            parties = self.parties.get(interview_id)
+        return outgoing_from_state(
+            event_class,
+            state,
+            interview_id,
+            notification.originator_version,
+            notification.id,
+            parties,
+        )
 
 
 class _SetOnInterviewEvents:

@@ -4,7 +4,9 @@ JSON Schema file accept with nothing missing and nothing extra."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from uuid import uuid4, uuid5
 
@@ -18,10 +20,14 @@ from services.interviews.adapters.envelope import (
     EVENT_ID_NAMESPACE,
     event_id,
     event_id_text,
+    outgoing_from_state,
     to_envelope,
     to_outgoing,
 )
+from services.interviews.adapters.event_states import EventStates
+from services.interviews.adapters.group_commit import GroupCommitter
 from services.interviews.adapters.kafka_publisher import headers_for
+from services.interviews.application import InterviewsApplication
 from services.interviews.domain import SYSTEM, CommandContext, Interview
 from services.interviews.domain.interview import EVENT_TYPES, TRACE_CONTEXT
 from tests.support.interview_domain import CLIENT, FREELANCER, LATER, T0, ctx, extend, invite
@@ -137,3 +143,65 @@ def test_event_ids_are_uuid5_of_the_interview_and_version() -> None:
         expected = uuid5(EVENT_ID_NAMESPACE, f"{interview_id}:{version}")
         assert event_id(interview_id, version) == expected
         assert event_id_text(str(interview_id), version) == str(expected)
+
+
+def popo_application(env: dict[str, str]) -> InterviewsApplication:
+    """The application in memory, for its mapper (transcodings, compressor): no
+    command runs, so it has no audit positions to ask."""
+    return InterviewsApplication(env, audit_store=lambda _: None, committer=GroupCommitter)  # type: ignore[arg-type, return-value]
+
+
+@pytest.fixture(params=["plain", "compressed"])
+def stored_app(request: pytest.FixtureRequest) -> Iterator[InterviewsApplication]:
+    env = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    if request.param == "compressed":
+        env["COMPRESSOR_TOPIC"] = "eventsourcing.compressor:ZlibCompressor"
+    app = popo_application(env)
+    yield app
+    app.close()
+
+
+def test_the_relay_sends_a_stored_event_as_the_model_of_the_event_it_decodes_to(
+    stored_app: InterviewsApplication,
+) -> None:
+    mapper = stored_app.mapper
+    states = EventStates(mapper)
+    parties = ("job-1", CLIENT.id, FREELANCER.id)
+    events = every_kind_of_event() + events_with_awkward_values()
+    for position, event in enumerate(events, start=1):
+        if position % 2:
+            object.__setattr__(event, TRACE_CONTEXT, GIVEN_TRACEPARENT)
+        stored = mapper.to_stored_event(event)
+
+        event_class, state = states.decode(stored)
+        outgoing = outgoing_from_state(
+            event_class, state, str(stored.originator_id), stored.originator_version,
+            position, parties,
+        )  # fmt: skip
+
+        decoded = mapper.to_domain_event(stored)
+        assert event_class is type(decoded)
+        assert outgoing == to_outgoing(decoded, position, parties)
+        assert outgoing.value == to_envelope(decoded, position, parties).to_bytes()
+        assert outgoing.traceparent == (GIVEN_TRACEPARENT if position % 2 else None)
+
+
+def test_the_relay_upcasts_a_stored_event_of_an_older_class_version() -> None:
+    app = popo_application({"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    interview = invite()
+    interview.accept(ctx(FREELANCER))
+    interview.start(ctx(CLIENT), scheduled_at=T0 + timedelta(days=2), duration_minutes=60)
+    started = app.mapper.to_stored_event(interview.collect_events()[-1])
+    state = json.loads(started.state)
+    del state["duration_minutes"], state["class_version"]  # as version 1 stored it
+    stored_v1 = dataclasses.replace(started, state=json.dumps(state).encode())
+
+    event_class, fields = EventStates(app.mapper).decode(stored_v1)
+    outgoing = outgoing_from_state(
+        event_class, fields, str(interview.id), 3, 9, ("job-1", CLIENT.id, FREELANCER.id)
+    )
+
+    assert json.loads(outgoing.value)["data"]["duration_minutes"] == 30
+    decoded = app.mapper.to_domain_event(stored_v1)
+    assert outgoing == to_outgoing(decoded, 9, ("job-1", CLIENT.id, FREELANCER.id))
+    app.close()

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind
 
 from services.common import tracing
+from services.common.kafka import MemoPartitioner
 from services.common.tracing import (
     NoOrphanClientSpans,
     _exporters,
@@ -27,7 +28,7 @@ from services.common.tracing import (
 )
 from services.contracts import EventEnvelope
 from services.interviews.adapters.envelope import OutgoingEvent
-from services.interviews.adapters.kafka_publisher import KafkaPublisher, headers_for
+from services.interviews.adapters.kafka_publisher import KafkaPublisher, RecordSender, headers_for
 
 pytestmark = pytest.mark.unit
 
@@ -137,6 +138,7 @@ def _publisher(producer: _Sent) -> KafkaPublisher:
     publisher = object.__new__(KafkaPublisher)  # no broker: only publish() is used
     publisher._producer = producer  # type: ignore[assignment]  # the fake above
     publisher.topic = "interviews.events"
+    publisher._records = RecordSender(producer, publisher.topic, MemoPartitioner())
     return publisher
 
 

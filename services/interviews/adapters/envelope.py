@@ -1,18 +1,20 @@
 """Turns recorded domain events into the published integration envelope.
 
-One conversion, ``envelope_fields``, with two outputs: the validated
+One conversion, ``state_fields``, with two outputs: the validated
 ``EventEnvelope`` model for the consumers that read the log in-process, and
 ``OutgoingEvent`` for the relay, whose value is the very bytes
 ``EventEnvelope.to_bytes()`` writes, serialised from the same fields without
-building the model (the relay converts every event of the log).
+building the model. The relay converts every event of the log, from its stored
+state without building the domain event (``adapters/event_states.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from functools import cache
 from hashlib import sha1
-from typing import Any, NamedTuple, cast, get_args
+from typing import Any, NamedTuple, get_args
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic_core import to_json, to_jsonable_python
@@ -52,19 +54,39 @@ def envelope_fields(
     ``parties`` = (job_id, client_id, freelancer_id) for events after ``Invited``;
     the feed keeps them per interview (they never change after the invitation).
     """
-    event_class = type(event)
+    fields = state_fields(
+        type(event),
+        event.__dict__,
+        str(event.originator_id),
+        event.originator_version,
+        position,
+        parties,
+    )
+    fields["data"] = to_jsonable_python(fields["data"])
+    return fields
+
+
+def state_fields(
+    event_class: type[Interview.Event],
+    state: Mapping[str, Any],
+    interview_id: str,
+    version: int,
+    position: int,
+    parties: tuple[str, str, str] | None = None,
+) -> dict[str, Any]:
+    """``envelope_fields`` of an event given by its class and its fields (an event's
+    ``__dict__``, or a stored event's decoded state: ``adapters/event_states.py``),
+    with ``data`` holding the fields' own values."""
     event_type = EVENT_TYPES[event_class]
     if event_class is Interview.Invited:
-        invited = cast(Interview.Invited, event)
-        job_id, client_id, freelancer_id = invited.job_id, invited.client_id, invited.freelancer_id
-        data: dict[str, Any] = {"message": invited.message, "expires_at": invited.expires_at}
+        job_id, client_id = state["job_id"], state["client_id"]
+        freelancer_id = state["freelancer_id"]
+        data: dict[str, Any] = {"message": state["message"], "expires_at": state["expires_at"]}
     elif parties is not None:
         job_id, client_id, freelancer_id = parties
-        data = {name: getattr(event, name) for name in _data_fields(event_class)}
+        data = {name: state[name] for name in _data_fields(event_class)}
     else:
-        raise ValueError(f"parties are needed for {event_type} of {event.originator_id}")
-    interview_id = str(event.originator_id)
-    version = event.originator_version
+        raise ValueError(f"parties are needed for {event_type} of {interview_id}")
     return {
         "id": event_id_text(interview_id, version),
         "type": event_type,
@@ -72,14 +94,14 @@ def envelope_fields(
         "interview_id": interview_id,
         "version": version,
         "position": position,
-        "occurred_at": event.timestamp,
-        "actor": {"id": event.actor_id, "role": event.actor_role},
+        "occurred_at": state["timestamp"],
+        "actor": {"id": state["actor_id"], "role": state["actor_role"]},
         "job_id": job_id,
         "client_id": client_id,
         "freelancer_id": freelancer_id,
-        "correlation_id": event.correlation_id,
-        "causation_id": event.causation_id,
-        "data": to_jsonable_python(data),
+        "correlation_id": state["correlation_id"],
+        "causation_id": state["causation_id"],
+        "data": data,
     }
 
 
@@ -107,21 +129,42 @@ class OutgoingEvent(NamedTuple):
 def to_outgoing(
     event: Interview.Event, position: int, parties: tuple[str, str, str] | None = None
 ) -> OutgoingEvent:
-    """``event`` ready for Kafka. The fields are the model's by construction (see
-    ``envelope_fields``); the actor's role is the one the model would refuse."""
-    fields = envelope_fields(event, position, parties)
+    """``event`` ready for Kafka (``parties`` as for ``envelope_fields``)."""
+    return outgoing_from_state(
+        type(event),
+        event.__dict__,
+        str(event.originator_id),
+        event.originator_version,
+        position,
+        parties,
+    )
+
+
+def outgoing_from_state(
+    event_class: type[Interview.Event],
+    state: Mapping[str, Any],
+    interview_id: str,
+    version: int,
+    position: int,
+    parties: tuple[str, str, str] | None = None,
+) -> OutgoingEvent:
+    """An event given as for ``state_fields``, ready for Kafka. The fields are the
+    model's by construction; the actor's role is the one the model would refuse.
+    ``to_json`` writes ``data``'s values as ``to_jsonable_python`` would convert them,
+    so the value is the model's bytes without the conversion pass."""
+    fields = state_fields(event_class, state, interview_id, version, position, parties)
     role = fields["actor"]["role"]
     if role not in ACTOR_ROLES:
         raise ValueError(f"actor role {role!r} of {fields['id']} is not one of the contract's")
     return OutgoingEvent(
         position,
         fields["id"],
-        fields["interview_id"].encode(),
+        interview_id.encode(),
         to_json(fields),
         fields["type"],
         fields["schema_version"],
         fields["correlation_id"],
-        event.__dict__.get(TRACE_CONTEXT),
+        state.get(TRACE_CONTEXT),
     )
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from kafka.structs import TopicPartition
 from opentelemetry.trace import SpanKind
 
 from ...common.kafka import MemoPartitioner, TopicLayout, ensure_event_topics, producer_settings
@@ -119,7 +120,9 @@ class KafkaPublisher(Producer):
     ) -> None:
         settings = producer_settings(bootstrap_servers, client_id=client_id, linger_ms=linger_ms)
         settings["partitioner"] = MemoPartitioner()  # the default placement, memoised
-        super().__init__(bootstrap_servers, topic, layout, settings | overrides)
+        settings |= overrides
+        super().__init__(bootstrap_servers, topic, layout, settings)
+        self._records = RecordSender(self._producer, topic, settings["partitioner"])
 
     def ensure_topic(self) -> list[str]:
         """The topic and its dead-letter topic, if missing (``ensure_event_topics``)."""
@@ -154,4 +157,73 @@ class KafkaPublisher(Producer):
 
     def _send(self, event: OutgoingEvent, traceparent: str | None) -> Delivery:
         headers = headers_for(event, traceparent)
-        return self._producer.send(self.topic, key=event.key, value=event.value, headers=headers)
+        return self._records.send(event.key, event.value, headers)
+
+
+class RecordSender:
+    """``KafkaProducer.send`` of one topic's records whose key, value and headers
+    are bytes made by this module, without the checks such a record passes by
+    construction (serializers, header types, partitioner dispatch, size estimate).
+
+    The record goes to the producer's accumulator, as ``send`` puts it there:
+    batching, idempotent sequence numbers, ``acks`` and retries are the producer's.
+    While the topic's partitions are unknown, for a value near
+    ``max_request_size``, and with a producer that lacks the parts used (another
+    client version, a transactional or fake producer, another partitioner than
+    ``MemoPartitioner``), it is the producer's own ``send``, which waits for
+    metadata and refuses an oversized record.
+    """
+
+    def __init__(self, producer: Any, topic: str, partitioner: Any) -> None:
+        self.producer = producer
+        self.topic = topic
+        # Records go where the producer's own partitioner would put them.
+        self.partitioner: MemoPartitioner = partitioner
+        lean = isinstance(partitioner, MemoPartitioner)
+        self._parts = _accumulator_of(producer) if lean else None
+        config = getattr(producer, "config", {})
+        # Room left under the request limit for the key, headers and framing.
+        self._max_value = config.get("max_request_size", 0) - 64 * 1024
+        self._partitions: dict[int, TopicPartition] = {}
+
+    def send(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> Delivery:
+        tp = self._lean_partition(key, value)
+        if tp is None:
+            future = self.producer.send(self.topic, key=key, value=value, headers=headers)
+            return cast(Delivery, future)
+        accumulator, sender, _ = self._parts  # type: ignore[misc]  # set: tp is known
+        future, batch_is_full, new_batch, _ = accumulator.append(tp, None, key, value, headers)
+        if batch_is_full or new_batch:
+            sender.wakeup()
+        return cast(Delivery, future)
+
+    def _lean_partition(self, key: bytes, value: bytes) -> TopicPartition | None:
+        """Where the record goes, or None when the producer's ``send`` must take it."""
+        if self._parts is None or len(value) > self._max_value:
+            return None
+        partitions = self._parts[2].partitions_for_topic(self.topic)
+        if partitions is None:  # no metadata yet
+            return None
+        partition = self.partitioner.place(key, partitions)
+        tp = self._partitions.get(partition)
+        if tp is None:
+            tp = self._partitions[partition] = TopicPartition(self.topic, partition)
+        return tp
+
+
+def _accumulator_of(producer: Any) -> tuple[Any, Any, Any] | None:
+    """kafka-python's accumulator, sender thread and cluster metadata behind
+    ``producer``, or None when it is not a plain ``KafkaProducer`` of the pinned
+    client with them."""
+    names = ("_accumulator", "_sender", "_metadata")
+    accumulator, sender, cluster = (getattr(producer, name, None) for name in names)
+    transactions = getattr(producer, "_transaction_manager", None)
+    if transactions is not None and transactions.is_transactional():
+        return None
+    if not (
+        callable(getattr(accumulator, "append", None))
+        and callable(getattr(sender, "wakeup", None))
+        and callable(getattr(cluster, "partitions_for_topic", None))
+    ):
+        return None
+    return accumulator, sender, cluster

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, Notification
 from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 
@@ -54,21 +55,24 @@ def _read_postgres(
     with recorder.datastore.get_connection() as conn:
         conn.autocommit = True
         try:
-            rows = conn.execute(statement, (after, list(topics), limit), prepare=True).fetchall()
+            with conn.cursor(row_factory=tuple_row) as cursor:
+                cursor.execute(statement, (after, list(topics), limit), prepare=True)
+                rows = cursor.fetchall()
         finally:
             # The pool's other users expect transactions. Only a connection that
             # is not idle refuses, and the pool discards those anyway.
             with contextlib.suppress(psycopg.Error):
                 conn.autocommit = False
-    head = (rows[0]["head"] if rows else None) or 0
+    # Tuples, not the pool's dict rows: the relay reads every event of the log.
+    head = (rows[0][0] if rows else None) or 0
     return head, [
         Notification(
-            id=row["notification_id"],
-            originator_id=row["originator_id"],
-            originator_version=row["originator_version"],
-            topic=row["topic"],
-            state=bytes(row["state"]),
+            id=position,
+            originator_id=originator_id,
+            originator_version=version,
+            topic=topic,
+            state=bytes(state),
         )
-        for row in rows
-        if row["notification_id"] is not None
+        for _, position, originator_id, version, topic, state in rows
+        if position is not None
     ]
