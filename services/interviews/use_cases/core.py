@@ -15,11 +15,18 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from copy import deepcopy
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    Repository,
+    project_aggregate,
+)
 from eventsourcing.persistence import (
     ApplicationRecorder,
     IntegrityError,
@@ -121,6 +128,10 @@ class ApplicationCore(Application[UUID]):
         # this process instead of letting them race (and retry) on its version.
         self._job_locks = KeyedLocks()
         self._stored = audit_store(self.recorder)
+        # Reads the store only (no cache): cold loads and past versions.
+        self._stored_aggregates: Repository[UUID] = Repository(
+            self.events, snapshot_store=self.snapshots
+        )
 
     def close(self) -> None:
         self.committer.close()
@@ -177,18 +188,62 @@ class ApplicationCore(Application[UUID]):
                 log.exception("a recording listener failed")
         return recordings
 
-    def _get_interview(self, interview_id: UUID, version: int | None = None) -> Interview:
+    def _load(self, aggregate_id: UUID, trusted: list[Any] | None = None) -> Any:
+        """A private copy of an aggregate, for the caller to change.
+
+        A cached aggregate is fast-forwarded with the store's newer events (one
+        query), others are reconstructed from the store. With ``trusted`` (a list)
+        a cached aggregate is taken as it is, without a query, and appended to
+        ``trusted``: another process may have written newer events, so the caller
+        commits new events on it (the store refuses a stale version) or decides
+        again without trusting. Cached aggregates are never changed in place, only
+        replaced, so a copy is never torn by another thread's fast-forward."""
+        cache = self.repository.cache
         try:
-            aggregate: object = self.repository.get(interview_id, version=version)
+            cached = cache.get(aggregate_id) if cache is not None else None
+        except KeyError:
+            cached = None
+        if cached is None:
+            aggregate = self._stored_aggregates.get(aggregate_id)
+            if cache is None:
+                return aggregate
+            cache.put(aggregate_id, aggregate)
+            return deepcopy(aggregate)
+        aggregate = deepcopy(cached)
+        if trusted is not None:
+            trusted.append(aggregate)
+            return aggregate
+        newer = list(self.events.get(aggregate_id, gt=aggregate.version))
+        if not newer:
+            return aggregate
+        aggregate = project_aggregate(aggregate, newer)
+        assert cache is not None
+        cache.put(aggregate_id, aggregate)
+        return deepcopy(aggregate)
+
+    def _get_interview(
+        self,
+        interview_id: UUID,
+        version: int | None = None,
+        trusted: list[Any] | None = None,
+    ) -> Interview:
+        """The interview (at ``version``: as it was then, from the store); for
+        ``trusted`` see ``_load``."""
+        try:
+            if version is None:
+                aggregate: object = self._load(interview_id, trusted)
+            else:
+                aggregate = self._stored_aggregates.get(interview_id, version=version)
         except AggregateNotFoundError:
             raise InterviewNotFoundError(f"interview {interview_id} not found") from None
         if not isinstance(aggregate, Interview):
             raise InterviewNotFoundError(f"interview {interview_id} not found")
         return aggregate
 
-    def _get_job(self, job_id: str) -> Job | None:
+    def _get_job(self, job_id: str, trusted: list[Any] | None = None) -> Job | None:
+        """The job, None if nobody created or registered it; for ``trusted`` see ``_load``."""
         try:
-            job: object = self.repository.get(Job.id_for(job_id))
+            job: object = self._load(Job.id_for(job_id), trusted)
         except AggregateNotFoundError:
             return None
         assert isinstance(job, Job)
