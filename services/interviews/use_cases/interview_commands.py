@@ -358,7 +358,9 @@ class InterviewCommands(ApplicationCore):
 
     def _replay(self, caller_id: str, key: str, fp: str) -> CommandResult | None:
         try:
-            record: IdempotentResponse = self._load(IdempotentResponse.id_for(caller_id, key))
+            record: IdempotentResponse = self._load(
+                IdempotentResponse.id_for(caller_id, key), snapshotted=False
+            )
         except AggregateNotFoundError:
             return None
         if record.fingerprint != fp:
