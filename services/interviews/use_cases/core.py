@@ -215,7 +215,9 @@ class ApplicationCore(Application[UUID]):
     def _record_batch(self, events: list[Any], aggregates: list[Any]) -> list[Recording[UUID]]:
         """Runs on the committer thread: one transaction for a whole batch."""
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
-        processing_event.collect_events(*events)
+        # Already collected from their aggregates: no need for collect_events's
+        # protocol checks, one per event.
+        processing_event.events.extend(events)
         for aggregate in aggregates:
             processing_event.aggregates[aggregate.id] = aggregate
         recordings = self._record(processing_event)
