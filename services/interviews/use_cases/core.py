@@ -81,16 +81,26 @@ def _copied(value: Any, memo: dict[int, Any]) -> Any:
         type(k) in SHARED_TYPES and type(v) in SHARED_TYPES for k, v in value.items()
     ):
         copied = dict(value)
-    elif (
-        dataclasses.is_dataclass(value)
-        and kind.__dataclass_params__.frozen
-        and all(type(v) in SHARED_TYPES for v in value.__dict__.values())
-    ):
+    elif _frozen_of_shared(value, kind):
         return value
     else:
         return deepcopy(value, memo)
     memo[id(value)] = copied
     return copied
+
+
+def _frozen_of_shared(value: Any, kind: type) -> bool:
+    """A frozen dataclass all of whose values are immutable (``SHARED_TYPES``)."""
+    params = getattr(kind, "__dataclass_params__", None)
+    if params is None or not params.frozen:
+        return False
+    state = getattr(value, "__dict__", None)
+    values = (
+        state.values()
+        if state is not None
+        else (getattr(value, f.name) for f in dataclasses.fields(value))
+    )
+    return all(type(v) in SHARED_TYPES for v in values)
 
 
 def utcnow() -> datetime:
