@@ -21,7 +21,12 @@ from services.interviews.application import (
     VersionMismatchError,
 )
 from services.interviews.bootstrap import InterviewsContainer
-from services.interviews.domain import Actor, CommandContext, TransitionNotAllowedError
+from services.interviews.domain import (
+    Actor,
+    CommandContext,
+    JobOwnerConflictError,
+    TransitionNotAllowedError,
+)
 from services.interviews.settings import InterviewsSettings
 from tests.conftest import TEST_SECRET, FakeClock
 from tests.integration.test_interviews_races import race
@@ -248,3 +253,35 @@ def test_a_command_on_a_cached_interview_reads_no_events(
 
     assert (accepted.status, accepted.version) == ("accepted", 2)
     assert reads == []
+
+
+def test_a_job_registered_on_one_instance_is_known_to_the_other(
+    apps: tuple[InterviewsApplication, InterviewsApplication], clock: FakeClock
+) -> None:
+    a, b = apps
+    ensure_job(a, "job-2", CLIENT.id, at=clock())
+    service = Actor("job-service", "service")
+    positions = a.max_position()
+
+    again, created = b.register_job(ctx(service, clock), "job-2", CLIENT.id)
+    with pytest.raises(JobOwnerConflictError):
+        b.register_job(ctx(service, clock), "job-2", "client-2")
+
+    assert (again.client_id, again.version, created) == (CLIENT.id, 1, False)
+    assert b.max_position() == positions
+
+
+def test_a_job_created_with_a_key_on_one_instance_is_answered_again_on_the_other(
+    apps: tuple[InterviewsApplication, InterviewsApplication], clock: FakeClock
+) -> None:
+    a, b = apps
+    first, first_created = a.create_job(ctx(CLIENT, clock), "Designer", idempotency_key="job-k")
+    positions = a.max_position()
+
+    again, again_created = b.create_job(ctx(CLIENT, clock), "Designer", idempotency_key="job-k")
+    with pytest.raises(IdempotencyKeyReusedError):
+        b.create_job(ctx(CLIENT, clock), "Another title", idempotency_key="job-k")
+
+    assert (first_created, again_created) == (True, False)
+    assert again == first
+    assert b.max_position() == positions

@@ -205,13 +205,14 @@ class ApplicationCore(Application[UUID]):
         return self._stored.position_of(interview_id, version)
 
     def _until_committed(
-        self, decide: Callable[[], tuple[list[Any], T]]
+        self, decide: Callable[[bool], tuple[list[Any], T]]
     ) -> tuple[T, list[Recording[UUID]]]:
         """``decide`` gives the aggregates to commit and the answer; a commit that
         lost a race on a version records nothing, and the decision is taken again
-        on fresh state (at most ``MAX_ATTEMPTS`` times)."""
-        for _ in range(MAX_ATTEMPTS):
-            aggregates, answer = decide()
+        on fresh state (at most ``MAX_ATTEMPTS`` times). ``decide`` is told whether
+        this is the first attempt (see ``_get_job``'s ``assume_new``)."""
+        for attempt in range(MAX_ATTEMPTS):
+            aggregates, answer = decide(attempt == 0)
             try:
                 recordings = self._commit(aggregates)
             except IntegrityError:
@@ -250,7 +251,12 @@ class ApplicationCore(Application[UUID]):
         return recordings
 
     def _load(
-        self, aggregate_id: UUID, trusted: list[Any] | None = None, *, snapshotted: bool = True
+        self,
+        aggregate_id: UUID,
+        trusted: list[Any] | None = None,
+        *,
+        snapshotted: bool = True,
+        assume_new: bool = False,
     ) -> Any:
         """A private copy of an aggregate, for the caller to change.
 
@@ -261,13 +267,18 @@ class ApplicationCore(Application[UUID]):
         commits new events on it (the store refuses a stale version) or decides
         again without trusting. Cached aggregates are never changed in place, only
         replaced, so a copy is never torn by another thread's fast-forward.
-        ``snapshotted=False``: a kind of aggregate never snapshotted (no query for one)."""
+        ``snapshotted=False``: a kind of aggregate never snapshotted (no query for one).
+        ``assume_new``: one that is not cached is taken not to exist, without a
+        query; the caller then creates it, and the store refuses its version 1 if
+        it did exist."""
         cache = self.repository.cache
         try:
             cached = cache.get(aggregate_id) if cache is not None else None
         except KeyError:
             cached = None
         if cached is None:
+            if assume_new:
+                raise AggregateNotFoundError(aggregate_id)
             store = self._stored_aggregates if snapshotted else self._stored_streams
             aggregate: Any = store.get(aggregate_id)
             if cache is None:
@@ -305,10 +316,15 @@ class ApplicationCore(Application[UUID]):
             raise InterviewNotFoundError(f"interview {interview_id} not found")
         return aggregate
 
-    def _get_job(self, job_id: str, trusted: list[Any] | None = None) -> Job | None:
-        """The job, None if nobody created or registered it; for ``trusted`` see ``_load``."""
+    def _get_job(
+        self, job_id: str, trusted: list[Any] | None = None, *, assume_new: bool = False
+    ) -> Job | None:
+        """The job, None if nobody created or registered it; for ``trusted`` and
+        ``assume_new`` see ``_load``."""
         try:
-            job: object = self._load(Job.id_for(job_id), trusted, snapshotted=False)
+            job: object = self._load(
+                Job.id_for(job_id), trusted, snapshotted=False, assume_new=assume_new
+            )
         except AggregateNotFoundError:
             return None
         assert isinstance(job, Job)
