@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from functools import partial
@@ -26,6 +25,7 @@ from fastapi import FastAPI, Request
 
 from ..common.db import DATABASE_UNAVAILABLE, DependencyUnavailableError, create_engine
 from ..common.health import health_router
+from ..common.loop_threads import LoopThreads
 from ..common.migrations import Report, migrate, schema_lock
 from ..common.privacy import CachingKeys, KeyServiceUnavailable
 from ..common.web import Metrics, service_app
@@ -83,9 +83,9 @@ class InterviewsContainer:
         self._lock = threading.Lock()
         self.watch: DatabaseWatch | None = None  # started by the HTTP app (PostgreSQL only)
         # Where the HTTP routes run the use cases (they block on the store): a
-        # pool of their own, as many threads as the framework's, at a third of
-        # its CPU per hop. Its threads start on demand and idle threads cost nothing.
-        self.command_threads = ThreadPoolExecutor(COMMAND_THREADS, "command")
+        # pool of their own, as many threads as the framework's, each hop a
+        # fraction of the framework's CPU. Its threads start on demand.
+        self.command_threads = LoopThreads(COMMAND_THREADS, "command")
 
     def env(self) -> dict[str, str]:
         from ..common.settings import eventsourcing_env
@@ -214,9 +214,9 @@ class InterviewsContainer:
         # Commands in flight finish first; a later start gets threads of its own.
         threads, self.command_threads = (
             self.command_threads,
-            ThreadPoolExecutor(COMMAND_THREADS, "command"),
+            LoopThreads(COMMAND_THREADS, "command"),
         )
-        threads.shutdown(wait=True)
+        threads.shutdown()
         with self._lock:
             if self._app is not None:
                 self._app.close()

@@ -5,10 +5,11 @@ place of the SQL audit store and a committer that lets a rival command in first.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import ApplicationRecorder, Recording
@@ -27,9 +28,11 @@ from services.interviews.domain import (
     Actor,
     CommandContext,
     DuplicateOpenInterviewError,
+    Job,
     TransitionNotAllowedError,
 )
 from services.interviews.entrypoints.api import run_command
+from services.interviews.use_cases.core import private_copy
 from tests.conftest import FakeClock
 from tests.jobs import ensure_job
 
@@ -235,3 +238,22 @@ def test_a_lost_race_decided_again_gets_the_domains_refusal(
 
     assert refused.value.state == "cancelled"
     assert kinds(app, iid) == ["Invited", "Cancelled"]
+
+
+def test_a_private_copy_is_a_deep_copy_whose_changes_stay_its_own(
+    app: InterviewsApplication, clock: FakeClock
+) -> None:
+    iid = invite(app, clock, message="shall we talk?").id
+    interview = app.get_interview(iid)
+    job = app.repository.cache.get(Job.id_for(JOB))  # type: ignore[union-attr]
+
+    copies = [private_copy(interview), private_copy(job)]
+    copies[0].accept(ctx(FREELANCER, clock))
+    copies[1].candidates["freelancer-2"] = uuid4()
+
+    assert [vars(c) for c in map(private_copy, (interview, job))] == [
+        vars(copy.deepcopy(a)) for a in (interview, job)
+    ]
+    assert (copies[0].status, len(copies[0].pending_events)) == ("accepted", 1)
+    assert (interview.status, interview.pending_events) == ("invited", [])
+    assert "freelancer-2" not in job.candidates

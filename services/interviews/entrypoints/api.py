@@ -6,13 +6,10 @@ never touch the database themselves.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import contextvars
 import json
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -26,6 +23,7 @@ from pydantic import BaseModel
 
 from ...common.auth import Principal
 from ...common.calendar import interview_calendar, meeting_description, meeting_summary
+from ...common.loop_threads import LoopThreads
 from ...common.web import (
     BEARER_DOCUMENT,
     ERROR_RESPONSES,
@@ -138,11 +136,10 @@ def _context(request: Request, principal: Principal) -> CommandContext:
 R = TypeVar("R")
 
 
-async def in_command_thread(threads: Executor, call: Callable[..., R], *args: Any) -> R:
+async def in_command_thread(threads: LoopThreads, call: Callable[..., R], *args: Any) -> R:
     """``call(*args)`` in one of the container's ``command_threads`` (a use case
     blocks on the store), in the request's context (its trace and log context)."""
-    context = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(threads, context.run, call, *args)
+    return await threads.run(call, *args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +149,7 @@ class Caller:
 
     ctx: CommandContext
     app: InterviewsApplication
-    threads: Executor
+    threads: LoopThreads
 
     async def offload(self, call: Callable[[], R]) -> R:
         """``call()`` in a command thread (``in_command_thread``)."""
@@ -201,7 +198,7 @@ class Command:
     app: InterviewsApplication
     idempotency_key: str | None
     expected_version: int | None
-    threads: Executor
+    threads: LoopThreads
 
     async def run(
         self,

@@ -12,14 +12,23 @@ are in ``interview_commands.py`` and ``job_commands.py``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from copy import deepcopy
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    Repository,
+    project_aggregate,
+)
 from eventsourcing.persistence import (
     ApplicationRecorder,
     IntegrityError,
@@ -37,6 +46,61 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 T = TypeVar("T")
+A = TypeVar("A")
+
+# Immutable: a copy of an aggregate may share them with the original.
+SHARED_TYPES = frozenset(
+    {str, int, float, bool, bytes, type(None), datetime, date, timedelta, UUID, Decimal}
+)
+
+
+def private_copy(aggregate: A) -> A:
+    """What ``copy.deepcopy`` gives, at a fraction of its cost: a new aggregate
+    that shares the original's immutable values (texts, numbers, instants, ids,
+    frozen dataclasses of them) and holds copies of the others, so neither sees
+    the other's changes."""
+    cls = type(aggregate)
+    clone = cls.__new__(cls)
+    memo: dict[int, Any] = {}
+    clone.__dict__.update(
+        {name: _copied(value, memo) for name, value in aggregate.__dict__.items()}
+    )
+    return clone
+
+
+def _copied(value: Any, memo: dict[int, Any]) -> Any:
+    kind = type(value)
+    if kind in SHARED_TYPES:
+        return value
+    copied = memo.get(id(value))
+    if copied is not None:
+        return copied  # aliased, as deepcopy keeps it
+    if kind is list and all(type(item) in SHARED_TYPES for item in value):
+        copied = list(value)
+    elif kind is dict and all(
+        type(k) in SHARED_TYPES and type(v) in SHARED_TYPES for k, v in value.items()
+    ):
+        copied = dict(value)
+    elif _frozen_of_shared(value, kind):
+        return value
+    else:
+        return deepcopy(value, memo)
+    memo[id(value)] = copied
+    return copied
+
+
+def _frozen_of_shared(value: Any, kind: type) -> bool:
+    """A frozen dataclass all of whose values are immutable (``SHARED_TYPES``)."""
+    params = getattr(kind, "__dataclass_params__", None)
+    if params is None or not params.frozen:
+        return False
+    state = getattr(value, "__dict__", None)
+    values = (
+        state.values()
+        if state is not None
+        else (getattr(value, f.name) for f in dataclasses.fields(value))
+    )
+    return all(type(v) in SHARED_TYPES for v in values)
 
 
 def utcnow() -> datetime:
@@ -121,6 +185,12 @@ class ApplicationCore(Application[UUID]):
         # this process instead of letting them race (and retry) on its version.
         self._job_locks = KeyedLocks()
         self._stored = audit_store(self.recorder)
+        # Read the store only (no cache): cold loads and past versions. Only
+        # interviews are snapshotted; the others are read without asking for one.
+        self._stored_aggregates: Repository[UUID] = Repository(
+            self.events, snapshot_store=self.snapshots
+        )
+        self._stored_streams: Repository[UUID] = Repository(self.events)
 
     def close(self) -> None:
         self.committer.close()
@@ -135,13 +205,14 @@ class ApplicationCore(Application[UUID]):
         return self._stored.position_of(interview_id, version)
 
     def _until_committed(
-        self, decide: Callable[[], tuple[list[Any], T]]
+        self, decide: Callable[[bool], tuple[list[Any], T]]
     ) -> tuple[T, list[Recording[UUID]]]:
         """``decide`` gives the aggregates to commit and the answer; a commit that
         lost a race on a version records nothing, and the decision is taken again
-        on fresh state (at most ``MAX_ATTEMPTS`` times)."""
-        for _ in range(MAX_ATTEMPTS):
-            aggregates, answer = decide()
+        on fresh state (at most ``MAX_ATTEMPTS`` times). ``decide`` is told whether
+        this is the first attempt (see ``_get_job``'s ``assume_new``)."""
+        for attempt in range(MAX_ATTEMPTS):
+            aggregates, answer = decide(attempt == 0)
             try:
                 recordings = self._commit(aggregates)
             except IntegrityError:
@@ -155,7 +226,9 @@ class ApplicationCore(Application[UUID]):
     def _record_batch(self, events: list[Any], aggregates: list[Any]) -> list[Recording[UUID]]:
         """Runs on the committer thread: one transaction for a whole batch."""
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
-        processing_event.collect_events(*events)
+        # Already collected from their aggregates: no need for collect_events's
+        # protocol checks, one per event.
+        processing_event.events.extend(events)
         for aggregate in aggregates:
             processing_event.aggregates[aggregate.id] = aggregate
         recordings = self._record(processing_event)
@@ -177,18 +250,81 @@ class ApplicationCore(Application[UUID]):
                 log.exception("a recording listener failed")
         return recordings
 
-    def _get_interview(self, interview_id: UUID, version: int | None = None) -> Interview:
+    def _load(
+        self,
+        aggregate_id: UUID,
+        trusted: list[Any] | None = None,
+        *,
+        snapshotted: bool = True,
+        assume_new: bool = False,
+    ) -> Any:
+        """A private copy of an aggregate, for the caller to change.
+
+        A cached aggregate is fast-forwarded with the store's newer events (one
+        query), others are reconstructed from the store. With ``trusted`` (a list)
+        a cached aggregate is taken as it is, without a query, and appended to
+        ``trusted``: another process may have written newer events, so the caller
+        commits new events on it (the store refuses a stale version) or decides
+        again without trusting. Cached aggregates are never changed in place, only
+        replaced, so a copy is never torn by another thread's fast-forward.
+        ``snapshotted=False``: a kind of aggregate never snapshotted (no query for one).
+        ``assume_new``: one that is not cached is taken not to exist, without a
+        query; the caller then creates it, and the store refuses its version 1 if
+        it did exist."""
+        cache = self.repository.cache
         try:
-            aggregate: object = self.repository.get(interview_id, version=version)
+            cached = cache.get(aggregate_id) if cache is not None else None
+        except KeyError:
+            cached = None
+        if cached is None:
+            if assume_new:
+                raise AggregateNotFoundError(aggregate_id)
+            store = self._stored_aggregates if snapshotted else self._stored_streams
+            aggregate: Any = store.get(aggregate_id)
+            if cache is None:
+                return aggregate
+            cache.put(aggregate_id, aggregate)
+            return private_copy(aggregate)
+        aggregate = private_copy(cached)
+        if trusted is not None:
+            trusted.append(aggregate)
+            return aggregate
+        newer = list(self.events.get(aggregate_id, gt=aggregate.version))
+        if not newer:
+            return aggregate
+        aggregate = project_aggregate(aggregate, newer)
+        assert cache is not None
+        cache.put(aggregate_id, aggregate)
+        return private_copy(aggregate)
+
+    def _get_interview(
+        self,
+        interview_id: UUID,
+        version: int | None = None,
+        trusted: list[Any] | None = None,
+    ) -> Interview:
+        """The interview (at ``version``: as it was then, from the store); for
+        ``trusted`` see ``_load``."""
+        try:
+            if version is None:
+                aggregate: object = self._load(interview_id, trusted)
+            else:
+                aggregate = self._stored_aggregates.get(interview_id, version=version)
         except AggregateNotFoundError:
             raise InterviewNotFoundError(f"interview {interview_id} not found") from None
         if not isinstance(aggregate, Interview):
             raise InterviewNotFoundError(f"interview {interview_id} not found")
         return aggregate
 
-    def _get_job(self, job_id: str) -> Job | None:
+    def _get_job(
+        self, job_id: str, trusted: list[Any] | None = None, *, assume_new: bool = False
+    ) -> Job | None:
+        """The job, None if nobody created or registered it; for ``trusted`` and
+        ``assume_new`` see ``_load``."""
         try:
-            job: object = self.repository.get(Job.id_for(job_id))
+            job: object = self._load(
+                Job.id_for(job_id), trusted, snapshotted=False, assume_new=assume_new
+            )
         except AggregateNotFoundError:
             return None
         assert isinstance(job, Job)

@@ -83,10 +83,10 @@ class InterviewCommands(ApplicationCore):
         }
         ctx = sealing(ctx, self.keys)
 
-        def decide() -> tuple[list[Any], Interview]:
+        def decide(trusted: list[Any] | None) -> tuple[list[Any], Interview]:
             if ctx.actor.role != "client":
                 raise NotAllowedError("only a client can invite a freelancer")
-            job = self._get_job(job_id)
+            job = self._get_job(job_id, trusted)  # always written: it records the invitation
             if job is None:
                 raise JobNotFoundError(f"job {job_id!r} not found")
             job.check_owner(ctx.actor)
@@ -262,8 +262,8 @@ class InterviewCommands(ApplicationCore):
         expected_version: int | None = None,
         idempotency_key: str | None = None,
     ) -> CommandResult:
-        def decide() -> tuple[list[Any], Interview]:
-            interview = self._get_interview(interview_id)
+        def decide(trusted: list[Any] | None) -> tuple[list[Any], Interview]:
+            interview = self._get_interview(interview_id, trusted=trusted)
             if interview.party_role_of(ctx.actor.id) is None and ctx.actor.role != "system":
                 # Existence must not leak to strangers.
                 raise InterviewNotFoundError(f"interview {interview_id} not found")
@@ -281,17 +281,30 @@ class InterviewCommands(ApplicationCore):
         target: str,
         payload: dict[str, Any],
         idempotency_key: str | None,
-        decide: Callable[[], tuple[list[Any], Interview]],
+        decide: Callable[[list[Any] | None], tuple[list[Any], Interview]],
     ) -> CommandResult:
+        """Decides and commits, first optimistically: ``decide`` may take the
+        aggregates it will write from the cache as they are (``trusted``, see
+        ``_load``), and the idempotency record is written without looking for an
+        earlier one. The store's unique versions refuse a commit made on stale
+        state or with a key already used; then, and whenever the domain refuses
+        a decision taken on trusted state, the command is decided again on fresh
+        state, after looking for an earlier answer to its key. So the answer is
+        always the one fresh state gives."""
         fp = fingerprint(action, target, private_payload(ctx, payload)) if idempotency_key else ""
+        optimistic = True
         for _ in range(MAX_ATTEMPTS):
-            if idempotency_key:
+            if idempotency_key and not optimistic:
                 replay = self._replay(ctx.actor.id, idempotency_key, fp)
                 if replay is not None:
                     return replay
+            trusted: list[Any] | None = [] if optimistic else None
             try:
-                aggregates, interview = decide()
+                aggregates, interview = decide(trusted)
             except (DomainError, InterviewNotFoundError, VersionMismatchError):
+                if trusted:
+                    optimistic = False  # refused on what may be stale state
+                    continue
                 # A concurrent retry of this same request may have committed
                 # since the replay check above: then its answer is the answer.
                 if idempotency_key:
@@ -299,6 +312,9 @@ class InterviewCommands(ApplicationCore):
                     if replay is not None:
                         return replay
                 raise
+            if trusted and not all(aggregate.pending_events for aggregate in trusted):
+                optimistic = False  # read from the cache but not written: unchecked
+                continue
             if idempotency_key:
                 aggregates.append(
                     IdempotentResponse.record(
@@ -314,12 +330,13 @@ class InterviewCommands(ApplicationCore):
                     )
                 )
             # Read before committing: once committed, the aggregate object is the
-            # cache's, and a later command may fast-forward it.
+            # cache's, and must not change.
             status, version = interview.status, interview.version
             try:
                 recordings = self._commit(aggregates)
             except IntegrityError:
-                continue  # lost a race: decide again on fresh state
+                optimistic = False  # lost a race, or stale: decide again on fresh state
+                continue
             position = max(
                 r.notification.id
                 for r in recordings
@@ -341,8 +358,8 @@ class InterviewCommands(ApplicationCore):
 
     def _replay(self, caller_id: str, key: str, fp: str) -> CommandResult | None:
         try:
-            record: IdempotentResponse = self.repository.get(
-                IdempotentResponse.id_for(caller_id, key)
+            record: IdempotentResponse = self._load(
+                IdempotentResponse.id_for(caller_id, key), snapshotted=False
             )
         except AggregateNotFoundError:
             return None

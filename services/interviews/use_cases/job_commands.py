@@ -69,7 +69,7 @@ class JobCommands(ApplicationCore):
         if ctx.actor.role != "client":
             raise NotAllowedError("only the job's client sets its policy")
 
-        def decide() -> tuple[list[Any], JobPolicy]:
+        def decide(_: bool) -> tuple[list[Any], JobPolicy]:
             job = self._get_job(job_id)
             if job is None:
                 raise JobNotFoundError(f"job {job_id!r} not found")
@@ -96,8 +96,10 @@ class JobCommands(ApplicationCore):
         else:
             job_id = str(uuid5(JOB_ID_NAMESPACE, f"{ctx.actor.id}\x00{idempotency_key}"))
 
-        def decide() -> tuple[list[Any], tuple[JobView, bool]]:
-            existing = self._get_job(job_id)
+        def decide(first_attempt: bool) -> tuple[list[Any], tuple[JobView, bool]]:
+            # A new id first: a job the cache does not hold is created without a
+            # query, and if it did exist the store refuses the creation.
+            existing = self._get_job(job_id, assume_new=first_attempt)
             if existing is not None:
                 if (existing.client_id, existing.title) != (ctx.actor.id, title):
                     raise IdempotencyKeyReusedError
@@ -116,8 +118,9 @@ class JobCommands(ApplicationCore):
         (``False``: not new); for another owner it is refused."""
         check_can_register(ctx.actor)
 
-        def decide() -> tuple[list[Any], tuple[JobView, bool]]:
-            existing = self._get_job(job_id)
+        def decide(first_attempt: bool) -> tuple[list[Any], tuple[JobView, bool]]:
+            # Mostly a new id: as in ``create_job``.
+            existing = self._get_job(job_id, assume_new=first_attempt)
             if existing is not None:
                 existing.check_registered_to(client_id)
                 return [], (JobView.of(existing), False)
@@ -143,7 +146,7 @@ class JobCommands(ApplicationCore):
             raise NotAllowedError("only the job's client closes it")
         ctx = sealing(ctx, self.keys)  # the close reason, and "job closed" on each cancel
 
-        def decide() -> tuple[list[Any], tuple[JobView, list[UUID]]]:
+        def decide(_: bool) -> tuple[list[Any], tuple[JobView, list[UUID]]]:
             job = self._get_job(job_id)
             if job is None:
                 raise JobNotFoundError(f"job {job_id!r} not found")
