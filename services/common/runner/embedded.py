@@ -50,6 +50,7 @@ class EmbeddedSource:
         linger: float = 0.1,
         linger_from: int = 4,
         clock: Callable[[], float] = time.monotonic,
+        pause: Callable[[float], object] | None = None,
     ) -> None:
         self.read = read
         self.wake = wake
@@ -63,6 +64,8 @@ class EmbeddedSource:
         self._read_to = 0
         self._group = ""
         self._interrupted = threading.Event()
+        # Waits out a linger (a test's moves its clock instead); interrupt() ends it.
+        self._pause = pause or self._interrupted.wait
         self._next_read = 0.0  # clock() before which a read waits (streaming in)
 
     def open(self, group: str, engine: sa.Engine, metrics: RunnerMetrics) -> None:
@@ -75,8 +78,8 @@ class EmbeddedSource:
 
     def poll(self, timeout: float) -> list[SourceRecord]:
         wait = self._next_read - self.clock()
-        if wait > 0:
-            self._interrupted.wait(wait)
+        if wait > 0 and not self._interrupted.is_set():
+            self._pause(wait)
         self.wake.clear()
         read_at = self.clock()
         envelopes = self.read(self._read_to, self.batch)
