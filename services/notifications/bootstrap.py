@@ -274,9 +274,10 @@ def consumer_spec(
     container: NotificationsContainer, on_committed: Callable[[int], None] | None = None
 ) -> ConsumerSpec:
     """Group ``notifications``: records inbox entries and pending deliveries, and
-    keeps the reminders' deadline index, in the runner's transaction. After each
-    batch the in-process delivery worker (if one was built) is woken so webhooks
-    and e-mails go out at once, and the reminder worker if a deadline was opened."""
+    keeps the reminders' deadline index, in the runner's transaction. After a batch
+    that queued a delivery the in-process delivery worker (if one was built) is
+    woken so webhooks and e-mails go out at once, and the reminder worker after one
+    that opened a reminder due before its next round; otherwise they sleep on."""
     recorder, index = container.recorder, container.reminder_index
     queued = recorder.queued
 
