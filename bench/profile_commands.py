@@ -119,8 +119,6 @@ def measure(
             f"import sys; sys.path.insert(0, {str(tree)!r}); from services.cli import main; main()"
         )
         args = [python(), "-c", code, "up", "--port", str(port)]
-        if os.environ.get("UP_DRIVER"):
-            args = [python(), os.environ["UP_DRIVER"], str(tree), "up", "--port", str(port)]
     else:
         code = f"import runpy, sys; sys.path.insert(0, {str(tree)!r}); runpy.run_path({SERVER!r})"
         args = [python(), "-c", code, str(port), profile or ""]
