@@ -41,6 +41,12 @@ SERVER = str(Path(__file__).with_name("profile_server.py"))
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_commands")
     parser.add_argument("--sqlite", action="store_true", help="SQLite files, not PostgreSQL")
+    parser.add_argument(
+        "--up",
+        action="store_true",
+        help="serve `interviewctl up` (the embedded default: every service and its "
+        "consumers in one process, on SQLite files), not the interviews API alone",
+    )
     parser.add_argument("--profile", metavar="FILE", help="cProfile the server, stats to FILE")
     parser.add_argument(
         "--py-spy", metavar="FILE", help="sample the server with py-spy --gil, stacks to FILE"
@@ -54,15 +60,16 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     trees = [Path(t).resolve() for t in args.tree or [str(ROOT)]]
-    admin_url = None if args.sqlite else os.environ.get("DATABASE_URL")
-    if not args.sqlite and not admin_url:
+    sqlite = args.sqlite or args.up
+    admin_url = None if sqlite else os.environ.get("DATABASE_URL")
+    if not sqlite and not admin_url:
         raise SystemExit("DATABASE_URL is not set (source /tmp/services.env), or pass --sqlite")
     print(f"load average {os.getloadavg()[0]:.2f} at the start", flush=True)
     for round_ in range(args.rounds):
         for tree in trees:
             with _store(admin_url) as (url, tmp):
                 rate, cpu_ms, errors = measure(
-                    tree, url, tmp, args.warmup, args.seconds, args.profile, args.py_spy
+                    tree, url, tmp, args.warmup, args.seconds, args.profile, args.py_spy, args.up
                 )
             print(
                 f"round {round_ + 1} {tree}: {rate:.0f} commands/s, server CPU {cpu_ms:.3f} ms"
@@ -96,16 +103,25 @@ def measure(
     seconds: float,
     profile: str | None,
     samples: str | None = None,
+    up: bool = False,
 ) -> tuple[float, float, int]:
-    """Commands/s, server CPU ms per command and errors of one server, driven by
-    the ``commands`` figure's hiring flow."""
+    """Commands/s, server CPU ms per command and errors of one server (``up``: the
+    whole embedded platform), driven by the ``commands`` figure's hiring flow."""
     secret = secrets.token_urlsafe(32)
     port = free_port()
     env = {**server_env(url, tmp, secret), "PYTHONPATH": str(tree)}
 
     # The server imports ``services`` from ``tree`` only (not from this checkout).
-    code = f"import runpy, sys; sys.path.insert(0, {str(tree)!r}); runpy.run_path({SERVER!r})"
-    args = [python(), "-c", code, str(port), profile or ""]
+    if up:
+        if profile:
+            raise SystemExit("--profile serves the interviews API alone; with --up use --py-spy")
+        code = (
+            f"import sys; sys.path.insert(0, {str(tree)!r}); from services.cli import main; main()"
+        )
+        args = [python(), "-c", code, "up", "--port", str(port)]
+    else:
+        code = f"import runpy, sys; sys.path.insert(0, {str(tree)!r}); runpy.run_path({SERVER!r})"
+        args = [python(), "-c", code, str(port), profile or ""]
     with server(args, port, env, tmp / "server.log", ready_path="/readyz") as proc:
         spy = None
         if samples:

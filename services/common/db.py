@@ -314,14 +314,6 @@ def upsert(
 SMALL_BATCH = 50
 
 
-def one_of(conn: sa.Connection, column: sa.Column[str], values: list[str]) -> Any:
-    """``column IN values``; one array parameter on PostgreSQL (a 500-item IN list
-    makes psycopg parse a 500-placeholder statement in Python on every batch)."""
-    if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.literal(values, postgresql.ARRAY(sa.String)))
-    return column.in_(values)
-
-
 def write_rows(
     conn: sa.Connection,
     statement: OnConflictInsert,

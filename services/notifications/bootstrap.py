@@ -274,11 +274,12 @@ def consumer_spec(
     container: NotificationsContainer, on_committed: Callable[[int], None] | None = None
 ) -> ConsumerSpec:
     """Group ``notifications``: records inbox entries and pending deliveries, and
-    keeps the reminders' deadline index, in the runner's transaction. After each
-    batch the in-process delivery worker (if one was built) is woken so webhooks
-    and e-mails go out at once, and the reminder worker if a deadline was opened."""
+    keeps the reminders' deadline index, in the runner's transaction. After a batch
+    that queued a delivery the in-process delivery worker (if one was built) is
+    woken so webhooks and e-mails go out at once, and the reminder worker after one
+    that opened a reminder due before its next round; otherwise they sleep on."""
     recorder, index = container.recorder, container.reminder_index
-    opened = index.opened
+    queued = recorder.queued
 
     def apply(conn: sa.Connection, batch: Batch) -> None:
         # The batch's inbox rows, deliveries and deadlines in a few statements
@@ -291,12 +292,13 @@ def consumer_spec(
         recorder.record_events(conn, events, calendars, batch.traceparents)
 
     def committed(position: int) -> None:
-        nonlocal opened
-        if container._worker is not None:
+        nonlocal queued
+        if container._worker is not None and recorder.queued != queued:
+            queued = recorder.queued
             container._worker.wake()
-        if container._reminders is not None and index.opened != opened:
-            opened = index.opened
-            container._reminders.wake()
+        due = index.take_opened_due()
+        if container._reminders is not None and due is not None:
+            container._reminders.wake_for(due)
         if on_committed is not None:
             on_committed(position)
 

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import sqlalchemy as sa
 
-from ..common.db import one_of, upsert
+from ..common.db import upsert
+from ..common.sql_values import bound_values, one_of_bound
 from .adapters.tables import preferences
 
 DEFAULT_TIME_ZONE = "UTC"
@@ -70,12 +71,17 @@ def time_zones(conn: sa.Connection, user_ids: Iterable[str]) -> dict[str, ZoneIn
     ids = sorted(set(user_ids))
     if not ids:
         return {}
-    rows = conn.execute(
-        sa.select(preferences.c.user_id, preferences.c.time_zone).where(
-            one_of(conn, preferences.c.user_id, ids)
-        )
-    )
+    dialect = conn.dialect.name
+    rows = conn.execute(_zones_query(dialect), {"ids": bound_values(dialect, ids)})
     return {user_id: _zone(name) for user_id, name in rows}
+
+
+@functools.cache
+def _zones_query(dialect: str) -> sa.Select[Any]:
+    """``time_zones``' query, built once (the consumer runs it every batch)."""
+    return sa.select(preferences.c.user_id, preferences.c.time_zone).where(
+        one_of_bound(dialect, preferences.c.user_id, "ids")
+    )
 
 
 class Preferences:

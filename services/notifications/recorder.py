@@ -53,6 +53,7 @@ class NotificationRecorder:
         self.clock = clock
         self.email_domain = email_domain
         self.recorded = 0
+        self.queued = 0  # deliveries this process queued (the delivery worker is woken)
 
     def __call__(self, conn: sa.Connection, event: EventEnvelope) -> None:
         self.record_events(conn, [event])
@@ -186,6 +187,7 @@ class NotificationRecorder:
             ]
         if outbox:
             write_rows(conn, insert_ignore(conn, deliveries), outbox)
+            self.queued += len(outbox)
         self.recorded += len(new)
         return len(new)
 

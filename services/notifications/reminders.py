@@ -45,10 +45,11 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from ..common.db import in_transaction, one_of, upsert, write_rows
+from ..common.db import in_transaction, upsert, write_rows
 from ..common.instants import shifted, to_utc
 from ..common.loop import LoopWorker
 from ..common.revealed import typed_data
+from ..common.sql_values import bound_values, one_of_bound
 from ..contracts import EventEnvelope
 from ..contracts.envelope import RescheduledData, StartedData
 from .adapters.tables import reminder_deadlines
@@ -122,6 +123,25 @@ def _upsert_statement(dialect: str, kind: str, columns: tuple[str, ...]) -> Any:
     )
 
 
+@functools.cache
+def _stored_rows_query(dialect: str, *, meetings_only: bool) -> sa.Select[Any]:
+    """The stored rows of the interviews bound to ``ids`` (only their meetings'
+    rows if ``meetings_only``), for ``ReminderIndex._fold_meetings``: built once,
+    run every batch."""
+    t = reminder_deadlines
+    where = one_of_bound(dialect, t.c.interview_id, "ids")
+    if meetings_only:
+        where = sa.and_(t.c.what == "meeting", where)
+    return sa.select(
+        t.c.interview_id,
+        t.c.version,
+        t.c.calendar_sequence,
+        t.c.expires_at,
+        t.c.duration_minutes,
+        t.c.what,
+    ).where(where)
+
+
 def _on_close(new: Any) -> dict[str, Any]:
     """A closing event closes a pending row and keeps a sent or skipped one as it is."""
     pending = reminder_deadlines.c.status == "pending"
@@ -149,7 +169,15 @@ class ReminderIndex:
         self.clock = clock
         self.lead = lead
         self.meeting_lead = meeting_lead
-        self.opened = 0  # rows this process opened (the worker is woken when it grows)
+        self.opened = 0  # rows this process opened
+        # The earliest due time of the rows opened since ``take_opened_due``.
+        self._opened_due: datetime | None = None
+
+    def take_opened_due(self) -> datetime | None:
+        """The earliest due time of the rows opened since the last call (None: none
+        opened), for the consumer to wake the worker after its commit if need be."""
+        due, self._opened_due = self._opened_due, None
+        return due
 
     def apply(
         self, conn: sa.Connection, events: Sequence[EventEnvelope]
@@ -220,20 +248,9 @@ class ReminderIndex:
         meeting_ids = {uuid_text(e.interview_id) for e in events if e.type in MEETING_EVENTS}
         ids = sorted(meeting_ids | several)
         if ids:
-            t = reminder_deadlines
-            where = one_of(conn, t.c.interview_id, ids)
-            if not several:
-                where = sa.and_(t.c.what == "meeting", where)
-            for row in conn.execute(
-                sa.select(
-                    t.c.interview_id,
-                    t.c.version,
-                    t.c.calendar_sequence,
-                    t.c.expires_at,
-                    t.c.duration_minutes,
-                    t.c.what,
-                ).where(where)
-            ).all():
+            dialect = conn.dialect.name
+            query = _stored_rows_query(dialect, meetings_only=not several)
+            for row in conn.execute(query, {"ids": bound_values(dialect, ids)}).all():
                 stored[(row.interview_id, row.what)] = row.version
                 if row.what == "meeting" and row.interview_id in meeting_ids:
                     meetings[UUID(row.interview_id)] = _Meeting(
@@ -350,6 +367,8 @@ class ReminderIndex:
             else:
                 status, reason = "pending", None
                 self.opened += 1
+                if self._opened_due is None or due_at < self._opened_due:
+                    self._opened_due = due_at
             row |= {"status": status, "due_at": due_at, "expires_at": expires_at, "reason": reason}
         return row
 
@@ -420,6 +439,9 @@ class ReminderWorker(LoopWorker):
         self.on_sent = on_sent
         super().__init__("reminder-worker", on_error_delay=max_sleep_seconds, logger=log)
         self.counts: dict[str, int] = {"sent": 0, "skipped": 0}
+        # When the loop's next round starts; None while a round runs (it may not see
+        # a row committed meanwhile).
+        self._next_round: datetime | None = None
 
     # ------------------------------------------------------------------ running
 
@@ -458,8 +480,19 @@ class ReminderWorker(LoopWorker):
         return min(self.max_sleep_seconds, max(0.01, (due - now).total_seconds()))
 
     def _round(self) -> float:
+        self._next_round = None
         # A full batch: more may be due now. Otherwise sleep until the next one.
-        return 0.0 if self.run_once() >= self.batch_size else self.sleep_seconds()
+        delay = 0.0 if self.run_once() >= self.batch_size else self.sleep_seconds()
+        self._next_round = shifted(self.clock(), timedelta(seconds=delay))
+        return delay
+
+    def wake_for(self, due_at: datetime) -> None:
+        """A row due at ``due_at`` was committed: wakes the loop unless its next round
+        comes first (that round finds the row and sleeps until it is due). Under load
+        most rows opened are due hours or days ahead: no round for each of them."""
+        next_round = self._next_round
+        if next_round is None or due_at < next_round:
+            self.wake()
 
     # ------------------------------------------------------------------ settling
 

@@ -15,7 +15,7 @@ from services.notifications.adapters.webhooks import verify
 from services.notifications.bootstrap import NotificationsContainer
 from tests.conftest import FakeClock
 from tests.support.notifications import Interview, SmtpSink, WebhookReceiver, apply, inbox_of
-from tests.support.reminders import drain_together
+from tests.support.reminders import drain_together, feed
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +54,27 @@ def test_a_webhook_call_is_signed_and_carries_the_stable_notification_id(
     assert delivery["status"] == "delivered" and delivery["attempts"] == 1
     assert [a["outcome"] for a in delivery["attempt_log"]] == ["delivered"]
     assert worker.run_until_idle() == 0  # nothing is sent twice
+
+
+def test_the_consumer_wakes_the_delivery_worker_only_after_a_batch_that_queued_a_delivery(
+    make_container: Make, receiver: WebhookReceiver
+) -> None:
+    """An inbox entry with no channel to send it on leaves the worker asleep (it has
+    nothing to send); a webhook call queued wakes it once the batch is committed."""
+    c = make_container()
+    worker = c.delivery_worker()
+    wakes: list[int] = []
+    worker.wake = lambda *_: wakes.append(1)  # type: ignore[method-assign]
+    interview = Interview()
+    feed(c, interview.event("interview.invited", "client"))
+    assert len(inbox_of(c, "f-1")) == 1
+    assert wakes == [], "nothing queued for the worker, yet it was woken"
+
+    c.inbox().register_webhook("c-1", receiver.url, SECRET, ["interview.accepted"])
+    feed(c, interview.event("interview.accepted", "freelancer"))
+    assert len(wakes) == 1
+    assert worker.run_until_idle() == 1
+    assert [call.json()["type"] for call in receiver.received] == ["interview.accepted"]
 
 
 def test_an_email_goes_to_the_user_address_over_smtp(make_container: Make, smtp: SmtpSink) -> None:

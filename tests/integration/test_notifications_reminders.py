@@ -442,6 +442,38 @@ def test_the_running_worker_sends_a_due_reminder_within_moments(
         workers.stop()
 
 
+def test_the_consumer_wakes_the_worker_only_for_a_reminder_due_before_its_next_round(
+    make_container: Make, clock: FakeClock
+) -> None:
+    """Under load most deadlines opened are days ahead: the sleeping worker is left
+    alone (its next round finds them); one due before that round wakes it."""
+    c = make_container(reminder_max_sleep_seconds=600)
+    worker = c.reminder_worker()
+    sleeps = Ticks.install(worker, "sleep_seconds")
+    wakes: list[datetime] = []
+    wake = worker.wake
+
+    def counted(*_: object) -> None:
+        wakes.append(clock.now)
+        wake()
+
+    worker.wake = counted  # type: ignore[method-assign]
+    workers = Workers(c, consumer=False, delivery=False).start()
+    try:
+        sleeps.wait_for(0, where=lambda tick: tick.result == 600)
+        feed(c, Interview().event("interview.invited", "client", deadline_at(clock, 72)))
+        assert wakes == [], "a reminder due in two days woke the worker"
+        assert rows(c) and all(r.status == "pending" for r in rows(c).values())
+
+        soon = deadline_at(clock, 24 + 60 / 3600)  # its reminder is due in a minute
+        feed(c, Interview("job-2").event("interview.invited", "client", soon))
+        assert wakes == [clock.now]
+        woken = sleeps.wait_for(len(sleeps))
+        assert woken.result == pytest.approx(60), "the woken worker sleeps until it is due"
+    finally:
+        workers.stop()
+
+
 def test_a_batch_over_stored_rows_leaves_every_column_as_event_by_event_does(
     make_container: Make, clock: FakeClock
 ) -> None:

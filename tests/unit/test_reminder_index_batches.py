@@ -29,8 +29,10 @@ class RecordingConnection:
         self.statements: list[tuple[str, list[dict[str, Any]]]] = []
         self.stored = stored or {}
 
-    def execute(self, statement: Any, rows: list[dict[str, Any]] | None = None) -> Any:
-        if rows is None:  # the read of the stored rows' versions
+    def execute(
+        self, statement: Any, rows: list[dict[str, Any]] | dict[str, Any] | None = None
+    ) -> Any:
+        if not isinstance(rows, list):  # the read of the stored rows' versions (ids bound)
             found = [
                 SimpleNamespace(
                     interview_id=interview_id,

@@ -10,14 +10,16 @@ histories before a consumer starts.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..consumer import ConsumerSpec
-from ..db import copy_rows, one_of
+from ..db import copy_rows
 from ..migrations import History, migrate
+from ..sql_values import bound_values, one_of_bound
 
 if TYPE_CHECKING:
     pass
@@ -86,14 +88,29 @@ def migrate_consumer_database(spec: ConsumerSpec) -> None:
 
 def processed_ids(conn: sa.Connection, group: str, event_ids: list[str]) -> set[str]:
     """Which of ``event_ids`` the group has processed."""
-    return set(
-        conn.execute(
-            sa.select(processed_events.c.event_id).where(
-                processed_events.c.group == group,
-                one_of(conn, processed_events.c.event_id, event_ids),
-            )
-        ).scalars()
+    dialect = conn.dialect.name
+    query = sa.select(processed_events.c.event_id).where(
+        processed_events.c.group == group,
+        one_of_bound(dialect, processed_events.c.event_id, "ids"),
     )
+    return set(conn.execute(query, {"ids": bound_values(dialect, event_ids)}).scalars())
+
+
+@functools.cache
+def _processed_or_parked(dialect: str) -> sa.CompoundSelect[Any]:
+    """The query of ``processed_or_parked``, built once per dialect (each batch runs it)."""
+    group = sa.bindparam("group", type_=sa.String)
+    processed = sa.select(
+        processed_events.c.event_id, sa.null().cast(sa.String).label("interview_id")
+    ).where(
+        processed_events.c.group == group,
+        one_of_bound(dialect, processed_events.c.event_id, "event_ids"),
+    )
+    parked = sa.select(parked_events.c.event_id, parked_events.c.interview_id).where(
+        parked_events.c.group == group,
+        one_of_bound(dialect, parked_events.c.interview_id, "interview_ids"),
+    )
+    return sa.union_all(processed, parked)
 
 
 def processed_or_parked(
@@ -102,19 +119,18 @@ def processed_or_parked(
     """In one round trip: the ids the group must not apply again (those of
     ``event_ids`` it processed, and every parked event of ``interview_ids``), and
     the interviews among ``interview_ids`` with a parked event (with one of them)."""
-    processed = sa.select(
-        processed_events.c.event_id, sa.null().cast(sa.String).label("interview_id")
-    ).where(
-        processed_events.c.group == group,
-        one_of(conn, processed_events.c.event_id, event_ids),
-    )
-    parked = sa.select(parked_events.c.event_id, parked_events.c.interview_id).where(
-        parked_events.c.group == group,
-        one_of(conn, parked_events.c.interview_id, interview_ids),
-    )
+    dialect = conn.dialect.name
     seen: set[str] = set()
     blocked: dict[str, str] = {}
-    for event_id, interview_id in conn.execute(sa.union_all(processed, parked)):
+    rows = conn.execute(
+        _processed_or_parked(dialect),
+        {
+            "group": group,
+            "event_ids": bound_values(dialect, event_ids),
+            "interview_ids": bound_values(dialect, interview_ids),
+        },
+    )
+    for event_id, interview_id in rows:
         seen.add(event_id)
         if interview_id is not None:
             blocked[interview_id] = event_id
@@ -137,7 +153,20 @@ def upsert_greater(
     conn: sa.Connection, table: sa.Table, keys: dict[str, Any], column: str, value: int
 ) -> None:
     """Sets ``column`` to ``value`` for the row ``keys``, never moving it backwards."""
-    upsert_greater_many(conn, table, [{**keys, column: value}], column)
+    statement = _upsert_greater(conn.dialect.name, table, tuple(keys), column)
+    conn.execute(statement, {**keys, column: value})
+
+
+@functools.cache
+def _upsert_greater(dialect: str, table: sa.Table, keys: tuple[str, ...], column: str) -> Any:
+    """``upsert_greater``'s statement, built once (a consumer runs it every batch)."""
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).values({name: sa.bindparam(name) for name in (*keys, column)})
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={column: stmt.excluded[column]},
+        where=table.c[column] < stmt.excluded[column],
+    )
 
 
 def upsert_greater_many(

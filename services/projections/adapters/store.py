@@ -16,7 +16,6 @@ from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from ...common.db import OnConflictInsert, copy_rows, upsert, write_rows
 from ...common.instants import to_utc
@@ -24,6 +23,7 @@ from ...common.migrations import migrate
 from ...common.privacy import CachingKeys, KeyService
 from ...common.revealed import reveal_event
 from ...common.runner.tables import RUNNER_HISTORY
+from ...common.sql_values import bound_values, one_of_bound
 from ...contracts import EventEnvelope
 from ..fold import EMPTY_ROW, Row, fold
 from ..migrations import HISTORY as PROJECTIONS_HISTORY
@@ -132,36 +132,32 @@ def _generation(row: Any) -> Generation:
     )
 
 
+# The statements every live batch runs, built once.
+_CURRENT = (
+    sa.select(pv_generations)
+    .join(pv_meta, pv_meta.c.generation == pv_generations.c.generation)
+    .where(pv_meta.c.view == VIEW)
+)
+# PostgreSQL: the pointer locked and its generation read in one round trip.
+_CURRENT_HELD = _CURRENT.with_for_update(read=True, of=pv_meta)
+# SQLite: the database write lock, taken by a no-op update of the pointer.
+_HOLD_POINTER = (
+    sa.update(pv_meta).where(pv_meta.c.view == VIEW).values(generation=pv_meta.c.generation)
+)
+
+
 def current_generation(conn: sa.Connection, *, for_write: bool = False) -> Generation | None:
     """The generation the API reads. ``for_write`` holds the pointer against a
     swap until the transaction ends (PostgreSQL: a share lock; SQLite: the
     database write lock, taken by a no-op update)."""
+    query = _CURRENT
     if for_write:
         if conn.dialect.name == "sqlite":
-            conn.execute(
-                sa.update(pv_meta)
-                .where(pv_meta.c.view == VIEW)
-                .values(generation=pv_meta.c.generation)
-            )
-            pointer = conn.execute(
-                sa.select(pv_meta.c.generation).where(pv_meta.c.view == VIEW)
-            ).scalar()
+            conn.execute(_HOLD_POINTER)
         else:
-            # The pointer locked and its generation read in one round trip.
-            row = conn.execute(
-                sa.select(pv_generations)
-                .join(pv_meta, pv_meta.c.generation == pv_generations.c.generation)
-                .where(pv_meta.c.view == VIEW)
-                .with_for_update(read=True, of=pv_meta)
-            ).first()
-            return _generation(row) if row is not None else None
-    else:
-        pointer = conn.execute(
-            sa.select(pv_meta.c.generation).where(pv_meta.c.view == VIEW)
-        ).scalar()
-    if pointer is None:
-        return None
-    return get_generation(conn, pointer)
+            query = _CURRENT_HELD
+    row = conn.execute(query).first()
+    return _generation(row) if row is not None else None
 
 
 def get_generation(conn: sa.Connection, number: int) -> Generation | None:
@@ -305,28 +301,24 @@ def _as_row(row: dict[str, Any]) -> Row:
     return row
 
 
-_IDS = postgresql.ARRAY(sa.String)
+@cache
+def _load_query(dialect: str, table: sa.Table, lock: bool) -> sa.Select[Any]:
+    """``load_rows``' query of one generation's table, built once: the ids go in one
+    parameter, so its text is the same for every batch (an IN list is rendered and
+    parsed anew for each length)."""
+    query = sa.select(table).where(one_of_bound(dialect, table.c.interview_id, "ids"))
+    return query.with_for_update() if lock else query
 
 
 def load_rows(
     conn: sa.Connection, tables: ViewTables, ids: Sequence[str], *, lock: bool = False
 ) -> dict[str, Row]:
     rows: dict[str, Row] = {}
-    t = tables.interviews
-    postgres = conn.dialect.name == "postgresql"
+    dialect = conn.dialect.name
+    query = _load_query(dialect, tables.interviews, lock)
     for start in range(0, len(ids), _LOAD_CHUNK):
         chunk = ids[start : start + _LOAD_CHUNK]
-        # PostgreSQL: one array parameter, so the statement's text is the same for
-        # every batch (an IN list is rendered and parsed anew for each length).
-        match = (
-            t.c.interview_id == sa.any_(sa.bindparam("ids", chunk, type_=_IDS))
-            if postgres
-            else t.c.interview_id.in_(chunk)
-        )
-        query = sa.select(t).where(match)
-        if lock:
-            query = query.with_for_update()
-        result = conn.execute(query)
+        result = conn.execute(query, {"ids": bound_values(dialect, chunk)})
         names = tuple(result.keys())
         for record in result.all():
             row = _as_row(dict(zip(names, record, strict=True)))
