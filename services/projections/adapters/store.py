@@ -330,6 +330,8 @@ def load_rows(
         names = tuple(result.keys())
         for record in result.all():
             row = _as_row(dict(zip(names, record, strict=True)))
+            # The fold takes the row as its own (``in_place``): a list of its own here.
+            row["erased_fields"] = list(row.get("erased_fields") or [])
             rows[row["interview_id"]] = row
     return rows
 
@@ -380,7 +382,8 @@ def apply_events(
     at = now()
     for key, event in keyed:
         result.max_position = max(result.max_position, event.position)
-        folded = fold(rows.get(key), event, key)
+        # The rows are this call's own (read above, or new): folded in place.
+        folded = fold(rows.get(key), event, key, in_place=True)
         if folded.outcome == "duplicate":
             result.duplicates += 1
             continue
