@@ -40,7 +40,11 @@ def copy_into(
     names = ", ".join(f'"{c}"' for c in columns)
     if first is not None:
         names += f', "{order}"'
-    values = [[row[c] for c in columns] for row in rows]
+    if len(columns) == 1:
+        values = [[row[columns[0]]] for row in rows]
+    else:
+        get = operator.itemgetter(*columns)  # the row's values in one call, in C
+        values = [list(get(row)) for row in rows]
     for i, process in converted:
         for row_values in values:
             row_values[i] = process(row_values[i])
