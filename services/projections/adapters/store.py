@@ -371,8 +371,16 @@ def apply_events(
         return result
     if not revealed:
         events = [reveal_event(e, keys) for e in events]
-    # Each interview id as text once per event (the row key, the timeline's column).
-    keyed = [(str(e.interview_id), e) for e in events]
+    # Each interview id as text (the row key, the timeline's column), made once per
+    # interview of the batch: ``str`` of a UUID costs more than finding it by number.
+    texts: dict[int, str] = {}
+    keyed = []
+    for e in events:
+        number = e.interview_id.int
+        key = texts.get(number)
+        if key is None:
+            key = texts[number] = str(e.interview_id)
+        keyed.append((key, e))
     ids = list(dict.fromkeys(key for key, _ in keyed))
     rows = load_rows(conn, tables, ids, lock=lock_rows and conn.dialect.name != "sqlite")
     touched: dict[str, None] = {}
