@@ -21,13 +21,12 @@ import psycopg
 import psycopg_pool
 import sqlalchemy as sa
 from eventsourcing import persistence as es
-from psycopg.adapt import PyFormat
-from psycopg.types.json import Json
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .instants import to_utc
+from .pgcopy import copy_into
 from .settings import POSTGRES_SCHEMES, normalized_database_url
 
 # The database itself failing (down, disconnected, timing out): a reason to retry
@@ -353,7 +352,7 @@ def write_rows(
         # this transaction staged stay out of this one without emptying the table
         # (the commit empties it).
         first = conn.info.get(_ORDER, 0)
-        _copy(conn, cursor, table, stage.name, columns, rows, first)
+        copy_into(conn, cursor, table, stage.name, columns, rows, first, _ORDER)
         conn.info[_ORDER] = first + len(rows)
     order = stage.c[_ORDER]
     source = sa.select(*(stage.c[c] for c in columns)).where(order >= first).order_by(order)
@@ -370,7 +369,7 @@ def copy_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, 
         conn.execute(sa.insert(table), [{c: row[c] for c in columns} for row in rows])
     elif rows:
         with _driver_cursor(conn) as cursor:
-            _copy(conn, cursor, table, table.name, list(table.c.keys()), rows)
+            copy_into(conn, cursor, table, table.name, list(table.c.keys()), rows)
 
 
 @contextmanager
@@ -411,64 +410,6 @@ def committed_together(conn: sa.Connection) -> Iterator[None]:
 
 def _sa_error(what: str, error: psycopg.Error, dialect: sa.Dialect) -> sa_exc.StatementError:
     return sa_exc.DBAPIError.instance(what, None, error, psycopg.Error, dialect=dialect)
-
-
-def _copy(
-    conn: sa.Connection,
-    cursor: psycopg.Cursor[Any],
-    table: sa.Table,
-    into: str,
-    columns: Sequence[str],
-    rows: Sequence[Mapping[str, Any]],
-    first: int | None = None,
-) -> None:
-    """COPY of ``rows``' ``columns`` (values bound as ``table``'s columns bind them) into
-    table ``into``, each row followed by its number from ``first`` when that is given."""
-    dialect = conn.dialect
-    processors = [_copy_processor(table.c[c].type, dialect, cursor) for c in columns]
-    # Only the columns whose type converts the value (most bind as they are).
-    converted = [(i, process) for i, process in enumerate(processors) if process is not None]
-    names = ", ".join(f'"{c}"' for c in columns)
-    if first is not None:
-        names += f', "{_ORDER}"'
-    with cursor.copy(f'COPY "{into}" ({names}) FROM STDIN') as copy:
-        write_row = copy.write_row
-        for number, row in enumerate(rows, first or 0):
-            values = [row[c] for c in columns]
-            for i, process in converted:
-                values[i] = process(values[i])
-            if first is not None:
-                values.append(number)
-            write_row(values)
-
-
-def _copy_processor(
-    type_: sa.types.TypeEngine[Any], dialect: sa.Dialect, cursor: psycopg.Cursor[Any]
-) -> Callable[[Any], Any] | None:
-    """What a value of a column of ``type_`` becomes before psycopg formats it for COPY:
-    the type's bind processor, except that a JSON object or array goes as the text
-    psycopg's JSON dumper would write for it (its ``dumps``), without the wrapper
-    object and the dumper call per value that cost more than the encoding."""
-    impl = type_.dialect_impl(dialect)
-    process = impl.bind_processor(dialect)
-    if process is None or not isinstance(impl, sa.JSON):
-        return process
-    dumps = cursor.adapters.get_dumper(Json, PyFormat.TEXT)(Json, cursor).dumps  # type: ignore[attr-defined]
-
-    def text_of(value: Any) -> str:
-        text = dumps(value)
-        return text if isinstance(text, str) else bytes(text).decode()
-
-    empty_list = text_of([])  # many rows hold one (no fields erased)
-
-    def to_json(value: Any) -> Any:
-        if type(value) is list:
-            return text_of(value) if value else empty_list
-        if type(value) is dict:
-            return text_of(value)
-        return process(value)  # None, SQL NULL, scalars: as the type binds them
-
-    return to_json
 
 
 _ORDER = "stage_order"

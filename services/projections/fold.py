@@ -361,34 +361,29 @@ def new_row(event: EventEnvelope, key: str | None = None) -> Row:
     row = dict(EMPTY_ROW)
     for name in _LIST_COLUMNS:
         row[name] = []
-    row.update(
-        interview_id=str(event.interview_id) if key is None else key,
-        job_id=event.job_id,
-        client_id=event.client_id,
-        freelancer_id=event.freelancer_id,
-        created_position=event.position,
-    )
+    row["interview_id"] = str(event.interview_id) if key is None else key
+    row["job_id"] = event.job_id
+    row["client_id"] = event.client_id
+    row["freelancer_id"] = event.freelancer_id
+    row["created_position"] = event.position
     return row
 
 
 def timeline_entry(event: EventEnvelope, key: str | None = None, at: datetime | None = None) -> Row:
     """The timeline entry of ``event`` (``key``: its interview id as text, ``at``: its
     time in UTC, when the caller has them)."""
-    notes = event.data.get(REVEALED)
-    data = (
-        {k: v for k, v in event.data.items() if k != REVEALED}
-        if REVEALED in event.data
-        else event.data
-    )
+    data = event.data
     key_id: str | None = None
     erased: list[str] = []
-    for name, info in (notes or {}).items():
-        key_id = info.get("key_id") or key_id
-        if info.get("erased"):
-            erased.append(name)
-    sealed = [name for name, value in data.items() if is_sealed(value)]
-    if sealed:
-        raise SealedTextNotRevealedError(f"{event.type} {event.id}: data.{sealed[0]} is sealed")
+    if REVEALED in data:
+        for name, info in (data[REVEALED] or {}).items():
+            key_id = info.get("key_id") or key_id
+            if info.get("erased"):
+                erased.append(name)
+        data = {k: v for k, v in data.items() if k != REVEALED}
+    for name, value in data.items():
+        if is_sealed(value):
+            raise SealedTextNotRevealedError(f"{event.type} {event.id}: data.{name} is sealed")
     return {
         "interview_id": str(event.interview_id) if key is None else key,
         "version": event.version,
@@ -398,7 +393,7 @@ def timeline_entry(event: EventEnvelope, key: str | None = None, at: datetime | 
         "occurred_at": _at(event) if at is None else at,
         "actor_id": event.actor.id,
         "actor_role": event.actor.role,
-        "data": _encode_data(data),
+        "data": _encode_data(data) if data else "{}",
         # The key of the personal text in ``data`` (one per event at most) and the
         # personal fields that were erased.
         "key_id": key_id,
@@ -406,20 +401,25 @@ def timeline_entry(event: EventEnvelope, key: str | None = None, at: datetime | 
     }
 
 
-def fold(row: Row | None, event: EventEnvelope, key: str | None = None) -> Folded:
+def fold(
+    row: Row | None, event: EventEnvelope, key: str | None = None, *, in_place: bool = False
+) -> Folded:
     """Applies ``event`` to a copy of ``row`` (``None``: the interview is new);
-    ``key``: the interview id as text, when the caller has it."""
+    ``key``: the interview id as text, when the caller has it. ``in_place``: the
+    caller gives ``row`` up (it holds no other reference to it or to its lists), so
+    the event is applied to ``row`` itself rather than to a copy."""
     version = event.version
     if row is not None and version <= row["version"] and version not in row["missing"]:
         return Folded("duplicate", row)  # nothing to copy: it changes nothing
     created = row is None
-    current = (
-        new_row(event, key)
-        if row is None
-        else dict(
+    if row is None:
+        current = new_row(event, key)
+    elif in_place:
+        current = row
+    else:
+        current = dict(
             row, missing=list(row["missing"]), erased_fields=list(row.get("erased_fields") or [])
         )
-    )
     at = _at(event)
     if version <= current["version"]:  # a skipped version: it fills its gap
         FACTS[event.type](current, event, at)
@@ -430,13 +430,12 @@ def fold(row: Row | None, event: EventEnvelope, key: str | None = None) -> Folde
     gap = tuple(range(current["version"] + 1, version))
     FACTS[event.type](current, event, at)
     _status(current, event)
-    current["missing"].extend(gap)
-    current["gaps_detected"] += len(gap)
-    current.update(
-        version=version,
-        position=event.position,
-        last_event_type=event.type,
-        updated_at=at,
-    )
+    if gap:
+        current["missing"].extend(gap)
+        current["gaps_detected"] += len(gap)
+    current["version"] = version
+    current["position"] = event.position
+    current["last_event_type"] = event.type
+    current["updated_at"] = at
     _derived(current)
     return Folded("applied", current, gap, timeline_entry(event, key, at), created)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 from datetime import UTC, datetime
 from typing import Any
@@ -241,3 +242,23 @@ def test_the_rebuild_decoder_agrees_with_the_contract_decoder() -> None:
     ):
         with pytest.raises(UnsupportedEventError):
             decode(bad)
+
+
+def test_folding_in_place_makes_the_row_a_copying_fold_makes() -> None:
+    """``in_place`` (the batch writer's rows are its own) changes where the event is
+    applied, never what it makes; without it the row handed in stays as it was."""
+    rng = random.Random(11)
+    plays = [Script(i, "job", "c", f"f{i}", plan) for i, plan in enumerate(FINAL_PLANS)]
+    events = synthetic_events(plays)
+    for play in plays:
+        mine = [e for e in events if e.interview_id == play.interview_id]
+        rng.shuffle(mine)  # gaps, fills and stale events alike
+        copied: dict[str, Any] | None = None
+        in_place: dict[str, Any] | None = None
+        for event in mine:
+            before = copy.deepcopy(copied)
+            folded = fold(copied, event)
+            assert copied == before, "a copying fold changed the row it was given"
+            copied = folded.row
+            in_place = fold(in_place, event, in_place=True).row
+            assert in_place == copied

@@ -322,6 +322,8 @@ def load_rows(
         names = tuple(result.keys())
         for record in result.all():
             row = _as_row(dict(zip(names, record, strict=True)))
+            # The fold takes the row as its own (``in_place``): a list of its own here.
+            row["erased_fields"] = list(row.get("erased_fields") or [])
             rows[row["interview_id"]] = row
     return rows
 
@@ -361,8 +363,16 @@ def apply_events(
         return result
     if not revealed:
         events = [reveal_event(e, keys) for e in events]
-    # Each interview id as text once per event (the row key, the timeline's column).
-    keyed = [(str(e.interview_id), e) for e in events]
+    # Each interview id as text (the row key, the timeline's column), made once per
+    # interview of the batch: ``str`` of a UUID costs more than finding it by number.
+    texts: dict[int, str] = {}
+    keyed = []
+    for e in events:
+        number = e.interview_id.int
+        key = texts.get(number)
+        if key is None:
+            key = texts[number] = str(e.interview_id)
+        keyed.append((key, e))
     ids = list(dict.fromkeys(key for key, _ in keyed))
     rows = load_rows(conn, tables, ids, lock=lock_rows and conn.dialect.name != "sqlite")
     touched: dict[str, None] = {}
@@ -372,7 +382,8 @@ def apply_events(
     at = now()
     for key, event in keyed:
         result.max_position = max(result.max_position, event.position)
-        folded = fold(rows.get(key), event, key)
+        # The rows are this call's own (read above, or new): folded in place.
+        folded = fold(rows.get(key), event, key, in_place=True)
         if folded.outcome == "duplicate":
             result.duplicates += 1
             continue
