@@ -10,6 +10,7 @@ histories before a consumer starts.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -102,23 +103,34 @@ def processed_or_parked(
     """In one round trip: the ids the group must not apply again (those of
     ``event_ids`` it processed, and every parked event of ``interview_ids``), and
     the interviews among ``interview_ids`` with a parked event (with one of them)."""
-    processed = sa.select(
-        processed_events.c.event_id, sa.null().cast(sa.String).label("interview_id")
-    ).where(
-        processed_events.c.group == group,
-        one_of(conn, processed_events.c.event_id, event_ids),
-    )
-    parked = sa.select(parked_events.c.event_id, parked_events.c.interview_id).where(
-        parked_events.c.group == group,
-        one_of(conn, parked_events.c.interview_id, interview_ids),
-    )
+    parameters = {"group": group, "event_ids": event_ids, "interview_ids": interview_ids}
     seen: set[str] = set()
     blocked: dict[str, str] = {}
-    for event_id, interview_id in conn.execute(sa.union_all(processed, parked)):
+    for event_id, interview_id in conn.execute(_processed_or_parked(conn.dialect.name), parameters):
         seen.add(event_id)
         if interview_id is not None:
             blocked[interview_id] = event_id
     return seen, blocked
+
+
+@cache
+def _processed_or_parked(dialect: str) -> sa.CompoundSelect[Any]:
+    """``processed_or_parked``'s statement, built once: each batch binds its ids (a
+    statement built per batch cost more than the query's round trip)."""
+
+    def among(column: sa.Column[str], name: str) -> sa.ColumnElement[bool]:
+        if dialect == "postgresql":  # one array parameter, the same text for any count
+            return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.String)))
+        return column.in_(sa.bindparam(name, expanding=True))
+
+    group = sa.bindparam("group", type_=sa.String)
+    processed = sa.select(
+        processed_events.c.event_id, sa.null().cast(sa.String).label("interview_id")
+    ).where(processed_events.c.group == group, among(processed_events.c.event_id, "event_ids"))
+    parked = sa.select(parked_events.c.event_id, parked_events.c.interview_id).where(
+        parked_events.c.group == group, among(parked_events.c.interview_id, "interview_ids")
+    )
+    return sa.union_all(processed, parked)
 
 
 def record_processed(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
@@ -143,18 +155,22 @@ def upsert_greater(
 def upsert_greater_many(
     conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], column: str
 ) -> None:
-    """``upsert_greater`` of every row (its keys and ``column``) in one statement:
-    one round trip for all the partitions a batch read."""
+    """``upsert_greater`` of every row (its keys and ``column``), one statement built
+    once and run for all the partitions a batch read (one round trip)."""
     if not rows:
         return
+    keys = tuple(k for k in rows[0] if k != column)
+    conn.execute(_upsert_greater(conn.dialect.name, table, keys, column), rows)
+
+
+@cache
+def _upsert_greater(dialect: str, table: sa.Table, keys: tuple[str, ...], column: str) -> Any:
     # The two dialects' inserts share on_conflict_do_update(index_elements=, set_=),
     # but no common type declares it.
-    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table).values(rows)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[k for k in rows[0] if k != column],
-            set_={column: stmt.excluded[column]},
-            where=table.c[column] < stmt.excluded[column],
-        )
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={column: stmt.excluded[column]},
+        where=table.c[column] < stmt.excluded[column],
     )

@@ -148,12 +148,7 @@ def current_generation(conn: sa.Connection, *, for_write: bool = False) -> Gener
             ).scalar()
         else:
             # The pointer locked and its generation read in one round trip.
-            row = conn.execute(
-                sa.select(pv_generations)
-                .join(pv_meta, pv_meta.c.generation == pv_generations.c.generation)
-                .where(pv_meta.c.view == VIEW)
-                .with_for_update(read=True, of=pv_meta)
-            ).first()
+            row = conn.execute(_LOCKED_GENERATION).first()
             return _generation(row) if row is not None else None
     else:
         pointer = conn.execute(
@@ -162,6 +157,15 @@ def current_generation(conn: sa.Connection, *, for_write: bool = False) -> Gener
     if pointer is None:
         return None
     return get_generation(conn, pointer)
+
+
+# Built once: every live batch runs it (building it cost more than the query).
+_LOCKED_GENERATION = (
+    sa.select(pv_generations)
+    .join(pv_meta, pv_meta.c.generation == pv_generations.c.generation)
+    .where(pv_meta.c.view == VIEW)
+    .with_for_update(read=True, of=pv_meta)
+)
 
 
 def get_generation(conn: sa.Connection, number: int) -> Generation | None:
@@ -312,26 +316,29 @@ def load_rows(
     conn: sa.Connection, tables: ViewTables, ids: Sequence[str], *, lock: bool = False
 ) -> dict[str, Row]:
     rows: dict[str, Row] = {}
-    t = tables.interviews
-    postgres = conn.dialect.name == "postgresql"
+    query = _rows_query(tables.interviews, conn.dialect.name == "postgresql", lock)
     for start in range(0, len(ids), _LOAD_CHUNK):
-        chunk = ids[start : start + _LOAD_CHUNK]
-        # PostgreSQL: one array parameter, so the statement's text is the same for
-        # every batch (an IN list is rendered and parsed anew for each length).
-        match = (
-            t.c.interview_id == sa.any_(sa.bindparam("ids", chunk, type_=_IDS))
-            if postgres
-            else t.c.interview_id.in_(chunk)
-        )
-        query = sa.select(t).where(match)
-        if lock:
-            query = query.with_for_update()
-        result = conn.execute(query)
+        result = conn.execute(query, {"ids": ids[start : start + _LOAD_CHUNK]})
         names = tuple(result.keys())
         for record in result.all():
             row = _as_row(dict(zip(names, record, strict=True)))
             rows[row["interview_id"]] = row
     return rows
+
+
+@cache
+def _rows_query(table: sa.Table, postgres: bool, lock: bool) -> sa.Select[Any]:
+    """``load_rows``' statement, built once per table: each batch binds its ids.
+    PostgreSQL: one array parameter, so the statement's text is the same for every
+    batch (an IN list is rendered and parsed anew for each length)."""
+    ids = table.c.interview_id
+    match = (
+        ids == sa.any_(sa.bindparam("ids", type_=_IDS))
+        if postgres
+        else ids.in_(sa.bindparam("ids", expanding=True))
+    )
+    query = sa.select(table).where(match)
+    return query.with_for_update() if lock else query
 
 
 _ROW_KEYS = tuple(EMPTY_ROW)
@@ -430,17 +437,33 @@ def apply_events(
             missing,
             by_version,
         )
-    pg = pv_generations
     conn.execute(
-        sa.update(pg)
-        .where(pg.c.generation == tables.generation)
-        .values(
-            position=sa.case(
-                (pg.c.position < result.max_position, result.max_position), else_=pg.c.position
-            ),
-            events_applied=pg.c.events_applied + result.applied + result.filled,
-            duplicates=pg.c.duplicates + result.duplicates,
-            gaps_detected=pg.c.gaps_detected + len(result.gaps),
-        )
+        _COUNT_APPLIED,
+        {
+            "g": tables.generation,
+            "max_position": result.max_position,
+            "applied": result.applied + result.filled,
+            "duplicates": result.duplicates,
+            "gaps": len(result.gaps),
+        },
     )
     return result
+
+
+def _count_applied() -> sa.Update:
+    """The generation's position and counters moved on by a batch (built once)."""
+    g = pv_generations.c
+    highest = sa.bindparam("max_position", type_=sa.BigInteger)
+    return (
+        sa.update(pv_generations)
+        .where(g.generation == sa.bindparam("g"))
+        .values(
+            position=sa.case((g.position < highest, highest), else_=g.position),
+            events_applied=g.events_applied + sa.bindparam("applied", type_=sa.Integer),
+            duplicates=g.duplicates + sa.bindparam("duplicates", type_=sa.Integer),
+            gaps_detected=g.gaps_detected + sa.bindparam("gaps", type_=sa.Integer),
+        )
+    )
+
+
+_COUNT_APPLIED = _count_applied()
