@@ -408,6 +408,8 @@ def _driver_cursor(conn: sa.Connection) -> Iterator[psycopg.Cursor[Any]]:
 
 
 def sa_error(what: str, error: psycopg.Error, dialect: sa.Dialect) -> sa_exc.StatementError:
+    """A driver's error raised where no statement of SQLAlchemy's was (a COPY, a
+    pipeline's end) as SQLAlchemy raises a statement's: an outage reads as one."""
     return sa_exc.DBAPIError.instance(what, None, error, psycopg.Error, dialect=dialect)
 
 
