@@ -311,6 +311,8 @@ def upsert(
 
 # Rows up to which a bulk write is one multi-row statement rather than a COPY.
 SMALL_BATCH = 50
+# In a Connection's ``info`` while ``common.pipeline.pipelined`` runs (no COPY then).
+PIPELINED = "psycopg pipeline"
 
 
 def write_rows(
@@ -329,13 +331,13 @@ def write_rows(
     ``VALUES`` statement of a few hundred rows costs more than the server's work.
     Values are bound as the executemany would bind them (by the columns' own types).
     A small batch (``SMALL_BATCH`` rows or fewer: light traffic, where each round trip
-    delays the effect) and SQLite (no COPY) run the statement with ``rows`` as its
-    parameters, one multi-row statement in the order given, one round trip instead
-    of four."""
+    delays the effect), a transaction in ``pipelined`` and SQLite (neither has COPY) run
+    the statement with ``rows`` as its parameters, one multi-row statement in the
+    order given, one round trip instead of four."""
     if not rows:
         return []
     columns = list(columns or rows[0])
-    if conn.dialect.name != "postgresql" or len(rows) <= SMALL_BATCH:
+    if not _copies(conn, rows):
         result = conn.execute(statement, [{c: row[c] for c in columns} for row in rows])
         return result.all() if result.returns_rows else []
     table = cast(sa.Table, statement.table)
@@ -363,13 +365,22 @@ def write_rows(
 def copy_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Appends ``rows`` (new ones: no conflict handling) to ``table`` by COPY, values
     bound by the columns' types; PostgreSQL only (``write_rows`` serves both). A
-    small batch is one multi-row ``INSERT`` (one round trip; a COPY takes two)."""
-    if 0 < len(rows) <= SMALL_BATCH:
+    small batch, or any in a transaction in ``pipelined``, is one multi-row ``INSERT``
+    (one round trip; a COPY takes two)."""
+    if rows and not _copies(conn, rows):
         columns = list(table.c.keys())
         conn.execute(sa.insert(table), [{c: row[c] for c in columns} for row in rows])
     elif rows:
         with _driver_cursor(conn) as cursor:
             copy_into(conn, cursor, table, table.name, list(table.c.keys()), rows)
+
+
+def _copies(conn: sa.Connection, rows: Sequence[Any]) -> bool:
+    """Whether a bulk write of ``rows`` goes by COPY: on PostgreSQL, more than
+    ``SMALL_BATCH`` rows, outside ``pipelined`` (where COPY is not allowed)."""
+    return (
+        conn.dialect.name == "postgresql" and len(rows) > SMALL_BATCH and PIPELINED not in conn.info
+    )
 
 
 @contextmanager
@@ -384,31 +395,12 @@ def _driver_cursor(conn: sa.Connection) -> Iterator[psycopg.Cursor[Any]]:
         with driver.cursor() as cursor:
             yield cursor
     except psycopg.Error as error:
-        raise _sa_error("COPY (common.db.write_rows)", error, conn.dialect) from error
+        raise sa_error("COPY (common.db.write_rows)", error, conn.dialect) from error
 
 
-@contextmanager
-def committed_together(conn: sa.Connection) -> Iterator[None]:
-    """The statements ``conn`` executes in the block and then the ``COMMIT`` of its
-    transaction, sent to PostgreSQL together (psycopg's pipeline mode): one round
-    trip for all, where each would take its own. None of them may read a result
-    (rows, a row count) or be a COPY. The transaction ends with the block; the
-    caller's own commit then finds nothing left to do. An error is raised when the
-    block ends, as SQLAlchemy raises a statement's, and nothing is committed.
-    On SQLite the statements run one by one and the caller's commit commits."""
-    if conn.dialect.name != "postgresql":
-        yield
-        return
-    driver = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
-    try:
-        with driver.pipeline():
-            yield
-            driver.execute("COMMIT")
-    except psycopg.Error as error:
-        raise _sa_error("pipeline (common.db.committed_together)", error, conn.dialect) from error
-
-
-def _sa_error(what: str, error: psycopg.Error, dialect: sa.Dialect) -> sa_exc.StatementError:
+def sa_error(what: str, error: psycopg.Error, dialect: sa.Dialect) -> sa_exc.StatementError:
+    """A driver's error raised where no statement of SQLAlchemy's was (a COPY, a
+    pipeline's end) as SQLAlchemy raises a statement's: an outage reads as one."""
     return sa_exc.DBAPIError.instance(what, None, error, psycopg.Error, dialect=dialect)
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -24,14 +25,21 @@ from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
 from services.cli import app as cli_app
-from services.common.db import create_engine
+from services.common.db import SMALL_BATCH, create_engine
 from services.common.kafka import TopicLayout, ensure_topics
 from services.common.migrations import migrate
+from services.common.runner import loop
 from services.common.runner.embedded import EmbeddedSource
 from services.common.runner.kafka_source import KafkaSource
 from services.common.runner.loop import ConsumerRunner
 from services.common.runner.parked import list_parked, prune_processed
-from services.common.runner.tables import RUNNER_HISTORY, consumer_offsets, processed_events
+from services.common.runner.source import SourceRecord
+from services.common.runner.tables import (
+    RUNNER_HISTORY,
+    consumer_offsets,
+    migrate_consumer_database,
+    processed_events,
+)
 from services.contracts import SCHEMA_VERSIONS, EventEnvelope
 from services.interviews.adapters.envelope import event_id
 from services.interviews.bootstrap import InterviewsContainer
@@ -359,8 +367,9 @@ def test_sigterm_stops_a_consumer_process_cleanly(
     script = f"""
 import signal
 from pathlib import Path
-from services.common.db import create_engine
+from services.common.db import SMALL_BATCH, create_engine
 from services.common.runner.kafka_source import KafkaSource
+from services.common.runner import loop
 from services.common.runner.loop import ConsumerRunner
 from tests.integration.eventflow import TEST_LAYOUT, recording_spec
 engine = create_engine(None, Path({str(tmp_path / "sig.sqlite")!r}))
@@ -484,4 +493,36 @@ def test_a_runner_whose_connection_the_server_drops_reconnects_and_applies_each_
         assert runner.stats.errors >= 1, "the dropped session went unnoticed"
     finally:
         stop(runner)
+        engine.dispose()
+
+
+def test_a_light_batch_is_sent_with_its_commit_and_a_heavy_one_goes_by_copy(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Light traffic is applied as it arrives, a few events a batch: each such batch
+    is one pipelined transaction (its writes go with the COMMIT instead of waiting
+    one round trip each), while a backlog's large batches write by COPY, which a
+    pipeline cannot carry. Both apply each event once, in order."""
+    engine = create_engine(postgres_url, Path("unused.sqlite"))
+    pipelined_batches: list[int] = []
+    real_pipelined = loop.pipelined
+
+    def spy(conn: sa.Connection) -> Any:
+        pipelined_batches.append(len(effects(engine, "pipelined")))
+        return real_pipelined(conn)
+
+    monkeypatch.setattr(loop, "pipelined", spy)
+    spec = recording_spec(engine, "pipelined")
+    runner = ConsumerRunner(spec, EmbeddedSource(lambda after, limit: [], threading.Event()))
+    migrate_consumer_database(spec)
+    runner.source.open(spec.group, engine, runner.metrics)
+    light = history(uuid4(), 0)
+    heavy = [e for i in range(1, 13) for e in history(uuid4(), 10 * i)]
+    assert len(light) <= SMALL_BATCH < len(heavy)
+    try:
+        runner.process([SourceRecord(envelope=e) for e in light])
+        runner.process([SourceRecord(envelope=e) for e in heavy])
+        assert pipelined_batches == [0], "only the light batch (the first) is pipelined"
+        check_exactly_once_in_order(effects(engine, "pipelined"), expected_of(light + heavy))
+    finally:
         engine.dispose()

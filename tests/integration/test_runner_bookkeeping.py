@@ -1,5 +1,6 @@
 """The runner's bookkeeping in a consumer's database, read and written in as few
-round trips as a batch allows, on SQLite and PostgreSQL alike."""
+round trips as a batch allows, on SQLite and PostgreSQL alike; and the pipelined
+transaction a light batch is applied in."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from services.common.db import committed_together, create_engine
+from services.common.db import SMALL_BATCH, create_engine, write_rows
+from services.common.pipeline import pipelined
 from services.common.runner.tables import (
     consumer_offsets,
     parked_events,
+    processed_events,
     processed_or_parked,
     record_processed,
     runner_metadata,
@@ -100,7 +103,7 @@ def test_the_bookkeeping_commits_with_the_transaction_or_not_at_all(engine: sa.E
             return {row.partition: row.next_offset for row in rows}
 
     def batch(event_ids: list[str], next_offset: int) -> None:
-        with engine.connect() as conn, conn.begin(), committed_together(conn):
+        with engine.connect() as conn, conn.begin(), pipelined(conn):
             record_processed(
                 conn, [{"group": "g", "event_id": e, "position": 1} for e in event_ids]
             )
@@ -122,3 +125,50 @@ def test_the_bookkeeping_commits_with_the_transaction_or_not_at_all(engine: sa.E
     assert seen == {"e1", "e2"}
     batch(["e3"], 5)  # the connection that failed is fit for the next batch
     assert offsets() == {0: 5}
+
+
+def offsets_row(partition: int, next_offset: int) -> dict[str, object]:
+    return {"group": "g", "topic": "t", "partition": partition, "next_offset": next_offset}
+
+
+def test_a_pipelined_transaction_reads_what_it_wrote_and_writes_any_number_of_rows(
+    engine: sa.Engine,
+) -> None:
+    many = [{"group": "g", "event_id": f"e{i}", "position": i} for i in range(SMALL_BATCH + 10)]
+    statement = sa.insert(processed_events).returning(processed_events.c.event_id)
+    with engine.connect() as conn:
+        with conn.begin(), pipelined(conn):
+            upsert_greater_many(conn, consumer_offsets, [offsets_row(0, 7)], "next_offset")
+            # A read waits for its answer, which brings the write's before it.
+            assert conn.execute(sa.select(consumer_offsets.c.next_offset)).scalar() == 7
+            # More rows than a COPY would take, as one statement (no COPY in a pipeline),
+            # and RETURNING read back in order.
+            returned = write_rows(conn, statement, many)
+            assert [row.event_id for row in returned] == [row["event_id"] for row in many]
+        seen, _ = processed_or_parked(conn, "g", [row["event_id"] for row in many], [])
+    assert seen == {row["event_id"] for row in many}
+
+
+def test_in_a_pipelined_transaction_a_write_does_not_wait_for_its_answer(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    engine = create_engine(postgres_url, tmp_path / "unused.sqlite")
+    runner_metadata.create_all(engine)
+    try:
+        with engine.connect() as conn:
+            record_processed(conn, [{"group": "g", "event_id": "e1", "position": 1}])
+            conn.commit()
+            sent_without_waiting = False
+            with pytest.raises(sa.exc.IntegrityError), conn.begin(), pipelined(conn):
+                upsert_greater_many(conn, consumer_offsets, [offsets_row(0, 3)], "next_offset")
+                # The duplicate id is refused by the server, but the statement returns
+                # at once: its answer comes with the COMMIT, which then fails.
+                record_processed(conn, [{"group": "g", "event_id": "e1", "position": 1}])
+                sent_without_waiting = True
+            assert sent_without_waiting
+            # Nothing of the transaction was committed, and the connection goes on.
+            stored = sa.select(sa.func.count()).select_from(consumer_offsets)
+            assert conn.execute(stored).scalar() == 0
+            conn.rollback()
+    finally:
+        engine.dispose()

@@ -31,8 +31,9 @@ import sqlalchemy as sa
 
 from ...contracts import EventEnvelope, UnsupportedEventError, decode_envelope
 from ..consumer import INFRASTRUCTURE_ERRORS, Batch, ConsumerSpec
-from ..db import SMALL_BATCH, committed_together
+from ..db import SMALL_BATCH
 from ..migrations import SchemaError
+from ..pipeline import pipelined
 from ..readiness import NotReadyError, ReadinessRules, schema_problem
 from .metrics import RunnerMetrics, RunnerStats
 from .parked import count_parked, park
@@ -206,14 +207,21 @@ class ConsumerRunner:
         """``items`` applied and the position after ``records`` stored, in one
         transaction; returns why the consumer refused them (None: committed).
 
+        The small batches of light traffic are ``pipelined``: the writes go with the
+        COMMIT, so the effect is visible a few round trips after the batch was read,
+        not one round trip per statement; a large batch writes by COPY, whose round
+        trips the batch amortises.
+
         Raises what is not the events' fault, never a reason to park: the
         consumer's database being down (run() backs off and replays the batch) or
         a schema this code does not know (run() steps aside)."""
         try:
             conn = self._connection()
-            with conn.begin():
+            together = pipelined(conn) if len(records) <= SMALL_BATCH else contextlib.nullcontext()
+            with conn.begin(), together:
                 applied, duplicates, processed = self._apply(conn, items)
-                self._record(conn, processed, records)
+                record_processed(conn, processed)
+                self.source.store_position(conn, records)
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception as failure:
@@ -228,23 +236,6 @@ class ConsumerRunner:
         self.metrics.processed.labels(self.group).inc(applied)
         self.metrics.duplicates.labels(self.group).inc(duplicates)
         return None
-
-    def _record(
-        self,
-        conn: sa.Connection,
-        processed: list[dict[str, Any]],
-        records: Sequence[SourceRecord],
-    ) -> None:
-        """The batch's bookkeeping: the ids it applied and the source's position. For
-        the small batches of light traffic, sent with the COMMIT in one round trip;
-        a large batch's ids go by COPY, whose round trips the batch amortises."""
-        if len(processed) > SMALL_BATCH:
-            record_processed(conn, processed)
-            self.source.store_position(conn, records)
-            return
-        with committed_together(conn):
-            record_processed(conn, processed)
-            self.source.store_position(conn, records)
 
     def _connection(self) -> sa.Connection:
         """The connection the batches are applied on, held from one batch to the next:

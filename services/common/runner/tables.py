@@ -172,18 +172,9 @@ def _upsert_greater(dialect: str, table: sa.Table, keys: tuple[str, ...], column
 def upsert_greater_many(
     conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], column: str
 ) -> None:
-    """``upsert_greater`` of every row (its keys and ``column``) in one statement:
-    one round trip for all the partitions a batch read."""
+    """``upsert_greater`` of every row (its keys and ``column``), one statement built
+    once and run for all the partitions a batch read (one round trip)."""
     if not rows:
         return
-    # The two dialects' inserts share on_conflict_do_update(index_elements=, set_=),
-    # but no common type declares it.
-    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table).values(rows)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[k for k in rows[0] if k != column],
-            set_={column: stmt.excluded[column]},
-            where=table.c[column] < stmt.excluded[column],
-        )
-    )
+    keys = tuple(k for k in rows[0] if k != column)
+    conn.execute(_upsert_greater(conn.dialect.name, table, keys, column), rows)

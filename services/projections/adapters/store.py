@@ -433,17 +433,33 @@ def apply_events(
             missing,
             by_version,
         )
-    pg = pv_generations
     conn.execute(
-        sa.update(pg)
-        .where(pg.c.generation == tables.generation)
-        .values(
-            position=sa.case(
-                (pg.c.position < result.max_position, result.max_position), else_=pg.c.position
-            ),
-            events_applied=pg.c.events_applied + result.applied + result.filled,
-            duplicates=pg.c.duplicates + result.duplicates,
-            gaps_detected=pg.c.gaps_detected + len(result.gaps),
-        )
+        _COUNT_APPLIED,
+        {
+            "g": tables.generation,
+            "max_position": result.max_position,
+            "applied": result.applied + result.filled,
+            "duplicates": result.duplicates,
+            "gaps": len(result.gaps),
+        },
     )
     return result
+
+
+def _count_applied() -> sa.Update:
+    """The generation's position and counters moved on by a batch (built once)."""
+    g = pv_generations.c
+    highest = sa.bindparam("max_position", type_=sa.BigInteger)
+    return (
+        sa.update(pv_generations)
+        .where(g.generation == sa.bindparam("g"))
+        .values(
+            position=sa.case((g.position < highest, highest), else_=g.position),
+            events_applied=g.events_applied + sa.bindparam("applied", type_=sa.Integer),
+            duplicates=g.duplicates + sa.bindparam("duplicates", type_=sa.Integer),
+            gaps_detected=g.gaps_detected + sa.bindparam("gaps", type_=sa.Integer),
+        )
+    )
+
+
+_COUNT_APPLIED = _count_applied()
