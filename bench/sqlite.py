@@ -6,7 +6,8 @@ following the event store's log in that same process. It is driven by the
 same load generator and hiring flow as :mod:`bench.commands` (16 keep-alive
 clients), and compared with B8, raw ``sqlite3`` single-row INSERT + COMMIT
 with the settings the eventsourcing SQLite recorder uses, on the same disk,
-in the same run. Goal: at least half of B8.
+in the same run. Goal: at least 0.15 of B8 (issue 18's table; issue 8 had
+asked for half).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def run(ctx: Context) -> list[dict[str, Any]]:
             "commands/s",
             baseline=raw["name"],
             baseline_value=raw["value"],
-            goal=0.5,
-            goal_text="≥ 50% of B8",
+            goal=0.15,
+            goal_text="≥ 15% of B8",
         ),
         figure("embedded_sqlite_errors", [errors], "requests", goal=0, higher_is_better=False),
     ]
