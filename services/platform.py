@@ -19,7 +19,7 @@ from typing import Any
 from .asgi_mux import PathMux
 from .common.consumer import ConsumerSpec
 from .common.readiness import ReadinessRules
-from .common.runner.embedded import embedded_runner
+from .common.runner.embedded import SharedLog, embedded_runner
 from .common.runner.loop import ConsumerRunner
 from .common.settings import CommonSettings
 from .common.tracing import setup_tracing
@@ -63,8 +63,16 @@ def create_platform_app() -> PathMux:
     )
     notifications = NotificationsContainer(key_service=keys)
 
+    # Both embedded consumers follow one reading of the log (each event converted once).
+    shared: dict[str, SharedLog] = {}
+
+    def shared_log() -> SharedLog:
+        if "log" not in shared:
+            shared["log"] = embedded_log(interviews.interviews())
+        return shared["log"]
+
     def embedded_factory(spec: ConsumerSpec, registry: Any) -> ConsumerRunner:
-        return embedded_runner_for(interviews.interviews(), spec, registry)
+        return embedded_runner_for(interviews.interviews(), spec, registry, shared_log())
 
     interviews_app = create_app(interviews)
     projections_app = create_projections_app(projections, workers=with_kafka)
@@ -87,6 +95,7 @@ def create_platform_app() -> PathMux:
                     interviews.interviews(),
                     projections_spec(projections),
                     projections.metrics.registry,
+                    shared_log(),
                 ).start()
                 projections.consumer = runner
                 started.append(runner)
@@ -135,17 +144,28 @@ def embedded_feed(
     return InterviewEventFeed(app).read, wake_on_interview_events(app)
 
 
+def embedded_log(app: InterviewsApplication) -> SharedLog:
+    """The event store's interview events as published envelopes, read once for
+    every embedded consumer that follows it (``SharedLog``)."""
+    return SharedLog(InterviewEventFeed(app).read_from_head)
+
+
 def embedded_runner_for(
-    app: InterviewsApplication, spec: ConsumerSpec, registry: Any = None
+    app: InterviewsApplication,
+    spec: ConsumerSpec,
+    registry: Any = None,
+    log: SharedLog | None = None,
 ) -> ConsumerRunner:
-    """A consumer of ``spec`` fed directly by the event store's log (no Kafka)."""
-    read, wake = embedded_feed(app)
+    """A consumer of ``spec`` fed directly by the event store's log (no Kafka),
+    through ``log`` when other consumers share it; its lag is measured against
+    the head its reads found."""
+    log = log or embedded_log(app)
     return embedded_runner(
         spec,
-        read,
-        wake,
+        log.read,
+        wake_on_interview_events(app),
         registry=registry,
-        max_position=app.max_position,
+        max_position=lambda: log.head,
         readiness=app_readiness_rules(),
     )
 
