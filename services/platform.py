@@ -174,18 +174,18 @@ def embedded_runner_for(
     app: InterviewsApplication,
     spec: ConsumerSpec,
     registry: Any = None,
-    log: SharedLog | None = None,
+    shared: SharedLog | None = None,
 ) -> ConsumerRunner:
     """A consumer of ``spec`` fed directly by the event store's log (no Kafka),
-    through ``log`` when other consumers share it; its lag is measured against
-    the head its reads found."""
-    log = log or embedded_log(app)
+    through ``shared`` when other consumers follow it too; its lag is measured
+    against the head its reads found."""
+    store_log = shared or embedded_log(app)
     return embedded_runner(
         spec,
-        log.read,
+        store_log.read,
         wake_on_interview_events(app),
         registry=registry,
-        max_position=lambda: log.head,
+        max_position=lambda: store_log.head,
         readiness=app_readiness_rules(),
     )
 

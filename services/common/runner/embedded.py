@@ -163,7 +163,6 @@ class SharedLog:
         self._end = 0
         self._events: list[EventEnvelope] = []
         self._positions: list[int] = []
-        self.store_reads = 0  # how often the store was read (a test's count)
 
     def read(self, after: int, limit: int) -> list[EventEnvelope]:
         with self._lock:
@@ -189,7 +188,6 @@ class SharedLog:
 
     def _read_store(self, after: int, limit: int) -> list[EventEnvelope]:
         head, events = self._read_from_head(after, limit)
-        self.store_reads += 1
         self.head = max(self.head, head)
         return events
 
