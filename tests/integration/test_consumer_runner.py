@@ -29,7 +29,7 @@ from services.common.db import SMALL_BATCH, create_engine
 from services.common.kafka import TopicLayout, ensure_topics
 from services.common.migrations import migrate
 from services.common.runner import loop
-from services.common.runner.embedded import EmbeddedSource
+from services.common.runner.embedded import EmbeddedSource, SharedLog
 from services.common.runner.kafka_source import KafkaSource
 from services.common.runner.loop import ConsumerRunner
 from services.common.runner.parked import list_parked, prune_processed
@@ -43,6 +43,7 @@ from services.common.runner.tables import (
 from services.contracts import SCHEMA_VERSIONS, EventEnvelope
 from services.interviews.adapters.envelope import event_id
 from services.interviews.bootstrap import InterviewsContainer
+from services.interviews.feed import InterviewEventFeed, wake_on_interview_events
 from services.interviews.settings import InterviewsSettings
 from services.platform import embedded_feed
 from tests.conftest import TEST_SECRET
@@ -203,6 +204,43 @@ def test_embedded_consumer_follows_an_sqlite_store_once_in_order_without_busy_po
         assert again.stats.duplicates == 0
     finally:
         stop(again)
+        container.close()
+
+
+def test_two_embedded_consumers_on_one_reading_of_the_log_each_apply_every_event_once(
+    tmp_path: Path, consumer_engine: sa.Engine
+) -> None:
+    container = InterviewsContainer(
+        InterviewsSettings(database_url=None, data_dir=tmp_path, auth_secret=TEST_SECRET)
+    )
+    app = container.interviews()
+    feed = InterviewEventFeed(app)
+    converted: list[int] = []
+
+    def read_from_head(after: int, limit: int) -> tuple[int, list[EventEnvelope]]:
+        head, envelopes = feed.read_from_head(after, limit)
+        converted.extend(e.position for e in envelopes)
+        return head, envelopes
+
+    log = SharedLog(read_from_head)
+    runners = [
+        ConsumerRunner(
+            recording_spec(consumer_engine, group),
+            EmbeddedSource(log.read, wake_on_interview_events(app), max_position=lambda: log.head),
+        ).start()
+        for group in ("projections", "notifications")
+    ]
+    try:
+        Workload(app).run(300)
+        expected = expected_events(app)
+        for group in ("projections", "notifications"):
+            assert wait_until(lambda g=group: len(effects(consumer_engine, g)) >= len(expected), 60)
+            check_exactly_once_in_order(effects(consumer_engine, group), expected)
+        # One conversion per event for both consumers, and their lag read from it.
+        assert sorted(converted) == sorted(e.position for e in feed.read(0, 10_000))
+        assert [r.source.update_lag(r.metrics, r.group) for r in runners] == [0, 0]
+    finally:
+        stop(*runners)
         container.close()
 
 

@@ -6,6 +6,7 @@ this way; the position is the log's (table ``consumer_positions``).
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import threading
 import time
@@ -131,6 +132,70 @@ class EmbeddedSource:
 
     def close(self) -> None:
         pass
+
+
+class SharedLog:
+    """One reading of the event store's log for every in-process consumer.
+
+    ``read(after, limit)`` answers like ``read_from_head`` would (the events after
+    ``after``, in order, at most ``limit``), but each event is read and converted
+    once, however many consumers follow the log: the events read last (up to
+    ``keep``) stay in a window that covers every event of the log between its
+    ``start`` and its ``end``, and a consumer whose position is in it takes its
+    events from there, reading only what lies after the window. The objects a
+    consumer gets are the ones the conversion built; consumers never change them
+    (envelopes are frozen). A consumer before the window (behind, or replaying)
+    reads the store directly. ``head`` is the log's head as the last read found it:
+    the consumers' lag, with no query of its own.
+    """
+
+    def __init__(
+        self,
+        read_from_head: Callable[[int, int], tuple[int, list[EventEnvelope]]],
+        *,
+        keep: int = 2000,
+    ) -> None:
+        self._read_from_head = read_from_head
+        self.keep = keep
+        self.head = 0
+        self._lock = threading.Lock()
+        self._start = 0  # the window holds every event in (start, end]
+        self._end = 0
+        self._events: list[EventEnvelope] = []
+        self._positions: list[int] = []
+
+    def read(self, after: int, limit: int) -> list[EventEnvelope]:
+        with self._lock:
+            if after < self._start:
+                return self._read_store(after, limit)
+            if after > self._end:  # a consumer ahead of the window: it starts there
+                self._start = self._end = after
+                self._events, self._positions = [], []
+            first = bisect.bisect_right(self._positions, after)
+            events = self._events[first : first + limit]
+            if len(events) < limit:
+                wanted = limit - len(events)
+                fresh = self._read_store(self._end, wanted)
+                self._events += fresh
+                self._positions += [e.position for e in fresh]
+                # Short of ``wanted``: every event up to the head was read (and
+                # maybe a few committed after the head was taken).
+                last = fresh[-1].position if fresh else self._end
+                self._end = last if len(fresh) == wanted else max(last, self.head)
+                events += fresh
+                self._trim()
+            return events
+
+    def _read_store(self, after: int, limit: int) -> list[EventEnvelope]:
+        head, events = self._read_from_head(after, limit)
+        self.head = max(self.head, head)
+        return events
+
+    def _trim(self) -> None:
+        extra = len(self._events) - self.keep
+        if extra > 0:
+            self._start = self._positions[extra - 1]
+            del self._events[:extra], self._positions[:extra]
 
 
 def embedded_runner(

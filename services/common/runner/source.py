@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind
 
 from ...contracts import EventEnvelope
 from ..logs import EventLogContext, trace_id_from
-from ..tracing import context_from, traceparent_of, tracer
+from ..tracing import context_from, span_context_from, traceparent_of, tracer, tracing_exports
 from .metrics import RunnerMetrics
 
 
@@ -97,10 +97,17 @@ def consumer_traceparent(group: str, record: SourceRecord, envelope: EventEnvelo
     and returns its ``traceparent``: the effects that happen later (a webhook sent by
     another worker) continue it. The span marks the event's receipt; it is started
     and ended here, never made the current span, which costs a fraction of a
-    context manager's attach and detach for every event of a batch."""
+    context manager's attach and detach for every event of a batch.
+
+    With nothing exported (``tracing_exports``) the span is not made: nobody would
+    see it, and the effects continue the command's own context instead."""
+    parent = record.traceparent() or envelope.traceparent
+    if not tracing_exports():
+        remote = span_context_from(parent)
+        return traceparent_of(remote) if remote is not None else None
     span = tracer().start_span(
         f"{group} apply",
-        context=context_from(record.traceparent() or envelope.traceparent),
+        context=context_from(parent),
         kind=SpanKind.CONSUMER,
         attributes={
             "messaging.system": "kafka" if record.topic else "event store",

@@ -8,8 +8,8 @@ A batch that fails on a version conflict is retried unit by unit, so exactly
 the commands that lost their race see the conflict.
 
 Each command's events are stamped with its ``traceparent`` (an extra key of the
-stored event's state, outside the dataclass fields the hash chain covers), and
-the batch's span links every command it wrote.
+stored event's state, outside the dataclass fields the hash chain covers), and,
+where spans are exported, the batch's span links every command it wrote.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError, Recording
 
-from ...common.tracing import current_traceparent, links_to, tracer
+from ...common.tracing import current_traceparent, links_to, tracer, tracing_exports
 from ..domain.interview import TRACE_CONTEXT
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,9 @@ class GroupCommitter:
             self._commit(batch)
 
     def _commit(self, batch: list[_Unit]) -> None:
+        if not tracing_exports():  # the batch's span would only be read where exported
+            self._commit_batch(batch)
+            return
         with tracer().start_as_current_span(
             "interviews group commit",
             links=links_to([u.traceparent for u in batch]),
