@@ -377,7 +377,6 @@ def start_scheduler(container: InterviewsContainer, registry: Any = None) -> Sch
 def create_app(container: InterviewsContainer) -> FastAPI:
     """The interviews HTTP app (commands, state, audit)."""
     from .entrypoints import api, audit_api, privacy_api
-    from .entrypoints.direct_routes import DirectRoutes
 
     metrics = Metrics("interviews")
 
@@ -409,9 +408,7 @@ def create_app(container: InterviewsContainer) -> FastAPI:
         auth_secret=container.settings.resolved_auth_secret(),
         metrics=metrics,
         unavailable=UNAVAILABLE,
-        # The command routes, served without FastAPI's per-request machinery (its
-        # router is included first, with no prefix: nothing answers them before).
-        front=lambda app, stack: DirectRoutes(app, stack, api.router.routes),
+        front=api.direct_front,
     )
     _install_domain_metrics(metrics, container)
 
