@@ -253,15 +253,24 @@ class PayloadTooLargeError(HTTPException):
         super().__init__(413, f"the request body is over the limit of {limit // 1024} KiB")
 
 
-def install_observability(app: FastAPI, metrics: Metrics, limit: int = MAX_BODY_BYTES) -> None:
+# Wraps the app's own middleware stack, given the app (e.g. routes it serves
+# without the framework's per-request machinery), inside ``RequestMiddleware``.
+Front = Callable[[FastAPI, ASGIApp], ASGIApp]
+
+
+def install_observability(
+    app: FastAPI, metrics: Metrics, limit: int = MAX_BODY_BYTES, front: Front | None = None
+) -> None:
     """Request metrics, one structured log line per request, a request id header,
     the request's server span with its ``traceparent`` on every response, and the
-    body limit: ``RequestMiddleware``, outside the app's whole middleware stack."""
+    body limit: ``RequestMiddleware``, outside the app's whole middleware stack
+    (and outside ``front``, if given, which wraps that stack)."""
     spans = ServerSpans(metrics.service)
     build = app.build_middleware_stack
 
     def build_middleware_stack() -> ASGIApp:
-        return RequestMiddleware(build(), metrics, spans, limit)
+        stack = build()
+        return RequestMiddleware(front(app, stack) if front else stack, metrics, spans, limit)
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
@@ -449,8 +458,10 @@ def service_app(
     auth_secret: str,
     metrics: Metrics,
     unavailable: tuple[type[Exception], ...],
+    front: Front | None = None,
 ) -> FastAPI:
-    """A service's app: JSON errors (``unavailable``: 503), body limit, metrics, docs."""
+    """A service's app: JSON errors (``unavailable``: 503), body limit, metrics, docs;
+    ``front`` (see ``install_observability``) in front of its middleware stack."""
     app = FastAPI(
         title=title,
         version="1.0.0",
@@ -465,7 +476,7 @@ def service_app(
     app.state.auth_secret = auth_secret
     app.state.metrics = metrics
     install_error_handlers(app, unavailable)
-    install_observability(app, metrics)
+    install_observability(app, metrics, front=front)
     install_offline_docs(app)
     match_documents_last(app)
     return app

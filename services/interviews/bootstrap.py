@@ -408,6 +408,7 @@ def create_app(container: InterviewsContainer) -> FastAPI:
         auth_secret=container.settings.resolved_auth_secret(),
         metrics=metrics,
         unavailable=UNAVAILABLE,
+        front=api.direct_front,
     )
     _install_domain_metrics(metrics, container)
 

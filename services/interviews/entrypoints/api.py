@@ -16,10 +16,11 @@ from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from starlette.types import ASGIApp
 
 from ...common.auth import Principal
 from ...common.calendar import interview_calendar, meeting_description, meeting_summary
@@ -50,6 +51,7 @@ from ..domain import (
     NotAllowedError,
 )
 from ..domain.job import REGISTRARS
+from .direct_routes import DirectRoutes
 from .schemas import (
     CancelRequest,
     CommandResponse,
@@ -608,6 +610,14 @@ async def close_job(
         return model_response(closed)
 
     return await caller.offload(close)
+
+
+def direct_front(app: FastAPI, stack: ASGIApp) -> ASGIApp:
+    """This router's command routes served without FastAPI's per-request
+    machinery (``DirectRoutes``), in front of ``app``'s middleware stack. The
+    router is the app's first, included with no prefix: no route is tried
+    before its own."""
+    return DirectRoutes(app, stack, router.routes)
 
 
 def job_public(job: JobView) -> JobPublic:
