@@ -195,10 +195,8 @@ class EventEnvelope(BaseModel):
 
     @property
     def traceparent(self) -> str | None:
-        try:
-            return self._traceparent
-        except AttributeError:  # never traced
-            return None
+        traceparent: str | None = getattr(self, "_traceparent", None)  # None: never traced
+        return traceparent
 
     def traced(self, traceparent: str | None) -> EventEnvelope:
         """This envelope, carrying ``traceparent`` beside its fields."""
