@@ -64,6 +64,15 @@ def test_an_older_cancellation_gets_the_fields_its_version_lacked() -> None:
             "invalid fields",
         ),
         (json.dumps(envelope_json("interview.invited", extra=1)), "invalid fields"),
+        # An older version to upcast whose actor is no object: refused, never a crash.
+        (
+            json.dumps(
+                envelope_json(
+                    "interview.cancelled", schema_version=1, actor="x", data={"reason": "r"}
+                )
+            ),
+            "invalid fields: 1 error(s): actor:",
+        ),
     ],
 )
 def test_poison_is_refused_with_its_reason(raw: bytes | str, reason: str) -> None:
@@ -77,3 +86,12 @@ def test_a_newer_version_is_refused_even_when_its_fields_look_valid() -> None:
     payload = envelope_json("interview.accepted", schema_version=2)
     with pytest.raises(UnsupportedEventError, match="knows up to 1"):
         decode_envelope(json.dumps(payload))
+
+
+def test_an_older_version_is_upcast_on_the_envelope_it_decodes_to() -> None:
+    """The fast path upcasts the decoded envelope's own ``data``: the same envelope
+    the step-by-step path makes, and the trace that carries it is kept by a copy."""
+    payload = envelope_json("interview.started", schema_version=1, data={"scheduled_at": None})
+    envelope = decode_envelope(json.dumps(payload))
+    assert envelope.data == {"scheduled_at": None, "duration_minutes": 30}
+    assert envelope.model_copy().traced("tp").model_copy().traceparent == "tp"

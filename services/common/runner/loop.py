@@ -37,7 +37,7 @@ from ..pipeline import pipelined
 from ..readiness import NotReadyError, ReadinessRules, schema_problem
 from .metrics import RunnerMetrics, RunnerStats
 from .parked import count_parked, park
-from .source import Source, SourceRecord, consumer_traceparent, event_log_context
+from .source import ReceivedTraceparents, Source, SourceRecord, event_log_context
 from .tables import (
     migrate_consumer_database,
     processed_or_parked,
@@ -276,39 +276,41 @@ class ConsumerRunner:
         interviews that are not parked, parking the others' behind their interview;
         returns how many it applied, how many it skipped as duplicates, and the
         ``processed_events`` rows of those it applied (for the caller to record)."""
-        envelopes = [e for _, e in items if e is not None]
-        if not envelopes:
+        # Each event's ids as text, made once (``str`` of a UUID is not free).
+        keyed = [
+            (str(envelope.id), str(envelope.interview_id), record, envelope)
+            for record, envelope in items
+            if envelope is not None
+        ]
+        if not keyed:
             return 0, 0, []
         seen, blocked = processed_or_parked(
             conn,
             self.group,
-            list({str(e.id) for e in envelopes}),
-            list({str(e.interview_id) for e in envelopes}),
+            list({event_id for event_id, _, _, _ in keyed}),
+            list({interview_id for _, interview_id, _, _ in keyed}),
         )
         batch: list[EventEnvelope] = []
-        traceparents: dict[str, str | None] = {}
+        traceparents = ReceivedTraceparents(self.group)
+        processed: list[dict[str, Any]] = []
         duplicates = 0
-        for record, envelope in items:
-            if envelope is None:
-                continue
-            event_id = str(envelope.id)
+        for event_id, interview_id, record, envelope in keyed:
             if event_id in seen:
                 duplicates += 1
                 continue
             seen.add(event_id)
-            interview_id = str(envelope.interview_id)
             if interview_id in blocked:
                 reason = f"interview parked behind event {blocked[interview_id]}"
                 self._park(conn, record, envelope, reason, attempts=0)
                 continue
-            traceparents[event_id] = consumer_traceparent(self.group, record, envelope)
+            traceparents.receive(event_id, interview_id, record, envelope)
             batch.append(envelope)
+            processed.append(
+                {"group": self.group, "event_id": event_id, "position": envelope.position}
+            )
         if batch:
             self.spec.apply(conn, Batch(batch, traceparents))
             self._recent_parked.extend([False] * min(len(batch), self.readiness.parked_window))
-        processed = [
-            {"group": self.group, "event_id": str(e.id), "position": e.position} for e in batch
-        ]
         return len(batch), duplicates, processed
 
     def _apply_or_park(self, record: SourceRecord, envelope: EventEnvelope) -> None:

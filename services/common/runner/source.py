@@ -4,7 +4,7 @@ position in the consumer's database, in the batch's transaction."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -91,13 +91,20 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def consumer_traceparent(group: str, record: SourceRecord, envelope: EventEnvelope) -> str | None:
+def consumer_traceparent(
+    group: str,
+    record: SourceRecord,
+    envelope: EventEnvelope,
+    event_id: str | None = None,
+    interview_id: str | None = None,
+) -> str | None:
     """Records the consumer span of one event, continuing the command's trace (from
     the Kafka ``traceparent`` header, or, embedded, the envelope read in-process),
     and returns its ``traceparent``: the effects that happen later (a webhook sent by
     another worker) continue it. The span marks the event's receipt; it is started
     and ended here, never made the current span, which costs a fraction of a
-    context manager's attach and detach for every event of a batch.
+    context manager's attach and detach for every event of a batch. ``event_id``
+    and ``interview_id``: the envelope's ids as text, when the caller has them.
 
     With nothing exported (``tracing_exports``) the span is not made: nobody would
     see it, and the effects continue the command's own context instead."""
@@ -113,14 +120,56 @@ def consumer_traceparent(group: str, record: SourceRecord, envelope: EventEnvelo
             "messaging.system": "kafka" if record.topic else "event store",
             "messaging.operation.type": "process",
             "messaging.consumer.group.name": group,
-            "messaging.message.id": str(envelope.id),
-            "interview.id": str(envelope.interview_id),
+            "messaging.message.id": event_id or str(envelope.id),
+            "interview.id": interview_id or str(envelope.interview_id),
             "event.type": envelope.type,
         },
     )
     span.end()
     span_context = span.get_span_context()
     return traceparent_of(span_context) if span_context.is_valid else None
+
+
+class ReceivedTraceparents(Mapping[str, str | None]):
+    """By event id, the ``traceparent`` a batch's effects continue (``Batch.traceparents``).
+
+    While spans are exported (``tracing_exports``) each event's consumer span is
+    recorded as the batch is received (``consumer_traceparent``): a reader of the
+    traces sees every event's receipt in its command's trace. Until then no span is
+    made (nobody would see it) and an event's effects continue the command's own
+    context, as the relay's messages do: the Kafka header, or the envelope read
+    in-process, looked up only for the events whose effects ask (a webhook's
+    delivery), not for every event of every batch."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self._exporting = tracing_exports()
+        self._spans: dict[str, str | None] = {}
+        self._received: dict[str, tuple[SourceRecord, EventEnvelope]] = {}
+
+    def receive(
+        self, event_id: str, interview_id: str, record: SourceRecord, envelope: EventEnvelope
+    ) -> None:
+        """One event of the batch, its ids as text."""
+        if self._exporting:
+            self._spans[event_id] = consumer_traceparent(
+                self.group, record, envelope, event_id, interview_id
+            )
+        else:
+            self._received[event_id] = (record, envelope)
+
+    def __getitem__(self, event_id: str) -> str | None:
+        if self._exporting:
+            return self._spans[event_id]
+        record, envelope = self._received[event_id]
+        parent = span_context_from(record.traceparent() or envelope.traceparent)
+        return traceparent_of(parent) if parent is not None else None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._spans if self._exporting else self._received)
+
+    def __len__(self) -> int:
+        return len(self._spans if self._exporting else self._received)
 
 
 def event_log_context(

@@ -7,34 +7,12 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
-from pydantic import ValidationError
-
-from ...contracts import (
-    SCHEMA_VERSIONS,
-    EventEnvelope,
-    UnsupportedEventError,
-    decode_envelope,
-)
+from ...contracts import EventEnvelope, UnsupportedEventError, decode_envelope
 
 log = logging.getLogger(__name__)
 
 LogReader = Callable[[int, int], Sequence[EventEnvelope]]
 """``read(after, limit)``: up to ``limit`` interview events with position > ``after``, in order."""
-
-
-def decode(raw: bytes) -> EventEnvelope:
-    """``decode_envelope`` with a fast path: pydantic parses and validates the
-    JSON in one pass (about twice as fast); anything else (an older version
-    to upcast, an invalid message) takes the contract's own decoder, so the
-    result and the errors are the same."""
-    try:
-        envelope = EventEnvelope.model_validate_json(raw)
-        if envelope.schema_version == SCHEMA_VERSIONS[envelope.type]:
-            envelope.typed_data()
-            return envelope
-    except ValidationError:
-        pass
-    return decode_envelope(raw)
 
 
 class RebuildSource(Protocol):
@@ -137,7 +115,7 @@ class KafkaTopicSource:
             for record in records:
                 self.next[tp] = record.offset + 1
                 try:
-                    events.append(decode(record.value))
+                    events.append(decode_envelope(record.value))
                 except UnsupportedEventError as error:
                     self.poison += 1
                     log.warning(
