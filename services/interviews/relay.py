@@ -35,6 +35,10 @@ from .settings import RelaySettings
 
 log = logging.getLogger(__name__)
 
+# How often an idle relay looks at the deliveries still awaiting the broker once
+# their checkpoint is due (a look at memory, no read of the log).
+ACK_TICK_SECONDS = 0.005
+
 
 class Positioned(Protocol):
     @property
@@ -186,10 +190,15 @@ class Relay:
             if len(envelopes) == limit and room - limit >= limit:
                 # A backlog: read and convert the next batch while this one is sent.
                 self._prefetch_batch(limit)
+        caught_up = bool(limit) and len(envelopes) < limit
         publish, pending = self._publisher.publish, self._pending
+        if envelopes:
+            # Caught up, each event goes to the broker at once (nothing more is
+            # coming to batch it with); a backlog is sent in full batches, each
+            # read while the last one goes.
+            self._publisher.linger(not caught_up)
         for envelope in envelopes:
             pending.append((envelope.position, publish(envelope)))
-        caught_up = bool(limit) and len(envelopes) < limit
         if caught_up:
             # Every interview event up to store_max has been read: positions
             # are assigned in commit order, so nothing below it can still appear.
@@ -197,18 +206,34 @@ class Relay:
             self._scanned = max(self._scanned, store_max)
         before = self._acked
         self._settle()
-        if pending and (caught_up or room <= len(envelopes)):
-            # Caught up: send now (no linger, nothing more is coming) and wait for
-            # the broker. Full: wait for the broker rather than for more events.
-            # A backlog is sent in full batches, each read while the last one goes.
+        if pending and room <= len(envelopes):
+            # Full: wait for the broker rather than for more events.
             self._publisher.flush(1.0)
             self._settle()
         self._checkpoint()
-        if not envelopes and not self._pending:
-            if self._acked == self._saved:
-                self._progress_at = self.clock()  # caught up: nothing to move
-            self.wake.wait(self._idle_timeout())
+        if caught_up:
+            # Whatever is committed after the read wakes the relay (NOTIFY, or
+            # the application's own listener): no second read to find nothing.
+            self._await_work()
         return bool(envelopes) or self._acked > before
+
+    def _await_work(self) -> None:
+        """Until woken (new events, ``stop()``) or the poll interval is over.
+
+        It never waits for the broker: what was sent is acknowledged while the
+        relay waits here (or reads and sends the next events), and the
+        acknowledgements are settled and recorded every ``checkpoint_seconds``
+        meanwhile, each a look at the deliveries without a read of the log.
+        """
+        poll_until = time.monotonic() + self.settings.poll_seconds
+        while True:
+            if not self._pending and self._acked == self._saved:
+                self._progress_at = self.clock()  # caught up: nothing to move
+            timeout = self._idle_timeout(poll_until)
+            if self.wake.wait(timeout) or time.monotonic() >= poll_until:
+                return
+            self._settle()
+            self._checkpoint()
 
     def _read_batch(self, after: int, limit: int) -> tuple[int, Sequence[Any]]:
         # With the store's max: every event up to it is visible to the read.
@@ -245,12 +270,15 @@ class Relay:
             # All read events are acknowledged: skip the other aggregates' positions too.
             self._acked = max(self._acked, self._scanned)
 
-    def _idle_timeout(self) -> float:
-        """Until the next poll, or sooner if an acknowledged position awaits its checkpoint."""
-        if self._acked <= self._saved:
-            return self.settings.poll_seconds
-        due = self._last_checkpoint + self.settings.checkpoint_seconds - time.monotonic()
-        return min(max(due, 0.001), self.settings.poll_seconds)
+    def _idle_timeout(self, poll_until: float) -> float:
+        """Until the next poll, or sooner while acknowledgements are awaited or an
+        acknowledged position awaits its checkpoint."""
+        now = time.monotonic()
+        timeout = max(poll_until - now, 0.0)
+        if self._acked <= self._saved and not self._pending:
+            return timeout
+        due = self._last_checkpoint + self.settings.checkpoint_seconds - now
+        return min(max(due, ACK_TICK_SECONDS), timeout)
 
     def _checkpoint(self, force: bool = False) -> None:
         now = time.monotonic()
