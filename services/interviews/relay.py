@@ -8,7 +8,9 @@ their ids, so consumers drop the duplicates.
 
 It wakes on PostgreSQL ``NOTIFY`` (``adapters/pg_listen.py``), on the
 in-process listener of the application when it shares the process, and polls
-slowly as a fallback, so it never busy-loops. When Kafka or the database is
+slowly as a fallback, so it never busy-loops. Caught up, it sends each event
+at once and never waits for the broker before reading on: acknowledgements
+are settled and recorded while it waits for the next wake-up. When Kafka or the database is
 down it backs off and retries, and catches up by itself. One relay publishes
 at a time (``adapters/relay_position.py:FencedLease``). ``bootstrap.py`` wires
 it (``RelayProcess``); ``entrypoints/processes.py`` runs it as ``interviewctl relay``.
