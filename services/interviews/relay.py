@@ -37,8 +37,8 @@ from .settings import RelaySettings
 
 log = logging.getLogger(__name__)
 
-# How often an idle relay looks at the deliveries still awaiting the broker once
-# their checkpoint is due (a look at memory, no read of the log).
+# The shortest wait of an idle relay between two looks at its deliveries (a look
+# at memory, no read of the log), when checkpoints are due that often or more.
 ACK_TICK_SECONDS = 0.005
 
 
@@ -280,6 +280,10 @@ class Relay:
         if self._acked <= self._saved and not self._pending:
             return timeout
         due = self._last_checkpoint + self.settings.checkpoint_seconds - now
+        if due <= 0 and self._pending:
+            # Overdue and still awaiting the broker (slow, or down and retried by
+            # the producer): look again a checkpoint interval later.
+            due = self.settings.checkpoint_seconds
         return min(max(due, ACK_TICK_SECONDS), timeout)
 
     def _checkpoint(self, force: bool = False) -> None:
