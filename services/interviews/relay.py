@@ -8,7 +8,9 @@ their ids, so consumers drop the duplicates.
 
 It wakes on PostgreSQL ``NOTIFY`` (``adapters/pg_listen.py``), on the
 in-process listener of the application when it shares the process, and polls
-slowly as a fallback, so it never busy-loops. When Kafka or the database is
+slowly as a fallback, so it never busy-loops. Caught up, it sends each event
+at once and never waits for the broker before reading on: acknowledgements
+are settled and recorded while it waits for the next wake-up. When Kafka or the database is
 down it backs off and retries, and catches up by itself. One relay publishes
 at a time (``adapters/relay_position.py:FencedLease``). ``bootstrap.py`` wires
 it (``RelayProcess``); ``entrypoints/processes.py`` runs it as ``interviewctl relay``.
@@ -34,6 +36,10 @@ from .adapters.relay_position import FencedLease, LostLeadershipError, PositionS
 from .settings import RelaySettings
 
 log = logging.getLogger(__name__)
+
+# The shortest wait of an idle relay between two looks at its deliveries (a look
+# at memory, no read of the log), when checkpoints are due that often or more.
+ACK_TICK_SECONDS = 0.005
 
 
 class Positioned(Protocol):
@@ -186,10 +192,15 @@ class Relay:
             if len(envelopes) == limit and room - limit >= limit:
                 # A backlog: read and convert the next batch while this one is sent.
                 self._prefetch_batch(limit)
+        caught_up = bool(limit) and len(envelopes) < limit
         publish, pending = self._publisher.publish, self._pending
+        if envelopes:
+            # Caught up, each event goes to the broker at once (nothing more is
+            # coming to batch it with); a backlog is sent in full batches, each
+            # read while the last one goes.
+            self._publisher.linger(not caught_up)
         for envelope in envelopes:
             pending.append((envelope.position, publish(envelope)))
-        caught_up = bool(limit) and len(envelopes) < limit
         if caught_up:
             # Every interview event up to store_max has been read: positions
             # are assigned in commit order, so nothing below it can still appear.
@@ -197,18 +208,34 @@ class Relay:
             self._scanned = max(self._scanned, store_max)
         before = self._acked
         self._settle()
-        if pending and (caught_up or room <= len(envelopes)):
-            # Caught up: send now (no linger, nothing more is coming) and wait for
-            # the broker. Full: wait for the broker rather than for more events.
-            # A backlog is sent in full batches, each read while the last one goes.
+        if pending and room <= len(envelopes):
+            # Full: wait for the broker rather than for more events.
             self._publisher.flush(1.0)
             self._settle()
         self._checkpoint()
-        if not envelopes and not self._pending:
-            if self._acked == self._saved:
-                self._progress_at = self.clock()  # caught up: nothing to move
-            self.wake.wait(self._idle_timeout())
+        if caught_up:
+            # Whatever is committed after the read wakes the relay (NOTIFY, or
+            # the application's own listener): no second read to find nothing.
+            self._await_work()
         return bool(envelopes) or self._acked > before
+
+    def _await_work(self) -> None:
+        """Until woken (new events, ``stop()``) or the poll interval is over.
+
+        It never waits for the broker: what was sent is acknowledged while the
+        relay waits here (or reads and sends the next events), and the
+        acknowledgements are settled and recorded every ``checkpoint_seconds``
+        meanwhile, each a look at the deliveries without a read of the log.
+        """
+        poll_until = time.monotonic() + self.settings.poll_seconds
+        while True:
+            if not self._pending and self._acked == self._saved:
+                self._progress_at = self.clock()  # caught up: nothing to move
+            timeout = self._idle_timeout(poll_until)
+            if self.wake.wait(timeout) or time.monotonic() >= poll_until:
+                return
+            self._settle()
+            self._checkpoint()
 
     def _read_batch(self, after: int, limit: int) -> tuple[int, Sequence[Any]]:
         # With the store's max: every event up to it is visible to the read.
@@ -245,12 +272,19 @@ class Relay:
             # All read events are acknowledged: skip the other aggregates' positions too.
             self._acked = max(self._acked, self._scanned)
 
-    def _idle_timeout(self) -> float:
-        """Until the next poll, or sooner if an acknowledged position awaits its checkpoint."""
-        if self._acked <= self._saved:
-            return self.settings.poll_seconds
-        due = self._last_checkpoint + self.settings.checkpoint_seconds - time.monotonic()
-        return min(max(due, 0.001), self.settings.poll_seconds)
+    def _idle_timeout(self, poll_until: float) -> float:
+        """Until the next poll, or sooner while acknowledgements are awaited or an
+        acknowledged position awaits its checkpoint."""
+        now = time.monotonic()
+        timeout = max(poll_until - now, 0.0)
+        if self._acked <= self._saved and not self._pending:
+            return timeout
+        due = self._last_checkpoint + self.settings.checkpoint_seconds - now
+        if due <= 0 and self._pending:
+            # Overdue and still awaiting the broker (slow, or down and retried by
+            # the producer): look again a checkpoint interval later.
+            due = self.settings.checkpoint_seconds
+        return min(max(due, ACK_TICK_SECONDS), timeout)
 
     def _checkpoint(self, force: bool = False) -> None:
         now = time.monotonic()

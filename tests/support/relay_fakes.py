@@ -58,15 +58,17 @@ class FakeDelivery:
 
 @dataclass
 class FakeBroker:
-    """Remembers what was published; acknowledges on flush unless told to refuse."""
+    """Remembers what was published. With ``auto_ack`` it answers each send at once,
+    refusing the first send of a position in ``refuse_once``; without, the sends
+    wait for ``acknowledge()``."""
 
     published: list[EventEnvelope] = field(default_factory=list)
     pending: list[tuple[int, FakeDelivery]] = field(default_factory=list)
-    refuse_next_flush: bool = False
     refuse_once: set[int] = field(default_factory=set)  # positions refused the first time
     auto_ack: bool = True
     connections: int = 0
     flushes: int = 0
+    lingering: list[bool] = field(default_factory=list)  # each ``linger`` call, in order
 
     def connect(self) -> FakeBroker:
         self.connections += 1
@@ -76,20 +78,25 @@ class FakeBroker:
         self.published.append(event)
         delivery = FakeDelivery()
         self.pending.append((event.position, delivery))
+        if self.auto_ack:
+            self.acknowledge()
         return delivery
+
+    def acknowledge(self) -> None:
+        """The broker answers every send still waiting."""
+        for position, delivery in self.pending:
+            delivery.is_done = True
+            if position in self.refuse_once:
+                self.refuse_once.discard(position)
+                delivery.exception = RuntimeError("broker refused")
+        self.pending.clear()
 
     def flush(self, timeout: float) -> bool:
         self.flushes += 1
-        if not self.auto_ack:
-            return False
-        for position, delivery in self.pending:
-            delivery.is_done = True
-            if self.refuse_next_flush or position in self.refuse_once:
-                self.refuse_once.discard(position)
-                delivery.exception = RuntimeError("broker refused")
-        self.refuse_next_flush = False
-        self.pending.clear()
-        return True
+        return not self.pending
+
+    def linger(self, on: bool) -> None:
+        self.lingering.append(on)
 
     def close(self, timeout: float = 5.0) -> None:
         self.pending.clear()

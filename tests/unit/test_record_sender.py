@@ -151,3 +151,33 @@ def test_with_another_partitioner_the_producer_places_every_record() -> None:
     RecordSender(producer, TOPIC, DefaultPartitioner()).send(b"i-1", b"{}", HEADERS)
 
     assert producer.sent == [(TOPIC, b"i-1", b"{}")]
+
+
+class OneBroker:
+    """Cluster metadata: every partition led by broker 0."""
+
+    def leader_for_partition(self, tp: TopicPartition) -> int:
+        return 0
+
+
+def test_a_caught_up_publisher_sends_each_record_at_once_and_a_backlog_lingers() -> None:
+    from kafka.producer.record_accumulator import RecordAccumulator
+
+    from services.interviews.adapters.kafka_publisher import Producer
+
+    accumulator = RecordAccumulator(linger_ms=60_000)
+    producer = FakeProducer({0})
+    producer._accumulator = accumulator  # type: ignore[assignment]
+    publisher = Producer.__new__(Producer)  # kafka-python's real accumulator, no broker
+    publisher._producer, publisher._linger_ms = producer, 60_000
+    tp = TopicPartition(TOPIC, 0)
+
+    publisher.linger(False)
+    accumulator.append(tp, None, b"k", b"v", [])
+    ready, _, _ = accumulator.ready(OneBroker())
+    assert ready == {0}, "caught up: the record is ready to go at once"
+    assert producer._sender.wakeups == 1
+
+    publisher.linger(True)
+    ready, _, _ = accumulator.ready(OneBroker())
+    assert ready == set(), "a backlog's batch waits for more records"

@@ -49,7 +49,7 @@ def test_the_position_moves_only_past_events_the_broker_acknowledged() -> None:
     assert len(broker.published) == 4
     assert positions.saves == [], "nothing acknowledged yet, nothing recorded"
 
-    broker.auto_ack = True
+    broker.acknowledge()
     subject._step()
     assert positions.position == 9, "caught up: past the other aggregates' events too"
 
@@ -60,19 +60,17 @@ def test_a_refused_send_republishes_from_the_recorded_position() -> None:
     broker, positions = FakeBroker(), MemoryPositions()
     subject = relay(feed, broker, positions)
     subject._start()
-    subject._step()  # publishes
-    subject._step()  # nothing new: waits for the acknowledgements, records
+    subject._step()  # publishes, acknowledged, records
     assert positions.position == 4
 
     feed.events, feed.max = events, 9
-    broker.refuse_next_flush = True
+    broker.refuse_once = {5, 8}
     with pytest.raises(RuntimeError, match="refused"):
         for _ in range(3):
             subject._step()
     assert positions.position == 4
     subject._reset()
     subject._start()
-    subject._step()
     subject._step()
     assert [e.position for e in broker.published] == [1, 4, 5, 8, 5, 8]
     assert positions.position == 9
@@ -81,7 +79,7 @@ def test_a_refused_send_republishes_from_the_recorded_position() -> None:
 
 def test_run_backs_off_and_recovers_without_a_restart() -> None:
     events = history()
-    broker, positions = FakeBroker(refuse_next_flush=True), MemoryPositions()
+    broker, positions = FakeBroker(refuse_once={1, 4, 5, 8}), MemoryPositions()
     subject = relay(FakeFeed(events, max_position=9), broker, positions)
     subject.settings = subject.settings.model_copy(update={"max_backoff_seconds": 0.05})
     thread = threading.Thread(target=subject.run)
@@ -112,26 +110,66 @@ def test_a_send_refused_mid_batch_keeps_the_position_before_it_and_is_published_
     assert positions.position == 9
 
 
-def test_a_caught_up_relay_sends_at_once_and_records_in_the_same_round() -> None:
-    broker, positions = FakeBroker(), MemoryPositions()
-    subject = relay(FakeFeed(history()[:2], max_position=4), broker, positions)
+def test_a_caught_up_relay_sends_at_once_and_reads_on_before_the_broker_answers() -> None:
+    events = history()
+    feed = FakeFeed(events[:2], max_position=4)
+    broker, positions = FakeBroker(auto_ack=False), MemoryPositions()
+    subject = relay(feed, broker, positions)
     subject._start()
     subject._step()
-    assert broker.flushes == 1, "no lingering for more: nothing more is coming"
-    assert positions.position == 4
+    assert broker.lingering == [False], "no lingering for more: nothing more is coming"
+
+    feed.events, feed.max = events, 9  # committed while 1 and 4 await the broker
+    subject._step()
+    assert [e.position for e in broker.published] == [1, 4, 5, 8]
+    assert broker.flushes == 0, "it never waited for the broker"
+    assert positions.saves == []
+
+    broker.acknowledge()
+    subject._step()
+    assert positions.position == 9
+
+
+def test_an_idle_relay_records_the_acknowledgements_without_reading_the_log_again() -> None:
+    feed = CountingFeed(history(), max_position=9)
+    broker, positions = FakeBroker(auto_ack=False), MemoryPositions()
+    subject = relay(feed, broker, positions)
+    subject.settings = subject.settings.model_copy(update={"poll_seconds": 60})
+    thread = threading.Thread(target=subject.run)
+    thread.start()
+    try:
+        assert wait_until(lambda: len(broker.published) == 4, 3.0)
+        broker.acknowledge()
+        assert wait_until(lambda: positions.position == 9, 3.0)
+        assert feed.reads == 1, "nothing new was committed: it read the log once, not in a loop"
+    finally:
+        subject.stop()
+        thread.join(5)
+    assert [e.position for e in broker.published] == [1, 4, 5, 8]
+
+
+class CountingFeed(FakeFeed):
+    reads = 0
+
+    def read_from_head(self, after: int, limit: int) -> tuple[int, list[EventEnvelope]]:
+        self.reads += 1
+        return super().read_from_head(after, limit)
 
 
 def test_a_backlog_goes_in_full_batches_without_waiting_for_the_broker_between_them() -> None:
-    broker, positions = FakeBroker(), MemoryPositions()
+    broker, positions = FakeBroker(auto_ack=False), MemoryPositions()
     subject = relay(FakeFeed(history(), max_position=9), broker, positions)
     subject.settings = subject.settings.model_copy(update={"read_batch": 2})
     subject._start()
     subject._step()
     subject._step()
     assert [e.position for e in broker.published] == [1, 4, 5, 8]
+    assert broker.lingering == [True, True], "a backlog's batches linger to fill up"
+    subject._step()  # the log is read to its end
     assert broker.flushes == 0 and positions.saves == []
-    subject._step()  # the log is read to its end: now it waits for the broker
-    assert broker.flushes == 1 and positions.position == 9
+    broker.acknowledge()
+    subject._step()
+    assert positions.position == 9
 
 
 @dataclass
@@ -216,6 +254,6 @@ def test_a_leader_that_records_no_progress_while_there_is_work_is_not_ready() ->
     now[0] += subject.settings.takeover_seconds + 1
     with pytest.raises(NotReadyError, match="no progress"):
         ready()
-    broker.auto_ack = True
+    broker.acknowledge()
     subject._step()
     ready()

@@ -42,6 +42,11 @@ class EventPublisher(Protocol):
         """True when every delivery has settled within ``timeout`` seconds."""
         ...
 
+    def linger(self, on: bool) -> None:
+        """Whether records wait for more to fill a batch (a backlog) or go to the
+        broker as soon as they are sent (caught up: nothing more is coming)."""
+        ...
+
     def close(self, timeout: float = 5.0) -> None: ...
 
 
@@ -91,6 +96,7 @@ class Producer:
         self.topic = topic
         self.layout = layout
         self._producer = KafkaProducer(**settings)
+        self._linger_ms = settings.get("linger_ms", 0)
 
     def flush(self, timeout: float) -> bool:
         from kafka.errors import KafkaTimeoutError
@@ -100,6 +106,26 @@ class Producer:
         except KafkaTimeoutError:
             return False
         return True
+
+    def linger(self, on: bool) -> None:
+        """Records wait up to ``linger_ms`` to fill a batch (``on``), or each is sent
+        as soon as it is appended: what ``flush`` does, without waiting for the
+        broker, so the relay reads on while the broker acknowledges.
+
+        It sets the linger of kafka-python's accumulator, which reads it each time
+        it checks whether a batch is ready; a producer without one (another client
+        version, a fake) keeps its ``linger_ms``.
+        """
+        accumulator = getattr(self._producer, "_accumulator", None)
+        config = getattr(accumulator, "config", None)
+        if not isinstance(config, dict) or "linger_ms" not in config:
+            return
+        linger_ms = self._linger_ms if on else 0
+        if config["linger_ms"] != linger_ms:
+            config["linger_ms"] = linger_ms
+            sender = getattr(self._producer, "_sender", None)
+            if not on and sender is not None:
+                sender.wakeup()  # a batch already waiting out the linger goes now
 
     def close(self, timeout: float = 5.0) -> None:
         self._producer.close(timeout=timeout)
