@@ -11,7 +11,7 @@ chose a zone reads UTC.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo, available_timezones
 import sqlalchemy as sa
 
 from ..common.db import upsert
-from ..common.sql_values import bound_values, one_of_bound
 from .adapters.tables import preferences
 
 DEFAULT_TIME_ZONE = "UTC"
@@ -58,30 +57,13 @@ def parse_time_zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def _zone(name: str | None) -> ZoneInfo:
+def zone_named(name: str | None) -> ZoneInfo:
+    """The stored zone ``name`` (UTC for none, or one a later tzdata dropped: a
+    recipient's texts fall back, never fail)."""
     try:
         return parse_time_zone(name) if name else UTC_ZONE
-    except UnknownTimeZoneError:  # a zone a later tzdata dropped: fall back, never fail
+    except UnknownTimeZoneError:
         return UTC_ZONE
-
-
-def time_zones(conn: sa.Connection, user_ids: Iterable[str]) -> dict[str, ZoneInfo]:
-    """The zones of those of ``user_ids`` who chose one (the rest read UTC), read in
-    the caller's transaction."""
-    ids = sorted(set(user_ids))
-    if not ids:
-        return {}
-    dialect = conn.dialect.name
-    rows = conn.execute(_zones_query(dialect), {"ids": bound_values(dialect, ids)})
-    return {user_id: _zone(name) for user_id, name in rows}
-
-
-@functools.cache
-def _zones_query(dialect: str) -> sa.Select[Any]:
-    """``time_zones``' query, built once (the consumer runs it every batch)."""
-    return sa.select(preferences.c.user_id, preferences.c.time_zone).where(
-        one_of_bound(dialect, preferences.c.user_id, "ids")
-    )
 
 
 class Preferences:

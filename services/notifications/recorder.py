@@ -9,23 +9,28 @@ stored at that moment (``preferences``).
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from ..common.db import insert_ignore, write_rows
+from ..common.sql_values import bound_values, one_of_bound
 from ..common.tracing import current_traceparent
 from ..contracts import EventEnvelope
 from .adapters.tables import (
     deliveries,
     notifications,
+    preferences,
     webhooks,
 )
-from .preferences import time_zones
+from .preferences import zone_named
 from .rules import CalendarChange, Draft, inbox_rows_for_event, uuid5_text, uuid_text
 
 DELIVERY_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:interviews:notification-delivery")
@@ -44,6 +49,59 @@ def email_address(user_id: str, domain: str | None) -> str | None:
     if not domain or not _LOCAL_PART.match(user_id):
         return None
     return f"{user_id}@{domain}"
+
+
+# A recipient's active webhooks: (webhook id, the notification types it receives).
+Hooks = Mapping[str, Sequence[tuple[str, Sequence[str]]]]
+
+
+@dataclass(frozen=True)
+class Audience:
+    """What recording needs to know of some recipients: the time zone of each who
+    chose one (the rest read UTC) and the active webhooks of each who has any."""
+
+    zones: dict[str, ZoneInfo] = field(default_factory=dict)
+    webhooks: dict[str, list[tuple[str, Sequence[str]]]] = field(default_factory=dict)
+
+
+def read_audience(conn: sa.Connection, user_ids: Iterable[str]) -> Audience:
+    """The ``Audience`` of ``user_ids``, in one statement in the caller's transaction
+    (their preferences and their webhooks side by side), rather than one read for
+    the zones and then, per inserted row, a probe for webhooks."""
+    ids = sorted(set(user_ids))
+    audience = Audience()
+    if not ids:
+        return audience
+    dialect = conn.dialect.name
+    rows = conn.execute(_audience_query(dialect), {"ids": bound_values(dialect, ids)})
+    for user_id, time_zone, hook_id, event_types in rows:
+        if hook_id is None:
+            audience.zones[user_id] = zone_named(time_zone)
+        else:
+            audience.webhooks.setdefault(user_id, []).append((hook_id, event_types or []))
+    return audience
+
+
+@functools.cache
+def _audience_query(dialect: str) -> sa.CompoundSelect[Any]:
+    """``read_audience``'s statement, built once (the consumer runs it every batch):
+    a preference row has no webhook id, a webhook row no time zone."""
+    p, w = preferences, webhooks
+    no_types = sa.type_coerce(sa.null(), w.c.event_types.type).label("event_types")
+    return sa.union_all(
+        sa.select(
+            p.c.user_id,
+            p.c.time_zone,
+            sa.type_coerce(sa.null(), w.c.id.type).label("hook_id"),
+            no_types,
+        ).where(one_of_bound(dialect, p.c.user_id, "ids")),
+        sa.select(
+            w.c.owner_id,
+            sa.type_coerce(sa.null(), p.c.time_zone.type),
+            w.c.id,
+            w.c.event_types,
+        ).where(one_of_bound(dialect, w.c.owner_id, "ids"), w.c.active.is_(True)),
+    )
 
 
 class NotificationRecorder:
@@ -72,27 +130,28 @@ class NotificationRecorder:
         calendar event as that event left it, stored in the details so the e-mail
         carries it as an ``.ics``. ``traceparents``: by event id, the span that
         applied it (its deliveries continue that trace); else the current span's."""
-        zones = time_zones(conn, {u for e in events for u in (e.client_id, e.freelancer_id)})
+        audience = read_audience(conn, {u for e in events for u in (e.client_id, e.freelancer_id)})
         calendars = calendars or {}
         now = self.clock()
+        zones = audience.zones
         rows = [
             row
             for event in events
             for row in inbox_rows_for_event(event, now, zones, calendars.get(event.id))
         ]
-        return self._record(conn, rows, now, traceparents)
+        return self._record(conn, rows, now, traceparents, audience.webhooks)
 
     def record(
         self,
         conn: sa.Connection,
         drafts: Sequence[Draft],
         traceparents: Mapping[str, str | None] | None = None,
+        webhooks: Hooks | None = None,
     ) -> int:
         """Records drafts not yet recorded (by their stable id); returns how many were new.
 
-        One statement in the common case: the inbox rows, which also say whether
-        their recipient has webhooks (only then are the webhooks read).
-        """
+        ``webhooks``: the recipients' active webhooks as ``read_audience`` read them in
+        this transaction (None: read here)."""
         now = self.clock()
         return self._record(
             conn,
@@ -121,6 +180,7 @@ class NotificationRecorder:
             ],
             now,
             traceparents,
+            webhooks,
         )
 
     def record_notice(self, conn: sa.Connection, notice: dict[str, Any]) -> bool:
@@ -133,33 +193,27 @@ class NotificationRecorder:
         rows: list[dict[str, Any]],
         now: datetime,
         traceparents: Mapping[str, str | None] | None = None,
+        hooks: Hooks | None = None,
     ) -> int:
         if not rows:
             return 0
+        if hooks is None:
+            hooks = read_audience(conn, {row["recipient_id"] for row in rows}).webhooks
         inserted = write_rows(conn, self._insert(conn), rows)
-        if not self.email_domain and not any(row.has_webhooks for row in inserted):
+        if not self.email_domain and not hooks:
             self.recorded += len(inserted)
             return len(inserted)  # no channel but the inbox: no deliveries
         by_id = {row["id"]: row for row in rows}
         # Rows already recorded return nothing: their deliveries were recorded with them.
         new = [by_id[row.id] for row in inserted]
-        with_hooks = {row.recipient_id for row in inserted if row.has_webhooks}
-        hooks: Sequence[sa.Row[Any, Any, Any]] = []
-        if with_hooks:
-            hooks = conn.execute(
-                sa.select(webhooks.c.id, webhooks.c.owner_id, webhooks.c.event_types).where(
-                    webhooks.c.owner_id.in_(with_hooks), webhooks.c.active.is_(True)
-                )
-            ).all()
         outbox = []
         current = current_traceparent()
         for draft in new:
             traceparent = (traceparents or {}).get(draft.get("event_id") or "", current)
             targets: list[tuple[str, str | None, str | None]] = [
-                ("webhook", hook.id, None)
-                for hook in hooks
-                if hook.owner_id == draft["recipient_id"]
-                and draft["type"] in (hook.event_types or [])
+                ("webhook", hook_id, None)
+                for hook_id, event_types in hooks.get(draft["recipient_id"], ())
+                if draft["type"] in event_types
             ]
             address = email_address(draft["recipient_id"], self.email_domain)
             if address is not None:
@@ -195,22 +249,13 @@ class NotificationRecorder:
 
     @classmethod
     def _insert(cls, conn: sa.Connection) -> Any:
+        """The inbox insert: a row already recorded (its stable id) stays, and only the
+        new ones' ids come back (they alone get deliveries and count as recorded)."""
         statement = cls._inserts.get(conn.dialect.name)
         if statement is None:
-            # The inserted row's recipient (a RETURNING expression may read the new row).
-            recipient: sa.ColumnClause[Any] = sa.literal_column(
-                f"{notifications.name}.recipient_id"
-            )
-            has_webhooks = sa.exists().where(
-                webhooks.c.owner_id == recipient, webhooks.c.active.is_(True)
-            )
             statement = cls._inserts[conn.dialect.name] = insert_ignore(
                 conn, notifications
-            ).returning(
-                notifications.c.id,
-                notifications.c.recipient_id,
-                has_webhooks.label("has_webhooks"),
-            )
+            ).returning(notifications.c.id)
         return statement
 
 

@@ -53,8 +53,7 @@ from ..common.sql_values import bound_values, one_of_bound
 from ..contracts import EventEnvelope
 from ..contracts.envelope import RescheduledData, StartedData
 from .adapters.tables import reminder_deadlines
-from .preferences import time_zones
-from .recorder import NotificationRecorder
+from .recorder import NotificationRecorder, read_audience
 from .rules import CalendarChange, Deadline, drafts_for_reminder, uuid_text
 
 log = logging.getLogger(__name__)
@@ -508,7 +507,7 @@ class ReminderWorker(LoopWorker):
             query = query.with_for_update(skip_locked=True)
         sent = skipped = 0
         due = conn.execute(query).all()
-        zones = time_zones(conn, {u for r in due for u in (r.client_id, r.freelancer_id)})
+        audience = read_audience(conn, {u for r in due for u in (r.client_id, r.freelancer_id)})
         for row in due:
             unchanged = sa.and_(
                 t.c.interview_id == row.interview_id,
@@ -542,7 +541,7 @@ class ReminderWorker(LoopWorker):
                 duration_minutes=row.duration_minutes,
                 version=row.version,
             )
-            drafts = drafts_for_reminder(deadline, now, zones)
+            drafts = drafts_for_reminder(deadline, now, audience.zones)
             done = conn.execute(
                 t.update()
                 .where(unchanged)
@@ -555,6 +554,6 @@ class ReminderWorker(LoopWorker):
             if done.rowcount == 1:
                 # Same transaction: the mark and the inbox entry commit together. The
                 # reminder's id is stable, so even a second writer records it once.
-                self.recorder.record(conn, drafts)
+                self.recorder.record(conn, drafts, webhooks=audience.webhooks)
                 sent += 1
         return sent, skipped

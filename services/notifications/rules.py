@@ -340,11 +340,32 @@ def format_when(value: datetime, zone: tzinfo | None = None) -> str:
         local = aware.astimezone(zone or UTC_ZONE)
     except OverflowError:
         local = aware
-    return f"{local:%A} {local.day} {local:%B %Y} at {local:%H:%M} {zone_label(local)}"
+    return f"{format_date(local)} at {local.hour:02d}:{local.minute:02d} {zone_label(local)}"
 
 
 def format_date(value: date) -> str:
-    return f"{value:%A} {value.day} {value:%B %Y}"
+    """``Wednesday 25 November 2026``: English names whatever the process's locale
+    (``strftime``'s ``%A`` and ``%B`` follow ``LC_TIME``, and cost more than the rest
+    of an event's texts)."""
+    return f"{_DAY_NAMES[value.weekday()]} {value.day} {_MONTH_NAMES[value.month]} {value.year}"
+
+
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTH_NAMES = (
+    "",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def _parse_datetime(raw: Any) -> datetime | None:

@@ -5,6 +5,7 @@ and a batch seen again records nothing more."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,79 @@ def test_a_batch_consumed_again_records_nothing_more(
         consumed(container, events)
         assert recorder.recorded == before
         assert recorded(container) == once
+
+
+def statements_of(container: NotificationsContainer, events: list[EventEnvelope]) -> list[str]:
+    """The SQL that consuming ``events`` sends to ``container``'s database."""
+    statements: list[str] = []
+
+    def listener(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(container.engine(), "before_cursor_execute", listener)
+    try:
+        consumed(container, events)
+    finally:
+        sa.event.remove(container.engine(), "before_cursor_execute", listener)
+    return statements
+
+
+def test_a_batch_reads_its_recipients_zones_and_webhooks_in_one_statement(
+    containers: dict[str, NotificationsContainer],
+) -> None:
+    """The zones and the active webhooks of every recipient in one read before the
+    insert: the insert probes no webhook per row, and a paused webhook gets nothing."""
+    for container in containers.values():
+        paused = container.inbox().register_webhook(
+            "c-1", "https://hooks.example/paused", "s3cret-s3cret", ["interview.accepted"]
+        )
+        container.inbox().update_webhook("c-1", paused["id"], active=False)
+        container.inbox().register_webhook(
+            "f-1", "https://hooks.example/f1", "s3cret-s3cret", ["interview.started"]
+        )
+        statements = statements_of(container, a_batch())
+
+        reads = [s for s in statements if "notification_webhooks" in s]
+        assert len(reads) == 1, reads
+        assert "notification_preferences" in reads[0]
+        assert not reads[0].lstrip().upper().startswith("INSERT")
+        urls = {d[2] for d in recorded(container)["deliveries"] if d[1] == "webhook"}
+        assert urls == {"https://hooks.example/c1", "https://hooks.example/f1"}
+        inbox = recorded(container)["inbox"]
+        assert any("CET" in n["message"] for n in inbox if n["recipient_id"] == "c-1")
+
+
+def test_a_batch_is_applied_without_the_cycle_collector_which_comes_back_after(
+    containers: dict[str, NotificationsContainer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The young collections would otherwise run full ones over the whole process for
+    the batch's rows; the collector is on again once the batch is applied, or failed."""
+    container = containers["postgresql"]
+    during: list[bool] = []
+    record_events = container.recorder.record_events
+
+    def spy(*args: Any, **kwargs: Any) -> int:
+        during.append(gc.isenabled())
+        return record_events(*args, **kwargs)
+
+    monkeypatch.setattr(container.recorder, "record_events", spy)
+    assert gc.isenabled()
+    consumed(container, a_batch())
+    assert during == [False]
+    assert gc.isenabled()
+
+    def fail(*_: Any, **__: Any) -> int:
+        raise RuntimeError("the batch fails")
+
+    monkeypatch.setattr(container.recorder, "record_events", fail)
+    with pytest.raises(RuntimeError):
+        consumed(container, a_batch())
+    assert gc.isenabled()
+
+    gc.disable()  # someone else turned it off: it stays off
+    try:
+        monkeypatch.setattr(container.recorder, "record_events", spy)
+        consumed(container, a_batch())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -60,7 +60,7 @@ def crash_mid_round(worker: ReminderWorker) -> None:
     """One round of ``worker`` that dies after marking its rows sent, before the
     inbox entries commit (the process killed mid-transaction)."""
 
-    def crash(*_: Any) -> int:
+    def crash(*_: Any, **__: Any) -> int:
         raise RuntimeError("killed mid-transaction")
 
     worker.recorder.record = crash  # type: ignore[method-assign]

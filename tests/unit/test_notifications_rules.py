@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
@@ -213,6 +213,23 @@ def test_times_show_in_the_zone_with_its_abbreviation_which_follows_daylight_sav
     assert format_when(datetime(2026, 12, 31, 23, 30, tzinfo=UTC), BERLIN) == (
         "Friday 1 January 2027 at 00:30 CET"
     )
+
+
+def test_dates_name_every_weekday_and_month_in_english() -> None:
+    monday = datetime(2026, 11, 30, 9, 5, tzinfo=UTC)
+    days = [format_when(monday + timedelta(days=k)) for k in range(7)]
+    assert [d.split()[0] for d in days] == [
+        "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+    ]  # fmt: skip
+    months = [format_when(datetime(2027, m, 1, tzinfo=UTC)).split()[2] for m in range(1, 13)]
+    assert months == [
+        "January", "February", "March", "April", "May", "June", "July", "August",
+        "September", "October", "November", "December",
+    ]  # fmt: skip
+    assert format_when(datetime(2026, 12, 1, 9, 5, tzinfo=UTC)) == (
+        "Tuesday 1 December 2026 at 09:05 UTC"
+    )
+    assert format_when(datetime(987, 6, 5, 4, 3, tzinfo=UTC)) == "Tuesday 5 June 987 at 04:03 UTC"
 
 
 def test_a_zone_without_an_abbreviation_shows_its_utc_offset() -> None:
