@@ -16,7 +16,6 @@ from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ...common.db import OnConflictInsert, copy_rows, upsert, write_rows
 from ...common.instants import to_utc
@@ -28,6 +27,7 @@ from ...common.sql_values import bound_values, one_of_bound
 from ...contracts import EventEnvelope
 from ..fold import EMPTY_ROW, Row, fold
 from ..migrations import HISTORY as PROJECTIONS_HISTORY
+from .counters import GENERATION_COLUMNS, count_batch
 from .schema import (
     VIEW,
     VIEW_SCHEMAS,
@@ -145,32 +145,9 @@ def _generation(row: Any) -> Generation:
     )
 
 
-def _generation_columns() -> tuple[Any, ...]:
-    """A generation's columns, its counters being its row's plus its counters rows'
-    (``pv_generation_counters``): what every reader of a generation selects."""
-    g, c = pv_generations.c, pv_generation_counters.c
-
-    def aside(of: Any) -> Any:
-        return (
-            sa.select(sa.func.coalesce(of, 0)).where(c.generation == g.generation).scalar_subquery()
-        )
-
-    position = aside(sa.func.max(c.position))
-    return (
-        g.generation,
-        g.schemas,
-        g.state,
-        sa.case((position > g.position, position), else_=g.position).label("position"),
-        (g.events_applied + aside(sa.func.sum(c.events_applied))).label("events_applied"),
-        (g.gaps_detected + aside(sa.func.sum(c.gaps_detected))).label("gaps_detected"),
-    )
-
-
-_GENERATION = _generation_columns()
-
 # The statements every live batch runs, built once.
 _CURRENT = (
-    sa.select(*_GENERATION)
+    sa.select(*GENERATION_COLUMNS)
     .join(pv_meta, pv_meta.c.generation == pv_generations.c.generation)
     .where(pv_meta.c.view == VIEW)
 )
@@ -197,12 +174,14 @@ def current_generation(conn: sa.Connection, *, for_write: bool = False) -> Gener
 
 
 def get_generation(conn: sa.Connection, number: int) -> Generation | None:
-    row = conn.execute(sa.select(*_GENERATION).where(pv_generations.c.generation == number)).first()
+    row = conn.execute(
+        sa.select(*GENERATION_COLUMNS).where(pv_generations.c.generation == number)
+    ).first()
     return _generation(row) if row is not None else None
 
 
 def list_generations(conn: sa.Connection) -> list[Generation]:
-    rows = conn.execute(sa.select(*_GENERATION).order_by(pv_generations.c.generation))
+    rows = conn.execute(sa.select(*GENERATION_COLUMNS).order_by(pv_generations.c.generation))
     return [_generation(r) for r in rows]
 
 
@@ -400,7 +379,7 @@ def apply_events(
     personal texts opened through ``keys`` (``fold.reveal_event``); ``revealed``: the
     caller opened them already (the fold still refuses a sealed text).
 
-    The generation's counters move in the same transaction (``_count``): a writer
+    The generation's counters move in the same transaction (``counters.count_batch``): a writer
     that may run beside others (a live consumer) names its ``counter_slot``, and
     ``fold_slot`` asks to fold that slot's row into the generation's this time."""
     result = ApplyResult()
@@ -478,113 +457,12 @@ def apply_events(
             missing,
             by_version,
         )
-    result.counted_aside = _count(conn, tables.generation, result, counter_slot, fold_slot)
+    result.counted_aside = count_batch(
+        conn,
+        tables.generation,
+        result.max_position,
+        (result.applied + result.filled, result.duplicates, len(result.gaps)),
+        counter_slot,
+        fold_slot,
+    )
     return result
-
-
-def _count(
-    conn: sa.Connection, generation: int, result: ApplyResult, slot: int | None, fold: bool
-) -> bool:
-    """Moves generation ``generation``'s position and counters on by ``result``, in
-    the batch's transaction (so they stay exact whatever is replayed); returns
-    whether the writer's own row (``slot``) may hold counts once it commits.
-
-    The generation's row would serialise the live consumers: its lock is held to
-    the batch's COMMIT. So on PostgreSQL a writer with a ``slot`` takes it only if
-    no other batch holds it (SKIP LOCKED), else adds to its own row of
-    ``pv_generation_counters``, which nobody else writes; ``fold`` moves that row
-    into the generation's once the writer holds it (readers add both, so the
-    move changes no total; a release that reads only the generation's row sees
-    the counts of a slot once folded). SQLite writes one transaction at a time."""
-    params = {
-        "g": generation,
-        "max_position": result.max_position,
-        "applied": result.applied + result.filled,
-        "duplicates": result.duplicates,
-        "gaps": len(result.gaps),
-    }
-    if slot is None or conn.dialect.name != "postgresql":
-        conn.execute(_COUNT_APPLIED, params)
-        return False
-    if conn.execute(_COUNT_APPLIED_UNLESS_HELD, params).first() is None:
-        conn.execute(_COUNT_ASIDE, params | {"slot": slot})
-        return True
-    return fold and fold_counters(conn, generation, slot)
-
-
-def fold_counters(conn: sa.Connection, generation: int, slot: int) -> bool:
-    """Moves counters row ``slot`` of ``generation`` into the generation's row (whose
-    lock the caller holds or takes), in the caller's transaction; False when there
-    was no such row."""
-    c = pv_generation_counters.c
-    mine = (c.generation == generation) & (c.slot == slot)
-    row = conn.execute(
-        sa.select(c.position, c.events_applied, c.duplicates, c.gaps_detected)
-        .where(mine)
-        .with_for_update()
-    ).first()
-    if row is None:
-        return False
-    conn.execute(
-        _COUNT_APPLIED,
-        {
-            "g": generation,
-            "max_position": row.position,
-            "applied": row.events_applied,
-            "duplicates": row.duplicates,
-            "gaps": row.gaps_detected,
-        },
-    )
-    conn.execute(sa.delete(pv_generation_counters).where(mine))
-    return True
-
-
-def _count_applied() -> sa.Update:
-    """The generation's position and counters moved on by a batch (built once)."""
-    g = pv_generations.c
-    highest = sa.bindparam("max_position", type_=sa.BigInteger)
-    return (
-        sa.update(pv_generations)
-        .where(g.generation == sa.bindparam("g"))
-        .values(
-            position=sa.case((g.position < highest, highest), else_=g.position),
-            events_applied=g.events_applied + sa.bindparam("applied", type_=sa.BigInteger),
-            duplicates=g.duplicates + sa.bindparam("duplicates", type_=sa.BigInteger),
-            gaps_detected=g.gaps_detected + sa.bindparam("gaps", type_=sa.BigInteger),
-        )
-    )
-
-
-def _count_aside() -> Any:
-    """PostgreSQL: a batch's counts added to the writer's own counters row (built once)."""
-    c = pv_generation_counters.c
-    statement = pg_insert(pv_generation_counters).values(
-        generation=sa.bindparam("g"),
-        slot=sa.bindparam("slot", type_=sa.BigInteger),
-        position=sa.bindparam("max_position", type_=sa.BigInteger),
-        events_applied=sa.bindparam("applied", type_=sa.BigInteger),
-        duplicates=sa.bindparam("duplicates", type_=sa.BigInteger),
-        gaps_detected=sa.bindparam("gaps", type_=sa.BigInteger),
-    )
-    new = statement.excluded
-    return statement.on_conflict_do_update(
-        index_elements=[c.generation, c.slot],
-        set_={
-            "position": sa.case((c.position < new.position, new.position), else_=c.position),
-            "events_applied": c.events_applied + new.events_applied,
-            "duplicates": c.duplicates + new.duplicates,
-            "gaps_detected": c.gaps_detected + new.gaps_detected,
-        },
-    )
-
-
-_COUNT_APPLIED = _count_applied()
-# The same, only if no other transaction holds the generation's row (else no row).
-_COUNT_APPLIED_UNLESS_HELD = _COUNT_APPLIED.where(
-    pv_generations.c.generation.in_(
-        sa.select(pv_generations.c.generation)
-        .where(pv_generations.c.generation == sa.bindparam("g"))
-        .with_for_update(skip_locked=True)
-    )
-).returning(pv_generations.c.generation)
-_COUNT_ASIDE = _count_aside()
