@@ -327,9 +327,11 @@ def _two_processes_vs_one(
     batch; a repetition with a rebalance inside that window fails the figure."""
     ones: list[float] = []
     twos: list[float] = []
+    loads: list[float] = []
     differ: list[str] = []
     failed: list[str] = []
     for _ in range(ctx.repetitions):
+        loads.append(round(os.getloadavg()[0], 2))
         one_run: dict[str, Any] = {}
         two_run: dict[str, Any] = {}
         one, alone = scale_out.drain(service, admin_url, bootstrap, topic, n, 1, one_run)
@@ -360,6 +362,7 @@ def _two_processes_vs_one(
         f["ratios"] = [round(two / one, 2) for one, two in zip(ones, twos, strict=True)]
     # Two processes need two idle cores: the ratio says as much about the machine.
     f["load_average"] = round(os.getloadavg()[0], 2)
+    f["load_average_per_repetition"] = loads
     f["views_identical"] = not differ
     if differ or failed:
         f["met"] = False
