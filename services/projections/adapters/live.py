@@ -66,7 +66,7 @@ class LiveWriter:
     ) -> None:
         # Opens the events' sealed personal texts as they arrive (common.revealed).
         self.keys = keys
-        # This writer's own counters row of a generation (``store._count``): drawn at
+        # This writer's own counters row of a generation (``counters.count_batch``): drawn at
         # random, so the processes of a consumer group never share one.
         self.counter_slot = secrets.randbits(62) + 1 if counter_slot is None else counter_slot
         # Generations whose counters row of this writer may hold counts to fold.
