@@ -6,11 +6,14 @@ builds the projections or notifications consumer (the shared runner on a
 a line ``go`` on its standard input (so several processes join the group
 together) and stops when that input closes. After each committed batch it prints
 ``<wall-clock time> <events applied so far>``, so the parent can add up several
-processes on one clock.
+processes on one clock; on each rebalance ``assigned|revoked <time> <partitions>``
+(comma-separated, ``-`` for none), so it can tell when each process owned what;
+at the end ``cpu <seconds>``, the CPU time it used.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import threading
@@ -72,6 +75,7 @@ def main(argv: list[str]) -> int:
 
         spec.on_committed = committed
         runner = kafka_runner(spec, bootstrap, topic, layout=TopicLayout(PARTITIONS, -1))
+        _report_rebalances(runner.source)
         print("ready", flush=True)
         if sys.stdin.readline().strip() != "go":
             container.close()
@@ -80,7 +84,28 @@ def main(argv: list[str]) -> int:
         threading.Thread(target=lambda: (sys.stdin.read(), runner.stop()), daemon=True).start()
         runner.join()
         container.close()
+    times = os.times()
+    print(f"cpu {times.user + times.system:.3f}", flush=True)
     return 0
+
+
+def _report_rebalances(source: Any) -> None:
+    """Prints each assignment and revocation of ``source`` (a ``KafkaSource``)."""
+    assigned, revoked = source.on_assigned, source.on_revoked
+
+    def say(what: str, partitions: Any) -> None:
+        parts = ",".join(str(tp.partition) for tp in sorted(partitions)) or "-"
+        print(f"{what} {time.time():.6f} {parts}", flush=True)
+
+    def on_assigned(partitions: Any) -> None:
+        assigned(partitions)
+        say("assigned", partitions)
+
+    def on_revoked(partitions: Any) -> None:
+        revoked(partitions)
+        say("revoked", partitions)
+
+    source.on_assigned, source.on_revoked = on_assigned, on_revoked
 
 
 if __name__ == "__main__":

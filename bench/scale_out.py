@@ -4,9 +4,10 @@
 (``bench.consumer_process``) of a new group, all writing to one fresh database,
 lets them join the group together, and returns when each committed what, and
 a snapshot of what they wrote. ``window_rate`` counts the window in which every
-process was applying (from the last one's first committed batch to the first one's
-last), so neither the group join nor a process left alone with the last
-partitions counts; with one process that is the usual first-to-last-batch rate.
+process was applying its final partitions (from the last one's first committed
+batch after the group settled to the first one's last), so neither the group
+join, nor a rebalance, nor a process left alone with the last partitions counts;
+with one process that is the usual first-to-last-batch rate.
 
 ``views_snapshot`` / ``inbox_snapshot``: the rows a consumer wrote, without
 what legitimately differs between runs (wall-clock stamps, the inbox's serial
@@ -29,29 +30,66 @@ from typing import Any
 from .common import ROOT, fresh_database, python
 
 Marks = list[tuple[float, int]]  # (wall-clock time, events applied so far), one process
+# ("assigned" | "revoked", wall-clock time, partitions), one process's rebalances
+Rebalances = list[tuple[str, float, str]]
 
 
-def window_rate(marks: Sequence[Marks]) -> float:
-    """Events/s of all processes together while every one of them was applying."""
+def window_rate(marks: Sequence[Marks], rebalances: Sequence[Rebalances] | None = None) -> float:
+    """Events/s of all processes together in their steady state: from the moment
+    every process had committed a batch since its last assignment (the group
+    settled: each owns the partitions it keeps) to the first one's last batch.
+
+    Between two batches of a process its count is interpolated (the batch was
+    being applied from the one commit to the next), so a batch that straddles an
+    end of the window counts for its part in it, not whole or not at all: with a
+    few thousand events a batch, whole batches made a short window swing by a
+    fifth. Raises if the group rebalanced inside the window."""
     if any(not m for m in marks):
         raise RuntimeError("a consumer process committed no batch")
-    start = max(m[0][0] for m in marks)
+    moves = rebalances or [[] for _ in marks]
     end = min(m[-1][0] for m in marks)
+    starts = []
+    for m, moved in zip(marks, moves, strict=True):
+        assigned = [t for what, t, _ in moved if what == "assigned" and t < end]
+        settled = max(assigned, default=float("-inf"))
+        starts.append(next((t for t, _ in m if t > settled), m[-1][0]))
+    start = max(starts)
     if end <= start:
         raise RuntimeError("the consumer processes never applied side by side")
+    inside = [(what, t) for moved in moves for what, t, _ in moved if start < t < end]
+    if inside:
+        raise RuntimeError(f"the group rebalanced inside the measured window: {inside}")
 
-    def applied(m: Marks, at: float) -> int:
-        return max((count for t, count in m if t <= at), default=0)
+    def applied(m: Marks, at: float) -> float:
+        before = (m[0][0], 0)  # nothing before the first batch was applied mid-batch
+        for t, count in m:
+            if t >= at:
+                t0, c0 = before
+                return c0 + (count - c0) * (at - t0) / (t - t0) if t > t0 else float(count)
+            before = (t, count)
+        return float(m[-1][1])
 
     return sum(applied(m, end) - applied(m, start) for m in marks) / (end - start)
 
 
 def drain(
-    service: str, admin_url: str, bootstrap: str, topic: str, n: int, processes: int
+    service: str,
+    admin_url: str,
+    bootstrap: str,
+    topic: str,
+    n: int,
+    processes: int,
+    report: dict[str, Any] | None = None,
+    sample_waits: bool = False,
 ) -> tuple[list[Marks], dict[str, Any]]:
     """``processes`` consumer processes of one new group drain ``topic`` (``n``
     events) into one fresh database: each process's marks (``window_rate`` makes
-    their rate) and the snapshot of what they wrote."""
+    their rate) and the snapshot of what they wrote.
+
+    With a ``report`` dict, fills it with each process's rebalances
+    (``rebalances``, for ``window_rate``), the CPU seconds each used (``cpu``) and,
+    with ``sample_waits``, what the database's sessions waited on while they ran
+    (``waits``: sample counts by wait event; the sampling costs a little CPU)."""
     from services.common.runner.tables import migrate_consumer_database
 
     from .consumer_process import spec_for
@@ -76,22 +114,33 @@ def drain(
             for _ in range(processes)
         ]
         marks: list[Marks] = [[] for _ in procs]
+        rebalances: list[list[tuple[str, float, str]]] = [[] for _ in procs]
+        cpu = [0.0 for _ in procs]
         ready = threading.Barrier(processes + 1)
 
         def read(i: int, proc: subprocess.Popen[str]) -> None:
             assert proc.stdout is not None
             for line in proc.stdout:
-                if line.strip() == "ready":
+                words = line.split()
+                if words == ["ready"]:
                     ready.wait(120)
-                    continue
-                t, count = line.split()
-                marks[i].append((float(t), int(count)))
+                elif words[0] == "cpu":
+                    cpu[i] = float(words[1])
+                elif words[0] in ("assigned", "revoked"):
+                    rebalances[i].append((words[0], float(words[1]), words[2]))
+                else:
+                    marks[i].append((float(words[0]), int(words[1])))
 
         readers = [
             threading.Thread(target=read, args=(i, p), daemon=True) for i, p in enumerate(procs)
         ]
         for reader in readers:
             reader.start()
+        sampling = threading.Event()
+        waits: dict[str, int] = {}
+        sampler = threading.Thread(target=_sample_waits, args=(url, sampling, waits), daemon=True)
+        if sample_waits:
+            sampler.start()
         try:
             ready.wait(120)
             for proc in procs:
@@ -105,6 +154,7 @@ def drain(
                     raise RuntimeError(f"{processes} {service} processes applied {applied}/{n}")
                 time.sleep(0.05)
         finally:
+            sampling.set()
             for proc in procs:
                 assert proc.stdin is not None
                 with contextlib.suppress(OSError):
@@ -115,8 +165,44 @@ def drain(
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+            for reader in readers:
+                reader.join(5)
+        if sample_waits:
+            sampler.join(5)
+        if report is not None:
+            report["rebalances"] = rebalances
+            report["waits"] = waits
+            report["cpu"] = cpu
         snapshot = views_snapshot(url) if service == "projections" else inbox_snapshot(url)
     return marks, snapshot
+
+
+def _sample_waits(url: str, stop: threading.Event, waits: dict[str, int]) -> None:
+    """Every 10 ms, what each active session of ``url``'s database waits on
+    (``Lock:transactionid``, ``IO:WALSync``, ``-`` for on CPU), counted into
+    ``waits``; ``samples`` counts the samples."""
+    import sqlalchemy as sa
+
+    from services.common.db import create_engine
+
+    engine = create_engine(url, Path("unused.sqlite"))
+    query = sa.text(
+        "SELECT wait_event_type, wait_event, left(query, 60) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND state = 'active'"
+    )
+    try:
+        with engine.connect() as conn:
+            while not stop.wait(0.01):
+                waits["samples"] = waits.get("samples", 0) + 1
+                for kind, event, sql in conn.execute(query):
+                    key = f"{kind}:{event}" if kind else "-"
+                    if kind == "Lock":
+                        key += f" {' '.join(sql.split())}"
+                    waits[key] = waits.get(key, 0) + 1
+                conn.rollback()
+    finally:
+        engine.dispose()
 
 
 # ------------------------------------------------------------------ snapshots

@@ -213,7 +213,7 @@ def test_interviewctl_migrate_brings_every_database_current_and_says_so(
     for line in (
         "interviews database: interviews created at 0003",
         "interviews database: event store: recorded eventsourcing",
-        "projections database: projections created at 0001",
+        "projections database: projections created at 0002",
         "projections database: runner created at 0001",
         "notifications database: notifications created at 0003",
     ):

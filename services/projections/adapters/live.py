@@ -10,6 +10,7 @@ position commit together, in one transaction.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -61,9 +62,15 @@ class LiveWriter:
         on_result: Callable[[ApplyResult], None] | None = None,
         schemas: Mapping[str, int] = VIEW_SCHEMAS,
         keys: CachingKeys | KeyService | None = None,
+        counter_slot: int | None = None,
     ) -> None:
         # Opens the events' sealed personal texts as they arrive (common.revealed).
         self.keys = keys
+        # This writer's own counters row of a generation (``counters.count_batch``): drawn at
+        # random, so the processes of a consumer group never share one.
+        self.counter_slot = secrets.randbits(62) + 1 if counter_slot is None else counter_slot
+        # Generations whose counters row of this writer may hold counts to fold.
+        self._aside: set[int] = set()
         self.schemas = schemas  # the view schemas this release writes
         self.stats = LiveStats()
         self.on_result = on_result
@@ -104,8 +111,18 @@ class LiveWriter:
                 )
             return
         result = apply_events(
-            conn, view_tables(generation.number), events, keys=self.keys, revealed=True
+            conn,
+            view_tables(generation.number),
+            events,
+            keys=self.keys,
+            revealed=True,
+            counter_slot=self.counter_slot,
+            fold_slot=generation.number in self._aside,
         )
+        if result.counted_aside:
+            self._aside.add(generation.number)
+        else:
+            self._aside.discard(generation.number)
         self.stats.add(result)
         if self.on_result is not None:
             self.on_result(result)

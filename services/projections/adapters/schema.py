@@ -58,6 +58,23 @@ pv_generations = sa.Table(
 )
 
 
+# A generation's counters as the live consumers move them: each process adds a
+# batch's counts to the generation's own row when no other batch holds it, else to
+# its own row here (``slot``: drawn at random per process), in the batch's
+# transaction either way; a later batch of the process folds its row into the
+# generation's. A generation's counters are its row plus these (``store``).
+pv_generation_counters = sa.Table(
+    "pv_generation_counters",
+    meta,
+    sa.Column("generation", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("slot", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("events_applied", sa.BigInteger, nullable=False),
+    sa.Column("duplicates", sa.BigInteger, nullable=False),
+    sa.Column("gaps_detected", sa.BigInteger, nullable=False),
+)
+
+
 @dataclass(frozen=True)
 class ViewTables:
     generation: int

@@ -27,7 +27,16 @@ from ...common.sql_values import bound_values, one_of_bound
 from ...contracts import EventEnvelope
 from ..fold import EMPTY_ROW, Row, fold
 from ..migrations import HISTORY as PROJECTIONS_HISTORY
-from .schema import VIEW, VIEW_SCHEMAS, ViewTables, pv_generations, pv_meta, view_tables
+from .counters import GENERATION_COLUMNS, count_batch
+from .schema import (
+    VIEW,
+    VIEW_SCHEMAS,
+    ViewTables,
+    pv_generation_counters,
+    pv_generations,
+    pv_meta,
+    view_tables,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +77,10 @@ class ApplyResult:
     gaps: list[tuple[str, int, int]] = field(default_factory=list)  # (id, missing, by version)
     max_position: int = 0
     skipped: int = 0  # not applied: the generation awaits a schema rebuild
+    # The writer's own counters row may hold counts once this batch commits: counted
+    # there (another batch held the generation's row), or folded from it by this
+    # batch (a fold rolled back leaves it; the next batch finds out).
+    counted_aside: bool = False
 
     def add(self, other: ApplyResult) -> None:
         self.applied += other.applied
@@ -134,7 +147,7 @@ def _generation(row: Any) -> Generation:
 
 # The statements every live batch runs, built once.
 _CURRENT = (
-    sa.select(pv_generations)
+    sa.select(*GENERATION_COLUMNS)
     .join(pv_meta, pv_meta.c.generation == pv_generations.c.generation)
     .where(pv_meta.c.view == VIEW)
 )
@@ -162,13 +175,13 @@ def current_generation(conn: sa.Connection, *, for_write: bool = False) -> Gener
 
 def get_generation(conn: sa.Connection, number: int) -> Generation | None:
     row = conn.execute(
-        sa.select(pv_generations).where(pv_generations.c.generation == number)
+        sa.select(*GENERATION_COLUMNS).where(pv_generations.c.generation == number)
     ).first()
     return _generation(row) if row is not None else None
 
 
 def list_generations(conn: sa.Connection) -> list[Generation]:
-    rows = conn.execute(sa.select(pv_generations).order_by(pv_generations.c.generation))
+    rows = conn.execute(sa.select(*GENERATION_COLUMNS).order_by(pv_generations.c.generation))
     return [_generation(r) for r in rows]
 
 
@@ -270,6 +283,11 @@ def drop_generations(engine: sa.Engine, keep: Iterable[int] = ()) -> list[int]:
                 .where(pv_generations.c.generation == gen.number)
                 .values(state="dropped")
             )
+            conn.execute(
+                sa.delete(pv_generation_counters).where(
+                    pv_generation_counters.c.generation == gen.number
+                )
+            )
         dropped.append(gen.number)
     return dropped
 
@@ -354,10 +372,16 @@ def apply_events(
     lock_rows: bool = True,
     keys: CachingKeys | KeyService | None = None,
     revealed: bool = False,
+    counter_slot: int | None = None,
+    fold_slot: bool = False,
 ) -> ApplyResult:
     """Folds ``events`` (in the order given) into generation ``tables``, their sealed
     personal texts opened through ``keys`` (``fold.reveal_event``); ``revealed``: the
-    caller opened them already (the fold still refuses a sealed text)."""
+    caller opened them already (the fold still refuses a sealed text).
+
+    The generation's counters move in the same transaction (``counters.count_batch``): a writer
+    that may run beside others (a live consumer) names its ``counter_slot``, and
+    ``fold_slot`` asks to fold that slot's row into the generation's this time."""
     result = ApplyResult()
     if not events:
         return result
@@ -433,33 +457,12 @@ def apply_events(
             missing,
             by_version,
         )
-    conn.execute(
-        _COUNT_APPLIED,
-        {
-            "g": tables.generation,
-            "max_position": result.max_position,
-            "applied": result.applied + result.filled,
-            "duplicates": result.duplicates,
-            "gaps": len(result.gaps),
-        },
+    result.counted_aside = count_batch(
+        conn,
+        tables.generation,
+        result.max_position,
+        (result.applied + result.filled, result.duplicates, len(result.gaps)),
+        counter_slot,
+        fold_slot,
     )
     return result
-
-
-def _count_applied() -> sa.Update:
-    """The generation's position and counters moved on by a batch (built once)."""
-    g = pv_generations.c
-    highest = sa.bindparam("max_position", type_=sa.BigInteger)
-    return (
-        sa.update(pv_generations)
-        .where(g.generation == sa.bindparam("g"))
-        .values(
-            position=sa.case((g.position < highest, highest), else_=g.position),
-            events_applied=g.events_applied + sa.bindparam("applied", type_=sa.Integer),
-            duplicates=g.duplicates + sa.bindparam("duplicates", type_=sa.Integer),
-            gaps_detected=g.gaps_detected + sa.bindparam("gaps", type_=sa.Integer),
-        )
-    )
-
-
-_COUNT_APPLIED = _count_applied()
