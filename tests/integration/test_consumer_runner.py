@@ -398,6 +398,48 @@ def test_offsets_live_in_the_consumer_database_across_restarts_and_rebalances(
         stop(a, b)
 
 
+class CountedRebalances(KafkaSource):
+    """A source that remembers every assignment and revocation the group made."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.moves: list[tuple[str, list[int]]] = []
+
+    def on_assigned(self, partitions: Any) -> None:
+        self.moves.append(("assigned", sorted(p.partition for p in partitions)))
+        super().on_assigned(partitions)
+
+    def on_revoked(self, partitions: Any) -> None:
+        if partitions:
+            self.moves.append(("revoked", sorted(p.partition for p in partitions)))
+        super().on_revoked(partitions)
+
+
+@pytest.mark.kafka
+def test_a_consumer_that_joins_its_group_keeps_its_first_assignment(
+    kafka_bootstrap: str, topic: str, consumer_engine: sa.Engine
+) -> None:
+    """A group's start is one rebalance, not two: a second one right after the first
+    batch stalls every other member of a larger group until its next heartbeat."""
+    events = [e for i in range(6) for e in history(uuid4(), 1000 * i)]
+    produce(kafka_bootstrap, topic, as_messages(events))
+    source = CountedRebalances(kafka_bootstrap, topic, layout=TopicLayout(3, -1))
+    runner = ConsumerRunner(recording_spec(consumer_engine, "one-join"), source).start()
+    try:
+        assert wait_until(lambda: runner.stats.processed >= len(events), 60)
+        # The metadata that used to set off the second rebalance arrives within
+        # a poll or two of the first batch; give it ample time to.
+        more = [e for i in range(6, 9) for e in history(uuid4(), 1000 * i)]
+        produce(kafka_bootstrap, topic, as_messages(more))
+        assert wait_until(lambda: runner.stats.processed >= len(events + more), 60)
+        time.sleep(1.5)
+    finally:
+        stop(runner)
+    # One assignment, then the revocation of stopping; not assigned, revoked and
+    # assigned again while it ran.
+    assert source.moves == [("assigned", [0, 1, 2]), ("revoked", [0, 1, 2])], source.moves
+
+
 @pytest.mark.kafka
 def test_sigterm_stops_a_consumer_process_cleanly(
     kafka_bootstrap: str, topic: str, tmp_path: Path

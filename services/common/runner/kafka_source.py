@@ -103,8 +103,16 @@ class KafkaSource:
             self.bootstrap_servers, self.topic, self.layout, client_id=f"{group}-admin"
         )
         self.consumer = KafkaConsumer(**(settings | self.consumer_overrides))
-        self._await_partitions()
+        # Subscribed first, so that the metadata the wait below fetches is the
+        # subscription's: the group's leader then assigns on metadata that lists
+        # the topic's partitions. Fetched before subscribing, kafka-python's
+        # coordinator kept an empty snapshot of the subscription, assigned on it,
+        # and when the next metadata named the partitions it saw a change and
+        # made the whole group rebalance again right after its first batch: a
+        # moment alone, but a member of a larger group stalled until its next
+        # heartbeat (up to 3 s) at every start.
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+        self._await_partitions()
 
     def _await_partitions(self, timeout: float = 30.0) -> None:
         """Joins the group only once the topic's partitions are known: a topic created
