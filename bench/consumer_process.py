@@ -75,6 +75,14 @@ def main(argv: list[str]) -> int:
 
         spec.on_committed = committed
         runner = kafka_runner(spec, bootstrap, topic, layout=TopicLayout(PARTITIONS, -1))
+        # The processes of a run start together, but the broker forms a group
+        # without waiting (group.initial.rebalance.delay.ms=0 in scripts/services.sh):
+        # the first to join takes every partition, and with the service's 3 s
+        # heartbeat it learns of the second member's join only up to 3 s later,
+        # draining alone meanwhile (sometimes the whole topic). Heartbeats every
+        # 100 ms make the group split within a moment; the figure measures the
+        # apply side by side, not how fast a group forms.
+        runner.source.consumer_overrides["heartbeat_interval_ms"] = 100
         _report_rebalances(runner.source)
         print("ready", flush=True)
         if sys.stdin.readline().strip() != "go":
