@@ -11,6 +11,7 @@ silently left out.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import threading
@@ -65,13 +66,11 @@ def create_platform_app() -> PathMux:
     )
     notifications = NotificationsContainer(key_service=keys)
 
-    # Both embedded consumers follow one reading of the log (each event converted once).
-    shared: dict[str, SharedLog] = {}
-
+    @functools.cache
     def shared_log() -> SharedLog:
-        if "log" not in shared:
-            shared["log"] = embedded_log(interviews.interviews())
-        return shared["log"]
+        """The one reading of the log both embedded consumers follow (each event
+        converted once), made when the first of them starts."""
+        return embedded_log(interviews.interviews())
 
     def embedded_factory(spec: ConsumerSpec, registry: Any) -> ConsumerRunner:
         return embedded_runner_for(interviews.interviews(), spec, registry, shared_log())

@@ -162,8 +162,7 @@ class ReceivedTraceparents(Mapping[str, str | None]):
         if self._exporting:
             return self._spans[event_id]
         record, envelope = self._received[event_id]
-        parent = span_context_from(record.traceparent() or envelope.traceparent)
-        return traceparent_of(parent) if parent is not None else None
+        return consumer_traceparent(self.group, record, envelope, event_id)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._spans if self._exporting else self._received)
