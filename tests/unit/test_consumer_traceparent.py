@@ -4,7 +4,6 @@ spans are exported, the command's own when nothing would ever see that span."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 
@@ -12,6 +11,7 @@ from services.common.runner import source
 from services.common.runner.source import SourceRecord, consumer_traceparent
 from services.common.tracing import setup_tracing
 from services.contracts import EventEnvelope
+from tests.support import relay_fakes
 
 pytestmark = pytest.mark.unit
 
@@ -19,22 +19,7 @@ GIVEN = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def envelope(traceparent: str | None) -> EventEnvelope:
-    return EventEnvelope(
-        id=uuid.uuid4(),
-        type="interview.accepted",
-        schema_version=1,
-        interview_id=uuid.uuid4(),
-        version=2,
-        position=7,
-        occurred_at=datetime.now(UTC),
-        actor={"id": "f", "role": "freelancer"},  # type: ignore[arg-type]
-        job_id="j",
-        client_id="c",
-        freelancer_id="f",
-        correlation_id="corr",
-        causation_id="x",
-        data={},
-    ).traced(traceparent)
+    return relay_fakes.envelope(uuid.uuid4(), 2, 7).traced(traceparent)
 
 
 class NoSpans:

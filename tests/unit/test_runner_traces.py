@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -24,6 +23,7 @@ from services.common.runner.tables import migrate_consumer_database
 from services.common.tracing import setup_tracing
 from services.contracts import EventEnvelope
 from tests.conftest import GIVEN_TRACEPARENT
+from tests.support import relay_fakes
 
 pytestmark = pytest.mark.unit
 
@@ -51,25 +51,8 @@ class ListSource:
         return contextlib.nullcontext(records)
 
 
-def event(version: int = 1) -> EventEnvelope:
-    return EventEnvelope.model_validate(
-        {
-            "id": uuid4(),
-            "type": "interview.accepted",
-            "schema_version": 1,
-            "interview_id": uuid4(),
-            "version": version,
-            "position": 7,
-            "occurred_at": datetime(2026, 11, 1, tzinfo=UTC),
-            "actor": {"id": "f-1", "role": "freelancer"},
-            "job_id": "job-1",
-            "client_id": "c-1",
-            "freelancer_id": "f-1",
-            "correlation_id": "corr",
-            "causation_id": "cause",
-            "data": {},
-        }
-    )
+def event() -> EventEnvelope:
+    return relay_fakes.envelope(uuid4(), 2, 7)
 
 
 def record(e: EventEnvelope, traceparent: str | None = GIVEN_TRACEPARENT) -> SourceRecord:
