@@ -114,6 +114,15 @@ def test_every_command_route_is_served_directly(api: TestClient, client: dict[st
         ("/interviews/{unknown_hex}/decline", b"{}", "application/json", 404),
         ("/interviews/{known}/offer/accept", b"", None, 403),  # the client may not
         ("/interviews/{unknown}/cancel", b'{"reason": "r"}', "Application/JSON", 404),
+        # Nested past the JSON parser's recursion limit, well under the body limit.
+        ("/interviews", b"[" * 20_000 + b"]" * 20_000, "application/json", 422),
+        (
+            "/interviews/{known}/cancel",
+            b'{"reason": ' * 5_000 + b"}" * 5_000,
+            "application/json",
+            422,
+        ),
+        ("/interviews", b'{"job_id": ' + b"9" * 5_000 + b"}", "application/json", 422),
     ],
 )
 def test_a_refused_command_gets_the_framework_s_answer(

@@ -252,7 +252,9 @@ class DirectRoutes:
             raise _Fallback
         try:
             decoded = json.loads(body)
-        except ValueError:  # FastAPI's answer names the position: its own
+        except (ValueError, RecursionError):
+            # Not JSON, or nested past the parser's depth: FastAPI answers it its own
+            # way (the position of the error; a 400 for what its parser cannot read).
             raise _Fallback from None
         validated, errors = direct.body_field.validate(decoded, {}, loc=("body",))
         if errors:
