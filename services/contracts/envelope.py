@@ -265,6 +265,8 @@ def _decode_checked(raw: bytes | str) -> EventEnvelope:
         payload = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as error:
         raise UnsupportedEventError(f"not JSON: {error}") from None
+    except RecursionError:  # nested past the parser's depth: poison, never a crash
+        raise UnsupportedEventError("not JSON: nested too deep to read") from None
     if not isinstance(payload, dict):
         raise UnsupportedEventError("not a JSON object")
     event_type = payload.get("type")

@@ -92,7 +92,8 @@ def replay(lines: Iterable[str]) -> ReplayReport:
         try:
             obj = json.loads(line)
             record = RecordedEvent.from_json(obj)
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
+            # RecursionError: a line nested past the JSON parser's depth.
             bad_lines.append(f"line {number} cannot be read: {error}")
             checker.note_log_problem(checker.position, bad_lines[-1])
             continue

@@ -263,6 +263,7 @@ def test_the_replay_summary_counts_every_problem_it_prints(
                 "{not json",
                 *lines[4:7],
                 "[1, 2]",
+                "[" * 20_000 + "]" * 20_000,  # past the JSON parser's depth
                 *lines[7:],
             ]
         )
@@ -275,6 +276,7 @@ def test_the_replay_summary_counts_every_problem_it_prints(
     assert len(printed) >= 4, result.output
     assert f": {len(printed)} problem(s); log digest" in result.output
     assert "line 5 cannot be read" in result.output and "line 9 cannot be read" in result.output
+    assert "line 10 cannot be read" in result.output
     assert "log digest is not the expected" in result.output
 
 

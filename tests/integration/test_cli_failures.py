@@ -252,10 +252,11 @@ def test_export_to_a_path_it_cannot_write_says_so(
         (b"id,status\n1,hired\n", USAGE, ("is not an `audit export` file", "line 1")),
         (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", USAGE, ("not UTF-8 text",)),
         (b'{"some": "json"}\n', USAGE, ("is not an `audit export` file",)),
+        (b"[" * 20_000 + b"]" * 20_000 + b"\n", USAGE, ("is not an `audit export` file",)),
         (b"", PROBLEM, ("holds no events",)),
         (b"\n  \n", PROBLEM, ("holds no events",)),
     ],
-    ids=["csv", "binary", "other-json", "empty", "blank"],
+    ids=["csv", "binary", "other-json", "too-deep", "empty", "blank"],
 )
 def test_replay_of_a_file_that_is_not_an_export_is_one_line(
     content: bytes, code: int, words: tuple[str, ...], env: dict[str, str], tmp_path: Path

@@ -44,6 +44,13 @@ def test_an_older_cancellation_gets_the_fields_its_version_lacked() -> None:
     ("raw", "reason"),
     [
         (b"\xff not json", "not JSON"),
+        # Nested past the JSON parser's recursion limit: dead-lettered, not a batch
+        # failing (and replayed) forever.
+        (b"[" * 20_000 + b"]" * 20_000, "not JSON: nested too deep"),
+        (
+            b'{"type": "interview.invited", "data": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+            "not JSON: nested too deep",
+        ),  # fmt: skip
         (b"[1, 2]", "not a JSON object"),
         (json.dumps(envelope_json("interview.invited", type="interview.teleported")), "unknown"),
         (

@@ -263,7 +263,7 @@ def _export_lines(file: Path) -> Iterator[str]:
 def _check_first_line(file: Path, number: int, line: str) -> None:
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         record = None
     if not isinstance(record, dict) or "log_hash" not in record:
         raise CliError(
