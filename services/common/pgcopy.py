@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import json.encoder
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -122,6 +124,39 @@ def _fit_binary(types: Sequence[int], values: Sequence[Sequence[Any]]) -> bool:
 _tzinfo = operator.attrgetter("tzinfo")
 
 
+def _one_shot_encoder() -> Callable[[Any], str]:
+    """``json.dumps`` with its default options (the text psycopg's JSON dumper writes,
+    byte for byte), without what ``json.dumps`` does per call before it encodes:
+    building a ``JSONEncoder`` and its C encoder (more than half of its time for
+    the small objects a row holds). The C encoder's options are those ``dumps``
+    gives it; only the circular-reference markers are new per call, as there."""
+    make = json.encoder.c_make_encoder
+    if make is None:  # a Python without the C accelerator: json.dumps as it is
+        return json.dumps
+    defaults = json.JSONEncoder()
+    options = (
+        defaults.default,
+        json.encoder.encode_basestring_ascii,  # ensure_ascii
+        None,  # indent
+        defaults.key_separator,
+        defaults.item_separator,
+        defaults.sort_keys,
+        defaults.skipkeys,
+        defaults.allow_nan,
+    )
+
+    def dumps(value: Any) -> str:
+        if isinstance(value, str):  # as JSONEncoder.encode does
+            return cast("str", json.encoder.encode_basestring_ascii(value))
+        return "".join(make({}, *options)(value, 0))
+
+    return dumps
+
+
+# What the JSON columns' values become in a COPY: exactly ``json.dumps(value)``.
+json_dumps_text = _one_shot_encoder()
+
+
 def _copy_processor(
     type_: sa.types.TypeEngine[Any], dialect: sa.Dialect, cursor: psycopg.Cursor[Any]
 ) -> Callable[[Any], Any] | None:
@@ -134,6 +169,8 @@ def _copy_processor(
     if process is None or not isinstance(impl, sa.JSON):
         return process
     dumps = cursor.adapters.get_dumper(Json, PyFormat.TEXT)(Json, cursor).dumps  # type: ignore[attr-defined]
+    if dumps is json.dumps:
+        dumps = json_dumps_text
 
     def text_of(value: Any) -> str:
         text = dumps(value)
