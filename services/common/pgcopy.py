@@ -49,8 +49,15 @@ def copy_into(
         get = operator.itemgetter(*columns)  # the row's values in one call, in C
         values = [list(get(row)) for row in rows]
     for i, process in converted:
+        # A value the row before held too (the batch's one ``now``, a shared empty
+        # list) is converted once: the bind processors are functions of the value.
+        seen: Any = _NOTHING
+        done: Any = None
         for row_values in values:
-            row_values[i] = process(row_values[i])
+            value = row_values[i]
+            if value is not seen:
+                seen, done = value, process(value)
+            row_values[i] = done
     if first is not None:
         for number, row_values in enumerate(values, first):
             row_values.append(number)
@@ -79,6 +86,7 @@ _BINARY_TAKES: dict[int, frozenset[type]] = {
     1184: frozenset({datetime}),  # timestamptz (aware ones only: see _fit_binary)
 }
 _TIMESTAMPTZ, _JSON, _TEXT = 1184, 114, 25
+_NOTHING = object()
 _NONE = type(None)
 
 
