@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import json.encoder
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -47,8 +49,15 @@ def copy_into(
         get = operator.itemgetter(*columns)  # the row's values in one call, in C
         values = [list(get(row)) for row in rows]
     for i, process in converted:
+        # A value the row before held too (the batch's one ``now``, a shared empty
+        # list) is converted once: the bind processors are functions of the value.
+        seen: Any = _NOTHING
+        done: Any = None
         for row_values in values:
-            row_values[i] = process(row_values[i])
+            value = row_values[i]
+            if value is not seen:
+                seen, done = value, process(value)
+            row_values[i] = done
     if first is not None:
         for number, row_values in enumerate(values, first):
             row_values.append(number)
@@ -77,6 +86,7 @@ _BINARY_TAKES: dict[int, frozenset[type]] = {
     1184: frozenset({datetime}),  # timestamptz (aware ones only: see _fit_binary)
 }
 _TIMESTAMPTZ, _JSON, _TEXT = 1184, 114, 25
+_NOTHING = object()
 _NONE = type(None)
 
 
@@ -122,6 +132,39 @@ def _fit_binary(types: Sequence[int], values: Sequence[Sequence[Any]]) -> bool:
 _tzinfo = operator.attrgetter("tzinfo")
 
 
+def _one_shot_encoder() -> Callable[[Any], str]:
+    """``json.dumps`` with its default options (the text psycopg's JSON dumper writes,
+    byte for byte), without what ``json.dumps`` does per call before it encodes:
+    building a ``JSONEncoder`` and its C encoder (more than half of its time for
+    the small objects a row holds). The C encoder's options are those ``dumps``
+    gives it; only the circular-reference markers are new per call, as there."""
+    make = json.encoder.c_make_encoder
+    if make is None:  # a Python without the C accelerator: json.dumps as it is
+        return json.dumps
+    defaults = json.JSONEncoder()
+    options = (
+        defaults.default,
+        json.encoder.encode_basestring_ascii,  # ensure_ascii
+        None,  # indent
+        defaults.key_separator,
+        defaults.item_separator,
+        defaults.sort_keys,
+        defaults.skipkeys,
+        defaults.allow_nan,
+    )
+
+    def dumps(value: Any) -> str:
+        if isinstance(value, str):  # as JSONEncoder.encode does
+            return cast("str", json.encoder.encode_basestring_ascii(value))
+        return "".join(make({}, *options)(value, 0))
+
+    return dumps
+
+
+# What the JSON columns' values become in a COPY: exactly ``json.dumps(value)``.
+json_dumps_text = _one_shot_encoder()
+
+
 def _copy_processor(
     type_: sa.types.TypeEngine[Any], dialect: sa.Dialect, cursor: psycopg.Cursor[Any]
 ) -> Callable[[Any], Any] | None:
@@ -134,6 +177,8 @@ def _copy_processor(
     if process is None or not isinstance(impl, sa.JSON):
         return process
     dumps = cursor.adapters.get_dumper(Json, PyFormat.TEXT)(Json, cursor).dumps  # type: ignore[attr-defined]
+    if dumps is json.dumps:
+        dumps = json_dumps_text
 
     def text_of(value: Any) -> str:
         text = dumps(value)

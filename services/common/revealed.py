@@ -85,9 +85,15 @@ def sealed_fields(event: EventEnvelope) -> list[str]:
 
 def typed_data(event: EventEnvelope) -> Any:
     """The event's typed ``data`` for code that reads its facts, never its texts
-    (schedules, deadlines): the personal fields (opened, erased or sealed) and the
-    ``REVEALED`` note are left out of the validation, so whichever form the texts
+    (schedules, deadlines): the model ``decode_envelope`` validated when the event
+    was read from its message, else a validation that leaves out the personal fields
+    (opened, erased or sealed) and the ``REVEALED`` note, so whichever form the texts
     take, the facts read the same."""
+    decoded = event.decoded_data()
+    if decoded is not None:
+        # What decoding validated, not validated again: the same facts, its texts
+        # in the form the message carried (a revealed copy has none of it).
+        return decoded
     texts = PERSONAL_FIELDS.get(event.type, ())
     data = event.data
     if texts or REVEALED in data:

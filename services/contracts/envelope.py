@@ -7,6 +7,7 @@ refuses (dead-letters) a version newer than it knows.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date, datetime
 from decimal import Decimal
@@ -190,8 +191,9 @@ class EventEnvelope(BaseModel):
     # The W3C traceparent of the command that recorded the event, where known. It
     # travels beside the envelope (a Kafka header, or in-process), never in its JSON.
     # A slot, not a pydantic private attribute: those are set up in Python for every
-    # envelope validated, a third of the cost of decoding one.
-    __slots__ = ("_traceparent",)
+    # envelope validated, a third of the cost of decoding one. ``_typed``: the typed
+    # ``data`` ``decode_envelope`` validated, with the dict it validated.
+    __slots__ = ("_traceparent", "_typed")
 
     @property
     def traceparent(self) -> str | None:
@@ -218,7 +220,19 @@ class EventEnvelope(BaseModel):
         return hash(self.id)
 
     def typed_data(self) -> _Data:
+        decoded = self.decoded_data()
+        if decoded is not None:
+            return decoded
         return DATA_MODELS[self.type].model_validate(self.data)
+
+    def decoded_data(self) -> _Data | None:
+        """The typed ``data`` that ``decode_envelope`` validated when it read this
+        envelope from its message (frozen, so shared), while ``data`` is still the dict
+        it validated; None for an envelope built otherwise (or a copy with new data)."""
+        typed: tuple[dict[str, Any], _Data] | None = getattr(self, "_typed", None)
+        if typed is None or typed[0] is not self.data:
+            return None
+        return typed[1]
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -252,10 +266,20 @@ def decode_envelope(raw: bytes | str) -> EventEnvelope:
         _upcast(event_type, data, envelope.actor.role)
     if data or event_type not in _EMPTY_DATA_VALID:
         try:
-            DATA_MODELS[event_type].model_validate(data)
+            typed = DATA_MODELS[event_type].model_validate(data)
         except ValidationError:
             return _decode_checked(raw)
+    else:
+        typed = _empty_data(event_type)
+    # Kept for the consumers that read the facts (``decoded_data``): not validated twice.
+    object.__setattr__(envelope, "_typed", (data, typed))
     return envelope
+
+
+@functools.cache
+def _empty_data(event_type: str) -> _Data:
+    """The typed ``data`` of an event type whose fields are all optional, sent empty."""
+    return DATA_MODELS[event_type].model_validate({})
 
 
 def _decode_checked(raw: bytes | str) -> EventEnvelope:

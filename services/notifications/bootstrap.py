@@ -11,12 +11,11 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -287,11 +286,10 @@ def consumer_spec(
         # rather than two or three per event.
         # Their sealed texts opened now: a key service that does not answer fails the
         # batch, which the runner replays (never parks, never skips).
-        with _no_cycle_collection():
-            events = reveal_batch(batch, container.keys)
-            # The index first: it folds the meetings' calendar sequences the e-mails carry.
-            calendars = index.apply(conn, events)
-            recorder.record_events(conn, events, calendars, batch.traceparents)
+        events = reveal_batch(batch, container.keys)
+        # The index first: it folds the meetings' calendar sequences the e-mails carry.
+        calendars = index.apply(conn, events)
+        recorder.record_events(conn, events, calendars, batch.traceparents)
 
     def committed(position: int) -> None:
         nonlocal queued
@@ -312,24 +310,6 @@ def consumer_spec(
         histories=(NOTIFICATIONS_HISTORY,),
         auto_migrate=container.settings.auto_migrate,
     )
-
-
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """The block without the cyclic garbage collector (``gc``), which it turns back on
-    after, if it was on. A batch's rows live until they are written: thousands of
-    containers surviving the young collections, which then run full collections
-    over every object of the process (they cost the consumer a third of its time
-    per event). Its objects hold no cycles: reference counting frees them all when
-    the batch is done."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 # A runner (not started) for the spec and the metrics registry: the platform's embedded one.

@@ -621,7 +621,7 @@ def inbox_rows_for_event(
         sealed = sealed_fields(event) if key_id is not None and not erased else []
     else:  # nothing was sealed: the common case
         erased_list, key_id, erased, sealed = [], None, (), []
-    event_id = uuid_text(event.id)
+    event_id = str(event.id)  # one event: a cache of its id would only churn
     interview_id = uuid_text(event.interview_id)
     source = f"event:{event_id}"
     acting_role = event.actor.role

@@ -5,7 +5,6 @@ and a batch seen again records nothing more."""
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -221,39 +220,3 @@ def test_a_batch_reads_its_recipients_zones_and_webhooks_in_one_statement(
         assert urls == {"https://hooks.example/c1", "https://hooks.example/f1"}
         inbox = recorded(container)["inbox"]
         assert any("CET" in n["message"] for n in inbox if n["recipient_id"] == "c-1")
-
-
-def test_a_batch_is_applied_without_the_cycle_collector_which_comes_back_after(
-    containers: dict[str, NotificationsContainer], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The young collections would otherwise run full ones over the whole process for
-    the batch's rows; the collector is on again once the batch is applied, or failed."""
-    container = containers["postgresql"]
-    during: list[bool] = []
-    record_events = container.recorder.record_events
-
-    def spy(*args: Any, **kwargs: Any) -> int:
-        during.append(gc.isenabled())
-        return record_events(*args, **kwargs)
-
-    monkeypatch.setattr(container.recorder, "record_events", spy)
-    assert gc.isenabled()
-    consumed(container, a_batch())
-    assert during == [False]
-    assert gc.isenabled()
-
-    def fail(*_: Any, **__: Any) -> int:
-        raise RuntimeError("the batch fails")
-
-    monkeypatch.setattr(container.recorder, "record_events", fail)
-    with pytest.raises(RuntimeError):
-        consumed(container, a_batch())
-    assert gc.isenabled()
-
-    gc.disable()  # someone else turned it off: it stays off
-    try:
-        monkeypatch.setattr(container.recorder, "record_events", spy)
-        consumed(container, a_batch())
-        assert not gc.isenabled()
-    finally:
-        gc.enable()

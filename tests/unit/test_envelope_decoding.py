@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from services.contracts import SCHEMA_VERSIONS, UnsupportedEventError, decode_envelope
+from services.common.privacy import PERSONAL_FIELDS
+from services.common.revealed import typed_data
+from services.contracts import (
+    DATA_MODELS,
+    SCHEMA_VERSIONS,
+    EventEnvelope,
+    UnsupportedEventError,
+    decode_envelope,
+)
 
 from .test_contract_files import SAMPLE_DATA, sample
 
@@ -102,3 +110,36 @@ def test_an_older_version_is_upcast_on_the_envelope_it_decodes_to() -> None:
     envelope = decode_envelope(json.dumps(payload))
     assert envelope.data == {"scheduled_at": None, "duration_minutes": 30}
     assert envelope.model_copy().traced("tp").model_copy().traceparent == "tp"
+
+
+@pytest.mark.parametrize("event_type", sorted(SAMPLE_DATA))
+def test_the_facts_a_consumer_reads_are_those_decoding_validated(event_type: str) -> None:
+    """``typed_data`` of a decoded event is the model decoding validated (not a second
+    validation), with the same facts as validating the data without its texts."""
+    envelope = decode_envelope(json.dumps(envelope_json(event_type)))
+    facts = typed_data(envelope)
+    assert facts is envelope.decoded_data() is envelope.typed_data()
+    texts = PERSONAL_FIELDS.get(event_type, ())
+    unsealed = envelope.model_copy(update={"data": dict(envelope.data)})
+    assert unsealed.decoded_data() is None  # a copy with other data validates its own
+    again = typed_data(unsealed)
+    assert type(again) is type(facts)
+    assert again.model_dump(exclude=set(texts)) == facts.model_dump(exclude=set(texts))
+
+
+def test_an_upcast_older_event_keeps_the_facts_of_its_upcast_data() -> None:
+    payload = envelope_json(
+        "interview.cancelled", schema_version=1, data={"reason": "position filled"}
+    )
+    envelope = decode_envelope(json.dumps(payload))
+    assert (
+        typed_data(envelope).model_dump()
+        == DATA_MODELS["interview.cancelled"].model_validate(envelope.data).model_dump()
+    )
+
+
+def test_an_envelope_built_in_code_has_no_decoded_data_and_validates_it() -> None:
+    payload = envelope_json("interview.started")
+    built = EventEnvelope.model_validate(payload)
+    assert built.decoded_data() is None
+    assert typed_data(built) == decode_envelope(json.dumps(payload)).decoded_data()
