@@ -7,7 +7,10 @@ way) ``RUNS`` times (default 1), and breaks each command's latency into
 stages: HTTP answer, insert into the store, the broker's append, the insert
 into the view (in the consumer's transaction) and the bench's poll. For each
 repetition it prints p50/p99 of the whole and of each stage, the load average
-while it ran, and which stage the slowest 1% of commands spent most in.
+while it ran, the PostgreSQL checkpoints that started meanwhile, the bench
+poller's longest gap between two looks, which stage the slowest 1% of commands
+spent most in, and the slowest three. ``BENCH_SERVICE_LOG_LEVEL=INFO`` and
+``BENCH_KEEP_LOGS=DIR`` keep the services' logs (relay, consumer, API).
 """
 
 from __future__ import annotations
