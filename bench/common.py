@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
+# Sender threads of command_to_effect (and its connections to the API).
+SENDERS = 16
 T = TypeVar("T")
 
 
@@ -360,6 +362,8 @@ def command_to_effect(
     effect: str,
     new_rows: Callable[[sa.Connection, int], Sequence[Any]],
     missed_rows: Callable[[sa.Connection, list[str]], Sequence[Any]] | None = None,
+    stages: dict[str, dict[str, float]] | None = None,
+    effect_table: str | None = None,
 ) -> tuple[list[float], list[float], int]:
     """Latency from an HTTP command to a consumer's effect: (to the effect, to
     the topic, commands whose effect never showed).
@@ -386,6 +390,14 @@ def command_to_effect(
     during it (a third of the process's CPU, and threads that delay its clock
     readings). It is converted to this process's clock; truncated to the
     millisecond, it reads on average half a millisecond early.
+
+    With ``stages`` (a dict filled in place: stage -> interview id -> time on
+    this process's clock), each command's path is broken down for
+    ``bench.view_tail``: ``sent``, ``acked`` (the HTTP answer), ``stored``
+    (the event's insert into the store, stamped by a trigger), ``kafka`` (the
+    broker's append), ``applied`` (the row's insert into ``effect_table`` in
+    the consumer's transaction) and ``seen`` (the poll). The triggers are
+    installed after the warm-up; they cost each insert one more row.
     """
     import httpx
     import sqlalchemy as sa
@@ -426,7 +438,7 @@ def command_to_effect(
             f"{prefix}_CONSUMER_GROUP": f"bench-latency-{uuid.uuid4().hex[:8]}",
             "AUTH_SECRET": secret,
             "DATA_DIR": tmp,
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": os.environ.get("BENCH_SERVICE_LOG_LEVEL", "WARNING"),
             "RELAY_METRICS_PORT": "0",
         }
         stack.enter_context(
@@ -452,6 +464,7 @@ def command_to_effect(
         engine = create_engine(effects_url, Path(tmp) / "unused.sqlite")
         stack.callback(engine.dispose)
         seen: dict[str, float] = {}
+        polls: list[float] = []  # when each poll ended: the poller's own cadence
         answered: set[str] = set()
         stop = threading.Event()
 
@@ -472,6 +485,7 @@ def command_to_effect(
                     for position, interview_id in rows:
                         seen.setdefault(interview_id, now)
                         last = max(last, position)
+                    polls.append(now)
                     time.sleep(0.002)
 
         watcher = threading.Thread(target=watch, daemon=True)
@@ -479,16 +493,23 @@ def command_to_effect(
         stack.callback(watcher.join, 5)
         stack.callback(stop.set)
 
-        local = threading.local()
         headers = {
             c: {"Authorization": f"Bearer {mint_token(secret, f'c-{c}', 'client')}"}
             for c in range(20)
         }
+        # One client for every sender thread (httpx.Client is thread-safe), made
+        # and connected before the measured run: a client per thread made on its
+        # first command cost 50 ms of CPU each (its TLS context), mostly holding
+        # the GIL, so the first repetition charged up to 16 of those, and the
+        # pool's threads starting up, to the commands and to the poller's clock.
+        client = stack.enter_context(
+            httpx.Client(
+                base_url=f"http://127.0.0.1:{port}",
+                limits=httpx.Limits(max_connections=SENDERS, max_keepalive_connections=SENDERS),
+            )
+        )
 
         def invite(k: int) -> tuple[str, float] | None:
-            client = getattr(local, "client", None)
-            if client is None:
-                client = local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}")
             sent = time.perf_counter()
             answer = client.post(
                 "/interviews",
@@ -498,8 +519,11 @@ def command_to_effect(
             )
             if answer.status_code != 201:
                 return None
-            answered.add(str(answer.json()["id"]))
-            return str(answer.json()["id"]), sent
+            interview_id = str(answer.json()["id"])
+            answered.add(interview_id)
+            if stages is not None:
+                stages.setdefault("acked", {})[interview_id] = time.perf_counter()
+            return interview_id, sent
 
         count = int(rate * seconds)
         register_jobs(
@@ -507,6 +531,17 @@ def command_to_effect(
             secret,
             [(f"job-{k}", f"c-{k % 20}") for k in range(-1, count)],
         )
+        pool = stack.enter_context(ThreadPoolExecutor(SENDERS))
+        # Every sender thread started and every connection opened (a readiness
+        # probe each, all at once), so the measured run starts warm.
+        started = threading.Barrier(SENDERS)
+
+        def connect() -> None:
+            started.wait(10)
+            client.get("/readyz", timeout=10).raise_for_status()
+
+        for f in [pool.submit(connect) for _ in range(SENDERS)]:
+            f.result()
         # Warm up the whole path (the consumer joins its group, tables exist).
         warm = invite(-1)
         assert warm is not None, "the interview service refused the warm-up command"
@@ -515,27 +550,73 @@ def command_to_effect(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no {effect} after 90 s; see the logs in {tmp}")
             time.sleep(0.05)
+        if stages is not None:
+            _stamp_inserts(events_url, "interviews_events", "originator_id")
+            if effect_table:
+                _stamp_inserts(effects_url, effect_table, "interview_id")
 
         print(f"  ({count} invitations at {rate:.0f}/s, open loop)", flush=True)
-        with ThreadPoolExecutor(16) as pool:
-            start = time.perf_counter()
-            futures = []
-            for k in range(count):
-                delay = start + k / rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                futures.append(pool.submit(invite, k))
-            sent = [f.result() for f in futures]
+        start = time.perf_counter()
+        futures = []
+        for k in range(count):
+            delay = start + k / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(invite, k))
+        sent = [f.result() for f in futures]
         deadline = time.monotonic() + 30
         ok = [s for s in sent if s is not None]
         while any(i not in seen for i, _ in ok) and time.monotonic() < deadline:
             time.sleep(0.05)
         stop.set()
         on_kafka = appended_at(bootstrap, topic)
+        if keep := os.environ.get("BENCH_KEEP_LOGS"):
+            import shutil
+
+            skip = shutil.ignore_patterns("*.sqlite*")
+            shutil.copytree(tmp, keep, dirs_exist_ok=True, ignore=skip)
         latencies = [seen[i] - t for i, t in ok if i in seen]
         to_kafka = [on_kafka[i] - t for i, t in ok if i in on_kafka]
         lost = len(sent) - len(latencies)
+        if stages is not None:
+            stages["sent"] = {i: t for i, t in ok}
+            stages["kafka"] = on_kafka
+            stages["seen"] = dict(seen)
+            stages["polls"] = dict(enumerate(polls))
+            stages["stored"] = _stamps(events_url)
+            if effect_table:
+                stages["applied"] = _stamps(effects_url)
     return latencies, to_kafka, lost
+
+
+def _stamp_inserts(url: str, table: str, key: str) -> None:
+    """A trigger that notes when each row of ``table`` was inserted (``bench_stamps``)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_stamps (key text PRIMARY KEY, at timestamptz)"
+        )
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION bench_stamp() RETURNS trigger AS $$ BEGIN "
+            f"INSERT INTO bench_stamps VALUES (NEW.{key}::text, clock_timestamp()) "
+            "ON CONFLICT DO NOTHING; RETURN NULL; END $$ LANGUAGE plpgsql"
+        )
+        conn.execute(
+            f"CREATE TRIGGER bench_stamp AFTER INSERT ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION bench_stamp()"
+        )
+
+
+def _stamps(url: str) -> dict[str, float]:
+    """The insert times ``_stamp_inserts`` noted, on this process's perf_counter clock."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        query = "SELECT key, extract(epoch FROM at)::float8 FROM bench_stamps"
+        rows = conn.execute(query).fetchall()
+    wall_minus_perf = time.time() - time.perf_counter()
+    return {key: at - wall_minus_perf for key, at in rows}
 
 
 LOG_APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}

@@ -408,7 +408,10 @@ def _rebuild_from_topic(admin_url: str, bootstrap: str, topic: str) -> float:
 
 
 def _command_to_view(
-    admin_url: str, bootstrap: str, seconds: float
+    admin_url: str,
+    bootstrap: str,
+    seconds: float,
+    stages: dict[str, dict[str, float]] | None = None,
 ) -> tuple[list[float], list[float], int]:
     import sqlalchemy as sa
 
@@ -441,4 +444,6 @@ def _command_to_view(
         effect="view row",
         new_rows=new_rows,
         missed_rows=missed_rows,
+        stages=stages,
+        effect_table=timeline.name,
     )

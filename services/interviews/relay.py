@@ -100,6 +100,9 @@ class Relay:
         self._reader: ThreadPoolExecutor | None = None
         self._prefetched: tuple[Future[tuple[int, Sequence[Any]]], int, int] | None = None
         self._saved = 0
+        # The position being recorded, off the publishing thread: (its save, position).
+        self._saving: tuple[Future[None], int] | None = None
+        self._bookkeeper: ThreadPoolExecutor | None = None
         self._last_checkpoint = 0.0
         self._rate_mark = (time.monotonic(), 0)
         self._lease_checked = -1e9
@@ -277,8 +280,10 @@ class Relay:
         acknowledged position awaits its checkpoint."""
         now = time.monotonic()
         timeout = max(poll_until - now, 0.0)
-        if self._acked <= self._saved and not self._pending:
+        if self._acked <= self._saved and not self._pending and self._saving is None:
             return timeout
+        if self._saving is not None:
+            return min(ACK_TICK_SECONDS, timeout)
         due = self._last_checkpoint + self.settings.checkpoint_seconds - now
         if due <= 0 and self._pending:
             # Overdue and still awaiting the broker (slow, or down and retried by
@@ -287,23 +292,51 @@ class Relay:
         return min(max(due, ACK_TICK_SECONDS), timeout)
 
     def _checkpoint(self, force: bool = False) -> None:
+        """Records the acknowledged position every ``checkpoint_seconds`` (``force``: now,
+        and waits for it).
+
+        The save runs on a thread of its own: it is a write and a commit (a WAL
+        flush), and when PostgreSQL is slow (a checkpoint's I/O, a busy machine)
+        it took 50-150 ms, during which events committed meanwhile waited to be
+        read and sent. Its outcome is collected by a later call, on the relay's
+        thread, and counts only then: the recorded position is what a restart
+        republishes from, so one that was not saved is never taken as saved
+        (the next save covers it), and a save refused because another relay
+        took over (``LostLeadershipError``) or failed is raised here as it was
+        when saves ran inline. One save at a time, in order; positions only grow.
+        """
+        self._collect_save(wait=force)
         now = time.monotonic()
-        if self._acked > self._saved and (
-            force or now - self._last_checkpoint >= self.settings.checkpoint_seconds
+        if (
+            self._saving is None
+            and self._acked > self._saved
+            and (force or now - self._last_checkpoint >= self.settings.checkpoint_seconds)
         ):
-            epoch = self._epoch()
+            epoch, position = self._epoch(), self._acked
+            if self._bookkeeper is None:
+                self._bookkeeper = ThreadPoolExecutor(1, thread_name_prefix="relay-checkpoint")
             if epoch is None:
-                self.positions.save(self._acked)
+                save = self._bookkeeper.submit(self.positions.save, position)
             else:
-                self.positions.save(self._acked, epoch)
-            self._saved = self._acked
-            self._progress_at = self.clock()
+                save = self._bookkeeper.submit(self.positions.save, position, epoch)
+            self._saving = (save, position)
             self._last_checkpoint = now
-            self.stats.published_position = self._acked
+            self._collect_save(wait=force)
         mark_time, mark_count = self._rate_mark
         if now - mark_time >= 1.0:
             self.stats.rate = (self.stats.published - mark_count) / (now - mark_time)
             self._rate_mark = (now, self.stats.published)
+
+    def _collect_save(self, *, wait: bool) -> None:
+        """The outcome of the save in progress, if it is over (``wait``: once it is)."""
+        saving = self._saving
+        if saving is None or not (wait or saving[0].done()):
+            return
+        self._saving = None
+        saving[0].result()  # raises what the save raised
+        self._saved = max(self._saved, saving[1])
+        self._progress_at = self.clock()
+        self.stats.published_position = self._saved
 
     def stalled_seconds(self) -> float:
         """How long this relay has led without recording progress while there was work."""
@@ -323,6 +356,10 @@ class Relay:
         """Drops the producer and everything unacknowledged: start over from the checkpoint."""
         publisher, self._publisher = self._publisher, None
         self._pending.clear()
+        saving, self._saving = self._saving, None
+        if saving is not None:  # _start() loads the position once no save is in progress
+            with contextlib.suppress(Exception):
+                saving[0].result()
         prefetched, self._prefetched = self._prefetched, None
         if prefetched is not None:
             with contextlib.suppress(Exception):
@@ -347,6 +384,8 @@ class Relay:
             self._reset()
         if self._reader is not None:
             self._reader.shutdown()
+        if self._bookkeeper is not None:
+            self._bookkeeper.shutdown()
         if self.lease is not None and self.stats.leader:
             try:
                 self.lease.release()

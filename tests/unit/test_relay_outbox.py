@@ -35,6 +35,12 @@ def relay(feed: FakeFeed, broker: FakeBroker, positions: MemoryPositions) -> Rel
     return Relay(feed, positions, broker.connect, settings=settings)  # type: ignore[arg-type]
 
 
+def step(subject: Relay) -> None:
+    """One round of the relay, and the position save it started (off its thread) over."""
+    subject._step()
+    subject._collect_save(wait=True)
+
+
 def history() -> list[EventEnvelope]:
     a, b = uuid4(), uuid4()
     # Positions 1, 4, 5, 8, 9: the gaps are other aggregates' events (jobs, idempotency).
@@ -45,12 +51,12 @@ def test_the_position_moves_only_past_events_the_broker_acknowledged() -> None:
     broker, positions = FakeBroker(auto_ack=False), MemoryPositions()
     subject = relay(FakeFeed(history(), max_position=9), broker, positions)
     subject._start()
-    subject._step()
+    step(subject)
     assert len(broker.published) == 4
     assert positions.saves == [], "nothing acknowledged yet, nothing recorded"
 
     broker.acknowledge()
-    subject._step()
+    step(subject)
     assert positions.position == 9, "caught up: past the other aggregates' events too"
 
 
@@ -60,18 +66,18 @@ def test_a_refused_send_republishes_from_the_recorded_position() -> None:
     broker, positions = FakeBroker(), MemoryPositions()
     subject = relay(feed, broker, positions)
     subject._start()
-    subject._step()  # publishes, acknowledged, records
+    step(subject)  # publishes, acknowledged, records
     assert positions.position == 4
 
     feed.events, feed.max = events, 9
     broker.refuse_once = {5, 8}
     with pytest.raises(RuntimeError, match="refused"):
         for _ in range(3):
-            subject._step()
+            step(subject)
     assert positions.position == 4
     subject._reset()
     subject._start()
-    subject._step()
+    step(subject)
     assert [e.position for e in broker.published] == [1, 4, 5, 8, 5, 8]
     assert positions.position == 9
     assert broker.connections == 2
@@ -99,13 +105,13 @@ def test_a_send_refused_mid_batch_keeps_the_position_before_it_and_is_published_
     subject = relay(FakeFeed(history(), max_position=9), broker, positions)
     subject._start()
     with pytest.raises(RuntimeError, match="refused"):
-        subject._step()  # 1 and 4 acknowledged, 5 refused, 8 acknowledged
+        step(subject)  # 1 and 4 acknowledged, 5 refused, 8 acknowledged
     recorded = positions.position
     assert recorded < 5, "never past an event the broker did not take"
 
     subject._reset()
     subject._start()
-    subject._step()
+    step(subject)
     assert [e.position for e in broker.published[4:]] == [p for p in (1, 4, 5, 8) if p > recorded]
     assert positions.position == 9
 
@@ -116,17 +122,17 @@ def test_a_caught_up_relay_sends_at_once_and_reads_on_before_the_broker_answers(
     broker, positions = FakeBroker(auto_ack=False), MemoryPositions()
     subject = relay(feed, broker, positions)
     subject._start()
-    subject._step()
+    step(subject)
     assert broker.lingering == [False], "no lingering for more: nothing more is coming"
 
     feed.events, feed.max = events, 9  # committed while 1 and 4 await the broker
-    subject._step()
+    step(subject)
     assert [e.position for e in broker.published] == [1, 4, 5, 8]
     assert broker.flushes == 0, "it never waited for the broker"
     assert positions.saves == []
 
     broker.acknowledge()
-    subject._step()
+    step(subject)
     assert positions.position == 9
 
 
@@ -161,14 +167,14 @@ def test_a_backlog_goes_in_full_batches_without_waiting_for_the_broker_between_t
     subject = relay(FakeFeed(history(), max_position=9), broker, positions)
     subject.settings = subject.settings.model_copy(update={"read_batch": 2})
     subject._start()
-    subject._step()
-    subject._step()
+    step(subject)
+    step(subject)
     assert [e.position for e in broker.published] == [1, 4, 5, 8]
     assert broker.lingering == [True, True], "a backlog's batches linger to fill up"
-    subject._step()  # the log is read to its end
+    step(subject)  # the log is read to its end
     assert broker.flushes == 0 and positions.saves == []
     broker.acknowledge()
-    subject._step()
+    step(subject)
     assert positions.position == 9
 
 
@@ -249,11 +255,73 @@ def test_a_leader_that_records_no_progress_while_there_is_work_is_not_ready() ->
     subject.stats.connected = True
     subject._progress_at = now[0]
     ready = relay_readiness(subject)
-    subject._step()  # published, never acknowledged
+    step(subject)  # published, never acknowledged
     ready()
     now[0] += subject.settings.takeover_seconds + 1
     with pytest.raises(NotReadyError, match="no progress"):
         ready()
     broker.acknowledge()
-    subject._step()
+    step(subject)
     ready()
+
+
+@dataclass
+class SlowPositions(MemoryPositions):
+    """Saves that wait until the test lets them through (PostgreSQL slow to commit)."""
+
+    through: threading.Event = field(default_factory=threading.Event)
+    refuse: BaseException | None = None
+
+    def save(self, position: int) -> None:
+        self.through.wait(5)
+        if self.refuse is not None:
+            raise self.refuse
+        super().save(position)
+
+
+def test_a_slow_position_save_does_not_hold_up_the_next_events() -> None:
+    events = history()
+    feed = FakeFeed(events[:2], max_position=4)
+    broker, positions = FakeBroker(), SlowPositions()
+    subject = relay(feed, broker, positions)
+    subject._start()
+    subject._step()  # 1 and 4 acknowledged: their position's save starts and hangs
+    feed.events, feed.max = events, 9
+    subject._step()
+    assert [e.position for e in broker.published] == [1, 4, 5, 8], "sent while it saved"
+    assert positions.saves == [] and subject.stats.published_position == 0
+
+    positions.through.set()
+    subject._collect_save(wait=True)
+    subject._step()
+    subject._collect_save(wait=True)
+    assert positions.saves == [4, 9], "each save in turn, never one past an unsaved one"
+    assert subject.stats.published_position == 9
+
+
+def test_a_save_refused_off_the_relays_thread_stops_it_as_an_inline_one_did() -> None:
+    from services.interviews.adapters.relay_position import LostLeadershipError
+
+    broker = FakeBroker()
+    positions = SlowPositions(refuse=LostLeadershipError("epoch 1 is over"))
+    subject = relay(FakeFeed(history()[:2], max_position=4), broker, positions)
+    subject._start()
+    subject._step()
+    positions.through.set()
+    with pytest.raises(LostLeadershipError):
+        subject._collect_save(wait=True)
+    assert positions.saves == [] and subject.stats.published_position == 0
+
+
+def test_a_stopping_relay_records_its_last_position_after_a_save_in_progress() -> None:
+    events = history()
+    feed = FakeFeed(events[:2], max_position=4)
+    broker, positions = FakeBroker(), SlowPositions()
+    subject = relay(feed, broker, positions)
+    subject._start()
+    subject._step()  # the save of 4 hangs
+    feed.events, feed.max = events, 9
+    subject._step()  # 5 and 8 acknowledged; one save at a time, so 9 waits
+    positions.through.set()
+    subject._shutdown()
+    assert positions.saves == [4, 9]
