@@ -148,6 +148,15 @@ def collect_young_garbage_less_often() -> None:
 
 # ------------------------------------------------------------ embedded consumers
 
+# How long an embedded consumer waits, while events stream in, before it reads the
+# next batch (``EmbeddedSource.linger``): the consumers share the process, its one
+# GIL and its CPU with the API, and each batch costs both of them about 8 ms of
+# fixed work (their transaction and bookkeeping, the notifications' delivery and
+# reminder rounds after it), so under load a batch should hold hundreds of events,
+# not tens. A lone event (fewer than ``linger_from`` found) is still applied at once;
+# a view trails a stream of commands by at most this much.
+EMBEDDED_LINGER_SECONDS = 0.5
+
 
 def embedded_feed(
     app: InterviewsApplication,
@@ -177,7 +186,8 @@ def embedded_runner_for(
 ) -> ConsumerRunner:
     """A consumer of ``spec`` fed directly by the event store's log (no Kafka),
     through ``shared`` when other consumers follow it too; its lag is measured
-    against the head its reads found."""
+    against the head its reads found. While events stream in it reads at most every
+    ``EMBEDDED_LINGER_SECONDS``."""
     store_log = shared or embedded_log(app)
     return embedded_runner(
         spec,
@@ -186,6 +196,7 @@ def embedded_runner_for(
         registry=registry,
         max_position=lambda: store_log.head,
         readiness=app_readiness_rules(),
+        linger=EMBEDDED_LINGER_SECONDS,
     )
 
 
