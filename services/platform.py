@@ -102,7 +102,13 @@ def create_platform_app() -> PathMux:
                 started.append(runner)
                 # With Kafka the projections app's lifespan runs it (workers=True).
                 started.append(projections.erasure_worker().start())
-            started.append(start_scheduler(interviews, interviews_app.state.metrics.registry))
+            started.append(
+                start_scheduler(
+                    interviews,
+                    interviews_app.state.metrics.registry,
+                    min_wake_interval=EMBEDDED_SCHEDULER_WAKE_SECONDS,
+                )
+            )
             yield
         finally:
             for worker in reversed(started):
@@ -156,6 +162,12 @@ def collect_young_garbage_less_often() -> None:
 # not tens. A lone event (fewer than ``linger_from`` found) is still applied at once;
 # a view trails a stream of commands by at most this much.
 EMBEDDED_LINGER_SECONDS = 0.5
+
+# The deadline scheduler, woken by commits of invitations and offers, ticks at most
+# this often here (0.2 s in the interviews service): in this process each tick's
+# reading of the log and writing of its index takes the API's GIL, and a deadline
+# is hours or days away, so a second later changes nothing a user sees.
+EMBEDDED_SCHEDULER_WAKE_SECONDS = 1.0
 
 
 def embedded_feed(
