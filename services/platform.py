@@ -102,7 +102,13 @@ def create_platform_app() -> PathMux:
                 started.append(runner)
                 # With Kafka the projections app's lifespan runs it (workers=True).
                 started.append(projections.erasure_worker().start())
-            started.append(start_scheduler(interviews, interviews_app.state.metrics.registry))
+            started.append(
+                start_scheduler(
+                    interviews,
+                    interviews_app.state.metrics.registry,
+                    min_wake_interval=EMBEDDED_SCHEDULER_WAKE_SECONDS,
+                )
+            )
             yield
         finally:
             for worker in reversed(started):
@@ -148,6 +154,21 @@ def collect_young_garbage_less_often() -> None:
 
 # ------------------------------------------------------------ embedded consumers
 
+# How long an embedded consumer waits, while events stream in, before it reads the
+# next batch (``EmbeddedSource.linger``): the consumers share the process, its one
+# GIL and its CPU with the API, and each batch costs both of them about 8 ms of
+# fixed work (their transaction and bookkeeping, the notifications' delivery and
+# reminder rounds after it), so under load a batch should hold hundreds of events,
+# not tens. A lone event (fewer than ``linger_from`` found) is still applied at once;
+# a view trails a stream of commands by at most this much.
+EMBEDDED_LINGER_SECONDS = 0.5
+
+# The deadline scheduler, woken by commits of invitations and offers, ticks at most
+# this often here (0.2 s in the interviews service): in this process each tick's
+# reading of the log and writing of its index takes the API's GIL, and a deadline
+# is hours or days away, so a second later changes nothing a user sees.
+EMBEDDED_SCHEDULER_WAKE_SECONDS = 1.0
+
 
 def embedded_feed(
     app: InterviewsApplication,
@@ -177,7 +198,8 @@ def embedded_runner_for(
 ) -> ConsumerRunner:
     """A consumer of ``spec`` fed directly by the event store's log (no Kafka),
     through ``shared`` when other consumers follow it too; its lag is measured
-    against the head its reads found."""
+    against the head its reads found. While events stream in it reads at most every
+    ``EMBEDDED_LINGER_SECONDS``."""
     store_log = shared or embedded_log(app)
     return embedded_runner(
         spec,
@@ -186,6 +208,7 @@ def embedded_runner_for(
         registry=registry,
         max_position=lambda: store_log.head,
         readiness=app_readiness_rules(),
+        linger=EMBEDDED_LINGER_SECONDS,
     )
 
 

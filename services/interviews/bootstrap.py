@@ -368,10 +368,13 @@ def start_relay(container: InterviewsContainer, registry: Any = None) -> RelayPr
     return RelayProcess(container.interviews(), settings, registry=registry).start()
 
 
-def start_scheduler(container: InterviewsContainer, registry: Any = None) -> Scheduler:
+def start_scheduler(
+    container: InterviewsContainer, registry: Any = None, **options: Any
+) -> Scheduler:
     """The deadline scheduler on a background thread of this process; ``stop()`` it
-    before the container closes. Its metrics go to ``registry`` (the interviews app's)."""
-    return Scheduler(container, registry=registry).start()
+    before the container closes. Its metrics go to ``registry`` (the interviews app's);
+    ``options`` go to ``Scheduler`` (e.g. ``min_wake_interval``)."""
+    return Scheduler(container, registry=registry, **options).start()
 
 
 def create_app(container: InterviewsContainer) -> FastAPI:

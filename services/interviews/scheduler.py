@@ -117,6 +117,7 @@ class Scheduler:
         index: DeadlineIndex | None = None,
         registry: Any = None,
         isolate_after: int = ISOLATE_AFTER,
+        min_wake_interval: float = MIN_WAKE_INTERVAL,
     ) -> None:
         settings = container.settings
         self.container = container
@@ -131,6 +132,10 @@ class Scheduler:
         self.tick_failures_total = 0
         self.last_tick_ok: float | None = None  # monotonic time of the last good tick
         self.isolate_after = isolate_after
+        # Woken by commits, the loop ticks at most this often: each tick reads the
+        # new events of the log and writes the index, so a stream of commands is
+        # taken in few ticks.
+        self.min_wake_interval = min_wake_interval
         self.failed_by_stage: Counter[str] = Counter()  # scheduler_failed_deadlines{stage}
         self.isolated_count = 0  # rows in isolated_deadlines, at the last look
         self.isolated_counted_at = 0.0
@@ -173,7 +178,7 @@ class Scheduler:
                 pause = self.max_sleep
             if pause > 0 and self._wake.wait(pause):
                 # Woken early: let a burst of commits gather into one tick.
-                self._stopping.wait(max(0.0, began + MIN_WAKE_INTERVAL - time.monotonic()))
+                self._stopping.wait(max(0.0, began + self.min_wake_interval - time.monotonic()))
         log.info("deadline scheduler %s stopped", self.holder)
 
     def check_ready(self) -> None:

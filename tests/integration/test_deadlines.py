@@ -560,6 +560,27 @@ def test_the_loop_wakes_for_new_invitations_and_sleeps_when_idle(
     assert len(ticks) < 10
 
 
+def test_a_stream_of_invitations_wakes_the_loop_at_most_once_per_wake_interval(
+    api: TestClient,
+    client: dict[str, str],
+    clock: FakeClock,
+    make_scheduler: Callable[..., Scheduler],
+) -> None:
+    scheduler = make_scheduler(max_sleep=30.0, min_wake_interval=1.0)
+    ticks = Ticks.install(scheduler, "run_once", clock)
+    scheduler.start()
+    wait_until(lambda: len(ticks) >= 1)
+    began, before = time.monotonic(), len(ticks)
+    for n in range(40):
+        job = f"job-stream-{n}"
+        invite(api, client, f"fl-{n}", job, expires_at=iso(clock.now + timedelta(days=1)))
+    wait_until(lambda: len(scheduler.index().all()) == 40)
+    elapsed = time.monotonic() - began
+    scheduler.stop()
+    # Each invitation's commit wakes the loop; it gathers them into ticks of its own pace.
+    assert len(ticks) - before <= elapsed / 1.0 + 2, (len(ticks) - before, elapsed)
+
+
 def scheduler_is_running(settings: InterviewsSettings) -> Callable[[], bool]:
     """True once a scheduler has set up its position in the database."""
 
