@@ -12,7 +12,8 @@ thread settles the command's asyncio future, so the loop never blocks on it.
 
 Each command's events are stamped with its ``traceparent`` (an extra key of the
 stored event's state, outside the dataclass fields the hash chain covers), and,
-where spans are exported, the batch's span links every command it wrote.
+where spans are exported, each command's write has its span (``interviews store``)
+and the batch's span links every command it wrote.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,16 @@ def _held_lock() -> threading.Lock:
     lock = threading.Lock()
     lock.acquire()
     return lock
+
+
+def _store_span(events: int) -> AbstractContextManager[Any]:
+    """The command's ``interviews store`` span, made only where spans are exported:
+    otherwise the request's own span context is what its events carry on."""
+    if not tracing_exports():
+        return contextlib.nullcontext()
+    return tracer().start_as_current_span(
+        "interviews store", attributes={"db.operation.batch.size": events}
+    )
 
 
 @dataclass
@@ -75,9 +87,7 @@ class GroupCommitter:
         events = [e for agg in aggregates for e in agg.collect_events()]
         if not events:
             return []
-        with tracer().start_as_current_span(
-            "interviews store", attributes={"db.operation.batch.size": len(events)}
-        ):
+        with _store_span(len(events)):
             unit = self._unit(events, aggregates)
             unit.done = _held_lock()
             self._submit(unit)
@@ -93,9 +103,7 @@ class GroupCommitter:
         events = [e for agg in aggregates for e in agg.collect_events()]
         if not events:
             return []
-        with tracer().start_as_current_span(
-            "interviews store", attributes={"db.operation.batch.size": len(events)}
-        ):
+        with _store_span(len(events)):
             unit = self._unit(events, aggregates)
             unit.loop = asyncio.get_running_loop()
             unit.future = unit.loop.create_future()
