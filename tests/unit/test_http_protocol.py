@@ -1,6 +1,6 @@
-"""``OneWriteTransport``: what a response writes within one turn of the event loop
-reaches the socket as one write, in order, and nothing is held past that turn
-or lost when the connection closes."""
+"""``OneWriteTransport``: a response's headers and body reach the socket as one
+write, in order; nothing is held past the loop's turn or lost when the
+connection closes."""
 
 from __future__ import annotations
 
@@ -37,38 +37,42 @@ class Socket:
         return f"info:{name}"
 
 
-def test_headers_and_body_written_in_one_turn_leave_as_one_write() -> None:
+def test_headers_and_their_body_leave_as_one_write_and_nothing_waits_past_the_turn() -> None:
     async def run() -> list[bytes]:
         socket = Socket()
         transport = OneWriteTransport(socket, asyncio.get_running_loop())  # type: ignore[arg-type]
         transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        assert socket.writes == []  # held for the body
+        assert transport.get_write_buffer_size() == 38
         transport.write(b"{}")
-        assert socket.writes == []  # held until the end of this turn
-        assert transport.get_write_buffer_size() == 40
-        await asyncio.sleep(0)
-        transport.write(b"next")
-        await asyncio.sleep(0)
+        assert len(socket.writes) == 1  # at once, with the body
+        transport.write(b"more")  # anything else goes straight through
+        transport.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        await asyncio.sleep(0)  # no body this turn: the headers leave alone
         return socket.writes
 
     writes = asyncio.run(run())
 
-    assert writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}", b"next"]
+    assert writes == [
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}",
+        b"more",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+    ]
 
 
 def test_closing_writes_what_is_held_first_and_nothing_goes_to_a_closed_socket() -> None:
     async def run() -> Socket:
         socket = Socket()
         transport = OneWriteTransport(socket, asyncio.get_running_loop())  # type: ignore[arg-type]
-        transport.write(b"headers")
-        transport.write(b"body")
+        transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
         transport.close()
-        assert socket.writes == [b"headersbody"] and socket.closed
+        assert socket.writes == [b"HTTP/1.1 200 OK\r\n\r\n"] and socket.closed
         await asyncio.sleep(0)  # the scheduled flush finds nothing held
         return socket
 
     socket = asyncio.run(run())
 
-    assert socket.writes == [b"headersbody"]
+    assert socket.writes == [b"HTTP/1.1 200 OK\r\n\r\n"]
 
 
 def test_everything_else_is_the_socket_transports_own() -> None:
