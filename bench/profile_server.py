@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 
+from services import cli
 from services.common.logs import configure_logging
 from services.common.tracing import setup_tracing
 from services.interviews.bootstrap import app_from_environment
@@ -38,7 +39,11 @@ def serve(port: int, stats_path: str) -> None:
     # uvicorn raises the signal that stopped it again once it is done: ignore it
     # then, so that the stats are written and the process exits 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    # As ``interviewctl serve`` serves it (a tree from before HTTP_PROTOCOL: uvicorn's own).
+    http = getattr(cli, "HTTP_PROTOCOL", "auto")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, http=http
+    )
     uvicorn.Server(config).run()
     if stats_path:
         profilers[0].disable()

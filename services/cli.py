@@ -81,6 +81,8 @@ def _check_schemas(*services: str) -> None:
         return
 
 
+# uvicorn's httptools protocol, writing each response to the socket once.
+HTTP_PROTOCOL = "services.common.http_protocol:OneWriteHttpToolsProtocol"
 # In-flight requests get this long to finish after SIGTERM; open streams end
 # within a second of it (``services.common.shutdown``).
 GRACEFUL_SHUTDOWN_S = 10
@@ -115,6 +117,9 @@ def _run(
         "log_config": None,  # uvicorn's lines go through ours (text or JSON)
         "access_log": False,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+        # Each response's headers and body in one write (an import string: the
+        # worker processes import it).
+        "http": HTTP_PROTOCOL,
     }
     if workers > 1:
         # The supervisor passes SIGTERM on to each worker (the interviews API: no streams).

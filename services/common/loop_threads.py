@@ -7,10 +7,42 @@ import contextlib
 import contextvars
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 R = TypeVar("R")
+
+# Set while code runs on the event loop where it must not block (``on_the_loop``).
+_ON_THE_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("on_the_loop", default=False)
+
+
+class WouldBlockError(Exception):
+    """Raised by ``may_block`` on the event loop: the caller runs the work again
+    in a thread, where blocking is allowed. Code that raises it must not have
+    changed anything yet."""
+
+
+@contextlib.contextmanager
+def on_the_loop() -> Iterator[None]:
+    """Within it, ``may_block`` raises ``WouldBlockError`` instead of letting a
+    blocking call (a query, a lock that may be held) stall the event loop."""
+    token = _ON_THE_LOOP.set(True)
+    try:
+        yield
+    finally:
+        _ON_THE_LOOP.reset(token)
+
+
+def may_block() -> None:
+    """Called before a blocking call: ``WouldBlockError`` inside ``on_the_loop``."""
+    if _ON_THE_LOOP.get():
+        raise WouldBlockError
+
+
+def blocking_allowed() -> bool:
+    """Whether the caller may block (it is not inside ``on_the_loop``)."""
+    return not _ON_THE_LOOP.get()
+
 
 # A call, the loop and future its answer goes to, and the context it runs in.
 _Call = tuple[
@@ -94,11 +126,16 @@ def _answer(
     result: Any = None
     error: BaseException | None = None
     try:
-        result = context.run(call, *args)
+        result = context.run(_blocking_call, call, args)
     except BaseException as caught:  # handed to the awaiting coroutine
         error = caught
     with contextlib.suppress(RuntimeError):  # a closed loop: nobody awaits the answer
         loop.call_soon_threadsafe(_settle, future, result, error)
+
+
+def _blocking_call(call: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    _ON_THE_LOOP.set(False)  # in the thread's copy of the caller's context
+    return call(*args)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -322,6 +322,10 @@ class InMemoryKeys:
             self.owners[key_id] = subject_id
         return key_id, self.keys[key_id]
 
+    def cached_key_for(self, subject_id: str) -> tuple[str, bytes] | None:
+        """``key_for``: in memory, never a wait."""
+        return self.key_for(subject_id)
+
     def data_key(self, key_id: str) -> bytes:
         if key_id in self.erased:
             raise KeyErased(key_id)

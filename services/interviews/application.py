@@ -34,7 +34,8 @@ from .use_cases.errors import (
     InterviewNotFoundError,
     VersionMismatchError,
 )
-from .use_cases.interview_commands import CommandResult, InterviewCommands
+from .use_cases.execution import CommandResult, PreparedCommand
+from .use_cases.interview_commands import InterviewCommands
 from .use_cases.job_commands import (
     JOB_ID_NAMESPACE,
     JobClosing,
@@ -58,6 +59,7 @@ __all__ = [
     "JobPolicy",
     "JobView",
     "KeyedLocks",
+    "PreparedCommand",
     "RecordBatch",
     "VersionMismatchError",
     "is_interview_event",

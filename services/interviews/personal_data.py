@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..common.loop_threads import WouldBlockError, blocking_allowed
 from ..common.privacy import (
     PERSONAL_FIELDS,
     CachingKeys,
@@ -49,14 +50,25 @@ class ActorSealer:
     subject_id: str
 
     def __call__(self, text: str) -> dict[str, str]:
-        key_id, key = self.keys.key_for(self.subject_id)
+        key_id, key = self._key()
         return seal(key, key_id, text)
 
     def digest(self, text: str) -> str:
         """A keyed digest of ``text``: equal for equal text while the key lives,
         unlinkable to it once the key is destroyed."""
-        _, key = self.keys.key_for(self.subject_id)
+        _, key = self._key()
         return hmac.digest(key, text.encode("utf-8"), "sha256").hex()
+
+    def _key(self) -> tuple[str, bytes]:
+        """The author's key; on the event loop only one the issuer holds
+        (``cached_key_for``), else ``WouldBlockError``: the command goes to a thread."""
+        if blocking_allowed():
+            return self.keys.key_for(self.subject_id)
+        cached = getattr(self.keys, "cached_key_for", None)
+        hit = cached(self.subject_id) if cached is not None else None
+        if hit is None:
+            raise WouldBlockError
+        return hit
 
 
 def sealing(ctx: CommandContext, keys: KeyIssuer | None) -> CommandContext:

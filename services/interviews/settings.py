@@ -16,6 +16,9 @@ class InterviewsSettings(CommonSettings):
     invitation_ttl_hours: float = Field(default=7 * 24, gt=0, le=90 * 24)
     offer_ttl_hours: float = Field(default=7 * 24, gt=0, le=90 * 24)
     max_commit_batch: int = Field(default=128, ge=1)
+    # A command decided on cached state runs on the event loop and awaits its
+    # group commit (no thread hop); false: every command runs in a command thread.
+    commands_on_loop: bool = True
     postgres_pool_size: int = Field(default=8, ge=1)
     # The deadline scheduler (scheduler.py).
     scheduler_max_sleep_seconds: float = Field(

@@ -7,17 +7,24 @@ thread, which writes everything that has queued up in a single transaction.
 A batch that fails on a version conflict is retried unit by unit, so exactly
 the commands that lost their race see the conflict.
 
+A command on the event loop awaits its commit (``commit_async``): the committer
+thread settles the command's asyncio future, so the loop never blocks on it.
+
 Each command's events are stamped with its ``traceparent`` (an extra key of the
 stored event's state, outside the dataclass fields the hash chain covers), and,
-where spans are exported, the batch's span links every command it wrote.
+where spans are exported, each command's write has its span (``interviews store``)
+and the batch's span links every command it wrote.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,16 +44,29 @@ def _held_lock() -> threading.Lock:
     return lock
 
 
+def _store_span(events: int) -> AbstractContextManager[Any]:
+    """The command's ``interviews store`` span, made only where spans are exported:
+    otherwise the request's own span context is what its events carry on."""
+    if not tracing_exports():
+        return contextlib.nullcontext()
+    return tracer().start_as_current_span(
+        "interviews store", attributes={"db.operation.batch.size": events}
+    )
+
+
 @dataclass
 class _Unit:
     events: list[Any]
     aggregates: list[Any]
-    # Released once the unit is committed or refused: a plain lock is a fraction
-    # of a threading.Event's cost, and one waiter is all there is.
-    done: threading.Lock = field(default_factory=_held_lock)
+    # Released once the unit is committed or refused, for a thread waiting on it
+    # (a plain lock is a fraction of a threading.Event's cost, and one waiter is
+    # all there is); None for a command on the event loop, which awaits ``future``.
+    done: threading.Lock | None = None
     recordings: list[Recording[Any]] = field(default_factory=list)
     error: BaseException | None = None
     traceparent: str | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    future: asyncio.Future[list[Recording[Any]]] | None = None
 
 
 class GroupCommitter:
@@ -67,21 +87,41 @@ class GroupCommitter:
         events = [e for agg in aggregates for e in agg.collect_events()]
         if not events:
             return []
-        with tracer().start_as_current_span(
-            "interviews store", attributes={"db.operation.batch.size": len(events)}
-        ):
-            traceparent = current_traceparent()
-            if traceparent is not None:
-                for event in events:
-                    # Frozen dataclasses: the stored state is the event's __dict__.
-                    object.__setattr__(event, TRACE_CONTEXT, traceparent)
-            unit = _Unit(events=events, aggregates=list(aggregates), traceparent=traceparent)
-            self._ensure_started()
-            self._queue.put(unit)
+        with _store_span(len(events)):
+            unit = self._unit(events, aggregates)
+            unit.done = _held_lock()
+            self._submit(unit)
             unit.done.acquire()
         if unit.error is not None:
             raise unit.error
         return unit.recordings
+
+    async def commit_async(self, aggregates: Sequence[Any]) -> list[Recording[Any]]:
+        """``commit`` for a coroutine: the event loop goes on serving while the
+        committer thread writes, and the answer (or the error) comes back as
+        the settled future of this command alone."""
+        events = [e for agg in aggregates for e in agg.collect_events()]
+        if not events:
+            return []
+        with _store_span(len(events)):
+            unit = self._unit(events, aggregates)
+            unit.loop = asyncio.get_running_loop()
+            unit.future = unit.loop.create_future()
+            self._submit(unit)
+            return await unit.future
+
+    @staticmethod
+    def _unit(events: list[Any], aggregates: Sequence[Any]) -> _Unit:
+        traceparent = current_traceparent()
+        if traceparent is not None:
+            for event in events:
+                # Frozen dataclasses: the stored state is the event's __dict__.
+                object.__setattr__(event, TRACE_CONTEXT, traceparent)
+        return _Unit(events=events, aggregates=list(aggregates), traceparent=traceparent)
+
+    def _submit(self, unit: _Unit) -> None:
+        self._ensure_started()
+        self._queue.put(unit)
 
     def close(self) -> None:
         with self._lock:
@@ -165,4 +205,23 @@ class GroupCommitter:
     ) -> None:
         unit.recordings = recordings or []
         unit.error = error
+        if unit.future is not None:
+            assert unit.loop is not None
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody awaits it
+                unit.loop.call_soon_threadsafe(_settle, unit.future, unit.recordings, error)
+            return
+        assert unit.done is not None
         unit.done.release()
+
+
+def _settle(
+    future: asyncio.Future[list[Recording[Any]]],
+    recordings: list[Recording[Any]],
+    error: BaseException | None,
+) -> None:
+    if future.cancelled():  # the request went away; its commit stands
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(recordings)

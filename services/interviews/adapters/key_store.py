@@ -149,6 +149,14 @@ class SqlKeyStore:
                     self._current[subject_id] = (key_id, key)
         return key_id, key
 
+    def cached_key_for(self, subject_id: str) -> tuple[str, bytes] | None:
+        """What ``key_for`` answers when it would answer without a query or a wait;
+        None when it would ask the database (a key not held, or erasures due for
+        their check)."""
+        if self._monotonic() - self._erasures_checked >= self.issue_ttl:
+            return None
+        return self._current.get(subject_id)
+
     def _current_key_in_database(self, subject_id: str) -> tuple[str, bytes]:
         with self._outage_guard(), self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":

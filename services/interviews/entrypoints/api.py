@@ -24,7 +24,7 @@ from starlette.types import ASGIApp
 
 from ...common.auth import Principal
 from ...common.calendar import interview_calendar, meeting_description, meeting_summary
-from ...common.loop_threads import LoopThreads
+from ...common.loop_threads import LoopThreads, WouldBlockError, on_the_loop
 from ...common.web import (
     BEARER_DOCUMENT,
     ERROR_RESPONSES,
@@ -39,6 +39,7 @@ from ..application import (
     InterviewNotFoundError,
     InterviewsApplication,
     JobView,
+    PreparedCommand,
     VersionMismatchError,
 )
 from ..domain import (
@@ -201,6 +202,7 @@ class Command:
     idempotency_key: str | None
     expected_version: int | None
     threads: LoopThreads
+    on_loop: bool = False
 
     async def run(
         self,
@@ -225,8 +227,27 @@ class Command:
     async def answer(
         self, response: Response, call: Callable[[], CommandResult], now: datetime | None = None
     ) -> Response:
-        """``run_command(response, call, now)`` in a command thread (``in_command_thread``)."""
-        return await in_command_thread(self.threads, run_command, response, call, now)
+        """``run_command(response, call, now)``: with ``on_loop`` the command's
+        first attempt on the event loop (``execute_on_loop``), else all of it in
+        a command thread (``in_command_thread``). The same answers either way."""
+        prepared = self._prepared(call) if self.on_loop else None
+        if prepared is None:
+            return await in_command_thread(self.threads, run_command, response, call, now)
+        try:
+            result = await self.app.execute_on_loop(prepared, self.threads.run)
+        except Exception as error:
+            mapped = api_error(error, now)
+            if mapped is error:
+                raise
+            raise mapped from None
+        return answered(response, result)
+
+    def _prepared(self, call: Callable[[], CommandResult]) -> PreparedCommand | None:
+        try:
+            with on_the_loop():
+                return self.app.prepare(call)
+        except WouldBlockError:
+            return None
 
 
 async def command(request: Request) -> Command:
@@ -255,7 +276,8 @@ async def command(request: Request) -> Command:
                 ]
             )
     expected = None if if_match is None else int(if_match.removeprefix("W/").strip('"'))
-    return Command(caller.ctx, caller.app, key, expected, caller.threads)
+    on_loop = request.app.state.container.settings.commands_on_loop
+    return Command(caller.ctx, caller.app, key, expected, caller.threads, on_loop)
 
 
 CommandDep = Annotated[Command, Depends(command)]
@@ -274,27 +296,44 @@ def run_command(
     :class:`ApiError` with their status."""
     try:
         result = call()
-    except ExclusiveWindowError as error:
+    except Exception as error:
+        mapped = api_error(error, now)
+        if mapped is error:
+            raise
+        raise mapped from None
+    return answered(response, result)
+
+
+def api_error(error: Exception, now: datetime | None = None) -> Exception:
+    """The HTTP answer to a command's error: domain and use-case errors as
+    :class:`ApiError` with their status, anything else as it is."""
+    if isinstance(error, ExclusiveWindowError):
         # ``now`` is the command's injected clock, so Retry-After agrees with ends_at.
         ctx_now = now or datetime.now(error.ends_at.tzinfo)
         retry_after = max(1, int((error.ends_at - ctx_now).total_seconds()) + 1)
-        raise ApiError(409, error.code, error.detail, {"Retry-After": str(retry_after)}) from None
-    except NotAllowedError as error:
-        raise ApiError(403, error.code, error.detail) from None
-    except InvalidCommandError as error:
-        raise ApiError(422, error.code, error.detail) from None
-    except JobNotFoundError as error:
-        raise ApiError(404, error.code, error.detail) from None
-    except DomainError as error:
-        raise ApiError(409, error.code, error.detail) from None
-    except InterviewNotFoundError as error:
-        raise ApiError(404, error.code, str(error)) from None
-    except VersionMismatchError as error:
-        raise ApiError(412, error.code, str(error), {"ETag": f'"{error.actual}"'}) from None
-    except IdempotencyKeyReusedError as error:
-        raise ApiError(422, error.code, str(error)) from None
-    except ConcurrencyConflictError as error:
-        raise ApiError(409, error.code, str(error)) from None
+        return ApiError(409, error.code, error.detail, {"Retry-After": str(retry_after)})
+    if isinstance(error, NotAllowedError):
+        return ApiError(403, error.code, error.detail)
+    if isinstance(error, InvalidCommandError):
+        return ApiError(422, error.code, error.detail)
+    if isinstance(error, JobNotFoundError):
+        return ApiError(404, error.code, error.detail)
+    if isinstance(error, DomainError):
+        return ApiError(409, error.code, error.detail)
+    if isinstance(error, InterviewNotFoundError):
+        return ApiError(404, error.code, str(error))
+    if isinstance(error, VersionMismatchError):
+        return ApiError(412, error.code, str(error), {"ETag": f'"{error.actual}"'})
+    if isinstance(error, IdempotencyKeyReusedError):
+        return ApiError(422, error.code, str(error))
+    if isinstance(error, ConcurrencyConflictError):
+        return ApiError(409, error.code, str(error))
+    return error
+
+
+def answered(response: Response, result: CommandResult) -> Response:
+    """``response`` (whose status code it keeps) answering ``result``: its JSON
+    rendered once, its ``ETag``, and ``Idempotent-Replayed`` on a replay."""
     headers = {"ETag": f'"{result.version}"'}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -36,6 +36,7 @@ from eventsourcing.persistence import (
     Recording,
 )
 
+from ...common.loop_threads import may_block
 from ...common.privacy import InMemoryKeys, KeyIssuer
 from ..adapters.transcodings import register_domain_transcodings
 from ..domain import Interview, Job
@@ -124,6 +125,8 @@ class Committer(Protocol):
 
     def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]: ...
 
+    async def commit_async(self, aggregates: Sequence[Any]) -> list[Recording[Any]]: ...
+
     def close(self) -> None: ...
 
 
@@ -136,17 +139,33 @@ class KeyedLocks:
 
     @contextlib.contextmanager
     def hold(self, key: str) -> Iterator[None]:
+        self.acquire(key)
+        try:
+            yield
+        finally:
+            self.release(key)
+
+    def acquire(self, key: str, *, blocking: bool = True) -> bool:
+        """Takes the key's lock (``blocking=False``: only if nobody holds it)."""
         with self._guard:
             entry = self._locks.setdefault(key, [threading.Lock(), 0])
             entry[1] += 1
-        try:
-            with entry[0]:
-                yield
-        finally:
-            with self._guard:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self._locks[key]
+        if entry[0].acquire(blocking):
+            return True
+        self._let_go(key, entry)
+        return False
+
+    def release(self, key: str) -> None:
+        """Releases the key's lock, taken with ``acquire`` (from any thread)."""
+        entry = self._locks[key]
+        entry[0].release()
+        self._let_go(key, entry)
+
+    def _let_go(self, key: str, entry: list[Any]) -> None:
+        with self._guard:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[key]
 
 
 class ApplicationCore(Application[UUID]):
@@ -270,7 +289,8 @@ class ApplicationCore(Application[UUID]):
         ``snapshotted=False``: a kind of aggregate never snapshotted (no query for one).
         ``assume_new``: one that is not cached is taken not to exist, without a
         query; the caller then creates it, and the store refuses its version 1 if
-        it did exist."""
+        it did exist. On the event loop (``on_the_loop``) a load that would query
+        raises ``WouldBlockError`` instead, before it changed anything."""
         cache = self.repository.cache
         try:
             cached = cache.get(aggregate_id) if cache is not None else None
@@ -279,6 +299,7 @@ class ApplicationCore(Application[UUID]):
         if cached is None:
             if assume_new:
                 raise AggregateNotFoundError(aggregate_id)
+            may_block()  # a query: not on the event loop
             store = self._stored_aggregates if snapshotted else self._stored_streams
             aggregate: Any = store.get(aggregate_id)
             if cache is None:
@@ -289,6 +310,7 @@ class ApplicationCore(Application[UUID]):
         if trusted is not None:
             trusted.append(aggregate)
             return aggregate
+        may_block()  # the fast-forward query: not on the event loop
         newer = list(self.events.get(aggregate_id, gt=aggregate.version))
         if not newer:
             return aggregate

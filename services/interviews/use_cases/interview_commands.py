@@ -3,64 +3,39 @@
 A command on an existing interview runs through ``_transition``: the caller must
 be a party (a stranger learns nothing, not even that the interview exists), an
 ``If-Match`` version must be the current one, and with an ``Idempotency-Key`` a
-retry answers what the first attempt answered (``_execute``, ``_replay``).
+retry answers what the first attempt answered (``_execute``, in ``execution.py``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
-
 from ..domain import (
     DEFAULT_DURATION_MINUTES,
     SYSTEM,
     CommandContext,
-    DomainError,
     Interview,
     JobNotFoundError,
     NotAllowedError,
     OfferTerms,
 )
 from ..domain.interview import RateType
-from ..idempotency import IdempotentResponse, fingerprint
-from ..personal_data import private_payload, sealing
-from .core import MAX_ATTEMPTS, ApplicationCore
+from ..personal_data import sealing
 from .errors import (
-    ConcurrencyConflictError,
-    IdempotencyKeyReusedError,
     InterviewNotFoundError,
     VersionMismatchError,
 )
+from .execution import CommandExecution, CommandResult
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    id: UUID
-    status: str
-    version: int
-    position: int
-    replayed: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "status": self.status,
-            "version": self.version,
-            "position": self.position,
-        }
-
-
-class InterviewCommands(ApplicationCore):
+class InterviewCommands(CommandExecution):
     """The commands on one interview (``invite`` creates it)."""
 
     def invite(
@@ -106,8 +81,9 @@ class InterviewCommands(ApplicationCore):
             job.record_invitation(freelancer_id, interview.id, ctx.at)
             return [job, interview], interview
 
-        with self._job_locks.hold(job_id):
-            return self._execute(ctx, "invite", job_id, payload, idempotency_key, decide)
+        return self._execute(
+            ctx, "invite", job_id, payload, idempotency_key, decide, job_lock=job_id
+        )
 
     def accept(self, ctx: CommandContext, interview_id: UUID, **opts: Any) -> CommandResult:
         return self._transition(ctx, "accept", interview_id, {}, lambda i: i.accept(ctx), **opts)
@@ -273,99 +249,3 @@ class InterviewCommands(ApplicationCore):
             return [interview, *extra], interview
 
         return self._execute(ctx, action, str(interview_id), payload, idempotency_key, decide)
-
-    def _execute(
-        self,
-        ctx: CommandContext,
-        action: str,
-        target: str,
-        payload: dict[str, Any],
-        idempotency_key: str | None,
-        decide: Callable[[list[Any] | None], tuple[list[Any], Interview]],
-    ) -> CommandResult:
-        """Decides and commits, first optimistically: ``decide`` may take the
-        aggregates it will write from the cache as they are (``trusted``, see
-        ``_load``), and the idempotency record is written without looking for an
-        earlier one. The store's unique versions refuse a commit made on stale
-        state or with a key already used; then, and whenever the domain refuses
-        a decision taken on trusted state, the command is decided again on fresh
-        state, after looking for an earlier answer to its key. So the answer is
-        always the one fresh state gives."""
-        fp = fingerprint(action, target, private_payload(ctx, payload)) if idempotency_key else ""
-        optimistic = True
-        for _ in range(MAX_ATTEMPTS):
-            if idempotency_key and not optimistic:
-                replay = self._replay(ctx.actor.id, idempotency_key, fp)
-                if replay is not None:
-                    return replay
-            trusted: list[Any] | None = [] if optimistic else None
-            try:
-                aggregates, interview = decide(trusted)
-            except (DomainError, InterviewNotFoundError, VersionMismatchError):
-                if trusted:
-                    optimistic = False  # refused on what may be stale state
-                    continue
-                # A concurrent retry of this same request may have committed
-                # since the replay check above: then its answer is the answer.
-                if idempotency_key:
-                    replay = self._replay(ctx.actor.id, idempotency_key, fp)
-                    if replay is not None:
-                        return replay
-                raise
-            if trusted and not all(aggregate.pending_events for aggregate in trusted):
-                optimistic = False  # read from the cache but not written: unchecked
-                continue
-            if idempotency_key:
-                aggregates.append(
-                    IdempotentResponse.record(
-                        ctx.actor.id,
-                        idempotency_key,
-                        fp,
-                        200,
-                        {
-                            "id": str(interview.id),
-                            "status": interview.status,
-                            "version": interview.version,
-                        },
-                    )
-                )
-            # Read before committing: once committed, the aggregate object is the
-            # cache's, and must not change.
-            status, version = interview.status, interview.version
-            try:
-                recordings = self._commit(aggregates)
-            except IntegrityError:
-                optimistic = False  # lost a race, or stale: decide again on fresh state
-                continue
-            position = max(
-                r.notification.id
-                for r in recordings
-                if r.domain_event.originator_id == interview.id
-            )
-            log.info(
-                "command %s on interview %s by %s:%s -> %s v%d @%d",
-                action,
-                interview.id,
-                ctx.actor.role,
-                ctx.actor.id,
-                status,
-                version,
-                position,
-                extra={"correlation_id": ctx.correlation_id},
-            )
-            return CommandResult(interview.id, status, version, position)
-        raise ConcurrencyConflictError
-
-    def _replay(self, caller_id: str, key: str, fp: str) -> CommandResult | None:
-        try:
-            record: IdempotentResponse = self._load(
-                IdempotentResponse.id_for(caller_id, key), snapshotted=False
-            )
-        except AggregateNotFoundError:
-            return None
-        if record.fingerprint != fp:
-            raise IdempotencyKeyReusedError
-        body = record.response()
-        interview_id = UUID(body["id"])
-        position = self.position_of(interview_id, body["version"]) or 0
-        return CommandResult(interview_id, body["status"], body["version"], position, replayed=True)
