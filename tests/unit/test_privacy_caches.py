@@ -111,6 +111,7 @@ def test_a_private_copy_shares_sealed_texts_and_its_changes_stay_its_own() -> No
 
     mine = private_copy(interview)
     assert isinstance(interview.message, SealedValue) and mine.message is interview.message
+    assert interview.offer is not None
     assert isinstance(interview.offer.message, SealedValue) and mine.offer is interview.offer
     assert vars(mine) == vars(copy.deepcopy(interview))
 
