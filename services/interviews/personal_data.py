@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ..common.loop_threads import WouldBlockError, blocking_allowed
@@ -42,12 +42,15 @@ PERSONAL_EVENT_FIELDS: dict[str, tuple[str, ...]] = {
 PERSONAL_PAYLOAD_FIELDS = ("message", "reason")
 
 
-@dataclass(frozen=True)
 class ActorSealer:
-    """Seals text with the current data key of one author."""
+    """Seals text with the current data key of one author (made once per command
+    that carries text: a plain slotted class, cheaper than a frozen dataclass)."""
 
-    keys: KeyIssuer
-    subject_id: str
+    __slots__ = ("keys", "subject_id")
+
+    def __init__(self, keys: KeyIssuer, subject_id: str) -> None:
+        self.keys = keys
+        self.subject_id = subject_id
 
     def __call__(self, text: str) -> dict[str, str]:
         key_id, key = self._key()
@@ -75,7 +78,7 @@ def sealing(ctx: CommandContext, keys: KeyIssuer | None) -> CommandContext:
     """The context with a sealer keyed to its actor (unchanged without a key issuer)."""
     if keys is None or ctx.sealer is not None:
         return ctx
-    return replace(ctx, sealer=ActorSealer(keys, ctx.actor.id))
+    return ctx.with_sealer(ActorSealer(keys, ctx.actor.id))
 
 
 def private_payload(ctx: CommandContext, payload: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -70,6 +71,20 @@ def test_an_invitation_records_its_message_sealed_with_the_clients_key() -> None
     assert is_sealed(event.message) and WORDS not in str(event.__dict__)
     assert event.message["key_id"] == keys.subjects[CLIENT.id]  # type: ignore[index]
     assert reveal_value(event.message, keys) == (WORDS, False)
+
+
+def test_a_sealing_context_keeps_who_acts_when_and_why() -> None:
+    plain = CommandContext(CLIENT, NOW, "corr", "cause")
+    sealed = sealing(plain, InMemoryKeys())
+    assert plain.sealer is None and sealed.sealer is not None
+    # Every other field is carried over: one added to CommandContext must be listed here.
+    assert {f.name: getattr(sealed, f.name) for f in fields(sealed) if f.name != "sealer"} == {
+        "actor": CLIENT,
+        "at": NOW,
+        "correlation_id": "corr",
+        "causation_id": "cause",
+    }
+    assert sealing(sealed, InMemoryKeys()) is sealed  # sealed once, by its first issuer
 
 
 def test_the_hash_chain_covers_the_ciphertext() -> None:

@@ -1,11 +1,15 @@
 """The caches on the sealing path: AESGCM objects per key, sealed values copied by
-reference. Neither may change what a sealed field is or who can open it."""
+reference (by ``copy`` and by a command's private copy of an aggregate). Neither
+may change what a sealed field is or who can open it."""
 
 from __future__ import annotations
 
 import copy
 import json
 import pickle
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import uuid4
 
 import pytest
 
@@ -19,6 +23,13 @@ from services.common.privacy import (
     seal,
     unseal,
 )
+from services.interviews.domain import Actor, CommandContext, Interview, OfferTerms
+from services.interviews.personal_data import sealing
+from services.interviews.use_cases.core import private_copy
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+CLIENT = Actor("client-1", "client")
+FREELANCER = Actor("freelancer-1", "freelancer")
 
 
 def test_every_seal_has_a_fresh_nonce_and_opens_under_its_key_only() -> None:
@@ -77,3 +88,34 @@ def test_a_sealed_value_is_copied_by_reference_and_cannot_change() -> None:
     assert pickle.loads(pickle.dumps(sealed)) == sealed
     plain["ciphertext"] = "tampered"  # a copy can be changed; the original is intact
     assert unseal(key, sealed) == "words"
+
+
+def test_a_private_copy_shares_sealed_texts_and_its_changes_stay_its_own() -> None:
+    """A command's copy of a cached interview shares its sealed texts (and the
+    offer holding one) instead of copying them: they cannot change. What the
+    copy then records never reaches the cached original."""
+    keys = InMemoryKeys()
+    client = sealing(CommandContext(CLIENT, NOW, "corr", "cause"), keys)
+    freelancer = sealing(CommandContext(FREELANCER, NOW, "corr", "cause"), keys)
+    interview = Interview.invite(
+        client,
+        interview_id=uuid4(),
+        job_id="job-1",
+        freelancer_id=FREELANCER.id,
+        message="shall we talk?",
+        expires_at=NOW + timedelta(days=3),
+    )
+    interview.accept(freelancer)
+    interview.extend_offer(client, OfferTerms(Decimal("900"), "EUR", "fixed", message="welcome"))
+    interview.collect_events()
+
+    mine = private_copy(interview)
+    assert isinstance(interview.message, SealedValue) and mine.message is interview.message
+    assert interview.offer is not None
+    assert isinstance(interview.offer.message, SealedValue) and mine.offer is interview.offer
+    assert vars(mine) == vars(copy.deepcopy(interview))
+
+    mine.decline_offer(freelancer, "too low")
+    assert (mine.offer, len(mine.pending_events)) == (None, 1)
+    assert interview.offer is not None and interview.pending_events == []
+    assert reveal_value(interview.offer.message, keys) == ("welcome", False)

@@ -37,7 +37,7 @@ from eventsourcing.persistence import (
 )
 
 from ...common.loop_threads import may_block
-from ...common.privacy import InMemoryKeys, KeyIssuer
+from ...common.privacy import InMemoryKeys, KeyIssuer, SealedValue
 from ..adapters.transcodings import register_domain_transcodings
 from ..domain import Interview, Job
 from ..personal_data import Keys
@@ -49,9 +49,23 @@ MAX_ATTEMPTS = 8
 T = TypeVar("T")
 A = TypeVar("A")
 
-# Immutable: a copy of an aggregate may share them with the original.
+# Immutable: a copy of an aggregate may share them with the original (a sealed
+# text, too: ``SealedValue`` refuses every change).
 SHARED_TYPES = frozenset(
-    {str, int, float, bool, bytes, type(None), datetime, date, timedelta, UUID, Decimal}
+    {
+        str,
+        int,
+        float,
+        bool,
+        bytes,
+        type(None),
+        datetime,
+        date,
+        timedelta,
+        UUID,
+        Decimal,
+        SealedValue,
+    }
 )
 
 
