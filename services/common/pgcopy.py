@@ -138,7 +138,8 @@ def _one_shot_encoder() -> Callable[[Any], str]:
     building a ``JSONEncoder`` and its C encoder (more than half of its time for
     the small objects a row holds). The C encoder's options are those ``dumps``
     gives it; only the circular-reference markers are new per call, as there."""
-    make = json.encoder.c_make_encoder
+    # getattr: typeshed does not declare the C accelerator, which may be absent.
+    make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # a Python without the C accelerator: json.dumps as it is
         return json.dumps
     defaults = json.JSONEncoder()
@@ -155,7 +156,7 @@ def _one_shot_encoder() -> Callable[[Any], str]:
 
     def dumps(value: Any) -> str:
         if isinstance(value, str):  # as JSONEncoder.encode does
-            return cast("str", json.encoder.encode_basestring_ascii(value))
+            return json.encoder.encode_basestring_ascii(value)
         return "".join(make({}, *options)(value, 0))
 
     return dumps
