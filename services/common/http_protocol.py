@@ -76,5 +76,9 @@ class OneWriteTransport:
 class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol on a ``OneWriteTransport``."""
 
+    # ignore[override]: uvicorn declares the parameter as asyncio.Transport but
+    # typeshed's BaseProtocol takes a BaseTransport; the socket's is a Transport.
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        # ignore[arg-type]: OneWriteTransport is a Transport by delegation
+        # (``__getattr__``), not by inheritance.
         super().connection_made(OneWriteTransport(transport, self.loop))  # type: ignore[arg-type]
