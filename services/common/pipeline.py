@@ -70,10 +70,17 @@ def _answer_if_awaited(
         pipeline.sync()
 
 
+# An execution option of a statement SQLAlchemy cannot tell returns no rows (a
+# ``text`` one): ``pipelined`` sends it with the next statement that waits.
+RETURNS_NO_ROWS = "pipeline_returns_no_rows"
+
+
 def _returns_rows(context: sa.engine.ExecutionContext | None) -> bool:
     compiled = getattr(context, "compiled", None)
-    if context is None or compiled is None:  # text or driver SQL: assume it does
+    if context is None or compiled is None:  # driver SQL: assume it does
         return True
+    if context.execution_options.get(RETURNS_NO_ROWS):
+        return False
     if context.isinsert or context.isupdate or getattr(context, "isdelete", False):
         return bool(compiled.effective_returning)
     return True

@@ -69,8 +69,6 @@ class LiveWriter:
         # This writer's own counters row of a generation (``counters.count_batch``): drawn at
         # random, so the processes of a consumer group never share one.
         self.counter_slot = secrets.randbits(62) + 1 if counter_slot is None else counter_slot
-        # Generations whose counters row of this writer may hold counts to fold.
-        self._aside: set[int] = set()
         self.schemas = schemas  # the view schemas this release writes
         self.stats = LiveStats()
         self.on_result = on_result
@@ -117,12 +115,7 @@ class LiveWriter:
             keys=self.keys,
             revealed=True,
             counter_slot=self.counter_slot,
-            fold_slot=generation.number in self._aside,
         )
-        if result.counted_aside:
-            self._aside.add(generation.number)
-        else:
-            self._aside.discard(generation.number)
         self.stats.add(result)
         if self.on_result is not None:
             self.on_result(result)

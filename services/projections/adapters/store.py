@@ -77,10 +77,6 @@ class ApplyResult:
     gaps: list[tuple[str, int, int]] = field(default_factory=list)  # (id, missing, by version)
     max_position: int = 0
     skipped: int = 0  # not applied: the generation awaits a schema rebuild
-    # The writer's own counters row may hold counts once this batch commits: counted
-    # there (another batch held the generation's row), or folded from it by this
-    # batch (a fold rolled back leaves it; the next batch finds out).
-    counted_aside: bool = False
 
     def add(self, other: ApplyResult) -> None:
         self.applied += other.applied
@@ -373,15 +369,13 @@ def apply_events(
     keys: CachingKeys | KeyService | None = None,
     revealed: bool = False,
     counter_slot: int | None = None,
-    fold_slot: bool = False,
 ) -> ApplyResult:
     """Folds ``events`` (in the order given) into generation ``tables``, their sealed
     personal texts opened through ``keys`` (``fold.reveal_event``); ``revealed``: the
     caller opened them already (the fold still refuses a sealed text).
 
     The generation's counters move in the same transaction (``counters.count_batch``): a writer
-    that may run beside others (a live consumer) names its ``counter_slot``, and
-    ``fold_slot`` asks to fold that slot's row into the generation's this time."""
+    that may run beside others (a live consumer) names its ``counter_slot``."""
     result = ApplyResult()
     if not events:
         return result
@@ -457,12 +451,11 @@ def apply_events(
             missing,
             by_version,
         )
-    result.counted_aside = count_batch(
+    count_batch(
         conn,
         tables.generation,
         result.max_position,
         (result.applied + result.filled, result.duplicates, len(result.gaps)),
         counter_slot,
-        fold_slot,
     )
     return result
