@@ -4,7 +4,8 @@ exactly once in effect.
 For every polled batch the runner opens ONE transaction in the consumer's own
 database and in it skips events already processed (by event id), parks the
 events of interviews that have a parked event, hands the rest to
-``spec.apply`` as one ``Batch``, records their ids and stores the source's
+``spec.apply`` as one ``Batch`` (whose reads ``spec.read_ahead`` may have sent
+with the runner's own), records their ids and stores the source's
 position (Kafka offsets or log position); then it commits and calls
 ``on_committed``. A crash anywhere replays the batch, and the replay changes
 nothing twice.
@@ -289,6 +290,8 @@ class ConsumerRunner:
         ]
         if not keyed:
             return 0, 0, []
+        if self.spec.read_ahead is not None:
+            self.spec.read_ahead(conn, [envelope for _, _, _, envelope in keyed])
         seen, blocked = processed_or_parked(
             conn,
             self.group,
