@@ -82,4 +82,6 @@ class ConsumerSpec:
     # with the batch's events (duplicates and parked ones among them): reads that
     # ``apply`` will need can be sent now (``common.pipeline.read_ahead``), so that in a
     # ``pipelined`` transaction they come back with the runner's read, one round trip.
+    # A batch that fails on a missing table or column is tried once more before the
+    # runner steps aside: a read ahead that guessed must not guess again after a failure.
     read_ahead: Callable[[sa.Connection, Sequence[EventEnvelope]], None] | None = None

@@ -209,7 +209,9 @@ class ConsumerRunner:
             except Exception:
                 log.exception("consumer %s: on_committed failed", self.group)
 
-    def _commit(self, items: Sequence[Item], records: Sequence[SourceRecord]) -> Exception | None:
+    def _commit(
+        self, items: Sequence[Item], records: Sequence[SourceRecord], *, again: bool = True
+    ) -> Exception | None:
         """``items`` applied and the position after ``records`` stored, in one
         transaction; returns why the consumer refused them (None: committed).
 
@@ -220,7 +222,8 @@ class ConsumerRunner:
 
         Raises what is not the events' fault, never a reason to park: the
         consumer's database being down (run() backs off and replays the batch) or
-        a schema this code does not know (run() steps aside)."""
+        a schema this code does not know (run() steps aside; tried ``again`` first
+        when the spec reads ahead, whose guess of a table may be out of date)."""
         try:
             conn = self._connection()
             together = pipelined(conn) if len(records) <= SMALL_BATCH else contextlib.nullcontext()
@@ -232,6 +235,10 @@ class ConsumerRunner:
             raise
         except Exception as failure:
             if schema_problem(failure) is not None:
+                if again and self.spec.read_ahead is not None:
+                    # A read sent ahead may have guessed tables gone since (a rebuild
+                    # dropped them): once more, the spec knowing its guess failed.
+                    return self._commit(items, records, again=False)
                 raise
             self.metrics.handler_failures.labels(self.group).inc()
             return failure
