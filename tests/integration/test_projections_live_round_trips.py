@@ -106,9 +106,11 @@ def views(engine: sa.Engine) -> tuple[list[Any], list[Any]]:
         generation = current_generation(conn)
         assert generation is not None
         tables = view_tables(generation.number)
-        interviews = conn.execute(
-            sa.select(tables.interviews).order_by(tables.interviews.c.interview_id)
-        ).all()
+        interviews = list(
+            conn.execute(
+                sa.select(tables.interviews).order_by(tables.interviews.c.interview_id)
+            ).all()
+        )
         timeline = conn.execute(sa.select(tables.timeline)).all()
     return interviews, sorted(tuple(map(str, row)) for row in timeline)
 

@@ -23,8 +23,9 @@ from ...common.privacy import CachingKeys, KeyService
 from ...common.readiness import UnknownSchemaError
 from ...common.revealed import reveal_batch
 from ...contracts import EventEnvelope
+from .ahead import ReadAhead, read_ahead
 from .schema import VIEW_SCHEMAS, view_tables
-from .store import ApplyResult, ReadAhead, apply_events, current_generation, read_ahead
+from .store import ApplyResult, apply_events, current_generation
 
 log = logging.getLogger(__name__)
 

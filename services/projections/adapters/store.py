@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,8 +20,6 @@ import sqlalchemy as sa
 from ...common.db import OnConflictInsert, copy_rows, upsert, write_rows
 from ...common.instants import to_utc
 from ...common.migrations import migrate
-from ...common.pipeline import Pending
-from ...common.pipeline import read_ahead as pipeline_read_ahead
 from ...common.privacy import CachingKeys, KeyService
 from ...common.revealed import reveal_event
 from ...common.runner.tables import RUNNER_HISTORY
@@ -346,56 +343,6 @@ def _add_rows(rows: dict[str, Row], names: tuple[str, ...], records: Iterable[An
         # The fold takes the row as its own (``in_place``): a list of its own here.
         row["erased_fields"] = list(row.get("erased_fields") or [])
         rows[row["interview_id"]] = row
-
-
-@dataclass
-class ReadAhead:
-    """The reads of a live batch sent ahead of it (``read_ahead``): the generation
-    (its pointer held, as ``current_generation(for_write=True)``) and, if a generation
-    was ``guessed``, the rows of generation ``guessed`` of the batch's ``ids``, locked
-    as ``load_rows(lock=True)`` locks them."""
-
-    generation: Pending
-    guessed: int | None = None
-    ids: frozenset[str] = frozenset()
-    rows: Pending | None = None
-
-    def current_generation(self) -> Generation | None:
-        names, records = self.generation.rows()
-        if not records:
-            return None
-        return _generation(SimpleNamespace(**dict(zip(names, records[0], strict=True))))
-
-    def rows_of(self, generation: int) -> tuple[frozenset[str], dict[str, Row]] | None:
-        """The rows read ahead (and the ids asked for) if they are generation
-        ``generation``'s, else None."""
-        if self.rows is None:
-            return None
-        names, records = self.rows.rows()  # read either way: the cursor is closed
-        if self.guessed != generation:
-            return None
-        rows: dict[str, Row] = {}
-        _add_rows(rows, names, records)
-        return self.ids, rows
-
-
-def read_ahead(
-    conn: sa.Connection, events: Sequence[EventEnvelope], guess: int | None
-) -> ReadAhead | None:
-    """In a ``pipelined`` transaction on PostgreSQL: the reads a live batch of
-    ``events`` starts with, sent without waiting (``common.pipeline.read_ahead``), the
-    rows from generation ``guess`` (the one the last batch wrote; a swap since makes
-    the batch read them again). None elsewhere (the batch reads as usual)."""
-    generation = pipeline_read_ahead(conn, _CURRENT_HELD, {})
-    if generation is None:
-        return None
-    ahead = ReadAhead(generation)
-    if guess is not None and 0 < len(events) <= _LOAD_CHUNK:
-        ids = list(dict.fromkeys(str(e.interview_id) for e in events))
-        query = _load_query(conn.dialect.name, view_tables(guess).interviews, True)
-        ahead.rows = pipeline_read_ahead(conn, query, {"ids": bound_values(conn.dialect.name, ids)})
-        ahead.guessed, ahead.ids = guess, frozenset(ids)
-    return ahead
 
 
 _ROW_KEYS = tuple(EMPTY_ROW)
