@@ -78,3 +78,10 @@ class ConsumerSpec:
     # runner's before consuming (AUTO_MIGRATE), or checked when ``auto_migrate`` is off.
     histories: Sequence[History] = ()
     auto_migrate: bool = True
+    # Called in the batch's transaction before the runner reads what it has processed,
+    # with the batch's events (duplicates and parked ones among them): reads that
+    # ``apply`` will need can be sent now (``common.pipeline.read_ahead``), so that in a
+    # ``pipelined`` transaction they come back with the runner's read, one round trip.
+    # A batch that fails on a missing table or column is tried once more before the
+    # runner steps aside: a read ahead that guessed must not guess again after a failure.
+    read_ahead: Callable[[sa.Connection, Sequence[EventEnvelope]], None] | None = None

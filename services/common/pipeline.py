@@ -4,6 +4,7 @@ each (the consumer runner applies light traffic's small batches so)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
@@ -55,6 +56,54 @@ def pipelined(conn: sa.Connection) -> Iterator[None]:
         raise sa_error("pipeline (common.pipeline.pipelined)", error, conn.dialect) from error
 
 
+class Pending:
+    """A read sent by ``read_ahead``: its rows come back with the transaction's next
+    round trip (a read through SQLAlchemy, or the ``COMMIT``)."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._cursor = cursor
+
+    def rows(self) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+        """The column names and the rows (waits for them if nothing fetched them yet).
+
+        Values as psycopg reads them, which is how SQLAlchemy returns them on
+        PostgreSQL for the types the projections read (its psycopg dialect leaves
+        JSON, times and numbers to psycopg)."""
+        cursor = self._cursor
+        try:
+            records = cursor.fetchall()
+            names = tuple(column.name for column in cursor.description or ())
+        finally:
+            cursor.close()
+        return names, records
+
+
+def read_ahead(conn: sa.Connection, statement: Any, params: dict[str, Any]) -> Pending | None:
+    """In ``pipelined``: ``statement`` sent with ``params`` without waiting for its rows,
+    which come back with the next statement that waits (``Pending.rows``); None
+    elsewhere (the caller reads as usual). A statement that fails aborts the
+    transaction as any other would: the error comes with that round trip."""
+    if PIPELINED not in conn.info:
+        return None
+    compiled = _compiled(conn.dialect, statement)
+    processors = compiled._bind_processors
+    values = compiled.construct_params(params)
+    bound = {
+        name: processors[name](value) if name in processors else value
+        for name, value in values.items()
+    }
+    driver = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+    cursor = driver.cursor()
+    cursor.execute(compiled.string, bound)
+    return Pending(cursor)
+
+
+@functools.cache
+def _compiled(dialect: sa.Dialect, statement: Any) -> Any:
+    """``statement`` compiled once for ``dialect`` (each batch runs the same few)."""
+    return statement.compile(dialect=dialect)
+
+
 def _answer_if_awaited(
     conn: sa.Connection,
     cursor: Any,
@@ -70,10 +119,17 @@ def _answer_if_awaited(
         pipeline.sync()
 
 
+# An execution option of a statement SQLAlchemy cannot tell returns no rows (a
+# ``text`` one): ``pipelined`` sends it with the next statement that waits.
+RETURNS_NO_ROWS = "pipeline_returns_no_rows"
+
+
 def _returns_rows(context: sa.engine.ExecutionContext | None) -> bool:
     compiled = getattr(context, "compiled", None)
-    if context is None or compiled is None:  # text or driver SQL: assume it does
+    if context is None or compiled is None:  # driver SQL: assume it does
         return True
+    if context.execution_options.get(RETURNS_NO_ROWS):
+        return False
     if context.isinsert or context.isupdate or getattr(context, "isdelete", False):
         return bool(compiled.effective_returning)
     return True

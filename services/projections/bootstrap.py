@@ -351,6 +351,7 @@ def consumer_spec(container: ProjectionsContainer) -> ConsumerSpec:
         group=container.settings.projections_consumer_group,
         engine=container.engine(),
         apply=container.writer().apply,
+        read_ahead=container.writer().read_ahead,
         on_committed=container.on_committed,
         histories=(PROJECTIONS_HISTORY,),
         auto_migrate=container.settings.auto_migrate,

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,6 +35,7 @@ from ..db import SMALL_BATCH
 from ..migrations import SchemaError
 from ..pipeline import pipelined
 from ..readiness import NotReadyError, ReadinessRules, schema_problem
+from .collector import cycle_collection_paused
 from .metrics import RunnerMetrics, RunnerStats
 from .parked import count_parked, park
 from .source import ReceivedTraceparents, Source, SourceRecord, event_log_context
@@ -208,7 +209,9 @@ class ConsumerRunner:
             except Exception:
                 log.exception("consumer %s: on_committed failed", self.group)
 
-    def _commit(self, items: Sequence[Item], records: Sequence[SourceRecord]) -> Exception | None:
+    def _commit(
+        self, items: Sequence[Item], records: Sequence[SourceRecord], again: bool = True
+    ) -> Exception | None:
         """``items`` applied and the position after ``records`` stored, in one
         transaction; returns why the consumer refused them (None: committed).
 
@@ -219,7 +222,8 @@ class ConsumerRunner:
 
         Raises what is not the events' fault, never a reason to park: the
         consumer's database being down (run() backs off and replays the batch) or
-        a schema this code does not know (run() steps aside)."""
+        a schema this code does not know (run() steps aside; tried ``again`` first
+        when the spec reads ahead, whose guess of a table may be out of date)."""
         try:
             conn = self._connection()
             together = pipelined(conn) if len(records) <= SMALL_BATCH else contextlib.nullcontext()
@@ -231,6 +235,8 @@ class ConsumerRunner:
             raise
         except Exception as failure:
             if schema_problem(failure) is not None:
+                if again and self.spec.read_ahead is not None:
+                    return self._commit(items, records, again=False)
                 raise
             self.metrics.handler_failures.labels(self.group).inc()
             return failure
@@ -289,6 +295,8 @@ class ConsumerRunner:
         ]
         if not keyed:
             return 0, 0, []
+        if (read_ahead := self.spec.read_ahead) is not None:  # sent with the read below
+            read_ahead(conn, [envelope for _, _, _, envelope in keyed])
         seen, blocked = processed_or_parked(
             conn,
             self.group,
@@ -461,35 +469,3 @@ class ConsumerRunner:
             fn()
         except Exception:
             log.debug("consumer %s: %s failed", self.group, fn, exc_info=True)
-
-
-_pause_lock = threading.Lock()
-_pausing = 0  # batches of this process running with the collector paused
-_paused_here = False  # whether the first of them turned it off (it was on)
-
-
-@contextlib.contextmanager
-def cycle_collection_paused() -> Iterator[None]:
-    """The block without the cyclic garbage collector (``gc``), which comes back on
-    once the last block of the process that paused it ends, even on failure; left
-    off if something else had turned it off.
-
-    A batch's envelopes and rows live until it is written: thousands of containers
-    surviving the young collections, which then run full collections over every
-    object of the process (a third of a consumer's time per event). They hold no
-    cycles: reference counting frees them all once the batch is done. Counted, so
-    consumers of one process (the embedded platform) never turn it back on under
-    each other's batch."""
-    global _pausing, _paused_here
-    with _pause_lock:
-        if _pausing == 0:
-            _paused_here = gc.isenabled()
-            gc.disable()
-        _pausing += 1
-    try:
-        yield
-    finally:
-        with _pause_lock:
-            _pausing -= 1
-            if _pausing == 0 and _paused_here:
-                gc.enable()

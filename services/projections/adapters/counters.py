@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from ...common.pipeline import RETURNS_NO_ROWS
 from .schema import pv_generation_counters, pv_generations
 
 
@@ -47,20 +47,20 @@ def count_batch(
     position: int,
     counts: tuple[int, int, int],
     slot: int | None,
-    fold: bool,
-) -> bool:
+) -> None:
     """Moves generation ``generation``'s position on to ``position`` (if higher) and
     its counters on by a batch's ``counts`` (applied, duplicates, gaps), in
-    the batch's transaction (so they stay exact whatever is replayed); returns
-    whether the writer's own row (``slot``) may hold counts once it commits.
+    the batch's transaction (so they stay exact whatever is replayed).
 
     The generation's row would serialise the live consumers: its lock is held to
     the batch's COMMIT. So on PostgreSQL a writer with a ``slot`` takes it only if
-    no other batch holds it (SKIP LOCKED), else adds to its own row of
-    ``pv_generation_counters``, which nobody else writes; ``fold`` moves that row
-    into the generation's once the writer holds it (readers add both, so the
-    move changes no total; a release that reads only the generation's row sees
-    the counts of a slot once folded). SQLite writes one transaction at a time."""
+    no other batch holds it (SKIP LOCKED), and then also folds its own row of
+    ``pv_generation_counters`` into it; else it adds to that row, which nobody else
+    writes (readers add both, so the move changes no total; a release that reads
+    only the generation's row sees the counts of a slot once folded). All of it is
+    ONE statement that returns no rows (``_COUNT_OR_ASIDE``): in a ``pipelined``
+    transaction it goes with the COMMIT instead of costing a round trip of its own.
+    SQLite writes one transaction at a time."""
     applied, duplicates, gaps = counts
     params = {
         "g": generation,
@@ -71,38 +71,8 @@ def count_batch(
     }
     if slot is None or conn.dialect.name != "postgresql":
         conn.execute(_COUNT_APPLIED, params)
-        return False
-    if conn.execute(_COUNT_APPLIED_UNLESS_HELD, params).first() is None:
-        conn.execute(_COUNT_ASIDE, params | {"slot": slot})
-        return True
-    return fold and fold_counters(conn, generation, slot)
-
-
-def fold_counters(conn: sa.Connection, generation: int, slot: int) -> bool:
-    """Moves counters row ``slot`` of ``generation`` into the generation's row (whose
-    lock the caller holds or takes), in the caller's transaction; False when there
-    was no such row."""
-    c = pv_generation_counters.c
-    mine = (c.generation == generation) & (c.slot == slot)
-    row = conn.execute(
-        sa.select(c.position, c.events_applied, c.duplicates, c.gaps_detected)
-        .where(mine)
-        .with_for_update()
-    ).first()
-    if row is None:
-        return False
-    conn.execute(
-        _COUNT_APPLIED,
-        {
-            "g": generation,
-            "max_position": row.position,
-            "applied": row.events_applied,
-            "duplicates": row.duplicates,
-            "gaps": row.gaps_detected,
-        },
-    )
-    conn.execute(sa.delete(pv_generation_counters).where(mine))
-    return True
+        return
+    conn.execute(_COUNT_OR_ASIDE, params | {"slot": slot})
 
 
 def _count_applied() -> sa.Update:
@@ -121,36 +91,56 @@ def _count_applied() -> sa.Update:
     )
 
 
-def _count_aside() -> Any:
-    """PostgreSQL: a batch's counts added to the writer's own counters row (built once)."""
-    c = pv_generation_counters.c
-    statement = pg_insert(pv_generation_counters).values(
-        generation=sa.bindparam("g"),
-        slot=sa.bindparam("slot", type_=sa.BigInteger),
-        position=sa.bindparam("max_position", type_=sa.BigInteger),
-        events_applied=sa.bindparam("applied", type_=sa.BigInteger),
-        duplicates=sa.bindparam("duplicates", type_=sa.BigInteger),
-        gaps_detected=sa.bindparam("gaps", type_=sa.BigInteger),
-    )
-    new = statement.excluded
-    return statement.on_conflict_do_update(
-        index_elements=[c.generation, c.slot],
-        set_={
-            "position": sa.case((c.position < new.position, new.position), else_=c.position),
-            "events_applied": c.events_applied + new.events_applied,
-            "duplicates": c.duplicates + new.duplicates,
-            "gaps_detected": c.gaps_detected + new.gaps_detected,
-        },
-    )
-
-
 _COUNT_APPLIED = _count_applied()
-# The same, only if no other transaction holds the generation's row (else no row).
-_COUNT_APPLIED_UNLESS_HELD = _COUNT_APPLIED.where(
-    pv_generations.c.generation.in_(
-        sa.select(pv_generations.c.generation)
-        .where(pv_generations.c.generation == sa.bindparam("g"))
-        .with_for_update(skip_locked=True)
+# PostgreSQL, for a writer with a slot: the generation's row locked unless another
+# batch holds it (``held``, evaluated once: it is referenced three times); if held
+# here, the writer's own counters row is deleted (``folded``) and the batch's counts
+# and that row's go into the generation's row; if not, the batch's counts are added
+# to the writer's row. Data-modifying CTEs see one snapshot and talk only through
+# RETURNING, which is how ``counted`` learns what ``folded`` took.
+_COUNT_OR_ASIDE = (
+    sa.text(
+        """
+    WITH held AS (
+        SELECT generation FROM pv_generations
+        WHERE generation = :g
+        FOR UPDATE SKIP LOCKED
+    ), folded AS (
+        DELETE FROM pv_generation_counters c USING held
+        WHERE c.generation = held.generation AND c.slot = :slot
+        RETURNING c.position, c.events_applied, c.duplicates, c.gaps_detected
+    ), counted AS (
+        UPDATE pv_generations g SET
+            position = GREATEST(
+                g.position, :max_position, (SELECT COALESCE(MAX(position), 0) FROM folded)
+            ),
+            events_applied = g.events_applied + :applied
+                + (SELECT COALESCE(SUM(events_applied), 0) FROM folded),
+            duplicates = g.duplicates + :duplicates
+                + (SELECT COALESCE(SUM(duplicates), 0) FROM folded),
+            gaps_detected = g.gaps_detected + :gaps
+                + (SELECT COALESCE(SUM(gaps_detected), 0) FROM folded)
+        FROM held
+        WHERE g.generation = held.generation
     )
-).returning(pv_generations.c.generation)
-_COUNT_ASIDE = _count_aside()
+    INSERT INTO pv_generation_counters AS c
+        (generation, slot, position, events_applied, duplicates, gaps_detected)
+    SELECT :g, :slot, :max_position, :applied, :duplicates, :gaps
+    WHERE NOT EXISTS (SELECT FROM held)
+    ON CONFLICT (generation, slot) DO UPDATE SET
+        position = GREATEST(c.position, EXCLUDED.position),
+        events_applied = c.events_applied + EXCLUDED.events_applied,
+        duplicates = c.duplicates + EXCLUDED.duplicates,
+        gaps_detected = c.gaps_detected + EXCLUDED.gaps_detected
+    """
+    )
+    .bindparams(
+        sa.bindparam("g", type_=sa.Integer),
+        sa.bindparam("slot", type_=sa.BigInteger),
+        sa.bindparam("max_position", type_=sa.BigInteger),
+        sa.bindparam("applied", type_=sa.BigInteger),
+        sa.bindparam("duplicates", type_=sa.BigInteger),
+        sa.bindparam("gaps", type_=sa.BigInteger),
+    )
+    .execution_options(**{RETURNS_NO_ROWS: True})
+)

@@ -13,7 +13,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -22,10 +22,15 @@ from ...common.consumer import Batch
 from ...common.privacy import CachingKeys, KeyService
 from ...common.readiness import UnknownSchemaError
 from ...common.revealed import reveal_batch
+from ...contracts import EventEnvelope
+from .ahead import ReadAhead, read_ahead
 from .schema import VIEW_SCHEMAS, view_tables
 from .store import ApplyResult, apply_events, current_generation
 
 log = logging.getLogger(__name__)
+
+# In the batch connection's ``info`` between ``LiveWriter.read_ahead`` and ``apply``.
+_AHEAD = "projections read ahead"
 
 
 class ViewNewerThanCodeError(UnknownSchemaError):
@@ -69,12 +74,24 @@ class LiveWriter:
         # This writer's own counters row of a generation (``counters.count_batch``): drawn at
         # random, so the processes of a consumer group never share one.
         self.counter_slot = secrets.randbits(62) + 1 if counter_slot is None else counter_slot
-        # Generations whose counters row of this writer may hold counts to fold.
-        self._aside: set[int] = set()
         self.schemas = schemas  # the view schemas this release writes
         self.stats = LiveStats()
         self.on_result = on_result
         self._warned_outdated = 0.0
+        # The generation the last batch wrote: ``read_ahead`` reads its rows ahead
+        # (None until a batch got through, and while one that read ahead is under way).
+        self._wrote: int | None = None
+
+    def read_ahead(self, conn: sa.Connection, events: Sequence[EventEnvelope]) -> None:
+        """``ConsumerSpec.read_ahead``: in a ``pipelined`` batch, the generation and the
+        rows of the batch's interviews are sent before the runner's own read, and
+        come back with it (``store.read_ahead``): one round trip for the three."""
+        guess, self._wrote = self._wrote, None  # a batch that fails does not guess again
+        ahead = read_ahead(conn, events, guess)
+        if ahead is None:
+            conn.info.pop(_AHEAD, None)
+        else:
+            conn.info[_AHEAD] = ahead
 
     def apply(self, conn: sa.Connection, batch: Batch) -> None:
         """``ConsumerSpec.apply``: folds the batch's events into the current
@@ -84,8 +101,12 @@ class LiveWriter:
         Sealed texts are opened here: a key service that does not answer fails the
         batch, which the runner replays (never parks, never skips). Only the events
         that carry sealed text pay for ``Batch.map``'s log context (``reveal_batch``)."""
+        ahead: ReadAhead | None = conn.info.pop(_AHEAD, None)
         events = reveal_batch(batch, self.keys)
-        generation = current_generation(conn, for_write=True)
+        if ahead is not None:
+            generation = ahead.current_generation()
+        else:
+            generation = current_generation(conn, for_write=True)
         if generation is None:
             raise RuntimeError("the projection tables do not exist (ensure_schema not run)")
         if not generation.matches(self.schemas):
@@ -117,12 +138,9 @@ class LiveWriter:
             keys=self.keys,
             revealed=True,
             counter_slot=self.counter_slot,
-            fold_slot=generation.number in self._aside,
+            preloaded=ahead.rows_of(generation.number) if ahead is not None else None,
         )
-        if result.counted_aside:
-            self._aside.add(generation.number)
-        else:
-            self._aside.discard(generation.number)
+        self._wrote = generation.number
         self.stats.add(result)
         if self.on_result is not None:
             self.on_result(result)

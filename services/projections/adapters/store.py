@@ -77,10 +77,6 @@ class ApplyResult:
     gaps: list[tuple[str, int, int]] = field(default_factory=list)  # (id, missing, by version)
     max_position: int = 0
     skipped: int = 0  # not applied: the generation awaits a schema rebuild
-    # The writer's own counters row may hold counts once this batch commits: counted
-    # there (another batch held the generation's row), or folded from it by this
-    # batch (a fold rolled back leaves it; the next batch finds out).
-    counted_aside: bool = False
 
     def add(self, other: ApplyResult) -> None:
         self.applied += other.applied
@@ -337,13 +333,16 @@ def load_rows(
     for start in range(0, len(ids), _LOAD_CHUNK):
         chunk = ids[start : start + _LOAD_CHUNK]
         result = conn.execute(query, {"ids": bound_values(dialect, chunk)})
-        names = tuple(result.keys())
-        for record in result.all():
-            row = _as_row(dict(zip(names, record, strict=True)))
-            # The fold takes the row as its own (``in_place``): a list of its own here.
-            row["erased_fields"] = list(row.get("erased_fields") or [])
-            rows[row["interview_id"]] = row
+        _add_rows(rows, tuple(result.keys()), result.all())
     return rows
+
+
+def _add_rows(rows: dict[str, Row], names: tuple[str, ...], records: Iterable[Any]) -> None:
+    for record in records:
+        row = _as_row(dict(zip(names, record, strict=True)))
+        # The fold takes the row as its own (``in_place``): a list of its own here.
+        row["erased_fields"] = list(row.get("erased_fields") or [])
+        rows[row["interview_id"]] = row
 
 
 _ROW_KEYS = tuple(EMPTY_ROW)
@@ -373,15 +372,17 @@ def apply_events(
     keys: CachingKeys | KeyService | None = None,
     revealed: bool = False,
     counter_slot: int | None = None,
-    fold_slot: bool = False,
+    preloaded: tuple[frozenset[str], dict[str, Row]] | None = None,
 ) -> ApplyResult:
     """Folds ``events`` (in the order given) into generation ``tables``, their sealed
     personal texts opened through ``keys`` (``fold.reveal_event``); ``revealed``: the
     caller opened them already (the fold still refuses a sealed text).
 
     The generation's counters move in the same transaction (``counters.count_batch``): a writer
-    that may run beside others (a live consumer) names its ``counter_slot``, and
-    ``fold_slot`` asks to fold that slot's row into the generation's this time."""
+    that may run beside others (a live consumer) names its ``counter_slot``.
+
+    ``preloaded``: the rows of some interview ids (``ReadAhead.rows_of``), read and
+    locked already in this transaction, used if they cover the batch's interviews."""
     result = ApplyResult()
     if not events:
         return result
@@ -398,7 +399,10 @@ def apply_events(
             key = texts[number] = str(e.interview_id)
         keyed.append((key, e))
     ids = list(dict.fromkeys(key for key, _ in keyed))
-    rows = load_rows(conn, tables, ids, lock=lock_rows and conn.dialect.name != "sqlite")
+    if preloaded is not None and preloaded[0].issuperset(ids):
+        rows = preloaded[1]
+    else:
+        rows = load_rows(conn, tables, ids, lock=lock_rows and conn.dialect.name != "sqlite")
     touched: dict[str, None] = {}
     timeline: list[Row] = []
     gaps: list[Row] = []
@@ -457,12 +461,11 @@ def apply_events(
             missing,
             by_version,
         )
-    result.counted_aside = count_batch(
+    count_batch(
         conn,
         tables.generation,
         result.max_position,
         (result.applied + result.filled, result.duplicates, len(result.gaps)),
         counter_slot,
-        fold_slot,
     )
     return result
