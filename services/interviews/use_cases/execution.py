@@ -64,6 +64,8 @@ class PreparedCommand:
     idempotency_key: str | None
     decide: Callable[[list[Any] | None], tuple[list[Any], Interview]]
     job_lock: str | None
+    # Its decision always queries (it reads an aggregate fresh): no attempt on the loop.
+    queries: bool = False
 
     def fingerprint(self) -> str:
         """The idempotency fingerprint ("" without a key)."""
@@ -102,6 +104,7 @@ class CommandExecution(ApplicationCore):
         decide: Callable[[list[Any] | None], tuple[list[Any], Interview]],
         *,
         job_lock: str | None = None,
+        queries: bool = False,
     ) -> CommandResult:
         """Decides and commits, first optimistically: ``decide`` may take the
         aggregates it will write from the cache as they are (``trusted``, see
@@ -112,10 +115,14 @@ class CommandExecution(ApplicationCore):
         state, after looking for an earlier answer to its key. So the answer is
         always the one fresh state gives. ``job_lock``: the job whose commands
         this process runs one at a time (invitations all write their job).
+        ``queries``: ``decide`` always reads from the store, so
+        ``execute_on_loop`` runs the command in a thread without trying the loop.
 
         Inside ``prepare`` the command is not run but handed back, for
         ``execute_on_loop``."""
-        command = PreparedCommand(ctx, action, target, payload, idempotency_key, decide, job_lock)
+        command = PreparedCommand(
+            ctx, action, target, payload, idempotency_key, decide, job_lock, queries
+        )
         captured = _PREPARING.get()
         if captured is not None:
             captured.append(command)
@@ -143,7 +150,11 @@ class CommandExecution(ApplicationCore):
         thread hop for a command decided on cached state. Whatever would block
         there (a query, a key not held, a job lock held) and every later attempt
         (a refusal on trusted state, a lost race) go to ``offload`` (a thread),
-        exactly as ``_execute`` would have gone on; nothing was recorded before."""
+        exactly as ``_execute`` would have gone on; nothing was recorded before.
+        A command that ``queries`` goes to ``offload`` whole, at once: on the
+        loop it could only get as far as its query and be taken again."""
+        if command.queries:
+            return await offload(partial(self._run, command))
         lock = command.job_lock
         if lock is not None and not self._job_locks.acquire(lock, blocking=False):
             return await offload(partial(self._run, command))
