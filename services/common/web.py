@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import AuthError, Principal, decode_token
 from .docs import DOCS_ASSETS_URL, install_offline_docs
-from .logs import bind_log_context, trace_id_from, unbind_log_context
+from .logs import bind_log_context, log_line, trace_id_from, unbind_log_context
 from .readiness import schema_problem
 from .tracing import ServerSpans
 
@@ -394,28 +394,22 @@ class RequestMiddleware:
             )
         series[0].inc()
         series[1].observe(elapsed)
-        if log.isEnabledFor(logging.INFO):
-            # The path holds ids only; the query string and body are never logged.
-            # A record made here, not by ``log.info``: that would look up the
-            # calling frame's file and line, which no log format shows.
-            record = log.makeRecord(
-                log.name,
-                logging.INFO,
-                "(unknown file)",
-                0,
-                "%s %s %d %.2fms",
-                (method, scope["path"], status, elapsed * 1000),
-                None,
-                extra={
-                    "method": method,
-                    "path": scope["path"],
-                    "route": template,
-                    "status": status,
-                    "ms": round(elapsed * 1000, 2),
-                    "request_id": request_id,
-                },
-            )
-            log.handle(record)
+        # The path holds ids only; the query string and body are never logged.
+        path = scope["path"]
+        log_line(
+            log,
+            logging.INFO,
+            "%s %s %d %.2fms",
+            (method, path, status, elapsed * 1000),
+            {
+                "method": method,
+                "path": path,
+                "route": template,
+                "status": status,
+                "ms": round(elapsed * 1000, 2),
+                "request_id": request_id,
+            },
+        )
 
 
 _CONTEXT_HEADERS = (b"x-request-id", b"x-correlation-id", b"traceparent", b"content-length")

@@ -13,6 +13,7 @@ import pytest
 from eventsourcing.persistence import OperationalError
 from fastapi.testclient import TestClient
 
+from services.common.loop_threads import blocking_allowed
 from services.interviews.bootstrap import InterviewsContainer
 from tests.jobs import register_job
 
@@ -137,3 +138,45 @@ def test_an_event_store_failure_under_an_awaited_commit_answers_503_and_recovers
     back = api.post(f"/interviews/{iid}/accept", headers=freelancer)
     assert back.status_code == 200, back.text
     assert (back.json()["status"], back.json()["version"]) == ("accepted", 2)
+
+
+def test_a_start_goes_to_a_thread_at_once_and_answers_as_in_a_thread(
+    api: TestClient,
+    token: Token,
+    interviews_container: InterviewsContainer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``start`` reads its job fresh (a query): it is decided in a command thread
+    only, never first on the loop up to that query, and answers as it does
+    with every command in a thread."""
+    client, freelancer = token(CLIENT, "client"), token(FREELANCER, "freelancer")
+    app = interviews_container.interviews()
+    job_reads: list[bool] = []  # for each read of a job: whether it could block
+    get_job = app._get_job
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        job_reads.append(blocking_allowed())
+        return get_job(*args, **kwargs)
+
+    def started(job: str) -> tuple[int, Any, int, list[bool]]:
+        register_job(api, job, CLIENT)
+        invited = api.post(
+            "/interviews", json={"job_id": job, "freelancer_id": FREELANCER}, headers=client
+        )
+        base = f"/interviews/{invited.json()['id']}"
+        assert api.post(f"{base}/accept", headers=freelancer).status_code == 200
+        threads = CountingThreads(interviews_container, monkeypatch)
+        job_reads.clear()
+        with monkeypatch.context() as patched:
+            patched.setattr(app, "_get_job", watched)
+            answer = api.post(f"{base}/start", json={"duration_minutes": 45}, headers=client)
+        body = {k: v for k, v in answer.json().items() if k not in ("id", "position")}
+        return answer.status_code, body, threads.calls, list(job_reads)
+
+    on_loop = started("job-start-on-loop")
+    monkeypatch.setattr(interviews_container.settings, "commands_on_loop", False)
+    in_threads = started("job-start-in-threads")
+
+    assert on_loop[:2] == in_threads[:2] == (200, {"status": "in_progress", "version": 3})
+    assert on_loop[2] == in_threads[2] == 1  # one hop to a thread
+    assert on_loop[3] == [True]  # the job read once, in the thread: none on the loop

@@ -21,6 +21,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, Recording
 
+from ...common.logs import log_line
 from ...common.loop_threads import WouldBlockError, on_the_loop
 from ..domain import CommandContext, DomainError, Interview
 from ..idempotency import IdempotentResponse, fingerprint
@@ -64,6 +65,8 @@ class PreparedCommand:
     idempotency_key: str | None
     decide: Callable[[list[Any] | None], tuple[list[Any], Interview]]
     job_lock: str | None
+    # Its decision always queries (it reads an aggregate fresh): no attempt on the loop.
+    queries: bool = False
 
     def fingerprint(self) -> str:
         """The idempotency fingerprint ("" without a key)."""
@@ -102,6 +105,7 @@ class CommandExecution(ApplicationCore):
         decide: Callable[[list[Any] | None], tuple[list[Any], Interview]],
         *,
         job_lock: str | None = None,
+        queries: bool = False,
     ) -> CommandResult:
         """Decides and commits, first optimistically: ``decide`` may take the
         aggregates it will write from the cache as they are (``trusted``, see
@@ -112,10 +116,14 @@ class CommandExecution(ApplicationCore):
         state, after looking for an earlier answer to its key. So the answer is
         always the one fresh state gives. ``job_lock``: the job whose commands
         this process runs one at a time (invitations all write their job).
+        ``queries``: ``decide`` always reads from the store, so
+        ``execute_on_loop`` runs the command in a thread without trying the loop.
 
         Inside ``prepare`` the command is not run but handed back, for
         ``execute_on_loop``."""
-        command = PreparedCommand(ctx, action, target, payload, idempotency_key, decide, job_lock)
+        command = PreparedCommand(
+            ctx, action, target, payload, idempotency_key, decide, job_lock, queries
+        )
         captured = _PREPARING.get()
         if captured is not None:
             captured.append(command)
@@ -143,7 +151,11 @@ class CommandExecution(ApplicationCore):
         thread hop for a command decided on cached state. Whatever would block
         there (a query, a key not held, a job lock held) and every later attempt
         (a refusal on trusted state, a lost race) go to ``offload`` (a thread),
-        exactly as ``_execute`` would have gone on; nothing was recorded before."""
+        exactly as ``_execute`` would have gone on; nothing was recorded before.
+        A command that ``queries`` goes to ``offload`` whole, at once: on the
+        loop it could only get as far as its query and be taken again."""
+        if command.queries:
+            return await offload(partial(self._run, command))
         lock = command.job_lock
         if lock is not None and not self._job_locks.acquire(lock, blocking=False):
             return await offload(partial(self._run, command))
@@ -254,16 +266,20 @@ class CommandExecution(ApplicationCore):
             r.notification.id for r in recordings if r.domain_event.originator_id == interview_id
         )
         ctx = command.ctx
-        log.info(
+        log_line(
+            log,
+            logging.INFO,
             "command %s on interview %s by %s:%s -> %s v%d @%d",
-            command.action,
-            interview_id,
-            ctx.actor.role,
-            ctx.actor.id,
-            decision.status,
-            decision.version,
-            position,
-            extra={"correlation_id": ctx.correlation_id},
+            (
+                command.action,
+                interview_id,
+                ctx.actor.role,
+                ctx.actor.id,
+                decision.status,
+                decision.version,
+                position,
+            ),
+            {"correlation_id": ctx.correlation_id},
         )
         return CommandResult(interview_id, decision.status, decision.version, position)
 

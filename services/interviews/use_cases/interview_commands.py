@@ -123,7 +123,9 @@ class InterviewCommands(CommandExecution):
         if duration_minutes != DEFAULT_DURATION_MINUTES:
             # The default leaves the fingerprint as it was before durations existed.
             payload["duration_minutes"] = duration_minutes
-        return self._transition(ctx, "start", interview_id, payload, act, **opts)
+        # The job is read fresh (its exclusive hours decide what is written):
+        # a query, so not tried on the event loop first.
+        return self._transition(ctx, "start", interview_id, payload, act, queries=True, **opts)
 
     def reschedule(
         self,
@@ -237,6 +239,7 @@ class InterviewCommands(CommandExecution):
         *,
         expected_version: int | None = None,
         idempotency_key: str | None = None,
+        queries: bool = False,
     ) -> CommandResult:
         def decide(trusted: list[Any] | None) -> tuple[list[Any], Interview]:
             interview = self._get_interview(interview_id, trusted=trusted)
@@ -248,4 +251,6 @@ class InterviewCommands(CommandExecution):
             extra = act(interview) or []
             return [interview, *extra], interview
 
-        return self._execute(ctx, action, str(interview_id), payload, idempotency_key, decide)
+        return self._execute(
+            ctx, action, str(interview_id), payload, idempotency_key, decide, queries=queries
+        )
