@@ -371,8 +371,8 @@ class Platform:
     def server_errors(self) -> int:
         return sum(s.unhandled_errors() for s in self.services.values())
 
-    def logs(self) -> str:
-        return "\n".join(f"==== {s.name}\n{s.tail()}" for s in self.services.values())
+    def logs(self, lines: int = 40) -> str:
+        return "\n".join(f"==== {s.name}\n{s.tail(lines)}" for s in self.services.values())
 
     def close(self) -> None:
         for service in self.services.values():
