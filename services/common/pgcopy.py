@@ -111,7 +111,7 @@ def _fit_binary(types: Sequence[int], values: Sequence[Sequence[Any]]) -> bool:
     (``bool`` is no ``int`` here: types compare exactly), and every instant is aware.
     Checked column by column on the rows transposed (``zip``, ``map`` and ``set`` run
     in C: a Python step per row cost more than the COPY's own formatting)."""
-    for type_oid, column in zip(types, zip(*values), strict=False):
+    for type_oid, column in zip(types, zip(*values, strict=True), strict=False):
         seen = set(map(type, column))
         seen.discard(_NONE)
         if not seen <= _BINARY_TAKES[type_oid]:
