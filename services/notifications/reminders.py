@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
@@ -246,7 +246,7 @@ class ReminderIndex:
         over the stored meeting rows in event order. A stale or duplicate event (not
         newer than the row) changes nothing, as in the upsert. Also the stored version
         of every row of the interviews in ``several`` (read in the same statement)."""
-        meetings: dict[UUID, _Meeting] = {}
+        meetings: dict[str, _Meeting] = {}  # by interview id as text (as stored)
         stored: dict[tuple[str, str], int] = {}
         meeting_ids = {uuid_text(e.interview_id) for e in events if e.type in MEETING_EVENTS}
         ids = sorted(meeting_ids | several)
@@ -256,7 +256,7 @@ class ReminderIndex:
             for row in conn.execute(query, {"ids": bound_values(dialect, ids)}).all():
                 stored[(row.interview_id, row.what)] = row.version
                 if row.what == "meeting" and row.interview_id in meeting_ids:
-                    meetings[UUID(row.interview_id)] = _Meeting(
+                    meetings[row.interview_id] = _Meeting(
                         row.version,
                         row.calendar_sequence,
                         row.expires_at,
@@ -267,7 +267,8 @@ class ReminderIndex:
         for event in events:
             if event.type not in MEETING_EVENTS:
                 continue
-            meeting = meetings.get(event.interview_id)
+            interview = uuid_text(event.interview_id)
+            meeting = meetings.get(interview)
             if meeting is not None and event.version <= meeting.version:
                 continue
             data = data_of(event)
@@ -290,10 +291,14 @@ class ReminderIndex:
                 continue  # closed before it was ever started: nothing to cancel
             elif event.type == CANCELLED:
                 sequence = meeting.sequence + 1 if meeting.sequence is not None else None
-                meeting = replace(meeting, version=event.version, sequence=sequence)
+                meeting = _Meeting(
+                    event.version, sequence, meeting.scheduled_at, meeting.duration_minutes
+                )
             else:
-                meeting = replace(meeting, version=event.version)
-            meetings[event.interview_id] = meeting
+                meeting = _Meeting(
+                    event.version, meeting.sequence, meeting.scheduled_at, meeting.duration_minutes
+                )
+            meetings[interview] = meeting
             sequences[event.id] = meeting.sequence
             if (
                 event.type in (STARTED, RESCHEDULED, CANCELLED)
