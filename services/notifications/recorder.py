@@ -137,7 +137,9 @@ class NotificationRecorder:
         rows = [
             row
             for event in events
-            for row in inbox_rows_for_event(event, now, zones, calendars.get(event.id))
+            for row in inbox_rows_for_event(
+                event, now, zones, calendars.get(event.id) if calendars else None
+            )
         ]
         return self._record(conn, rows, now, traceparents, audience.webhooks)
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
@@ -194,12 +194,14 @@ class ReminderIndex:
         Returns the calendar change of each started, rescheduled or cancelled
         event (by event id) whose meeting has a time and a known sequence."""
         # Each event's typed data read once (the fold and the opening row both need it).
-        typed: dict[UUID, Any] = {}
+        # By the envelope object (alive for the call): a ``UUID`` key would cost its
+        # Python ``__hash__`` and ``__eq__`` per lookup.
+        typed: dict[int, Any] = {}
 
         def data_of(event: EventEnvelope) -> Any:
-            data = typed.get(event.id)
+            data = typed.get(id(event))
             if data is None:
-                data = typed[event.id] = typed_data(event)
+                data = typed[id(event)] = typed_data(event)
             return data
 
         now = self.clock()
@@ -213,11 +215,13 @@ class ReminderIndex:
                 by_row.setdefault((row["interview_id"], row["what"]), []).append(change)
         several = {key[0] for key, changes in by_row.items() if len(changes) > 1}
         sequences, calendars, stored = self._fold_meetings(conn, events, data_of, several)
-        for event, changes in changed:
-            sequence = sequences.get(event.id)
-            for _, row in changes:
-                if row["what"] == "meeting":
-                    row["calendar_sequence"] = sequence
+        if sequences:
+            for event, changes in changed:
+                if event.type in MEETING_EVENTS:
+                    sequence = sequences.get(event.id)
+                    for _, row in changes:
+                        if row["what"] == "meeting":
+                            row["calendar_sequence"] = sequence
         rounds: list[dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]]] = []
         for key, changes in by_row.items():
             if len(changes) > 1:
@@ -242,7 +246,7 @@ class ReminderIndex:
         over the stored meeting rows in event order. A stale or duplicate event (not
         newer than the row) changes nothing, as in the upsert. Also the stored version
         of every row of the interviews in ``several`` (read in the same statement)."""
-        meetings: dict[UUID, _Meeting] = {}
+        meetings: dict[str, _Meeting] = {}  # by interview id as text (as stored)
         stored: dict[tuple[str, str], int] = {}
         meeting_ids = {uuid_text(e.interview_id) for e in events if e.type in MEETING_EVENTS}
         ids = sorted(meeting_ids | several)
@@ -252,7 +256,7 @@ class ReminderIndex:
             for row in conn.execute(query, {"ids": bound_values(dialect, ids)}).all():
                 stored[(row.interview_id, row.what)] = row.version
                 if row.what == "meeting" and row.interview_id in meeting_ids:
-                    meetings[UUID(row.interview_id)] = _Meeting(
+                    meetings[row.interview_id] = _Meeting(
                         row.version,
                         row.calendar_sequence,
                         row.expires_at,
@@ -263,7 +267,8 @@ class ReminderIndex:
         for event in events:
             if event.type not in MEETING_EVENTS:
                 continue
-            meeting = meetings.get(event.interview_id)
+            interview = uuid_text(event.interview_id)
+            meeting = meetings.get(interview)
             if meeting is not None and event.version <= meeting.version:
                 continue
             data = data_of(event)
@@ -286,10 +291,14 @@ class ReminderIndex:
                 continue  # closed before it was ever started: nothing to cancel
             elif event.type == CANCELLED:
                 sequence = meeting.sequence + 1 if meeting.sequence is not None else None
-                meeting = replace(meeting, version=event.version, sequence=sequence)
+                meeting = _Meeting(
+                    event.version, sequence, meeting.scheduled_at, meeting.duration_minutes
+                )
             else:
-                meeting = replace(meeting, version=event.version)
-            meetings[event.interview_id] = meeting
+                meeting = _Meeting(
+                    event.version, meeting.sequence, meeting.scheduled_at, meeting.duration_minutes
+                )
+            meetings[interview] = meeting
             sequences[event.id] = meeting.sequence
             if (
                 event.type in (STARTED, RESCHEDULED, CANCELLED)
@@ -319,7 +328,19 @@ class ReminderIndex:
             changes.append(("close", self._close(event, what, now)))
         return changes
 
-    def _row(self, event: EventEnvelope, what: What, now: datetime) -> dict[str, Any]:
+    def _row(
+        self,
+        event: EventEnvelope,
+        what: What,
+        now: datetime,
+        status: str,
+        reason: str | None,
+        due_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        duration_minutes: int | None = None,
+    ) -> dict[str, Any]:
+        """The row as one change leaves it, built whole (every change writes the same
+        columns, in this order: the upserts are built once per columns)."""
         return {
             "interview_id": uuid_text(event.interview_id),
             "what": what,
@@ -332,55 +353,51 @@ class ReminderIndex:
             "freelancer_id": event.freelancer_id,
             "notification_id": None,
             "updated_at": now,
-            "duration_minutes": None,
+            "duration_minutes": duration_minutes,
             "calendar_sequence": None,
+            "status": status,
+            "due_at": due_at,
+            "expires_at": expires_at,
+            "reason": reason,
         }
 
     def _open(self, event: EventEnvelope, what: What, now: datetime, data: Any) -> dict[str, Any]:
-        row = self._row(event, what, now)
+        duration = None
         if what == "meeting":
             raw = getattr(data, "scheduled_at", None)
             lead, nothing = self.meeting_lead, "no time scheduled"
-            row["duration_minutes"] = getattr(data, "duration_minutes", None)
+            duration = getattr(data, "duration_minutes", None)
         else:
             raw = getattr(data, "expires_at", None)
             lead, nothing = self.lead, "no deadline"
         expires_at = to_utc(raw) if raw is not None else None
         if expires_at is None:
             # No deadline or time (any previous row of this kind is replaced all the same).
-            row |= {"status": "closed", "due_at": None, "expires_at": None, "reason": nothing}
+            return self._row(event, what, now, "closed", nothing, duration_minutes=duration)
+        due_at = shifted(expires_at, -lead)
+        if due_at <= to_utc(event.occurred_at):
+            # Set with less than the lead time to go: the event's own notification
+            # says "Please answer by ..." or "scheduled for ...", a reminder right
+            # after it would only repeat it.
+            status, reason = (
+                "skipped",
+                (
+                    "the meeting was scheduled within the reminder lead time"
+                    if what == "meeting"
+                    else "the deadline was set within the reminder lead time"
+                ),
+            )
         else:
-            due_at = shifted(expires_at, -lead)
-            if due_at <= to_utc(event.occurred_at):
-                # Set with less than the lead time to go: the event's own notification
-                # says "Please answer by ..." or "scheduled for ...", a reminder right
-                # after it would only repeat it.
-                status, reason = (
-                    "skipped",
-                    (
-                        "the meeting was scheduled within the reminder lead time"
-                        if what == "meeting"
-                        else "the deadline was set within the reminder lead time"
-                    ),
-                )
-            else:
-                status, reason = "pending", None
-                self.opened += 1
-                if self._opened_due is None or due_at < self._opened_due:
-                    self._opened_due = due_at
-            row |= {"status": status, "due_at": due_at, "expires_at": expires_at, "reason": reason}
-        return row
+            status, reason = "pending", None
+            self.opened += 1
+            if self._opened_due is None or due_at < self._opened_due:
+                self._opened_due = due_at
+        return self._row(event, what, now, status, reason, due_at, expires_at, duration)
 
     def _close(self, event: EventEnvelope, what: What, now: datetime) -> dict[str, Any]:
         # With no row yet (an event out of order) the closed row is a tombstone that
         # the older opening event cannot overwrite.
-        row = self._row(event, what, now) | {
-            "status": "closed",
-            "due_at": None,
-            "expires_at": None,
-            "reason": event.type,
-        }
-        return row
+        return self._row(event, what, now, "closed", event.type)
 
 
 def _collapsed(

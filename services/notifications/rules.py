@@ -546,6 +546,36 @@ def rules_for(kind: Kind, trigger: str) -> tuple[Rule, ...]:
 _EVENT_RULES: dict[str, tuple[Rule, ...]] = {t: rules_for("event", t) for t in EVENT_TYPES}
 
 
+@dataclass(frozen=True)
+class _EventRow:
+    """What ``inbox_rows_for_event`` reads of one rule, worked out once: its
+    conditions as pairs, whether it tells the client, the other party's role, and
+    the end of the notification id's name (``:{role}``, as bytes), its type."""
+
+    rule: Rule
+    when: tuple[tuple[str, str], ...]
+    to_client: bool
+    other_role: Party
+    id_suffix: bytes
+    type: str
+
+
+_EVENT_ROWS: dict[str, tuple[_EventRow, ...]] = {
+    t: tuple(
+        _EventRow(
+            r,
+            tuple(r.when.items()),
+            r.to == "client",
+            "freelancer" if r.to == "client" else "client",
+            f":{r.to}".encode(),
+            r.notification_type,
+        )
+        for r in rules
+    )
+    for t, rules in _EVENT_RULES.items()
+}
+
+
 def notification_id(source: str, recipient_role: str) -> str:
     """Stable: the same trigger and recipient always give the same id (the text of
     ``uuid5(NOTIFICATION_ID_NAMESPACE, f"{source}:{recipient_role}")``)."""
@@ -556,7 +586,12 @@ def uuid5_text(namespace: bytes, name: str) -> str:
     """``str(uuid5(UUID(bytes=namespace), name))`` without building the ``UUID`` (the
     consumer derives one or two ids per event; the object and its text were a tenth
     of its time per event)."""
-    digest = bytearray(hashlib.sha1(namespace + name.encode()).digest()[:16])
+    return _uuid5_of(namespace + name.encode())
+
+
+def _uuid5_of(named: bytes) -> str:
+    """``uuid5_text`` of the namespace's bytes followed by the name's (``named``)."""
+    digest = bytearray(hashlib.sha1(named).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()
@@ -566,12 +601,22 @@ def uuid5_text(namespace: bytes, name: str) -> str:
 _NOTIFICATION_ID_PREFIX = NOTIFICATION_ID_NAMESPACE.bytes
 
 
-@functools.lru_cache(maxsize=8192)
 def uuid_text(value: UUID) -> str:
     """``str(value)``, remembered: an event's and its interview's ids are written as text
     several times over (ids, inbox rows, the reminders' rows), and ``UUID.__str__``
-    costs more than the lookup."""
-    return str(value)
+    costs more than the lookup. Remembered by the UUID's number (an int hashes in C;
+    a ``UUID`` key would call its Python ``__hash__`` and ``__eq__`` on every lookup)."""
+    number = value.int
+    text = _UUID_TEXTS.get(number)
+    if text is None:
+        if len(_UUID_TEXTS) >= _UUID_TEXTS_KEPT:
+            _UUID_TEXTS.clear()
+        text = _UUID_TEXTS[number] = str(value)
+    return text
+
+
+_UUID_TEXTS: dict[int, str] = {}
+_UUID_TEXTS_KEPT = 8192
 
 
 def drafts_for_event(
@@ -613,7 +658,7 @@ def inbox_rows_for_event(
     """``drafts_for_event`` as the inbox rows the consumer writes (``notifications``
     columns, ids as text, ``created_at``), built directly: a ``Draft`` per row and
     then its row were a tenth of the consumer's time per event."""
-    extra = {"calendar": calendar.as_details()} if calendar is not None else {}
+    calendar_details = calendar.as_details() if calendar is not None else None
     if REVEALED in event.data:
         erased_list = erased_of_event(event)
         key_id, erased = key_id_of_event(event), tuple(erased_list)
@@ -623,49 +668,59 @@ def inbox_rows_for_event(
         erased_list, key_id, erased, sealed = [], None, (), []
     event_id = str(event.id)  # one event: a cache of its id would only churn
     interview_id = uuid_text(event.interview_id)
-    source = f"event:{event_id}"
+    # The notification ids' names up to the role (``event:{id}``), as bytes once.
+    named = _NOTIFICATION_ID_PREFIX + f"event:{event_id}".encode()
     acting_role = event.actor.role
     if event.type == "interview.cancelled":
         acting_role = event.data.get("cancelled_by") or acting_role
+    client_id, freelancer_id = event.client_id, event.freelancer_id
+    job_id, position, occurred_at = event.job_id, event.position, event.occurred_at
+    # One list for the event's rows (none changes it): the COPY converts a value the
+    # row before held too only once.
+    erased_fields = list(erased)
     contexts: dict[tzinfo, tuple[dict[str, str], dict[str, Any]]] = {}
     rows = []
-    for rule in _EVENT_RULES.get(event.type, ()):
-        if rule.when and any(str(_field(event, k)) != v for k, v in rule.when.items()):
+    for row_rule in _EVENT_ROWS.get(event.type, ()):
+        rule = row_rule.rule
+        if row_rule.when and any(str(_field(event, k)) != v for k, v in row_rule.when):
             continue
         if rule.other_party_only and acting_role == rule.to:
             continue
-        recipient, other = rule.parties(event.client_id, event.freelancer_id)
+        if row_rule.to_client:
+            recipient, other = client_id, freelancer_id
+        else:
+            recipient, other = freelancer_id, client_id
         zone = zones.get(recipient, UTC_ZONE) if zones else UTC_ZONE
         context = contexts.get(zone)
         if context is None:
             context = contexts[zone] = _context(event, zone, erased_list)
         values, details = context
+        row_details = details.copy()
+        row_details["other_party"] = {"id": other, "role": row_rule.other_role}
+        if calendar_details is not None:
+            row_details["calendar"] = calendar_details
         rows.append(
             {
-                "id": notification_id(source, rule.to),
+                "id": _uuid5_of(named + row_rule.id_suffix),
                 "recipient_id": recipient,
                 "recipient_role": rule.to,
                 "kind": rule.kind,
-                "type": rule.notification_type,
+                "type": row_rule.type,
                 "title": rule.title,
                 "message": rule.template.format_map(values),
                 "interview_id": interview_id,
-                "job_id": event.job_id,
+                "job_id": job_id,
                 "event_id": event_id,
-                "position": event.position,
-                "occurred_at": event.occurred_at,
+                "position": position,
+                "occurred_at": occurred_at,
                 "created_at": created_at,
                 "read_at": None,
-                "details": {
-                    **details,
-                    "other_party": {"id": other, "role": _OTHER[rule.to]},
-                    **extra,
-                },
+                "details": row_details,
                 "key_id": key_id,
                 "message_redacted": (
                     rule.template.format_map(_shredded(values, sealed)) if sealed else None
                 ),
-                "erased_fields": list(erased),
+                "erased_fields": erased_fields,
             }
         )
     return rows
