@@ -233,13 +233,8 @@ class Command:
         prepared = self._prepared(call) if self.on_loop else None
         if prepared is None:
             return await in_command_thread(self.threads, run_command, response, call, now)
-        try:
+        with api_errors(now):
             result = await self.app.execute_on_loop(prepared, self.threads.run)
-        except Exception as error:
-            mapped = api_error(error, now)
-            if mapped is error:
-                raise
-            raise mapped from None
         return answered(response, result)
 
     def _prepared(self, call: Callable[[], CommandResult]) -> PreparedCommand | None:
@@ -294,14 +289,22 @@ def run_command(
     it keeps): the command's JSON rendered once, its ``ETag``, and
     ``Idempotent-Replayed`` on a replay. Domain and use-case errors become
     :class:`ApiError` with their status."""
-    try:
+    with api_errors(now):
         result = call()
+    return answered(response, result)
+
+
+@contextlib.contextmanager
+def api_errors(now: datetime | None = None) -> Iterator[None]:
+    """The block's domain and use-case errors raised as their HTTP answer
+    (``api_error``); anything else as it is."""
+    try:
+        yield
     except Exception as error:
         mapped = api_error(error, now)
         if mapped is error:
             raise
         raise mapped from None
-    return answered(response, result)
 
 
 def api_error(error: Exception, now: datetime | None = None) -> Exception:
