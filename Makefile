@@ -35,7 +35,7 @@ test: install
 	$(BIN)/ruff format --check services tests bench
 	$(BIN)/python -m mypy
 	@scripts/chromium.sh
-	@eval "$$(scripts/services.sh start)" && \
+	@started="$$(scripts/services.sh start)" && eval "$$started" && \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Only the tests that need no infrastructure.
@@ -46,11 +46,11 @@ test-fast: install
 ## writes bench/results.json. `make bench BENCH="commands relay"` runs some modules only
 ## (results then go to /tmp/bench-results.json). BENCH_SECONDS, BENCH_WORKERS tune it.
 bench: install
-	@eval "$$(scripts/services.sh start)" && $(BIN)/python -m bench $(BENCH)
+	@started="$$(scripts/services.sh start)" && eval "$$started" && $(BIN)/python -m bench $(BENCH)
 
 ## The long versions: longer windows, more events.
 bench-full: install
-	@eval "$$(scripts/services.sh start)" && BENCH_FULL=1 $(BIN)/python -m bench $(BENCH)
+	@started="$$(scripts/services.sh start)" && eval "$$started" && BENCH_FULL=1 $(BIN)/python -m bench $(BENCH)
 
 lint: install
 	$(BIN)/ruff check services tests bench
