@@ -15,7 +15,6 @@ import pytest
 from eventsourcing.persistence import Recording
 
 from services.common.loop_threads import WouldBlockError, may_block, on_the_loop
-from services.interviews.adapters.group_commit import GroupCommitter
 from services.interviews.application import (
     CommandResult,
     InterviewsApplication,
@@ -23,24 +22,30 @@ from services.interviews.application import (
 )
 from services.interviews.domain import TransitionNotAllowedError
 from tests.conftest import FakeClock
-from tests.unit.test_use_cases import CLIENT, FREELANCER, JOB, LogPositions, ctx, invite, kinds
+from tests.unit.test_use_cases import (
+    CLIENT,
+    FREELANCER,
+    JOB,
+    LogPositions,
+    RivalFirstCommitter,
+    ctx,
+    invite,
+    kinds,
+)
 
 pytestmark = pytest.mark.unit
 
 
-class RivalFirstAsyncCommitter:
-    """The real ``GroupCommitter``; a rival queued with ``before_next_commit`` is
-    committed (in a thread, as another request would) just before the next
-    command's commit, which then holds stale versions."""
+class RivalFirstAsyncCommitter(RivalFirstCommitter):
+    """``RivalFirstCommitter`` for commits awaited on the loop: a rival queued with
+    ``before_next_commit`` is committed (in a thread, as another request would)
+    just before the next awaited commit, which then holds stale versions; a
+    commit from a thread goes straight through (counted)."""
 
     def __init__(self, record: RecordBatch) -> None:
-        self.inner = GroupCommitter(record)
-        self.rivals: list[Callable[[], object]] = []
+        super().__init__(record)
         self.loop_commits = 0
         self.thread_commits = 0
-
-    def before_next_commit(self, rival: Callable[[], object]) -> None:
-        self.rivals.append(rival)
 
     def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]:
         self.thread_commits += 1
@@ -51,13 +56,6 @@ class RivalFirstAsyncCommitter:
             await asyncio.to_thread(self.rivals.pop(0))
         self.loop_commits += 1
         return await self.inner.commit_async(aggregates)
-
-    @property
-    def batches(self) -> int:
-        return self.inner.batches
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.fixture
