@@ -14,17 +14,9 @@ import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from services.interviews.adapters.group_commit import GroupCommitter
+from tests.unit.test_group_commit_spans import Aggregate
 
 pytestmark = pytest.mark.unit
-
-
-class Aggregate:
-    def __init__(self, *events: Any) -> None:
-        self.pending = list(events)
-
-    def collect_events(self) -> list[Any]:
-        events, self.pending = self.pending, []
-        return events
 
 
 class Store:
