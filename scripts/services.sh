@@ -344,7 +344,7 @@ kafka_running() {
   [[ -f $KPID ]] || return 1
   local pid
   pid=$(cat "$KPID")
-  [[ -n $pid ]] && alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$KPROPS"
+  [[ -n $pid ]] && alive "$pid" && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$KPROPS"
 }
 
 # The pid of a broker of ours (java with our server.properties) that the pid file
@@ -354,7 +354,7 @@ kafka_stray() {
   for dir in /proc/[0-9]*; do
     pid=${dir#/proc/}
     [[ -f $KPID && $pid == "$(cat "$KPID")" ]] && continue
-    if tr '\0' ' ' <"$dir/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $KPROPS"; then
+    if tr '\0' ' ' 2>/dev/null <"$dir/cmdline" | grep -qF "kafka.Kafka $KPROPS"; then
       echo "$pid"
       return
     fi
