@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import threading
 import time
 import uuid
@@ -39,6 +38,8 @@ from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .randomness import random_bytes
 
 ALG = "A256GCM"
 SEALED_KEYS = frozenset({"key_id", "alg", "nonce", "ciphertext"})
@@ -159,7 +160,7 @@ def is_sealed(value: object) -> bool:
 def seal(key: bytes, key_id: str, text: str) -> dict[str, str]:
     """Encrypts ``text`` under ``key`` with a fresh random 96-bit nonce; the result
     is the JSON-ready sealed field (a :class:`SealedValue`)."""
-    nonce = os.urandom(12)
+    nonce = random_bytes(12)  # os.urandom's bytes, without a GIL release per call
     ciphertext = _cipher(key).encrypt(nonce, text.encode("utf-8"), key_id.encode("utf-8"))
     return SealedValue(key_id=key_id, alg=ALG, nonce=_b64(nonce), ciphertext=_b64(ciphertext))
 
