@@ -48,10 +48,12 @@ from typing import Any
 from .common import (
     ROOT,
     Context,
+    cpu_budget,
     delete_topics,
     figure,
     free_port,
     fresh_database,
+    process_cpu_seconds,
     python,
     server,
 )
@@ -202,10 +204,20 @@ def noop_http(ctx: Context) -> dict[str, Any]:
             await conn.call("POST", "/noop", body)
 
         env = {"PORT": str(port), "WORKERS": str(ctx.workers)}
-        with server([python(), "-m", "bench.noop_app"], port, env, scratch_dir(ctx) / "noop.log"):
-            rates, _ = run_load(
+        log = scratch_dir(ctx) / "noop.log"
+        with server([python(), "-m", "bench.noop_app"], port, env, log) as proc:
+            before, client_before = process_cpu_seconds(proc.pid), time.process_time()
+            rates, stats = run_load(
                 "127.0.0.1", port, CLIENTS, scenario, WARMUP, ctx.seconds, ctx.repetitions
             )
+            after, client = process_cpu_seconds(proc.pid), time.process_time() - client_before
+        if before is not None and after is not None and stats.done:
+            requests = len(stats.done)
+            parties = {
+                "server": (after - before) * 1000 / requests,
+                "load generator": client * 1000 / requests,
+            }
+            print(cpu_budget("B1 budget", parties, "request"), flush=True)
         return figure(f"B1_http_noop_fastapi_{CLIENTS}clients_{ctx.workers}w", rates, "requests/s")
 
     return ctx.once("B1", measure)

@@ -19,6 +19,7 @@ import random
 import secrets
 import statistics
 import tempfile
+import time
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,9 +30,11 @@ from typing import Any
 from . import baselines
 from .common import (
     Context,
+    cpu_budget,
     figure,
     free_port,
     fresh_database,
+    postgres_cpu_seconds,
     print_figure,
     process_cpu_seconds,
     python,
@@ -133,7 +136,10 @@ def interview_commands(
         args += ["--workers", str(workers)]
     with server(args, port, env, tmp / "interviews.log", ready_path="/readyz") as proc:
         before = process_cpu_seconds(proc.pid)
+        database_before, client_before = postgres_cpu_seconds(), time.process_time()
         rates, stats = run_load("127.0.0.1", port, CLIENTS, hiring, warmup, seconds, windows)
+        database = postgres_cpu_seconds() - database_before
+        client = time.process_time() - client_before
         after = process_cpu_seconds(proc.pid)
         try:
             counters = scrape(port)
@@ -150,6 +156,13 @@ def interview_commands(
             f" transactions: {events / batches:.1f} events per transaction)",
             flush=True,
         )
+    if cpu_ms is not None and commands:
+        # Where the machine's CPU went: what the goals relative to B1 and B2 leave
+        # to the service once the load generator and the database had theirs.
+        parties = {"server": cpu_ms, "load generator": client * 1000 / commands}
+        if url is not None:
+            parties["PostgreSQL"] = database * 1000 / commands
+        print(cpu_budget("budget", parties, "command"), flush=True)
     return rates, stats.latencies, stats.errors, cpu_ms
 
 

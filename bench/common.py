@@ -310,6 +310,37 @@ def process_cpu_seconds(pid: int, tree: bool = True) -> float | None:
     return total
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU time of every PostgreSQL process on the machine (its
+    server and backends, by process name): the database's share of a budget,
+    read before and after a run. The bench's PostgreSQL is the only one here."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def cpu_budget(label: str, per_unit: dict[str, float], unit: str) -> str:
+    """One line saying where each ``unit``'s CPU went (ms per party) and the rate
+    the machine's cores allow when they do nothing else."""
+    total = sum(per_unit.values())
+    cores = os.cpu_count() or 1
+    parts = ", ".join(f"{name} {ms:.2f}" for name, ms in per_unit.items())
+    ceiling = cores * 1000 / total if total > 0 else float("inf")
+    return (
+        f"  ({label}: CPU ms per {unit}: {parts}; {total:.2f} in all, so {cores} cores allow"
+        f" at most {ceiling:,.0f} {unit}s/s)"
+    )
+
+
 def rss_mb(pid: int) -> list[float]:
     """Resident set size (MB) of ``pid`` and each of its descendants."""
     sizes = []
