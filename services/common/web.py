@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -30,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .auth import AuthError, Principal, decode_token
 from .docs import DOCS_ASSETS_URL, install_offline_docs
 from .logs import bind_log_context, trace_id_from, unbind_log_context
+from .randomness import random_uuid
 from .readiness import schema_problem
 from .tracing import ServerSpans
 
@@ -313,7 +313,8 @@ class RequestMiddleware:
             return
         start = time.perf_counter()
         given, correlation, traceparent, declared = _request_headers(scope)
-        request_id = given if given and len(given) <= 128 else uuid.uuid4().hex
+        # random_uuid: os.urandom's bytes without a GIL release on the event loop per request
+        request_id = given if given and len(given) <= 128 else random_uuid().hex
         scope.setdefault("state", {})["request_id"] = request_id
         # The same correlation id the interviews API records on the events.
         correlation_id = correlation[:128] or request_id

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
+from ...common.randomness import random_uuid
 from ..domain import (
     DEFAULT_DURATION_MINUTES,
     SYSTEM,
@@ -72,7 +73,7 @@ class InterviewCommands(CommandExecution):
             job.check_can_invite(ctx.at, previous)
             interview = Interview.invite(
                 ctx,
-                interview_id=uuid4(),
+                interview_id=random_uuid(),
                 job_id=job_id,
                 freelancer_id=freelancer_id,
                 message=message,

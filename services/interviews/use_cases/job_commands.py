@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID, uuid4, uuid5
+from uuid import UUID, uuid5
 
+from ...common.randomness import random_uuid
 from ..domain import CommandContext, Interview, Job, JobNotFoundError, NotAllowedError
 from ..domain.job import check_can_register
 from ..personal_data import sealing
@@ -92,7 +93,7 @@ class JobCommands(ApplicationCore):
         if ctx.actor.role != "client":
             raise NotAllowedError("only a client can create a job")
         if idempotency_key is None:
-            job_id = str(uuid4())
+            job_id = str(random_uuid())
         else:
             job_id = str(uuid5(JOB_ID_NAMESPACE, f"{ctx.actor.id}\x00{idempotency_key}"))
 
