@@ -321,10 +321,9 @@ def postgres_cpu_seconds() -> float:
         try:
             if (entry / "comm").read_text().strip() != "postgres":
                 continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # gone meanwhile
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total += process_cpu_seconds(int(entry.name), tree=False) or 0.0
     return total
 
 
